@@ -1,0 +1,212 @@
+//! The CPU backend: host tensors, SIMD matmul (see `kernels`), everything else in plain loops.
+
+pub mod kernels;
+
+use super::{AttentionMask, AttentionShape, Backend};
+use crate::config::Activation;
+use crate::tensor::Tensor;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Cpu;
+
+/// tanh-approximated GELU (`gelu_new`), as transformers' `NewGELUActivation`.
+#[inline]
+pub fn gelu_new(x: f32) -> f32 {
+    const C: f32 = 0.797_884_6; // sqrt(2/pi)
+    0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
+}
+
+/// exact GELU: `x * 0.5 * (1 + erf(x / sqrt(2)))`.
+#[inline]
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+#[inline]
+pub fn apply_act(x: f32, act: Activation) -> f32 {
+    match act {
+        Activation::Relu => x.max(0.0),
+        Activation::Gelu => gelu(x),
+        Activation::GeluNew => gelu_new(x),
+        Activation::Silu => silu(x),
+    }
+}
+
+impl Backend for Cpu {
+    type Tensor = Tensor;
+    type Weight = Tensor;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn upload(&self, t: Tensor) -> Tensor {
+        t
+    }
+
+    fn download(&self, t: &Tensor) -> Tensor {
+        t.clone()
+    }
+
+    fn upload_weight(&self, w: Tensor) -> Tensor {
+        w
+    }
+
+    fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
+        &t.shape
+    }
+
+    fn embedding(&self, table: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
+        let d = table.cols();
+        let mut data = Vec::with_capacity(ids.len() * d);
+        for &id in ids {
+            data.extend_from_slice(table.row(id as usize));
+        }
+        let mut s = shape.to_vec();
+        s.push(d);
+        Tensor::new(s, data)
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor) -> Tensor {
+        let (m, k) = (x.rows(), x.cols());
+        let n = w.shape[0];
+        assert_eq!(w.cols(), k, "linear: input has {k} features, weight expects {}", w.cols());
+        let mut out = vec![0.0; m * n];
+        kernels::matmul_nt(m, n, k, &x.data, &w.data, &mut out);
+        let mut shape = x.shape.clone();
+        *shape.last_mut().unwrap() = n;
+        Tensor::new(shape, out)
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Tensor {
+        let d = x.cols();
+        let mut out = Vec::with_capacity(x.numel());
+        for r in 0..x.rows() {
+            let row = x.row(r);
+            let var = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            out.extend(row.iter().zip(&weight.data).map(|(v, w)| w * (v * inv)));
+        }
+        Tensor::new(x.shape.clone(), out)
+    }
+
+    fn add_assign(&self, x: &mut Tensor, y: &Tensor) {
+        assert_eq!(x.shape, y.shape);
+        x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b);
+    }
+
+    fn scale(&self, x: &mut Tensor, s: f32) {
+        x.data.iter_mut().for_each(|a| *a *= s);
+    }
+
+    fn activate(&self, x: &mut Tensor, act: Activation) {
+        x.data.iter_mut().for_each(|a| *a = apply_act(*a, act));
+    }
+
+    fn gated_activate(&self, gate: &mut Tensor, up: &Tensor, act: Activation) {
+        assert_eq!(gate.shape, up.shape);
+        gate.data.iter_mut().zip(&up.data).for_each(|(g, u)| *g = apply_act(*g, act) * u);
+    }
+
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        bias: Option<&Tensor>,
+        mask: AttentionMask<'_>,
+        s: AttentionShape,
+    ) -> Tensor {
+        let inner = s.heads * s.head_dim;
+        let mut out = vec![0.0f32; s.batch * s.q_len * inner];
+        let mut scores = vec![0.0f32; s.kv_len];
+        // per (batch, head): gather K and V of this head contiguously once
+        let mut kh = vec![0.0f32; s.kv_len * s.head_dim];
+        let mut vh = vec![0.0f32; s.kv_len * s.head_dim];
+        for b in 0..s.batch {
+            let key_mask = mask.key_mask.map(|m| &m[b * s.kv_len..(b + 1) * s.kv_len]);
+            for h in 0..s.heads {
+                for j in 0..s.kv_len {
+                    let src = (b * s.kv_len + j) * inner + h * s.head_dim;
+                    kh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&k.data[src..src + s.head_dim]);
+                    vh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&v.data[src..src + s.head_dim]);
+                }
+                for i in 0..s.q_len {
+                    let qo = (b * s.q_len + i) * inner + h * s.head_dim;
+                    let qrow = &q.data[qo..qo + s.head_dim];
+                    kernels::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
+                    let visible = |j: usize| {
+                        key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i)
+                    };
+                    let mut max = f32::NEG_INFINITY;
+                    for j in 0..s.kv_len {
+                        if let Some(bias) = bias {
+                            scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
+                        }
+                        if visible(j) {
+                            max = max.max(scores[j]);
+                        }
+                    }
+                    let mut sum = 0.0f32;
+                    for j in 0..s.kv_len {
+                        let e = if visible(j) { (scores[j] - max).exp() } else { 0.0 };
+                        scores[j] = e;
+                        sum += e;
+                    }
+                    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+                    let o = &mut out[qo..qo + s.head_dim];
+                    for j in 0..s.kv_len {
+                        let p = scores[j] * inv;
+                        if p != 0.0 {
+                            let vr = &vh[j * s.head_dim..(j + 1) * s.head_dim];
+                            o.iter_mut().zip(vr).for_each(|(a, v)| *a += p * v);
+                        }
+                    }
+                }
+            }
+        }
+        Tensor::new(vec![s.batch, s.q_len, inner], out)
+    }
+
+    fn cat_seq(&self, a: &Tensor, b: &Tensor) -> Tensor {
+        let (batch, s1, d) = (a.shape[0], a.shape[1], a.shape[2]);
+        let s2 = b.shape[1];
+        assert_eq!((b.shape[0], b.shape[2]), (batch, d));
+        let mut data = Vec::with_capacity((s1 + s2) * batch * d);
+        for r in 0..batch {
+            data.extend_from_slice(&a.data[r * s1 * d..(r + 1) * s1 * d]);
+            data.extend_from_slice(&b.data[r * s2 * d..(r + 1) * s2 * d]);
+        }
+        Tensor::new(vec![batch, s1 + s2, d], data)
+    }
+
+    fn last_position(&self, x: &Tensor) -> Tensor {
+        let (batch, seq, d) = (x.shape[0], x.shape[1], x.shape[2]);
+        let mut data = Vec::with_capacity(batch * d);
+        for r in 0..batch {
+            let o = (r * seq + seq - 1) * d;
+            data.extend_from_slice(&x.data[o..o + d]);
+        }
+        Tensor::new(vec![batch, 1, d], data)
+    }
+
+    fn argmax_rows(&self, x: &Tensor) -> Vec<u32> {
+        (0..x.rows())
+            .map(|r| {
+                let row = x.row(r);
+                let mut best = 0;
+                for (j, &v) in row.iter().enumerate() {
+                    if v > row[best] || (row[best].is_nan() && !v.is_nan()) {
+                        best = j;
+                    }
+                }
+                best as u32
+            })
+            .collect()
+    }
+}

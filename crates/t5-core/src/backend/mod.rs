@@ -1,0 +1,78 @@
+//! The backend interface: the few operations a T5 forward pass needs. Model code is written
+//! against this trait only and never knows which device runs it; a backend keeps tensors and
+//! weights in whatever resident form suits it (host `Vec<f32>` on the CPU, GPU buffers later).
+//!
+//! Conventions: activations are `[rows, cols]` matrices whose rows are `batch * seq` positions
+//! (shape kept as `[batch, seq, cols]`); linear weights are stored as transformers stores them,
+//! `[out_features, in_features]`.
+
+pub mod cpu;
+
+use crate::config::Activation;
+use crate::tensor::Tensor;
+
+/// Which keys each query may attend to.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionMask<'a> {
+    /// `[batch, key_len]`, 1 = attend, 0 = padding. `None`: all keys visible.
+    pub key_mask: Option<&'a [u32]>,
+    /// Causal masking: query `i` (absolute position `offset + i`) sees keys `j <= offset + i`.
+    pub causal_offset: Option<usize>,
+}
+
+/// Shapes of one multi-head attention call.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionShape {
+    pub batch: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub q_len: usize,
+    pub kv_len: usize,
+}
+
+pub trait Backend {
+    /// An activation tensor resident on the device.
+    type Tensor: Clone;
+    /// A linear weight (or embedding table) resident on the device, `[out, in]`.
+    type Weight;
+
+    fn name(&self) -> &'static str;
+
+    fn upload(&self, t: Tensor) -> Self::Tensor;
+    fn download(&self, t: &Self::Tensor) -> Tensor;
+    fn upload_weight(&self, w: Tensor) -> Self::Weight;
+    fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize];
+
+    /// Rows of `table` (`[vocab, d]`) for `ids`, shaped `shape + [d]`.
+    fn embedding(&self, table: &Self::Weight, ids: &[u32], shape: &[usize]) -> Self::Tensor;
+    /// `x @ w^T`: `[.., in]` → `[.., out]`.
+    fn linear(&self, x: &Self::Tensor, w: &Self::Weight) -> Self::Tensor;
+    /// T5's layer norm: `x * rsqrt(mean(x^2) + eps) * weight` (no mean subtraction, no bias).
+    fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Tensor, eps: f32) -> Self::Tensor;
+    /// `x += y` (residual connections).
+    fn add_assign(&self, x: &mut Self::Tensor, y: &Self::Tensor);
+    /// `x *= s`.
+    fn scale(&self, x: &mut Self::Tensor, s: f32);
+    /// `act(x)` in place.
+    fn activate(&self, x: &mut Self::Tensor, act: Activation);
+    /// `act(gate) * up`, the gated feed-forward of T5 v1.1, in place into `gate`.
+    fn gated_activate(&self, gate: &mut Self::Tensor, up: &Self::Tensor, act: Activation);
+    /// T5 attention (no `1/sqrt(d)` scaling): `softmax(q k^T + bias + mask) v` per head.
+    /// q: `[batch, q_len, heads*head_dim]`, k/v: `[batch, kv_len, heads*head_dim]`,
+    /// bias: `[heads, q_len, kv_len]` shared over the batch, or `None` (cross-attention).
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        mask: AttentionMask<'_>,
+        shape: AttentionShape,
+    ) -> Self::Tensor;
+    /// Concatenate `[batch, s1, d]` and `[batch, s2, d]` along the sequence (KV cache growth).
+    fn cat_seq(&self, a: &Self::Tensor, b: &Self::Tensor) -> Self::Tensor;
+    /// Rows `[batch, seq, d]` → `[batch, 1, d]` taking position `seq - 1` of each batch row.
+    fn last_position(&self, x: &Self::Tensor) -> Self::Tensor;
+    /// Index of the largest value of each row (first one on ties, as torch.argmax).
+    fn argmax_rows(&self, x: &Self::Tensor) -> Vec<u32>;
+}

@@ -1,0 +1,461 @@
+//! The T5 model, read top to bottom like transformers' `modeling_t5.py`:
+//! weights → attention / feed-forward → blocks → encoder stack → decoder stack with cache → LM head.
+//! Generic over the backend; nothing here knows which device runs it.
+
+use crate::backend::{AttentionMask, AttentionShape, Backend};
+use crate::config::{FeedForwardKind, T5Config};
+use crate::error::{Result, T5Error};
+use crate::position::compute_bias;
+use crate::tensor::Tensor;
+use crate::weights::WeightStore;
+
+/// Which parts of the checkpoint a head needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// `T5ForConditionalGeneration`: encoder, decoder, LM head.
+    ConditionalGeneration,
+    /// `T5Model`: encoder and decoder, no head.
+    Model,
+    /// `T5EncoderModel`: encoder only.
+    Encoder,
+}
+
+impl ModelKind {
+    fn has_decoder(self) -> bool {
+        self != ModelKind::Encoder
+    }
+}
+
+/// A batch of token ids with its attention mask, `[batch, seq]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub ids: Vec<u32>,
+    /// 1 = real token, 0 = padding.
+    pub mask: Vec<u32>,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+impl Batch {
+    pub fn new(ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -> Result<Self> {
+        if batch == 0 || seq == 0 {
+            return Err(T5Error::BadInput(format!("empty input: batch {batch}, sequence length {seq}")));
+        }
+        if ids.len() != batch * seq {
+            return Err(T5Error::BadInput(format!("{} ids for a [{batch}, {seq}] batch", ids.len())));
+        }
+        let mask = mask.unwrap_or_else(|| vec![1; ids.len()]);
+        if mask.len() != ids.len() {
+            return Err(T5Error::BadInput(format!("attention_mask has {} values, input_ids {}", mask.len(), ids.len())));
+        }
+        if mask.iter().any(|&m| m > 1) {
+            return Err(T5Error::BadInput("attention_mask values must be 0 or 1".into()));
+        }
+        Ok(Batch { ids, mask, batch, seq })
+    }
+
+    /// An unpadded batch from equal-length rows.
+    pub fn from_rows(rows: &[Vec<u32>]) -> Result<Self> {
+        let seq = rows.first().map_or(0, |r| r.len());
+        if rows.iter().any(|r| r.len() != seq) {
+            return Err(T5Error::BadInput("rows of different lengths need padding and a mask".into()));
+        }
+        Batch::new(rows.concat(), None, rows.len(), seq)
+    }
+}
+
+struct Attention<B: Backend> {
+    q: B::Weight,
+    k: B::Weight,
+    v: B::Weight,
+    o: B::Weight,
+}
+
+struct FeedForward<B: Backend> {
+    kind: FeedForwardKind,
+    /// `wi` (plain) or `wi_0` (gated: goes through the activation)
+    wi: B::Weight,
+    /// `wi_1` of the gated form
+    wi_1: Option<B::Weight>,
+    wo: B::Weight,
+}
+
+struct Block<B: Backend> {
+    self_norm: B::Tensor,
+    self_attn: Attention<B>,
+    /// decoder blocks only: `layer.1` EncDecAttention
+    cross: Option<(B::Tensor, Attention<B>)>,
+    ff_norm: B::Tensor,
+    ff: FeedForward<B>,
+}
+
+struct Stack<B: Backend> {
+    blocks: Vec<Block<B>>,
+    final_norm: B::Tensor,
+    /// `block.0.layer.0.SelfAttention.relative_attention_bias.weight`, `[num_buckets, heads]`, shared by all layers.
+    relative_bias: Tensor,
+}
+
+/// Per-layer keys/values for incremental decoding. Cross-attention K/V are projected once from
+/// the encoder output; self-attention K/V grow by one position per step.
+pub struct DecoderCache<B: Backend> {
+    self_kv: Vec<Option<(B::Tensor, B::Tensor)>>,
+    cross_kv: Vec<(B::Tensor, B::Tensor)>,
+    encoder_mask: Vec<u32>,
+    encoder_len: usize,
+    batch: usize,
+    past_len: usize,
+}
+
+impl<B: Backend> DecoderCache<B> {
+    pub fn past_len(&self) -> usize {
+        self.past_len
+    }
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+}
+
+/// Host-side outputs of a full forward pass.
+#[derive(Debug, Clone)]
+pub struct Seq2SeqOutput {
+    pub encoder_last_hidden_state: Tensor,
+    /// decoder output after the final layer norm (before the LM head rescale)
+    pub decoder_last_hidden_state: Option<Tensor>,
+    pub logits: Option<Tensor>,
+    pub loss: Option<f32>,
+}
+
+pub struct T5<B: Backend> {
+    pub config: T5Config,
+    pub kind: ModelKind,
+    backend: B,
+    shared: B::Weight,
+    encoder: Stack<B>,
+    decoder: Option<Stack<B>>,
+    /// `None` with a decoder: the head is tied to `shared`.
+    lm_head: Option<B::Weight>,
+}
+
+struct Loader<'a, B: Backend> {
+    store: &'a WeightStore,
+    backend: &'a B,
+    cfg: &'a T5Config,
+}
+
+impl<'a, B: Backend> Loader<'a, B> {
+    fn weight(&self, name: &str, shape: &[usize]) -> Result<B::Weight> {
+        Ok(self.backend.upload_weight(self.store.get(name, shape)?))
+    }
+    fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
+        Ok(self.backend.upload(self.store.get(name, &[len])?))
+    }
+    fn attention(&self, prefix: &str) -> Result<Attention<B>> {
+        let (d, inner) = (self.cfg.d_model, self.cfg.inner_dim());
+        Ok(Attention {
+            q: self.weight(&format!("{prefix}.q.weight"), &[inner, d])?,
+            k: self.weight(&format!("{prefix}.k.weight"), &[inner, d])?,
+            v: self.weight(&format!("{prefix}.v.weight"), &[inner, d])?,
+            o: self.weight(&format!("{prefix}.o.weight"), &[d, inner])?,
+        })
+    }
+    fn feed_forward(&self, prefix: &str) -> Result<FeedForward<B>> {
+        let (d, ff) = (self.cfg.d_model, self.cfg.d_ff);
+        let kind = self.cfg.feed_forward()?;
+        let (wi, wi_1) = if kind.gated {
+            (self.weight(&format!("{prefix}.wi_0.weight"), &[ff, d])?, Some(self.weight(&format!("{prefix}.wi_1.weight"), &[ff, d])?))
+        } else {
+            (self.weight(&format!("{prefix}.wi.weight"), &[ff, d])?, None)
+        };
+        Ok(FeedForward { kind, wi, wi_1, wo: self.weight(&format!("{prefix}.wo.weight"), &[d, ff])? })
+    }
+    fn stack(&self, name: &str, layers: usize, is_decoder: bool) -> Result<Stack<B>> {
+        let d = self.cfg.d_model;
+        let mut blocks = Vec::with_capacity(layers);
+        for i in 0..layers {
+            let p = format!("{name}.block.{i}.layer");
+            let ff_layer = if is_decoder { 2 } else { 1 };
+            blocks.push(Block {
+                self_norm: self.vector(&format!("{p}.0.layer_norm.weight"), d)?,
+                self_attn: self.attention(&format!("{p}.0.SelfAttention"))?,
+                cross: if is_decoder {
+                    Some((self.vector(&format!("{p}.1.layer_norm.weight"), d)?, self.attention(&format!("{p}.1.EncDecAttention"))?))
+                } else {
+                    None
+                },
+                ff_norm: self.vector(&format!("{p}.{ff_layer}.layer_norm.weight"), d)?,
+                ff: self.feed_forward(&format!("{p}.{ff_layer}.DenseReluDense"))?,
+            });
+        }
+        Ok(Stack {
+            blocks,
+            final_norm: self.vector(&format!("{name}.final_layer_norm.weight"), d)?,
+            relative_bias: self.store.get(
+                &format!("{name}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
+                &[self.cfg.relative_attention_num_buckets, self.cfg.num_heads],
+            )?,
+        })
+    }
+}
+
+impl<B: Backend> T5<B> {
+    /// Build the model from a checkpoint, checking every tensor the config implies.
+    pub fn load(config: T5Config, store: &WeightStore, kind: ModelKind, backend: B) -> Result<Self> {
+        config.validate()?;
+        if config.num_layers == 0 {
+            return Err(T5Error::BadConfig("num_layers must be positive".into()));
+        }
+        if kind.has_decoder() && config.decoder_layers() == 0 {
+            return Err(T5Error::BadConfig("num_decoder_layers must be positive".into()));
+        }
+        let l = Loader { store, backend: &backend, cfg: &config };
+        let emb_shape = [config.vocab_size, config.d_model];
+        let shared_name = ["shared.weight", "encoder.embed_tokens.weight"].into_iter().find(|n| store.contains(n)).unwrap_or("shared.weight");
+        let shared = l.weight(shared_name, &emb_shape)?;
+        let encoder = l.stack("encoder", config.num_layers, false)?;
+        let decoder = if kind.has_decoder() { Some(l.stack("decoder", config.decoder_layers(), true)?) } else { None };
+        // The head: `lm_head.weight` whenever the file has it; tied to `shared` otherwise.
+        let lm_head = if kind == ModelKind::ConditionalGeneration {
+            if store.contains("lm_head.weight") {
+                Some(l.weight("lm_head.weight", &emb_shape)?)
+            } else if !config.tie_word_embeddings {
+                return Err(T5Error::MissingTensor("lm_head.weight".into()));
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head })
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn eps(&self) -> f32 {
+        self.config.layer_norm_epsilon as f32
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.config.vocab_size) {
+            return Err(T5Error::BadInput(format!("token id {bad} is outside the vocabulary of {}", self.config.vocab_size)));
+        }
+        Ok(())
+    }
+
+    fn attention_shape(&self, batch: usize, q_len: usize, kv_len: usize) -> AttentionShape {
+        AttentionShape { batch, heads: self.config.num_heads, head_dim: self.config.d_kv, q_len, kv_len }
+    }
+
+    fn feed_forward(&self, ff: &FeedForward<B>, x: &B::Tensor) -> B::Tensor {
+        let be = &self.backend;
+        let mut h = be.linear(x, &ff.wi);
+        match &ff.wi_1 {
+            Some(wi_1) => be.gated_activate(&mut h, &be.linear(x, wi_1), ff.kind.act),
+            None => be.activate(&mut h, ff.kind.act),
+        }
+        be.linear(&h, &ff.wo)
+    }
+
+    /// Encoder stack: embeddings → blocks (self-attention with bidirectional relative bias and the
+    /// padding mask, feed-forward; pre-norm residuals) → final layer norm. `[batch, seq, d_model]`.
+    pub fn encode(&self, input: &Batch) -> Result<B::Tensor> {
+        self.check_ids(&input.ids)?;
+        let be = &self.backend;
+        let enc = &self.encoder;
+        let (b, s) = (input.batch, input.seq);
+        let mut x = be.embedding(&self.shared, &input.ids, &[b, s]);
+        let bias = be.upload(compute_bias(&enc.relative_bias, s, s, 0, true, self.config.relative_attention_max_distance));
+        let mask = AttentionMask { key_mask: Some(&input.mask), causal_offset: None };
+        for block in &enc.blocks {
+            let h = be.rms_norm(&x, &block.self_norm, self.eps());
+            let a = &block.self_attn;
+            let (q, k, v) = (be.linear(&h, &a.q), be.linear(&h, &a.k), be.linear(&h, &a.v));
+            let ctx = be.attention(&q, &k, &v, Some(&bias), mask, self.attention_shape(b, s, s));
+            be.add_assign(&mut x, &be.linear(&ctx, &a.o));
+            let h = be.rms_norm(&x, &block.ff_norm, self.eps());
+            be.add_assign(&mut x, &self.feed_forward(&block.ff, &h));
+        }
+        Ok(be.rms_norm(&x, &enc.final_norm, self.eps()))
+    }
+
+    fn decoder_stack(&self) -> Result<&Stack<B>> {
+        self.decoder.as_ref().ok_or_else(|| T5Error::BadInput("this model has no decoder (T5EncoderModel)".into()))
+    }
+
+    /// Start decoding against an encoder output: project each layer's cross-attention keys and
+    /// values once.
+    pub fn start_decoding(&self, encoder_hidden: &B::Tensor, encoder_mask: &[u32]) -> Result<DecoderCache<B>> {
+        let dec = self.decoder_stack()?;
+        let shape = self.backend.shape(encoder_hidden);
+        let (batch, encoder_len) = (shape[0], shape[1]);
+        if encoder_mask.len() != batch * encoder_len {
+            return Err(T5Error::BadInput("encoder mask does not match the encoder output".into()));
+        }
+        let cross_kv = dec
+            .blocks
+            .iter()
+            .map(|bl| {
+                let a = &bl.cross.as_ref().expect("decoder block has cross-attention").1;
+                (self.backend.linear(encoder_hidden, &a.k), self.backend.linear(encoder_hidden, &a.v))
+            })
+            .collect();
+        Ok(DecoderCache {
+            self_kv: (0..dec.blocks.len()).map(|_| None).collect(),
+            cross_kv,
+            encoder_mask: encoder_mask.to_vec(),
+            encoder_len,
+            batch,
+            past_len: 0,
+        })
+    }
+
+    /// Run the decoder stack on `ids` (`[batch, q_len]`, positions continuing the cache) and
+    /// return its output after the final layer norm, `[batch, q_len, d_model]`. Appends to the cache.
+    /// `decoder_mask`: optional `[batch, past_len + q_len]` padding mask of decoder positions.
+    pub fn decode(&self, cache: &mut DecoderCache<B>, ids: &[u32], q_len: usize, decoder_mask: Option<&[u32]>) -> Result<B::Tensor> {
+        let dec = self.decoder_stack()?;
+        let b = cache.batch;
+        if q_len == 0 || ids.len() != b * q_len {
+            return Err(T5Error::BadInput(format!("{} decoder ids for batch {b} × {q_len} positions", ids.len())));
+        }
+        self.check_ids(ids)?;
+        let kv_len = cache.past_len + q_len;
+        if let Some(m) = decoder_mask {
+            if m.len() != b * kv_len {
+                return Err(T5Error::BadInput(format!("decoder_attention_mask has {} values, expected {}", m.len(), b * kv_len)));
+            }
+        }
+        let be = &self.backend;
+        let mut x = be.embedding(&self.shared, ids, &[b, q_len]);
+        let bias = be.upload(compute_bias(&dec.relative_bias, q_len, kv_len, cache.past_len, false, self.config.relative_attention_max_distance));
+        let self_mask = AttentionMask { key_mask: decoder_mask, causal_offset: Some(cache.past_len) };
+        let cross_mask = AttentionMask { key_mask: Some(&cache.encoder_mask), causal_offset: None };
+        for (li, block) in dec.blocks.iter().enumerate() {
+            // self-attention over the cache plus the new positions
+            let h = be.rms_norm(&x, &block.self_norm, self.eps());
+            let a = &block.self_attn;
+            let (q, k_new, v_new) = (be.linear(&h, &a.q), be.linear(&h, &a.k), be.linear(&h, &a.v));
+            let (k, v) = match cache.self_kv[li].take() {
+                Some((k, v)) => (be.cat_seq(&k, &k_new), be.cat_seq(&v, &v_new)),
+                None => (k_new, v_new),
+            };
+            let ctx = be.attention(&q, &k, &v, Some(&bias), self_mask, self.attention_shape(b, q_len, kv_len));
+            cache.self_kv[li] = Some((k, v));
+            be.add_assign(&mut x, &be.linear(&ctx, &a.o));
+            // cross-attention to the encoder output (no position bias, encoder padding mask)
+            let (norm, ca) = block.cross.as_ref().expect("decoder block has cross-attention");
+            let h = be.rms_norm(&x, norm, self.eps());
+            let q = be.linear(&h, &ca.q);
+            let (ck, cv) = &cache.cross_kv[li];
+            let ctx = be.attention(&q, ck, cv, None, cross_mask, self.attention_shape(b, q_len, cache.encoder_len));
+            be.add_assign(&mut x, &be.linear(&ctx, &ca.o));
+            // feed-forward
+            let h = be.rms_norm(&x, &block.ff_norm, self.eps());
+            be.add_assign(&mut x, &self.feed_forward(&block.ff, &h));
+        }
+        cache.past_len = kv_len;
+        Ok(be.rms_norm(&x, &dec.final_norm, self.eps()))
+    }
+
+    /// LM head on decoder output: rescale by `d_model**-0.5` when the config says so
+    /// (tied embeddings in v4-era configs), then project onto the vocabulary.
+    pub fn lm_logits(&self, decoder_hidden: &B::Tensor) -> Result<B::Tensor> {
+        if self.kind != ModelKind::ConditionalGeneration {
+            return Err(T5Error::BadInput("this model has no LM head".into()));
+        }
+        let be = &self.backend;
+        let head = self.lm_head.as_ref().unwrap_or(&self.shared);
+        if self.config.scales_decoder_output() {
+            let mut h = decoder_hidden.clone();
+            be.scale(&mut h, (self.config.d_model as f32).powf(-0.5));
+            Ok(be.linear(&h, head))
+        } else {
+            Ok(be.linear(decoder_hidden, head))
+        }
+    }
+
+    /// transformers' `_shift_right`: prepend `decoder_start_token_id`, drop the last label,
+    /// replace -100 by `pad_token_id`.
+    pub fn shift_right(&self, labels: &[i64], batch: usize) -> Result<Vec<u32>> {
+        let start = self.config.decoder_start_token_id.ok_or_else(|| T5Error::BadConfig("decoder_start_token_id is not set".into()))?;
+        let pad = self.config.pad_token_id.ok_or_else(|| T5Error::BadConfig("pad_token_id is not set".into()))?;
+        if batch == 0 || labels.len() % batch != 0 {
+            return Err(T5Error::BadInput("labels do not split into the batch".into()));
+        }
+        let t = labels.len() / batch;
+        let mut out = Vec::with_capacity(labels.len());
+        for r in 0..batch {
+            out.push(start);
+            for &l in &labels[r * t..(r + 1) * t - 1] {
+                out.push(if l == -100 { pad } else { u32::try_from(l).map_err(|_| T5Error::BadInput(format!("label {l} is not a token id or -100")))? });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Full forward pass as transformers' `forward(input_ids, attention_mask, decoder_input_ids | labels,
+    /// decoder_attention_mask)`. With `labels` (`-100` ignored) and no decoder ids, the decoder input
+    /// is the labels shifted right, and the mean cross-entropy loss is returned.
+    pub fn forward(&self, input: &Batch, decoder_input_ids: Option<&[u32]>, labels: Option<&[i64]>, decoder_mask: Option<&[u32]>) -> Result<Seq2SeqOutput> {
+        let enc = self.encode(input)?;
+        let encoder_last_hidden_state = self.backend.download(&enc);
+        if self.kind == ModelKind::Encoder {
+            return Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state: None, logits: None, loss: None });
+        }
+        let shifted;
+        let dec_ids: &[u32] = match (decoder_input_ids, labels) {
+            (Some(ids), _) => ids,
+            (None, Some(l)) => {
+                shifted = self.shift_right(l, input.batch)?;
+                &shifted
+            }
+            (None, None) => return Err(T5Error::BadInput("decoder_input_ids or labels are required".into())),
+        };
+        if dec_ids.is_empty() || dec_ids.len() % input.batch != 0 {
+            return Err(T5Error::BadInput("decoder_input_ids do not split into the batch".into()));
+        }
+        let t = dec_ids.len() / input.batch;
+        let mut cache = self.start_decoding(&enc, &input.mask)?;
+        let hidden = self.decode(&mut cache, dec_ids, t, decoder_mask)?;
+        let decoder_last_hidden_state = Some(self.backend.download(&hidden));
+        if self.kind == ModelKind::Model {
+            return Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state, logits: None, loss: None });
+        }
+        let logits = self.backend.download(&self.lm_logits(&hidden)?);
+        let loss = match labels {
+            Some(l) => {
+                if l.len() != dec_ids.len() {
+                    return Err(T5Error::BadInput("labels and decoder_input_ids differ in length".into()));
+                }
+                Some(cross_entropy(&logits, l)?)
+            }
+            None => None,
+        };
+        Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state, logits: Some(logits), loss })
+    }
+}
+
+/// Mean cross-entropy over the positions whose label is not -100 (torch's `CrossEntropyLoss(ignore_index=-100)`).
+pub fn cross_entropy(logits: &Tensor, labels: &[i64]) -> Result<f32> {
+    let v = logits.cols();
+    if labels.len() != logits.rows() {
+        return Err(T5Error::BadInput("one label per logits row is required".into()));
+    }
+    let (mut total, mut count) = (0.0f64, 0usize);
+    for (r, &label) in labels.iter().enumerate() {
+        if label == -100 {
+            continue;
+        }
+        if label < 0 || label as usize >= v {
+            return Err(T5Error::BadInput(format!("label {label} is outside the vocabulary of {v}")));
+        }
+        let row = logits.row(r);
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
+        total += lse - row[label as usize] as f64;
+        count += 1;
+    }
+    Ok(if count == 0 { f32::NAN } else { (total / count as f64) as f32 })
+}

@@ -1,0 +1,132 @@
+//! Checkpoint reading: one or more safetensors files (sharded checkpoints list their files in
+//! `model.safetensors.index.json`), tensors looked up by transformers' names and converted
+//! from f32 / f16 / bf16 to f32 host tensors on demand, with shape checks that name the tensor.
+
+use crate::error::{Result, T5Error};
+use crate::tensor::Tensor;
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::collections::HashMap;
+
+struct Entry {
+    shard: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// The tensors of a checkpoint, possibly spread over several shard files.
+pub struct WeightStore {
+    shards: Vec<Vec<u8>>,
+    names: Vec<String>,
+    entries: HashMap<String, Entry>,
+}
+
+/// Parse a safetensors header and return (name → entry) with byte ranges into `bytes`.
+fn index_shard(bytes: &[u8], shard: usize, file: &str) -> Result<Vec<(String, Entry)>> {
+    let bad = |msg: String| T5Error::BadWeights { file: Some(file.to_string()), msg };
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+    let (header_len, _) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+    let data_start = 8 + header_len;
+    let base = bytes.as_ptr() as usize;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let data = view.data();
+        let start = data.as_ptr() as usize - base;
+        debug_assert!(start >= data_start);
+        out.push((name, Entry { shard, dtype: view.dtype(), shape: view.shape().to_vec(), start, end: start + data.len() }));
+    }
+    Ok(out)
+}
+
+impl WeightStore {
+    /// A store over the given shard files (name for error messages, bytes).
+    pub fn from_shards(files: Vec<(String, Vec<u8>)>) -> Result<Self> {
+        if files.is_empty() {
+            return Err(T5Error::BadWeights { file: None, msg: "no weight files given".into() });
+        }
+        let mut store = WeightStore { shards: Vec::new(), names: Vec::new(), entries: HashMap::new() };
+        for (file, bytes) in files {
+            store.add_shard(&file, bytes)?;
+        }
+        Ok(store)
+    }
+
+    pub fn new() -> Self {
+        WeightStore { shards: Vec::new(), names: Vec::new(), entries: HashMap::new() }
+    }
+
+    /// Add one safetensors file (a shard of the checkpoint).
+    pub fn add_shard(&mut self, file: &str, bytes: Vec<u8>) -> Result<()> {
+        let shard = self.shards.len();
+        for (name, entry) in index_shard(&bytes, shard, file)? {
+            if self.entries.contains_key(&name) {
+                return Err(T5Error::BadWeights { file: Some(file.to_string()), msg: format!("tensor {name:?} appears in two shards") });
+            }
+            self.names.push(name.clone());
+            self.entries.insert(name, entry);
+        }
+        self.shards.push(bytes);
+        Ok(())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|e| e.shape.as_slice())
+    }
+
+    /// The tensor `name` as f32, checked against `expected` shape.
+    pub fn get(&self, name: &str, expected: &[usize]) -> Result<Tensor> {
+        let e = self.entries.get(name).ok_or_else(|| T5Error::MissingTensor(name.to_string()))?;
+        if e.shape != expected {
+            return Err(T5Error::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found: e.shape.clone() });
+        }
+        let raw = &self.shards[e.shard][e.start..e.end];
+        let data: Vec<f32> = match e.dtype {
+            Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F16 => raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            Dtype::BF16 => raw.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            Dtype::F64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+            other => return Err(T5Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{other:?}") }),
+        };
+        Ok(Tensor::new(expected.to_vec(), data))
+    }
+
+    /// Free the raw bytes once every tensor has been converted.
+    pub fn into_nothing(self) {}
+}
+
+impl Default for WeightStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The shard file names listed in a `model.safetensors.index.json`, in first-use order.
+pub fn shard_files_from_index(index_json: &str) -> Result<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(index_json)
+        .map_err(|e| T5Error::BadWeights { file: Some("model.safetensors.index.json".into()), msg: e.to_string() })?;
+    let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| T5Error::BadWeights {
+        file: Some("model.safetensors.index.json".into()),
+        msg: "no \"weight_map\" object".into(),
+    })?;
+    let mut files: Vec<String> = Vec::new();
+    for f in map.values() {
+        let f = f.as_str().ok_or_else(|| T5Error::BadWeights {
+            file: Some("model.safetensors.index.json".into()),
+            msg: "weight_map values must be file names".into(),
+        })?;
+        if !files.iter().any(|x| x == f) {
+            files.push(f.to_string());
+        }
+    }
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,1 @@
+//! wasm-bindgen bindings (filled in below)
