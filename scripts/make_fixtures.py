@@ -44,6 +44,12 @@ tokenizer_config.json, special_tokens_map.json and spiece.model from shared t5-s
   oracle/buckets.json     T5Attention._relative_position_bucket for relative positions (key - query) -300..300.
   oracle/tokenizer.json   encode/decode of varied strings, padded batches, sentinels, clean_up_tokenization_spaces.
 
+Random weights come from transformers' own init (T5ForConditionalGeneration(config) after torch.manual_seed(seed));
+initializer_factor is 1.75 for tiny-t5 (with tied random embeddings a smaller factor makes greedy copy its input
+token forever) and 0.5 for tiny-t5-v1_1 (keeps the unscaled logits of order 10). The seed is the first one from 0
+whose greedy outputs are not degenerate (MIN_DISTINCT) and whose top-1/top-2 margin exceeds MIN_GAP_SELECT (for
+tiny-t5 also with the float16 weights); it is recorded in the oracle json.
+
 Tolerance rule for tests: |ours - oracle| <= 1e-4 + 4 * fp64_diff[name] elementwise against the float32 oracle
 tensor, where fp64_diff[name] = max |fp64 - fp32| of the same computation in float64 (model.double(), same
 weights); the same rule for the loss. Greedy sequences must match exactly (min_top_gap shows the margin).
@@ -65,6 +71,8 @@ from safetensors.torch import save_file
 import transformers
 from transformers import (
     AutoTokenizer,
+    DynamicCache,
+    EncoderDecoderCache,
     T5Config,
     T5EncoderModel,
     T5ForConditionalGeneration,
@@ -75,6 +83,7 @@ from transformers.models.t5.modeling_t5 import T5Attention
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 transformers.logging.set_verbosity_error()
+transformers.logging.disable_progress_bar()
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "test" / "fixtures"
@@ -113,10 +122,11 @@ DECODER_INPUT_IDS = [
     [0, 37, 625, 3, 9, 1782],
     [0, 32099, 8, 1247, 32098, 10],
 ]
+# chosen so that [0] + labels[:-1] differs from DECODER_INPUT_IDS in every row from position 1 on
 LABELS = [
-    [644, 4598, 229, 1, -100, -100],
-    [37, 625, 3, 9, 1782, 1],
-    [32099, 8, 1247, 32098, 1, -100],
+    [2739, 4083, 13, 1, -100, -100],
+    [8, 9238, 13, 8, 3, 1],
+    [32099, 1782, 32098, 5, 1, -100],
 ]
 MAX_NEW_TOKENS = 12
 
@@ -178,11 +188,25 @@ def version(pkg):
         return None
 
 
-def write_json(path, obj):
+def _dumps(obj, level):
+    """JSON with nested objects indented and lists of scalars kept on one line."""
+    pad, inner = " " * level, " " * (level + 1)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {_dumps(v, level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
+        return "[\n" + ",\n".join(inner + _dumps(v, level + 1) for v in obj) + "\n" + pad + "]"
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def write_json(path, obj, hf_style=False):
+    """hf_style: json.dumps(indent=2, sort_keys=True) as transformers writes config.json."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=2, sort_keys=True) if hf_style else _dumps(obj, 0)
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, ensure_ascii=False)
-        f.write("\n")
+        f.write(text + "\n")
 
 
 def copy_tokenizer(dst):
@@ -315,7 +339,6 @@ def tokenize(tok, texts):
 
 @torch.no_grad()
 def greedy(model, input_ids, attention_mask):
-    from transformers import DynamicCache, EncoderDecoderCache
     out = model.generate(
         input_ids,
         attention_mask=attention_mask,
@@ -500,7 +523,7 @@ def make_oracle(name, model_dir, input_ids, attention_mask, texts, seed, init_fa
     }
     if long_ids is not None:
         doc["long_text"] = long_text
-        doc["long_input_ids"] = long_ids.tolist()
+        doc["long_input_ids"] = long_ids[0].tolist()  # one row, no padding, EOS appended
     write_json(ORACLE / f"{name}.json", doc)
     print(f"  loss={doc['loss']:.6f} min_top_gap={gap:.4g} greedy={doc['greedy']['sequences']}")
     print(f"  max_abs={doc['max_abs']}\n  fp64_diff={doc['fp64_diff']}")
@@ -517,7 +540,8 @@ def make_buckets():
     for nb, md in [(32, 128), (16, 20)]:
         for bidir in [True, False]:
             b = T5Attention._relative_position_bucket(rel, bidirectional=bidir, num_buckets=nb, max_distance=md)
-            cases.append({"bidirectional": bidir, "num_buckets": nb, "max_distance": md, "buckets": b.tolist()})
+            cases.append({"bidirectional": bidir, "num_buckets": nb, "max_distance": md,
+                          "relative_positions": rel.tolist(), "buckets": b.tolist()})
     write_json(ORACLE / "buckets.json", {
         "source": "transformers.models.t5.modeling_t5.T5Attention._relative_position_bucket",
         "relative_position": "memory (key) position - query (context) position",
@@ -606,7 +630,7 @@ def main():
                             input_ids, attention_mask)
     d = FIX / "tiny-t5"
     v1.save_pretrained(d)
-    write_json(d / "config.json", v4_config_json(v1_cfg, "float32", None))
+    write_json(d / "config.json", v4_config_json(v1_cfg, "float32", None), hf_style=True)
     shutil.copyfile(SHARED / "generation_config.json", d / "generation_config.json")
     copy_tokenizer(d)
 
@@ -627,7 +651,7 @@ def main():
     # 3. tiny-t5-v1_1-sharded
     d = FIX / "tiny-t5-v1_1-sharded"
     copy.deepcopy(v11).to(torch.bfloat16).save_pretrained(d, max_shard_size="1MB")
-    write_json(d / "config.json", v4_config_json(v11_cfg, "bfloat16", False))
+    write_json(d / "config.json", v4_config_json(v11_cfg, "bfloat16", False), hf_style=True)
     copy_tokenizer(d)
 
     for n in MODEL_DIRS:

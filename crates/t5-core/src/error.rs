@@ -29,6 +29,9 @@ pub enum T5Error {
     /// Input longer than the configured maximum.
     #[error("input of {len} tokens is longer than the maximum of {max}")]
     InputTooLong { len: usize, max: usize },
+    /// A file the checkpoint needs is absent or unreadable.
+    #[error("missing file {0}")]
+    MissingFile(String),
     /// Tokenizer file could not be read or used.
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
@@ -46,6 +49,7 @@ impl T5Error {
             T5Error::UnsupportedDtype { .. } => "UnsupportedDtype",
             T5Error::BadInput(_) => "BadInput",
             T5Error::InputTooLong { .. } => "InputTooLong",
+            T5Error::MissingFile(_) => "MissingFile",
             T5Error::Tokenizer(_) => "Tokenizer",
         }
     }

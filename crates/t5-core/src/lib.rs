@@ -8,6 +8,8 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod generate;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod hub;
 pub mod model;
 pub mod position;
 pub mod tensor;

@@ -89,6 +89,11 @@ impl Tokenizer {
         self.model_max_length
     }
 
+    /// Whether `tokenizer_config.json` asks for left padding (`padding_side: "left"`).
+    pub fn pads_left(&self) -> bool {
+        self.padding_left
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

@@ -1,1 +1,515 @@
-//! wasm-bindgen bindings (filled in below)
+//! wasm-bindgen bindings of t5-core for the t5-web TypeScript facade.
+//!
+//! Exports:
+//! - [`WasmTokenizer`]: `tokenizer.json` (+ optional `tokenizer_config.json`) → encode / decode.
+//! - [`WasmModelBuilder`] → [`WasmModel`]: config text, optional generation config text, safetensors
+//!   shards added one at a time, then `build(kind)`; the raw shard bytes are dropped once built.
+//! - [`parse_config`] and [`shard_files_from_index`]: the engine's own parsing, for the facade.
+//!
+//! Errors: every `T5Error` becomes a JS `Error` whose `name` is `T5Error::code()` and whose message is
+//! its Display; the facade maps the name onto its typed error classes. Inputs are validated here
+//! before they reach the engine: the release profile aborts on panic, and an abort kills the wasm
+//! instance for every model living in it.
+
+use js_sys::{Array, Float32Array, Object, Reflect, Uint32Array};
+use serde_json::Value;
+use t5_core::config::{GenerationConfig, T5Config};
+use t5_core::generate::greedy;
+use t5_core::model::{Batch, ModelKind, T5};
+use t5_core::tokenizer::{EncodeOptions, Tokenizer};
+use t5_core::weights::{shard_files_from_index as core_shard_files, WeightStore};
+use t5_core::{Cpu, T5Error};
+use wasm_bindgen::prelude::*;
+
+type JsResult<T> = std::result::Result<T, JsValue>;
+
+/// A `T5Error` as a JS `Error` named by its code.
+fn js_err(e: T5Error) -> JsValue {
+    named_err(e.code(), &e.to_string())
+}
+
+fn named_err(name: &str, msg: &str) -> JsValue {
+    let err = js_sys::Error::new(msg);
+    err.set_name(name);
+    err.into()
+}
+
+fn bad_input(msg: impl Into<String>) -> JsValue {
+    js_err(T5Error::BadInput(msg.into()))
+}
+
+fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    // Setting a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
+}
+
+fn shape_array(shape: &[usize]) -> Array {
+    shape.iter().map(|&d| JsValue::from_f64(d as f64)).collect()
+}
+
+/// `batch * seq`, rejecting empty or overflowing shapes (usize is 32-bit here).
+fn checked_numel(batch: usize, seq: usize) -> JsResult<usize> {
+    if batch == 0 || seq == 0 {
+        return Err(bad_input(format!("empty input: batch {batch}, sequence length {seq}")));
+    }
+    batch.checked_mul(seq).ok_or_else(|| bad_input(format!("input shape [{batch}, {seq}] is too large")))
+}
+
+fn check_mask_values(name: &str, mask: &[u32]) -> JsResult<()> {
+    if mask.iter().any(|&m| m > 1) {
+        return Err(bad_input(format!("{name} values must be 0 or 1")));
+    }
+    Ok(())
+}
+
+/// Validated `[batch, seq]` encoder input.
+fn make_batch(ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -> JsResult<Batch> {
+    let n = checked_numel(batch, seq)?;
+    if ids.len() != n {
+        return Err(bad_input(format!("{} input ids for a [{batch}, {seq}] batch", ids.len())));
+    }
+    Batch::new(ids, mask, batch, seq).map_err(js_err)
+}
+
+// ---------------------------------------------------------------------------------------------
+// tokenizer
+
+/// Numeric part of `<extra_id_N>`.
+fn sentinel_index(token: &str) -> u64 {
+    token.trim_start_matches("<extra_id_").trim_end_matches('>').parse().unwrap_or(u64::MAX)
+}
+
+#[wasm_bindgen]
+pub struct WasmTokenizer {
+    inner: Tokenizer,
+}
+
+#[wasm_bindgen]
+impl WasmTokenizer {
+    /// From the bytes of `tokenizer.json` and, when present, `tokenizer_config.json`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(tokenizer_json: &[u8], tokenizer_config: Option<Vec<u8>>) -> JsResult<WasmTokenizer> {
+        let inner = Tokenizer::from_bytes(tokenizer_json, tokenizer_config.as_deref()).map_err(js_err)?;
+        Ok(WasmTokenizer { inner })
+    }
+
+    /// Ids of one text (`</s>` appended when `add_special_tokens`). With `max_length` set, a
+    /// longer result is an `InputTooLong` error (the facade's length check).
+    pub fn encode(&self, text: &str, add_special_tokens: bool, max_length: Option<u32>) -> JsResult<Vec<u32>> {
+        let ids = self.inner.encode(text, add_special_tokens).map_err(js_err)?;
+        if let Some(max) = max_length {
+            if ids.len() > max as usize {
+                return Err(js_err(T5Error::InputTooLong { len: ids.len(), max: max as usize }));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Encode several texts. `padding`: "longest" | "max_length" | "do_not_pad". Returns
+    /// `{ids: Uint32Array, mask: Uint32Array, lengths: Uint32Array, batch, seq}`: `ids`/`mask` are the
+    /// rows concatenated (row `i` has `lengths[i]` entries; all equal to `seq` when padded).
+    /// `length_limit`: when set and not truncating, a row longer than it is an `InputTooLong` error.
+    #[wasm_bindgen(js_name = encodeBatch)]
+    pub fn encode_batch(
+        &self,
+        texts: Vec<String>,
+        padding: &str,
+        truncation: bool,
+        max_length: Option<u32>,
+        add_special_tokens: bool,
+        length_limit: Option<u32>,
+    ) -> JsResult<Object> {
+        let (pad_longest, pad_to_max) = match padding {
+            "longest" | "true" => (true, false),
+            "max_length" => (true, true),
+            "do_not_pad" | "false" | "" => (false, false),
+            other => return Err(bad_input(format!("unknown padding strategy {other:?}: expected \"longest\", \"max_length\" or \"do_not_pad\""))),
+        };
+        if max_length == Some(0) {
+            return Err(bad_input("max_length must be positive"));
+        }
+        let target = if pad_to_max {
+            Some(max_length.map(|m| m as usize).or(self.inner.model_max_length()).ok_or_else(|| bad_input("padding=\"max_length\" needs max_length"))?)
+        } else {
+            None
+        };
+        let opts = EncodeOptions {
+            padding: pad_longest,
+            truncation,
+            max_length: max_length.map(|m| m as usize),
+            add_special_tokens,
+        };
+        let enc = self.inner.encode_batch(&texts, &opts).map_err(js_err)?;
+        let mut ids = enc.input_ids;
+        let mut mask = enc.attention_mask;
+        if !truncation {
+            if let Some(limit) = length_limit {
+                // length of the real tokens of each row
+                if let Some(len) = mask.iter().map(|m| m.iter().filter(|&&x| x == 1).count()).find(|&l| l > limit as usize) {
+                    return Err(js_err(T5Error::InputTooLong { len, max: limit as usize }));
+                }
+            }
+        }
+        if let Some(target) = target {
+            // padding="max_length": pad every row up to `target` (rows already longer stay as they are,
+            // as transformers does without truncation)
+            let (pad, left) = (self.inner.pad_token_id(), self.inner.pads_left());
+            let target = target.max(ids.iter().map(Vec::len).max().unwrap_or(0));
+            for (row, m) in ids.iter_mut().zip(mask.iter_mut()) {
+                let extra = target - row.len();
+                if left {
+                    row.splice(0..0, std::iter::repeat(pad).take(extra));
+                    m.splice(0..0, std::iter::repeat(0).take(extra));
+                } else {
+                    row.extend(std::iter::repeat(pad).take(extra));
+                    m.extend(std::iter::repeat(0).take(extra));
+                }
+            }
+        }
+        let lengths: Vec<u32> = ids.iter().map(|r| r.len() as u32).collect();
+        let seq = lengths.iter().copied().max().unwrap_or(0);
+        let out = Object::new();
+        set(&out, "ids", Uint32Array::from(ids.concat().as_slice()));
+        set(&out, "mask", Uint32Array::from(mask.concat().as_slice()));
+        set(&out, "lengths", Uint32Array::from(lengths.as_slice()));
+        set(&out, "batch", texts.len() as u32);
+        set(&out, "seq", seq);
+        Ok(out)
+    }
+
+    /// Text of `ids`, as transformers' `decode(ids, skip_special_tokens)`.
+    pub fn decode(&self, ids: Vec<u32>, skip_special_tokens: bool) -> JsResult<String> {
+        self.inner.decode(&ids, skip_special_tokens).map_err(js_err)
+    }
+
+    /// Decode rows given concatenated with their lengths.
+    #[wasm_bindgen(js_name = decodeBatch)]
+    pub fn decode_batch(&self, ids: Vec<u32>, lengths: Vec<u32>, skip_special_tokens: bool) -> JsResult<Vec<String>> {
+        let total: u64 = lengths.iter().map(|&l| l as u64).sum();
+        if total != ids.len() as u64 {
+            return Err(bad_input(format!("row lengths add up to {total}, {} ids given", ids.len())));
+        }
+        let mut out = Vec::with_capacity(lengths.len());
+        let mut at = 0usize;
+        for &l in &lengths {
+            let l = l as usize;
+            out.push(self.inner.decode(&ids[at..at + l], skip_special_tokens).map_err(js_err)?);
+            at += l;
+        }
+        Ok(out)
+    }
+
+    /// `<extra_id_N>` tokens in transformers' order (N = 0, 1, 2, ...).
+    #[wasm_bindgen(js_name = sentinelTokens)]
+    pub fn sentinel_tokens(&self) -> Vec<String> {
+        self.sorted_sentinels().into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// Ids of [`Self::sentinel_tokens`], same order.
+    #[wasm_bindgen(js_name = sentinelTokenIds)]
+    pub fn sentinel_token_ids(&self) -> Vec<u32> {
+        self.sorted_sentinels().into_iter().map(|(_, id)| id).collect()
+    }
+
+    fn sorted_sentinels(&self) -> Vec<(String, u32)> {
+        let mut s = self.inner.sentinels();
+        s.sort_by_key(|(t, _)| sentinel_index(t));
+        s
+    }
+
+    #[wasm_bindgen(getter, js_name = padTokenId)]
+    pub fn pad_token_id(&self) -> u32 {
+        self.inner.pad_token_id()
+    }
+
+    #[wasm_bindgen(getter, js_name = eosTokenId)]
+    pub fn eos_token_id(&self) -> Option<u32> {
+        self.inner.eos_token_id()
+    }
+
+    /// `model_max_length` of tokenizer_config.json (absent when unlimited).
+    #[wasm_bindgen(getter, js_name = modelMaxLength)]
+    pub fn model_max_length(&self) -> Option<u32> {
+        self.inner.model_max_length().map(|m| m.min(u32::MAX as usize) as u32)
+    }
+
+    #[wasm_bindgen(getter, js_name = vocabSize)]
+    pub fn vocab_size(&self) -> u32 {
+        self.inner.vocab_size() as u32
+    }
+
+    #[wasm_bindgen(js_name = tokenToId)]
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    #[wasm_bindgen(js_name = idToToken)]
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// config helpers
+
+/// transformers' derived `dense_act_fn` of a `feed_forward_proj`.
+fn dense_act_fn(ffp: &str) -> String {
+    if ffp == "gated-gelu" {
+        "gelu_new".into()
+    } else {
+        ffp.rsplit('-').next().unwrap_or(ffp).to_string()
+    }
+}
+
+/// config.json text → the engine's view of it as JSON: every transformers `T5Config` field with
+/// its default filled in, `num_decoder_layers` resolved, and the derived `dense_act_fn` /
+/// `is_gated_act`. Throws `BadConfig` / `UnsupportedActivation` as model loading would.
+#[wasm_bindgen(js_name = parseConfig)]
+pub fn parse_config(config_json: &str) -> JsResult<String> {
+    let cfg = T5Config::from_json(config_json).map_err(js_err)?;
+    let ff = cfg.feed_forward().map_err(js_err)?;
+    let mut v: Value = serde_json::from_str(&cfg.to_json()).map_err(|e| js_err(T5Error::BadConfig(e.to_string())))?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("num_decoder_layers".into(), Value::from(cfg.decoder_layers()));
+        obj.insert("dense_act_fn".into(), Value::from(dense_act_fn(&cfg.feed_forward_proj)));
+        obj.insert("is_gated_act".into(), Value::from(ff.gated));
+    }
+    Ok(v.to_string())
+}
+
+/// Shard file names of a `model.safetensors.index.json` (sorted, each once).
+#[wasm_bindgen(js_name = shardFilesFromIndex)]
+pub fn shard_files_from_index(index_json: &str) -> JsResult<Vec<String>> {
+    core_shard_files(index_json).map_err(js_err)
+}
+
+// ---------------------------------------------------------------------------------------------
+// model
+
+fn parse_kind(kind: &str) -> JsResult<ModelKind> {
+    match kind {
+        "seq2seq-lm" => Ok(ModelKind::ConditionalGeneration),
+        "t5-model" => Ok(ModelKind::Model),
+        "encoder" => Ok(ModelKind::Encoder),
+        other => Err(bad_input(format!("unknown model kind {other:?}: expected \"seq2seq-lm\", \"t5-model\" or \"encoder\""))),
+    }
+}
+
+fn kind_name(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::ConditionalGeneration => "seq2seq-lm",
+        ModelKind::Model => "t5-model",
+        ModelKind::Encoder => "encoder",
+    }
+}
+
+/// Collects the config and the safetensors shards of a checkpoint, then builds a [`WasmModel`].
+#[wasm_bindgen]
+pub struct WasmModelBuilder {
+    config: T5Config,
+    generation: GenerationConfig,
+    store: WeightStore,
+}
+
+#[wasm_bindgen]
+impl WasmModelBuilder {
+    /// `config.json` text and, when the checkpoint has one, `generation_config.json` text.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config_json: &str, generation_config_json: Option<String>) -> JsResult<WasmModelBuilder> {
+        let config = T5Config::from_json(config_json).map_err(js_err)?;
+        let generation = match generation_config_json {
+            Some(text) => GenerationConfig::from_json(&text, &config).map_err(js_err)?,
+            None => GenerationConfig::from_model_config(&config),
+        };
+        Ok(WasmModelBuilder { config, generation, store: WeightStore::new() })
+    }
+
+    /// Add one safetensors file of the checkpoint (its name is used in error messages).
+    #[wasm_bindgen(js_name = addShard)]
+    pub fn add_shard(&mut self, name: &str, bytes: Vec<u8>) -> JsResult<()> {
+        self.store.add_shard(name, bytes).map_err(js_err)
+    }
+
+    /// Number of tensors added so far.
+    #[wasm_bindgen(getter, js_name = tensorCount)]
+    pub fn tensor_count(&self) -> u32 {
+        self.store.names().len() as u32
+    }
+
+    /// Build the model (`kind`: "seq2seq-lm" | "t5-model" | "encoder"), checking every tensor
+    /// the config implies. The shard bytes are released whether or not it succeeds; the builder
+    /// is then empty and only good for `free()`.
+    pub fn build(&mut self, kind: &str) -> JsResult<WasmModel> {
+        let kind = parse_kind(kind)?;
+        let store = std::mem::take(&mut self.store);
+        if store.names().is_empty() {
+            return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
+        }
+        let model = T5::load(self.config.clone(), &store, kind, Cpu).map_err(js_err)?;
+        drop(store);
+        Ok(WasmModel { model, generation: self.generation.clone() })
+    }
+}
+
+/// A loaded T5 (encoder-decoder with LM head, encoder-decoder without head, or encoder only).
+#[wasm_bindgen]
+pub struct WasmModel {
+    model: T5<Cpu>,
+    generation: GenerationConfig,
+}
+
+#[wasm_bindgen]
+impl WasmModel {
+    /// "seq2seq-lm" | "t5-model" | "encoder"
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        kind_name(self.model.kind).into()
+    }
+
+    /// The model config as JSON (transformers field names).
+    pub fn config(&self) -> String {
+        self.model.config.to_json()
+    }
+
+    /// The generation config the model was loaded with, as JSON.
+    #[wasm_bindgen(js_name = generationConfig)]
+    pub fn generation_config(&self) -> String {
+        serde_json::to_string(&self.generation).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Encoder `last_hidden_state`, `[batch, seq, d_model]` flat.
+    pub fn encode(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -> JsResult<Vec<f32>> {
+        let input = make_batch(ids, mask, batch, seq)?;
+        let hidden = self.model.encode(&input).map_err(js_err)?;
+        Ok(hidden.data)
+    }
+
+    /// transformers' `forward(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)`.
+    /// `labels` use -100 for ignored positions. Returns `{encoder_last_hidden_state, encoder_shape,
+    /// decoder_last_hidden_state?, decoder_shape?, logits?, logits_shape?, loss?}` (Float32Arrays + dims).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        ids: Vec<u32>,
+        mask: Option<Vec<u32>>,
+        batch: usize,
+        seq: usize,
+        decoder_ids: Option<Vec<u32>>,
+        labels: Option<Vec<i32>>,
+        decoder_mask: Option<Vec<u32>>,
+    ) -> JsResult<Object> {
+        let input = make_batch(ids, mask, batch, seq)?;
+        let has_decoder = self.model.kind != ModelKind::Encoder;
+        let mut dec_len = None;
+        if has_decoder {
+            // decoder rows: from decoder_input_ids, else from labels (shifted right)
+            let n = match (&decoder_ids, &labels) {
+                (Some(d), _) => d.len(),
+                (None, Some(l)) => l.len(),
+                (None, None) => return Err(bad_input("decoder_input_ids or labels are required")),
+            };
+            if n == 0 || n % batch != 0 {
+                return Err(bad_input(format!("{n} decoder positions do not split into a batch of {batch}")));
+            }
+            let t = n / batch;
+            if let Some(l) = &labels {
+                if l.len() != n {
+                    return Err(bad_input(format!("labels have {} values, decoder_input_ids {n}", l.len())));
+                }
+                if self.model.kind == ModelKind::ConditionalGeneration {
+                    let vocab = self.model.config.vocab_size as i64;
+                    if let Some(&bad) = l.iter().find(|&&x| x != -100 && (x < 0 || x as i64 >= vocab)) {
+                        return Err(bad_input(format!("label {bad} is neither -100 nor a token id below the vocabulary size {vocab}")));
+                    }
+                }
+                if decoder_ids.is_none() {
+                    if self.model.config.decoder_start_token_id.is_none() || self.model.config.pad_token_id.is_none() {
+                        return Err(js_err(T5Error::BadConfig("shifting labels right needs decoder_start_token_id and pad_token_id in the config".into())));
+                    }
+                    if let Some(&bad) = l.iter().find(|&&x| x < 0 && x != -100) {
+                        return Err(bad_input(format!("label {bad} is not a token id or -100")));
+                    }
+                }
+            }
+            if let Some(m) = &decoder_mask {
+                if m.len() != n {
+                    return Err(bad_input(format!("decoder_attention_mask has {} values, decoder_input_ids {n}", m.len())));
+                }
+                check_mask_values("decoder_attention_mask", m)?;
+            }
+            dec_len = Some(t);
+        }
+        let labels64: Option<Vec<i64>> = labels.map(|l| l.into_iter().map(i64::from).collect());
+        // T5Model computes no loss: do not hand it labels together with decoder ids
+        let labels_for_engine = if self.model.kind == ModelKind::Model && decoder_ids.is_some() { None } else { labels64.as_deref() };
+        let out = self
+            .model
+            .forward(&input, decoder_ids.as_deref(), labels_for_engine, decoder_mask.as_deref())
+            .map_err(js_err)?;
+        let obj = Object::new();
+        set(&obj, "encoder_shape", shape_array(&out.encoder_last_hidden_state.shape));
+        set(&obj, "encoder_last_hidden_state", Float32Array::from(out.encoder_last_hidden_state.data.as_slice()));
+        if let Some(h) = out.decoder_last_hidden_state {
+            set(&obj, "decoder_shape", shape_array(&h.shape));
+            set(&obj, "decoder_last_hidden_state", Float32Array::from(h.data.as_slice()));
+        }
+        if let Some(l) = out.logits {
+            // the engine returns logits as [batch * t, vocab] or [batch, t, vocab]; report 3-D
+            let vocab = l.cols();
+            let t = dec_len.unwrap_or(1);
+            set(&obj, "logits_shape", shape_array(&[batch, t, vocab]));
+            set(&obj, "logits", Float32Array::from(l.data.as_slice()));
+        }
+        if let Some(loss) = out.loss {
+            set(&obj, "loss", loss as f64);
+        }
+        Ok(obj)
+    }
+
+    /// Greedy generation. `options_json` overlays the model's generation config (max_new_tokens,
+    /// max_length, min_new_tokens, min_length, eos_token_id, pad_token_id, decoder_start_token_id,
+    /// num_beams, do_sample). Returns `{sequences: Uint32Array, batch, length}`: each row starts with
+    /// the decoder start token and is padded with `pad_token_id` after its EOS.
+    pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>) -> JsResult<Object> {
+        if self.model.kind != ModelKind::ConditionalGeneration {
+            return Err(bad_input("generate needs a model with an LM head (T5ForConditionalGeneration)"));
+        }
+        let input = make_batch(ids, mask, batch, seq)?;
+        let mut gen = self.generation.clone();
+        if let Some(text) = options_json {
+            let v: Value = serde_json::from_str(&text).map_err(|e| js_err(T5Error::BadConfig(format!("generation options: {e}"))))?;
+            gen.apply_json(&v).map_err(js_err)?;
+        }
+        let vocab = self.model.config.vocab_size;
+        for (what, id) in [("decoder_start_token_id", gen.decoder_start_token_id), ("pad_token_id", gen.pad_token_id)] {
+            if id as usize >= vocab {
+                return Err(bad_input(format!("{what} {id} is outside the vocabulary of {vocab}")));
+            }
+        }
+        let rows = greedy(&self.model, &input, &gen, |_| true).map_err(js_err)?;
+        let length = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut flat = Vec::with_capacity(rows.len() * length);
+        for r in &rows {
+            flat.extend_from_slice(r);
+            flat.extend(std::iter::repeat(gen.pad_token_id).take(length - r.len()));
+        }
+        let obj = Object::new();
+        set(&obj, "sequences", Uint32Array::from(flat.as_slice()));
+        set(&obj, "batch", rows.len() as u32);
+        set(&obj, "length", length as u32);
+        Ok(obj)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn act_names() {
+        assert_eq!(dense_act_fn("gated-gelu"), "gelu_new");
+        assert_eq!(dense_act_fn("gated-silu"), "silu");
+        assert_eq!(dense_act_fn("relu"), "relu");
+        assert_eq!(sentinel_index("<extra_id_12>"), 12);
+    }
+}
