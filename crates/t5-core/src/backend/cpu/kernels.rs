@@ -51,22 +51,48 @@ mod scalar {
     }
 }
 
-/// Shared blocking driver: calls `block(i0, mi, j0, nj)` for tiles of at most 4×4 outputs,
-/// iterating weight rows in the outer loop so a 4-row strip of `w` stays in cache while all
-/// rows of `x` pass over it.
-#[inline(always)]
-fn for_tiles(m: usize, n: usize, mut block: impl FnMut(usize, usize, usize, usize)) {
-    let mut j0 = 0;
-    while j0 < n {
-        let nj = (n - j0).min(4);
-        let mut i0 = 0;
-        while i0 < m {
-            let mi = (m - i0).min(4);
-            block(i0, mi, j0, nj);
-            i0 += mi;
+/// Shared blocking driver: calls `tile::<MI, NJ>(i0, j0)` for tiles of at most 4×4 outputs with
+/// compile-time sizes (so accumulators live in registers), iterating weight rows in the outer loop
+/// so a 4-row strip of `w` stays in cache while all rows of `x` pass over it.
+macro_rules! for_tiles {
+    ($m:expr, $n:expr, $tile:ident, ($($arg:expr),*)) => {{
+        let (m, n) = ($m, $n);
+        let mut j0 = 0;
+        if m == 1 {
+            // matrix × vector (a decode step): 8 weight rows per tile, 8 independent accumulators
+            while j0 + 8 <= n {
+                $tile::<1, 8>(0, j0, $($arg),*);
+                j0 += 8;
+            }
         }
-        j0 += nj;
-    }
+        while j0 < n {
+            let nj = (n - j0).min(4);
+            let mut i0 = 0;
+            while i0 < m {
+                let mi = (m - i0).min(4);
+                match (mi, nj) {
+                    (4, 4) => $tile::<4, 4>(i0, j0, $($arg),*),
+                    (1, 4) => $tile::<1, 4>(i0, j0, $($arg),*),
+                    (2, 4) => $tile::<2, 4>(i0, j0, $($arg),*),
+                    (3, 4) => $tile::<3, 4>(i0, j0, $($arg),*),
+                    (4, 1) => $tile::<4, 1>(i0, j0, $($arg),*),
+                    (4, 2) => $tile::<4, 2>(i0, j0, $($arg),*),
+                    (4, 3) => $tile::<4, 3>(i0, j0, $($arg),*),
+                    (1, 1) => $tile::<1, 1>(i0, j0, $($arg),*),
+                    (1, 2) => $tile::<1, 2>(i0, j0, $($arg),*),
+                    (1, 3) => $tile::<1, 3>(i0, j0, $($arg),*),
+                    (2, 1) => $tile::<2, 1>(i0, j0, $($arg),*),
+                    (2, 2) => $tile::<2, 2>(i0, j0, $($arg),*),
+                    (2, 3) => $tile::<2, 3>(i0, j0, $($arg),*),
+                    (3, 1) => $tile::<3, 1>(i0, j0, $($arg),*),
+                    (3, 2) => $tile::<3, 2>(i0, j0, $($arg),*),
+                    _ => $tile::<3, 3>(i0, j0, $($arg),*),
+                }
+                i0 += mi;
+            }
+            j0 += nj;
+        }
+    }};
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -78,38 +104,42 @@ mod simd128 {
         f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
     }
 
-    pub fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn tile<const MI: usize, const NJ: usize>(i0: usize, j0: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
         let k4 = k / 4 * 4;
-        super::for_tiles(m, n, |i0, mi, j0, nj| {
-            let mut acc = [[f32x4_splat(0.0); 4]; 4];
-            let xp = x.as_ptr();
-            let wp = w.as_ptr();
-            let mut kk = 0;
-            while kk < k4 {
-                unsafe {
-                    let mut wv = [f32x4_splat(0.0); 4];
-                    for jj in 0..nj {
-                        wv[jj] = v128_load(wp.add((j0 + jj) * k + kk) as *const v128);
-                    }
-                    for ii in 0..mi {
-                        let xv = v128_load(xp.add((i0 + ii) * k + kk) as *const v128);
-                        for jj in 0..nj {
-                            acc[ii][jj] = f32x4_add(acc[ii][jj], f32x4_mul(xv, wv[jj]));
-                        }
+        let mut acc = [[f32x4_splat(0.0); NJ]; MI];
+        let xp = x.as_ptr();
+        let wp = w.as_ptr();
+        let mut kk = 0;
+        while kk < k4 {
+            // SAFETY: rows i0..i0+MI of x and j0..j0+NJ of w exist (checked by the caller), kk + 4 <= k.
+            unsafe {
+                let mut wv = [f32x4_splat(0.0); NJ];
+                for jj in 0..NJ {
+                    wv[jj] = v128_load(wp.add((j0 + jj) * k + kk) as *const v128);
+                }
+                for ii in 0..MI {
+                    let xv = v128_load(xp.add((i0 + ii) * k + kk) as *const v128);
+                    for jj in 0..NJ {
+                        acc[ii][jj] = f32x4_add(acc[ii][jj], f32x4_mul(xv, wv[jj]));
                     }
                 }
-                kk += 4;
             }
-            for ii in 0..mi {
-                for jj in 0..nj {
-                    let mut s = hsum(acc[ii][jj]);
-                    for t in k4..k {
-                        s += x[(i0 + ii) * k + t] * w[(j0 + jj) * k + t];
-                    }
-                    out[(i0 + ii) * n + j0 + jj] = s;
+            kk += 4;
+        }
+        for ii in 0..MI {
+            for jj in 0..NJ {
+                let mut s = hsum(acc[ii][jj]);
+                for t in k4..k {
+                    s += x[(i0 + ii) * k + t] * w[(j0 + jj) * k + t];
                 }
+                out[(i0 + ii) * n + j0 + jj] = s;
             }
-        });
+        }
+    }
+
+    pub fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+        for_tiles!(m, n, tile, (n, k, x, w, out));
     }
 }
 
@@ -117,7 +147,8 @@ mod simd128 {
 mod avx2 {
     use core::arch::x86_64::*;
 
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps::<1>(v);
@@ -127,37 +158,41 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+    unsafe fn tile<const MI: usize, const NJ: usize>(i0: usize, j0: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
         let k8 = k / 8 * 8;
         let xp = x.as_ptr();
         let wp = w.as_ptr();
-        super::for_tiles(m, n, |i0, mi, j0, nj| {
-            let mut acc = [[_mm256_setzero_ps(); 4]; 4];
-            let mut kk = 0;
-            while kk < k8 {
-                let mut wv = [_mm256_setzero_ps(); 4];
-                for jj in 0..nj {
-                    wv[jj] = _mm256_loadu_ps(wp.add((j0 + jj) * k + kk));
-                }
-                for ii in 0..mi {
-                    let xv = _mm256_loadu_ps(xp.add((i0 + ii) * k + kk));
-                    for jj in 0..nj {
-                        acc[ii][jj] = _mm256_fmadd_ps(xv, wv[jj], acc[ii][jj]);
-                    }
-                }
-                kk += 8;
+        let mut acc = [[_mm256_setzero_ps(); NJ]; MI];
+        let mut kk = 0;
+        while kk < k8 {
+            let mut wv = [_mm256_setzero_ps(); NJ];
+            for jj in 0..NJ {
+                wv[jj] = _mm256_loadu_ps(wp.add((j0 + jj) * k + kk));
             }
-            for ii in 0..mi {
-                for jj in 0..nj {
-                    let mut s = hsum(acc[ii][jj]);
-                    for t in k8..k {
-                        s += x[(i0 + ii) * k + t] * w[(j0 + jj) * k + t];
-                    }
-                    out[(i0 + ii) * n + j0 + jj] = s;
+            for ii in 0..MI {
+                let xv = _mm256_loadu_ps(xp.add((i0 + ii) * k + kk));
+                for jj in 0..NJ {
+                    acc[ii][jj] = _mm256_fmadd_ps(xv, wv[jj], acc[ii][jj]);
                 }
             }
-        });
+            kk += 8;
+        }
+        for ii in 0..MI {
+            for jj in 0..NJ {
+                let mut s = hsum(acc[ii][jj]);
+                for t in k8..k {
+                    s += x[(i0 + ii) * k + t] * w[(j0 + jj) * k + t];
+                }
+                out[(i0 + ii) * n + j0 + jj] = s;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+        for_tiles!(m, n, tile, (n, k, x, w, out));
     }
 }
 
