@@ -7,8 +7,11 @@ text-to-text tasks a person can check at a glance:
     words to numbers: one thousand two hundred four   -> 1204
 
 for whole numbers 0..999999 (English words, no "and", no hyphens, no commas: 21 is "twenty one"). Training numbers
-are drawn log-uniformly (the digit count 1..6 uniformly, then uniformly within it). Numbers with n % 50 == 7 are
-held out: never trained on, used for evaluation only.
+are drawn log-uniformly (the digit count 1..6 uniformly, then uniformly within it). About 2% of the numbers >= 100
+are held out by a hash of the number (is_heldout: blake2b of the decimal string, mod 50 == 7): never trained on,
+used for evaluation only. (A plain n % 50 == 7 split holds out every number ending in 07 or 57, so those endings
+are never seen in training: the model got 95% on training numbers but only ~50% on such held-out ones. 0..99 are
+all trained: they are the task's atoms.)
 
 Run by hand (CPU, one thread; needs torch, transformers 5, safetensors, sentencepiece; no network):
 
@@ -27,6 +30,7 @@ the input embeddings, and unused tokens never occur in the inputs.
 """
 
 import argparse
+import hashlib
 import math
 import os
 import random
@@ -113,7 +117,10 @@ def number_to_words(n):
 
 
 def is_heldout(n):
-    return n % 50 == 7
+    """Fixed held-out split: ~2% of the numbers >= 100, chosen by a hash of the number."""
+    if n < 100:
+        return False
+    return int.from_bytes(hashlib.blake2b(str(n).encode(), digest_size=8).digest(), "little") % 50 == 7
 
 
 def example(n, direction):
@@ -138,17 +145,17 @@ def sample_train_number(rng):
 
 
 def heldout_numbers(count, seed):
-    """`count` distinct held-out numbers, spread over digit counts 1..6 as evenly as they allow (deterministic)."""
+    """`count` distinct held-out numbers, spread over digit counts 3..6 as evenly as they allow (deterministic)."""
     rng = random.Random(seed)
-    pools = []
-    for digits in range(1, 7):
-        lo = 0 if digits == 1 else 10 ** (digits - 1)
-        first = lo + (7 - lo) % 50
-        pools.append(list(range(first, 10 ** digits, 50)))
-    quota = [0] * 6
+    pools = [[] for _ in range(7)]
+    for n in range(100, MAX_NUMBER + 1):
+        if is_heldout(n):
+            pools[len(str(n))].append(n)
+    pools = pools[3:]
+    quota = [0] * len(pools)
     left = count
     while left:
-        open_ = [i for i in range(6) if quota[i] < len(pools[i])]
+        open_ = [i for i in range(len(pools)) if quota[i] < len(pools[i])]
         share = max(1, left // len(open_))
         for i in open_:
             take = min(share, len(pools[i]) - quota[i], left)
@@ -157,8 +164,8 @@ def heldout_numbers(count, seed):
             if not left:
                 break
     out = []
-    for i in range(6):
-        out += sorted(rng.sample(pools[i], quota[i]))
+    for pool, q in zip(pools, quota):
+        out += sorted(rng.sample(pool, q))
     assert all(is_heldout(n) for n in out) and len(set(out)) == count
     return out
 

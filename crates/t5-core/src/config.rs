@@ -82,7 +82,8 @@ pub struct T5Config {
     pub scale_decoder_outputs: Option<bool>,
     #[serde(default)]
     pub decoder_start_token_id: Option<u32>,
-    #[serde(default)]
+    /// transformers' T5Config default: 0
+    #[serde(default = "default_pad")]
     pub pad_token_id: Option<u32>,
     #[serde(default = "default_eos_opt")]
     pub eos_token_id: Option<Value>,
@@ -102,7 +103,8 @@ pub struct T5Config {
     pub label2id: Option<Value>,
     #[serde(default)]
     pub problem_type: Option<String>,
-    #[serde(default)]
+    /// transformers' T5Config default: 0.0
+    #[serde(default = "default_classifier_dropout")]
     pub classifier_dropout: Option<f64>,
     #[serde(default)]
     pub n_positions: Option<usize>,
@@ -113,6 +115,8 @@ pub struct T5Config {
     pub extra: serde_json::Map<String, Value>,
 }
 
+fn default_pad() -> Option<u32> { Some(0) }
+fn default_classifier_dropout() -> Option<f64> { Some(0.0) }
 fn default_eos_opt() -> Option<Value> { Some(Value::from(default_eos())) }
 
 /// Parsed form of `feed_forward_proj`, validated like transformers' `T5Config.__init__`.

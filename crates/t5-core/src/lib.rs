@@ -12,6 +12,7 @@ pub mod generate;
 pub mod hub;
 pub mod model;
 pub mod position;
+pub mod spiece;
 pub mod tensor;
 pub mod tokenizer;
 pub mod weights;

@@ -74,11 +74,6 @@ fn make_batch(ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -
 // ---------------------------------------------------------------------------------------------
 // tokenizer
 
-/// Numeric part of `<extra_id_N>`.
-fn sentinel_index(token: &str) -> u64 {
-    token.trim_start_matches("<extra_id_").trim_end_matches('>').parse().unwrap_or(u64::MAX)
-}
-
 #[wasm_bindgen]
 pub struct WasmTokenizer {
     inner: Tokenizer,
@@ -158,11 +153,11 @@ impl WasmTokenizer {
             for (row, m) in ids.iter_mut().zip(mask.iter_mut()) {
                 let extra = target - row.len();
                 if left {
-                    row.splice(0..0, std::iter::repeat(pad).take(extra));
-                    m.splice(0..0, std::iter::repeat(0).take(extra));
+                    row.splice(0..0, std::iter::repeat_n(pad, extra));
+                    m.splice(0..0, std::iter::repeat_n(0, extra));
                 } else {
-                    row.extend(std::iter::repeat(pad).take(extra));
-                    m.extend(std::iter::repeat(0).take(extra));
+                    row.extend(std::iter::repeat_n(pad, extra));
+                    m.extend(std::iter::repeat_n(0, extra));
                 }
             }
         }
@@ -177,14 +172,20 @@ impl WasmTokenizer {
         Ok(out)
     }
 
-    /// Text of `ids`, as transformers' `decode(ids, skip_special_tokens)`.
-    pub fn decode(&self, ids: Vec<u32>, skip_special_tokens: bool) -> JsResult<String> {
-        self.inner.decode(&ids, skip_special_tokens).map_err(js_err)
+    /// Text of `ids`, as transformers' `decode(ids, skip_special_tokens, clean_up_tokenization_spaces)`;
+    /// `clean_up` undefined: tokenizer_config.json's `clean_up_tokenization_spaces`.
+    pub fn decode(&self, ids: Vec<u32>, skip_special_tokens: bool, clean_up: Option<bool>) -> JsResult<String> {
+        self.decode_one(&ids, skip_special_tokens, clean_up)
+    }
+
+    fn decode_one(&self, ids: &[u32], skip_special_tokens: bool, clean_up: Option<bool>) -> JsResult<String> {
+        let clean_up = clean_up.unwrap_or_else(|| self.inner.cleans_up_tokenization_spaces());
+        self.inner.decode_with_cleanup(ids, skip_special_tokens, clean_up).map_err(js_err)
     }
 
     /// Decode rows given concatenated with their lengths.
     #[wasm_bindgen(js_name = decodeBatch)]
-    pub fn decode_batch(&self, ids: Vec<u32>, lengths: Vec<u32>, skip_special_tokens: bool) -> JsResult<Vec<String>> {
+    pub fn decode_batch(&self, ids: Vec<u32>, lengths: Vec<u32>, skip_special_tokens: bool, clean_up: Option<bool>) -> JsResult<Vec<String>> {
         let total: u64 = lengths.iter().map(|&l| l as u64).sum();
         if total != ids.len() as u64 {
             return Err(bad_input(format!("row lengths add up to {total}, {} ids given", ids.len())));
@@ -193,7 +194,7 @@ impl WasmTokenizer {
         let mut at = 0usize;
         for &l in &lengths {
             let l = l as usize;
-            out.push(self.inner.decode(&ids[at..at + l], skip_special_tokens).map_err(js_err)?);
+            out.push(self.decode_one(&ids[at..at + l], skip_special_tokens, clean_up)?);
             at += l;
         }
         Ok(out)
@@ -212,9 +213,7 @@ impl WasmTokenizer {
     }
 
     fn sorted_sentinels(&self) -> Vec<(String, u32)> {
-        let mut s = self.inner.sentinels();
-        s.sort_by_key(|(t, _)| sentinel_index(t));
-        s
+        self.inner.sentinels()
     }
 
     #[wasm_bindgen(getter, js_name = padTokenId)]
@@ -491,7 +490,7 @@ impl WasmModel {
         let mut flat = Vec::with_capacity(rows.len() * length);
         for r in &rows {
             flat.extend_from_slice(r);
-            flat.extend(std::iter::repeat(gen.pad_token_id).take(length - r.len()));
+            flat.extend(std::iter::repeat_n(gen.pad_token_id, length - r.len()));
         }
         let obj = Object::new();
         set(&obj, "sequences", Uint32Array::from(flat.as_slice()));

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build the engine to WebAssembly and generate the JS glue:
+#   cargo build -p t5-wasm --release --target wasm32-unknown-unknown
+#   wasm-bindgen --target web --out-dir pkg --out-name t5_web target/.../t5_wasm.wasm
+# Skips all work when pkg/ is newer than every input (Rust sources, manifests, lockfile, cargo
+# config, this script), so cached CI runs stay fast. FORCE=1 rebuilds anyway.
+# Needs: rustup target wasm32-unknown-unknown, and the wasm-bindgen CLI at the version pinned in
+# crates/t5-wasm/Cargo.toml (cargo install wasm-bindgen-cli --version <pin>).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+wasm_in="$target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
+out_dir="$root/pkg"
+outputs=("$out_dir/t5_web.js" "$out_dir/t5_web_bg.wasm" "$out_dir/t5_web.d.ts")
+
+report() {
+  local raw gz
+  raw=$(wc -c <"$out_dir/t5_web_bg.wasm")
+  gz=$(gzip -9 -c "$out_dir/t5_web_bg.wasm" | wc -c)
+  printf 'pkg/t5_web_bg.wasm: %d bytes (%.2f MiB), gzip -9 %d bytes (%.2f MiB)\n' \
+    "$raw" "$(echo "$raw / 1048576" | bc -l)" "$gz" "$(echo "$gz / 1048576" | bc -l)"
+}
+
+# Oldest output vs. newest input.
+up_to_date() {
+  local f oldest=""
+  for f in "${outputs[@]}"; do
+    [[ -f "$f" ]] || return 1
+    if [[ -z "$oldest" || "$f" -ot "$oldest" ]]; then oldest="$f"; fi
+  done
+  local newer
+  newer=$(find crates Cargo.toml Cargo.lock .cargo scripts/build-wasm.sh \
+    \( -name target -prune \) -o -type f -newer "$oldest" -print -quit 2>/dev/null)
+  [[ -z "$newer" ]]
+}
+
+if [[ "${FORCE:-0}" != 1 ]] && up_to_date; then
+  echo "build-wasm: pkg/ is up to date (FORCE=1 to rebuild)"
+  report
+  exit 0
+fi
+
+# Versions must match: the wasm-bindgen CLI refuses a module built by another crate version.
+pin=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' crates/t5-wasm/Cargo.toml)
+if ! command -v wasm-bindgen >/dev/null 2>&1; then
+  echo "build-wasm: wasm-bindgen CLI not found; install it with: cargo install wasm-bindgen-cli --version ${pin:-<pin>}" >&2
+  exit 1
+fi
+have=$(wasm-bindgen --version | awk '{print $2}')
+if [[ -n "$pin" && "$have" != "$pin" ]]; then
+  echo "build-wasm: wasm-bindgen CLI is $have but crates/t5-wasm pins $pin; install it with: cargo install wasm-bindgen-cli --version $pin" >&2
+  exit 1
+fi
+
+start=$(date +%s)
+cargo build -p t5-wasm --release --target wasm32-unknown-unknown
+tmp_out="$out_dir.tmp.$$"
+rm -rf "$tmp_out"
+wasm-bindgen --target web --out-dir "$tmp_out" --out-name t5_web "$wasm_in"
+# Replace pkg/ in one step so an interrupted build never leaves a half-written pkg/ that looks fresh.
+rm -rf "$out_dir"
+mv "$tmp_out" "$out_dir"
+echo "build-wasm: built in $(( $(date +%s) - start ))s"
+report

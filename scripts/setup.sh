@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing t5-web needs on a fresh machine; quick when all is there.
+# Rust (stable, from the machine's rustup) + the wasm32 target, the wasm-bindgen CLI matching the
+# wasm-bindgen crate pinned in crates/t5-wasm/Cargo.toml, and the npm dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+  rustup target add wasm32-unknown-unknown
+fi
+
+want=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' crates/t5-wasm/Cargo.toml)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  echo "installing wasm-bindgen-cli $want (have: ${have:-none})"
+  # --locked fails on these machines; the plain install resolves fine
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,133 @@
+/**
+ * Typed errors of t5-web. Every error the library throws is a {@link T5WebError}; the engine's
+ * errors arrive from WebAssembly as a plain `Error` whose `name` is the engine's error code and are
+ * mapped onto these classes by {@link fromWasmError}.
+ *
+ * Hierarchy:
+ * - T5WebError
+ *   - MissingFileError        a file or directory of the checkpoint is absent / cannot be fetched
+ *   - BadJsonError            a JSON file does not parse
+ *   - BadConfigError          config.json / generation_config.json / options are invalid
+ *     - UnsupportedActivationError   feed_forward_proj names an unknown activation
+ *   - BadWeightsError         a safetensors file is corrupt or truncated
+ *     - MissingTensorError    a tensor the config needs is absent
+ *     - ShapeMismatchError    a tensor has the wrong shape
+ *     - UnsupportedDtypeError a tensor has a dtype the engine cannot read
+ *   - BadInputError           ids / masks / shapes that cannot be run (e.g. token id out of vocab)
+ *     - InputTooLongError     input longer than the tokenizer's model_max_length
+ *   - TokenizerError          tokenizer.json cannot be read or used
+ *   - DisposedError           a disposed model / tokenizer was used
+ */
+
+export interface T5WebErrorOptions {
+  cause?: unknown;
+  /** The file, directory or URL concerned, where there is one. */
+  path?: string;
+}
+
+export class T5WebError extends Error {
+  /** Code of errors of this class (engine errors: `T5Error::code()`). */
+  static readonly code: string = "T5WebError";
+  /** Stable machine-readable code. */
+  readonly code: string;
+  /** The file, directory or URL concerned, where there is one. */
+  readonly path: string | undefined;
+
+  constructor(message: string, options: T5WebErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = (new.target as typeof T5WebError).code;
+    this.path = options.path;
+  }
+}
+
+export class MissingFileError extends T5WebError {
+  static override readonly code: string = "MissingFile";
+}
+
+export class BadJsonError extends T5WebError {
+  static override readonly code: string = "BadJson";
+}
+
+export class BadConfigError extends T5WebError {
+  static override readonly code: string = "BadConfig";
+}
+
+export class UnsupportedActivationError extends BadConfigError {
+  static override readonly code: string = "UnsupportedActivation";
+}
+
+export class BadWeightsError extends T5WebError {
+  static override readonly code: string = "BadWeights";
+}
+
+export class MissingTensorError extends BadWeightsError {
+  static override readonly code: string = "MissingTensor";
+}
+
+export class ShapeMismatchError extends BadWeightsError {
+  static override readonly code: string = "ShapeMismatch";
+}
+
+export class UnsupportedDtypeError extends BadWeightsError {
+  static override readonly code: string = "UnsupportedDtype";
+}
+
+export class BadInputError extends T5WebError {
+  static override readonly code: string = "BadInput";
+}
+
+export class InputTooLongError extends BadInputError {
+  static override readonly code: string = "InputTooLong";
+}
+
+export class TokenizerError extends T5WebError {
+  static override readonly code: string = "Tokenizer";
+}
+
+export class DisposedError extends T5WebError {
+  static override readonly code: string = "Disposed";
+  constructor(what: string) {
+    super(`${what} has been disposed and cannot be used any more`);
+  }
+}
+
+/** Engine error code (`T5Error::code()`) → error class. */
+const BY_CODE: Record<string, typeof T5WebError> = Object.fromEntries(
+  [
+    MissingFileError,
+    BadConfigError,
+    UnsupportedActivationError,
+    BadWeightsError,
+    MissingTensorError,
+    ShapeMismatchError,
+    UnsupportedDtypeError,
+    BadInputError,
+    InputTooLongError,
+    TokenizerError,
+  ].map((c) => [c.code, c]),
+);
+
+/**
+ * Turn whatever a wasm call threw into a {@link T5WebError}: engine errors by their code,
+ * anything else (a trap such as out-of-memory or `unreachable`) as a plain T5WebError with code
+ * "T5WebError" carrying the original as `cause`.
+ */
+export function fromWasmError(e: unknown, path?: string): T5WebError {
+  if (e instanceof T5WebError) return e;
+  if (e instanceof Error) {
+    const ctor = BY_CODE[e.name];
+    if (ctor) return new ctor(e.message, { cause: e, ...(path === undefined ? {} : { path }) });
+    return new T5WebError(`WebAssembly engine failure: ${e.message}`, { cause: e });
+  }
+  return new T5WebError(`WebAssembly engine failure: ${String(e)}`, { cause: e });
+}
+
+/** Run a wasm call, rethrowing its errors as typed errors. */
+export function wasmCall<T>(f: () => T, path?: string): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromWasmError(e, path);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * t5-web: T5 inference for JavaScript runtimes with the Hugging Face transformers API.
+ *
+ * ```ts
+ * import { AutoTokenizer, AutoModelForSeq2SeqLM, pipeline } from "t5-web";
+ * const tokenizer = await AutoTokenizer.fromPretrained("path/or/https://host/t5-small");
+ * const model = await AutoModelForSeq2SeqLM.fromPretrained("path/or/https://host/t5-small");
+ * const ids = model.generate(tokenizer(["translate English to German: Hello"], { padding: true }), { max_new_tokens: 20 });
+ * tokenizer.batchDecode(ids, { skip_special_tokens: true });
+ * model.dispose(); tokenizer.dispose();
+ * ```
+ */
+
+export { T5Config, type T5ConfigFields } from "./config.js";
+export {
+  T5WebError,
+  MissingFileError,
+  BadJsonError,
+  BadConfigError,
+  UnsupportedActivationError,
+  BadWeightsError,
+  MissingTensorError,
+  ShapeMismatchError,
+  UnsupportedDtypeError,
+  BadInputError,
+  InputTooLongError,
+  TokenizerError,
+  DisposedError,
+  type T5WebErrorOptions,
+} from "./errors.js";
+export type { LoadOptions } from "./files.js";
+export {
+  AutoModelForSeq2SeqLM,
+  T5EncoderModel,
+  T5ForConditionalGeneration,
+  T5Model,
+  T5PreTrainedModel,
+  Tensor,
+  type EncoderOutput,
+  type ForwardInputs,
+  type GenerateInputs,
+  type GenerateOptions,
+  type IdsLike,
+  type Seq2SeqLMOutput,
+  type Seq2SeqModelOutput,
+} from "./models.js";
+export {
+  pipeline,
+  type PipelineOptions,
+  type SupportedTask,
+  type Text2TextCallOptions,
+  type Text2TextGenerationOutput,
+  type Text2TextGenerationPipeline,
+} from "./pipeline.js";
+export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions } from "./tokenizer.js";
+export { initWasm, type WasmSource } from "./wasm.js";

@@ -1,0 +1,359 @@
+/**
+ * The models: `T5ForConditionalGeneration`, `T5Model`, `T5EncoderModel` and
+ * `AutoModelForSeq2SeqLM`, loaded from a directory or base URL in the Hub layout. All numerics run
+ * in the WebAssembly engine; this layer only moves arrays in and out and names things.
+ *
+ * Input length: T5's relative position buckets impose no maximum sequence length, so the models
+ * accept inputs of any length (`n_positions` in old configs is not a limit). Length policy lives in
+ * the tokenizer (see `tokenizer.ts`).
+ */
+
+import { BadConfigError, BadInputError, BadWeightsError, DisposedError, MissingFileError, wasmCall } from "./errors.js";
+import { T5Config } from "./config.js";
+import { checkJson, openSource, readJsonText, readRequired, type FileSource, type LoadOptions } from "./files.js";
+import { initWasm } from "./wasm.js";
+import type { WasmModel } from "#t5-wasm";
+
+/** A dense float tensor: row-major `data` with shape `dims` (transformers.js' `Tensor` shape). */
+export class Tensor {
+  constructor(
+    readonly data: Float32Array,
+    readonly dims: number[],
+  ) {}
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  /** Nested arrays, like `torch.Tensor.tolist()`. */
+  tolist(): unknown[] {
+    const build = (offset: number, d: number): unknown[] => {
+      const n = this.dims[d]!;
+      if (d === this.dims.length - 1) return Array.from(this.data.subarray(offset, offset + n));
+      const stride = this.dims.slice(d + 1).reduce((a, b) => a * b, 1);
+      return Array.from({ length: n }, (_, i) => build(offset + i * stride, d + 1));
+    };
+    return this.dims.length === 0 ? [] : build(0, 0);
+  }
+}
+
+/** Token ids: rows of numbers, one row, or an integer tensor `{data, dims: [batch, seq]}`. */
+export type IdsLike = number[][] | number[] | { data: ArrayLike<number | bigint>; dims: readonly number[] };
+
+export interface ForwardInputs {
+  input_ids: IdsLike;
+  attention_mask?: IdsLike;
+  decoder_input_ids?: IdsLike;
+  /** Target ids, -100 where ignored. Without `decoder_input_ids` the decoder input is the labels shifted right. */
+  labels?: IdsLike;
+  decoder_attention_mask?: IdsLike;
+}
+
+export interface Seq2SeqLMOutput {
+  logits: Tensor;
+  /** Mean cross-entropy over the labels that are not -100 (when `labels` were given). */
+  loss?: number;
+  /** Decoder output after its final layer norm, `[batch, target_len, d_model]`. */
+  decoder_last_hidden_state: Tensor;
+  encoder_last_hidden_state: Tensor;
+}
+
+export interface Seq2SeqModelOutput {
+  /** Decoder output, `[batch, target_len, d_model]`. */
+  last_hidden_state: Tensor;
+  encoder_last_hidden_state: Tensor;
+}
+
+export interface EncoderOutput {
+  last_hidden_state: Tensor;
+}
+
+/** Options of {@link T5ForConditionalGeneration.generate} (over the model's generation_config.json). */
+export interface GenerateOptions {
+  max_new_tokens?: number;
+  /** Maximum length of the output including the decoder start token (transformers' default 20). */
+  max_length?: number;
+  min_new_tokens?: number;
+  min_length?: number;
+  eos_token_id?: number | number[];
+  pad_token_id?: number;
+  decoder_start_token_id?: number;
+  /** Only 1 (greedy) is implemented. */
+  num_beams?: number;
+  /** Only false (greedy) is implemented. */
+  do_sample?: boolean;
+}
+
+const GENERATE_KEYS = new Set([
+  "max_new_tokens",
+  "max_length",
+  "min_new_tokens",
+  "min_length",
+  "eos_token_id",
+  "pad_token_id",
+  "decoder_start_token_id",
+  "num_beams",
+  "do_sample",
+]);
+
+/** Encoder input for {@link T5ForConditionalGeneration.generate}: a tokenizer output or rows of ids. */
+export type GenerateInputs = { input_ids: IdsLike; attention_mask?: IdsLike } | IdsLike;
+
+interface Flat<T> {
+  data: T;
+  batch: number;
+  seq: number;
+}
+
+/** Rows/tensor → flat row-major values, checking that it is rectangular and holds integers in range. */
+function flatten<T extends Uint32Array | Int32Array>(x: IdsLike, name: string, make: (n: number) => T, min: number, max: number): Flat<T> {
+  let batch: number, seq: number, get: (i: number) => number | bigint;
+  if (Array.isArray(x)) {
+    const rows: unknown[] = x.length > 0 && Array.isArray(x[0]) ? x : [x];
+    batch = rows.length;
+    seq = batch > 0 ? (rows[0] as unknown[]).length : 0;
+    for (const r of rows) {
+      if (!Array.isArray(r)) throw new BadInputError(`${name} must be an array of rows`);
+      if (r.length !== seq) throw new BadInputError(`${name} rows have different lengths (${seq} and ${r.length}); pad them and pass an attention mask`);
+    }
+    get = (i) => (rows[Math.floor(i / seq)] as number[])[i % seq]!;
+  } else if (x && typeof x === "object" && "dims" in x && "data" in x) {
+    const dims = x.dims;
+    if (dims.length === 1) [batch, seq] = [1, dims[0]!];
+    else if (dims.length === 2) [batch, seq] = [dims[0]!, dims[1]!];
+    else throw new BadInputError(`${name} must be 2-D [batch, seq], got dims [${dims.join(", ")}]`);
+    if (x.data.length !== batch * seq) throw new BadInputError(`${name} has ${x.data.length} values for dims [${dims.join(", ")}]`);
+    get = (i) => x.data[i]!;
+  } else {
+    throw new BadInputError(`${name} must be number[][], number[] or {data, dims}`);
+  }
+  if (batch === 0 || seq === 0) throw new BadInputError(`${name} is empty (batch ${batch}, length ${seq})`);
+  const data = make(batch * seq);
+  for (let i = 0; i < data.length; i++) {
+    const v = Number(get(i));
+    if (!Number.isInteger(v) || v < min || v > max) throw new BadInputError(`${name}: ${String(get(i))} is not a valid value`);
+    data[i] = v;
+  }
+  return { data, batch, seq };
+}
+
+const ids = (x: IdsLike, name: string) => flatten(x, name, (n) => new Uint32Array(n), 0, 0xffffffff);
+const mask = (x: IdsLike, name: string) => flatten(x, name, (n) => new Uint32Array(n), 0, 1);
+const labelIds = (x: IdsLike, name: string) => flatten(x, name, (n) => new Int32Array(n), -100, 0x7fffffff);
+
+function sameShape(a: Flat<unknown>, b: Flat<unknown>, an: string, bn: string): void {
+  if (a.batch !== b.batch || a.seq !== b.seq) {
+    throw new BadInputError(`${bn} is [${b.batch}, ${b.seq}] but ${an} is [${a.batch}, ${a.seq}]`);
+  }
+}
+
+type Kind = "seq2seq-lm" | "t5-model" | "encoder";
+
+interface RawForward {
+  encoder_last_hidden_state: Float32Array;
+  encoder_shape: number[];
+  decoder_last_hidden_state?: Float32Array;
+  decoder_shape?: number[];
+  logits?: Float32Array;
+  logits_shape?: number[];
+  loss?: number;
+}
+
+/** A shard name from model.safetensors.index.json must be a plain file name in the same folder. */
+function checkShardName(name: string): void {
+  if (name === "" || name.includes("/") || name.includes("\\") || name === "." || name === "..") {
+    throw new BadWeightsError(`model.safetensors.index.json names ${JSON.stringify(name)}, not a file next to it`, {
+      path: "model.safetensors.index.json",
+    });
+  }
+}
+
+async function loadModel(dirOrUrl: string | URL, kind: Kind, opts: LoadOptions): Promise<{ inner: WasmModel; config: T5Config; location: string }> {
+  const wasm = await initWasm();
+  const src: FileSource = await openSource(dirOrUrl, opts);
+  const configText = await readJsonText(src, "config.json", true);
+  const genText = await readJsonText(src, "generation_config.json", false);
+  const config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(configText), "config.json")) as Record<string, unknown>);
+  const builder = wasmCall(() => new wasm.WasmModelBuilder(configText, genText));
+  try {
+    const single = await src.read("model.safetensors");
+    if (single !== undefined) {
+      wasmCall(() => builder.addShard("model.safetensors", single), "model.safetensors");
+    } else {
+      const index = await src.read("model.safetensors.index.json");
+      if (index === undefined) {
+        throw new MissingFileError(
+          `no weights in ${src.location}: neither model.safetensors nor model.safetensors.index.json`,
+          { path: src.location },
+        );
+      }
+      const text = new TextDecoder().decode(index);
+      checkJson(text, "model.safetensors.index.json");
+      const files = wasmCall(() => wasm.shardFilesFromIndex(text), "model.safetensors.index.json");
+      for (const f of files) {
+        checkShardName(f);
+        // one shard in memory at a time on the JS side; the engine keeps the bytes until build()
+        const bytes = await readRequired(src, f);
+        wasmCall(() => builder.addShard(f, bytes), f);
+      }
+    }
+    const inner = wasmCall(() => builder.build(kind));
+    return { inner, config, location: src.location };
+  } finally {
+    builder.free();
+  }
+}
+
+/** Shared by the three model classes. */
+export abstract class T5PreTrainedModel {
+  /** The parsed config.json. */
+  readonly config: T5Config;
+  /** Where the model was loaded from (directory or base URL). */
+  readonly location: string;
+  private inner: WasmModel | undefined;
+
+  protected constructor(inner: WasmModel, config: T5Config, location: string) {
+    this.inner = inner;
+    this.config = config;
+    this.location = location;
+  }
+
+  protected get live(): WasmModel {
+    if (!this.inner) throw new DisposedError(`this ${this.constructor.name}`);
+    return this.inner;
+  }
+
+  /** The generation config in use (generation_config.json over the model config). */
+  get generation_config(): Record<string, unknown> {
+    return JSON.parse(this.live.generationConfig()) as Record<string, unknown>;
+  }
+
+  get disposed(): boolean {
+    return this.inner === undefined;
+  }
+
+  /** Free the model's WebAssembly memory. Later use throws {@link DisposedError}. */
+  dispose(): void {
+    if (this.inner) {
+      this.inner.free();
+      this.inner = undefined;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  protected encoderInput(inputs: { input_ids: IdsLike; attention_mask?: IdsLike }) {
+    const input = ids(inputs.input_ids, "input_ids");
+    let m: Uint32Array | undefined;
+    if (inputs.attention_mask !== undefined) {
+      const fm = mask(inputs.attention_mask, "attention_mask");
+      sameShape(input, fm, "input_ids", "attention_mask");
+      m = fm.data;
+    }
+    return { input, mask: m };
+  }
+
+  protected runForward(inputs: ForwardInputs): RawForward {
+    const { input, mask: m } = this.encoderInput(inputs);
+    let dec: Flat<Uint32Array> | undefined;
+    let lab: Flat<Int32Array> | undefined;
+    let dmask: Flat<Uint32Array> | undefined;
+    if (inputs.decoder_input_ids !== undefined) dec = ids(inputs.decoder_input_ids, "decoder_input_ids");
+    if (inputs.labels !== undefined) lab = labelIds(inputs.labels, "labels");
+    if (inputs.decoder_attention_mask !== undefined) dmask = mask(inputs.decoder_attention_mask, "decoder_attention_mask");
+    const ref = dec ?? lab;
+    for (const [f, n] of [[dec, "decoder_input_ids"], [lab, "labels"], [dmask, "decoder_attention_mask"]] as const) {
+      if (f && f.batch !== input.batch) throw new BadInputError(`${n} has batch ${f.batch}, input_ids ${input.batch}`);
+      if (f && ref) sameShape(ref, f, dec ? "decoder_input_ids" : "labels", n);
+    }
+    const model = this.live;
+    return wasmCall(
+      () => model.forward(input.data, m, input.batch, input.seq, dec?.data, lab?.data, dmask?.data) as RawForward,
+    );
+  }
+}
+
+function needDecoderInput(inputs: ForwardInputs): void {
+  if (inputs.decoder_input_ids === undefined && inputs.labels === undefined) {
+    throw new BadInputError("decoder_input_ids or labels are required");
+  }
+}
+
+/** transformers' `T5ForConditionalGeneration`: encoder, decoder, LM head. */
+export class T5ForConditionalGeneration extends T5PreTrainedModel {
+  static async fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5ForConditionalGeneration> {
+    const { inner, config, location } = await loadModel(dirOrUrl, "seq2seq-lm", opts);
+    return new T5ForConditionalGeneration(inner, config, location);
+  }
+
+  /** `model(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)`. */
+  forward(inputs: ForwardInputs): Seq2SeqLMOutput {
+    needDecoderInput(inputs);
+    const r = this.runForward(inputs);
+    const out: Seq2SeqLMOutput = {
+      logits: new Tensor(r.logits!, r.logits_shape!),
+      decoder_last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
+      encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
+    };
+    if (r.loss !== undefined) out.loss = r.loss;
+    return out;
+  }
+
+  /**
+   * Greedy generation, as transformers' `generate(**inputs, max_new_tokens=…)`: one row per input,
+   * each starting with the decoder start token and padded with `pad_token_id` after its EOS.
+   */
+  generate(inputs: GenerateInputs, options: GenerateOptions = {}): number[][] {
+    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
+    const { input, mask: m } = this.encoderInput(enc);
+    for (const k of Object.keys(options)) {
+      if (!GENERATE_KEYS.has(k)) throw new BadConfigError(`unknown generation option ${JSON.stringify(k)} (supported: ${[...GENERATE_KEYS].join(", ")})`);
+    }
+    const model = this.live;
+    const r = wasmCall(
+      () => model.generate(input.data, m, input.batch, input.seq, JSON.stringify(options)) as { sequences: Uint32Array; batch: number; length: number },
+    );
+    return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+  }
+}
+
+/** transformers' `T5Model`: encoder and decoder, no LM head. */
+export class T5Model extends T5PreTrainedModel {
+  static async fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5Model> {
+    const { inner, config, location } = await loadModel(dirOrUrl, "t5-model", opts);
+    return new T5Model(inner, config, location);
+  }
+
+  forward(inputs: ForwardInputs): Seq2SeqModelOutput {
+    needDecoderInput(inputs);
+    const r = this.runForward(inputs);
+    return {
+      last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
+      encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
+    };
+  }
+}
+
+/** transformers' `T5EncoderModel`: the encoder alone. */
+export class T5EncoderModel extends T5PreTrainedModel {
+  static async fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5EncoderModel> {
+    const { inner, config, location } = await loadModel(dirOrUrl, "encoder", opts);
+    return new T5EncoderModel(inner, config, location);
+  }
+
+  forward(inputs: { input_ids: IdsLike; attention_mask?: IdsLike }): EncoderOutput {
+    const { input, mask: m } = this.encoderInput(inputs);
+    const model = this.live;
+    const data = wasmCall(() => model.encode(input.data, m, input.batch, input.seq));
+    return { last_hidden_state: new Tensor(data, [input.batch, input.seq, data.length / (input.batch * input.seq)]) };
+  }
+}
+
+export class AutoModelForSeq2SeqLM {
+  /** The seq2seq LM of a model directory or base URL (T5 only: `T5ForConditionalGeneration`). */
+  static fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5ForConditionalGeneration> {
+    return T5ForConditionalGeneration.fromPretrained(dirOrUrl, opts);
+  }
+}
