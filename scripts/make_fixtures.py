@@ -612,9 +612,13 @@ def main():
         have = version(pkg)
         if have is None or have.split("+")[0] != want:
             print(f"WARNING: {pkg} {have} is not the pinned {want}; outputs may differ")
-    for n in MODEL_DIRS + ["oracle"]:
+    for n in MODEL_DIRS:
         shutil.rmtree(FIX / n, ignore_errors=True)
-    ORACLE.mkdir(parents=True)
+    # oracle/ also holds what scripts/make_tokenizer_fixtures.py writes (oracle/spiece/): keep it
+    for f in ORACLE.glob("*") if ORACLE.exists() else []:
+        if f.is_file():
+            f.unlink()
+    ORACLE.mkdir(parents=True, exist_ok=True)
 
     make_buckets()
     tok = make_tokenizer_oracle()
