@@ -58,7 +58,7 @@ fn padded_and_truncated_batches() {
 fn sentinel_tokens() {
     let tk = tokenizer();
     let o = oracle();
-    let mut want: Vec<(String, u32)> = o["sentinel_tokens"]
+    let want: Vec<(String, u32)> = o["sentinel_tokens"]
         .as_array()
         .unwrap()
         .iter()
