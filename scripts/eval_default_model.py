@@ -5,7 +5,7 @@ Run by hand (CPU; needs torch, transformers 5, safetensors; no network):
 
     /tmp/pyenv/bin/python scripts/eval_default_model.py [--model models/t5-numbers] [--count 200]
 
-The held-out set is fixed and deterministic: `count` distinct held-out numbers (n % 50 == 7, never trained on) per
+The held-out set is fixed and deterministic: `count` distinct held-out numbers (blake2b(str(n)) % 50 == 7, never trained on) per
 direction, spread over 1..6 digits (see heldout_numbers in train_default_model.py), first "numbers to words: N"
 then "words to numbers: WORDS" (other numbers). The model is loaded as t5-web runs it: the stored bf16 weights
 upcast to float32 (from_pretrained(dir, dtype=torch.float32)), and decoded greedily (do_sample=False, num_beams=1,
@@ -77,7 +77,7 @@ def run(model_dir, count, batch_size=100):
     acc["all"] = sum(e["correct"] for e in examples) / len(examples)
     return {
         "model": "t5-numbers",
-        "description": "held-out numbers (n % 50 == 7, never trained on); transformers greedy outputs on the bf16 "
+        "description": "held-out numbers (blake2b(str(n)) % 50 == 7, never trained on); transformers greedy outputs on the bf16 "
                        "weights upcast to float32",
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__.split("+")[0],
