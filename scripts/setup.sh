@@ -20,3 +20,17 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+
+# WebGPU tests (crates/t5-gpu, test/webgpu): a software Vulkan driver for native wgpu in `cargo test`
+# (Mesa lavapipe), the Vulkan loader, and Debian's Chromium, whose SwiftShader Vulkan ICD
+# (/usr/lib/chromium/vk_swiftshader_icd.json) serves Dawn in Node (the `webgpu` npm package) and
+# Chromium itself (driven headless by playwright-core).
+gpu_need=()
+for p in mesa-vulkan-drivers libvulkan1 chromium; do
+  dpkg -s "$p" >/dev/null 2>&1 || gpu_need+=("$p")
+done
+if [ ${#gpu_need[@]} -gt 0 ]; then
+  echo "installing ${gpu_need[*]} (WebGPU tests)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${gpu_need[@]}"
+fi

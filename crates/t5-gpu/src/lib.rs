@@ -1,0 +1,925 @@
+//! t5-gpu: the WebGPU backend of t5-core, through `wgpu`.
+//!
+//! Natively `wgpu` drives Vulkan (a software driver in CI: Mesa lavapipe); compiled to wasm32 it
+//! drives the runtime's `navigator.gpu` (a browser, or Dawn in Node through the `webgpu` package).
+//! The model code is t5-core's, generic over [`Backend`]: [`Gpu`] implements it with WGSL kernels
+//! (`src/shaders/`), so the numerics are the CPU backend's, op for op.
+//!
+//! **Readback is asynchronous.** Every op only records GPU work; nothing waits until a result is
+//! read. On the web a read (`mapAsync`) cannot block, so the GPU path reads through async entry
+//! points — [`Gpu::download_async`], [`Gpu::argmax_rows_async`], and [`generate::greedy_async`] /
+//! [`generate::forward_async`] on top of the same `T5<B>` methods the CPU uses. The sync trait
+//! methods `download` / `argmax_rows` block on `device.poll` natively and are unavailable in wasm
+//! (the wasm bindings never call them).
+//!
+//! **Resident state.** Weights are uploaded once (split into row chunks when a tensor exceeds the
+//! device's storage-binding / buffer limits). Activations come from a buffer pool keyed by size; a
+//! buffer released while its batch of commands is still being recorded returns to the pool only
+//! after that batch is submitted, so a reused buffer is never aliased inside one command buffer.
+//! All dispatches of a step are recorded into one command encoder (one compute pass between
+//! copies) and submitted once, when a result is read. Kernel parameters go through one uniform
+//! arena with dynamic offsets, written once per submit. The self-attention KV cache is allocated
+//! once with capacity for the whole generation ([`Gpu::set_kv_capacity`]) and `cat_seq` appends
+//! into it in place.
+
+pub mod generate;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::rc::{Rc, Weak};
+use std::sync::{Arc, Mutex};
+
+use t5_core::backend::{AttentionMask, AttentionShape, Backend};
+use t5_core::config::Activation;
+use t5_core::{T5Error, Tensor};
+
+/// Errors of the GPU path. `code()` is the name the wasm bindings give the JS `Error`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GpuError {
+    /// No WebGPU here (no `navigator.gpu`, no adapter, no device).
+    Unavailable(String),
+    /// The model or an input does not fit the device's limits.
+    Limits(String),
+    /// The device was lost (driver reset, `destroy()`, tab backgrounded...). Reload the model.
+    DeviceLost(String),
+    /// A WebGPU validation / out-of-memory error.
+    Gpu(String),
+    /// The model was disposed.
+    Disposed,
+    /// An engine error (bad input, bad config...).
+    Core(T5Error),
+}
+
+impl GpuError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            GpuError::Unavailable(_) => "WebGPUUnavailable",
+            GpuError::Limits(_) => "WebGPULimits",
+            GpuError::DeviceLost(_) => "DeviceLost",
+            GpuError::Gpu(_) => "WebGPUError",
+            GpuError::Disposed => "Disposed",
+            GpuError::Core(e) => e.code(),
+        }
+    }
+}
+
+impl std::fmt::Display for GpuError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GpuError::Unavailable(m) => write!(f, "WebGPU is not available: {m}"),
+            GpuError::Limits(m) => write!(f, "WebGPU device limits: {m}"),
+            GpuError::DeviceLost(m) => write!(f, "the WebGPU device was lost ({m}); reload the model (device: 'cpu' works everywhere)"),
+            GpuError::Gpu(m) => write!(f, "WebGPU error: {m}"),
+            GpuError::Disposed => write!(f, "the model was disposed"),
+            GpuError::Core(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for GpuError {}
+
+impl From<T5Error> for GpuError {
+    fn from(e: T5Error) -> Self {
+        GpuError::Core(e)
+    }
+}
+
+pub type GpuResult<T> = std::result::Result<T, GpuError>;
+
+/// Options of [`Gpu::new`].
+#[derive(Debug, Clone, Default)]
+pub struct GpuOptions {
+    /// Largest piece a weight is split into (bytes); `None`: the device's limits. Tests set it
+    /// small to exercise splitting.
+    pub max_chunk_bytes: Option<u64>,
+}
+
+/// What the device is and what it allows (reported to the facade / benchmark).
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    pub adapter: String,
+    pub backend: String,
+    pub device_type: String,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub shader_f16: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+const ACT: &str = include_str!("shaders/act.wgsl");
+
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+struct Kernels {
+    matmul_tiled: Kernel,
+    matvec: Kernel,
+    rms_norm: Kernel,
+    unary: Kernel,
+    binary: Kernel,
+    embedding: Kernel,
+    gather_rows: Kernel,
+    attention: Kernel,
+    argmax: Kernel,
+}
+
+/// Binding 0: the uniform parameters (dynamic offset); then one storage buffer per entry of
+/// `storage` (`true` = read-only).
+fn kernel(device: &wgpu::Device, name: &str, source: &str, storage: &[bool]) -> Kernel {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: true, min_binding_size: NonZeroU64::new(PARAMS_SIZE) },
+        count: None,
+    }];
+    for (i, &ro) in storage.iter().enumerate() {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: i as u32 + 1,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only: ro }, has_dynamic_offset: false, min_binding_size: None },
+            count: None,
+        });
+    }
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &entries });
+    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(name), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: Some(&pl),
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    Kernel { pipeline, layout }
+}
+
+impl Kernels {
+    fn new(device: &wgpu::Device) -> Kernels {
+        let with_act = |s: &str| format!("{ACT}\n{s}");
+        Kernels {
+            matmul_tiled: kernel(device, "matmul_tiled", include_str!("shaders/matmul_tiled.wgsl"), &[true, true, false]),
+            matvec: kernel(device, "matvec", include_str!("shaders/matvec.wgsl"), &[true, true, false]),
+            rms_norm: kernel(device, "rms_norm", include_str!("shaders/rms_norm.wgsl"), &[true, true, false]),
+            unary: kernel(device, "unary", &with_act(include_str!("shaders/unary.wgsl")), &[false]),
+            binary: kernel(device, "binary", &with_act(include_str!("shaders/binary.wgsl")), &[false, true]),
+            embedding: kernel(device, "embedding", include_str!("shaders/embedding.wgsl"), &[true, true, false]),
+            gather_rows: kernel(device, "gather_rows", include_str!("shaders/gather_rows.wgsl"), &[true, false]),
+            attention: kernel(device, "attention", include_str!("shaders/attention.wgsl"), &[true, true, true, true, true, false, false]),
+            argmax: kernel(device, "argmax", include_str!("shaders/argmax.wgsl"), &[true, true, false]),
+        }
+    }
+}
+
+fn act_code(act: Activation) -> u32 {
+    match act {
+        Activation::Relu => 0,
+        Activation::Gelu => 1,
+        Activation::GeluNew => 2,
+        Activation::Silu => 3,
+    }
+}
+
+/// Size of one kernel's parameters (8 × u32) and the stride of their slots in the arena.
+const PARAMS_SIZE: u64 = 32;
+const PARAM_SLOTS: u64 = 4096;
+/// Matrix-vector kernel up to this many rows (decode steps), tiled matmul above.
+const MATVEC_MAX_ROWS: usize = 8;
+
+// ---------------------------------------------------------------------------------------------
+// buffers
+
+/// Counts live GPU buffers (created minus destroyed); survives the backend for `dispose` checks.
+#[derive(Clone, Default)]
+pub struct BufferCounter(Rc<Cell<isize>>);
+
+impl BufferCounter {
+    pub fn live(&self) -> isize {
+        self.0.get()
+    }
+}
+
+/// A pooled storage buffer. Dropping it hands it back to the pool (after the current batch is
+/// submitted), or destroys it when the backend is gone.
+pub struct Buf {
+    buf: Option<wgpu::Buffer>,
+    size: u64,
+    owner: Weak<Inner>,
+    counter: BufferCounter,
+    /// KV-cache buffers: sequence positions written so far (appends go in place only at the end).
+    used_seq: Cell<usize>,
+    pooled: bool,
+}
+
+impl Buf {
+    fn raw(&self) -> &wgpu::Buffer {
+        self.buf.as_ref().expect("live buffer")
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let Some(buf) = self.buf.take() else { return };
+        match self.owner.upgrade() {
+            Some(inner) if self.pooled && !inner.disposed.get() => {
+                let mut st = inner.state.borrow_mut();
+                st.pending_bytes += self.size;
+                st.pending_free.push((self.size, buf));
+            }
+            _ => {
+                buf.destroy();
+                self.counter.0.set(self.counter.0.get() - 1);
+            }
+        }
+    }
+}
+
+/// An activation on the GPU: f32, row-major. 3-D tensors made by `cat_seq` keep `seq_cap`
+/// positions per batch row (the KV cache's spare capacity); every other tensor is contiguous.
+#[derive(Clone)]
+pub struct GpuTensor {
+    buf: Rc<Buf>,
+    shape: Vec<usize>,
+    seq_cap: usize,
+}
+
+impl GpuTensor {
+    fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    fn cols(&self) -> usize {
+        *self.shape.last().unwrap_or(&1)
+    }
+    fn rows(&self) -> usize {
+        let c = self.cols();
+        if c == 0 { 0 } else { self.numel() / c }
+    }
+    fn contiguous(&self) -> bool {
+        self.shape.len() != 3 || self.seq_cap == self.shape[1]
+    }
+}
+
+/// A weight `[out, in]` split into row chunks that each fit one storage binding.
+pub struct GpuWeight {
+    chunks: Vec<(usize, usize, Rc<Buf>)>, // (first row, rows, buffer)
+    rows: usize,
+    cols: usize,
+}
+
+struct State {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    params: Vec<u8>,
+    slots: u64,
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    pending_free: Vec<(u64, wgpu::Buffer)>,
+    pending_bytes: u64,
+    staging: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Recently uploaded u32 masks / ids, reused when the same values come again (encoder mask
+    /// each decode step).
+    mask_cache: Vec<(Vec<u32>, Rc<Buf>)>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: DeviceInfo,
+    limits: wgpu::Limits,
+    kernels: Kernels,
+    params_buf: wgpu::Buffer,
+    param_align: u64,
+    dummy: wgpu::Buffer,
+    state: RefCell<State>,
+    lost: Arc<Mutex<Option<String>>>,
+    error: Arc<Mutex<Option<String>>>,
+    disposed: Cell<bool>,
+    counter: BufferCounter,
+    dispatches: Cell<u64>,
+    submits: Cell<u64>,
+    kv_capacity: Cell<usize>,
+    max_chunk_bytes: u64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.release_all();
+        self.device.destroy();
+    }
+}
+
+impl Inner {
+    fn create_buffer(&self, size: u64, usage: wgpu::BufferUsages, label: &str) -> wgpu::Buffer {
+        self.counter.0.set(self.counter.0.get() + 1);
+        self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+    }
+
+    fn destroy_buffer(&self, b: wgpu::Buffer) {
+        b.destroy();
+        self.counter.0.set(self.counter.0.get() - 1);
+    }
+
+    /// Destroy every buffer the backend itself owns (pool, staging, params, dummy). Buffers held
+    /// by tensors / weights destroy themselves when dropped.
+    fn release_all(&self) {
+        let cached = std::mem::take(&mut self.state.borrow_mut().mask_cache);
+        drop(cached);
+        let mut st = self.state.borrow_mut();
+        st.pass = None;
+        st.encoder = None;
+        let mut all: Vec<wgpu::Buffer> = st.pending_free.drain(..).map(|(_, b)| b).collect();
+        for (_, v) in st.free.drain() {
+            all.extend(v);
+        }
+        for (_, v) in st.staging.drain() {
+            all.extend(v);
+        }
+        drop(st);
+        for b in all {
+            self.destroy_buffer(b);
+        }
+        if !self.disposed.replace(true) {
+            self.params_buf.destroy();
+            self.dummy.destroy();
+            self.counter.0.set(self.counter.0.get() - 2);
+        }
+    }
+}
+
+fn round_size(bytes: u64) -> u64 {
+    let b = bytes.max(16);
+    if b <= 1 << 20 { b.next_power_of_two() } else { b.div_ceil(1 << 20) << 20 }
+}
+
+/// Split `n` workgroups over x and y so that neither exceeds the per-dimension limit.
+fn grid(n: u32, max: u32) -> (u32, u32) {
+    if n <= max { (n.max(1), 1) } else { (max, n.div_ceil(max)) }
+}
+
+/// The WebGPU backend. Cloning shares the device (the model owns one clone, callers may keep
+/// another for stats and `dispose`).
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Rc<Inner>,
+}
+
+impl Gpu {
+    /// Open the default adapter and a device with the adapter's full limits.
+    pub async fn new(opts: GpuOptions) -> GpuResult<Gpu> {
+        #[cfg(target_arch = "wasm32")]
+        web_check()?;
+        #[cfg(target_arch = "wasm32")]
+        let backends = wgpu::Backends::BROWSER_WEBGPU;
+        #[cfg(not(target_arch = "wasm32"))]
+        let backends = wgpu::Backends::VULKAN;
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .await
+            .map_err(|e| GpuError::Unavailable(format!("no WebGPU adapter: {e}")))?;
+        let ai = adapter.get_info();
+        let limits = adapter.limits();
+        let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor { label: Some("t5-gpu"), required_limits: limits.clone(), ..Default::default() })
+            .await
+            .map_err(|e| GpuError::Unavailable(format!("cannot open a WebGPU device on {}: {e}", ai.name)))?;
+        let lost = Arc::new(Mutex::new(None::<String>));
+        let l2 = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            *l2.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
+        });
+        let error = Arc::new(Mutex::new(None::<String>));
+        let e2 = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = e2.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let limits = device.limits();
+        let info = DeviceInfo {
+            adapter: ai.name.clone(),
+            backend: format!("{:?}", ai.backend),
+            device_type: format!("{:?}", ai.device_type),
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            max_buffer_size: limits.max_buffer_size,
+            shader_f16,
+        };
+        let param_align = (limits.min_uniform_buffer_offset_alignment as u64).max(PARAMS_SIZE);
+        let counter = BufferCounter::default();
+        counter.0.set(2);
+        let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: param_align * PARAM_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor { label: Some("dummy"), size: 16, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+        let device_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) & !3;
+        let max_chunk_bytes = opts.max_chunk_bytes.map_or(device_max, |m| m.min(device_max));
+        let kernels = Kernels::new(&device);
+        Ok(Gpu {
+            inner: Rc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                kernels,
+                params_buf,
+                param_align,
+                dummy,
+                state: RefCell::new(State {
+                    encoder: None,
+                    pass: None,
+                    params: Vec::new(),
+                    slots: 0,
+                    free: HashMap::new(),
+                    pending_free: Vec::new(),
+                    pending_bytes: 0,
+                    staging: HashMap::new(),
+                    mask_cache: Vec::new(),
+                }),
+                lost,
+                error,
+                disposed: Cell::new(false),
+                counter,
+                dispatches: Cell::new(0),
+                submits: Cell::new(0),
+                kv_capacity: Cell::new(0),
+                max_chunk_bytes,
+            }),
+        })
+    }
+
+    pub fn info(&self) -> &DeviceInfo {
+        &self.inner.info
+    }
+
+    /// Dispatches recorded so far (for "dispatches per decode step").
+    pub fn dispatches(&self) -> u64 {
+        self.inner.dispatches.get()
+    }
+
+    /// Command buffers submitted so far.
+    pub fn submits(&self) -> u64 {
+        self.inner.submits.get()
+    }
+
+    pub fn buffer_counter(&self) -> BufferCounter {
+        self.inner.counter.clone()
+    }
+
+    /// Largest weight piece (bytes); larger weights are split by rows.
+    pub fn max_chunk_bytes(&self) -> u64 {
+        self.inner.max_chunk_bytes
+    }
+
+    /// Self-attention KV cache capacity (positions) allocated at the first append.
+    pub fn set_kv_capacity(&self, positions: usize) {
+        self.inner.kv_capacity.set(positions);
+    }
+
+    /// Free every buffer the backend owns and mark it disposed: later work fails with
+    /// [`GpuError::Disposed`]. Tensors and weights free their buffers when dropped.
+    pub fn dispose(&self) {
+        self.inner.release_all();
+    }
+
+    pub fn is_disposed(&self) -> bool {
+        self.inner.disposed.get()
+    }
+
+    /// Destroy the device (tests of device loss).
+    pub fn destroy_device(&self) {
+        self.inner.device.destroy();
+    }
+
+    /// Device lost, disposed, or an uncaptured WebGPU error since the last check.
+    pub fn check(&self) -> GpuResult<()> {
+        // natively, callbacks (device lost) run inside poll; on the web this is a no-op
+        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        if let Some(m) = self.inner.lost.lock().unwrap().clone() {
+            return Err(GpuError::DeviceLost(m));
+        }
+        if self.inner.disposed.get() {
+            return Err(GpuError::Disposed);
+        }
+        if let Some(m) = self.inner.error.lock().unwrap().take() {
+            return Err(GpuError::Gpu(m));
+        }
+        Ok(())
+    }
+
+    /// Check that a tensor of `bytes` fits one storage binding.
+    pub fn check_fits(&self, what: &str, bytes: u64) -> GpuResult<()> {
+        let max = self.inner.info.max_storage_buffer_binding_size.min(self.inner.info.max_buffer_size);
+        if bytes > max {
+            return Err(GpuError::Limits(format!("{what} needs {bytes} bytes in one buffer; this device allows {max} (maxStorageBufferBindingSize / maxBufferSize): use a smaller batch or sequence")));
+        }
+        Ok(())
+    }
+
+    fn alloc(&self, bytes: u64) -> Rc<Buf> {
+        let size = round_size(bytes);
+        let inner = &self.inner;
+        let reused = inner.state.borrow_mut().free.get_mut(&size).and_then(Vec::pop);
+        let buf = reused.unwrap_or_else(|| {
+            inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC, "t5")
+        });
+        Rc::new(Buf { buf: Some(buf), size, owner: Rc::downgrade(inner), counter: inner.counter.clone(), used_seq: Cell::new(0), pooled: true })
+    }
+
+    fn tensor(&self, shape: Vec<usize>) -> GpuTensor {
+        let n: usize = shape.iter().product();
+        let seq_cap = if shape.len() == 3 { shape[1] } else { 0 };
+        GpuTensor { buf: self.alloc(n as u64 * 4), shape, seq_cap }
+    }
+
+    fn upload_u32(&self, data: &[u32]) -> Rc<Buf> {
+        let b = self.alloc(data.len().max(1) as u64 * 4);
+        if !data.is_empty() {
+            self.inner.queue.write_buffer(b.raw(), 0, bytemuck::cast_slice(data));
+        }
+        b
+    }
+
+    /// Masks are uploaded once per distinct content (the encoder mask comes every decode step).
+    fn upload_mask(&self, data: &[u32]) -> Rc<Buf> {
+        let hit = self.inner.state.borrow().mask_cache.iter().find(|(v, _)| v.as_slice() == data).map(|(_, b)| b.clone());
+        if let Some(b) = hit {
+            return b;
+        }
+        let b = self.upload_u32(data);
+        let mut st = self.inner.state.borrow_mut();
+        let evicted = if st.mask_cache.len() >= 4 { Some(st.mask_cache.remove(0)) } else { None };
+        st.mask_cache.push((data.to_vec(), b.clone()));
+        drop(st);
+        drop(evicted); // its Buf goes back to the pool (needs the state)
+        b
+    }
+
+    fn end_pass(st: &mut State) {
+        st.pass = None;
+    }
+
+    fn encoder<'a>(&self, st: &'a mut State) -> &'a mut wgpu::CommandEncoder {
+        st.encoder.get_or_insert_with(|| self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("t5") }))
+    }
+
+    /// Record one dispatch of `k` with its parameters and storage buffers.
+    fn dispatch(&self, k: &Kernel, params: [u32; 8], bufs: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
+        if self.inner.state.borrow().slots >= PARAM_SLOTS {
+            self.flush();
+        }
+        let inner = &self.inner;
+        let mut st = inner.state.borrow_mut();
+        let offset = st.slots * inner.param_align;
+        st.params.resize(offset as usize, 0);
+        st.params.extend_from_slice(bytemuck::cast_slice(&params));
+        st.slots += 1;
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &inner.params_buf, offset: 0, size: NonZeroU64::new(PARAMS_SIZE) }),
+        }];
+        for (i, b) in bufs.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        }
+        let bg = inner.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
+        if st.pass.is_none() {
+            let pass = self.encoder(&mut st).begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None }).forget_lifetime();
+            st.pass = Some(pass);
+        }
+        let pass = st.pass.as_mut().unwrap();
+        pass.set_pipeline(&k.pipeline);
+        pass.set_bind_group(0, &bg, &[offset as u32]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        inner.dispatches.set(inner.dispatches.get() + 1);
+    }
+
+    fn copy(&self, src: &wgpu::Buffer, src_off: u64, dst: &wgpu::Buffer, dst_off: u64, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut st = self.inner.state.borrow_mut();
+        Self::end_pass(&mut st);
+        self.encoder(&mut st).copy_buffer_to_buffer(src, src_off, dst, dst_off, bytes);
+    }
+
+    /// Submit everything recorded so far as one command buffer (kernel parameters written just
+    /// before it), then return the buffers released during the batch to the pool.
+    pub fn flush(&self) {
+        let inner = &self.inner;
+        let mut st = inner.state.borrow_mut();
+        Self::end_pass(&mut st);
+        if let Some(enc) = st.encoder.take() {
+            if !st.params.is_empty() {
+                inner.queue.write_buffer(&inner.params_buf, 0, &st.params);
+            }
+            inner.queue.submit([enc.finish()]);
+            inner.submits.set(inner.submits.get() + 1);
+        }
+        st.params.clear();
+        st.slots = 0;
+        let done: Vec<(u64, wgpu::Buffer)> = st.pending_free.drain(..).collect();
+        for (size, b) in done {
+            st.free.entry(size).or_default().push(b);
+        }
+        st.pending_bytes = 0;
+    }
+
+    /// Copy `bytes` of `src` to a mappable buffer, submit, and read it back.
+    async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> GpuResult<Vec<u8>> {
+        self.check()?;
+        let size = round_size(bytes.div_ceil(4) * 4);
+        let staging = {
+            let mut st = self.inner.state.borrow_mut();
+            st.staging.get_mut(&size).and_then(Vec::pop)
+        }
+        .unwrap_or_else(|| self.inner.create_buffer(size, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, "staging"));
+        self.copy(src, 0, &staging, 0, bytes.div_ceil(4) * 4);
+        self.flush();
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
+            let _ = tx.send(r);
+        });
+        // natively this runs the callback; on the web it is a no-op and the browser calls back
+        let _ = self.inner.device.poll(wgpu::PollType::wait_indefinitely());
+        let mapped = rx.await;
+        self.check()?;
+        match mapped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.inner.destroy_buffer(staging);
+                return Err(self.lost_or(format!("mapAsync failed: {e}")));
+            }
+            Err(_) => {
+                self.inner.destroy_buffer(staging);
+                return Err(self.lost_or("mapAsync was cancelled".into()));
+            }
+        }
+        let out = staging.get_mapped_range(0..bytes.div_ceil(4) * 4).map_err(|e| GpuError::Gpu(e.to_string()))?.to_vec();
+        staging.unmap();
+        self.inner.state.borrow_mut().staging.entry(size).or_default().push(staging);
+        Ok(out[..bytes as usize].to_vec())
+    }
+
+    fn lost_or(&self, msg: String) -> GpuError {
+        match self.inner.lost.lock().unwrap().clone() {
+            Some(m) => GpuError::DeviceLost(m),
+            None => GpuError::Gpu(msg),
+        }
+    }
+
+    /// A tensor back on the host.
+    pub async fn download_async(&self, t: &GpuTensor) -> GpuResult<Tensor> {
+        let n = t.numel();
+        if t.contiguous() {
+            let bytes = self.read_bytes(t.buf.raw(), n as u64 * 4).await?;
+            return Ok(Tensor::new(t.shape.clone(), bytemuck::pod_collect_to_vec(&bytes)));
+        }
+        let (b, s, d) = (t.shape[0], t.shape[1], t.shape[2]);
+        let bytes = self.read_bytes(t.buf.raw(), (b * t.seq_cap * d) as u64 * 4).await?;
+        let all: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let mut data = Vec::with_capacity(n);
+        for r in 0..b {
+            data.extend_from_slice(&all[r * t.seq_cap * d..(r * t.seq_cap + s) * d]);
+        }
+        Ok(Tensor::new(t.shape.clone(), data))
+    }
+
+    /// Argmax of each row on the GPU; only one id per row comes back. `suppress`: ids treated as
+    /// -inf (EOS under `min_new_tokens`).
+    pub async fn argmax_rows_async(&self, x: &GpuTensor, suppress: &[u32]) -> GpuResult<Vec<u32>> {
+        let (rows, cols) = (x.rows(), x.cols());
+        let sup = self.upload_mask(suppress);
+        let out = self.alloc(rows as u64 * 4);
+        self.dispatch(&self.inner.kernels.argmax, [rows as u32, cols as u32, suppress.len() as u32, 0, 0, 0, 0, 0], &[x.buf.raw(), sup.raw(), out.raw()], (rows as u32, 1, 1));
+        let bytes = self.read_bytes(out.raw(), rows as u64 * 4).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// In-place ops on a tensor whose buffer a clone shares (`clone` is a cheap handle copy here,
+    /// a deep copy on the CPU) first give it its own buffer.
+    fn make_unique(&self, x: &mut GpuTensor) {
+        if Rc::strong_count(&x.buf) > 1 {
+            assert!(x.contiguous());
+            let fresh = self.tensor(x.shape.clone());
+            self.copy(x.buf.raw(), 0, fresh.buf.raw(), 0, x.numel() as u64 * 4);
+            *x = fresh;
+        }
+    }
+
+    fn unary(&self, x: &GpuTensor, op: u32, act: u32, s: f32) {
+        let n = x.numel() as u32;
+        let g = grid(n.div_ceil(256), self.inner.limits.max_compute_workgroups_per_dimension);
+        self.dispatch(&self.inner.kernels.unary, [n, op, act, s.to_bits(), 0, 0, 0, 0], &[x.buf.raw()], (g.0, g.1, 1));
+    }
+
+    fn binary(&self, x: &GpuTensor, y: &GpuTensor, op: u32, act: u32) {
+        assert_eq!(x.shape, y.shape, "element-wise op on different shapes");
+        let n = x.numel() as u32;
+        let g = grid(n.div_ceil(256), self.inner.limits.max_compute_workgroups_per_dimension);
+        self.dispatch(&self.inner.kernels.binary, [n, op, act, 0, 0, 0, 0, 0], &[x.buf.raw(), y.buf.raw()], (g.0, g.1, 1));
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn web_check() -> GpuResult<()> {
+    use js_sys::{global, Reflect};
+    use wasm_bindgen::JsValue;
+    let g = global();
+    let has = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).map(|v| !v.is_undefined() && !v.is_null()).unwrap_or(false);
+    let nav = Reflect::get(&g, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
+    if nav.is_undefined() || !has(&nav, "gpu") {
+        return Err(GpuError::Unavailable("navigator.gpu is missing (in Node: set globalThis.navigator.gpu from the `webgpu` package's create([]))".into()));
+    }
+    if !has(&g, "window") && !has(&g, "WorkerGlobalScope") {
+        return Err(GpuError::Unavailable("neither `window` nor `WorkerGlobalScope` exists: wgpu needs one of them to find navigator.gpu (in Node / Deno define a WorkerGlobalScope class on globalThis)".into()));
+    }
+    Ok(())
+}
+
+impl Backend for Gpu {
+    type Tensor = GpuTensor;
+    type Weight = GpuWeight;
+
+    fn name(&self) -> &'static str {
+        "webgpu"
+    }
+
+    fn upload(&self, t: Tensor) -> GpuTensor {
+        let out = self.tensor(t.shape.clone());
+        if !t.data.is_empty() {
+            self.inner.queue.write_buffer(out.buf.raw(), 0, bytemuck::cast_slice(&t.data));
+        }
+        out
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn download(&self, t: &GpuTensor) -> Tensor {
+        pollster::block_on(self.download_async(t)).unwrap_or_else(|e| panic!("GPU download: {e}"))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn download(&self, _t: &GpuTensor) -> Tensor {
+        unreachable!("GPU readback is asynchronous in wasm: use Gpu::download_async")
+    }
+
+    fn upload_weight(&self, w: Tensor) -> GpuWeight {
+        let cols = w.cols();
+        let rows = w.rows();
+        let row_bytes = (cols as u64 * 4).max(4);
+        let per = ((self.inner.max_chunk_bytes / row_bytes) as usize).max(1);
+        let mut chunks = Vec::new();
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = per.min(rows - r0);
+            let bytes = n as u64 * row_bytes;
+            let size = bytes.max(16).div_ceil(4) * 4;
+            let buf = self.inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, "weight");
+            self.inner.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&w.data[r0 * cols..(r0 + n) * cols]));
+            chunks.push((r0, n, Rc::new(Buf { buf: Some(buf), size, owner: Rc::downgrade(&self.inner), counter: self.inner.counter.clone(), used_seq: Cell::new(0), pooled: false })));
+            r0 += n;
+        }
+        GpuWeight { chunks, rows, cols }
+    }
+
+    fn shape<'a>(&self, t: &'a GpuTensor) -> &'a [usize] {
+        &t.shape
+    }
+
+    fn embedding(&self, table: &GpuWeight, ids: &[u32], shape: &[usize]) -> GpuTensor {
+        let d = table.cols;
+        let mut s = shape.to_vec();
+        s.push(d);
+        let out = self.tensor(s);
+        let idb = self.upload_u32(ids);
+        let gx = (d as u32).div_ceil(64).min(64);
+        for (r0, n, buf) in &table.chunks {
+            self.dispatch(&self.inner.kernels.embedding, [ids.len() as u32, d as u32, *r0 as u32, *n as u32, 0, 0, 0, 0], &[buf.raw(), idb.raw(), out.buf.raw()], (gx, ids.len() as u32, 1));
+        }
+        out
+    }
+
+    fn linear(&self, x: &GpuTensor, w: &GpuWeight) -> GpuTensor {
+        let (m, k) = (x.rows(), x.cols());
+        assert_eq!(w.cols, k, "linear: input has {k} features, weight expects {}", w.cols);
+        assert!(x.contiguous());
+        let n = w.rows;
+        let mut shape = x.shape.clone();
+        *shape.last_mut().unwrap() = n;
+        let out = self.tensor(shape);
+        let maxd = self.inner.limits.max_compute_workgroups_per_dimension;
+        for (r0, nc, buf) in &w.chunks {
+            let params = [m as u32, n as u32, k as u32, *r0 as u32, *nc as u32, 0, 0, 0];
+            if m <= MATVEC_MAX_ROWS {
+                let g = grid((*nc as u32).div_ceil(4), maxd);
+                self.dispatch(&self.inner.kernels.matvec, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+            } else {
+                self.dispatch(&self.inner.kernels.matmul_tiled, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(64), (m as u32).div_ceil(64), 1));
+            }
+        }
+        out
+    }
+
+    fn rms_norm(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32) -> GpuTensor {
+        assert!(x.contiguous());
+        let (rows, d) = (x.rows(), x.cols());
+        let out = self.tensor(x.shape.clone());
+        let g = grid(rows as u32, self.inner.limits.max_compute_workgroups_per_dimension);
+        self.dispatch(&self.inner.kernels.rms_norm, [rows as u32, d as u32, eps.to_bits(), 0, 0, 0, 0, 0], &[x.buf.raw(), weight.buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+        out
+    }
+
+    fn add_assign(&self, x: &mut GpuTensor, y: &GpuTensor) {
+        self.make_unique(x);
+        self.binary(x, y, 0, 0);
+    }
+
+    fn scale(&self, x: &mut GpuTensor, s: f32) {
+        // the model scales a clone of the decoder output
+        self.make_unique(x);
+        self.unary(x, 0, 0, s);
+    }
+
+    fn activate(&self, x: &mut GpuTensor, act: Activation) {
+        self.make_unique(x);
+        self.unary(x, 1, act_code(act), 0.0);
+    }
+
+    fn gated_activate(&self, gate: &mut GpuTensor, up: &GpuTensor, act: Activation) {
+        self.make_unique(gate);
+        self.binary(gate, up, 1, act_code(act));
+    }
+
+    fn attention(&self, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, bias: Option<&GpuTensor>, mask: AttentionMask<'_>, s: AttentionShape) -> GpuTensor {
+        let inner = s.heads * s.head_dim;
+        let out = self.tensor(vec![s.batch, s.q_len, inner]);
+        let scores = self.alloc((s.batch * s.heads * s.q_len * s.kv_len).max(1) as u64 * 4);
+        let mb = mask.key_mask.map(|m| self.upload_mask(m));
+        let kv_bstride = if k.shape.len() == 3 { k.seq_cap } else { s.kv_len };
+        assert_eq!(if v.shape.len() == 3 { v.seq_cap } else { s.kv_len }, kv_bstride, "K and V caches differ in capacity");
+        let flags = bias.is_some() as u32 | (mb.is_some() as u32) << 1;
+        let causal = mask.causal_offset.map_or(u32::MAX, |o| o as u32);
+        let dummy = &self.inner.dummy;
+        self.dispatch(
+            &self.inner.kernels.attention,
+            [s.heads as u32, s.head_dim as u32, s.q_len as u32, s.kv_len as u32, causal, flags, kv_bstride as u32, 0],
+            &[q.buf.raw(), k.buf.raw(), v.buf.raw(), bias.map_or(dummy, |b| b.buf.raw()), mb.as_ref().map_or(dummy, |m| m.raw()), scores.raw(), out.buf.raw()],
+            (s.q_len as u32, s.heads as u32, s.batch as u32),
+        );
+        out
+    }
+
+    fn cat_seq(&self, a: &GpuTensor, b: &GpuTensor) -> GpuTensor {
+        let (batch, s1, d) = (a.shape[0], a.shape[1], a.shape[2]);
+        let s2 = b.shape[1];
+        assert_eq!((b.shape[0], b.shape[2]), (batch, d));
+        assert!(b.contiguous());
+        let total = s1 + s2;
+        let row = d as u64 * 4;
+        // in place: `a` is the newest view of a cache buffer with room left
+        // (a plain tensor has seq_cap == s1 < total, so only a cache buffer qualifies)
+        if a.seq_cap >= total && a.buf.used_seq.get() == s1 {
+            for r in 0..batch {
+                self.copy(b.buf.raw(), (r * s2) as u64 * row, a.buf.raw(), (r * a.seq_cap + s1) as u64 * row, s2 as u64 * row);
+            }
+            a.buf.used_seq.set(total);
+            return GpuTensor { buf: a.buf.clone(), shape: vec![batch, total, d], seq_cap: a.seq_cap };
+        }
+        let hint = self.inner.kv_capacity.get();
+        let cap = if hint >= total { hint } else { 2 * total };
+        let buf = self.alloc((batch * cap * d) as u64 * 4);
+        for r in 0..batch {
+            self.copy(a.buf.raw(), (r * a.seq_cap) as u64 * row, buf.raw(), (r * cap) as u64 * row, s1 as u64 * row);
+            self.copy(b.buf.raw(), (r * s2) as u64 * row, buf.raw(), (r * cap + s1) as u64 * row, s2 as u64 * row);
+        }
+        buf.used_seq.set(total);
+        GpuTensor { buf, shape: vec![batch, total, d], seq_cap: cap }
+    }
+
+    fn last_position(&self, x: &GpuTensor) -> GpuTensor {
+        let (batch, seq, d) = (x.shape[0], x.shape[1], x.shape[2]);
+        let out = self.tensor(vec![batch, 1, d]);
+        let gx = (d as u32).div_ceil(64).min(64);
+        self.dispatch(&self.inner.kernels.gather_rows, [batch as u32, d as u32, x.seq_cap as u32, seq as u32 - 1, 0, 0, 0, 0], &[x.buf.raw(), out.buf.raw()], (gx, batch as u32, 1));
+        out
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn argmax_rows(&self, x: &GpuTensor) -> Vec<u32> {
+        pollster::block_on(self.argmax_rows_async(x, &[])).unwrap_or_else(|e| panic!("GPU argmax: {e}"))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn argmax_rows(&self, _x: &GpuTensor) -> Vec<u32> {
+        unreachable!("GPU readback is asynchronous in wasm: use Gpu::argmax_rows_async")
+    }
+}

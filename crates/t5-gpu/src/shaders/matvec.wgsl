@@ -1,0 +1,35 @@
+// Few rows (m <= 8, decoding): out[r, n_off + j] = sum_k x[r, k] * w[j, k].
+// 256 threads = 4 output columns x 64 lanes over k; each lane keeps one partial sum per row.
+struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, _a: u32, _b: u32, _c: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let lane = lid.x % 64u;
+  let c = lid.x / 64u;
+  let col = (wid.y * nwg.x + wid.x) * 4u + c;
+  var acc: array<f32, 8>;
+  for (var r = 0u; r < 8u; r++) { acc[r] = 0.0; }
+  if (col < p.nc) {
+    let wb = col * p.k;
+    for (var kk = lane; kk < p.k; kk += 64u) {
+      let wv = w[wb + kk];
+      for (var r = 0u; r < p.m; r++) { acc[r] = fma(x[r * p.k + kk], wv, acc[r]); }
+    }
+  }
+  for (var r = 0u; r < p.m; r++) {
+    red[lid.x] = acc[r];
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s >>= 1u) {
+      if (lane < s) { red[lid.x] += red[lid.x + s]; }
+      workgroupBarrier();
+    }
+    if (lane == 0u && col < p.nc) { out[r * p.n + p.n_off + col] = red[lid.x]; }
+    workgroupBarrier();
+  }
+}
