@@ -168,7 +168,15 @@ function checkShardName(name: string): void {
   }
 }
 
-async function loadModel(dirOrUrl: string | URL, kind: Kind, opts: LoadOptions): Promise<{ inner: WasmModel; config: T5Config; location: string }> {
+/** Storage form of the linear weights: load-time conversion (pre-quantized checkpoints load as stored). */
+export type WeightDtype = "fp32" | "fp16" | "bf16" | "q8" | "q4";
+
+/** `fromPretrained` options: file access plus `dtype` (default "fp32"). */
+export interface ModelLoadOptions extends LoadOptions {
+  dtype?: WeightDtype;
+}
+
+async function loadModel(dirOrUrl: string | URL, kind: Kind, opts: ModelLoadOptions): Promise<{ inner: WasmModel; config: T5Config; location: string }> {
   const wasm = await initWasm();
   const src: FileSource = await openSource(dirOrUrl, opts);
   const configText = await readJsonText(src, "config.json", true);
@@ -176,6 +184,10 @@ async function loadModel(dirOrUrl: string | URL, kind: Kind, opts: LoadOptions):
   const config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(configText), "config.json")) as Record<string, unknown>);
   const builder = wasmCall(() => new wasm.WasmModelBuilder(configText, genText));
   try {
+    if (opts.dtype !== undefined) {
+      const dtype = opts.dtype;
+      wasmCall(() => builder.setDtype(dtype), "dtype");
+    }
     const single = await src.read("model.safetensors");
     if (single !== undefined) {
       wasmCall(() => builder.addShard("model.safetensors", single), "model.safetensors");
@@ -283,7 +295,7 @@ function needDecoderInput(inputs: ForwardInputs): void {
 
 /** transformers' `T5ForConditionalGeneration`: encoder, decoder, LM head. */
 export class T5ForConditionalGeneration extends T5PreTrainedModel {
-  static async fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5ForConditionalGeneration> {
+  static async fromPretrained(dirOrUrl: string | URL, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
     const { inner, config, location } = await loadModel(dirOrUrl, "seq2seq-lm", opts);
     return new T5ForConditionalGeneration(inner, config, location);
   }
@@ -321,7 +333,7 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
 
 /** transformers' `T5Model`: encoder and decoder, no LM head. */
 export class T5Model extends T5PreTrainedModel {
-  static async fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5Model> {
+  static async fromPretrained(dirOrUrl: string | URL, opts: ModelLoadOptions = {}): Promise<T5Model> {
     const { inner, config, location } = await loadModel(dirOrUrl, "t5-model", opts);
     return new T5Model(inner, config, location);
   }
@@ -338,7 +350,7 @@ export class T5Model extends T5PreTrainedModel {
 
 /** transformers' `T5EncoderModel`: the encoder alone. */
 export class T5EncoderModel extends T5PreTrainedModel {
-  static async fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5EncoderModel> {
+  static async fromPretrained(dirOrUrl: string | URL, opts: ModelLoadOptions = {}): Promise<T5EncoderModel> {
     const { inner, config, location } = await loadModel(dirOrUrl, "encoder", opts);
     return new T5EncoderModel(inner, config, location);
   }
@@ -353,7 +365,7 @@ export class T5EncoderModel extends T5PreTrainedModel {
 
 export class AutoModelForSeq2SeqLM {
   /** The seq2seq LM of a model directory or base URL (T5 only: `T5ForConditionalGeneration`). */
-  static fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5ForConditionalGeneration> {
+  static fromPretrained(dirOrUrl: string | URL, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
     return T5ForConditionalGeneration.fromPretrained(dirOrUrl, opts);
   }
 }

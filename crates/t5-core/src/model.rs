@@ -6,6 +6,7 @@ use crate::backend::{AttentionMask, AttentionShape, Backend};
 use crate::config::{FeedForwardKind, T5Config};
 use crate::error::{Result, T5Error};
 use crate::position::compute_bias;
+use crate::quant::WeightDtype;
 use crate::tensor::Tensor;
 use crate::weights::WeightStore;
 
@@ -135,17 +136,40 @@ pub struct T5<B: Backend> {
     decoder: Option<Stack<B>>,
     /// `None` with a decoder: the head is tied to `shared`.
     lm_head: Option<B::Weight>,
+    /// weights stored in another form than the requested `dtype` (input dim not a multiple of the
+    /// q4 group, fp16 `wo`), with the form they got
+    weight_fallbacks: Vec<(String, WeightDtype)>,
+    weight_bytes: usize,
 }
 
 struct Loader<'a, B: Backend> {
     store: &'a WeightStore,
     backend: &'a B,
     cfg: &'a T5Config,
+    /// requested storage form of the linear weights (and the embedding table)
+    dtype: WeightDtype,
+    /// weights stored in another form than requested, and which
+    fallbacks: std::cell::RefCell<Vec<(String, WeightDtype)>>,
+    bytes: std::cell::Cell<usize>,
 }
 
 impl<'a, B: Backend> Loader<'a, B> {
     fn weight(&self, name: &str, shape: &[usize]) -> Result<B::Weight> {
-        Ok(self.backend.upload_weight(self.store.get(name, shape)?))
+        // pre-quantized tensors are taken as they are; others are converted to the requested form
+        let w = match self.store.get_packed(name, shape)? {
+            Some(q) => self.backend.upload_packed(q),
+            None => {
+                let t = self.store.get(name, shape)?;
+                let w = self.backend.upload_weight_as(t, self.dtype.storage_for(name, shape[1]));
+                let got = self.backend.weight_dtype(&w);
+                if got != self.dtype {
+                    self.fallbacks.borrow_mut().push((name.to_string(), got));
+                }
+                w
+            }
+        };
+        self.bytes.set(self.bytes.get() + self.backend.weight_bytes(&w));
+        Ok(w)
     }
     fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
         Ok(self.backend.upload(self.store.get(name, &[len])?))
@@ -201,6 +225,12 @@ impl<'a, B: Backend> Loader<'a, B> {
 impl<B: Backend> T5<B> {
     /// Build the model from a checkpoint, checking every tensor the config implies.
     pub fn load(config: T5Config, store: &WeightStore, kind: ModelKind, backend: B) -> Result<Self> {
+        Self::load_with_dtype(config, store, kind, backend, WeightDtype::F32)
+    }
+
+    /// [`T5::load`] with the linear weights (and the embedding table) stored as `dtype`; tensors
+    /// already quantized in the checkpoint are kept as they are.
+    pub fn load_with_dtype(config: T5Config, store: &WeightStore, kind: ModelKind, backend: B, dtype: WeightDtype) -> Result<Self> {
         config.validate()?;
         if config.num_layers == 0 {
             return Err(T5Error::BadConfig("num_layers must be positive".into()));
@@ -208,15 +238,15 @@ impl<B: Backend> T5<B> {
         if kind.has_decoder() && config.decoder_layers() == 0 {
             return Err(T5Error::BadConfig("num_decoder_layers must be positive".into()));
         }
-        let l = Loader { store, backend: &backend, cfg: &config };
+        let l = Loader { store, backend: &backend, cfg: &config, dtype, fallbacks: Default::default(), bytes: Default::default() };
         let emb_shape = [config.vocab_size, config.d_model];
-        let shared_name = ["shared.weight", "encoder.embed_tokens.weight"].into_iter().find(|n| store.contains(n)).unwrap_or("shared.weight");
+        let shared_name = ["shared.weight", "encoder.embed_tokens.weight"].into_iter().find(|n| store.has_weight(n)).unwrap_or("shared.weight");
         let shared = l.weight(shared_name, &emb_shape)?;
         let encoder = l.stack("encoder", config.num_layers, false)?;
         let decoder = if kind.has_decoder() { Some(l.stack("decoder", config.decoder_layers(), true)?) } else { None };
         // The head: `lm_head.weight` whenever the file has it; tied to `shared` otherwise.
         let lm_head = if kind == ModelKind::ConditionalGeneration {
-            if store.contains("lm_head.weight") {
+            if store.has_weight("lm_head.weight") {
                 Some(l.weight("lm_head.weight", &emb_shape)?)
             } else if !config.tie_word_embeddings {
                 return Err(T5Error::MissingTensor("lm_head.weight".into()));
@@ -226,7 +256,18 @@ impl<B: Backend> T5<B> {
         } else {
             None
         };
-        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head })
+        let (weight_fallbacks, weight_bytes) = (l.fallbacks.into_inner(), l.bytes.get());
+        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes })
+    }
+
+    /// Weights stored in another form than requested at load, with the form they got.
+    pub fn weight_fallbacks(&self) -> &[(String, WeightDtype)] {
+        &self.weight_fallbacks
+    }
+
+    /// Resident bytes of the linear weights and the embedding table (0 if the backend does not say).
+    pub fn weight_bytes(&self) -> usize {
+        self.weight_bytes
     }
 
     pub fn backend(&self) -> &B {

@@ -99,6 +99,69 @@ impl WeightStore {
         Ok(Tensor::new(expected.to_vec(), data))
     }
 
+    /// Whether the checkpoint has the weight `name`, plain or pre-quantized (`<name>.qweight`).
+    pub fn has_weight(&self, name: &str) -> bool {
+        self.contains(name) || self.contains(&format!("{name}{}", crate::quant::QWEIGHT_SUFFIX))
+    }
+
+    /// The `[n, k]` weight `name` in its packed form when the checkpoint stores it quantized
+    /// (`<name>.qweight` + `.scales` (+ `.zeros`), see [`crate::quant`]); `None` when it is stored plainly.
+    pub fn get_packed(&self, name: &str, expected: &[usize]) -> Result<Option<crate::quant::QWeight>> {
+        use crate::quant::{QWeight, QWEIGHT_SUFFIX, SCALES_SUFFIX, ZEROS_SUFFIX};
+        let qname = format!("{name}{QWEIGHT_SUFFIX}");
+        if self.contains(name) || !self.contains(&qname) {
+            return Ok(None);
+        }
+        let (n, k) = (expected[0], expected[1]);
+        let bad = |msg: String| T5Error::BadWeights { file: None, msg: format!("{name}: {msg}") };
+        let raw = |t: &str| -> Result<(&Entry, &[u8])> {
+            let e = self.entries.get(t).ok_or_else(|| T5Error::MissingTensor(t.to_string()))?;
+            Ok((e, &self.shards[e.shard][e.start..e.end]))
+        };
+        let f32s = |t: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let (e, b) = raw(t)?;
+            if e.dtype != Dtype::F32 {
+                return Err(T5Error::UnsupportedDtype { name: t.to_string(), dtype: format!("{:?}", e.dtype) });
+            }
+            if e.shape != shape {
+                return Err(T5Error::ShapeMismatch { name: t.to_string(), expected: shape.to_vec(), found: e.shape.clone() });
+            }
+            Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        };
+        let (e, bytes) = raw(&qname)?;
+        match e.dtype {
+            Dtype::U8 => {
+                if k % 64 != 0 || e.shape != [n, k / 2] {
+                    return Err(T5Error::ShapeMismatch { name: qname, expected: vec![n, k / 2], found: e.shape.clone() });
+                }
+                let sname = format!("{name}{SCALES_SUFFIX}");
+                let groups = self.shape(&sname).and_then(|s| s.get(1).copied()).ok_or_else(|| bad("q4 scales missing or not 2-D".into()))?;
+                if groups == 0 || k % groups != 0 || (k / groups) % 64 != 0 {
+                    return Err(bad(format!("{groups} groups per row do not split {k} inputs into multiples of 64")));
+                }
+                let scales = f32s(&sname, &[n, groups])?;
+                let zeros = f32s(&format!("{name}{ZEROS_SUFFIX}"), &[n, groups])?;
+                Ok(Some(QWeight::Q4 { n, k, group: k / groups, packed: bytes.to_vec(), scales, zeros }))
+            }
+            Dtype::I8 => {
+                if e.shape != [n, k] {
+                    return Err(T5Error::ShapeMismatch { name: qname, expected: vec![n, k], found: e.shape.clone() });
+                }
+                let scales = f32s(&format!("{name}{SCALES_SUFFIX}"), &[n])?;
+                Ok(Some(QWeight::Q8 { n, k, codes: bytes.iter().map(|&b| b as i8).collect(), scales }))
+            }
+            other => Err(T5Error::UnsupportedDtype { name: qname, dtype: format!("{other:?}") }),
+        }
+    }
+
+    /// The safetensors header metadata of the first shard that has `key`.
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        self.shards.iter().find_map(|b| {
+            let (_, m) = SafeTensors::read_metadata(b).ok()?;
+            m.metadata().as_ref()?.get(key).cloned()
+        })
+    }
+
     /// Free the raw bytes once every tensor has been converted.
     pub fn into_nothing(self) {}
 }

@@ -308,6 +308,8 @@ pub struct WasmModelBuilder {
     config: T5Config,
     generation: GenerationConfig,
     store: WeightStore,
+    /// storage form of the linear weights ("fp32" unless `setDtype` says otherwise)
+    dtype: t5_core::WeightDtype,
 }
 
 #[wasm_bindgen]
@@ -320,7 +322,15 @@ impl WasmModelBuilder {
             Some(text) => GenerationConfig::from_json(&text, &config).map_err(js_err)?,
             None => GenerationConfig::from_model_config(&config),
         };
-        Ok(WasmModelBuilder { config, generation, store: WeightStore::new() })
+        Ok(WasmModelBuilder { config, generation, store: WeightStore::new(), dtype: t5_core::WeightDtype::F32 })
+    }
+
+    /// Storage form of the linear weights: "fp32" | "fp16" | "bf16" | "q8" | "q4" (load-time
+    /// conversion; tensors pre-quantized in the checkpoint are kept as they are).
+    #[wasm_bindgen(js_name = setDtype)]
+    pub fn set_dtype(&mut self, dtype: &str) -> JsResult<()> {
+        self.dtype = t5_core::WeightDtype::parse(dtype).map_err(js_err)?;
+        Ok(())
     }
 
     /// Add one safetensors file of the checkpoint (its name is used in error messages).
@@ -344,7 +354,7 @@ impl WasmModelBuilder {
         if store.names().is_empty() {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
-        let model = T5::load(self.config.clone(), &store, kind, Cpu).map_err(js_err)?;
+        let model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
         drop(store);
         Ok(WasmModel { model, generation: self.generation.clone() })
     }
@@ -363,6 +373,19 @@ impl WasmModel {
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         kind_name(self.model.kind).into()
+    }
+
+    /// Weights stored in another form than the requested dtype, as JSON `[[name, dtype], ...]`.
+    #[wasm_bindgen(js_name = weightFallbacks)]
+    pub fn weight_fallbacks(&self) -> String {
+        let v: Vec<(&str, &str)> = self.model.weight_fallbacks().iter().map(|(n, d)| (n.as_str(), d.name())).collect();
+        serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Resident bytes of the weights.
+    #[wasm_bindgen(getter, js_name = weightBytes)]
+    pub fn weight_bytes(&self) -> f64 {
+        self.model.weight_bytes() as f64
     }
 
     /// The model config as JSON (transformers field names).

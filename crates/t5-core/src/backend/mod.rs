@@ -9,6 +9,7 @@
 pub mod cpu;
 
 use crate::config::Activation;
+use crate::quant::{QWeight, WeightDtype};
 use crate::tensor::Tensor;
 
 /// Which keys each query may attend to.
@@ -41,6 +42,26 @@ pub trait Backend {
     fn upload(&self, t: Tensor) -> Self::Tensor;
     fn download(&self, t: &Self::Tensor) -> Tensor;
     fn upload_weight(&self, w: Tensor) -> Self::Weight;
+    /// Upload an f32 weight converted to the storage form `dtype` (fp16 / bf16 / q8 / q4). A backend
+    /// without that form may keep the rounded / quantized values dequantized (the default).
+    fn upload_weight_as(&self, w: Tensor, dtype: WeightDtype) -> Self::Weight {
+        match dtype {
+            WeightDtype::F32 => self.upload_weight(w),
+            d => self.upload_packed(QWeight::from_tensor(w, d)),
+        }
+    }
+    /// Upload a weight already in a storage form (a pre-quantized checkpoint).
+    fn upload_packed(&self, w: QWeight) -> Self::Weight {
+        self.upload_weight(w.to_tensor())
+    }
+    /// The storage form a weight is resident in.
+    fn weight_dtype(&self, _w: &Self::Weight) -> WeightDtype {
+        WeightDtype::F32
+    }
+    /// Resident bytes of a weight (0 when unknown).
+    fn weight_bytes(&self, _w: &Self::Weight) -> usize {
+        0
+    }
     fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize];
 
     /// Rows of `table` (`[vocab, d]`) for `ids`, shaped `shape + [d]`.

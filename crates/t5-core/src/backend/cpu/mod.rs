@@ -1,9 +1,11 @@
 //! The CPU backend: host tensors, SIMD matmul (see `kernels`), everything else in plain loops.
 
 pub mod kernels;
+pub mod qkernels;
 
 use super::{AttentionMask, AttentionShape, Backend};
 use crate::config::Activation;
+use crate::quant::{QWeight, WeightDtype};
 use crate::tensor::Tensor;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,7 +41,8 @@ pub fn apply_act(x: f32, act: Activation) -> f32 {
 
 impl Backend for Cpu {
     type Tensor = Tensor;
-    type Weight = Tensor;
+    /// Weights keep their storage form (f32, f16, bf16, q8, q4); see `qkernels`.
+    type Weight = QWeight;
 
     fn name(&self) -> &'static str {
         "cpu"
@@ -53,31 +56,47 @@ impl Backend for Cpu {
         t.clone()
     }
 
-    fn upload_weight(&self, w: Tensor) -> Tensor {
+    fn upload_weight(&self, w: Tensor) -> QWeight {
+        QWeight::from_tensor(w, WeightDtype::F32)
+    }
+
+    fn upload_weight_as(&self, w: Tensor, dtype: WeightDtype) -> QWeight {
+        QWeight::from_tensor(w, dtype)
+    }
+
+    fn upload_packed(&self, w: QWeight) -> QWeight {
         w
+    }
+
+    fn weight_dtype(&self, w: &QWeight) -> WeightDtype {
+        w.dtype()
+    }
+
+    fn weight_bytes(&self, w: &QWeight) -> usize {
+        w.bytes()
     }
 
     fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
         &t.shape
     }
 
-    fn embedding(&self, table: &Tensor, ids: &[u32], shape: &[usize]) -> Tensor {
-        let d = table.cols();
-        let mut data = Vec::with_capacity(ids.len() * d);
-        for &id in ids {
-            data.extend_from_slice(table.row(id as usize));
+    fn embedding(&self, table: &QWeight, ids: &[u32], shape: &[usize]) -> Tensor {
+        let d = table.dims().1;
+        let mut data = vec![0.0f32; ids.len() * d];
+        for (r, &id) in ids.iter().enumerate() {
+            table.dequantize_row(id as usize, &mut data[r * d..(r + 1) * d]);
         }
         let mut s = shape.to_vec();
         s.push(d);
         Tensor::new(s, data)
     }
 
-    fn linear(&self, x: &Tensor, w: &Tensor) -> Tensor {
+    fn linear(&self, x: &Tensor, w: &QWeight) -> Tensor {
         let (m, k) = (x.rows(), x.cols());
-        let n = w.shape[0];
-        assert_eq!(w.cols(), k, "linear: input has {k} features, weight expects {}", w.cols());
+        let (n, wk) = w.dims();
+        assert_eq!(wk, k, "linear: input has {k} features, weight expects {wk}");
         let mut out = vec![0.0; m * n];
-        kernels::matmul_nt(m, n, k, &x.data, &w.data, &mut out);
+        qkernels::linear(m, &x.data, w, &mut out);
         let mut shape = x.shape.clone();
         *shape.last_mut().unwrap() = n;
         Tensor::new(shape, out)

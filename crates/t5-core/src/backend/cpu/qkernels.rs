@@ -1,0 +1,405 @@
+//! `out = x · w^T` for every weight storage form ([`QWeight`]) without ever dequantizing a whole
+//! matrix:
+//! * one input row (a decode step): fused dequantize-and-dot per weight row, straight from the
+//!   packed codes into SIMD registers (AVX2+FMA(+F16C) runtime-detected natively, SIMD128 in wasm,
+//!   scalar otherwise). q4 accumulates `Σ (q - 8) x` per group and adds `scale · that + zero · Σx`;
+//!   q8 accumulates `Σ q x` per row and multiplies by the row scale once.
+//! * several input rows (encoder, prompt): a strip of [`STRIP`] weight rows is dequantized into a
+//!   small f32 scratch buffer (exactly torchao's dequantization, so the products equal those of the
+//!   dequantized model) and multiplied against all input rows with the f32 tile kernel.
+
+use super::kernels;
+use crate::quant::QWeight;
+
+/// Weight rows dequantized at a time for multi-row inputs.
+const STRIP: usize = 32;
+
+/// `out[i*n + j] = Σ_t x[i*k + t] · w[j, t]` for `m` input rows.
+pub fn linear(m: usize, x: &[f32], w: &QWeight, out: &mut [f32]) {
+    let (n, k) = w.dims();
+    assert!(x.len() >= m * k && out.len() >= m * n);
+    if let QWeight::F32 { data, .. } = w {
+        return kernels::matmul_nt(m, n, k, x, data, out);
+    }
+    if m == 1 {
+        return matvec(x, w, out);
+    }
+    let mut scratch = vec![0.0f32; STRIP.min(n) * k];
+    let mut tmp = vec![0.0f32; m * STRIP.min(n)];
+    let mut j0 = 0;
+    while j0 < n {
+        let nb = STRIP.min(n - j0);
+        for jj in 0..nb {
+            w.dequantize_row(j0 + jj, &mut scratch[jj * k..(jj + 1) * k]);
+        }
+        kernels::matmul_nt(m, nb, k, x, &scratch[..nb * k], &mut tmp[..m * nb]);
+        for i in 0..m {
+            out[i * n + j0..i * n + j0 + nb].copy_from_slice(&tmp[i * nb..(i + 1) * nb]);
+        }
+        j0 += nb;
+    }
+}
+
+/// One input row against every weight row, fused.
+pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        return simd128::matvec(x, w, out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
+            // SAFETY: the features were detected at run time.
+            return unsafe { avx2::matvec(x, w, out) };
+        }
+    }
+    #[allow(unreachable_code)]
+    scalar::matvec(x, w, out)
+}
+
+/// Per-group sums of `x` (the q4 zero-point term).
+fn group_sums(x: &[f32], group: usize) -> Vec<f32> {
+    x.chunks_exact(group).map(|g| g.iter().sum()).collect()
+}
+
+pub mod scalar {
+    use crate::quant::{q4_code, QWeight};
+
+    pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
+        let (n, k) = w.dims();
+        match w {
+            QWeight::F32 { data, .. } => {
+                for j in 0..n {
+                    out[j] = dot(&x[..k], &data[j * k..(j + 1) * k], |v| v);
+                }
+            }
+            QWeight::F16 { data, .. } => {
+                for j in 0..n {
+                    out[j] = dot(&x[..k], &data[j * k..(j + 1) * k], |h| half::f16::from_bits(h).to_f32());
+                }
+            }
+            QWeight::BF16 { data, .. } => {
+                for j in 0..n {
+                    out[j] = dot(&x[..k], &data[j * k..(j + 1) * k], |h| f32::from_bits((h as u32) << 16));
+                }
+            }
+            QWeight::Q8 { codes, scales, .. } => {
+                for j in 0..n {
+                    out[j] = dot(&x[..k], &codes[j * k..(j + 1) * k], |q| q as f32) * scales[j];
+                }
+            }
+            QWeight::Q4 { group, packed, scales, zeros, .. } => {
+                let group = *group;
+                let gpr = k / group;
+                let xs = super::group_sums(&x[..k], group);
+                for j in 0..n {
+                    let row = &packed[j * k / 2..(j + 1) * k / 2];
+                    let mut total = 0.0f32;
+                    for g in 0..gpr {
+                        let mut acc = [0.0f32; 8];
+                        for t in (g * group..(g + 1) * group).step_by(8) {
+                            for l in 0..8 {
+                                acc[l] += (q4_code(row, t + l) as f32 - 8.0) * x[t + l];
+                            }
+                        }
+                        let s: f32 = acc.iter().sum();
+                        total += scales[j * gpr + g] * s + zeros[j * gpr + g] * xs[g];
+                    }
+                    out[j] = total;
+                }
+            }
+        }
+    }
+
+    fn dot<T: Copy>(x: &[f32], w: &[T], f: impl Fn(T) -> f32) -> f32 {
+        let mut acc = [0.0f32; 8];
+        let chunks = x.len() / 8;
+        for c in 0..chunks {
+            for l in 0..8 {
+                acc[l] += x[c * 8 + l] * f(w[c * 8 + l]);
+            }
+        }
+        let mut s: f32 = acc.iter().sum();
+        for t in chunks * 8..x.len() {
+            s += x[t] * f(w[t]);
+        }
+        s
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use crate::quant::QWeight;
+    use core::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps::<1>(v);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0x55>(s, s));
+        _mm_cvtss_f32(s)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
+        let (n, k) = w.dims();
+        let xp = x.as_ptr();
+        match w {
+            QWeight::F32 { .. } => super::scalar::matvec(x, w, out),
+            QWeight::F16 { data, .. } => {
+                for j in 0..n {
+                    let r = data.as_ptr().add(j * k);
+                    out[j] = dot16(xp, k, |t| f16x8(r.add(t)), |t| half::f16::from_bits(*r.add(t)).to_f32());
+                }
+            }
+            QWeight::BF16 { data, .. } => {
+                for j in 0..n {
+                    let r = data.as_ptr().add(j * k);
+                    out[j] = dot16(
+                        xp,
+                        k,
+                        |t| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(r.add(t) as *const __m128i)))),
+                        |t| f32::from_bits((*r.add(t) as u32) << 16),
+                    );
+                }
+            }
+            QWeight::Q8 { codes, scales, .. } => {
+                for j in 0..n {
+                    let r = codes.as_ptr().add(j * k);
+                    let s = dot16(
+                        xp,
+                        k,
+                        |t| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(r.add(t) as *const __m128i))),
+                        |t| *r.add(t) as f32,
+                    );
+                    out[j] = s * scales[j];
+                }
+            }
+            QWeight::Q4 { group, packed, scales, zeros, .. } => {
+                let group = *group;
+                let gpr = k / group;
+                let xs = super::group_sums(&x[..k], group);
+                let mask = _mm256_set1_epi32(15);
+                let eight = _mm256_set1_epi32(8);
+                for j in 0..n {
+                    let row = packed.as_ptr().add(j * k / 2);
+                    let mut tot = _mm256_setzero_ps();
+                    let mut zs = 0.0f32;
+                    for g in 0..gpr {
+                        let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+                        let mut base = g * group;
+                        while base < (g + 1) * group {
+                            let p = row.add(base / 2);
+                            // 32 bytes = 64 weights: byte i → weights base+i (low) and base+32+i (high)
+                            for s in 0..2 {
+                                let v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(s * 16) as *const __m128i));
+                                let v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(s * 16 + 8) as *const __m128i));
+                                let l0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v0, mask), eight));
+                                let l1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v1, mask), eight));
+                                let h0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32::<4>(v0), eight));
+                                let h1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32::<4>(v1), eight));
+                                let xo = base + s * 16;
+                                a0 = _mm256_fmadd_ps(l0, _mm256_loadu_ps(xp.add(xo)), a0);
+                                a1 = _mm256_fmadd_ps(l1, _mm256_loadu_ps(xp.add(xo + 8)), a1);
+                                a2 = _mm256_fmadd_ps(h0, _mm256_loadu_ps(xp.add(xo + 32)), a2);
+                                a3 = _mm256_fmadd_ps(h1, _mm256_loadu_ps(xp.add(xo + 40)), a3);
+                            }
+                            base += 64;
+                        }
+                        let acc = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+                        tot = _mm256_fmadd_ps(acc, _mm256_set1_ps(scales[j * gpr + g]), tot);
+                        zs += zeros[j * gpr + g] * xs[g];
+                    }
+                    out[j] = hsum(tot) + zs;
+                }
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn f16x8(p: *const u16) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+
+    /// `Σ x[t] · w(t)` with `load(t)` giving 8 converted weights at `t` and `one(t)` a single one.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot16(xp: *const f32, k: usize, load: impl Fn(usize) -> __m256, one: impl Fn(usize) -> f32) -> f32 {
+        let k16 = k / 16 * 16;
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut t = 0;
+        while t < k16 {
+            a0 = _mm256_fmadd_ps(load(t), _mm256_loadu_ps(xp.add(t)), a0);
+            a1 = _mm256_fmadd_ps(load(t + 8), _mm256_loadu_ps(xp.add(t + 8)), a1);
+            t += 16;
+        }
+        let mut s = hsum(_mm256_add_ps(a0, a1));
+        for t in k16..k {
+            s += *xp.add(t) * one(t);
+        }
+        s
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use crate::quant::QWeight;
+    use core::arch::wasm32::*;
+
+    #[inline(always)]
+    fn hsum(v: v128) -> f32 {
+        f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
+    }
+
+    /// f16 bits (in the low 16 bits of each u32 lane) → f32, exact for finite values (normal and
+    /// subnormal): the exponent is rebased by multiplying by 2^112. Weights stored as f16 are finite.
+    #[inline(always)]
+    fn f16_to_f32(h: v128) -> v128 {
+        let sign = i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
+        let mag = f32x4_mul(i32x4_shl(v128_and(h, u32x4_splat(0x7fff)), 13), f32x4_splat(f32::from_bits(0x7780_0000))); // 2^112
+        v128_or(mag, sign)
+    }
+
+    pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
+        let (n, k) = w.dims();
+        let xp = x.as_ptr();
+        // SAFETY (all loads below): rows hold k elements, t + 8 <= k8 <= k.
+        unsafe {
+            match w {
+                QWeight::F32 { .. } => super::scalar::matvec(x, w, out),
+                QWeight::F16 { data, .. } => {
+                    for j in 0..n {
+                        let r = data.as_ptr().add(j * k);
+                        out[j] = dot8(xp, k, |t| {
+                            let v = v128_load(r.add(t) as *const v128);
+                            (f16_to_f32(u32x4_extend_low_u16x8(v)), f16_to_f32(u32x4_extend_high_u16x8(v)))
+                        }, |t| half::f16::from_bits(*r.add(t)).to_f32());
+                    }
+                }
+                QWeight::BF16 { data, .. } => {
+                    for j in 0..n {
+                        let r = data.as_ptr().add(j * k);
+                        out[j] = dot8(xp, k, |t| {
+                            let v = v128_load(r.add(t) as *const v128);
+                            (i32x4_shl(u32x4_extend_low_u16x8(v), 16), i32x4_shl(u32x4_extend_high_u16x8(v), 16))
+                        }, |t| f32::from_bits((*r.add(t) as u32) << 16));
+                    }
+                }
+                QWeight::Q8 { codes, scales, .. } => {
+                    for j in 0..n {
+                        let r = codes.as_ptr().add(j * k);
+                        let s = dot8(xp, k, |t| {
+                            let v = i16x8_extend_low_i8x16(v128_load64_zero(r.add(t) as *const u64));
+                            (f32x4_convert_i32x4(i32x4_extend_low_i16x8(v)), f32x4_convert_i32x4(i32x4_extend_high_i16x8(v)))
+                        }, |t| *r.add(t) as f32);
+                        out[j] = s * scales[j];
+                    }
+                }
+                QWeight::Q4 { group, packed, scales, zeros, .. } => {
+                    let group = *group;
+                    let gpr = k / group;
+                    let xs = super::group_sums(&x[..k], group);
+                    let mask = u16x8_splat(15);
+                    let eight = i16x8_splat(8);
+                    for j in 0..n {
+                        let row = packed.as_ptr().add(j * k / 2);
+                        let mut tot = f32x4_splat(0.0);
+                        let mut zs = 0.0f32;
+                        for g in 0..gpr {
+                            let mut a = [f32x4_splat(0.0); 4];
+                            let mut base = g * group;
+                            while base < (g + 1) * group {
+                                let p = row.add(base / 2);
+                                for s in 0..4 {
+                                    // 8 bytes → weights base+8s..+8 (low nibbles) and base+32+8s..+8 (high)
+                                    let v = u16x8_extend_low_u8x16(v128_load64_zero(p.add(s * 8) as *const u64));
+                                    let lo = i16x8_sub(v128_and(v, mask), eight);
+                                    let hi = i16x8_sub(u16x8_shr(v, 4), eight);
+                                    let xo = base + s * 8;
+                                    let l0 = f32x4_convert_i32x4(i32x4_extend_low_i16x8(lo));
+                                    let l1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(lo));
+                                    let h0 = f32x4_convert_i32x4(i32x4_extend_low_i16x8(hi));
+                                    let h1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(hi));
+                                    a[0] = f32x4_add(a[0], f32x4_mul(l0, v128_load(xp.add(xo) as *const v128)));
+                                    a[1] = f32x4_add(a[1], f32x4_mul(l1, v128_load(xp.add(xo + 4) as *const v128)));
+                                    a[2] = f32x4_add(a[2], f32x4_mul(h0, v128_load(xp.add(xo + 32) as *const v128)));
+                                    a[3] = f32x4_add(a[3], f32x4_mul(h1, v128_load(xp.add(xo + 36) as *const v128)));
+                                }
+                                base += 64;
+                            }
+                            let acc = f32x4_add(f32x4_add(a[0], a[1]), f32x4_add(a[2], a[3]));
+                            tot = f32x4_add(tot, f32x4_mul(acc, f32x4_splat(scales[j * gpr + g])));
+                            zs += zeros[j * gpr + g] * xs[g];
+                        }
+                        out[j] = hsum(tot) + zs;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Σ x[t] · w(t)`, `load(t)` giving weights t..t+4 and t+4..t+8 as f32x4.
+    #[inline(always)]
+    unsafe fn dot8(xp: *const f32, k: usize, load: impl Fn(usize) -> (v128, v128), one: impl Fn(usize) -> f32) -> f32 {
+        let k8 = k / 8 * 8;
+        let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        let mut t = 0;
+        while t < k8 {
+            let (w0, w1) = load(t);
+            a0 = f32x4_add(a0, f32x4_mul(w0, v128_load(xp.add(t) as *const v128)));
+            a1 = f32x4_add(a1, f32x4_mul(w1, v128_load(xp.add(t + 4) as *const v128)));
+            t += 8;
+        }
+        let mut s = hsum(f32x4_add(a0, a1));
+        for t in k8..k {
+            s += *xp.add(t) * one(t);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{QWeight, WeightDtype};
+    use crate::tensor::Tensor;
+
+    fn naive(m: usize, x: &[f32], w: &Tensor) -> Vec<f64> {
+        let (n, k) = (w.shape[0], w.shape[1]);
+        let mut o = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                o[i * n + j] = (0..k).map(|t| x[i * k + t] as f64 * w.data[j * k + t] as f64).sum();
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn every_form_matches_its_dequantized_weights() {
+        let (n, k) = (37, 256);
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.45) * 0.3).collect();
+        let x: Vec<f32> = (0..3 * k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
+        for dt in [WeightDtype::F32, WeightDtype::F16, WeightDtype::BF16, WeightDtype::Q8, WeightDtype::Q4] {
+            let q = QWeight::from_tensor(Tensor::new(vec![n, k], w.clone()), dt);
+            let deq = q.to_tensor();
+            for m in [1, 3] {
+                let want = naive(m, &x, &deq);
+                let mut got = vec![0.0; m * n];
+                linear(m, &x, &q, &mut got);
+                let mut sc = vec![0.0; n];
+                scalar::matvec(&x, &q, &mut sc);
+                for (i, (&g, &r)) in got.iter().zip(&want).enumerate() {
+                    assert!((g as f64 - r).abs() < 1e-4, "{dt:?} m={m} [{i}]: {g} vs {r}");
+                }
+                for (i, (&g, &r)) in sc.iter().zip(&want).enumerate() {
+                    assert!((g as f64 - r).abs() < 1e-4, "{dt:?} scalar [{i}]: {g} vs {r}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Weight storage forms and quantization (load-time and pre-quantized checkpoints).
+//!
+//! * `q4`: torchao's int4 weight-only scheme (`Int4WeightOnlyConfig`, the tinygemm affine form):
+//!   groups of [`Q4_GROUP`] = 128 along the input dimension, asymmetric, round to nearest (ties to
+//!   even, as `torch.round`), codes 0..=15, a float scale and a float zero point per group:
+//!   `scale = max((max - min) / 15, 1e-6)`, `zero = min + 8 * scale`,
+//!   `q = clamp(round((w - (zero - 8 * scale)) / scale), 0, 15)`, `w' = (q - 8) * scale + zero`.
+//!   All arithmetic in f32 on the f32 (upcast) weights, scales and zeros kept in f32.
+//! * `q8`: torchao's int8 weight-only scheme (`Int8WeightOnlyConfig`): symmetric, one scale per
+//!   output channel (row), `scale = max(max(|w|) / 127.5, f32::EPSILON)`,
+//!   `q = clamp(round(w * (1 / scale)), -128, 127)`, `w' = q * scale`. Per channel rather than per
+//!   group: at 8 bits the per-row error is already far below the fp32 noise of the tests, one scale
+//!   per row factors out of the dot product (the kernel multiplies once per output), costs 4 bytes per
+//!   row instead of per 32–128 weights, and works for every input dimension (no fallback needed).
+//! * `fp16` / `bf16`: round to nearest even; `fp16` keeps T5's feed-forward `wo` in fp32 as
+//!   transformers does (`_keep_in_fp32_modules = ["wo"]`). Activations stay f32 on the CPU, so the
+//!   fp16 hidden-state clamp of transformers never applies.
+//!
+//! Layers whose input dimension is not a multiple of 128 fall back from `q4` to `q8` (reported by
+//! the loader). Packed q4 layout (memory and file): row-major `[n, k / 2]` bytes; within each
+//! 64-weight chunk `c` of a row, byte `c * 32 + i` holds weight `c * 64 + i` in its low nibble and
+//! weight `c * 64 + 32 + i` in its high nibble (so SIMD kernels unpack 32 consecutive weights with
+//! one mask and one shift).
+
+use crate::error::{Result, T5Error};
+use crate::tensor::Tensor;
+
+/// q4 group size along the input dimension (torchao's default).
+pub const Q4_GROUP: usize = 128;
+/// torchao `Int4WeightOnlyConfig` (tinygemm / Int4CPULayout) minimum scale.
+pub const Q4_EPS: f32 = 1e-6;
+
+/// The storage form of linear weights requested at load time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum WeightDtype {
+    #[default]
+    F32,
+    F16,
+    BF16,
+    Q8,
+    Q4,
+}
+
+impl WeightDtype {
+    /// `"fp32" | "fp16" | "bf16" | "q8" | "q4"` (also `float32`, `float16`, `bfloat16`, `int8`, `int4`).
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "fp32" | "f32" | "float32" => WeightDtype::F32,
+            "fp16" | "f16" | "float16" | "half" => WeightDtype::F16,
+            "bf16" | "bfloat16" => WeightDtype::BF16,
+            "q8" | "int8" => WeightDtype::Q8,
+            "q4" | "int4" => WeightDtype::Q4,
+            other => {
+                return Err(T5Error::BadInput(format!("unknown dtype {other:?}: expected \"fp32\", \"fp16\", \"bf16\", \"q8\" or \"q4\"")))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDtype::F32 => "fp32",
+            WeightDtype::F16 => "fp16",
+            WeightDtype::BF16 => "bf16",
+            WeightDtype::Q8 => "q8",
+            WeightDtype::Q4 => "q4",
+        }
+    }
+
+    /// The form a weight named `name` of shape `[n, k]` gets when `self` is requested.
+    pub fn storage_for(self, name: &str, k: usize) -> WeightDtype {
+        match self {
+            WeightDtype::Q4 if k % Q4_GROUP != 0 => WeightDtype::Q8,
+            WeightDtype::F16 if name.ends_with(".wo.weight") => WeightDtype::F32,
+            d => d,
+        }
+    }
+}
+
+/// A `[n, k]` linear weight (or embedding table) in one storage form, row-major along `k`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QWeight {
+    F32 { n: usize, k: usize, data: Vec<f32> },
+    F16 { n: usize, k: usize, data: Vec<u16> },
+    BF16 { n: usize, k: usize, data: Vec<u16> },
+    /// one scale per row
+    Q8 { n: usize, k: usize, codes: Vec<i8>, scales: Vec<f32> },
+    /// `packed`: `[n, k/2]` (layout in the module docs); `scales`, `zeros`: `[n, k/group]`
+    Q4 { n: usize, k: usize, group: usize, packed: Vec<u8>, scales: Vec<f32>, zeros: Vec<f32> },
+}
+
+/// torchao int4 tinygemm quantization of one row group: codes 0..=15, scale, zero.
+pub fn q4_group_params(w: &[f32]) -> (f32, f32) {
+    let mut min = f32::INFINITY;
+    let mut max = f32::NEG_INFINITY;
+    for &v in w {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    let mut scale = (max - min) / 15.0f32;
+    if !(scale >= Q4_EPS) {
+        scale = Q4_EPS; // torch.clamp(scale, min=eps)
+    }
+    let zero = min + scale * 8.0f32;
+    (scale, zero)
+}
+
+/// `(codes [n*k] 0..=15, scales [n*k/group], zeros [n*k/group])`.
+pub fn quantize_q4(w: &[f32], n: usize, k: usize, group: usize) -> (Vec<u8>, Vec<f32>, Vec<f32>) {
+    assert!(k % group == 0 && w.len() == n * k);
+    let groups = n * k / group;
+    let mut codes = Vec::with_capacity(n * k);
+    let (mut scales, mut zeros) = (Vec::with_capacity(groups), Vec::with_capacity(groups));
+    for g in w.chunks_exact(group) {
+        let (scale, zero) = q4_group_params(g);
+        let min_val = zero - scale * 8.0f32;
+        for &v in g {
+            let q = ((v - min_val) / scale).round_ties_even().clamp(0.0, 15.0);
+            codes.push(q as u8);
+        }
+        scales.push(scale);
+        zeros.push(zero);
+    }
+    (codes, scales, zeros)
+}
+
+/// Pack codes (`[n, k]`, 0..=15) into the chunked nibble layout.
+pub fn pack_q4(codes: &[u8], n: usize, k: usize) -> Vec<u8> {
+    assert!(k % 64 == 0 && codes.len() == n * k);
+    let mut out = vec![0u8; n * k / 2];
+    for r in 0..n {
+        for c in 0..k / 64 {
+            let src = &codes[r * k + c * 64..r * k + c * 64 + 64];
+            let dst = &mut out[r * k / 2 + c * 32..r * k / 2 + c * 32 + 32];
+            for i in 0..32 {
+                dst[i] = (src[i] & 15) | (src[32 + i] << 4);
+            }
+        }
+    }
+    out
+}
+
+/// Code of weight `j` of a packed row.
+#[inline]
+pub fn q4_code(row: &[u8], j: usize) -> u8 {
+    let b = row[(j / 64) * 32 + j % 32];
+    if j % 64 < 32 { b & 15 } else { b >> 4 }
+}
+
+/// torchao int8 weight-only: `(codes [n*k], scales [n])`.
+pub fn quantize_q8(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
+    assert!(w.len() == n * k);
+    let mut codes = Vec::with_capacity(n * k);
+    let mut scales = Vec::with_capacity(n);
+    for row in w.chunks_exact(k.max(1)).take(n) {
+        let mut amax = 0.0f32;
+        for &v in row {
+            amax = amax.max(v.abs());
+        }
+        let mut scale = amax / 127.5f32;
+        if !(scale >= f32::EPSILON) {
+            scale = f32::EPSILON;
+        }
+        let inv = 1.0f32 / scale;
+        for &v in row {
+            codes.push((v * inv).round_ties_even().clamp(-128.0, 127.0) as i8);
+        }
+        scales.push(scale);
+    }
+    (codes, scales)
+}
+
+impl QWeight {
+    /// Convert an f32 `[n, k]` tensor to `dtype` (exactly `dtype`; see [`WeightDtype::storage_for`] for fallbacks).
+    pub fn from_tensor(t: Tensor, dtype: WeightDtype) -> QWeight {
+        assert_eq!(t.shape.len(), 2, "weights are 2-D");
+        let (n, k) = (t.shape[0], t.shape[1]);
+        match dtype {
+            WeightDtype::F32 => QWeight::F32 { n, k, data: t.data },
+            // a weight beyond the f16 range would become inf: it stays f32 (reported by the loader)
+            WeightDtype::F16 if t.data.iter().any(|v| v.abs() > 65504.0) => QWeight::F32 { n, k, data: t.data },
+            WeightDtype::F16 => QWeight::F16 { n, k, data: t.data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect() },
+            WeightDtype::BF16 => QWeight::BF16 { n, k, data: t.data.iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect() },
+            WeightDtype::Q8 => {
+                let (codes, scales) = quantize_q8(&t.data, n, k);
+                QWeight::Q8 { n, k, codes, scales }
+            }
+            WeightDtype::Q4 => {
+                let (codes, scales, zeros) = quantize_q4(&t.data, n, k, Q4_GROUP);
+                QWeight::Q4 { n, k, group: Q4_GROUP, packed: pack_q4(&codes, n, k), scales, zeros }
+            }
+        }
+    }
+
+    pub fn dtype(&self) -> WeightDtype {
+        match self {
+            QWeight::F32 { .. } => WeightDtype::F32,
+            QWeight::F16 { .. } => WeightDtype::F16,
+            QWeight::BF16 { .. } => WeightDtype::BF16,
+            QWeight::Q8 { .. } => WeightDtype::Q8,
+            QWeight::Q4 { .. } => WeightDtype::Q4,
+        }
+    }
+
+    /// `(n, k)` = `(out_features, in_features)`.
+    pub fn dims(&self) -> (usize, usize) {
+        match *self {
+            QWeight::F32 { n, k, .. } | QWeight::F16 { n, k, .. } | QWeight::BF16 { n, k, .. } | QWeight::Q8 { n, k, .. } | QWeight::Q4 { n, k, .. } => (n, k),
+        }
+    }
+
+    /// Resident bytes of the weight data (codes, scales, zeros).
+    pub fn bytes(&self) -> usize {
+        match self {
+            QWeight::F32 { data, .. } => data.len() * 4,
+            QWeight::F16 { data, .. } | QWeight::BF16 { data, .. } => data.len() * 2,
+            QWeight::Q8 { codes, scales, .. } => codes.len() + scales.len() * 4,
+            QWeight::Q4 { packed, scales, zeros, .. } => packed.len() + (scales.len() + zeros.len()) * 4,
+        }
+    }
+
+    /// Row `r` dequantized into `out` (`k` values): the embedding lookup of every storage form.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        match self {
+            QWeight::F32 { k, data, .. } => out.copy_from_slice(&data[r * k..(r + 1) * k]),
+            QWeight::F16 { k, data, .. } => {
+                out.iter_mut().zip(&data[r * k..(r + 1) * k]).for_each(|(o, &h)| *o = half::f16::from_bits(h).to_f32())
+            }
+            QWeight::BF16 { k, data, .. } => {
+                out.iter_mut().zip(&data[r * k..(r + 1) * k]).for_each(|(o, &h)| *o = half::bf16::from_bits(h).to_f32())
+            }
+            QWeight::Q8 { k, codes, scales, .. } => {
+                let s = scales[r];
+                out.iter_mut().zip(&codes[r * k..(r + 1) * k]).for_each(|(o, &q)| *o = q as f32 * s)
+            }
+            QWeight::Q4 { k, group, packed, scales, zeros, .. } => {
+                let (k, group) = (*k, *group);
+                let row = &packed[r * k / 2..(r + 1) * k / 2];
+                let gpr = k / group;
+                for (j, o) in out.iter_mut().enumerate().take(k) {
+                    let g = r * gpr + j / group;
+                    // torchao `_dequantize_affine_tinygemm`: (q - mid) * scale + zero
+                    *o = (q4_code(row, j) as f32 - 8.0) * scales[g] + zeros[g];
+                }
+            }
+        }
+    }
+
+    /// The whole weight as f32 (tests, backends without a native form).
+    pub fn to_tensor(&self) -> Tensor {
+        let (n, k) = self.dims();
+        if let QWeight::F32 { data, .. } = self {
+            return Tensor::new(vec![n, k], data.clone());
+        }
+        let mut data = vec![0.0f32; n * k];
+        for r in 0..n {
+            self.dequantize_row(r, &mut data[r * k..(r + 1) * k]);
+        }
+        Tensor::new(vec![n, k], data)
+    }
+}
+
+/// The JSON note stored under this key in the safetensors header metadata of a quantized file.
+pub const METADATA_KEY: &str = "t5_web_quantization";
+/// Suffixes of the tensors that replace `<name>` for a packed weight.
+pub const QWEIGHT_SUFFIX: &str = ".qweight";
+pub const SCALES_SUFFIX: &str = ".scales";
+pub const ZEROS_SUFFIX: &str = ".zeros";
+
+/// The scheme note written into the header metadata of a quantized checkpoint.
+pub fn scheme_note(dtype: WeightDtype, fallbacks: &[(String, WeightDtype)]) -> String {
+    serde_json::json!({
+        "format": "t5-web quantized safetensors v1",
+        "dtype": dtype.name(),
+        "q4": {
+            "scheme": "torchao int4 weight-only (tinygemm affine, ZeroPointDomain.FLOAT, preserve_zero=False)",
+            "group_size": Q4_GROUP, "quant_min": 0, "quant_max": 15, "eps": Q4_EPS, "rounding": "nearest, ties to even",
+            "dequantize": "(q - 8) * scale + zero",
+            "tensors": "<name>.qweight U8 [n, k/2], <name>.scales F32 [n, k/128], <name>.zeros F32 [n, k/128]",
+            "packing": "per row, per 64-weight chunk c: byte c*32+i = q[c*64+i] | q[c*64+32+i] << 4"
+        },
+        "q8": {
+            "scheme": "torchao int8 weight-only: symmetric, per output channel", "quant_min": -128, "quant_max": 127,
+            "scale": "max(amax / 127.5, f32 eps)", "dequantize": "q * scale",
+            "tensors": "<name>.qweight I8 [n, k], <name>.scales F32 [n]"
+        },
+        "fallbacks": fallbacks.iter().map(|(n, d)| serde_json::json!({"tensor": n, "stored_as": d.name()})).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// Quantize a checkpoint: every 2-D `*.weight` tensor except the relative attention bias (the
+/// linear weights, `shared`, `lm_head`) stored as `dtype` (with the same fallbacks as load-time
+/// quantization), everything else as f32. Returns the safetensors bytes (the scheme note in the
+/// header metadata under [`METADATA_KEY`]) and the fallbacks.
+pub fn quantize_checkpoint(store: &crate::weights::WeightStore, dtype: WeightDtype) -> Result<(Vec<u8>, Vec<(String, WeightDtype)>)> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let mut out: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut fallbacks = Vec::new();
+    let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    for name in store.names() {
+        let shape = store.shape(name).unwrap_or(&[]).to_vec();
+        let t = store.get(name, &shape)?;
+        let linear = shape.len() == 2 && name.ends_with(".weight") && !name.contains("relative_attention_bias");
+        if !linear {
+            out.push((name.clone(), Dtype::F32, shape, f32_bytes(&t.data)));
+            continue;
+        }
+        let q = QWeight::from_tensor(t, dtype.storage_for(name, shape[1]));
+        if q.dtype() != dtype {
+            fallbacks.push((name.clone(), q.dtype()));
+        }
+        match q {
+            QWeight::F32 { data, .. } => out.push((name.clone(), Dtype::F32, shape, f32_bytes(&data))),
+            QWeight::F16 { data, .. } => out.push((name.clone(), Dtype::F16, shape, data.iter().flat_map(|h| h.to_le_bytes()).collect())),
+            QWeight::BF16 { data, .. } => out.push((name.clone(), Dtype::BF16, shape, data.iter().flat_map(|h| h.to_le_bytes()).collect())),
+            QWeight::Q8 { n, k, codes, scales } => {
+                out.push((format!("{name}{QWEIGHT_SUFFIX}"), Dtype::I8, vec![n, k], codes.iter().map(|&c| c as u8).collect()));
+                out.push((format!("{name}{SCALES_SUFFIX}"), Dtype::F32, vec![n], f32_bytes(&scales)));
+            }
+            QWeight::Q4 { n, k, group, packed, scales, zeros } => {
+                out.push((format!("{name}{QWEIGHT_SUFFIX}"), Dtype::U8, vec![n, k / 2], packed));
+                out.push((format!("{name}{SCALES_SUFFIX}"), Dtype::F32, vec![n, k / group], f32_bytes(&scales)));
+                out.push((format!("{name}{ZEROS_SUFFIX}"), Dtype::F32, vec![n, k / group], f32_bytes(&zeros)));
+            }
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = out
+        .iter()
+        .map(|(n, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| T5Error::BadWeights { file: None, msg: e.to_string() })?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    meta.insert(METADATA_KEY.to_string(), scheme_note(dtype, &fallbacks));
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| T5Error::BadWeights { file: None, msg: e.to_string() })?;
+    Ok((bytes, fallbacks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q4_roundtrip_error_within_half_step() {
+        let (n, k) = (3, 256);
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * (1 + i / 300) as f32).collect();
+        let q = QWeight::from_tensor(Tensor::new(vec![n, k], w.clone()), WeightDtype::Q4);
+        let d = q.to_tensor();
+        if let QWeight::Q4 { scales, .. } = &q {
+            for (i, (a, b)) in w.iter().zip(&d.data).enumerate() {
+                let s = scales[i / Q4_GROUP];
+                assert!((a - b).abs() <= s * 0.5 + 1e-6, "{i}: {a} vs {b} (scale {s})");
+            }
+        } else {
+            panic!()
+        }
+    }
+
+    #[test]
+    fn q8_roundtrip_and_storage_fallbacks() {
+        let w: Vec<f32> = (0..2 * 40).map(|i| (i as f32 - 40.0) / 7.0).collect();
+        let q = QWeight::from_tensor(Tensor::new(vec![2, 40], w.clone()), WeightDtype::Q8);
+        let d = q.to_tensor();
+        for (a, b) in w.iter().zip(&d.data) {
+            assert!((a - b).abs() <= 40.0 / 7.0 / 127.5 * 0.5 + 1e-6);
+        }
+        assert_eq!(WeightDtype::Q4.storage_for("x.q.weight", 32), WeightDtype::Q8);
+        assert_eq!(WeightDtype::Q4.storage_for("x.q.weight", 512), WeightDtype::Q4);
+        assert_eq!(WeightDtype::F16.storage_for("a.DenseReluDense.wo.weight", 512), WeightDtype::F32);
+        assert_eq!(WeightDtype::parse("Q4").unwrap(), WeightDtype::Q4);
+        assert!(WeightDtype::parse("q3").is_err());
+    }
+}
