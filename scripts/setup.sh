@@ -34,3 +34,10 @@ if [ ${#gpu_need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${gpu_need[@]}"
 fi
+
+# Runtime tests (test/runtimes, run by `npm test`): Debian's chromium for playwright-core (deno,
+# workerd, binaryen and playwright-core come from npm above).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (apt)"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi

@@ -4,7 +4,7 @@
  */
 
 import { wasmCall } from "./errors.js";
-import { checkJson, openSource, readJsonText, type LoadOptions } from "./files.js";
+import { checkJson, openSource, readJsonText, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
 
 /** The fields of transformers' `T5Config` (plus the common `PretrainedConfig` ones T5 uses). */
@@ -98,7 +98,7 @@ export class T5Config implements T5ConfigFields {
   }
 
   /** `config.json` of a model directory or base URL. */
-  static async fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5Config> {
+  static async fromPretrained(dirOrUrl: ModelSource, opts: LoadOptions = {}): Promise<T5Config> {
     const src = await openSource(dirOrUrl, opts);
     return T5Config.fromJSON(await readJsonText(src, "config.json", true));
   }

@@ -1,13 +1,46 @@
 /**
- * Where a checkpoint's files come from: a local directory (Node / Bun / Deno with `fs`) or a base
- * URL (http, https, or any URL `fetch` can read) in the Hugging Face Hub layout.
+ * Where a checkpoint's files come from:
+ * - a local directory (Node / Bun / Deno with `node:fs`);
+ * - a base URL (http, https, or any URL `fetch` can read) in the Hugging Face Hub layout, read in
+ *   pieces from the response stream (no second copy of a large file), optionally cached (see
+ *   `cache.ts`);
+ * - in-memory files: `File`s (e.g. an `<input type=file multiple>`'s `FileList`), or a record /
+ *   `Map` from file name to `Blob` / `ArrayBuffer` / typed array (browser uploads, workerd data
+ *   modules, bytes from anywhere).
+ *
+ * Progress is reported through `progress_callback` with transformers.js's event shape:
+ * `initiate` → (`download` → `progress`…) → `done` per file; `ready` once a pipeline is built.
  */
 
+import { openCache, type CacheOptions, type FileCache } from "./cache.js";
 import { BadJsonError, MissingFileError, T5WebError } from "./errors.js";
+import { BadWeightsError, wasmCall } from "./errors.js";
 
-export interface LoadOptions {
+/** transformers.js's progress events. */
+export type ProgressInfo =
+  | { status: "initiate"; name: string; file: string }
+  | { status: "download"; name: string; file: string }
+  | { status: "progress"; name: string; file: string; progress: number; loaded: number; total: number }
+  | { status: "done"; name: string; file: string }
+  | { status: "ready"; task: string; model: string };
+
+export type ProgressCallback = (info: ProgressInfo) => void;
+
+/** In-memory checkpoint files: `File`s (their `name`), or file name → bytes. */
+export type FileMap =
+  | Iterable<File>
+  | ArrayLike<File>
+  | Map<string, Blob | ArrayBuffer | ArrayBufferView>
+  | Record<string, Blob | ArrayBuffer | ArrayBufferView>;
+
+/** What `fromPretrained` accepts: a directory path, a base URL, or in-memory files. */
+export type ModelSource = string | URL | FileMap;
+
+export interface LoadOptions extends CacheOptions {
   /** `fetch` to use for URLs (default: the global one), e.g. to add headers. */
   fetch?: typeof globalThis.fetch;
+  /** Called with transformers.js-shaped progress events while files load. */
+  progress_callback?: ProgressCallback;
 }
 
 export interface FileSource {
@@ -26,14 +59,53 @@ function joinLocation(location: string, name: string): string {
   return location.endsWith("/") ? location + name : `${location}/${name}`;
 }
 
+/** Reports the events of one file to the callback (if any); never throws from the callback's errors. */
+class Reporter {
+  constructor(
+    private readonly cb: ProgressCallback | undefined,
+    private readonly name: string,
+  ) {}
+  emit(info: ProgressInfo): void {
+    if (!this.cb) return;
+    try {
+      this.cb(info);
+    } catch {
+      // a failing progress callback must not break loading
+    }
+  }
+  initiate(file: string) {
+    this.emit({ status: "initiate", name: this.name, file });
+  }
+  download(file: string) {
+    this.emit({ status: "download", name: this.name, file });
+  }
+  progress(file: string, loaded: number, total: number) {
+    const progress = total > 0 ? Math.min(100, (loaded / total) * 100) : 0;
+    this.emit({ status: "progress", name: this.name, file, progress, loaded, total });
+  }
+  done(file: string) {
+    this.emit({ status: "done", name: this.name, file });
+  }
+  /** A file that arrived whole (disk, memory, cache): initiate, progress 100 %, done. */
+  whole(file: string, size: number) {
+    this.initiate(file);
+    this.progress(file, size, size);
+    this.done(file);
+  }
+}
+
 class DirSource implements FileSource {
-  constructor(readonly location: string) {}
+  constructor(
+    readonly location: string,
+    private readonly report: Reporter,
+  ) {}
 
   async read(name: string): Promise<Uint8Array | undefined> {
     const fs = await import("node:fs/promises");
     const path = await import("node:path");
+    let bytes: Uint8Array;
     try {
-      return await fs.readFile(path.join(this.location, name));
+      bytes = await fs.readFile(path.join(this.location, name));
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === "ENOENT") return undefined;
@@ -42,38 +114,175 @@ class DirSource implements FileSource {
         cause: e,
       });
     }
+    this.report.whole(name, bytes.byteLength);
+    return bytes;
   }
+}
+
+/**
+ * Reads a response body chunk by chunk into one buffer of the announced size (no second copy), or
+ * into a list of chunks when the size is unknown, reporting progress after each chunk.
+ */
+export async function readBody(res: Response, onChunk: (loaded: number, total: number) => void, where: string): Promise<Uint8Array> {
+  const lenHeader = res.headers.get("content-length");
+  const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
+  const total = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : 0;
+  if (!res.body) {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    onChunk(bytes.byteLength, total || bytes.byteLength);
+    return bytes;
+  }
+  const reader = res.body.getReader();
+  let buf: Uint8Array | undefined = total > 0 && !encoded ? new Uint8Array(total) : undefined;
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (buf && loaded + value.byteLength > buf.byteLength) {
+      throw new MissingFileError(`${where}: the server sent more than its Content-Length of ${total} bytes`, { path: where });
+    }
+    if (buf) buf.set(value, loaded);
+    else chunks.push(value);
+    loaded += value.byteLength;
+    onChunk(loaded, Math.max(total, loaded));
+  }
+  if (buf) {
+    if (loaded !== total) {
+      throw new MissingFileError(`${where}: truncated download (${loaded} of ${total} bytes)`, { path: where });
+    }
+    return buf;
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  buf = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    buf.set(c, at);
+    at += c.byteLength;
+  }
+  return buf;
 }
 
 class UrlSource implements FileSource {
   readonly location: string;
   private readonly base: URL;
-  constructor(base: URL, private readonly fetchFn: typeof globalThis.fetch) {
+  constructor(
+    base: URL,
+    private readonly fetchFn: typeof globalThis.fetch,
+    private readonly report: Reporter,
+    private readonly cache: FileCache | undefined,
+  ) {
     this.base = new URL(base.href.endsWith("/") ? base.href : base.href + "/");
     this.location = this.base.href;
   }
 
   async read(name: string): Promise<Uint8Array | undefined> {
     const url = new URL(name, this.base);
+    const cached = this.cache ? await this.cache.get(url.href) : undefined;
+    if (cached) {
+      this.report.whole(name, cached.byteLength);
+      return cached;
+    }
+    this.report.initiate(name);
     let res: Response;
     try {
       res = await this.fetchFn(url);
     } catch (e) {
       throw new MissingFileError(`cannot fetch ${url.href}: ${(e as Error).message}`, { path: url.href, cause: e });
     }
-    if (res.status === 404 || res.status === 410) return undefined;
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel().catch(() => undefined);
+      return undefined;
+    }
     if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
       throw new MissingFileError(`cannot fetch ${url.href}: HTTP ${res.status} ${res.statusText}`, { path: url.href });
     }
-    return new Uint8Array(await res.arrayBuffer());
+    this.report.download(name);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(res, (loaded, total) => this.report.progress(name, loaded, total), url.href);
+    } catch (e) {
+      if (e instanceof T5WebError) throw e;
+      throw new MissingFileError(`cannot fetch ${url.href}: ${(e as Error).message}`, { path: url.href, cause: e });
+    }
+    if (this.cache) await this.cache.put(url.href, bytes);
+    this.report.done(name);
+    return bytes;
   }
 }
 
+type Bytesish = Blob | ArrayBuffer | ArrayBufferView;
+
+function baseName(name: string): string {
+  const i = Math.max(name.lastIndexOf("/"), name.lastIndexOf("\\"));
+  return i >= 0 ? name.slice(i + 1) : name;
+}
+
+class MemorySource implements FileSource {
+  readonly location = "(in-memory files)";
+  constructor(
+    private readonly files: Map<string, Bytesish>,
+    private readonly report: Reporter,
+  ) {}
+
+  async read(name: string): Promise<Uint8Array | undefined> {
+    const f = this.files.get(name);
+    if (f === undefined) return undefined;
+    let bytes: Uint8Array;
+    if (f instanceof ArrayBuffer) bytes = new Uint8Array(f);
+    else if (ArrayBuffer.isView(f)) bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+    else bytes = new Uint8Array(await f.arrayBuffer());
+    this.report.whole(name, bytes.byteLength);
+    return bytes;
+  }
+}
+
+function isBytesish(x: unknown): x is Bytesish {
+  return x instanceof ArrayBuffer || ArrayBuffer.isView(x) || (typeof Blob !== "undefined" && x instanceof Blob);
+}
+
+/** A `FileMap` as name → bytes; `undefined` when `x` is not one. */
+function toFileMap(x: unknown): Map<string, Bytesish> | undefined {
+  if (x === null || typeof x !== "object" || x instanceof URL) return undefined;
+  const out = new Map<string, Bytesish>();
+  const addFile = (f: unknown) => {
+    if (typeof Blob === "undefined" || !(f instanceof Blob) || typeof (f as File).name !== "string") {
+      throw new T5WebError("a list of model files must hold File objects (with names)");
+    }
+    out.set(baseName((f as File).name), f);
+  };
+  if (x instanceof Map) {
+    for (const [k, v] of x) {
+      if (typeof k !== "string" || !isBytesish(v)) throw new T5WebError("a Map of model files must map names to Blob / ArrayBuffer / typed arrays");
+      out.set(k, v);
+    }
+  } else if (Symbol.iterator in x) {
+    for (const f of x as Iterable<unknown>) addFile(f);
+  } else if (typeof (x as ArrayLike<unknown>).length === "number" && !isBytesish(x)) {
+    const a = x as ArrayLike<unknown>;
+    for (let i = 0; i < a.length; i++) addFile(a[i]);
+  } else {
+    for (const [k, v] of Object.entries(x)) {
+      if (!isBytesish(v)) throw new T5WebError(`model file ${JSON.stringify(k)} must be a Blob, ArrayBuffer or typed array`);
+      out.set(k, v);
+    }
+  }
+  return out;
+}
+
 /**
- * A directory path or a base URL. Strings with a scheme (`https://…`, `file://…`) are URLs; other
- * strings are directory paths under Node, and URLs relative to the page elsewhere.
+ * A directory path, a base URL, or in-memory files. Strings with a scheme (`https://…`, `file://…`)
+ * are URLs; other strings are directory paths under Node / Deno, and URLs relative to the page
+ * elsewhere.
  */
-export async function openSource(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<FileSource> {
+export async function openSource(source: ModelSource, opts: LoadOptions = {}): Promise<FileSource> {
+  if (typeof source !== "string" && !(source instanceof URL)) {
+    const files = toFileMap(source);
+    if (!files) throw new T5WebError(`cannot load a model from ${String(source)}`);
+    return new MemorySource(files, new Reporter(opts.progress_callback, "(in-memory files)"));
+  }
+  const dirOrUrl = source;
   let url: URL | undefined;
   if (dirOrUrl instanceof URL) url = dirOrUrl;
   else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dirOrUrl)) url = new URL(dirOrUrl);
@@ -90,7 +299,7 @@ export async function openSource(dirOrUrl: string | URL, opts: LoadOptions = {})
       throw new MissingFileError(`model directory not found: ${dir}`, { path: dir });
     }
     if (!st.isDirectory()) throw new MissingFileError(`not a directory: ${dir}`, { path: dir });
-    return new DirSource(dir);
+    return new DirSource(dir, new Reporter(opts.progress_callback, typeof dirOrUrl === "string" ? dirOrUrl : dir));
   }
   if (url === undefined) {
     const base = (globalThis as { location?: { href?: string } }).location?.href;
@@ -99,7 +308,9 @@ export async function openSource(dirOrUrl: string | URL, opts: LoadOptions = {})
   }
   const fetchFn = opts.fetch ?? globalThis.fetch;
   if (typeof fetchFn !== "function") throw new T5WebError("no fetch() available to load from a URL");
-  return new UrlSource(url, fetchFn.bind(globalThis));
+  const cache = url.protocol === "http:" || url.protocol === "https:" ? await openCache(opts) : undefined;
+  const name = typeof dirOrUrl === "string" ? dirOrUrl : url.href;
+  return new UrlSource(url, fetchFn.bind(globalThis), new Reporter(opts.progress_callback, name), cache);
 }
 
 /** Bytes of a required file. */
@@ -135,4 +346,50 @@ export function checkJson(text: string, path: string): unknown {
   } catch (e) {
     throw new BadJsonError(`${path} is not valid JSON: ${(e as Error).message}`, { path, cause: e });
   }
+}
+
+/** What {@link addWeightFiles} needs of the engine (the wasm `WasmModelBuilder` and `shardFilesFromIndex`). */
+export interface WeightSink {
+  addShard(name: string, bytes: Uint8Array): void;
+  addPytorchBin(name: string, bytes: Uint8Array): void;
+}
+
+/** The weight layouts of a Hub checkpoint, in the order transformers prefers them. */
+const WEIGHT_LAYOUTS = [
+  { single: "model.safetensors", index: "model.safetensors.index.json", pytorch: false },
+  { single: "pytorch_model.bin", index: "pytorch_model.bin.index.json", pytorch: true },
+] as const;
+
+/**
+ * Hand a checkpoint's weights to the engine: `model.safetensors`, else the shards of
+ * `model.safetensors.index.json`, else `pytorch_model.bin` (read by the engine's restricted
+ * unpickler), else the shards of `pytorch_model.bin.index.json`. One file in memory at a time on
+ * the JS side. Returns the file names used.
+ */
+export async function addWeightFiles(src: FileSource, sink: WeightSink, shardFilesFromIndex: (indexJson: string) => string[]): Promise<string[]> {
+  const add = (name: string, bytes: Uint8Array, pytorch: boolean) =>
+    wasmCall(() => (pytorch ? sink.addPytorchBin(name, bytes) : sink.addShard(name, bytes)), name);
+  for (const { single, index, pytorch } of WEIGHT_LAYOUTS) {
+    const bytes = await src.read(single);
+    if (bytes !== undefined) {
+      add(single, bytes, pytorch);
+      return [single];
+    }
+    const idx = await src.read(index);
+    if (idx === undefined) continue;
+    const text = decodeText(idx);
+    checkJson(text, joinLocation(src.location, index));
+    const files = wasmCall(() => shardFilesFromIndex(text), index);
+    for (const f of files) {
+      if (f === "" || f.includes("/") || f.includes("\\") || f === "." || f === "..") {
+        throw new BadWeightsError(`${index} names ${JSON.stringify(f)}, not a file next to it`, { path: index });
+      }
+      add(f, await readRequired(src, f), pytorch);
+    }
+    return files;
+  }
+  throw new MissingFileError(
+    `no weights in ${src.location}: neither model.safetensors nor model.safetensors.index.json, nor pytorch_model.bin or pytorch_model.bin.index.json`,
+    { path: src.location },
+  );
 }

@@ -1,0 +1,129 @@
+// Headless Debian Chromium (playwright-core, /usr/bin/chromium) against pages served from 127.0.0.1
+// out of the scratch project made by run.mjs: `node chromium.mjs <scratch dir> <base url>`.
+// Checks exact ids from examples/browser (model by URL), the Cache API (hit, then a corrupted entry
+// fetched again), the Web Worker helper with streaming and abort, and the playground (typing,
+// clicking, streamed output, local files), saving a screenshot to test/artifacts/playground.png.
+import { mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const [scratch, base] = process.argv.slice(2);
+const repo = resolve(import.meta.dirname, "../..");
+const expected = JSON.parse(readFileSync(join(scratch, "expected.json"), "utf8"));
+const artifacts = join(repo, "test/artifacts");
+mkdirSync(artifacts, { recursive: true });
+const log = (...a) => console.log("[chromium]", ...a);
+const check = (ok, what) => {
+  if (!ok) throw new Error(`chromium: ${what}`);
+};
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+  ],
+  // playwright gives every launch a fresh, temporary user data dir
+});
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  // 404s for optional files (generation_config.json, …) and /favicon.ico are expected, not errors
+  page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
+  const notFound = new Set();
+  page.on("response", (res) => res.status() === 404 && notFound.add(new URL(res.url()).pathname));
+  const weightRequests = [];
+  page.on("request", (r) => r.url().endsWith("/model.safetensors") && weightRequests.push(r.url()));
+
+  // 1. examples/browser: the model by URL, exact ids, progress events
+  const exampleUrl = `${base}/examples/browser/index.html?model=/models/tiny-t5-v1_1/&${expected.texts.map((t) => `text=${encodeURIComponent(t)}`).join("&")}`;
+  const runExample = async () => {
+    await page.goto(exampleUrl);
+    await page.waitForFunction(() => window.result !== undefined, null, { timeout: 60_000 });
+    return page.evaluate(() => window.result);
+  };
+  let r = await runExample();
+  check(!r.error, `example page failed: ${r.error} ${errors.join("; ")}`);
+  check(same(r.ids, expected.sequences), `example ids ${JSON.stringify(r.ids)} != ${JSON.stringify(expected.sequences)}`);
+  for (const s of ["initiate", "download", "progress", "done"]) check(r.events.includes(s), `no ${s} progress event`);
+  check(weightRequests.length === 1, `expected 1 weight request, got ${weightRequests.length}`);
+  log(`examples/browser: ids exact; "${r.text[0]}"`);
+
+  // 2. the Cache API: a reload reads the weights from the cache; a corrupted entry is fetched again
+  r = await runExample();
+  check(same(r.ids, expected.sequences), "ids after reload");
+  check(weightRequests.length === 1, `reload fetched the weights again (${weightRequests.length} requests)`);
+  const corrupted = await page.evaluate(async () => {
+    const cache = await caches.open("t5-web");
+    const keys = (await cache.keys()).map((k) => k.url);
+    const url = keys.find((k) => k.endsWith("/model.safetensors"));
+    const old = await cache.match(url);
+    const bytes = new Uint8Array(await old.arrayBuffer());
+    bytes[bytes.length >> 1] ^= 0xff; // same size, different hash
+    await cache.put(url, new Response(bytes, { headers: old.headers }));
+    return keys.length;
+  });
+  check(corrupted >= 5, `cache holds ${corrupted} entries`);
+  r = await runExample();
+  check(same(r.ids, expected.sequences), "ids after the corrupted cache entry");
+  check(weightRequests.length === 2, `a corrupted cache entry must be fetched again (weights requested ${weightRequests.length} times)`);
+  log("Cache API: hit on reload; corrupted entry detected and fetched again");
+
+  // 3. the Web Worker helper: streamed tokens, an abort crossing into the worker, exact ids after
+  await page.goto(`${base}/runtimes/browser/worker.html`);
+  await page.waitForFunction(() => window.result !== undefined, null, { timeout: 90_000 });
+  r = await page.evaluate(() => window.result);
+  check(!r.error, `worker page: ${r.error}`);
+  check(same(r.tokens, expected.sequences[0].slice(1)), `worker streamed ${JSON.stringify(r.tokens)}`);
+  check(r.abort === "AbortError" && r.seen < 3000, `worker abort: ${r.abort} after ${r.seen} tokens`);
+  check(r.ticks > 0, "the page's timers did not run while the worker generated");
+  check(r.after.length === 3, "worker after abort");
+  log(`Web Worker: streamed tokens exact; aborted after ${r.seen} tokens (${r.ticks} timer ticks meanwhile); usable again`);
+
+  // 4. the playground: model by URL, type, pick a task, click, streamed output, screenshot
+  const want = await (async () => {
+    await page.goto(`${base}/examples/browser/index.html?model=/models/tiny-t5-v1_1/&text=${encodeURIComponent(expected.texts[0])}`);
+    await page.waitForFunction(() => window.result !== undefined, null, { timeout: 60_000 });
+    return (await page.evaluate(() => window.result)).text[0];
+  })();
+  await page.setViewportSize({ width: 1000, height: 900 });
+  await page.goto(`${base}/playground/index.html?model=/models/tiny-t5-v1_1/`);
+  await page.waitForSelector("body[data-model=ready]", { timeout: 60_000 });
+  await page.selectOption("#task", "translate English to German: ");
+  await page.fill("#input", "");
+  await page.type("#input", "The house is wonderful.");
+  await page.fill("#max-tokens", String(expected.max_new_tokens));
+  await page.click("#generate");
+  await page.waitForSelector("body[data-gen=done]", { timeout: 60_000 });
+  const out = await page.textContent("#output");
+  check(out === want, `playground output ${JSON.stringify(out)} != ${JSON.stringify(want)}`);
+  const speed = await page.textContent("#stat-speed");
+  const size = await page.textContent("#stat-size");
+  const backend = await page.textContent("#stat-backend");
+  check(Number(speed) > 0 && /MiB/.test(size) && /cpu/i.test(backend), `playground stats: ${speed} tok/s, ${size}, ${backend}`);
+  await page.screenshot({ path: join(artifacts, "playground.png"), fullPage: true });
+  log(`playground: "${out}", ${speed} tokens/s, ${size}, ${backend}; screenshot test/artifacts/playground.png`);
+
+  // local files through the file input
+  const model = join(scratch, "models/tiny-t5-v1_1");
+  await page.goto(`${base}/playground/index.html`);
+  await page.setInputFiles("#model-files", readdirSync(model).map((f) => join(model, f)));
+  await page.waitForSelector("body[data-model=ready]", { timeout: 60_000 });
+  await page.fill("#max-tokens", String(expected.max_new_tokens));
+  await page.click("#generate");
+  await page.waitForSelector("body[data-gen=done]", { timeout: 60_000 });
+  check((await page.textContent("#output")) === want, "playground output from local files");
+  log("playground: local files give the same output");
+  check(errors.length === 0, `page errors: ${errors.join("; ")}`);
+  log(`404s (optional files): ${[...notFound].join(", ") || "none"}`);
+} finally {
+  await browser.close();
+}

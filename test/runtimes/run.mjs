@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// Runtime tests of the *packed* package (`npm test` runs this after vitest; alone: `npm run test:runtimes`,
+// or `node test/runtimes/run.mjs node chromium deno workerd` for a subset).
+//
+// 1. `npm pack` → tarball (size printed; must hold no source maps, Rust sources or fixtures);
+// 2. a scratch directory with the tarball installed by `npm install`, the fixture model
+//    test/fixtures/tiny-t5-v1_1, expected ids (oracle `greedy.sequences`), examples/ and playground/;
+// 3. one stage per runtime, each checking the exact ids:
+//    node     vitest (test/runtimes/node/package.spec.mjs) + examples/node/generate.mjs
+//    chromium headless Debian chromium via playwright-core: examples/browser, a worker page, the
+//             Cache API, the playground (screenshot in test/artifacts/)
+//    deno     examples/deno/generate.ts from a directory and from a URL
+//    workerd  examples/workerd/config.capnp serving the worker on loopback, queried over HTTP
+import { execFileSync, spawn } from "node:child_process";
+import { cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { extname, join, normalize, resolve } from "node:path";
+
+const repo = resolve(import.meta.dirname, "../..");
+const stages = process.argv.slice(2).length ? process.argv.slice(2) : ["node", "chromium", "deno", "workerd"];
+const bin = (name) => join(repo, "node_modules/.bin", name);
+const log = (...a) => console.log("[runtimes]", ...a);
+
+// ---------- 1. pack ----------
+const scratch = mkdtempSync(join(tmpdir(), "t5-web-runtimes-"));
+const packed = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destination", scratch], { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }))[0];
+const files = packed.files.map((f) => f.path);
+const forbidden = files.filter((f) => /\.map$|\.rs$|^test\/|fixtures|^crates\/|^pkg\//.test(f));
+if (forbidden.length) throw new Error(`tarball holds files it must not: ${forbidden.join(", ")}`);
+for (const need of ["dist/npm/node.js", "dist/npm/browser.js", "dist/npm/workerd.js", "dist/npm/index.d.ts", "dist/npm/t5_web_bg.wasm", "package.json"]) {
+  if (!files.includes(need)) throw new Error(`tarball lacks ${need}`);
+}
+log(`tarball ${packed.filename}: ${packed.size} bytes (${(packed.size / 1048576).toFixed(2)} MiB), unpacked ${packed.unpackedSize} bytes, ${files.length} files`);
+
+// ---------- 2. scratch project ----------
+writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "t5-web-scratch", private: true, type: "module", dependencies: { "t5-web": `file:./${packed.filename}` } }, null, 2));
+execFileSync("npm", ["install", "--offline", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: scratch, stdio: "inherit" });
+const model = join(scratch, "models/tiny-t5-v1_1");
+cpSync(join(repo, "test/fixtures/tiny-t5-v1_1"), model, { recursive: true });
+const oracle = JSON.parse(readFileSync(join(repo, "test/fixtures/oracle/tiny-t5-v1_1.json"), "utf8"));
+const expected = { texts: oracle.texts, max_new_tokens: oracle.greedy.max_new_tokens, sequences: oracle.greedy.sequences };
+writeFileSync(join(scratch, "expected.json"), JSON.stringify(expected));
+cpSync(join(repo, "examples"), join(scratch, "examples"), { recursive: true });
+if (existsSync(join(repo, "playground"))) cpSync(join(repo, "playground"), join(scratch, "playground"), { recursive: true });
+cpSync(join(repo, "test/runtimes"), join(scratch, "runtimes"), { recursive: true });
+log(`scratch: ${scratch}`);
+
+// a static server over the scratch dir (127.0.0.1 only)
+const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".css": "text/css" };
+const requests = [];
+const server = createServer((req, res) => {
+  const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+  requests.push(path);
+  const file = normalize(join(scratch, path));
+  if (!file.startsWith(scratch) || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end("not found");
+  res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", "content-length": statSync(file).size });
+  createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+const sameIds = (got, want, what) => {
+  if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${what}: ids differ\n got  ${JSON.stringify(got)}\n want ${JSON.stringify(want)}`);
+};
+
+function run(cmd, args, opts = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn(cmd, args, { cwd: scratch, stdio: ["ignore", "pipe", "pipe"], ...opts });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d) => ((out += d), opts.echo && process.stdout.write(d)));
+    p.stderr.on("data", (d) => ((err += d), opts.echo && process.stderr.write(d)));
+    const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeout ?? 120_000);
+    p.on("close", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolvePromise(out);
+      else reject(new Error(`${cmd} ${args.join(" ")} exited ${code}\n${out}\n${err}`));
+    });
+  });
+}
+
+const lastJson = (out) => JSON.parse(out.trim().split("\n").at(-1));
+
+// ---------- 3. stages ----------
+const results = [];
+const impl = {
+  async node() {
+    // vitest from the repo, running a spec inside the scratch project (which resolves "t5-web" from its node_modules)
+    symlinkSync(join(repo, "node_modules/vitest"), join(scratch, "node_modules/vitest"), "dir");
+    writeFileSync(join(scratch, "vitest.config.mjs"), `export default { test: { include: ["runtimes/node/*.spec.mjs"], testTimeout: 60000, hookTimeout: 60000, pool: "forks" } };\n`);
+    await run(process.execPath, [join(repo, "node_modules/vitest/vitest.mjs"), "run", "--root", scratch], { echo: true, timeout: 240_000 });
+    // the packed index.d.ts types a consumer's code (strict, no skipLibCheck)
+    writeFileSync(
+      join(scratch, "types-check.ts"),
+      `import { AutoTokenizer, AutoModelForSeq2SeqLM, pipeline, createGenerationWorker, type ProgressInfo } from "t5-web";
+const tok = await AutoTokenizer.fromPretrained("m", { progress_callback: (e: ProgressInfo) => console.log(e.status) });
+const lm = await AutoModelForSeq2SeqLM.fromPretrained(new Map([["config.json", new Uint8Array(1)]]), { cache_dir: "/tmp/c" });
+const ids: number[][] = lm.generate(tok(["x"], { padding: true }), { max_new_tokens: 3, streamer: { put(v: number[][]) {}, end() {} } });
+const p = await pipeline("text2text-generation", "m");
+const out: string = (await p("x"))[0]!.generated_text;
+const w = await createGenerationWorker("m");
+await w.generate("x", { on_token: (e) => e.text, signal: new AbortController().signal });
+// @ts-expect-error: not a generation option
+lm.generate([[1]], { max_new_tokens: "3" });
+export { ids, out };
+`,
+    );
+    writeFileSync(
+      join(scratch, "tsconfig.json"),
+      JSON.stringify({ compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, lib: ["ES2022", "DOM", "ESNext.Disposable"], types: [] }, files: ["types-check.ts"] }),
+    );
+    await run(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { timeout: 60_000 });
+    log("node: the packed index.d.ts type-checks a consumer (strict)");
+  },
+  async chromium() {
+    await run(process.execPath, [join(repo, "test/runtimes/chromium.mjs"), scratch, base], { echo: true, timeout: 240_000, cwd: repo });
+  },
+  async deno() {
+    const env = { ...process.env, DENO_DIR: join(scratch, ".deno"), DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
+    // Deno picks the package's `deno` condition: the browser build, which fetches the wasm by URL
+    const resolved = (await run(bin("deno"), ["eval", "console.log(import.meta.resolve('t5-web'))"], { env })).trim();
+    if (!resolved.endsWith("/node_modules/t5-web/dist/npm/browser.js")) throw new Error(`deno resolved t5-web to ${resolved}`);
+    const args = ["run", "--allow-read", "--allow-net=127.0.0.1", "--allow-env", "examples/deno/generate.ts"];
+    const fromDir = lastJson(await run(bin("deno"), [...args, "models/tiny-t5-v1_1", ...expected.texts], { env }));
+    sameIds(fromDir.ids, expected.sequences, "deno, model from a directory");
+    const fromUrl = lastJson(await run(bin("deno"), [...args, `${base}/models/tiny-t5-v1_1/`, ...expected.texts], { env }));
+    sameIds(fromUrl.ids, expected.sequences, "deno, model from a URL");
+    // the second run from the URL is served by the Cache API: no request for the weights
+    const before = requests.filter((p) => p.endsWith("model.safetensors")).length;
+    const cached = lastJson(await run(bin("deno"), [...args, `${base}/models/tiny-t5-v1_1/`, ...expected.texts], { env }));
+    sameIds(cached.ids, expected.sequences, "deno, model from the Cache API");
+    const after = requests.filter((p) => p.endsWith("model.safetensors")).length;
+    if (after !== before) throw new Error(`deno: the cached weights were fetched again (${after - before} requests)`);
+    log(`deno: ids exact from a directory, a URL and the Cache API; "${fromDir.text[0]}"`);
+  },
+  async workerd() {
+    for (const f of ["config.capnp", "worker.js"]) cpSync(join(scratch, "examples/workerd", f), join(scratch, f));
+    cpSync(model, join(scratch, "model"), { recursive: true });
+    const port = await new Promise((r) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = s.address().port;
+        s.close(() => r(p));
+      });
+    });
+    const proc = spawn(bin("workerd"), ["serve", "config.capnp", `--socket-addr=http=127.0.0.1:${port}`], { cwd: scratch, stdio: ["ignore", "pipe", "pipe"] });
+    let errText = "";
+    proc.stderr.on("data", (d) => (errText += d));
+    proc.stdout.on("data", (d) => (errText += d));
+    try {
+      let res;
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        try {
+          res = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: JSON.stringify({ texts: expected.texts }) });
+          break;
+        } catch (e) {
+          if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`workerd did not answer: ${e.message}\n${errText}`);
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
+      const body = await res.text();
+      if (!res.ok) throw new Error(`workerd answered ${res.status}: ${body}\n${errText}`);
+      const got = JSON.parse(body);
+      sameIds(got.ids, expected.sequences, "workerd");
+      log(`workerd: ids exact over HTTP on 127.0.0.1:${port}; "${got.text[0]}"`);
+    } finally {
+      proc.kill("SIGTERM");
+    }
+  },
+};
+
+for (const s of stages) {
+  if (!impl[s]) throw new Error(`unknown stage ${s} (have: ${Object.keys(impl).join(", ")})`);
+  const t0 = Date.now();
+  log(`--- ${s} ---`);
+  try {
+    await impl[s]();
+    results.push({ stage: s, ok: true, s: (Date.now() - t0) / 1000 });
+  } catch (e) {
+    console.error(e);
+    results.push({ stage: s, ok: false, s: (Date.now() - t0) / 1000 });
+  }
+}
+server.close();
+for (const r of results) log(`${r.ok ? "PASS" : "FAIL"} ${r.stage} (${r.s.toFixed(1)} s)`);
+if (results.every((r) => r.ok) && !process.env.T5_WEB_KEEP_SCRATCH) rmSync(scratch, { recursive: true, force: true });
+process.exit(results.every((r) => r.ok) ? 0 : 1);

@@ -1,0 +1,158 @@
+/**
+ * The download cache for files loaded from http(s) URLs.
+ *
+ * - Node: a directory, set with the `cache_dir` option or the `T5_WEB_CACHE_DIR` environment
+ *   variable (no cache when neither is set). Each entry is `<sha256(url)>.bin` plus a
+ *   `<sha256(url)>.json` holding the URL, size and SHA-256 of the bytes.
+ * - Browsers, Deno, workers: the Cache API (`caches.open(cache_name)`, default "t5-web"); the size and
+ *   SHA-256 travel in the stored response's headers.
+ *
+ * Every hit is checked against its recorded size and SHA-256; an entry that does not match (a
+ * truncated write, a corrupted disk, a tampered cache) is deleted and the file fetched again.
+ * Cache failures (quota, a read-only disk, a runtime without a usable cache) never fail a load: the
+ * file is simply fetched.
+ */
+
+export interface CacheOptions {
+  /** Use the cache (default true; in Node a cache needs `cache_dir` or `T5_WEB_CACHE_DIR`). */
+  use_cache?: boolean;
+  /** Node: the cache directory (default: the `T5_WEB_CACHE_DIR` environment variable). */
+  cache_dir?: string;
+  /** Cache API: the cache's name (default "t5-web"). */
+  cache_name?: string;
+}
+
+export interface FileCache {
+  /** Verified bytes for `url`, or `undefined` (absent or corrupted: corrupted entries are removed). */
+  get(url: string): Promise<Uint8Array | undefined>;
+  put(url: string, bytes: Uint8Array): Promise<void>;
+}
+
+/** Environment variable naming the Node cache directory. */
+export const CACHE_DIR_ENV = "T5_WEB_CACHE_DIR";
+
+function hex(buf: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sha256(bytes: Uint8Array | string): Promise<string> {
+  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  return hex(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
+}
+
+function nodeEnv(name: string): string | undefined {
+  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return p?.env?.[name];
+}
+
+function hasNodeFs(): boolean {
+  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return typeof p?.versions?.node === "string";
+}
+
+class DirCache implements FileCache {
+  constructor(private readonly dir: string) {}
+
+  private async paths(url: string) {
+    const path = await import("node:path");
+    const key = await sha256(url);
+    return { bin: path.join(this.dir, `${key}.bin`), meta: path.join(this.dir, `${key}.json`) };
+  }
+
+  async get(url: string): Promise<Uint8Array | undefined> {
+    const fs = await import("node:fs/promises");
+    const { bin, meta } = await this.paths(url);
+    let info: { url?: string; size?: number; sha256?: string };
+    let bytes: Uint8Array;
+    try {
+      info = JSON.parse(await fs.readFile(meta, "utf8")) as typeof info;
+      bytes = await fs.readFile(bin);
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return undefined;
+      await this.remove(bin, meta);
+      return undefined;
+    }
+    if (info.url !== url || info.size !== bytes.byteLength || info.sha256 !== (await sha256(bytes))) {
+      await this.remove(bin, meta);
+      return undefined;
+    }
+    return bytes;
+  }
+
+  private async remove(...files: string[]) {
+    const fs = await import("node:fs/promises");
+    for (const f of files) await fs.rm(f, { force: true }).catch(() => undefined);
+  }
+
+  async put(url: string, bytes: Uint8Array): Promise<void> {
+    try {
+      const fs = await import("node:fs/promises");
+      const { bin, meta } = await this.paths(url);
+      await fs.mkdir(this.dir, { recursive: true });
+      const tmp = `${bin}.${Math.random().toString(36).slice(2)}.tmp`;
+      await fs.writeFile(tmp, bytes);
+      await fs.rename(tmp, bin);
+      // the metadata is written last: an entry without it is a miss
+      await fs.writeFile(meta, JSON.stringify({ url, size: bytes.byteLength, sha256: await sha256(bytes) }));
+    } catch {
+      // a cache that cannot be written is no cache
+    }
+  }
+}
+
+const SIZE_HEADER = "x-t5-web-size";
+const HASH_HEADER = "x-t5-web-sha256";
+
+class CacheApiCache implements FileCache {
+  constructor(private readonly cache: Cache) {}
+
+  async get(url: string): Promise<Uint8Array | undefined> {
+    let res: Response | undefined;
+    try {
+      res = await this.cache.match(url);
+    } catch {
+      return undefined;
+    }
+    if (!res) return undefined;
+    try {
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (Number(res.headers.get(SIZE_HEADER)) === bytes.byteLength && res.headers.get(HASH_HEADER) === (await sha256(bytes))) {
+        return bytes;
+      }
+    } catch {
+      // unreadable entry: treat as corrupted
+    }
+    await this.cache.delete(url).catch(() => false);
+    return undefined;
+  }
+
+  async put(url: string, bytes: Uint8Array): Promise<void> {
+    try {
+      const headers = {
+        "content-type": "application/octet-stream",
+        "content-length": String(bytes.byteLength),
+        [SIZE_HEADER]: String(bytes.byteLength),
+        [HASH_HEADER]: await sha256(bytes),
+      };
+      await this.cache.put(url, new Response(bytes as Uint8Array<ArrayBuffer>, { headers }));
+    } catch {
+      // quota exceeded, or a runtime whose Cache API does not store: no cache
+    }
+  }
+}
+
+/** The cache for these options in this runtime, or `undefined` for none. */
+export async function openCache(opts: CacheOptions): Promise<FileCache | undefined> {
+  if (opts.use_cache === false) return undefined;
+  const dir = opts.cache_dir ?? nodeEnv(CACHE_DIR_ENV);
+  if (hasNodeFs() && dir) return new DirCache(dir);
+  const caches = (globalThis as { caches?: CacheStorage }).caches;
+  if (typeof caches?.open === "function" && typeof crypto?.subtle?.digest === "function") {
+    try {
+      return new CacheApiCache(await caches.open(opts.cache_name ?? "t5-web"));
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}

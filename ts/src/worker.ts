@@ -1,0 +1,184 @@
+/**
+ * Generation off the main thread: {@link createGenerationWorker} starts a Web Worker (browsers) or a
+ * `worker_threads` worker (Node) running the same package, loads a model there, and generates on
+ * request, streaming tokens back, so that a page (or a server's event loop) stays responsive.
+ *
+ * ```ts
+ * const gen = await createGenerationWorker("https://host/t5-small/");
+ * const ac = new AbortController();
+ * const [out] = await gen.generate("translate English to German: Hi", { max_new_tokens: 40, signal: ac.signal,
+ *   on_token: ({ text }) => console.log(text) });
+ * gen.terminate();
+ * ```
+ *
+ * Cancelling: aborting the `signal` stops the running generation after its current token when
+ * `SharedArrayBuffer` is available (Node; browsers on cross-origin-isolated pages): the flag is
+ * shared memory the worker checks after every token. Elsewhere the worker is terminated and
+ * restarted (the model is loaded again on the next call). Either way the promise rejects with the
+ * signal's reason (an `AbortError`).
+ */
+
+import { T5WebError } from "./errors.js";
+import type { LoadOptions, ModelSource, ProgressCallback } from "./files.js";
+import type { Text2TextCallOptions, Text2TextGenerationOutput } from "./pipeline.js";
+import type { FromWorker, ToWorker, WorkerModelInfo } from "./worker-protocol.js";
+
+export type { WorkerModelInfo } from "./worker-protocol.js";
+
+export interface TokenEvent {
+  /** Index of the generated token. */
+  index: number;
+  /** The new token of each row of the current batch. */
+  tokens: number[];
+  /** The text of row 0 so far (special tokens skipped). */
+  text: string;
+}
+
+export interface WorkerGenerateOptions extends Omit<Text2TextCallOptions, "streamer" | "signal"> {
+  signal?: AbortSignal;
+  on_token?: (event: TokenEvent) => void;
+}
+
+export interface WorkerOptions extends Omit<LoadOptions, "fetch"> {
+  /** Worker script to run (default: the package's own `node-worker.js` / `browser-worker.js`). */
+  workerUrl?: URL | string;
+}
+
+export interface GenerationWorker {
+  /** What was loaded: location, bytes, backend. */
+  readonly info: WorkerModelInfo;
+  generate(texts: string | string[], options?: WorkerGenerateOptions): Promise<Text2TextGenerationOutput[]>;
+  terminate(): void;
+}
+
+interface Endpoint {
+  post(msg: ToWorker): void;
+  onMessage(fn: (msg: FromWorker) => void): void;
+  onError(fn: (e: unknown) => void): void;
+  terminate(): void;
+}
+
+function isNode(): boolean {
+  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return typeof p?.versions?.node === "string" && typeof (globalThis as { Deno?: unknown }).Deno === "undefined";
+}
+
+async function spawn(workerUrl: URL | string | undefined): Promise<Endpoint> {
+  if (isNode()) {
+    const { Worker } = await import("node:worker_threads");
+    const w = new Worker(workerUrl ?? new URL("./node-worker.js", import.meta.url));
+    w.unref();
+    return {
+      post: (m) => w.postMessage(m),
+      onMessage: (fn) => w.on("message", fn),
+      onError: (fn) => w.on("error", fn),
+      terminate: () => void w.terminate(),
+    };
+  }
+  const w = new Worker(workerUrl ?? new URL("./browser-worker.js", import.meta.url), { type: "module" });
+  return {
+    post: (m) => w.postMessage(m),
+    onMessage: (fn) => w.addEventListener("message", (e) => fn(e.data as FromWorker)),
+    onError: (fn) => w.addEventListener("error", (e) => fn(e)),
+    terminate: () => w.terminate(),
+  };
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException("generation aborted", "AbortError");
+}
+
+/** `model` in a form that can be posted to a worker (URLs as strings, relative to the page; File lists as arrays). */
+function portable(model: ModelSource): ModelSource {
+  if (model instanceof URL) return model.href;
+  const loc = (globalThis as { location?: { href?: string } }).location?.href;
+  if (typeof model === "string") return !isNode() && loc && !/^[a-z][a-z0-9+.-]*:/i.test(model) ? new URL(model, loc).href : model;
+  if (model !== null && typeof model === "object" && !(model instanceof Map) && Symbol.iterator in model) return Array.from(model as Iterable<File>);
+  if (model !== null && typeof model === "object" && typeof (model as ArrayLike<File>).length === "number") return Array.from(model as ArrayLike<File>);
+  return model;
+}
+
+/** Start a worker and load `model` in it (a directory, a base URL, or in-memory files). */
+export async function createGenerationWorker(model: ModelSource, options: WorkerOptions = {}): Promise<GenerationWorker> {
+  const { workerUrl, progress_callback, ...loadOptions } = options;
+  let ep: Endpoint | undefined;
+  let info: WorkerModelInfo | undefined;
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (o: Text2TextGenerationOutput[]) => void; reject: (e: unknown) => void; on_token?: (e: TokenEvent) => void }>();
+
+  const start = async (): Promise<Endpoint> => {
+    const e = await spawn(workerUrl);
+    await new Promise<void>((resolve, reject) => {
+      e.onError((err) => {
+        reject(err);
+        for (const p of pending.values()) p.reject(new T5WebError(`t5-web worker failed: ${String((err as Error)?.message ?? err)}`));
+        pending.clear();
+      });
+      e.onMessage((m) => {
+        if (m.type === "progress") (progress_callback as ProgressCallback | undefined)?.(m.info as never);
+        else if (m.type === "loaded") {
+          info = m.info;
+          resolve();
+        } else if (m.type === "token") pending.get(m.id)?.on_token?.({ index: m.index, tokens: m.tokens, text: m.text });
+        else if (m.type === "result") {
+          pending.get(m.id)?.resolve(m.output);
+          pending.delete(m.id);
+        } else if (m.type === "error") {
+          const err = Object.assign(new Error(m.message), { name: m.name });
+          if (m.id === undefined) return reject(err);
+          pending.get(m.id)?.reject(err);
+          pending.delete(m.id);
+        }
+      });
+      e.post({ type: "load", model: portable(model), options: loadOptions as Record<string, unknown> });
+    }).catch((err) => {
+      e.terminate();
+      throw err;
+    });
+    return e;
+  };
+
+  ep = await start();
+  const shared = typeof SharedArrayBuffer !== "undefined" && (isNode() || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true);
+
+  return {
+    get info() {
+      return info!;
+    },
+    async generate(texts, opts = {}) {
+      const { signal, on_token, ...rest } = opts;
+      signal?.throwIfAborted();
+      if (!ep) ep = await start();
+      const id = nextId++;
+      const flag = shared ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+      const current = ep;
+      return new Promise<Text2TextGenerationOutput[]>((resolve, reject) => {
+        const onAbort = () => {
+          if (flag) {
+            Atomics.store(flag, 0, 1); // the worker stops after its current token and rejects
+          } else {
+            // no shared memory: stop the worker itself; the next call starts a new one
+            current.terminate();
+            if (ep === current) ep = undefined;
+            pending.delete(id);
+            reject(abortReason(signal!));
+          }
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        const done = () => signal?.removeEventListener("abort", onAbort);
+        pending.set(id, {
+          resolve: (o) => (done(), resolve(o)),
+          reject: (e) => (done(), reject(signal?.aborted ? abortReason(signal) : e)),
+          ...(on_token ? { on_token } : {}),
+        });
+        current.post({ type: "generate", id, texts, options: rest, stream: on_token !== undefined, ...(flag ? { flag } : {}) });
+      });
+    },
+    terminate() {
+      ep?.terminate();
+      ep = undefined;
+      for (const p of pending.values()) p.reject(new T5WebError("t5-web worker terminated"));
+      pending.clear();
+    },
+  };
+}
