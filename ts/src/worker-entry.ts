@@ -5,7 +5,7 @@
  * token (where SharedArrayBuffer is unavailable, the main side terminates the worker instead).
  */
 
-import { pipeline, type Text2TextGenerationPipeline } from "./pipeline.js";
+import { pipeline, type Text2TextCallOptions, type Text2TextGenerationPipeline } from "./pipeline.js";
 import type { FromWorker, ToWorker } from "./worker-protocol.js";
 import type { ProgressInfo } from "./files.js";
 
@@ -27,6 +27,12 @@ async function port(): Promise<Port> {
   return { post: (m) => parentPort.postMessage(m), listen: (fn) => parentPort.on("message", fn) };
 }
 
+/** The streamer interface of `generate` (models.ts). */
+interface Streamer {
+  put(value: number[][]): void;
+  end(): void;
+}
+
 const io = await port();
 let pipe: Text2TextGenerationPipeline | undefined;
 let queue: Promise<unknown> = Promise.resolve();
@@ -40,7 +46,7 @@ async function handle(msg: ToWorker): Promise<void> {
   if (msg.type === "load") {
     try {
       let bytes = 0;
-      pipe = await pipeline("text2text-generation", msg.model, {
+      pipe = await pipeline("text2text-generation", msg.model as Parameters<typeof pipeline>[1], {
         ...msg.options,
         progress_callback: (info: ProgressInfo) => {
           if (info.status === "progress" && info.loaded === info.total) bytes += info.total;
@@ -60,7 +66,7 @@ async function handle(msg: ToWorker): Promise<void> {
     const ac = new AbortController();
     const streamed: number[] = [];
     try {
-      const output = await pipe(msg.texts, {
+      const options: Text2TextCallOptions & { signal: AbortSignal; streamer: Streamer } = {
         ...msg.options,
         signal: ac.signal,
         streamer: {
@@ -75,7 +81,8 @@ async function handle(msg: ToWorker): Promise<void> {
           },
           end() {},
         },
-      });
+      };
+      const output = await pipe(msg.texts, options);
       io.post({ type: "result", id, output });
     } catch (e) {
       fail(id, e, ac.signal.aborted);
