@@ -19,6 +19,7 @@ async function load(source, label) {
   const t0 = performance.now();
   try {
     worker = await createGenerationWorker(source, {
+      device: $("device").value,
       progress_callback: (e) => {
         if (e.status === "progress" && e.file.endsWith(".safetensors")) $("progress-bar").style.width = `${e.progress.toFixed(0)}%`;
         if (e.status === "initiate") $("model-status").textContent = `loading ${label}: ${e.file}…`;

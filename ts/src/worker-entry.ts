@@ -53,7 +53,8 @@ async function handle(msg: ToWorker): Promise<void> {
           io.post({ type: "progress", info });
         },
       });
-      io.post({ type: "loaded", info: { location: pipe.model.location, bytes, backend: "cpu (wasm simd128)" } });
+      const device = (pipe.model as { device?: string }).device ?? "cpu";
+      io.post({ type: "loaded", info: { location: pipe.model.location, bytes, backend: device === "cpu" ? "cpu (wasm simd128)" : device } });
     } catch (e) {
       fail(undefined, e);
     }
