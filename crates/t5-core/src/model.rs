@@ -115,6 +115,55 @@ impl<B: Backend> DecoderCache<B> {
     pub fn batch(&self) -> usize {
         self.batch
     }
+    /// Number of decoder layers the cache holds.
+    pub fn num_layers(&self) -> usize {
+        self.cross_kv.len()
+    }
+    /// Layer `i`'s self-attention keys and values (`None` before the first step) and cross-attention keys and
+    /// values, `[batch, len, heads * d_kv]` as the backend holds them.
+    #[allow(clippy::type_complexity)]
+    pub fn layer(&self, i: usize) -> (Option<(&B::Tensor, &B::Tensor)>, (&B::Tensor, &B::Tensor)) {
+        (self.self_kv[i].as_ref().map(|(k, v)| (k, v)), (&self.cross_kv[i].0, &self.cross_kv[i].1))
+    }
+    /// The encoder padding mask the cross-attention uses, `[batch, encoder_len]`.
+    pub fn encoder_mask(&self) -> &[u32] {
+        &self.encoder_mask
+    }
+}
+
+/// What a stack records when transformers' `output_hidden_states` / `output_attentions` ask for it (host tensors).
+#[derive(Debug, Clone, Default)]
+pub struct StackOutputs {
+    /// `hidden_states`: the embeddings, the output of each block but the last, then the stack output after the
+    /// final layer norm (`num_layers + 1` tensors `[batch, len, d_model]`), as transformers returns them.
+    pub hidden_states: Vec<Tensor>,
+    /// self-attention probabilities of each block, `[batch, heads, q_len, kv_len]`
+    pub attentions: Vec<Tensor>,
+    /// decoder only: cross-attention probabilities of each block, `[batch, heads, q_len, encoder_len]`
+    pub cross_attentions: Vec<Tensor>,
+}
+
+/// Which of [`StackOutputs`] to record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputFlags {
+    pub hidden_states: bool,
+    pub attentions: bool,
+}
+
+impl OutputFlags {
+    pub fn any(self) -> bool {
+        self.hidden_states || self.attentions
+    }
+}
+
+/// `"transformer."` when the checkpoint keeps its base model under transformers' `base_model_prefix`
+/// (T5ForSequenceClassification, T5ForTokenClassification), `""` otherwise.
+pub fn base_model_prefix(store: &WeightStore) -> &'static str {
+    if store.has_weight("transformer.shared.weight") || store.has_weight("transformer.encoder.embed_tokens.weight") {
+        "transformer."
+    } else {
+        ""
+    }
 }
 
 /// Host-side outputs of a full forward pass.
@@ -240,10 +289,16 @@ impl<B: Backend> T5<B> {
         }
         let l = Loader { store, backend: &backend, cfg: &config, dtype, fallbacks: Default::default(), bytes: Default::default() };
         let emb_shape = [config.vocab_size, config.d_model];
-        let shared_name = ["shared.weight", "encoder.embed_tokens.weight"].into_iter().find(|n| store.has_weight(n)).unwrap_or("shared.weight");
-        let shared = l.weight(shared_name, &emb_shape)?;
-        let encoder = l.stack("encoder", config.num_layers, false)?;
-        let decoder = if kind.has_decoder() { Some(l.stack("decoder", config.decoder_layers(), true)?) } else { None };
+        // T5ForSequenceClassification / T5ForTokenClassification keep the base model under `transformer.`
+        // (base_model_prefix); every class loads from either layout, as transformers does.
+        let p = base_model_prefix(store);
+        let shared_name = [format!("{p}shared.weight"), format!("{p}encoder.embed_tokens.weight")]
+            .into_iter()
+            .find(|n| store.has_weight(n))
+            .unwrap_or_else(|| format!("{p}shared.weight"));
+        let shared = l.weight(&shared_name, &emb_shape)?;
+        let encoder = l.stack(&format!("{p}encoder"), config.num_layers, false)?;
+        let decoder = if kind.has_decoder() { Some(l.stack(&format!("{p}decoder"), config.decoder_layers(), true)?) } else { None };
         // The head: `lm_head.weight` whenever the file has it; tied to `shared` otherwise.
         let lm_head = if kind == ModelKind::ConditionalGeneration {
             if store.has_weight("lm_head.weight") {
@@ -302,6 +357,33 @@ impl<B: Backend> T5<B> {
     /// Encoder stack: embeddings → blocks (self-attention with bidirectional relative bias and the
     /// padding mask, feed-forward; pre-norm residuals) → final layer norm. `[batch, seq, d_model]`.
     pub fn encode(&self, input: &Batch) -> Result<B::Tensor> {
+        self.encode_with(input, None)
+    }
+
+    /// Self-attention, with its probabilities pushed to `probs` when they are asked for.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(
+        &self,
+        q: &B::Tensor,
+        k: &B::Tensor,
+        v: &B::Tensor,
+        bias: Option<&B::Tensor>,
+        mask: AttentionMask<'_>,
+        shape: AttentionShape,
+        probs: Option<&mut Vec<Tensor>>,
+    ) -> B::Tensor {
+        match probs {
+            None => self.backend.attention(q, k, v, bias, mask, shape),
+            Some(list) => {
+                let (out, p) = self.backend.attention_with_probs(q, k, v, bias, mask, shape);
+                list.push(p);
+                out
+            }
+        }
+    }
+
+    /// [`Self::encode`], recording hidden states / attentions into `rec` as `flags` ask.
+    pub fn encode_with(&self, input: &Batch, mut rec: Option<(&mut StackOutputs, OutputFlags)>) -> Result<B::Tensor> {
         self.check_ids(&input.ids)?;
         let be = &self.backend;
         let enc = &self.encoder;
@@ -310,15 +392,27 @@ impl<B: Backend> T5<B> {
         let bias = be.upload(compute_bias(&enc.relative_bias, s, s, 0, true, self.config.relative_attention_max_distance));
         let mask = AttentionMask { key_mask: Some(&input.mask), causal_offset: None };
         for block in &enc.blocks {
+            if let Some((r, f)) = rec.as_mut() {
+                if f.hidden_states {
+                    r.hidden_states.push(be.download(&x));
+                }
+            }
             let h = be.rms_norm(&x, &block.self_norm, self.eps());
             let a = &block.self_attn;
             let (q, k, v) = (be.linear(&h, &a.q), be.linear(&h, &a.k), be.linear(&h, &a.v));
-            let ctx = be.attention(&q, &k, &v, Some(&bias), mask, self.attention_shape(b, s, s));
+            let probs = rec.as_mut().filter(|(_, f)| f.attentions).map(|(r, _)| &mut r.attentions);
+            let ctx = self.attend(&q, &k, &v, Some(&bias), mask, self.attention_shape(b, s, s), probs);
             be.add_assign(&mut x, &be.linear(&ctx, &a.o));
             let h = be.rms_norm(&x, &block.ff_norm, self.eps());
             be.add_assign(&mut x, &self.feed_forward(&block.ff, &h));
         }
-        Ok(be.rms_norm(&x, &enc.final_norm, self.eps()))
+        let out = be.rms_norm(&x, &enc.final_norm, self.eps());
+        if let Some((r, f)) = rec {
+            if f.hidden_states {
+                r.hidden_states.push(be.download(&out));
+            }
+        }
+        Ok(out)
     }
 
     fn decoder_stack(&self) -> Result<&Stack<B>> {
@@ -352,10 +446,54 @@ impl<B: Backend> T5<B> {
         })
     }
 
+    /// A decoder cache rebuilt from host tensors (transformers' `past_key_values` given back in): per layer
+    /// `[self K, self V, cross K, cross V]`, self `[batch, past_len, heads * d_kv]`, cross `[batch, encoder_len,
+    /// heads * d_kv]`; `encoder_mask` `[batch, encoder_len]` (all ones when `None`).
+    pub fn cache_from_host(&self, layers: Vec<[Tensor; 4]>, encoder_mask: Option<Vec<u32>>) -> Result<DecoderCache<B>> {
+        let dec = self.decoder_stack()?;
+        if layers.len() != dec.blocks.len() {
+            return Err(T5Error::BadInput(format!("past_key_values has {} layers, the decoder {}", layers.len(), dec.blocks.len())));
+        }
+        let inner = self.config.inner_dim();
+        let (batch, past_len, encoder_len) = match layers.first() {
+            Some([sk, _, ck, _]) if sk.shape.len() == 3 && ck.shape.len() == 3 => (sk.shape[0], sk.shape[1], ck.shape[1]),
+            _ => return Err(T5Error::BadInput("past_key_values tensors must be [batch, len, heads * d_kv]".into())),
+        };
+        let mut self_kv = Vec::with_capacity(layers.len());
+        let mut cross_kv = Vec::with_capacity(layers.len());
+        for [sk, sv, ck, cv] in layers {
+            for (t, len) in [(&sk, past_len), (&sv, past_len), (&ck, encoder_len), (&cv, encoder_len)] {
+                if t.shape != [batch, len, inner] {
+                    return Err(T5Error::BadInput(format!("past_key_values tensor of shape {:?}, expected {:?}", t.shape, [batch, len, inner])));
+                }
+            }
+            let be = &self.backend;
+            self_kv.push(if past_len == 0 { None } else { Some((be.upload(sk), be.upload(sv))) });
+            cross_kv.push((be.upload(ck), be.upload(cv)));
+        }
+        let encoder_mask = encoder_mask.unwrap_or_else(|| vec![1; batch * encoder_len]);
+        if encoder_mask.len() != batch * encoder_len {
+            return Err(T5Error::BadInput("attention_mask does not match the cached encoder length".into()));
+        }
+        Ok(DecoderCache { self_kv, cross_kv, encoder_mask, encoder_len, batch, past_len })
+    }
+
     /// Run the decoder stack on `ids` (`[batch, q_len]`, positions continuing the cache) and
     /// return its output after the final layer norm, `[batch, q_len, d_model]`. Appends to the cache.
     /// `decoder_mask`: optional `[batch, past_len + q_len]` padding mask of decoder positions.
     pub fn decode(&self, cache: &mut DecoderCache<B>, ids: &[u32], q_len: usize, decoder_mask: Option<&[u32]>) -> Result<B::Tensor> {
+        self.decode_with(cache, ids, q_len, decoder_mask, None)
+    }
+
+    /// [`Self::decode`], recording hidden states / self- and cross-attentions of the new positions into `rec`.
+    pub fn decode_with(
+        &self,
+        cache: &mut DecoderCache<B>,
+        ids: &[u32],
+        q_len: usize,
+        decoder_mask: Option<&[u32]>,
+        mut rec: Option<(&mut StackOutputs, OutputFlags)>,
+    ) -> Result<B::Tensor> {
         let dec = self.decoder_stack()?;
         let b = cache.batch;
         if q_len == 0 || ids.len() != b * q_len {
@@ -374,6 +512,11 @@ impl<B: Backend> T5<B> {
         let self_mask = AttentionMask { key_mask: decoder_mask, causal_offset: Some(cache.past_len) };
         let cross_mask = AttentionMask { key_mask: Some(&cache.encoder_mask), causal_offset: None };
         for (li, block) in dec.blocks.iter().enumerate() {
+            if let Some((r, f)) = rec.as_mut() {
+                if f.hidden_states {
+                    r.hidden_states.push(be.download(&x));
+                }
+            }
             // self-attention over the cache plus the new positions
             let h = be.rms_norm(&x, &block.self_norm, self.eps());
             let a = &block.self_attn;
@@ -382,7 +525,8 @@ impl<B: Backend> T5<B> {
                 Some((k, v)) => (be.cat_seq(&k, &k_new), be.cat_seq(&v, &v_new)),
                 None => (k_new, v_new),
             };
-            let ctx = be.attention(&q, &k, &v, Some(&bias), self_mask, self.attention_shape(b, q_len, kv_len));
+            let probs = rec.as_mut().filter(|(_, f)| f.attentions).map(|(r, _)| &mut r.attentions);
+            let ctx = self.attend(&q, &k, &v, Some(&bias), self_mask, self.attention_shape(b, q_len, kv_len), probs);
             cache.self_kv[li] = Some((k, v));
             be.add_assign(&mut x, &be.linear(&ctx, &a.o));
             // cross-attention to the encoder output (no position bias, encoder padding mask)
@@ -390,14 +534,21 @@ impl<B: Backend> T5<B> {
             let h = be.rms_norm(&x, norm, self.eps());
             let q = be.linear(&h, &ca.q);
             let (ck, cv) = &cache.cross_kv[li];
-            let ctx = be.attention(&q, ck, cv, None, cross_mask, self.attention_shape(b, q_len, cache.encoder_len));
+            let probs = rec.as_mut().filter(|(_, f)| f.attentions).map(|(r, _)| &mut r.cross_attentions);
+            let ctx = self.attend(&q, ck, cv, None, cross_mask, self.attention_shape(b, q_len, cache.encoder_len), probs);
             be.add_assign(&mut x, &be.linear(&ctx, &ca.o));
             // feed-forward
             let h = be.rms_norm(&x, &block.ff_norm, self.eps());
             be.add_assign(&mut x, &self.feed_forward(&block.ff, &h));
         }
         cache.past_len = kv_len;
-        Ok(be.rms_norm(&x, &dec.final_norm, self.eps()))
+        let out = be.rms_norm(&x, &dec.final_norm, self.eps());
+        if let Some((r, f)) = rec {
+            if f.hidden_states {
+                r.hidden_states.push(be.download(&out));
+            }
+        }
+        Ok(out)
     }
 
     /// LM head on decoder output: rescale by `d_model**-0.5` when the config says so

@@ -21,6 +21,8 @@ use t5_core::weights::{shard_files_from_index as core_shard_files, WeightStore};
 use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
+mod heads;
+
 type JsResult<T> = std::result::Result<T, JsValue>;
 
 /// A `T5Error` as a JS `Error` named by its code.
@@ -76,7 +78,7 @@ fn make_batch(ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -
 
 #[wasm_bindgen]
 pub struct WasmTokenizer {
-    inner: Tokenizer,
+    pub(crate) inner: Tokenizer,
 }
 
 #[wasm_bindgen]
@@ -272,6 +274,7 @@ pub fn parse_config(config_json: &str) -> JsResult<String> {
         obj.insert("num_decoder_layers".into(), Value::from(cfg.decoder_layers()));
         obj.insert("dense_act_fn".into(), Value::from(dense_act_fn(&cfg.feed_forward_proj)));
         obj.insert("is_gated_act".into(), Value::from(ff.gated));
+        heads::fill_label_fields(&cfg, obj);
     }
     Ok(v.to_string())
 }
@@ -349,14 +352,17 @@ impl WasmModelBuilder {
     /// the config implies. The shard bytes are released whether or not it succeeds; the builder
     /// is then empty and only good for `free()`.
     pub fn build(&mut self, kind: &str) -> JsResult<WasmModel> {
-        let kind = parse_kind(kind)?;
+        // the head classes ("seq-cls" | "token-cls" | "qa" | "auto": from `architectures`) are in heads.rs
+        let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
+        let kind = task.base_kind();
         let store = std::mem::take(&mut self.store);
         if store.names().is_empty() {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
+        let head = t5_core::heads::Head::load(task, &self.config, &store, &Cpu).map_err(js_err)?;
         let model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
         drop(store);
-        Ok(WasmModel { model, generation: self.generation.clone() })
+        Ok(WasmModel { model, generation: self.generation.clone(), task, head })
     }
 }
 
@@ -365,14 +371,17 @@ impl WasmModelBuilder {
 pub struct WasmModel {
     model: T5<Cpu>,
     generation: GenerationConfig,
+    /// the transformers class (heads.rs)
+    task: t5_core::heads::Task,
+    head: Option<t5_core::heads::Head<Cpu>>,
 }
 
 #[wasm_bindgen]
 impl WasmModel {
-    /// "seq2seq-lm" | "t5-model" | "encoder"
+    /// "seq2seq-lm" | "t5-model" | "encoder" | "seq-cls" | "token-cls" | "qa"
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
-        kind_name(self.model.kind).into()
+        heads::task_name(self.task).unwrap_or_else(|| kind_name(self.model.kind)).into()
     }
 
     /// Weights stored in another form than the requested dtype, as JSON `[[name, dtype], ...]`.

@@ -90,6 +90,24 @@ pub trait Backend {
         mask: AttentionMask<'_>,
         shape: AttentionShape,
     ) -> Self::Tensor;
+    /// [`Backend::attention`] that also returns the attention probabilities, `[batch, heads, q_len, kv_len]` on the
+    /// host (transformers' `output_attentions`; masked keys get 0). Only called when they are asked for, so the hot
+    /// path never pays for them; the default computes on the host.
+    fn attention_with_probs(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        mask: AttentionMask<'_>,
+        shape: AttentionShape,
+    ) -> (Self::Tensor, Tensor) {
+        let (q, k, v) = (self.download(q), self.download(k), self.download(v));
+        let bias = bias.map(|b| self.download(b));
+        let mut probs = vec![0.0f32; shape.batch * shape.heads * shape.q_len * shape.kv_len];
+        let out = cpu::attention_host(&q, &k, &v, bias.as_ref(), mask, shape, Some(&mut probs));
+        (self.upload(out), Tensor::new(vec![shape.batch, shape.heads, shape.q_len, shape.kv_len], probs))
+    }
     /// Concatenate `[batch, s1, d]` and `[batch, s2, d]` along the sequence (KV cache growth).
     fn cat_seq(&self, a: &Self::Tensor, b: &Self::Tensor) -> Self::Tensor;
     /// Rows `[batch, seq, d]` → `[batch, 1, d]` taking position `seq - 1` of each batch row.

@@ -141,55 +141,7 @@ impl Backend for Cpu {
         mask: AttentionMask<'_>,
         s: AttentionShape,
     ) -> Tensor {
-        let inner = s.heads * s.head_dim;
-        let mut out = vec![0.0f32; s.batch * s.q_len * inner];
-        let mut scores = vec![0.0f32; s.kv_len];
-        // per (batch, head): gather K and V of this head contiguously once
-        let mut kh = vec![0.0f32; s.kv_len * s.head_dim];
-        let mut vh = vec![0.0f32; s.kv_len * s.head_dim];
-        for b in 0..s.batch {
-            let key_mask = mask.key_mask.map(|m| &m[b * s.kv_len..(b + 1) * s.kv_len]);
-            for h in 0..s.heads {
-                for j in 0..s.kv_len {
-                    let src = (b * s.kv_len + j) * inner + h * s.head_dim;
-                    kh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&k.data[src..src + s.head_dim]);
-                    vh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&v.data[src..src + s.head_dim]);
-                }
-                for i in 0..s.q_len {
-                    let qo = (b * s.q_len + i) * inner + h * s.head_dim;
-                    let qrow = &q.data[qo..qo + s.head_dim];
-                    kernels::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
-                    let visible = |j: usize| {
-                        key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i)
-                    };
-                    let mut max = f32::NEG_INFINITY;
-                    for j in 0..s.kv_len {
-                        if let Some(bias) = bias {
-                            scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
-                        }
-                        if visible(j) {
-                            max = max.max(scores[j]);
-                        }
-                    }
-                    let mut sum = 0.0f32;
-                    for j in 0..s.kv_len {
-                        let e = if visible(j) { (scores[j] - max).exp() } else { 0.0 };
-                        scores[j] = e;
-                        sum += e;
-                    }
-                    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-                    let o = &mut out[qo..qo + s.head_dim];
-                    for j in 0..s.kv_len {
-                        let p = scores[j] * inv;
-                        if p != 0.0 {
-                            let vr = &vh[j * s.head_dim..(j + 1) * s.head_dim];
-                            o.iter_mut().zip(vr).for_each(|(a, v)| *a += p * v);
-                        }
-                    }
-                }
-            }
-        }
-        Tensor::new(vec![s.batch, s.q_len, inner], out)
+        attention_host(q, k, v, bias, mask, s, None)
     }
 
     fn cat_seq(&self, a: &Tensor, b: &Tensor) -> Tensor {
@@ -228,4 +180,73 @@ impl Backend for Cpu {
             })
             .collect()
     }
+}
+
+/// T5 attention on host tensors (see [`Backend::attention`]); with `probs` (`[batch, heads, q_len, kv_len]`) it also
+/// writes the attention probabilities there.
+pub fn attention_host(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    mask: AttentionMask<'_>,
+    s: AttentionShape,
+    mut probs: Option<&mut [f32]>,
+) -> Tensor {
+    let inner = s.heads * s.head_dim;
+    let mut out = vec![0.0f32; s.batch * s.q_len * inner];
+    let mut scores = vec![0.0f32; s.kv_len];
+    // per (batch, head): gather K and V of this head contiguously once
+    let mut kh = vec![0.0f32; s.kv_len * s.head_dim];
+    let mut vh = vec![0.0f32; s.kv_len * s.head_dim];
+    // keys/values may hold more positions per batch row than kv_len (a preallocated static cache)
+    let kv_stride = if k.shape.len() == 3 { k.shape[1] } else { s.kv_len };
+    debug_assert!(kv_stride >= s.kv_len);
+    for b in 0..s.batch {
+        let key_mask = mask.key_mask.map(|m| &m[b * s.kv_len..(b + 1) * s.kv_len]);
+        for h in 0..s.heads {
+            for j in 0..s.kv_len {
+                let src = (b * kv_stride + j) * inner + h * s.head_dim;
+                kh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&k.data[src..src + s.head_dim]);
+                vh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&v.data[src..src + s.head_dim]);
+            }
+            for i in 0..s.q_len {
+                let qo = (b * s.q_len + i) * inner + h * s.head_dim;
+                let qrow = &q.data[qo..qo + s.head_dim];
+                kernels::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
+                let visible = |j: usize| {
+                    key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i)
+                };
+                let mut max = f32::NEG_INFINITY;
+                for j in 0..s.kv_len {
+                    if let Some(bias) = bias {
+                        scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
+                    }
+                    if visible(j) {
+                        max = max.max(scores[j]);
+                    }
+                }
+                let mut sum = 0.0f32;
+                for j in 0..s.kv_len {
+                    let e = if visible(j) { (scores[j] - max).exp() } else { 0.0 };
+                    scores[j] = e;
+                    sum += e;
+                }
+                let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+                if let Some(pr) = probs.as_deref_mut() {
+                    let row = ((b * s.heads + h) * s.q_len + i) * s.kv_len;
+                    pr[row..row + s.kv_len].iter_mut().zip(&scores).for_each(|(p, &e)| *p = e * inv);
+                }
+                let o = &mut out[qo..qo + s.head_dim];
+                for j in 0..s.kv_len {
+                    let p = scores[j] * inv;
+                    if p != 0.0 {
+                        let vr = &vh[j * s.head_dim..(j + 1) * s.head_dim];
+                        o.iter_mut().zip(vr).for_each(|(a, v)| *a += p * v);
+                    }
+                }
+            }
+        }
+    }
+    Tensor::new(vec![s.batch, s.q_len, inner], out)
 }
