@@ -54,3 +54,14 @@ export {
 } from "./pipeline.js";
 export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions } from "./tokenizer.js";
 export { initWasm, type WasmSource } from "./wasm.js";
+export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
+export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";
+export type { GenerationStreamer } from "./models.js";
+export {
+  createGenerationWorker,
+  type GenerationWorker,
+  type TokenEvent,
+  type WorkerGenerateOptions,
+  type WorkerModelInfo,
+  type WorkerOptions,
+} from "./worker.js";

@@ -10,7 +10,7 @@
 
 import { BadConfigError, BadInputError, BadWeightsError, DisposedError, MissingFileError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
-import { checkJson, openSource, readJsonText, readRequired, type FileSource, type LoadOptions } from "./files.js";
+import { checkJson, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
 import type { WasmModel } from "#t5-wasm";
 
@@ -82,6 +82,16 @@ export interface GenerateOptions {
   num_beams?: number;
   /** Only false (greedy) is implemented. */
   do_sample?: boolean;
+  /** Told each step's new tokens as they are generated (transformers.js' streamer interface). */
+  streamer?: GenerationStreamer;
+  /** Stops generation after the current step; generate then throws the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** `put([[token of row 0], [token of row 1], …])` after each step, `end()` once generation stops. */
+export interface GenerationStreamer {
+  put(value: number[][]): void;
+  end(): void;
 }
 
 const GENERATE_KEYS = new Set([
@@ -176,7 +186,7 @@ export interface ModelLoadOptions extends LoadOptions {
   dtype?: WeightDtype;
 }
 
-async function loadModel(dirOrUrl: string | URL, kind: Kind, opts: ModelLoadOptions): Promise<{ inner: WasmModel; config: T5Config; location: string }> {
+async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<{ inner: WasmModel; config: T5Config; location: string }> {
   const wasm = await initWasm();
   const src: FileSource = await openSource(dirOrUrl, opts);
   const configText = await readJsonText(src, "config.json", true);
@@ -295,7 +305,7 @@ function needDecoderInput(inputs: ForwardInputs): void {
 
 /** transformers' `T5ForConditionalGeneration`: encoder, decoder, LM head. */
 export class T5ForConditionalGeneration extends T5PreTrainedModel {
-  static async fromPretrained(dirOrUrl: string | URL, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
+  static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
     const { inner, config, location } = await loadModel(dirOrUrl, "seq2seq-lm", opts);
     return new T5ForConditionalGeneration(inner, config, location);
   }
@@ -320,20 +330,32 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
   generate(inputs: GenerateInputs, options: GenerateOptions = {}): number[][] {
     const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
     const { input, mask: m } = this.encoderInput(enc);
-    for (const k of Object.keys(options)) {
+    const { streamer, signal, ...genOptions } = options;
+    for (const k of Object.keys(genOptions)) {
       if (!GENERATE_KEYS.has(k)) throw new BadConfigError(`unknown generation option ${JSON.stringify(k)} (supported: ${[...GENERATE_KEYS].join(", ")})`);
     }
+    signal?.throwIfAborted();
     const model = this.live;
+    // per-step callback of the engine (false stops generation): streaming and cancellation
+    const onStep =
+      streamer || signal
+        ? (_index: number, tokens: Uint32Array) => {
+            streamer?.put(Array.from(tokens, (t) => [t]));
+            return !signal?.aborted;
+          }
+        : undefined;
     const r = wasmCall(
-      () => model.generate(input.data, m, input.batch, input.seq, JSON.stringify(options)) as { sequences: Uint32Array; batch: number; length: number },
+      () => model.generate(input.data, m, input.batch, input.seq, JSON.stringify(genOptions), onStep) as { sequences: Uint32Array; batch: number; length: number },
     );
+    streamer?.end();
+    signal?.throwIfAborted();
     return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
   }
 }
 
 /** transformers' `T5Model`: encoder and decoder, no LM head. */
 export class T5Model extends T5PreTrainedModel {
-  static async fromPretrained(dirOrUrl: string | URL, opts: ModelLoadOptions = {}): Promise<T5Model> {
+  static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5Model> {
     const { inner, config, location } = await loadModel(dirOrUrl, "t5-model", opts);
     return new T5Model(inner, config, location);
   }
@@ -350,7 +372,7 @@ export class T5Model extends T5PreTrainedModel {
 
 /** transformers' `T5EncoderModel`: the encoder alone. */
 export class T5EncoderModel extends T5PreTrainedModel {
-  static async fromPretrained(dirOrUrl: string | URL, opts: ModelLoadOptions = {}): Promise<T5EncoderModel> {
+  static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5EncoderModel> {
     const { inner, config, location } = await loadModel(dirOrUrl, "encoder", opts);
     return new T5EncoderModel(inner, config, location);
   }
@@ -365,7 +387,7 @@ export class T5EncoderModel extends T5PreTrainedModel {
 
 export class AutoModelForSeq2SeqLM {
   /** The seq2seq LM of a model directory or base URL (T5 only: `T5ForConditionalGeneration`). */
-  static fromPretrained(dirOrUrl: string | URL, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
+  static fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
     return T5ForConditionalGeneration.fromPretrained(dirOrUrl, opts);
   }
 }

@@ -6,7 +6,7 @@
  */
 
 import { BadInputError, DisposedError } from "./errors.js";
-import type { LoadOptions } from "./files.js";
+import type { LoadOptions, ModelSource } from "./files.js";
 import { T5ForConditionalGeneration, type GenerateOptions } from "./models.js";
 import { T5Tokenizer } from "./tokenizer.js";
 
@@ -36,7 +36,7 @@ export interface Text2TextGenerationPipeline {
 
 export interface PipelineOptions extends LoadOptions {
   /** A tokenizer, or where to load it from (default: the model's directory / URL). */
-  tokenizer?: T5Tokenizer | string | URL;
+  tokenizer?: T5Tokenizer | ModelSource;
 }
 
 export type SupportedTask = "text2text-generation";
@@ -46,7 +46,7 @@ export type SupportedTask = "text2text-generation";
  */
 export async function pipeline(
   task: SupportedTask,
-  model: T5ForConditionalGeneration | string | URL,
+  model: T5ForConditionalGeneration | ModelSource,
   options: PipelineOptions = {},
 ): Promise<Text2TextGenerationPipeline> {
   if (task !== "text2text-generation") {
@@ -69,6 +69,7 @@ export async function pipeline(
       tok = await T5Tokenizer.fromPretrained(options.tokenizer ?? (model instanceof T5ForConditionalGeneration ? m.location : model), options);
       owned.push(tok);
     }
+    options.progress_callback?.({ status: "ready", task, model: m.location });
     return makePipeline(m, tok, owned);
   } catch (e) {
     for (const o of owned) o.dispose();

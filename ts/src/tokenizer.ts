@@ -12,7 +12,7 @@
  */
 
 import { BadInputError, DisposedError, wasmCall } from "./errors.js";
-import { openSource, readRequired, type LoadOptions } from "./files.js";
+import { openSource, readRequired, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
 import type { WasmTokenizer } from "#t5-wasm";
 
@@ -86,7 +86,7 @@ export class T5Tokenizer {
   }
 
   /** The tokenizer of a model directory or base URL (`tokenizer.json`, `tokenizer_config.json`). */
-  static async fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5Tokenizer> {
+  static async fromPretrained(dirOrUrl: ModelSource, opts: LoadOptions = {}): Promise<T5Tokenizer> {
     const src = await openSource(dirOrUrl, opts);
     const json = await readRequired(src, "tokenizer.json");
     const cfg = await src.read("tokenizer_config.json");
@@ -214,7 +214,7 @@ export class T5Tokenizer {
 
 export class AutoTokenizer {
   /** The tokenizer of a model directory or base URL. */
-  static fromPretrained(dirOrUrl: string | URL, opts: LoadOptions = {}): Promise<T5Tokenizer> {
+  static fromPretrained(dirOrUrl: ModelSource, opts: LoadOptions = {}): Promise<T5Tokenizer> {
     return T5Tokenizer.fromPretrained(dirOrUrl, opts);
   }
 }
