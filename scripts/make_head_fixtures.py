@@ -376,6 +376,9 @@ def pipelines(tok):
             "none": ner(NER_TEXTS),
             "none_all": ner(NER_TEXTS[0], ignore_labels=[]),
             "simple": ner(NER_TEXTS, aggregation_strategy="simple"),
+            "first": ner(NER_TEXTS, aggregation_strategy="first"),
+            "average": ner(NER_TEXTS, aggregation_strategy="average"),
+            "max": ner(NER_TEXTS, aggregation_strategy="max"),
         }
         p.setdefault("token_classification", {})[str(dt)] = to_py(r)
     # question-answering (transformers 4 logic)
