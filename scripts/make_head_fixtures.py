@@ -366,6 +366,7 @@ def pipelines(tok):
             "top_k_2": clf(TEXTS[0], top_k=2),
             "sigmoid": clf(TEXTS, function_to_apply="sigmoid", top_k=None),
             "none": clf(TEXTS[1], function_to_apply="none", top_k=None),
+            "pair": clf({"text": TEXTS[0], "text_pair": TEXTS[1]}),
         }
         p.setdefault("text_classification", {})[str(dt)] = to_py(r)
     # token-classification
