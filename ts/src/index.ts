@@ -65,3 +65,12 @@ export {
   type WorkerModelInfo,
   type WorkerOptions,
 } from "./worker.js";
+export {
+  DeviceLostError,
+  installNodeWebGpu,
+  WebGPUError,
+  WebGPULimitsError,
+  WebGPUUnavailableError,
+  type Device,
+} from "./webgpu.js";
+export type { GpuGenerateStats, ModelLoadOptions } from "./models.js";

@@ -31,12 +31,34 @@ fn check_activation_sizes(model: &T5<Gpu>, rows: usize, seq: usize) -> GpuResult
     Ok(())
 }
 
+/// Logits processors the GPU path does not apply (checked by name so that this stays valid while
+/// the generation config grows): anything but their neutral value is refused, never ignored.
+fn check_greedy_only(gen: &GenerationConfig) -> GpuResult<()> {
+    let v = serde_json::to_value(gen).unwrap_or_default();
+    let neutral = |k: &str, ok: &dyn Fn(&serde_json::Value) -> bool| v.get(k).is_none_or(|x| x.is_null() || ok(x));
+    let checks: [(&str, &dyn Fn(&serde_json::Value) -> bool); 5] = [
+        ("repetition_penalty", &|x| x.as_f64() == Some(1.0)),
+        ("no_repeat_ngram_size", &|x| x.as_u64() == Some(0)),
+        ("bad_words_ids", &|x| x.as_array().is_some_and(|a| a.is_empty())),
+        ("forced_eos_token_id", &|x| x.as_array().is_some_and(|a| a.is_empty())),
+        ("num_return_sequences", &|x| x.as_u64() == Some(1)),
+    ];
+    for (k, ok) in checks {
+        if !neutral(k, ok) {
+            return Err(T5Error::BadInput(format!("{k} is not implemented on WebGPU yet (greedy search with min_new_tokens only); load the model on the CPU")).into());
+        }
+    }
+    // cache_implementation: the GPU self-attention cache is preallocated in any case
+    Ok(())
+}
+
 /// Greedy decoding as `t5_core::generate::greedy` (same stopping, padding and EOS suppression),
 /// awaiting one `[batch]` id readback per step.
 pub async fn greedy_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, mut on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(Vec<Vec<u32>>, GenerateStats)> {
     if gen.num_beams > 1 || gen.do_sample {
-        return Err(T5Error::BadInput("only greedy search (num_beams = 1, do_sample = false) is implemented".into()).into());
+        return Err(T5Error::BadInput("on WebGPU only greedy search (num_beams = 1, do_sample = false) is implemented; load the model on the CPU for beam search / sampling".into()).into());
     }
+    check_greedy_only(gen)?;
     let be = model.backend();
     be.check()?;
     check_activation_sizes(model, input.batch, input.seq)?;

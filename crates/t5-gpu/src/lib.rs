@@ -93,6 +93,9 @@ pub struct GpuOptions {
     /// Largest piece a weight is split into (bytes); `None`: the device's limits. Tests set it
     /// small to exercise splitting.
     pub max_chunk_bytes: Option<u64>,
+    /// Barrier-free kernels for CPU-emulated adapters; `None`: when the adapter reports a CPU
+    /// (tests force both ways so each kernel is checked on the software driver).
+    pub software_kernels: Option<bool>,
 }
 
 /// What the device is and what it allows (reported to the facade / benchmark).
@@ -119,6 +122,10 @@ struct Kernel {
 struct Kernels {
     matmul_tiled: Kernel,
     matvec: Kernel,
+    /// software adapters: one invocation per column, no barriers
+    matvec_thread: Kernel,
+    /// software adapters: matmul without workgroup memory / barriers
+    matmul_thread: Kernel,
     rms_norm: Kernel,
     unary: Kernel,
     binary: Kernel,
@@ -165,6 +172,8 @@ impl Kernels {
         Kernels {
             matmul_tiled: kernel(device, "matmul_tiled", include_str!("shaders/matmul_tiled.wgsl"), &[true, true, false]),
             matvec: kernel(device, "matvec", include_str!("shaders/matvec.wgsl"), &[true, true, false]),
+            matvec_thread: kernel(device, "matvec_thread", include_str!("shaders/matvec_thread.wgsl"), &[true, true, false]),
+            matmul_thread: kernel(device, "matmul_thread", include_str!("shaders/matmul_thread.wgsl"), &[true, true, false]),
             rms_norm: kernel(device, "rms_norm", include_str!("shaders/rms_norm.wgsl"), &[true, true, false]),
             unary: kernel(device, "unary", &with_act(include_str!("shaders/unary.wgsl")), &[false]),
             binary: kernel(device, "binary", &with_act(include_str!("shaders/binary.wgsl")), &[false, true]),
@@ -303,6 +312,8 @@ struct Inner {
     submits: Cell<u64>,
     kv_capacity: Cell<usize>,
     max_chunk_bytes: u64,
+    /// CPU-emulated adapter (SwiftShader, lavapipe): prefer barrier-free kernels
+    software: bool,
 }
 
 impl Drop for Inner {
@@ -454,6 +465,7 @@ impl Gpu {
                 submits: Cell::new(0),
                 kv_capacity: Cell::new(0),
                 max_chunk_bytes,
+                software: opts.software_kernels.unwrap_or(ai.device_type == wgpu::DeviceType::Cpu),
             }),
         })
     }
@@ -819,9 +831,14 @@ impl Backend for Gpu {
         let maxd = self.inner.limits.max_compute_workgroups_per_dimension;
         for (r0, nc, buf) in &w.chunks {
             let params = [m as u32, n as u32, k as u32, *r0 as u32, *nc as u32, 0, 0, 0];
-            if m <= MATVEC_MAX_ROWS {
+            if m <= MATVEC_MAX_ROWS && self.inner.software {
+                let g = grid((*nc as u32).div_ceil(64), maxd);
+                self.dispatch(&self.inner.kernels.matvec_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+            } else if m <= MATVEC_MAX_ROWS {
                 let g = grid((*nc as u32).div_ceil(4), maxd);
                 self.dispatch(&self.inner.kernels.matvec, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+            } else if self.inner.software {
+                self.dispatch(&self.inner.kernels.matmul_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(256), m as u32, 1));
             } else {
                 self.dispatch(&self.inner.kernels.matmul_tiled, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(64), (m as u32).div_ceil(64), 1));
             }

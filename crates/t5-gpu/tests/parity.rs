@@ -136,7 +136,14 @@ fn tiny_t5_v1_1_matches_cpu() {
 /// 4 MiB: 63 pieces) give the same results: what a device with small binding limits gets.
 #[test]
 fn split_weights_match_cpu() {
-    parity("tiny-t5", GpuOptions { max_chunk_bytes: Some(64 << 10) });
+    parity("tiny-t5", GpuOptions { max_chunk_bytes: Some(64 << 10), ..Default::default() });
+}
+
+/// The kernels a hardware GPU gets (lane-parallel matrix-vector with workgroup reductions), on
+/// the software driver too: the default picks barrier-free ones for CPU-emulated adapters.
+#[test]
+fn hardware_kernels_match_cpu() {
+    parity("tiny-t5-v1_1", GpuOptions { software_kernels: Some(false), ..Default::default() });
 }
 
 #[test]

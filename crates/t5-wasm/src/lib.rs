@@ -21,6 +21,10 @@ use t5_core::weights::{shard_files_from_index as core_shard_files, WeightStore};
 use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
+// WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
+#[cfg(target_arch = "wasm32")]
+mod gpu;
+
 type JsResult<T> = std::result::Result<T, JsValue>;
 
 /// A `T5Error` as a JS `Error` named by its code.

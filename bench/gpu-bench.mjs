@@ -1,0 +1,64 @@
+// GPU vs CPU in Node through the TypeScript facade: the same measurements as bench-wasm.mjs
+// (encoder, greedy decode) with device 'cpu' and device 'webgpu' (Dawn, the `webgpu` package), plus
+// dispatches per decode step. Prints one JSON line. Usage: node bench/gpu-bench.mjs MODEL_DIR [runs]
+//
+// On a machine without a GPU, Dawn runs on SwiftShader (software Vulkan on the CPU): those
+// figures measure the WebGPU path's overheads, NOT a GPU. bench/gpu-real.sh runs the same on a GPU.
+import { T5ForConditionalGeneration, T5EncoderModel } from "../dist/index.js";
+import { installNodeWebGpu } from "../dist/webgpu.js";
+
+const dir = process.argv[2];
+const runs = Number(process.argv[3] ?? 3);
+const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+const ids = (n, mul) => Array.from({ length: n }, (_, i) => 100 + ((i * mul) % 3000));
+if (!(await installNodeWebGpu())) throw new Error("the `webgpu` package is not installed");
+
+async function measure(device) {
+  let t = performance.now();
+  const model = await T5ForConditionalGeneration.fromPretrained(dir, { device });
+  const loadS = (performance.now() - t) / 1e3;
+  const encoder = await T5EncoderModel.fromPretrained(dir, { device });
+  const in32 = { input_ids: [ids(32, 37)] };
+  const rows8 = Array.from({ length: 8 }, (_, r) => ids(128, 53 + r));
+  const enc32 = [], enc8 = [], gen = [];
+  await encoder.forwardAsync(in32); // warm-up (pipelines, pool)
+  for (let i = 0; i < runs; i++) {
+    t = performance.now();
+    await encoder.forwardAsync(in32);
+    enc32.push(performance.now() - t);
+    t = performance.now();
+    await encoder.forwardAsync({ input_ids: rows8 });
+    enc8.push(performance.now() - t);
+  }
+  const newTokens = 32;
+  await model.generateAsync(in32, { max_new_tokens: 2, min_new_tokens: 2 });
+  for (let i = 0; i < runs; i++) {
+    t = performance.now();
+    await model.generateAsync(in32, { max_new_tokens: newTokens, min_new_tokens: newTokens });
+    gen.push(performance.now() - t);
+  }
+  // decode rate: (generate N) - (generate 1) over N - 1 steps
+  const one = [];
+  for (let i = 0; i < runs; i++) {
+    t = performance.now();
+    await model.generateAsync(in32, { max_new_tokens: 1 });
+    one.push(performance.now() - t);
+  }
+  const out = {
+    device: model.device,
+    adapter: model.gpuInfo?.adapter ?? "wasm (CPU)",
+    load_s: loadS,
+    encoder_32_ms: median(enc32),
+    encoder_8x128_tok_s: (8 * 128) / (median(enc8) / 1e3),
+    generate_32_ms: median(gen),
+    decode_tok_s: (newTokens - 1) / ((median(gen) - median(one)) / 1e3),
+    stats: model.lastGenerateStats,
+  };
+  model.dispose();
+  encoder.dispose();
+  return out;
+}
+
+const cpu = await measure("cpu");
+const gpu = await measure("webgpu");
+console.log(JSON.stringify({ cpu, gpu }));

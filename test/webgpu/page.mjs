@@ -1,0 +1,68 @@
+// Runs in headless Chromium (see browser.test.ts): the wasm engine's raw bindings on the CPU and on
+// the browser's WebGPU (SwiftShader there), on one fixture; reports max differences and ids.
+import init, * as t5 from "/pkg/t5_web.js";
+
+async function bytes(path) {
+  const r = await fetch(path);
+  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+function maxDiff(a, b) {
+  if (a.length !== b.length) return Infinity;
+  let w = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= w)) w = d;
+  }
+  return w;
+}
+
+async function builder(dir) {
+  const cfg = new TextDecoder().decode(await bytes(`/test/fixtures/${dir}/config.json`));
+  const gen = new TextDecoder().decode(await bytes(`/test/fixtures/${dir}/generation_config.json`));
+  const b = new t5.WasmModelBuilder(cfg, gen);
+  b.addShard("model.safetensors", await bytes(`/test/fixtures/${dir}/model.safetensors`));
+  return b;
+}
+
+export async function run(name) {
+  await init();
+  const o = JSON.parse(new TextDecoder().decode(await bytes(`/test/fixtures/oracle/${name}.json`)));
+  const batch = o.input_ids.length, seq = o.input_ids[0].length;
+  const ids = Uint32Array.from(o.input_ids.flat());
+  const mask = Uint32Array.from(o.attention_mask.flat());
+  const dec = Uint32Array.from(o.decoder_input_ids.flat());
+  const labels = Int32Array.from(o.labels.flat());
+  const cb = await builder(name);
+  const cpu = cb.build("seq2seq-lm");
+  cb.free();
+  const gpuDev = await t5.requestGpu();
+  const info = JSON.parse(gpuDev.info());
+  const gb = await builder(name);
+  const gpu = gb.buildGpu(gpuDev, "seq2seq-lm");
+  gb.free();
+  gpuDev.free();
+  const c = cpu.forward(ids, mask, batch, seq, dec, labels, undefined);
+  const g = await gpu.forward(ids, mask, batch, seq, dec, labels, undefined);
+  const opts = JSON.stringify({ max_new_tokens: o.greedy.max_new_tokens });
+  const cg = cpu.generate(ids, mask, batch, seq, opts);
+  const gg = await gpu.generate(ids, mask, batch, seq, opts);
+  const rows = (r) => Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+  const result = {
+    adapter: info.adapter,
+    logits: maxDiff(g.logits, c.logits),
+    encoder: maxDiff(g.encoder_last_hidden_state, c.encoder_last_hidden_state),
+    decoder: maxDiff(g.decoder_last_hidden_state, c.decoder_last_hidden_state),
+    loss: Math.abs(g.loss - c.loss),
+    cpu_ids: rows(cg),
+    gpu_ids: rows(gg),
+    oracle_ids: o.greedy.sequences,
+    stats: gg.stats,
+  };
+  gpu.dispose();
+  result.live_after_dispose = gpu.liveBuffers;
+  gpu.free();
+  cpu.free();
+  return result;
+}
