@@ -2,7 +2,11 @@
 using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
-  services = [(name = "main", worker = .t5Worker)],
+  services = [
+    (name = "main", worker = .t5Worker),
+    # outbound fetch (models by URL); "local" lets the tests serve a model from 127.0.0.1
+    (name = "internet", network = (allow = ["public", "local"])),
+  ],
   sockets = [(name = "http", address = "127.0.0.1:8787", http = (), service = "main")],
 );
 

@@ -15,13 +15,16 @@ const files = {
   "tokenizer.json": tokenizerJson,
   "tokenizer_config.json": tokenizerConfig,
 };
-let loaded;
+const loaded = new Map();
 
 export default {
   async fetch(request) {
-    loaded ??= Promise.all([AutoTokenizer.fromPretrained(files), AutoModelForSeq2SeqLM.fromPretrained(files)]);
-    const [tokenizer, model] = await loaded;
+    // ?model=<base URL> loads a model over fetch instead (cached per URL for the worker's lifetime)
     const url = new URL(request.url);
+    const source = url.searchParams.get("model") ?? files;
+    const key = typeof source === "string" ? source : "bundled";
+    if (!loaded.has(key)) loaded.set(key, Promise.all([AutoTokenizer.fromPretrained(source), AutoModelForSeq2SeqLM.fromPretrained(source)]));
+    const [tokenizer, model] = await loaded.get(key);
     const texts = request.method === "POST" ? (await request.json()).texts : url.searchParams.getAll("text");
     const ids = model.generate(tokenizer(texts, { padding: true }), { max_new_tokens: 12 });
     return Response.json({ ids, text: tokenizer.batchDecode(ids, { skip_special_tokens: true }) });

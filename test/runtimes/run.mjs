@@ -163,7 +163,14 @@ export { ids, out };
       if (!res.ok) throw new Error(`workerd answered ${res.status}: ${body}\n${errText}`);
       const got = JSON.parse(body);
       sameIds(got.ids, expected.sequences, "workerd");
-      log(`workerd: ids exact over HTTP on 127.0.0.1:${port}; "${got.text[0]}"`);
+      // the model by URL: fetched by the worker from the test server on loopback
+      const before = requests.filter((p) => p.endsWith("/model.safetensors")).length;
+      const byUrl = await fetch(`http://127.0.0.1:${port}/?model=${encodeURIComponent(`${base}/models/tiny-t5-v1_1/`)}`, { method: "POST", body: JSON.stringify({ texts: expected.texts }) });
+      const byUrlBody = await byUrl.text();
+      if (!byUrl.ok) throw new Error(`workerd (model by URL) answered ${byUrl.status}: ${byUrlBody}\n${errText}`);
+      sameIds(JSON.parse(byUrlBody).ids, expected.sequences, "workerd, model by URL");
+      if (requests.filter((p) => p.endsWith("/model.safetensors")).length !== before + 1) throw new Error("workerd did not fetch the weights from the URL");
+      log(`workerd: ids exact over HTTP on 127.0.0.1:${port}, model bundled and model by URL; "${got.text[0]}"`);
     } finally {
       proc.kill("SIGTERM");
     }
