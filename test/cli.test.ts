@@ -1,9 +1,13 @@
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MODEL, main } from "../ts/src/cli-main.js";
+import { DEFAULT_MODEL, FALLBACK_MODEL, USAGE, main, parseArgs, progressBar, resolveDefaultModel, type RunArgs } from "../ts/src/cli-main.js";
 import { pipeline } from "../ts/src/index.js";
-import { modelDir } from "./helpers/oracle.js";
+import { FIXTURES, ROOT, modelDir } from "./helpers/oracle.js";
 
-async function run(argv: string[], stdin: string[] = []) {
+async function run(argv: string[], stdin: string[] = [], stderrIsTTY = false) {
   let out = "";
   let err = "";
   const code = await main(argv, {
@@ -12,53 +16,293 @@ async function run(argv: string[], stdin: string[] = []) {
     })(),
     stdout: (t) => (out += t),
     stderr: (t) => (err += t),
+    stderrIsTTY,
   });
   return { code, out, err };
 }
 
-describe("t5-web CLI", () => {
-  it("--help", async () => {
+/** `node dist/cli.js ...` with `input` on stdin. */
+function spawnCli(args: string[], input = ""): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [join(ROOT, "dist/cli.js"), ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+      resolve({ code, out: stdout, err: stderr });
+    });
+    child.stdin!.end(input);
+  });
+}
+
+const tiny = modelDir("tiny-t5");
+const f16Tokenizer = modelDir("tiny-t5-f16");
+
+describe("t5-web CLI: help and usage", () => {
+  it("--help documents every command and option", async () => {
     const r = await run(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/Usage: t5-web run/);
+    expect(r.out).toBe(USAGE);
+    expect(r.out).toMatch(/t5-web run/);
+    expect(r.out).toMatch(/t5-web convert <in dir\|url> <out dir>/);
     expect(r.out).toContain(DEFAULT_MODEL);
+    for (const flag of [
+      "--task",
+      "--model",
+      "--device cpu|webgpu|auto",
+      "--tokenizer",
+      "--dtype",
+      "--input",
+      "--json",
+      "--truncate",
+      "--max-new-tokens",
+      "--min-new-tokens",
+      "--max-length",
+      "--num-beams",
+      "--num-return-sequences",
+      "--length-penalty",
+      "--early-stopping",
+      "--do-sample",
+      "--temperature",
+      "--top-k",
+      "--top-p",
+      "--seed",
+      "--repetition-penalty",
+      "--no-repeat-ngram-size",
+      "pytorch_model.bin",
+      "Exit status",
+    ]) {
+      expect(r.out, flag).toContain(flag);
+    }
+    expect((await run([])).out).toBe(USAGE);
+    expect((await run(["run", "-h"])).out).toBe(USAGE);
   });
 
-  it("run --input uses the default model", async () => {
-    const pipe = await pipeline("text2text-generation", modelDir("tiny-t5"));
-    const [expected] = await pipe("translate English to German: Hello", { max_new_tokens: 5 });
+  it("node dist/cli.js --help", async () => {
+    const r = await spawnCli(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(USAGE);
+  });
+
+  it("generation flags pass through to generate() with transformers' names", () => {
+    const a = parseArgs([
+      "run",
+      "--max-new-tokens", "7",
+      "--min-new-tokens=2",
+      "--num-beams", "4",
+      "--num-return-sequences", "2",
+      "--length-penalty", "2.0",
+      "--early-stopping",
+      "--do-sample",
+      "--temperature", "0.7",
+      "--top-k", "50",
+      "--top-p=0.9",
+      "--seed", "42",
+      "--repetition-penalty", "1.2",
+      "--no-repeat-ngram-size", "3",
+      "--max-length", "30",
+    ]) as RunArgs;
+    expect(a.generate).toEqual({
+      max_new_tokens: 7,
+      min_new_tokens: 2,
+      num_beams: 4,
+      num_return_sequences: 2,
+      length_penalty: 2,
+      early_stopping: true,
+      do_sample: true,
+      temperature: 0.7,
+      top_k: 50,
+      top_p: 0.9,
+      seed: 42,
+      repetition_penalty: 1.2,
+      no_repeat_ngram_size: 3,
+      max_length: 30,
+    });
+    const b = parseArgs(["run", "--task", "summarization", "--model", "m", "--device", "auto", "--json", "--truncate", "--dtype", "q8", "--tokenizer", "t"]) as RunArgs;
+    expect(b).toMatchObject({ task: "summarization", model: "m", device: "auto", json: true, truncate: true, dtype: "q8", tokenizer: "t", generate: {} });
+    expect(parseArgs(["convert", "a", "b"])).toEqual({ command: "convert", input: "a", output: "b" });
+  });
+
+  it("bad usage exits 2 with a message", async () => {
+    const cases: [string[], RegExp][] = [
+      [["serve"], /unknown command "serve"/],
+      [["run", "--max-new-tokens", "many"], /--max-new-tokens needs a non-negative integer/],
+      [["run", "--model"], /--model needs a value/],
+      [["run", "--num-beams", "0"], /--num-beams needs a positive integer/],
+      [["run", "--temperature", "hot"], /--temperature needs a number/],
+      [["run", "--device", "tpu"], /--device must be cpu, webgpu or auto/],
+      [["run", "--task", "fill-mask"], /unknown task "fill-mask"/],
+      [["run", "--bogus"], /unknown option "--bogus"/],
+      [["run", "--json=yes"], /--json takes no value/],
+      [["convert", "only-one"], /convert needs <in dir\|url> and <out dir>/],
+    ];
+    for (const [argv, msg] of cases) {
+      const r = await run(argv);
+      expect(r.code, argv.join(" ")).toBe(2);
+      expect(r.err, argv.join(" ")).toMatch(msg);
+      expect(r.out).toBe("");
+    }
+  });
+});
+
+describe("t5-web run", () => {
+  it("the default model is models/t5-numbers, or the tiny fixture while it is absent", async () => {
+    expect(DEFAULT_MODEL).toBe("models/t5-numbers");
+    const resolved = await resolveDefaultModel();
+    const want = existsSync(join(ROOT, DEFAULT_MODEL, "config.json")) ? DEFAULT_MODEL : FALLBACK_MODEL;
+    expect(resolved.replace(/\\/g, "/").replace(/\/$/, "")).toBe(join(ROOT, want).replace(/\\/g, "/"));
+    const pipe = await pipeline("text2text-generation", resolved);
+    const [expected] = await pipe("numbers to words: 1204", { max_new_tokens: 12 });
     pipe.dispose();
-    const r = await run(["run", "--max-new-tokens", "5", "--input", "translate English to German: Hello"]);
+    const r = await run(["run", "--max-new-tokens", "12", "--input", "numbers to words: 1204"]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
     expect(r.out).toBe(`${expected!.generated_text}\n`);
   });
 
-  it("reads one input per stdin line", async () => {
-    const r = await run(["run", "--model", modelDir("tiny-t5-v1_1"), "--max-new-tokens=3"], ["first line\nsecond", " line\r\nthird"]);
+  it("one output line per stdin line, in order, as the pipeline gives them", async () => {
+    const texts = ["first line", "second line", "third"];
+    const pipe = await pipeline("text2text-generation", tiny);
+    const want = [];
+    for (const t of texts) want.push((await pipe(t, { max_new_tokens: 4 }))[0]!.generated_text);
+    pipe.dispose();
+    const r = await run(["run", "--model", tiny, "--max-new-tokens=4"], ["first line\nsecond", " line\r\nthird"]);
     expect(r.code).toBe(0);
-    expect(r.out.split("\n")).toHaveLength(4); // three lines + trailing newline
+    expect(r.out).toBe(want.map((t) => `${t}\n`).join(""));
   });
 
-  it("bad usage exits 2", async () => {
-    expect((await run(["serve"])).code).toBe(2);
-    const r = await run(["run", "--max-new-tokens", "many"]);
-    expect(r.code).toBe(2);
-    expect(r.err).toMatch(/--max-new-tokens needs a non-negative integer/);
-    expect((await run(["run", "--model"])).err).toMatch(/needs a value/);
+  it("--json: one object per input with the pipeline's outputs", async () => {
+    const r = await run(["run", "--model", tiny, "--max-new-tokens", "3", "--json", "--input", "a", "--input", "b c"]);
+    expect(r.code).toBe(0);
+    const rows = r.out.trim().split("\n").map((l) => JSON.parse(l) as { input: string; outputs: { generated_text: string }[] });
+    expect(rows.map((x) => x.input)).toEqual(["a", "b c"]);
+    for (const x of rows) expect(typeof x.outputs[0]!.generated_text).toBe("string");
   });
 
-  it("a missing model exits 1 with the typed error", async () => {
+  it("node dist/cli.js: stdin lines, --json, and a bad model directory", async () => {
+    const r = await spawnCli(["run", "--model", tiny, "--max-new-tokens", "3"], "one\ntwo\n");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out.split("\n")).toHaveLength(3);
+    const j = await spawnCli(["run", "--model", tiny, "--max-new-tokens", "3", "--json"], "x\n");
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.out.trim())).toMatchObject({ input: "x", outputs: [{ generated_text: expect.any(String) }] });
+    const bad = await spawnCli(["run", "--model", "/nonexistent/model"], "x\n");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/cannot load the model \/nonexistent\/model: MissingFileError/);
+    const usage = await spawnCli(["run", "--top-k", "-1"]);
+    expect(usage.code).toBe(2);
+  });
+
+  it("a missing model or weights-less directory exits 1 with the typed error", async () => {
     const r = await run(["run", "--model", "/nonexistent/model", "--input", "x"]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/MissingFileError: model directory not found/);
+    expect(r.err).toMatch(/MissingFileError: .*\/nonexistent\/model/);
+    const dir = mkdtempSync(join(tmpdir(), "t5-web-cli-"));
+    try {
+      copyFileSync(join(tiny, "config.json"), join(dir, "config.json"));
+      const w = await run(["run", "--model", dir, "--input", "x"]);
+      expect(w.code).toBe(1);
+      expect(w.err).toMatch(/MissingFileError: no weights in .*pytorch_model\.bin/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  it("an over-long input exits 1 unless --truncate", async () => {
+  it("an input that cannot run exits 1 naming the line; --truncate makes it fit", async () => {
     const long = Array.from({ length: 600 }, (_, i) => `w${i}`).join(" ");
-    const r = await run(["run", "--max-new-tokens", "1", "--input", long]);
+    const r = await run(["run", "--model", tiny, "--max-new-tokens", "1"], [`short\n${long}\n`]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/InputTooLongError/);
-    expect((await run(["run", "--max-new-tokens", "1", "--truncate", "--input", long])).code).toBe(0);
+    expect(r.out.split("\n")).toHaveLength(2); // the first line's output, then the stop
+    expect(r.err).toMatch(/line 2 of stdin: InputTooLongError/);
+    expect((await run(["run", "--model", tiny, "--max-new-tokens", "1", "--truncate", "--input", long])).code).toBe(0);
+  });
+
+  it("generation options the engine rejects exit 1 with its typed error", async () => {
+    // passed through untouched: whatever the engine does not support or accept is its typed error, on exit 1
+    const r = await run(["run", "--model", tiny, "--max-new-tokens", "2", "--input", "x", "--num-beams", "2", "--num-return-sequences", "3"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^t5-web: input 1: \w+Error: /);
+  });
+
+  it("--device webgpu without a GPU path is a clear error; auto runs on the CPU", async () => {
+    const r = await run(["run", "--model", tiny, "--device", "webgpu", "--input", "x"]);
+    // no GPU on the test machines: the loader's typed WebGPU error (a GPU machine runs it)
+    if (r.code !== 0) {
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/WebGPU|--device webgpu/);
+    }
+    const a = await run(["run", "--model", tiny, "--device", "auto", "--max-new-tokens", "2", "--input", "x"]);
+    expect(a.code).toBe(0);
+    expect(a.out.split("\n")).toHaveLength(2);
+  });
+
+  it("draws a progress bar on a terminal only", async () => {
+    const tty = await run(["run", "--model", tiny, "--max-new-tokens", "1", "--input", "x"], [], true);
+    expect(tty.code).toBe(0);
+    if (tty.err !== "") {
+      expect(tty.err).toMatch(/\rLoading|\r\x1b\[2KLoading/);
+      expect(tty.err.endsWith("\r\x1b[2K")).toBe(true); // cleared before the outputs
+    }
+    const plain = await run(["run", "--model", tiny, "--max-new-tokens", "1", "--input", "x"], [], false);
+    expect(plain.err).toBe("");
+    let drawn = "";
+    const bar = progressBar((t) => (drawn += t), 10);
+    bar.onProgress({ status: "progress", file: "model.safetensors", loaded: 512 * 1024, total: 1024 * 1024 });
+    bar.finish();
+    expect(drawn).toContain("Loading model.safetensors [#####-----] 50% 512 KiB/1.0 MiB");
+    expect(drawn.endsWith("\r\x1b[2K")).toBe(true);
+  });
+});
+
+describe("t5-web convert", () => {
+  it("pytorch_model.bin → model.safetensors that runs like the original", async () => {
+    const out = mkdtempSync(join(tmpdir(), "t5-web-convert-"));
+    try {
+      const r = await run(["convert", join(FIXTURES, "formats/tiny-t5-f16-bin"), out]);
+      expect(r.code).toBe(0);
+      expect(r.err).toMatch(/wrote .*model\.safetensors .* from pytorch_model\.bin/);
+      expect(readdirSync(out).sort()).toEqual(["config.json", "generation_config.json", "model.safetensors"]);
+      const a = await run(["run", "--model", out, "--tokenizer", f16Tokenizer, "--max-new-tokens", "5", "--input", "translate English to German: Hello"]);
+      const b = await run(["run", "--model", f16Tokenizer, "--max-new-tokens", "5", "--input", "translate English to German: Hello"]);
+      expect(a.code).toBe(0);
+      expect(a.out).toBe(b.out);
+      // the .bin directory itself runs too
+      const c = await run(["run", "--model", join(FIXTURES, "formats/tiny-t5-f16-bin"), "--tokenizer", f16Tokenizer, "--max-new-tokens", "5", "--input", "translate English to German: Hello"]);
+      expect(c.out).toBe(b.out);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it("sharded safetensors → one file, tokenizer files copied", async () => {
+    const out = mkdtempSync(join(tmpdir(), "t5-web-convert-"));
+    try {
+      const r = await spawnCli(["convert", modelDir("tiny-t5-v1_1-sharded"), out]);
+      expect(r.code).toBe(0);
+      expect(readdirSync(out)).toEqual(expect.arrayContaining(["model.safetensors", "config.json", "tokenizer.json", "spiece.model"]));
+      expect(readdirSync(out)).not.toContain("model.safetensors.index.json");
+      const a = await run(["run", "--model", out, "--max-new-tokens", "6", "--input", "summarize: a b c"]);
+      const b = await run(["run", "--model", modelDir("tiny-t5-v1_1"), "--max-new-tokens", "6", "--input", "summarize: a b c"]);
+      expect(a.code).toBe(0);
+      expect(a.out).toBe(b.out);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it("a malicious pickle is refused with BadWeightsError and nothing is written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "t5-web-evil-"));
+    const out = join(dir, "out");
+    try {
+      copyFileSync(join(tiny, "config.json"), join(dir, "config.json"));
+      copyFileSync(join(FIXTURES, "formats/evil-system.bin"), join(dir, "pytorch_model.bin"));
+      const r = await run(["convert", dir, out]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/BadWeightsError: .*refusing global posix\.system/);
+      expect(existsSync(join(out, "model.safetensors"))).toBe(false);
+      const m = await run(["run", "--model", dir, "--input", "x"]);
+      expect(m.code).toBe(1);
+      expect(m.err).toMatch(/BadWeightsError/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

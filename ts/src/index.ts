@@ -66,11 +66,17 @@ export {
   type WorkerOptions,
 } from "./worker.js";
 export {
-  DeviceLostError,
-  installNodeWebGpu,
-  WebGPUError,
-  WebGPULimitsError,
-  WebGPUUnavailableError,
-  type Device,
-} from "./webgpu.js";
-export type { GpuGenerateStats, ModelLoadOptions } from "./models.js";
+  AutoModel,
+  AutoModelForQuestionAnswering,
+  AutoModelForSequenceClassification,
+  AutoModelForTokenClassification,
+  T5ForQuestionAnswering,
+  T5ForSequenceClassification,
+  T5ForTokenClassification,
+  type AnyT5Model,
+  type Seq2SeqQuestionAnsweringModelOutput,
+  type Seq2SeqSequenceClassifierOutput,
+  type SequenceClassifierInputs,
+  type TokenClassifierOutput,
+} from "./heads.js";
+export { PastKeyValues, type EncoderOutputsLike, type ExtraOutputs, type FloatsLike, type FullForwardInputs } from "./outputs.js";

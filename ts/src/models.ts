@@ -12,8 +12,8 @@ import { BadConfigError, BadInputError, BadWeightsError, DisposedError, MissingF
 import { T5Config } from "./config.js";
 import { checkJson, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
-import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
-import type { WasmGpuModel, WasmModel } from "#t5-wasm";
+import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
+import type { WasmModel } from "#t5-wasm";
 
 /** A dense float tensor: row-major `data` with shape `dims` (transformers.js' `Tensor` shape). */
 export class Tensor {
@@ -95,7 +95,8 @@ export interface GenerationStreamer {
   end(): void;
 }
 
-const GENERATE_KEYS = new Set([
+/** The option names {@link T5ForConditionalGeneration.generate} accepts (pipelines filter task presets by it). */
+export const GENERATE_KEYS: ReadonlySet<string> = new Set([
   "max_new_tokens",
   "max_length",
   "min_new_tokens",
@@ -158,7 +159,8 @@ function sameShape(a: Flat<unknown>, b: Flat<unknown>, an: string, bn: string): 
   }
 }
 
-type Kind = "seq2seq-lm" | "t5-model" | "encoder";
+/** The engine's model kinds (the head classes are in heads.ts; "auto": from config.json's `architectures`). */
+export type Kind = "seq2seq-lm" | "t5-model" | "encoder" | "seq-cls" | "token-cls" | "qa" | "auto";
 
 interface RawForward {
   encoder_last_hidden_state: Float32Array;
@@ -185,55 +187,10 @@ export type WeightDtype = "fp32" | "fp16" | "bf16" | "q8" | "q4";
 /** `fromPretrained` options: file access plus `dtype` (default "fp32"). */
 export interface ModelLoadOptions extends LoadOptions {
   dtype?: WeightDtype;
-  /**
-   * `'cpu'` (default): the WebAssembly engine on the CPU. `'webgpu'`: the same model on the GPU
-   * through `navigator.gpu` (fp32 weights; results come through `forwardAsync` / `generateAsync`);
-   * fails with `WebGPUUnavailableError` when there is none. `'auto'`: WebGPU when available, else
-   * the CPU, with the reason in `model.deviceNote`.
-   */
-  device?: Device;
-  /** WebGPU: split weights into pieces of at most this many bytes (default: the device's limits). */
-  maxChunkBytes?: number;
 }
 
-/** What one WebGPU `generateAsync` recorded (dispatches / submits from the second decode step). */
-export interface GpuGenerateStats {
-  prefill_dispatches: number;
-  dispatches_per_step: number;
-  submits_per_step: number;
-  steps: number;
-}
-
-interface Loaded {
-  inner: WasmModel | WasmGpuModel;
-  config: T5Config;
-  location: string;
-  device: "cpu" | "webgpu";
-  deviceNote?: string;
-}
-
-async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<Loaded> {
+async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<{ inner: WasmModel; config: T5Config; location: string }> {
   const wasm = await initWasm();
-  const device = opts.device ?? "cpu";
-  if (device !== "cpu" && device !== "webgpu" && device !== "auto") {
-    throw new BadConfigError(`unknown device ${JSON.stringify(device)}: expected "webgpu", "cpu" or "auto"`);
-  }
-  // open the GPU first: with 'auto' a failure falls back to the CPU before the weights are read
-  let gpu: Awaited<ReturnType<typeof wasm.requestGpu>> | undefined;
-  let deviceNote: string | undefined;
-  if (device !== "cpu") {
-    try {
-      if (opts.dtype !== undefined && opts.dtype !== "fp32") {
-        throw new BadConfigError(`dtype ${JSON.stringify(opts.dtype)} runs on the CPU only; WebGPU keeps fp32 weights`);
-      }
-      const why = await prepareWebGpu();
-      if (why !== undefined) throw gpuError(Object.assign(new Error(why), { name: "WebGPUUnavailable" }));
-      gpu = (await gpuAwait(() => wasm.requestGpu(opts.maxChunkBytes))) as typeof gpu;
-    } catch (e) {
-      if (device === "webgpu") throw gpuError(e);
-      deviceNote = `WebGPU unavailable, running on the CPU: ${(e as Error).message}`;
-    }
-  }
   const src: FileSource = await openSource(dirOrUrl, opts);
   const configText = await readJsonText(src, "config.json", true);
   const genText = await readJsonText(src, "generation_config.json", false);
@@ -265,16 +222,23 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
         wasmCall(() => builder.addShard(f, bytes), f);
       }
     }
-    if (gpu) {
-      const g = gpu;
-      const inner = wasmCall(() => builder.buildGpu(g, kind));
-      return { inner, config, location: src.location, device: "webgpu" };
-    }
     const inner = wasmCall(() => builder.build(kind));
-    return { inner, config, location: src.location, device: "cpu", ...(deviceNote === undefined ? {} : { deviceNote }) };
+    return { inner, config, location: src.location };
   } finally {
     builder.free();
-    gpu?.free();
+  }
+}
+
+/** @internal Load a model and make it an instance of `pick(kind)`, `kind` being what the engine built ("seq2seq-lm",
+ * "t5-model", "encoder", "seq-cls", "token-cls", "qa"): the head classes of heads.ts and `AutoModel`. */
+export async function loadModelAs<T>(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions, pick: (built: string) => unknown): Promise<T> {
+  const loaded = await loadModel(dirOrUrl, kind, opts);
+  try {
+    const cls = pick((loaded.inner as { kind?: string }).kind ?? kind) as new (inner: WasmModel, config: T5Config, location: string) => T;
+    return new cls(loaded.inner, loaded.config, loaded.location);
+  } catch (e) {
+    loaded.inner.free();
+    throw e;
   }
 }
 
@@ -284,49 +248,22 @@ export abstract class T5PreTrainedModel {
   readonly config: T5Config;
   /** Where the model was loaded from (directory or base URL). */
   readonly location: string;
-  /** Where the model runs. */
-  readonly device: "cpu" | "webgpu";
-  /** With `device: 'auto'` on the CPU: why WebGPU was not used. */
-  readonly deviceNote: string | undefined;
-  private inner: WasmModel | WasmGpuModel | undefined;
+  private inner: WasmModel | undefined;
 
-  protected constructor(loaded: Loaded) {
-    this.inner = loaded.inner;
-    this.config = loaded.config;
-    this.location = loaded.location;
-    this.device = loaded.device;
-    this.deviceNote = loaded.deviceNote;
+  protected constructor(inner: WasmModel, config: T5Config, location: string) {
+    this.inner = inner;
+    this.config = config;
+    this.location = location;
   }
 
-  private get engine(): WasmModel | WasmGpuModel {
+  protected get live(): WasmModel {
     if (!this.inner) throw new DisposedError(`this ${this.constructor.name}`);
     return this.inner;
   }
 
-  /** The CPU engine; a WebGPU model answers asynchronously only. */
-  protected get live(): WasmModel {
-    const e = this.engine;
-    if (this.device === "webgpu") {
-      throw new BadInputError(`this ${this.constructor.name} runs on WebGPU, whose results arrive asynchronously: use forwardAsync() / generateAsync()`);
-    }
-    return e as WasmModel;
-  }
-
-  /** The WebGPU engine (undefined on the CPU). */
-  protected get liveGpu(): WasmGpuModel | undefined {
-    const e = this.engine;
-    return this.device === "webgpu" ? (e as WasmGpuModel) : undefined;
-  }
-
-  /** WebGPU models: adapter, limits, dispatch / submit counters, live GPU buffers (undefined on the CPU). */
-  get gpuInfo(): Record<string, unknown> | undefined {
-    const g = this.liveGpu;
-    return g ? (JSON.parse(g.deviceInfo()) as Record<string, unknown>) : undefined;
-  }
-
   /** The generation config in use (generation_config.json over the model config). */
   get generation_config(): Record<string, unknown> {
-    return JSON.parse(this.engine.generationConfig()) as Record<string, unknown>;
+    return JSON.parse(this.live.generationConfig()) as Record<string, unknown>;
   }
 
   get disposed(): boolean {
@@ -336,8 +273,6 @@ export abstract class T5PreTrainedModel {
   /** Free the model's WebAssembly memory. Later use throws {@link DisposedError}. */
   dispose(): void {
     if (this.inner) {
-      // WebGPU: destroys every GPU buffer of the model (and its device) before freeing the handle
-      if (this.device === "webgpu") (this.inner as WasmGpuModel).dispose();
       this.inner.free();
       this.inner = undefined;
     }
@@ -359,20 +294,6 @@ export abstract class T5PreTrainedModel {
   }
 
   protected runForward(inputs: ForwardInputs): RawForward {
-    const a = this.forwardArgs(inputs);
-    const model = this.live;
-    return wasmCall(() => model.forward(...a) as RawForward);
-  }
-
-  /** {@link runForward} on either device. */
-  protected async runForwardAsync(inputs: ForwardInputs): Promise<RawForward> {
-    const g = this.liveGpu;
-    if (!g) return this.runForward(inputs);
-    const a = this.forwardArgs(inputs);
-    return gpuAwait(() => g.forward(...a) as Promise<RawForward>);
-  }
-
-  private forwardArgs(inputs: ForwardInputs) {
     const { input, mask: m } = this.encoderInput(inputs);
     let dec: Flat<Uint32Array> | undefined;
     let lab: Flat<Int32Array> | undefined;
@@ -385,7 +306,10 @@ export abstract class T5PreTrainedModel {
       if (f && f.batch !== input.batch) throw new BadInputError(`${n} has batch ${f.batch}, input_ids ${input.batch}`);
       if (f && ref) sameShape(ref, f, dec ? "decoder_input_ids" : "labels", n);
     }
-    return [input.data, m, input.batch, input.seq, dec?.data, lab?.data, dmask?.data] as const;
+    const model = this.live;
+    return wasmCall(
+      () => model.forward(input.data, m, input.batch, input.seq, dec?.data, lab?.data, dmask?.data) as RawForward,
+    );
   }
 }
 
@@ -398,25 +322,20 @@ function needDecoderInput(inputs: ForwardInputs): void {
 /** transformers' `T5ForConditionalGeneration`: encoder, decoder, LM head. */
 export class T5ForConditionalGeneration extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
-    return new T5ForConditionalGeneration(await loadModel(dirOrUrl, "seq2seq-lm", opts));
+    const { inner, config, location } = await loadModel(dirOrUrl, "seq2seq-lm", opts);
+    return new T5ForConditionalGeneration(inner, config, location);
   }
 
-  /** Dispatch statistics of the last WebGPU {@link generateAsync}. */
-  lastGenerateStats: GpuGenerateStats | undefined;
-
-  /** `model(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)`. */
-  forward(inputs: ForwardInputs): Seq2SeqLMOutput {
-    needDecoderInput(inputs);
-    return this.lmOutput(this.runForward(inputs));
-  }
-
-  /** {@link forward} on either device (WebGPU results arrive asynchronously). */
-  async forwardAsync(inputs: ForwardInputs): Promise<Seq2SeqLMOutput> {
-    needDecoderInput(inputs);
-    return this.lmOutput(await this.runForwardAsync(inputs));
-  }
-
-  private lmOutput(r: RawForward): Seq2SeqLMOutput {
+  /** `model(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)`, and transformers'
+   * optional inputs / outputs (`output_hidden_states`, `output_attentions`, `encoder_outputs`, `past_key_values`,
+   * `use_cache`: see outputs.ts). */
+  forward(inputs: ForwardInputs | FullForwardInputs): Seq2SeqLMOutput & ExtraOutputs {
+    if (wantsFull(inputs)) {
+      needDecoderInput(inputs as ForwardInputs);
+      return runFull(this.live, "seq2seq-lm", this.config, inputs as FullForwardInputs) as unknown as Seq2SeqLMOutput & ExtraOutputs;
+    }
+    needDecoderInput(inputs as ForwardInputs);
+    const r = this.runForward(inputs as ForwardInputs);
     const out: Seq2SeqLMOutput = {
       logits: new Tensor(r.logits!, r.logits_shape!),
       decoder_last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
@@ -454,63 +373,19 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
     signal?.throwIfAborted();
     return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
   }
-
-  /**
-   * {@link generate} on either device. On WebGPU (greedy search) the argmax runs on the GPU and
-   * each step reads back one id per row; `lastGenerateStats` then holds the dispatches per step.
-   */
-  async generateAsync(inputs: GenerateInputs, options: GenerateOptions = {}): Promise<number[][]> {
-    const g = this.liveGpu;
-    if (!g) return this.generate(inputs, options);
-    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
-    const { input, mask: m } = this.encoderInput(enc);
-    const { streamer, signal, ...genOptions } = options;
-    for (const k of Object.keys(genOptions)) {
-      if (!GENERATE_KEYS.has(k)) throw new BadConfigError(`unknown generation option ${JSON.stringify(k)} (supported: ${[...GENERATE_KEYS].join(", ")})`);
-    }
-    signal?.throwIfAborted();
-    const onStep =
-      streamer || signal
-        ? (_index: number, tokens: Uint32Array) => {
-            streamer?.put(Array.from(tokens, (t) => [t]));
-            return !signal?.aborted;
-          }
-        : undefined;
-    const r = await gpuAwait(
-      () =>
-        g.generate(input.data, m, input.batch, input.seq, JSON.stringify(genOptions), onStep) as Promise<{
-          sequences: Uint32Array;
-          batch: number;
-          length: number;
-          stats: GpuGenerateStats;
-        }>,
-    );
-    this.lastGenerateStats = r.stats;
-    streamer?.end();
-    signal?.throwIfAborted();
-    return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
-  }
 }
 
 /** transformers' `T5Model`: encoder and decoder, no LM head. */
 export class T5Model extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5Model> {
-    return new T5Model(await loadModel(dirOrUrl, "t5-model", opts));
+    const { inner, config, location } = await loadModel(dirOrUrl, "t5-model", opts);
+    return new T5Model(inner, config, location);
   }
 
-  /** {@link forward} on either device. */
-  async forwardAsync(inputs: ForwardInputs): Promise<Seq2SeqModelOutput> {
-    needDecoderInput(inputs);
-    const r = await this.runForwardAsync(inputs);
-    return {
-      last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
-      encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
-    };
-  }
-
-  forward(inputs: ForwardInputs): Seq2SeqModelOutput {
-    needDecoderInput(inputs);
-    const r = this.runForward(inputs);
+  forward(inputs: ForwardInputs | FullForwardInputs): Seq2SeqModelOutput & ExtraOutputs {
+    needDecoderInput(inputs as ForwardInputs);
+    if (wantsFull(inputs)) return runFull(this.live, "t5-model", this.config, inputs as FullForwardInputs) as unknown as Seq2SeqModelOutput & ExtraOutputs;
+    const r = this.runForward(inputs as ForwardInputs);
     return {
       last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
       encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
@@ -521,19 +396,12 @@ export class T5Model extends T5PreTrainedModel {
 /** transformers' `T5EncoderModel`: the encoder alone. */
 export class T5EncoderModel extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5EncoderModel> {
-    return new T5EncoderModel(await loadModel(dirOrUrl, "encoder", opts));
+    const { inner, config, location } = await loadModel(dirOrUrl, "encoder", opts);
+    return new T5EncoderModel(inner, config, location);
   }
 
-  /** {@link forward} on either device. */
-  async forwardAsync(inputs: { input_ids: IdsLike; attention_mask?: IdsLike }): Promise<EncoderOutput> {
-    const g = this.liveGpu;
-    if (!g) return this.forward(inputs);
-    const { input, mask: m } = this.encoderInput(inputs);
-    const data = await gpuAwait(() => g.encode(input.data, m, input.batch, input.seq) as Promise<Float32Array>);
-    return { last_hidden_state: new Tensor(data, [input.batch, input.seq, data.length / (input.batch * input.seq)]) };
-  }
-
-  forward(inputs: { input_ids: IdsLike; attention_mask?: IdsLike }): EncoderOutput {
+  forward(inputs: { input_ids: IdsLike; attention_mask?: IdsLike; output_hidden_states?: boolean; output_attentions?: boolean }): EncoderOutput & ExtraOutputs {
+    if (wantsFull(inputs)) return runFull(this.live, "encoder", this.config, inputs) as unknown as EncoderOutput & ExtraOutputs;
     const { input, mask: m } = this.encoderInput(inputs);
     const model = this.live;
     const data = wasmCall(() => model.encode(input.data, m, input.batch, input.seq));

@@ -157,6 +157,35 @@ export class T5Tokenizer {
     return this.batchDecode(rows, options);
   }
 
+  /**
+   * One text (or a `text`, `pair` pair, joined as `text </s> pair </s>`) with transformers'
+   * `return_offsets_mapping` / `return_special_tokens_mask` / `sequence_ids()`. Offsets are JavaScript string
+   * indices (UTF-16 code units) into the text the token came from; `(0, 0)` for added special tokens;
+   * `sequence_ids` is 0 / 1 for tokens of `text` / `pair`, `null` for added special tokens.
+   */
+  encodeWithOffsets(text: string, pair?: string, options: { add_special_tokens?: boolean } = {}): {
+    input_ids: number[];
+    offset_mapping: [number, number][];
+    special_tokens_mask: number[];
+    sequence_ids: (number | null)[];
+  } {
+    if (typeof text !== "string" || (pair !== undefined && typeof pair !== "string")) throw new BadInputError("text must be a string");
+    const tk = this.live;
+    const r = wasmCall(() => tk.encodeWithOffsets(text, pair, options.add_special_tokens ?? true)) as {
+      ids: Uint32Array;
+      starts: Uint32Array;
+      ends: Uint32Array;
+      special: Uint32Array;
+      sequence: Int32Array;
+    };
+    return {
+      input_ids: Array.from(r.ids),
+      offset_mapping: Array.from(r.starts, (s, i) => [s, r.ends[i]!] as [number, number]),
+      special_tokens_mask: Array.from(r.special),
+      sequence_ids: Array.from(r.sequence, (s) => (s < 0 ? null : s)),
+    };
+  }
+
   /** `<extra_id_0>`, `<extra_id_1>`, … */
   getSentinelTokens(): string[] {
     return this.live.sentinelTokens();

@@ -11,8 +11,9 @@ pub enum T5Error {
     /// `feed_forward_proj` names an activation transformers' T5 does not accept.
     #[error("unsupported feed_forward_proj {0:?}: expected \"relu\", \"gelu\", \"gated-gelu\", \"gated-silu\" or another `[gated-]ACT` with a known ACT")]
     UnsupportedActivation(String),
-    /// The weights file is not a valid safetensors file (truncated, corrupt header, bad offsets).
-    #[error("invalid safetensors file{file}: {msg}", file = .file.as_ref().map(|f| format!(" {f}")).unwrap_or_default())]
+    /// The weights file is not a valid safetensors file (truncated, corrupt header, bad offsets) or
+    /// PyTorch checkpoint (corrupt, or a pickle that does more than rebuild tensors).
+    #[error("invalid weights file{file}: {msg}", file = .file.as_ref().map(|f| format!(" {f}")).unwrap_or_default())]
     BadWeights { file: Option<String>, msg: String },
     /// A tensor the config requires is absent from the checkpoint.
     #[error("missing tensor {0:?} in checkpoint")]

@@ -25,18 +25,39 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<(T5Config, GenerationConfig, We
     } else {
         GenerationConfig::from_model_config(&config)
     };
-    let single = dir.join("model.safetensors");
-    let index = dir.join("model.safetensors.index.json");
-    let files = if single.exists() {
-        vec!["model.safetensors".to_string()]
-    } else if index.exists() {
-        shard_files_from_index(&read_string(&index)?)?
-    } else {
-        return Err(T5Error::MissingFile(format!("{}: neither model.safetensors nor model.safetensors.index.json", dir.display())));
-    };
+    let files = weight_files(dir)?;
     let mut store = WeightStore::new();
     for f in files {
-        store.add_shard(&f, read(&dir.join(&f))?)?;
+        check_shard_name(&f)?;
+        store.add_file(&f, read(&dir.join(&f))?)?;
     }
     Ok((config, generation, store))
+}
+
+/// The weight files of a checkpoint directory, in the order transformers prefers them:
+/// `model.safetensors`, the shards of `model.safetensors.index.json`, `pytorch_model.bin`, the
+/// shards of `pytorch_model.bin.index.json` (older Hub repos).
+pub fn weight_files(dir: impl AsRef<Path>) -> Result<Vec<String>> {
+    let dir = dir.as_ref();
+    for (single, index) in [("model.safetensors", "model.safetensors.index.json"), ("pytorch_model.bin", "pytorch_model.bin.index.json")] {
+        if dir.join(single).exists() {
+            return Ok(vec![single.to_string()]);
+        }
+        let index = dir.join(index);
+        if index.exists() {
+            return shard_files_from_index(&read_string(&index)?);
+        }
+    }
+    Err(T5Error::MissingFile(format!(
+        "{}: neither model.safetensors nor model.safetensors.index.json, nor pytorch_model.bin or pytorch_model.bin.index.json",
+        dir.display()
+    )))
+}
+
+/// A shard named by an index must be a plain file name next to it.
+fn check_shard_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\\') {
+        return Err(T5Error::BadWeights { file: None, msg: format!("the weights index names {name:?}, not a file next to it") });
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ pub mod heads;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod hub;
 pub mod model;
+pub mod pickle;
 pub mod position;
 pub mod quant;
 pub mod spiece;

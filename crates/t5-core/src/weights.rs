@@ -193,3 +193,83 @@ pub fn shard_files_from_index(index_json: &str) -> Result<Vec<String>> {
     files.sort();
     Ok(files)
 }
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch checkpoints and conversion to safetensors
+
+impl WeightStore {
+    /// Add a PyTorch checkpoint file (`pytorch_model.bin` or one shard of it): torch.save's zip
+    /// format or the legacy format, read by the restricted unpickler of [`crate::pickle`] (no code
+    /// in the file runs; anything but tensors and state dicts is a `BadWeights` error). Contiguous
+    /// tensors stay in the file's bytes; strided views are copied out.
+    pub fn add_pytorch(&mut self, file: &str, bytes: Vec<u8>) -> Result<()> {
+        let tensors = crate::pickle::read_torch_checkpoint(&bytes, file)?;
+        if let Some(t) = tensors.iter().find(|t| self.entries.contains_key(&t.name)) {
+            return Err(T5Error::BadWeights { file: Some(file.to_string()), msg: format!("tensor {:?} appears in two shards", t.name) });
+        }
+        let file_shard = self.shards.len();
+        self.shards.push(bytes);
+        for t in tensors {
+            let (shard, start, end) = match t.data {
+                crate::pickle::TensorBytes::File(r) => (file_shard, r.start, r.end),
+                crate::pickle::TensorBytes::Owned(v) => {
+                    let n = v.len();
+                    self.shards.push(v);
+                    (self.shards.len() - 1, 0, n)
+                }
+            };
+            self.names.push(t.name.clone());
+            self.entries.insert(t.name, Entry { shard, dtype: t.dtype, shape: t.shape, start, end });
+        }
+        Ok(())
+    }
+
+    /// Add a weights file of either kind, told apart by its first bytes: safetensors (an 8-byte
+    /// header length that fits the file, then `{`), else a PyTorch checkpoint (zip archive or
+    /// pickle stream); anything else gets the safetensors parser's error.
+    pub fn add_file(&mut self, file: &str, bytes: Vec<u8>) -> Result<()> {
+        let safetensors_like = bytes.len() > 8 && {
+            let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0xff; 8]));
+            n.checked_add(8).is_some_and(|end| end <= bytes.len() as u64) && bytes[8] == b'{'
+        };
+        if !safetensors_like && crate::pickle::looks_like_torch(&bytes) {
+            self.add_pytorch(file, bytes)
+        } else {
+            self.add_shard(file, bytes)
+        }
+    }
+
+    /// The stored dtype of `name` (`F32`, `F16`, `BF16`, ...).
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        self.entries.get(name).map(|e| e.dtype)
+    }
+
+    /// The whole checkpoint as one safetensors file, every tensor in its stored dtype, with the
+    /// `{"format": "pt"}` metadata transformers writes. Names that alias the bytes of an earlier
+    /// tensor (tied embeddings in a PyTorch state dict: `encoder.embed_tokens.weight`,
+    /// `decoder.embed_tokens.weight`, `lm_head.weight` sharing `shared.weight`) are written once,
+    /// under the first name, as transformers' save_pretrained does; `lm_head.weight` is kept
+    /// when `keep_lm_head` (a config with untied embeddings needs it in the file).
+    pub fn to_safetensors(&self, keep_lm_head: bool) -> Result<Vec<u8>> {
+        use safetensors::tensor::TensorView;
+        let mut seen: HashMap<(usize, usize, usize), &str> = HashMap::new();
+        let mut views: Vec<(String, TensorView<'_>)> = Vec::new();
+        for name in &self.names {
+            let e = &self.entries[name];
+            let key = (e.shard, e.start, e.end);
+            if let Some(first) = seen.get(&key) {
+                let same = &self.entries[*first];
+                if same.shape == e.shape && same.dtype == e.dtype && e.end > e.start && !(keep_lm_head && name == "lm_head.weight") {
+                    continue;
+                }
+            } else {
+                seen.insert(key, name);
+            }
+            let view = TensorView::new(e.dtype, e.shape.clone(), &self.shards[e.shard][e.start..e.end])
+                .map_err(|err| T5Error::BadWeights { file: None, msg: format!("tensor {name:?}: {err}") })?;
+            views.push((name.clone(), view));
+        }
+        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+        safetensors::tensor::serialize(views, Some(meta)).map_err(|e| T5Error::BadWeights { file: None, msg: format!("writing safetensors: {e}") })
+    }
+}

@@ -21,9 +21,7 @@ use t5_core::weights::{shard_files_from_index as core_shard_files, WeightStore};
 use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
-// WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
-#[cfg(target_arch = "wasm32")]
-mod gpu;
+mod heads;
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 
@@ -80,7 +78,7 @@ fn make_batch(ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -
 
 #[wasm_bindgen]
 pub struct WasmTokenizer {
-    inner: Tokenizer,
+    pub(crate) inner: Tokenizer,
 }
 
 #[wasm_bindgen]
@@ -276,6 +274,7 @@ pub fn parse_config(config_json: &str) -> JsResult<String> {
         obj.insert("num_decoder_layers".into(), Value::from(cfg.decoder_layers()));
         obj.insert("dense_act_fn".into(), Value::from(dense_act_fn(&cfg.feed_forward_proj)));
         obj.insert("is_gated_act".into(), Value::from(ff.gated));
+        heads::fill_label_fields(&cfg, obj);
     }
     Ok(v.to_string())
 }
@@ -353,14 +352,17 @@ impl WasmModelBuilder {
     /// the config implies. The shard bytes are released whether or not it succeeds; the builder
     /// is then empty and only good for `free()`.
     pub fn build(&mut self, kind: &str) -> JsResult<WasmModel> {
-        let kind = parse_kind(kind)?;
+        // the head classes ("seq-cls" | "token-cls" | "qa" | "auto": from `architectures`) are in heads.rs
+        let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
+        let kind = task.base_kind();
         let store = std::mem::take(&mut self.store);
         if store.names().is_empty() {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
+        let head = t5_core::heads::Head::load(task, &self.config, &store, &Cpu).map_err(js_err)?;
         let model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
         drop(store);
-        Ok(WasmModel { model, generation: self.generation.clone() })
+        Ok(WasmModel { model, generation: self.generation.clone(), task, head })
     }
 }
 
@@ -369,14 +371,17 @@ impl WasmModelBuilder {
 pub struct WasmModel {
     model: T5<Cpu>,
     generation: GenerationConfig,
+    /// the transformers class (heads.rs)
+    task: t5_core::heads::Task,
+    head: Option<t5_core::heads::Head<Cpu>>,
 }
 
 #[wasm_bindgen]
 impl WasmModel {
-    /// "seq2seq-lm" | "t5-model" | "encoder"
+    /// "seq2seq-lm" | "t5-model" | "encoder" | "seq-cls" | "token-cls" | "qa"
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
-        kind_name(self.model.kind).into()
+        heads::task_name(self.task).unwrap_or_else(|| kind_name(self.model.kind)).into()
     }
 
     /// Weights stored in another form than the requested dtype, as JSON `[[name, dtype], ...]`.
@@ -496,20 +501,7 @@ impl WasmModel {
     /// max_length, min_new_tokens, min_length, eos_token_id, pad_token_id, decoder_start_token_id,
     /// num_beams, do_sample). Returns `{sequences: Uint32Array, batch, length}`: each row starts with
     /// the decoder start token and is padded with `pad_token_id` after its EOS.
-    ///
-    /// `on_step` (optional): called after each generated position as `on_step(index, tokens)` with the
-    /// new token of each row (`Uint32Array`, `pad_token_id` for finished rows); returning `false` stops
-    /// generation there (streaming and cancellation). An exception thrown by it stops generation and is
-    /// rethrown.
-    pub fn generate(
-        &self,
-        ids: Vec<u32>,
-        mask: Option<Vec<u32>>,
-        batch: usize,
-        seq: usize,
-        options_json: Option<String>,
-        on_step: Option<js_sys::Function>,
-    ) -> JsResult<Object> {
+    pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>) -> JsResult<Object> {
         if self.model.kind != ModelKind::ConditionalGeneration {
             return Err(bad_input("generate needs a model with an LM head (T5ForConditionalGeneration)"));
         }
@@ -525,21 +517,7 @@ impl WasmModel {
                 return Err(bad_input(format!("{what} {id} is outside the vocabulary of {vocab}")));
             }
         }
-        let mut thrown: Option<JsValue> = None;
-        let rows = greedy(&self.model, &input, &gen, |step| match &on_step {
-            None => true,
-            Some(f) => match f.call2(&JsValue::NULL, &JsValue::from(step.index as u32), &Uint32Array::from(step.tokens).into()) {
-                Ok(v) => v != JsValue::FALSE,
-                Err(e) => {
-                    thrown = Some(e);
-                    false
-                }
-            },
-        })
-        .map_err(js_err)?;
-        if let Some(e) = thrown {
-            return Err(e);
-        }
+        let rows = greedy(&self.model, &input, &gen, |_| true).map_err(js_err)?;
         let length = rows.iter().map(Vec::len).max().unwrap_or(0);
         let mut flat = Vec::with_capacity(rows.len() * length);
         for r in &rows {
@@ -551,6 +529,31 @@ impl WasmModel {
         set(&obj, "batch", rows.len() as u32);
         set(&obj, "length", length as u32);
         Ok(obj)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch checkpoints (pytorch_model.bin) and conversion to safetensors
+
+#[wasm_bindgen]
+impl WasmModelBuilder {
+    /// Add a PyTorch checkpoint file (`pytorch_model.bin` or a shard of a
+    /// `pytorch_model.bin.index.json`): torch.save's zip or legacy format, read by the engine's
+    /// restricted unpickler (nothing in the file runs; any other pickle content is `BadWeights`).
+    #[wasm_bindgen(js_name = addPytorchBin)]
+    pub fn add_pytorch_bin(&mut self, name: &str, bytes: Vec<u8>) -> JsResult<()> {
+        self.store.add_pytorch(name, bytes).map_err(js_err)
+    }
+
+    /// The weights added so far as one safetensors file (dtypes kept; tied aliases of a PyTorch
+    /// state dict written once; `lm_head.weight` kept when the config unties it). The builder
+    /// keeps its weights.
+    #[wasm_bindgen(js_name = toSafetensors)]
+    pub fn to_safetensors(&self) -> JsResult<Vec<u8>> {
+        if self.store.names().is_empty() {
+            return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
+        }
+        self.store.to_safetensors(!self.config.tie_word_embeddings).map_err(js_err)
     }
 }
 

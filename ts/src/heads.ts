@@ -1,0 +1,146 @@
+/**
+ * The task heads of transformers' T5 — `T5ForSequenceClassification`, `T5ForTokenClassification`,
+ * `T5ForQuestionAnswering` — and the `AutoModelFor…` loaders. `num_labels`, `id2label` and `label2id` come from
+ * config.json (transformers' defaults when absent). The heads read the decoder fed `input_ids` shifted right unless
+ * `decoder_input_ids` are given, as transformers does; every optional input / output of outputs.ts works here too.
+ */
+
+import { BadInputError } from "./errors.js";
+import {
+  loadModelAs,
+  T5EncoderModel,
+  T5ForConditionalGeneration,
+  T5Model,
+  T5PreTrainedModel,
+  type IdsLike,
+  type ModelLoadOptions,
+  type Tensor,
+} from "./models.js";
+import type { ModelSource } from "./files.js";
+import { runFull, type EngineKind, type ExtraOutputs, type FloatsLike, type FullForwardInputs } from "./outputs.js";
+
+export interface SequenceClassifierInputs extends FullForwardInputs {
+  /** Class ids `[batch]` (single label), float targets `[batch, num_labels]` (multi label) or `[batch]`
+   * (regression); the loss follows `config.problem_type`, else transformers' choice from `num_labels` and the
+   * labels (integers → single label). */
+  labels?: IdsLike | FloatsLike;
+}
+
+/** transformers' `Seq2SeqSequenceClassifierOutput`. */
+export interface Seq2SeqSequenceClassifierOutput extends ExtraOutputs {
+  /** `[batch, num_labels]` */
+  logits: Tensor;
+  loss?: number;
+  encoder_last_hidden_state?: Tensor;
+}
+
+/** transformers' `TokenClassifierOutput`. */
+export interface TokenClassifierOutput extends ExtraOutputs {
+  /** `[batch, seq, num_labels]` */
+  logits: Tensor;
+  loss?: number;
+}
+
+/** transformers' `Seq2SeqQuestionAnsweringModelOutput`. */
+export interface Seq2SeqQuestionAnsweringModelOutput extends ExtraOutputs {
+  /** `[batch, decoder length]` */
+  start_logits: Tensor;
+  end_logits: Tensor;
+  loss?: number;
+  encoder_last_hidden_state?: Tensor;
+}
+
+abstract class T5HeadModel extends T5PreTrainedModel {
+  protected abstract readonly kind: EngineKind;
+
+  /** `num_labels` of the config (the size of `id2label`). */
+  get num_labels(): number {
+    return this.config.num_labels ?? 2;
+  }
+
+  protected run(inputs: FullForwardInputs): Record<string, unknown> {
+    return runFull(this.live, this.kind, this.config, inputs);
+  }
+}
+
+/** transformers' `T5ForSequenceClassification`: the decoder output at the last EOS of each row → dense → tanh →
+ * out_proj. Every row must hold the same number of EOS tokens (transformers' error otherwise). */
+export class T5ForSequenceClassification extends T5HeadModel {
+  protected readonly kind = "seq-cls" as const;
+
+  static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForSequenceClassification> {
+    return loadModelAs(dirOrUrl, "seq-cls", opts, () => T5ForSequenceClassification);
+  }
+
+  forward(inputs: SequenceClassifierInputs): Seq2SeqSequenceClassifierOutput {
+    return this.run(inputs) as unknown as Seq2SeqSequenceClassifierOutput;
+  }
+}
+
+/** transformers' `T5ForTokenClassification`: encoder → classifier. */
+export class T5ForTokenClassification extends T5HeadModel {
+  protected readonly kind = "token-cls" as const;
+
+  static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForTokenClassification> {
+    return loadModelAs(dirOrUrl, "token-cls", opts, () => T5ForTokenClassification);
+  }
+
+  forward(inputs: { input_ids: IdsLike; attention_mask?: IdsLike; labels?: IdsLike; output_hidden_states?: boolean; output_attentions?: boolean }): TokenClassifierOutput {
+    if (inputs.input_ids === undefined) throw new BadInputError("input_ids are required");
+    return this.run(inputs) as unknown as TokenClassifierOutput;
+  }
+}
+
+/** transformers' `T5ForQuestionAnswering`: decoder output → qa_outputs → start / end logits. */
+export class T5ForQuestionAnswering extends T5HeadModel {
+  protected readonly kind = "qa" as const;
+
+  static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForQuestionAnswering> {
+    return loadModelAs(dirOrUrl, "qa", opts, () => T5ForQuestionAnswering);
+  }
+
+  forward(inputs: FullForwardInputs): Seq2SeqQuestionAnsweringModelOutput {
+    return this.run(inputs) as unknown as Seq2SeqQuestionAnsweringModelOutput;
+  }
+}
+
+export class AutoModelForSequenceClassification {
+  static fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForSequenceClassification> {
+    return T5ForSequenceClassification.fromPretrained(dirOrUrl, opts);
+  }
+}
+
+export class AutoModelForTokenClassification {
+  static fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForTokenClassification> {
+    return T5ForTokenClassification.fromPretrained(dirOrUrl, opts);
+  }
+}
+
+export class AutoModelForQuestionAnswering {
+  static fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForQuestionAnswering> {
+    return T5ForQuestionAnswering.fromPretrained(dirOrUrl, opts);
+  }
+}
+
+export type AnyT5Model = T5ForConditionalGeneration | T5Model | T5EncoderModel | T5ForSequenceClassification | T5ForTokenClassification | T5ForQuestionAnswering;
+
+const CLASS_OF_KIND: Record<string, unknown> = {
+  "seq-cls": T5ForSequenceClassification,
+  "token-cls": T5ForTokenClassification,
+  qa: T5ForQuestionAnswering,
+  "seq2seq-lm": T5ForConditionalGeneration,
+  "t5-model": T5Model,
+  encoder: T5EncoderModel,
+};
+
+export class AutoModel {
+  /** The class config.json's `architectures` names (T5ForConditionalGeneration, T5Model, T5EncoderModel or one of
+   * the heads); T5ForConditionalGeneration when it names none. */
+  static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<AnyT5Model> {
+    return loadModelAs<AnyT5Model>(dirOrUrl, "auto", opts, (kind) => {
+      const cls = CLASS_OF_KIND[kind];
+      if (!cls) throw new BadInputError(`unexpected model kind ${kind}`);
+      return cls;
+    });
+  }
+}
