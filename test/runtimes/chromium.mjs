@@ -101,8 +101,15 @@ try {
   await page.fill("#input", "");
   await page.type("#input", "The house is wonderful.");
   await page.fill("#max-tokens", String(expected.max_new_tokens));
+  // count the output's updates: tokens must stream in, not arrive at once
+  await page.evaluate(() => {
+    window.outputUpdates = 0;
+    new MutationObserver((records) => (window.outputUpdates += records.length)).observe(document.getElementById("output"), { childList: true, characterData: true, subtree: true });
+  });
   await page.click("#generate");
   await page.waitForSelector("body[data-gen=done]", { timeout: 60_000 });
+  const updates = await page.evaluate(() => window.outputUpdates);
+  check(updates >= expected.max_new_tokens, `the playground's output changed ${updates} times for ${expected.max_new_tokens} tokens`);
   const out = await page.textContent("#output");
   check(out === want, `playground output ${JSON.stringify(out)} != ${JSON.stringify(want)}`);
   const speed = await page.textContent("#stat-speed");
@@ -110,7 +117,21 @@ try {
   const backend = await page.textContent("#stat-backend");
   check(Number(speed) > 0 && /MiB/.test(size) && /cpu/i.test(backend), `playground stats: ${speed} tok/s, ${size}, ${backend}`);
   await page.screenshot({ path: join(artifacts, "playground.png"), fullPage: true });
-  log(`playground: "${out}", ${speed} tokens/s, ${size}, ${backend}; screenshot test/artifacts/playground.png`);
+  log(`playground: "${out}" streamed in ${updates} updates, ${speed} tokens/s, ${size}, ${backend}; screenshot test/artifacts/playground.png`);
+
+  // Stop: a long generation is cancelled from the page (the AbortSignal crosses into the worker)
+  await page.fill("#max-tokens", "512");
+  await page.click("#generate");
+  await page.waitForFunction(() => Number(document.getElementById("stat-tokens").textContent) >= 3, null, { timeout: 30_000 });
+  await page.click("#stop");
+  await page.waitForSelector("body[data-gen=stopped]", { timeout: 30_000 });
+  const stoppedAt = Number(await page.textContent("#stat-tokens"));
+  check(stoppedAt < 512, `stopped after ${stoppedAt} tokens`);
+  await page.fill("#max-tokens", String(expected.max_new_tokens));
+  await page.click("#generate");
+  await page.waitForSelector("body[data-gen=done]", { timeout: 60_000 });
+  check((await page.textContent("#output")) === want, "playground output after Stop");
+  log(`playground: Stop after ${stoppedAt} tokens, then the same output again`);
 
   // local files through the file input
   const model = join(scratch, "models/tiny-t5-v1_1");
