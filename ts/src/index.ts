@@ -66,6 +66,15 @@ export {
   type WorkerOptions,
 } from "./worker.js";
 export {
+  DeviceLostError,
+  installNodeWebGpu,
+  WebGPUError,
+  WebGPULimitsError,
+  WebGPUUnavailableError,
+  type Device,
+} from "./webgpu.js";
+export type { GpuGenerateStats, ModelLoadOptions } from "./models.js";
+export {
   AutoModel,
   AutoModelForQuestionAnswering,
   AutoModelForSequenceClassification,

@@ -13,7 +13,8 @@ import { T5Config } from "./config.js";
 import { checkJson, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
-import type { WasmModel } from "#t5-wasm";
+import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
+import type { WasmGpuModel, WasmModel } from "#t5-wasm";
 
 /** A dense float tensor: row-major `data` with shape `dims` (transformers.js' `Tensor` shape). */
 export class Tensor {
@@ -187,10 +188,55 @@ export type WeightDtype = "fp32" | "fp16" | "bf16" | "q8" | "q4";
 /** `fromPretrained` options: file access plus `dtype` (default "fp32"). */
 export interface ModelLoadOptions extends LoadOptions {
   dtype?: WeightDtype;
+  /**
+   * `'cpu'` (default): the WebAssembly engine on the CPU. `'webgpu'`: the same model on the GPU
+   * through `navigator.gpu` (fp32 weights; results come through `forwardAsync` / `generateAsync`);
+   * fails with `WebGPUUnavailableError` when there is none. `'auto'`: WebGPU when available, else
+   * the CPU, with the reason in `model.deviceNote`.
+   */
+  device?: Device;
+  /** WebGPU: split weights into pieces of at most this many bytes (default: the device's limits). */
+  maxChunkBytes?: number;
 }
 
-async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<{ inner: WasmModel; config: T5Config; location: string }> {
+/** What one WebGPU `generateAsync` recorded (dispatches / submits from the second decode step). */
+export interface GpuGenerateStats {
+  prefill_dispatches: number;
+  dispatches_per_step: number;
+  submits_per_step: number;
+  steps: number;
+}
+
+interface Loaded {
+  inner: WasmModel | WasmGpuModel;
+  config: T5Config;
+  location: string;
+  device: "cpu" | "webgpu";
+  deviceNote?: string;
+}
+
+async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<Loaded> {
   const wasm = await initWasm();
+  const device = opts.device ?? "cpu";
+  if (device !== "cpu" && device !== "webgpu" && device !== "auto") {
+    throw new BadConfigError(`unknown device ${JSON.stringify(device)}: expected "webgpu", "cpu" or "auto"`);
+  }
+  // open the GPU first: with 'auto' a failure falls back to the CPU before the weights are read
+  let gpu: Awaited<ReturnType<typeof wasm.requestGpu>> | undefined;
+  let deviceNote: string | undefined;
+  if (device !== "cpu") {
+    try {
+      if (opts.dtype !== undefined && opts.dtype !== "fp32") {
+        throw new BadConfigError(`dtype ${JSON.stringify(opts.dtype)} runs on the CPU only; WebGPU keeps fp32 weights`);
+      }
+      const why = await prepareWebGpu();
+      if (why !== undefined) throw gpuError(Object.assign(new Error(why), { name: "WebGPUUnavailable" }));
+      gpu = (await gpuAwait(() => wasm.requestGpu(opts.maxChunkBytes))) as typeof gpu;
+    } catch (e) {
+      if (device === "webgpu") throw gpuError(e);
+      deviceNote = `WebGPU unavailable, running on the CPU: ${(e as Error).message}`;
+    }
+  }
   const src: FileSource = await openSource(dirOrUrl, opts);
   const configText = await readJsonText(src, "config.json", true);
   const genText = await readJsonText(src, "generation_config.json", false);
@@ -222,10 +268,16 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
         wasmCall(() => builder.addShard(f, bytes), f);
       }
     }
+    if (gpu) {
+      const g = gpu;
+      const inner = wasmCall(() => builder.buildGpu(g, kind));
+      return { inner, config, location: src.location, device: "webgpu" };
+    }
     const inner = wasmCall(() => builder.build(kind));
-    return { inner, config, location: src.location };
+    return { inner, config, location: src.location, device: "cpu", ...(deviceNote === undefined ? {} : { deviceNote }) };
   } finally {
     builder.free();
+    gpu?.free();
   }
 }
 
@@ -234,8 +286,8 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
 export async function loadModelAs<T>(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions, pick: (built: string) => unknown): Promise<T> {
   const loaded = await loadModel(dirOrUrl, kind, opts);
   try {
-    const cls = pick((loaded.inner as { kind?: string }).kind ?? kind) as new (inner: WasmModel, config: T5Config, location: string) => T;
-    return new cls(loaded.inner, loaded.config, loaded.location);
+    const cls = pick((loaded.inner as { kind?: string }).kind ?? kind) as new (l: Loaded) => T;
+    return new cls(loaded);
   } catch (e) {
     loaded.inner.free();
     throw e;
@@ -248,22 +300,49 @@ export abstract class T5PreTrainedModel {
   readonly config: T5Config;
   /** Where the model was loaded from (directory or base URL). */
   readonly location: string;
-  private inner: WasmModel | undefined;
+  /** Where the model runs. */
+  readonly device: "cpu" | "webgpu";
+  /** With `device: 'auto'` on the CPU: why WebGPU was not used. */
+  readonly deviceNote: string | undefined;
+  private inner: WasmModel | WasmGpuModel | undefined;
 
-  protected constructor(inner: WasmModel, config: T5Config, location: string) {
-    this.inner = inner;
-    this.config = config;
-    this.location = location;
+  protected constructor(loaded: Loaded) {
+    this.inner = loaded.inner;
+    this.config = loaded.config;
+    this.location = loaded.location;
+    this.device = loaded.device;
+    this.deviceNote = loaded.deviceNote;
   }
 
-  protected get live(): WasmModel {
+  private get engine(): WasmModel | WasmGpuModel {
     if (!this.inner) throw new DisposedError(`this ${this.constructor.name}`);
     return this.inner;
   }
 
+  /** The CPU engine; a WebGPU model answers asynchronously only. */
+  protected get live(): WasmModel {
+    const e = this.engine;
+    if (this.device === "webgpu") {
+      throw new BadInputError(`this ${this.constructor.name} runs on WebGPU, whose results arrive asynchronously: use forwardAsync() / generateAsync()`);
+    }
+    return e as WasmModel;
+  }
+
+  /** The WebGPU engine (undefined on the CPU). */
+  protected get liveGpu(): WasmGpuModel | undefined {
+    const e = this.engine;
+    return this.device === "webgpu" ? (e as WasmGpuModel) : undefined;
+  }
+
+  /** WebGPU models: adapter, limits, dispatch / submit counters, live GPU buffers (undefined on the CPU). */
+  get gpuInfo(): Record<string, unknown> | undefined {
+    const g = this.liveGpu;
+    return g ? (JSON.parse(g.deviceInfo()) as Record<string, unknown>) : undefined;
+  }
+
   /** The generation config in use (generation_config.json over the model config). */
   get generation_config(): Record<string, unknown> {
-    return JSON.parse(this.live.generationConfig()) as Record<string, unknown>;
+    return JSON.parse(this.engine.generationConfig()) as Record<string, unknown>;
   }
 
   get disposed(): boolean {
@@ -273,6 +352,8 @@ export abstract class T5PreTrainedModel {
   /** Free the model's WebAssembly memory. Later use throws {@link DisposedError}. */
   dispose(): void {
     if (this.inner) {
+      // WebGPU: destroys every GPU buffer of the model (and its device) before freeing the handle
+      if (this.device === "webgpu") (this.inner as WasmGpuModel).dispose();
       this.inner.free();
       this.inner = undefined;
     }
@@ -294,6 +375,20 @@ export abstract class T5PreTrainedModel {
   }
 
   protected runForward(inputs: ForwardInputs): RawForward {
+    const a = this.forwardArgs(inputs);
+    const model = this.live;
+    return wasmCall(() => model.forward(...a) as RawForward);
+  }
+
+  /** {@link runForward} on either device. */
+  protected async runForwardAsync(inputs: ForwardInputs): Promise<RawForward> {
+    const g = this.liveGpu;
+    if (!g) return this.runForward(inputs);
+    const a = this.forwardArgs(inputs);
+    return gpuAwait(() => g.forward(...a) as Promise<RawForward>);
+  }
+
+  private forwardArgs(inputs: ForwardInputs) {
     const { input, mask: m } = this.encoderInput(inputs);
     let dec: Flat<Uint32Array> | undefined;
     let lab: Flat<Int32Array> | undefined;
@@ -306,10 +401,7 @@ export abstract class T5PreTrainedModel {
       if (f && f.batch !== input.batch) throw new BadInputError(`${n} has batch ${f.batch}, input_ids ${input.batch}`);
       if (f && ref) sameShape(ref, f, dec ? "decoder_input_ids" : "labels", n);
     }
-    const model = this.live;
-    return wasmCall(
-      () => model.forward(input.data, m, input.batch, input.seq, dec?.data, lab?.data, dmask?.data) as RawForward,
-    );
+    return [input.data, m, input.batch, input.seq, dec?.data, lab?.data, dmask?.data] as const;
   }
 }
 
@@ -322,9 +414,11 @@ function needDecoderInput(inputs: ForwardInputs): void {
 /** transformers' `T5ForConditionalGeneration`: encoder, decoder, LM head. */
 export class T5ForConditionalGeneration extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
-    const { inner, config, location } = await loadModel(dirOrUrl, "seq2seq-lm", opts);
-    return new T5ForConditionalGeneration(inner, config, location);
+    return new T5ForConditionalGeneration(await loadModel(dirOrUrl, "seq2seq-lm", opts));
   }
+
+  /** Dispatch statistics of the last WebGPU {@link generateAsync}. */
+  lastGenerateStats: GpuGenerateStats | undefined;
 
   /** `model(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)`, and transformers'
    * optional inputs / outputs (`output_hidden_states`, `output_attentions`, `encoder_outputs`, `past_key_values`,
@@ -335,7 +429,16 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
       return runFull(this.live, "seq2seq-lm", this.config, inputs as FullForwardInputs) as unknown as Seq2SeqLMOutput & ExtraOutputs;
     }
     needDecoderInput(inputs as ForwardInputs);
-    const r = this.runForward(inputs as ForwardInputs);
+    return this.lmOutput(this.runForward(inputs as ForwardInputs));
+  }
+
+  /** {@link forward} on either device (WebGPU results arrive asynchronously). */
+  async forwardAsync(inputs: ForwardInputs): Promise<Seq2SeqLMOutput> {
+    needDecoderInput(inputs);
+    return this.lmOutput(await this.runForwardAsync(inputs));
+  }
+
+  private lmOutput(r: RawForward): Seq2SeqLMOutput {
     const out: Seq2SeqLMOutput = {
       logits: new Tensor(r.logits!, r.logits_shape!),
       decoder_last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
@@ -373,13 +476,58 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
     signal?.throwIfAborted();
     return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
   }
+
+  /**
+   * {@link generate} on either device. On WebGPU (greedy search) the argmax runs on the GPU and
+   * each step reads back one id per row; `lastGenerateStats` then holds the dispatches per step.
+   */
+  async generateAsync(inputs: GenerateInputs, options: GenerateOptions = {}): Promise<number[][]> {
+    const g = this.liveGpu;
+    if (!g) return this.generate(inputs, options);
+    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
+    const { input, mask: m } = this.encoderInput(enc);
+    const { streamer, signal, ...genOptions } = options;
+    for (const k of Object.keys(genOptions)) {
+      if (!GENERATE_KEYS.has(k)) throw new BadConfigError(`unknown generation option ${JSON.stringify(k)} (supported: ${[...GENERATE_KEYS].join(", ")})`);
+    }
+    signal?.throwIfAborted();
+    const onStep =
+      streamer || signal
+        ? (_index: number, tokens: Uint32Array) => {
+            streamer?.put(Array.from(tokens, (t) => [t]));
+            return !signal?.aborted;
+          }
+        : undefined;
+    const r = await gpuAwait(
+      () =>
+        g.generate(input.data, m, input.batch, input.seq, JSON.stringify(genOptions), onStep) as Promise<{
+          sequences: Uint32Array;
+          batch: number;
+          length: number;
+          stats: GpuGenerateStats;
+        }>,
+    );
+    this.lastGenerateStats = r.stats;
+    streamer?.end();
+    signal?.throwIfAborted();
+    return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+  }
 }
 
 /** transformers' `T5Model`: encoder and decoder, no LM head. */
 export class T5Model extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5Model> {
-    const { inner, config, location } = await loadModel(dirOrUrl, "t5-model", opts);
-    return new T5Model(inner, config, location);
+    return new T5Model(await loadModel(dirOrUrl, "t5-model", opts));
+  }
+
+  /** {@link forward} on either device. */
+  async forwardAsync(inputs: ForwardInputs): Promise<Seq2SeqModelOutput> {
+    needDecoderInput(inputs);
+    const r = await this.runForwardAsync(inputs);
+    return {
+      last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
+      encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
+    };
   }
 
   forward(inputs: ForwardInputs | FullForwardInputs): Seq2SeqModelOutput & ExtraOutputs {
@@ -396,8 +544,16 @@ export class T5Model extends T5PreTrainedModel {
 /** transformers' `T5EncoderModel`: the encoder alone. */
 export class T5EncoderModel extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5EncoderModel> {
-    const { inner, config, location } = await loadModel(dirOrUrl, "encoder", opts);
-    return new T5EncoderModel(inner, config, location);
+    return new T5EncoderModel(await loadModel(dirOrUrl, "encoder", opts));
+  }
+
+  /** {@link forward} on either device. */
+  async forwardAsync(inputs: { input_ids: IdsLike; attention_mask?: IdsLike }): Promise<EncoderOutput> {
+    const g = this.liveGpu;
+    if (!g) return this.forward(inputs);
+    const { input, mask: m } = this.encoderInput(inputs);
+    const data = await gpuAwait(() => g.encode(input.data, m, input.batch, input.seq) as Promise<Float32Array>);
+    return { last_hidden_state: new Tensor(data, [input.batch, input.seq, data.length / (input.batch * input.seq)]) };
   }
 
   forward(inputs: { input_ids: IdsLike; attention_mask?: IdsLike; output_hidden_states?: boolean; output_attentions?: boolean }): EncoderOutput & ExtraOutputs {
