@@ -132,7 +132,12 @@ export { ids, out };
     sameIds(cached.ids, expected.sequences, "deno, model from the Cache API");
     const after = requests.filter((p) => p.endsWith("model.safetensors")).length;
     if (after !== before) throw new Error(`deno: the cached weights were fetched again (${after - before} requests)`);
-    log(`deno: ids exact from a directory, a URL and the Cache API; "${fromDir.text[0]}"`);
+    // the worker helper in Deno (a module Web Worker)
+    const w = lastJson(await run(bin("deno"), ["run", "--allow-read", "--allow-env", "runtimes/deno/worker.ts"], { env }));
+    sameIds(w.tokens, expected.sequences[0].slice(1), "deno worker, streamed tokens");
+    if (JSON.stringify(w.first) !== JSON.stringify([w.want[0]]) || JSON.stringify(w.after) !== JSON.stringify(w.want)) throw new Error(`deno worker: ${JSON.stringify(w)}`);
+    if (w.aborted !== "AbortError" || w.seen >= 3000) throw new Error(`deno worker abort: ${w.aborted} after ${w.seen} tokens`);
+    log(`deno: ids exact from a directory, a URL and the Cache API; worker: streamed, aborted after ${w.seen} tokens; "${fromDir.text[0]}"`);
   },
   async workerd() {
     for (const f of ["config.capnp", "worker.js"]) cpSync(join(scratch, "examples/workerd", f), join(scratch, f));
