@@ -8,7 +8,7 @@
 
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { T5EncoderModel, T5ForConditionalGeneration } from "../../ts/src/index.js";
+import { pipeline, T5EncoderModel, T5ForConditionalGeneration } from "../../ts/src/index.js";
 import { BadInputError } from "../../ts/src/errors.js";
 import { DeviceLostError, installNodeWebGpu, WebGPUUnavailableError } from "../../ts/src/webgpu.js";
 import { loadOracle, modelDir } from "../helpers/oracle.js";
@@ -82,6 +82,18 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
     it("sync calls on a GPU model are a typed error", () => {
       expect(() => gpu.generate([[1, 2, 3]])).toThrow(BadInputError);
     });
+  });
+
+  it("pipelines take the device option", async () => {
+    const texts = ["translate English to German: The house is wonderful.", "summarize: a short text"];
+    const cpu = await pipeline("text2text-generation", modelDir("tiny-t5"));
+    const gpu = await pipeline("text2text-generation", modelDir("tiny-t5"), { device: "webgpu" });
+    expect(await gpu(texts, { max_new_tokens: 8 })).toEqual(await cpu(texts, { max_new_tokens: 8 }));
+    const fc = await pipeline("feature-extraction", modelDir("tiny-t5"));
+    const fg = await pipeline("feature-extraction", modelDir("tiny-t5"), { device: "webgpu" });
+    const [a, b] = [await fc(texts, { pooling: "mean" }), await fg(texts, { pooling: "mean" })];
+    expect(b.dims).toEqual(a.dims);
+    expect(maxDiff(b.data, a.data)).toBeLessThanOrEqual(TOL);
   });
 
   it("encoder-only model", async () => {

@@ -310,7 +310,8 @@ function generation(task: string, model: T5ForConditionalGeneration, tokenizer: 
     for (let i = 0; i < list.length; i += bs) {
       const chunk = list.slice(i, i + bs).map((t) => prefix + t);
       const enc = tokenizer(chunk, { padding: true, truncation: truncation ?? false, allow_long_inputs: allow_long_inputs ?? false });
-      const seqs = model.generate(enc, { ...presets, ...generate });
+      // generateAsync: the same as generate on the CPU; on WebGPU (device option) results arrive asynchronously
+      const seqs = await model.generateAsync(enc, { ...presets, ...generate });
       const decoded = tokenizer.batchDecode(seqs, { skip_special_tokens: true, clean_up_tokenization_spaces: clean_up_tokenization_spaces ?? false });
       for (const text of decoded) out.push({ [key]: text });
       // let other work run between batches (generation itself is synchronous in the engine)
@@ -330,7 +331,7 @@ function featureExtraction(model: T5EncoderModel, tokenizer: T5Tokenizer) {
     if (!["none", "mean", "cls", "first_token", "eos", "last_token"].includes(pooling)) throw new BadInputError(`unknown pooling ${JSON.stringify(pooling)}`);
     // transformers.js: padding and truncation
     const enc = tokenizer(list, { padding: true, truncation: tokenizer.model_max_length !== undefined });
-    const h = model.forward(enc).last_hidden_state;
+    const h = (await model.forwardAsync(enc)).last_hidden_state;
     const [b, s, d] = h.dims as [number, number, number];
     let out: Tensor;
     if (pooling === "none") {
