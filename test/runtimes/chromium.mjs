@@ -77,6 +77,14 @@ try {
   check(weightRequests.length === 2, `a corrupted cache entry must be fetched again (weights requested ${weightRequests.length} times)`);
   log("Cache API: hit on reload; corrupted entry detected and fetched again");
 
+  // cross-origin, gzip-encoded: the page sees the compressed Content-Length but not the Content-Encoding
+  const crossOrigin = base.replace("127.0.0.1", "localhost") + "/gzip/models/tiny-t5-v1_1/";
+  await page.goto(exampleUrl.replace("model=/models/tiny-t5-v1_1/", `model=${encodeURIComponent(crossOrigin)}`));
+  await page.waitForFunction(() => window.result !== undefined, null, { timeout: 60_000 });
+  r = await page.evaluate(() => window.result);
+  check(!r.error && same(r.ids, expected.sequences), `cross-origin gzip: ${r.error ?? JSON.stringify(r.ids)}`);
+  log("cross-origin gzip-encoded model: ids exact");
+
   // 3. the Web Worker helper: streamed tokens, an abort crossing into the worker, exact ids after
   await page.goto(`${base}/runtimes/browser/worker.html`);
   await page.waitForFunction(() => window.result !== undefined, null, { timeout: 90_000 });

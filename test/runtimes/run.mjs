@@ -16,6 +16,7 @@ import { cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileS
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
 
 const repo = resolve(import.meta.dirname, "../..");
 const stages = process.argv.slice(2).length ? process.argv.slice(2) : ["node", "chromium", "deno", "workerd"];
@@ -49,11 +50,18 @@ log(`scratch: ${scratch}`);
 // a static server over the scratch dir (127.0.0.1 only)
 const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".css": "text/css" };
 const requests = [];
+// /gzip/<path>: gzip-encoded with CORS, for a cross-origin page (Content-Encoding hidden from it)
 const server = createServer((req, res) => {
-  const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+  let path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
   requests.push(path);
+  const gzip = path.startsWith("/gzip/");
+  if (gzip) path = path.slice("/gzip".length);
   const file = normalize(join(scratch, path));
   if (!file.startsWith(scratch) || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end("not found");
+  if (gzip) {
+    const body = gzipSync(readFileSync(file));
+    return res.writeHead(200, { "content-type": "application/octet-stream", "content-encoding": "gzip", "content-length": body.length, "access-control-allow-origin": "*" }).end(body);
+  }
   res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", "content-length": statSync(file).size });
   createReadStream(file).pipe(res);
 });

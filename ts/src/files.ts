@@ -140,7 +140,10 @@ export async function readBody(res: Response, onChunk: (loaded: number, total: n
     const { done, value } = await reader.read();
     if (done) break;
     if (buf && loaded + value.byteLength > buf.byteLength) {
-      throw new MissingFileError(`${where}: the server sent more than its Content-Length of ${total} bytes`, { path: where });
+      // more than announced: a compressed body whose Content-Encoding is hidden (cross-origin
+      // responses expose Content-Length but not Content-Encoding); collect chunks instead
+      chunks.push(buf.subarray(0, loaded));
+      buf = undefined;
     }
     if (buf) buf.set(value, loaded);
     else chunks.push(value);

@@ -6,6 +6,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, normalize } from "node:path";
 import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AutoModelForSeq2SeqLM, AutoTokenizer, createGenerationWorker, CACHE_DIR_ENV, MissingFileError, pipeline } from "t5-web";
 
@@ -20,16 +21,18 @@ const requests = [];
 
 beforeAll(async () => {
   // /plain/…: Content-Length, 64 KiB writes; /chunked/…: no Content-Length (chunked), 16 KiB writes;
-  // /truncated/…: announces the full length, sends half
+  // /gzip/…: Content-Encoding gzip with the compressed length; /truncated/…: announces the full length, sends half
   server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
     requests.push(path);
     const [, mode, ...rest] = path.split("/");
     const file = normalize(join(root, "models", ...rest));
     if (!file.startsWith(join(root, "models")) || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end();
-    const bytes = readFileSync(file);
+    const raw = readFileSync(file);
+    const bytes = mode === "gzip" ? gzipSync(raw) : raw;
     const piece = mode === "chunked" ? 16384 : 65536;
     const headers = { "content-type": "application/octet-stream" };
+    if (mode === "gzip") headers["content-encoding"] = "gzip";
     if (mode !== "chunked") headers["content-length"] = bytes.length;
     res.writeHead(200, headers);
     const end = mode === "truncated" ? bytes.length >> 1 : bytes.length;
@@ -86,6 +89,10 @@ describe("t5-web from the packed tarball, in Node", () => {
       expect(w.at(-1)).toMatchObject({ status: "done" });
       expect(Object.keys(progress[0]).sort()).toEqual(["file", "loaded", "name", "progress", "status", "total"]);
     }
+  });
+
+  it("a gzip-encoded response (Content-Length of the compressed body)", async () => {
+    expect(await generate(`${base}/gzip/tiny-t5-v1_1/`)).toEqual(expected.sequences);
   });
 
   it("pipeline reports ready", async () => {
