@@ -20,6 +20,8 @@ Written under test/fixtures/formats/:
   tensors-legacy.bin      float64, a transposed (non-contiguous) view, a slice with a storage offset, two views of
                           one storage, a 0-d tensor, an int64 tensor, an nn.Parameter; tensors-legacy.bin is the
                           same in the legacy format.
+  tensors-plain.pkl       the same dict as a plain pickle.dumps(protocol=2): storages inline through
+                          torch.storage._load_from_bytes (nested legacy torch.save) and _codecs.encode.
   tensors.json            for each tensor: dtype, shape, values (flattened, row-major, as float).
   evil-system.bin         zip-format torch.save of a dict whose value pickles as posix.system("touch <marker>")
                           (a __reduce__ payload).
@@ -101,6 +103,7 @@ def save_tensors():
     t["strided3d"] = torch.randn(2, 3, 4).permute(2, 0, 1)  # 3-d non-contiguous
     torch.save(t, OUT / "tensors.bin")
     torch.save(t, OUT / "tensors-legacy.bin", _use_new_zipfile_serialization=False)
+    (OUT / "tensors-plain.pkl").write_bytes(pickle.dumps(t, protocol=2))
     spec = {
         k: {
             "dtype": str(v.dtype).replace("torch.", ""),
@@ -113,6 +116,8 @@ def save_tensors():
     for f in ("tensors.bin", "tensors-legacy.bin"):
         back = torch.load(OUT / f, weights_only=True)
         assert all(torch.equal(back[k], t[k]) for k in t), f
+    back = pickle.loads((OUT / "tensors-plain.pkl").read_bytes())
+    assert all(torch.equal(back[k], t[k]) for k in t), "tensors-plain.pkl"
 
 
 class EvilSystem:

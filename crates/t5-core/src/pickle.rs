@@ -6,6 +6,8 @@
 //! - torch.save's zip format (torch ≥ 1.6): `<prefix>/data.pkl` holds the pickled object, whose
 //!   tensors point at storages through persistent ids `('storage', torch.XStorage, key, location,
 //!   numel)`; storage `key` is the stored (uncompressed) entry `<prefix>/data/<key>`.
+//! - a plain pickle (`pickle.dump(state_dict)`): storages inline as `torch.storage._load_from_bytes`
+//!   of a nested legacy torch.save (bytes as protocol 2's `_codecs.encode(text, "latin1")`).
 //! - the legacy format: consecutive pickles (magic number, protocol version, system info, the
 //!   object, the sorted storage keys) followed by each storage as an int64 element count and its
 //!   raw bytes.
@@ -13,7 +15,7 @@
 //! Allowed globals: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` / `_v3`,
 //! `torch._utils._rebuild_parameter` / `_rebuild_parameter_with_state`, the storage classes
 //! (`torch.FloatStorage`, `HalfStorage`, `BFloat16Storage`, ... `UntypedStorage`), torch dtypes
-//! (`torch.float16`, ...) and `torch.storage._load_from_bytes` (a storage pickled by itself: a
+//! (`torch.float16`, ...), `_codecs.encode` (latin-1 text to bytes only) and `torch.storage._load_from_bytes` (a storage pickled by itself: a
 //! nested torch.save, read by this same reader). Any other global, and the opcodes that build
 //! arbitrary objects (`NEWOBJ`, `INST`, `OBJ`, extension codes), are refused with
 //! [`T5Error::BadWeights`] before anything is called: nothing in the file is ever executed.
@@ -79,6 +81,8 @@ enum Global {
     RebuildParameter,
     RebuildParameterWithState,
     LoadFromBytes,
+    /// `_codecs.encode(text, "latin1")`: how protocol 2 writes Python 3 bytes.
+    CodecsEncode,
     /// A storage class; its element dtype (`UntypedStorage`: bytes).
     StorageType(Dtype),
     /// A torch dtype such as `torch.float16`.
@@ -198,6 +202,7 @@ fn allowed_global(module: &str, name: &str) -> Option<Global> {
         ("torch._utils", "_rebuild_parameter") => Some(Global::RebuildParameter),
         ("torch._utils", "_rebuild_parameter_with_state") => Some(Global::RebuildParameterWithState),
         ("torch.storage", "_load_from_bytes") => Some(Global::LoadFromBytes),
+        ("_codecs", "encode") => Some(Global::CodecsEncode),
         ("torch", n) => storage_class(n).map(Global::StorageType).or_else(|| torch_dtype(n).map(Global::TorchDtype)),
         _ => None,
     }
@@ -718,6 +723,19 @@ impl<'a> Machine<'a> {
                 let s = inner.as_storage()?;
                 Ok(Obj::Storage(s))
             }
+            Global::CodecsEncode => {
+                let (text, enc) = match a.as_slice() {
+                    [t, e] => (self.str_of(*t), self.str_of(*e)),
+                    _ => (None, None),
+                };
+                match (text, enc) {
+                    (Some(t), Some("latin1" | "latin-1")) => {
+                        let bytes: Option<Vec<u8>> = t.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+                        bytes.map(Obj::Bytes).ok_or_else(|| self.err("_codecs.encode: text outside latin-1"))
+                    }
+                    _ => Err(self.err("_codecs.encode is only allowed as encode(str, \"latin1\")")),
+                }
+            }
             Global::StorageType(_) | Global::TorchDtype(_) => Err(self.err("calling a storage class or dtype is not allowed")),
         }
     }
@@ -844,7 +862,9 @@ fn load_legacy<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Load
     };
     let (m, magic) = next(false)?;
     if m.int_of(magic) != Some(LEGACY_MAGIC) {
-        return Err(bad(file, "a pickle, but not a torch.save checkpoint (no magic number)"));
+        // not torch.save: a plain pickle of the object (`pickle.dump(state_dict)`), whose storages
+        // come inline through `torch.storage._load_from_bytes`
+        return Ok(Loaded { file, bytes, arena: m.arena, top: magic, storages: HashMap::new() });
     }
     let (m, version) = next(false)?;
     if m.int_of(version) != Some(1001) {

@@ -123,7 +123,7 @@ fn f64s(dtype: safetensors::Dtype, b: &[u8]) -> Vec<f64> {
 fn tensors_rebuilt_with_dtypes_strides_and_offsets() {
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(formats().join("tensors.json")).unwrap()).unwrap();
     let spec = spec.as_object().unwrap();
-    for f in ["tensors.bin", "tensors-legacy.bin"] {
+    for f in ["tensors.bin", "tensors-legacy.bin", "tensors-plain.pkl"] {
         let bytes = std::fs::read(formats().join(f)).unwrap();
         let got = read_torch_checkpoint(&bytes, f).unwrap();
         let mut names: Vec<&str> = got.iter().map(|t| t.name.as_str()).collect();
@@ -204,7 +204,7 @@ fn malicious_pickles_are_refused_not_run() {
 
 #[test]
 fn corrupt_checkpoints_are_typed_errors_never_panics() {
-    for f in ["tensors.bin", "tensors-legacy.bin"] {
+    for f in ["tensors.bin", "tensors-legacy.bin", "tensors-plain.pkl"] {
         let bytes = std::fs::read(formats().join(f)).unwrap();
         // truncations
         for cut in (0..bytes.len()).step_by(37) {
