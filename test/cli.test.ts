@@ -22,9 +22,9 @@ async function run(argv: string[], stdin: string[] = [], stderrIsTTY = false) {
 }
 
 /** `node dist/cli.js ...` with `input` on stdin. */
-function spawnCli(args: string[], input = ""): Promise<{ code: number; out: string; err: string }> {
+function spawnCli(args: string[], input = "", bin = "dist/cli.js"): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [join(ROOT, "dist/cli.js"), ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [join(ROOT, bin), ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
       resolve({ code, out: stdout, err: stderr });
     });
@@ -75,10 +75,15 @@ describe("t5-web CLI: help and usage", () => {
     expect((await run(["run", "-h"])).out).toBe(USAGE);
   });
 
-  it("node dist/cli.js --help", async () => {
+  it("node dist/cli.js --help (and the packaged bin, dist/npm/cli.js, when built)", async () => {
     const r = await spawnCli(["--help"]);
     expect(r.code).toBe(0);
     expect(r.out).toBe(USAGE);
+    if (existsSync(join(ROOT, "dist/npm/cli.js"))) {
+      const p = await spawnCli(["--help"], "", "dist/npm/cli.js");
+      expect(p.code).toBe(0);
+      expect(p.out).toBe(USAGE);
+    }
   });
 
   it("generation flags pass through to generate() with transformers' names", () => {
@@ -145,7 +150,7 @@ describe("t5-web CLI: help and usage", () => {
 describe("t5-web run", () => {
   it("the default model is models/t5-numbers, or the tiny fixture while it is absent", async () => {
     expect(DEFAULT_MODEL).toBe("models/t5-numbers");
-    const resolved = await resolveDefaultModel();
+    const resolved = (await resolveDefaultModel())!;
     const want = existsSync(join(ROOT, DEFAULT_MODEL, "config.json")) ? DEFAULT_MODEL : FALLBACK_MODEL;
     expect(resolved.replace(/\\/g, "/").replace(/\/$/, "")).toBe(join(ROOT, want).replace(/\\/g, "/"));
     const pipe = await pipeline("text2text-generation", resolved);
@@ -166,6 +171,17 @@ describe("t5-web run", () => {
     const r = await run(["run", "--model", tiny, "--max-new-tokens=4"], ["first line\nsecond", " line\r\nthird"]);
     expect(r.code).toBe(0);
     expect(r.out).toBe(want.map((t) => `${t}\n`).join(""));
+  });
+
+  it("--task summarization / translation_xx_to_yy print the pipeline's text", async () => {
+    for (const [task, key] of [["summarization", "summary_text"], ["translation_en_to_de", "translation_text"]] as const) {
+      const pipe = await pipeline(task as "text2text-generation", tiny);
+      const [want] = (await pipe("The house is small.", { max_new_tokens: 4 })) as unknown as Record<string, string>[];
+      pipe.dispose();
+      const r = await run(["run", "--task", task, "--model", tiny, "--max-new-tokens", "4", "--input", "The house is small."]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toBe(`${want![key]}\n`);
+    }
   });
 
   it("--json: one object per input with the pipeline's outputs", async () => {

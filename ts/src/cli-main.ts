@@ -238,9 +238,12 @@ async function packagePath(rel: string): Promise<string | undefined> {
   return undefined;
 }
 
-/** The model `run` uses without `--model`: {@link DEFAULT_MODEL}, or {@link FALLBACK_MODEL} while it is absent. */
-export async function resolveDefaultModel(): Promise<string> {
-  return (await packagePath(DEFAULT_MODEL)) ?? (await packagePath(FALLBACK_MODEL)) ?? DEFAULT_MODEL;
+/**
+ * The model `run` uses without `--model`: {@link DEFAULT_MODEL}, or {@link FALLBACK_MODEL} while it
+ * is absent; `undefined` when neither is there (an installed package ships no model).
+ */
+export async function resolveDefaultModel(): Promise<string | undefined> {
+  return (await packagePath(DEFAULT_MODEL)) ?? (await packagePath(FALLBACK_MODEL));
 }
 
 async function* lines(stdin: AsyncIterable<string | Uint8Array>): AsyncGenerator<string> {
@@ -299,6 +302,10 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
   const device = args.device;
   const bar = io.stderrIsTTY ? progressBar(io.stderr) : undefined;
   const modelPath = args.model || (await resolveDefaultModel());
+  if (modelPath === undefined) {
+    io.stderr(`t5-web: no default model here (${DEFAULT_MODEL} is not next to this installation): pass --model <dir|url>\n`);
+    return 1;
+  }
   let pipe;
   try {
     const options = {
