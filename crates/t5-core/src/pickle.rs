@@ -64,6 +64,9 @@ pub fn read_torch_checkpoint(bytes: &[u8], file: &str) -> Result<Vec<TorchTensor
 
 const MAX_NESTED: usize = 2;
 
+/// Strided views are copied out up to 4 × max(file size, this).
+const MAX_COPY_FLOOR: u64 = 64 << 20;
+
 fn bad(file: &str, msg: impl Into<String>) -> T5Error {
     T5Error::BadWeights { file: Some(file.to_string()), msg: msg.into() }
 }
@@ -948,9 +951,15 @@ impl<'a> Loaded<'a> {
                 format!("tensor {name:?} (shape {:?}, stride {:?}, offset {}) reaches past its storage of {} bytes", t.shape, t.stride, t.offset, storage.len()),
             ));
         }
+        // a strided view is copied out: bound the copy (stride-0 views can be far larger than
+        // their storage) by the file, so a hostile file cannot ask for unbounded memory
+        let limit = (self.bytes.len() as u64).max(MAX_COPY_FLOOR) * 4;
+        let nbytes = numel.checked_mul(el).filter(|&n| n <= limit.max(span_bytes)).ok_or_else(|| {
+            bad(file, format!("tensor {name:?}: shape {:?} with stride {:?} would expand to more than {limit} bytes", t.shape, t.stride))
+        })?;
         let el = el as usize;
         let offset = t.offset as usize * el;
-        let nbytes = numel as usize * el;
+        let nbytes = nbytes as usize;
         // contiguous: strides are the row-major ones (dims of size 1 may have any stride)
         let mut expect = 1u64;
         let mut contiguous = true;
@@ -1058,6 +1067,23 @@ mod tests {
         }
         let e = run(b"\x80\x02ccollections\nOrderedDict\n)\x81.").unwrap_err();
         assert!(e.to_string().contains("NEWOBJ"), "{e}");
+    }
+
+    fn expanded(shape: Vec<u64>, stride: Vec<u64>) -> Result<TorchTensor> {
+        let bytes = 1.5f32.to_le_bytes().to_vec();
+        let storage = StorageRef { data: StorageData::Key("0".into()), dtype: Dtype::F32, view_offset: 0, numel: 1 };
+        let t = TensorRef { storage, dtype: Dtype::F32, offset: 0, shape, stride };
+        let loaded = Loaded { file: "t", bytes: &bytes, arena: Vec::new(), top: 0, storages: HashMap::from([("0".to_string(), 0..4)]) };
+        loaded.tensor("x", &t)
+    }
+
+    #[test]
+    fn stride_zero_views_are_copied_within_bounds() {
+        let t = expanded(vec![3, 2], vec![0, 0]).unwrap();
+        assert_eq!(t.data, TensorBytes::Owned(1.5f32.to_le_bytes().repeat(6)));
+        for (shape, stride) in [(vec![1u64 << 40], vec![0u64]), (vec![u64::MAX, 2], vec![0, 0]), (vec![2], vec![1])] {
+            assert_eq!(expanded(shape, stride).unwrap_err().code(), "BadWeights");
+        }
     }
 
     #[test]
