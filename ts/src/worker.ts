@@ -58,6 +58,8 @@ interface Endpoint {
   onMessage(fn: (msg: FromWorker) => void): void;
   onError(fn: (e: unknown) => void): void;
   terminate(): void;
+  /** Node: keep the process alive while work is pending (an idle worker does not). */
+  busy(on: boolean): void;
 }
 
 function isNode(): boolean {
@@ -69,12 +71,12 @@ async function spawn(workerUrl: URL | string | undefined): Promise<Endpoint> {
   if (isNode()) {
     const { Worker } = await import("node:worker_threads");
     const w = new Worker(workerUrl ?? new URL("./node-worker.js", import.meta.url));
-    w.unref();
     return {
       post: (m) => w.postMessage(m),
       onMessage: (fn) => w.on("message", fn),
       onError: (fn) => w.on("error", fn),
       terminate: () => void w.terminate(),
+      busy: (on) => (on ? w.ref() : w.unref()),
     };
   }
   const w = new Worker(workerUrl ?? new URL("./browser-worker.js", import.meta.url), { type: "module" });
@@ -83,6 +85,7 @@ async function spawn(workerUrl: URL | string | undefined): Promise<Endpoint> {
     onMessage: (fn) => w.addEventListener("message", (e) => fn(e.data as FromWorker)),
     onError: (fn) => w.addEventListener("error", (e) => fn(e)),
     terminate: () => w.terminate(),
+    busy: () => {},
   };
 }
 
@@ -137,6 +140,7 @@ export async function createGenerationWorker(model: ModelSource, options: Worker
       e.terminate();
       throw err;
     });
+    e.busy(false);
     return e;
   };
 
@@ -163,11 +167,16 @@ export async function createGenerationWorker(model: ModelSource, options: Worker
             current.terminate();
             if (ep === current) ep = undefined;
             pending.delete(id);
+            signal?.removeEventListener("abort", onAbort);
             reject(abortReason(signal!));
           }
         };
         signal?.addEventListener("abort", onAbort, { once: true });
-        const done = () => signal?.removeEventListener("abort", onAbort);
+        current.busy(true);
+        const done = () => {
+          signal?.removeEventListener("abort", onAbort);
+          if (pending.size <= 1) current.busy(false);
+        };
         pending.set(id, {
           resolve: (o) => (done(), resolve(o)),
           reject: (e) => (done(), reject(signal?.aborted ? abortReason(signal) : e)),

@@ -195,6 +195,11 @@ describe("t5-web from the packed tarball, in Node", () => {
     expect(JSON.parse(stdout).ids).toEqual(expected.sequences);
   });
 
+  it("examples/node/worker.mjs: a plain script with a worker thread streams the exact ids and exits", async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ["examples/node/worker.mjs", modelDir, expected.texts[0]], { cwd: root, timeout: 60_000 });
+    expect(JSON.parse(stdout).ids).toEqual(expected.sequences[0]);
+  });
+
   it("the t5-web bin runs from the tarball", async () => {
     const { stdout } = await promisify(execFile)(join(root, "node_modules/.bin/t5-web"), ["--help"], { cwd: root });
     expect(stdout).toMatch(/Usage:\s+t5-web/);
