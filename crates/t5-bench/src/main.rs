@@ -1,12 +1,83 @@
 //! `t5-bench make-random <config.json> <out-dir>`: a random-weight checkpoint of that shape
 //! (t5-small's real config gives t5-small's real cost).
-//! `t5-bench run <model-dir> [--json]`: encoder tokens/s and greedy decode tokens/s, native.
+//! `t5-bench run <model-dir> [--json] [--dtype fp32|fp16|bf16|q8|q4]`: resident memory, load time,
+//! encoder tokens/s, greedy decode tokens/s and the memory-bandwidth bound, native.
+//! `t5-bench quantize <model-dir> <dtype> <out-dir>`: a pre-quantized checkpoint (safetensors).
+//! `t5-bench bandwidth`: single-core read bandwidth (GB/s).
+//! `t5-bench strategies <model-dir> [--json]`: greedy / beam 4 / sampling × growing / static KV cache (speed, heap).
+
+mod strategies;
 
 use std::path::Path;
 use std::time::Instant;
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
-use t5_core::{Batch, Cpu, ModelKind, T5Config, T5};
+use t5_core::quant::{quantize_checkpoint, WeightDtype, Q4_GROUP};
+use t5_core::{Batch, Cpu, ModelKind, T5Config, WeightStore, T5};
+
+/// `VmRSS` and `VmHWM` (peak) of this process in bytes (Linux; 0 elsewhere).
+fn rss() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let get = |k: &str| s.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024;
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    // SAFETY: glibc's malloc_trim only returns free heap pages to the OS.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}
+
+/// Single-core read bandwidth: sum of a 256 MiB f32 array, best of 5 (GB/s).
+fn bandwidth() -> f64 {
+    let a = vec![1.0f32; 64 << 20];
+    let mut best = f64::MAX;
+    let mut sink = 0.0f32;
+    for i in 0..6 {
+        let t = Instant::now();
+        let mut acc = [0.0f32; 16];
+        for c in a.chunks_exact(16) {
+            for l in 0..16 {
+                acc[l] += c[l];
+            }
+        }
+        sink += acc.iter().sum::<f32>();
+        if i > 0 {
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    std::hint::black_box(sink);
+    (a.len() * 4) as f64 / best / 1e9
+}
+
+/// Bytes of the weights one greedy decode step reads: per decoder layer self-attention q,k,v,o,
+/// cross-attention q,o (cross K/V are computed once per sequence) and the feed-forward; then the
+/// LM head (the embedding lookup reads one row). Storage forms as the loader picks them.
+fn decode_step_bytes(cfg: &T5Config, dtype: WeightDtype) -> f64 {
+    let (d, inner, ff) = (cfg.d_model, cfg.inner_dim(), cfg.d_ff);
+    let gated = cfg.feed_forward().map(|f| f.gated).unwrap_or(false);
+    let bytes = |name: &str, n: usize, k: usize| -> f64 {
+        let per = match dtype.storage_for(name, k) {
+            WeightDtype::F32 => 4.0,
+            WeightDtype::F16 | WeightDtype::BF16 => 2.0,
+            WeightDtype::Q8 => 1.0 + 4.0 / k as f64,
+            WeightDtype::Q4 => 0.5 + 8.0 / Q4_GROUP as f64,
+        };
+        per * (n * k) as f64
+    };
+    let layer = 4.0 * bytes("q.weight", inner, d) // self-attention q, k, v; cross-attention q
+        + 2.0 * bytes("o.weight", d, inner) // self- and cross-attention o
+        + bytes("wi.weight", ff, d) * if gated { 2.0 } else { 1.0 }
+        + bytes("DenseReluDense.wo.weight", d, ff);
+    layer * cfg.decoder_layers() as f64 + bytes("lm_head.weight", cfg.vocab_size, d)
+}
 
 /// xorshift64* + Box–Muller: deterministic normal samples without extra crates.
 struct Rng(u64);
@@ -86,12 +157,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn run(dir: &Path, json: bool) {
+fn run(dir: &Path, json: bool, dtype: WeightDtype) {
     let t0 = Instant::now();
     let (cfg, mut gen, store) = load_dir(dir).expect("load");
-    let model = T5::load(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu).expect("model");
+    let model = T5::load_with_dtype(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu, dtype).expect("model");
     drop(store);
     let load_s = t0.elapsed().as_secs_f64();
+    trim();
+    let (rss_b, peak_b) = rss();
+    let fallbacks = model.weight_fallbacks().len();
     let runs = 5;
     // encoder: 32-token input, batch 1; and 8 × 128 tokens
     let ids32: Vec<u32> = (0..32).map(|i| 100 + (i * 37) % 3000).collect();
@@ -121,24 +195,125 @@ fn run(dir: &Path, json: bool) {
     }
     let (e32, e8, g) = (median(enc32), median(enc8), median(gen_t));
     let decode_tps = new_tokens as f64 / (g - e32);
+    let step_bytes = decode_step_bytes(&cfg, dtype);
+    let bw = bandwidth();
+    let bound = bw * 1e9 / step_bytes;
     if json {
         println!(
             "{}",
-            serde_json::json!({"runtime": "native", "load_s": load_s, "encoder_32_ms": e32 * 1e3, "encoder_8x128_tok_s": 1024.0 / e8,
-                "generate_64_ms": g * 1e3, "decode_tok_s": decode_tps})
+            serde_json::json!({"runtime": "native", "dtype": dtype.name(), "load_s": load_s, "encoder_32_ms": e32 * 1e3, "encoder_8x128_tok_s": 1024.0 / e8,
+                "generate_64_ms": g * 1e3, "decode_tok_s": decode_tps, "rss_mb": rss_b as f64 / 1e6, "peak_rss_mb": peak_b as f64 / 1e6,
+                "weights_mb": model.weight_bytes() as f64 / 1e6, "fallbacks": fallbacks, "step_mb": step_bytes / 1e6,
+                "bandwidth_gbs": bw, "bound_tok_s": bound})
         );
     } else {
-        println!("native: load {load_s:.2} s, encoder 32 tok {:.2} ms, encoder 8x128 {:.0} tok/s, generate 64 {:.1} ms, decode {decode_tps:.1} tok/s", e32 * 1e3, 1024.0 / e8, g * 1e3);
+        println!("native {}: load {load_s:.2} s, RSS {:.1} MB (peak {:.1}), weights {:.1} MB, encoder 32 tok {:.2} ms, encoder 8x128 {:.0} tok/s, generate 64 {:.1} ms, decode {decode_tps:.1} tok/s; {:.1} MB/step at {bw:.1} GB/s -> bound {bound:.0} tok/s",
+            dtype.name(), rss_b as f64 / 1e6, peak_b as f64 / 1e6, model.weight_bytes() as f64 / 1e6, e32 * 1e3, 1024.0 / e8, g * 1e3, step_bytes / 1e6);
     }
+}
+
+/// Quantized vs unquantized on a trained checkpoint with `heldout.json` (models/t5-numbers): top-1
+/// agreement and mean KL(fp32 ‖ dtype) of the next-token distributions, teacher-forced on
+/// transformers' greedy outputs stored there (`output_ids`), and greedy exact match with those outputs.
+fn agreement(dir: &Path, count: usize) {
+    let text = std::fs::read_to_string(dir.join("heldout.json")).expect("heldout.json");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ids = |x: &serde_json::Value| x.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect::<Vec<u32>>();
+    let ex: Vec<(Vec<u32>, Vec<u32>)> = v["examples"].as_array().unwrap().iter().take(count).map(|e| (ids(&e["input_ids"]), ids(&e["output_ids"]))).collect();
+    let (cfg, mut gen, store) = load_dir(dir).expect("load");
+    gen.max_new_tokens = Some(32);
+    let base = T5::load(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu).unwrap();
+    let softmax = |row: &[f32]| -> Vec<f64> {
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let e: Vec<f64> = row.iter().map(|&x| (x as f64 - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.into_iter().map(|x| x / s).collect()
+    };
+    println!("{} examples of {}: teacher-forced on transformers' greedy output_ids; exact match = same greedy ids", ex.len(), dir.display());
+    println!("| dtype | weights MB | fallbacks | top-1 agreement | mean KL(fp32 ‖ dtype) | greedy exact match | fp32 exact match |");
+    println!("|---|---|---|---|---|---|---|");
+    for dt in [WeightDtype::F32, WeightDtype::BF16, WeightDtype::F16, WeightDtype::Q8, WeightDtype::Q4] {
+        let m = T5::load_with_dtype(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu, dt).unwrap();
+        let (mut agree, mut kl, mut pos, mut exact, mut exact_base) = (0usize, 0.0f64, 0usize, 0usize, 0usize);
+        for (inp, out) in &ex {
+            let b = Batch::new(inp.clone(), None, 1, inp.len()).unwrap();
+            let mut dec = vec![0u32];
+            dec.extend_from_slice(&out[..out.len() - 1]);
+            let a = base.forward(&b, Some(&dec), None, None).unwrap().logits.unwrap();
+            let q = m.forward(&b, Some(&dec), None, None).unwrap().logits.unwrap();
+            for r in 0..a.rows() {
+                let (pa, pq) = (softmax(a.row(r)), softmax(q.row(r)));
+                let am = |p: &[f64]| p.iter().enumerate().fold(0, |bi, (i, &x)| if x > p[bi] { i } else { bi });
+                agree += (am(&pa) == am(&pq)) as usize;
+                kl += pa.iter().zip(&pq).map(|(&x, &y)| if x > 0.0 { x * (x.ln() - y.max(1e-300).ln()) } else { 0.0 }).sum::<f64>();
+                pos += 1;
+            }
+            let want: Vec<u32> = std::iter::once(0).chain(out.iter().cloned()).collect();
+            exact += (greedy(&m, &b, &gen, |_| true).unwrap()[0] == want) as usize;
+            exact_base += (greedy(&base, &b, &gen, |_| true).unwrap()[0] == want) as usize;
+        }
+        println!("| {} | {:.2} | {} | {:.4} | {:.2e} | {:.3} | {:.3} |", dt.name(), m.weight_bytes() as f64 / 1e6, m.weight_fallbacks().len(), agree as f64 / pos as f64, kl / pos as f64, exact as f64 / ex.len() as f64, exact_base as f64 / ex.len() as f64);
+    }
+}
+
+/// Fused matrix × vector kernels alone, per storage form: time per call and weight bytes streamed per second.
+fn kernels() {
+    use t5_core::backend::cpu::qkernels;
+    use t5_core::{QWeight, Tensor};
+    let mut rng = Rng(7);
+    for (n, k) in [(512, 512), (2048, 512), (512, 2048), (32128, 512)] {
+        let w: Vec<f32> = (0..n * k).map(|_| rng.normal() * 0.05).collect();
+        let x: Vec<f32> = (0..k).map(|_| rng.normal()).collect();
+        let mut out = vec![0.0f32; n];
+        for dt in [WeightDtype::F32, WeightDtype::F16, WeightDtype::BF16, WeightDtype::Q8, WeightDtype::Q4] {
+            let q = QWeight::from_tensor(Tensor::new(vec![n, k], w.clone()), dt);
+            let reps = (200_000_000 / (n * k)).max(3);
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    qkernels::linear(1, &x, &q, &mut out);
+                    std::hint::black_box(&out);
+                }
+                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            println!("{n:>6}x{k:<5} {:>5}: {:8.1} us  {:6.1} GB/s of weights  {:6.1} GMAC/s", dt.name(), best * 1e6, q.bytes() as f64 / best / 1e9, (n * k) as f64 / best / 1e9);
+        }
+    }
+}
+
+/// Write `<out>/model.safetensors` quantized to `dtype` (plus config.json / generation_config.json).
+fn quantize(dir: &Path, dtype: WeightDtype, out: &Path) {
+    let (_, _, store): (_, _, WeightStore) = load_dir(dir).expect("load");
+    let (bytes, fallbacks) = quantize_checkpoint(&store, dtype).expect("quantize");
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(out.join("model.safetensors"), &bytes).unwrap();
+    for f in ["config.json", "generation_config.json"] {
+        if dir.join(f).exists() {
+            std::fs::copy(dir.join(f), out.join(f)).unwrap();
+        }
+    }
+    for (n, d) in &fallbacks {
+        eprintln!("fallback: {n} stored as {}", d.name());
+    }
+    eprintln!("wrote {} ({:.1} MB)", out.join("model.safetensors").display(), bytes.len() as f64 / 1e6);
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(|s| s.as_str()) {
         Some("make-random") if args.len() == 4 => make_random(Path::new(&args[2]), Path::new(&args[3])),
-        Some("run") if args.len() >= 3 => run(Path::new(&args[2]), args.iter().any(|a| a == "--json")),
+        Some("run") if args.len() >= 3 => {
+            let dtype = args.iter().position(|a| a == "--dtype").and_then(|i| args.get(i + 1)).map(|d| WeightDtype::parse(d).expect("dtype")).unwrap_or_default();
+            run(Path::new(&args[2]), args.iter().any(|a| a == "--json"), dtype)
+        }
+        Some("quantize") if args.len() == 5 => quantize(Path::new(&args[2]), WeightDtype::parse(&args[3]).expect("dtype"), Path::new(&args[4])),
+        Some("bandwidth") => println!("{:.1}", bandwidth()),
+        Some("kernels") => kernels(),
+        Some("agreement") if args.len() >= 3 => agreement(Path::new(&args[2]), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100)),
+        Some("strategies") if args.len() >= 3 => strategies::run(Path::new(&args[2]), args.iter().any(|a| a == "--json")),
         _ => {
-            eprintln!("usage: t5-bench make-random <config.json> <out-dir> | t5-bench run <model-dir> [--json]");
+            eprintln!("usage: t5-bench make-random <config.json> <out-dir> | t5-bench run <model-dir> [--json] [--dtype D] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth");
             std::process::exit(2);
         }
     }

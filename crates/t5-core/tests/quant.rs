@@ -81,6 +81,21 @@ fn check(model: &str) {
         let logits = out.logits.unwrap();
         let ours = if row0 { &logits.data[..logits.data.len() / input.batch] } else { &logits.data[..] };
         assert_close(&format!("{model} {dt_name} logits"), ours, &o.tensor(&format!("{dt_name}.logits")), o.tolerance(dt_name, "logits"));
+        // one row, one decoder position at a time: the fused matrix × vector kernels (m = 1)
+        let want0 = o.tensor(&format!("{dt_name}.logits"));
+        let len0 = o.rows("attention_mask")[0].iter().filter(|&&m| m == 1).count();
+        let one = Batch::new(o.rows("input_ids")[0][..len0].to_vec(), None, 1, len0).unwrap();
+        let h = lm.encode(&one).unwrap();
+        let mut cache = lm.start_decoding(&h, &vec![1; len0]).unwrap();
+        let v = cfg.vocab_size;
+        let mut step_logits = Vec::new();
+        for &id in &dec[0] {
+            let hid = lm.decode(&mut cache, &[id], 1, None).unwrap();
+            step_logits.extend(lm.lm_logits(&hid).unwrap().data);
+        }
+        let t = dec[0].len();
+        let want_row0 = Tensor::new(vec![t * v], want0.data[..t * v].to_vec());
+        assert_close(&format!("{model} {dt_name} logits, row 0 step by step"), &step_logits, &want_row0, o.tolerance(dt_name, "logits"));
         let enc = T5::load_with_dtype(cfg.clone(), &store, ModelKind::Encoder, Cpu, dtype).unwrap();
         let h = enc.encode(&input).unwrap();
         let name = "encoder_last_hidden_state";

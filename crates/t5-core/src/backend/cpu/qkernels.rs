@@ -2,7 +2,7 @@
 //! matrix:
 //! * one input row (a decode step): fused dequantize-and-dot per weight row, straight from the
 //!   packed codes into SIMD registers (AVX2+FMA(+F16C) runtime-detected natively, SIMD128 in wasm,
-//!   scalar otherwise). q4 accumulates `Σ (q - 8) x` per group and adds `scale · that + zero · Σx`;
+//!   scalar otherwise). q4 accumulates `Σ q x` per group and adds `scale · that + (zero - 8 scale) · Σx`;
 //!   q8 accumulates `Σ q x` per row and multiplies by the row scale once.
 //! * several input rows (encoder, prompt): a strip of [`STRIP`] weight rows is dequantized into a
 //!   small f32 scratch buffer (exactly torchao's dequantization, so the products equal those of the
@@ -183,7 +183,6 @@ mod avx2 {
                 let gpr = k / group;
                 let xs = super::group_sums(&x[..k], group);
                 let mask = _mm256_set1_epi32(15);
-                let eight = _mm256_set1_epi32(8);
                 for j in 0..n {
                     let row = packed.as_ptr().add(j * k / 2);
                     let mut tot = _mm256_setzero_ps();
@@ -197,10 +196,10 @@ mod avx2 {
                             for s in 0..2 {
                                 let v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(s * 16) as *const __m128i));
                                 let v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(s * 16 + 8) as *const __m128i));
-                                let l0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v0, mask), eight));
-                                let l1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v1, mask), eight));
-                                let h0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32::<4>(v0), eight));
-                                let h1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32::<4>(v1), eight));
+                                let l0 = _mm256_cvtepi32_ps(_mm256_and_si256(v0, mask));
+                                let l1 = _mm256_cvtepi32_ps(_mm256_and_si256(v1, mask));
+                                let h0 = _mm256_cvtepi32_ps(_mm256_srli_epi32::<4>(v0));
+                                let h1 = _mm256_cvtepi32_ps(_mm256_srli_epi32::<4>(v1));
                                 let xo = base + s * 16;
                                 a0 = _mm256_fmadd_ps(l0, _mm256_loadu_ps(xp.add(xo)), a0);
                                 a1 = _mm256_fmadd_ps(l1, _mm256_loadu_ps(xp.add(xo + 8)), a1);
@@ -210,8 +209,9 @@ mod avx2 {
                             base += 64;
                         }
                         let acc = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-                        tot = _mm256_fmadd_ps(acc, _mm256_set1_ps(scales[j * gpr + g]), tot);
-                        zs += zeros[j * gpr + g] * xs[g];
+                        let sc = scales[j * gpr + g];
+                        tot = _mm256_fmadd_ps(acc, _mm256_set1_ps(sc), tot);
+                        zs += (zeros[j * gpr + g] - 8.0 * sc) * xs[g];
                     }
                     out[j] = hsum(tot) + zs;
                 }
@@ -304,7 +304,6 @@ mod simd128 {
                     let gpr = k / group;
                     let xs = super::group_sums(&x[..k], group);
                     let mask = u16x8_splat(15);
-                    let eight = i16x8_splat(8);
                     for j in 0..n {
                         let row = packed.as_ptr().add(j * k / 2);
                         let mut tot = f32x4_splat(0.0);
@@ -317,8 +316,8 @@ mod simd128 {
                                 for s in 0..4 {
                                     // 8 bytes → weights base+8s..+8 (low nibbles) and base+32+8s..+8 (high)
                                     let v = u16x8_extend_low_u8x16(v128_load64_zero(p.add(s * 8) as *const u64));
-                                    let lo = i16x8_sub(v128_and(v, mask), eight);
-                                    let hi = i16x8_sub(u16x8_shr(v, 4), eight);
+                                    let lo = v128_and(v, mask);
+                                    let hi = u16x8_shr(v, 4);
                                     let xo = base + s * 8;
                                     let l0 = f32x4_convert_i32x4(i32x4_extend_low_i16x8(lo));
                                     let l1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(lo));
@@ -332,8 +331,9 @@ mod simd128 {
                                 base += 64;
                             }
                             let acc = f32x4_add(f32x4_add(a[0], a[1]), f32x4_add(a[2], a[3]));
-                            tot = f32x4_add(tot, f32x4_mul(acc, f32x4_splat(scales[j * gpr + g])));
-                            zs += zeros[j * gpr + g] * xs[g];
+                            let sc = scales[j * gpr + g];
+                            tot = f32x4_add(tot, f32x4_mul(acc, f32x4_splat(sc)));
+                            zs += (zeros[j * gpr + g] - 8.0 * sc) * xs[g];
                         }
                         out[j] = hsum(tot) + zs;
                     }
