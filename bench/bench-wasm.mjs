@@ -4,6 +4,7 @@ import { T5ForConditionalGeneration, T5EncoderModel } from "../dist/index.js";
 
 const dir = process.argv[2];
 const dtype = process.argv[3] ?? "fp32";
+const prequantized = process.argv[4] === "prequantized"; // a `t5-bench quantize` checkpoint (loads as stored)
 const runs = 5;
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 const ids = (n, mul) => Array.from({ length: n }, (_, i) => 100 + ((i * mul) % 3000));
@@ -34,6 +35,6 @@ for (let i = 0; i < runs; i++) {
   if (out[0].length !== newTokens + 1) throw new Error(`expected ${newTokens + 1} ids, got ${out[0].length}`);
 }
 const e32 = median(enc32), e8 = median(enc8), g = median(gen);
-console.log(JSON.stringify({ runtime: "wasm", dtype, rss_mb: rssMb, load_s: loadS, encoder_32_ms: e32, encoder_8x128_tok_s: 1024 / (e8 / 1e3), generate_64_ms: g, decode_tok_s: newTokens / ((g - e32) / 1e3) }));
+console.log(JSON.stringify({ runtime: "wasm", dtype, prequantized, rss_mb: rssMb, load_s: loadS, encoder_32_ms: e32, encoder_8x128_tok_s: 1024 / (e8 / 1e3), generate_64_ms: g, decode_tok_s: newTokens / ((g - e32) / 1e3) }));
 model.dispose();
 encoder.dispose();

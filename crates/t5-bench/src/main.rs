@@ -160,6 +160,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn run(dir: &Path, json: bool, dtype: WeightDtype) {
     let t0 = Instant::now();
     let (cfg, mut gen, store) = load_dir(dir).expect("load");
+    // a pre-quantized checkpoint (t5-bench quantize) loads as stored: report its dtype
+    let note = store.metadata(t5_core::quant::METADATA_KEY);
+    let prequantized = note.is_some();
+    let dtype = note
+        .and_then(|n| serde_json::from_str::<serde_json::Value>(&n).ok())
+        .and_then(|v| v["dtype"].as_str().and_then(|d| WeightDtype::parse(d).ok()))
+        .unwrap_or(dtype);
     let model = T5::load_with_dtype(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu, dtype).expect("model");
     drop(store);
     let load_s = t0.elapsed().as_secs_f64();
@@ -201,7 +208,7 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype) {
     if json {
         println!(
             "{}",
-            serde_json::json!({"runtime": "native", "dtype": dtype.name(), "load_s": load_s, "encoder_32_ms": e32 * 1e3, "encoder_8x128_tok_s": 1024.0 / e8,
+            serde_json::json!({"runtime": "native", "dtype": dtype.name(), "prequantized": prequantized, "load_s": load_s, "encoder_32_ms": e32 * 1e3, "encoder_8x128_tok_s": 1024.0 / e8,
                 "generate_64_ms": g * 1e3, "decode_tok_s": decode_tps, "rss_mb": rss_b as f64 / 1e6, "peak_rss_mb": peak_b as f64 / 1e6,
                 "weights_mb": model.weight_bytes() as f64 / 1e6, "fallbacks": fallbacks, "step_mb": step_bytes / 1e6,
                 "bandwidth_gbs": bw, "bound_tok_s": bound})
