@@ -229,6 +229,9 @@ struct Machine<'a> {
     /// Element type of each storage key seen (legacy format: needed to skip storages).
     storage_types: HashMap<String, Dtype>,
     nested: usize,
+    /// Items that REDUCE may still copy (containers built from memoized objects can be reused
+    /// any number of times: without a bound a small file could ask for unbounded work).
+    budget: u64,
 }
 
 const MAX_OBJECTS: usize = 50_000_000;
@@ -246,7 +249,13 @@ impl<'a> Machine<'a> {
             persistent,
             storage_types: HashMap::new(),
             nested,
+            budget: data.len() as u64 * 16 + (1 << 20),
         }
+    }
+
+    fn charge(&mut self, n: usize) -> Result<()> {
+        self.budget = self.budget.checked_sub(n as u64).ok_or_else(|| self.err("the pickle asks for far more work than its size justifies"))?;
+        Ok(())
     }
 
     fn err(&self, msg: impl Into<String>) -> T5Error {
@@ -654,6 +663,7 @@ impl<'a> Machine<'a> {
 
     fn args_of(&self, args: Id) -> Result<Vec<Id>> {
         match &self.arena[args] {
+            Obj::Tuple(v) if v.len() > 8 => Err(self.err(format!("REDUCE with {} arguments", v.len()))),
             Obj::Tuple(v) => Ok(v.clone()),
             o => Err(self.err(format!("REDUCE arguments must be a tuple, not a {}", obj_kind(o)))),
         }
@@ -669,7 +679,9 @@ impl<'a> Machine<'a> {
             Global::OrderedDict => match a.as_slice() {
                 [] => Ok(Obj::Dict(Vec::new())),
                 [items] => {
-                    let pairs = self.seq_of(*items).ok_or_else(|| self.err("OrderedDict(items) needs a list of pairs"))?.to_vec();
+                    let n = self.seq_of(*items).ok_or_else(|| self.err("OrderedDict(items) needs a list of pairs"))?.len();
+                    self.charge(n)?;
+                    let pairs = self.seq_of(*items).unwrap_or_default().to_vec();
                     let mut out = Vec::with_capacity(pairs.len());
                     for p in pairs {
                         match self.seq_of(p) {
@@ -692,6 +704,8 @@ impl<'a> Machine<'a> {
                     o => return Err(self.err(format!("tensor storage is a {}, not a storage reference", obj_kind(o)))),
                 };
                 let offset = self.u64_of(a[1], "storage offset")?;
+                let dims = self.seq_of(a[2]).map_or(0, <[Id]>::len) + self.seq_of(a[3]).map_or(0, <[Id]>::len);
+                self.charge(dims)?;
                 let shape = self.ints_of(a[2], "tensor size")?;
                 let stride = self.ints_of(a[3], "tensor stride")?;
                 if shape.len() != stride.len() {
@@ -707,11 +721,26 @@ impl<'a> Machine<'a> {
                 };
                 Ok(Obj::Tensor(TensorRef { storage, dtype, offset, shape, stride }))
             }
-            Global::RebuildParameter | Global::RebuildParameterWithState => match a.first().map(|&t| &self.arena[t]) {
-                Some(Obj::Tensor(t)) => Ok(Obj::Tensor(t.clone())),
-                _ => Err(self.err("_rebuild_parameter needs a tensor")),
-            },
+            Global::RebuildParameter | Global::RebuildParameterWithState => {
+                let dims = match a.first().map(|&t| &self.arena[t]) {
+                    Some(Obj::Tensor(t)) => t.shape.len() * 2,
+                    _ => return Err(self.err("_rebuild_parameter needs a tensor")),
+                };
+                self.charge(dims)?;
+                match &self.arena[a[0]] {
+                    Obj::Tensor(t) => Ok(Obj::Tensor(t.clone())),
+                    _ => Err(self.err("_rebuild_parameter needs a tensor")),
+                }
+            }
             Global::LoadFromBytes => {
+                let n = match a.as_slice() {
+                    [b] => match &self.arena[*b] {
+                        Obj::Bytes(b) => b.len(),
+                        _ => 0,
+                    },
+                    _ => 0,
+                };
+                self.charge(n)?;
                 let b = match a.as_slice() {
                     [b] => match &self.arena[*b] {
                         Obj::Bytes(b) => b.clone(),
@@ -749,6 +778,7 @@ impl<'a> Machine<'a> {
             return Err(self.err("persistent id outside the object pickle"));
         }
         let items = match &self.arena[pid] {
+            Obj::Tuple(v) if v.len() > 6 => return Err(self.err(format!("persistent id with {} fields", v.len()))),
             Obj::Tuple(v) => v.clone(),
             o => return Err(self.err(format!("persistent id is a {}, expected a tuple", obj_kind(o)))),
         };
@@ -798,6 +828,8 @@ struct Loaded<'a> {
     top: Id,
     /// Storage key → byte range in `bytes`.
     storages: HashMap<String, Range<usize>>,
+    /// Bytes copied out so far (strided views, nested storages), bounded like one copy.
+    copied: std::cell::Cell<u64>,
 }
 
 fn load<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Loaded<'a>> {
@@ -850,7 +882,7 @@ fn load_zip<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Loaded<
     let top = m.run()?;
     let data_prefix = format!("{prefix}data/");
     let storages = entries.iter().filter_map(|(n, r)| n.strip_prefix(&data_prefix).map(|k| (k.to_string(), r.clone()))).collect();
-    Ok(Loaded { file, bytes, arena: m.arena, top, storages })
+    Ok(Loaded { file, bytes, arena: m.arena, top, storages, copied: Default::default() })
 }
 
 const LEGACY_MAGIC: i128 = 0x1950a86a20f9469cfc6c;
@@ -867,7 +899,7 @@ fn load_legacy<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Load
     if m.int_of(magic) != Some(LEGACY_MAGIC) {
         // not torch.save: a plain pickle of the object (`pickle.dump(state_dict)`), whose storages
         // come inline through `torch.storage._load_from_bytes`
-        return Ok(Loaded { file, bytes, arena: m.arena, top: magic, storages: HashMap::new() });
+        return Ok(Loaded { file, bytes, arena: m.arena, top: magic, storages: HashMap::new(), copied: Default::default() });
     }
     let (m, version) = next(false)?;
     if m.int_of(version) != Some(1001) {
@@ -901,7 +933,7 @@ fn load_legacy<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Load
         storages.insert(key, pos + 8..n);
         pos = n;
     }
-    Ok(Loaded { file, bytes, arena: obj.arena, top, storages })
+    Ok(Loaded { file, bytes, arena: obj.arena, top, storages, copied: Default::default() })
 }
 
 impl<'a> Loaded<'a> {
@@ -957,19 +989,18 @@ impl<'a> Loaded<'a> {
         let nbytes = numel.checked_mul(el).filter(|&n| n <= limit.max(span_bytes)).ok_or_else(|| {
             bad(file, format!("tensor {name:?}: shape {:?} with stride {:?} would expand to more than {limit} bytes", t.shape, t.stride))
         })?;
+        let copies = !contiguous_strides(&t.shape, &t.stride) || matches!(t.storage.data, StorageData::Owned(_));
+        if copies {
+            let total = self.copied.get() + nbytes;
+            if total > limit {
+                return Err(bad(file, format!("tensor {name:?}: copying strided or nested tensors would exceed {limit} bytes")));
+            }
+            self.copied.set(total);
+        }
         let el = el as usize;
         let offset = t.offset as usize * el;
         let nbytes = nbytes as usize;
-        // contiguous: strides are the row-major ones (dims of size 1 may have any stride)
-        let mut expect = 1u64;
-        let mut contiguous = true;
-        for (&d, &s) in t.shape.iter().zip(&t.stride).rev() {
-            if d != 1 && s != expect {
-                contiguous = false;
-                break;
-            }
-            expect *= d;
-        }
+        let contiguous = contiguous_strides(&t.shape, &t.stride);
         let data = if contiguous {
             match &t.storage.data {
                 StorageData::Key(_) => {
@@ -1000,14 +1031,17 @@ impl<'a> Loaded<'a> {
 
     fn tensors_of(&self, dict: &[(Id, Id)]) -> Result<Vec<TorchTensor>> {
         let mut out: Vec<TorchTensor> = Vec::new();
+        let mut at: HashMap<&str, usize> = HashMap::new();
         for (k, v) in dict {
             let (Obj::Str(name), Obj::Tensor(t)) = (&self.arena[*k], &self.arena[*v]) else { continue };
             let t = self.tensor(name, t)?;
             // a repeated key: the last value wins, as in Python
-            if let Some(prev) = out.iter_mut().find(|p| p.name == *name) {
-                *prev = t;
-            } else {
-                out.push(t);
+            match at.get(name.as_str()) {
+                Some(&i) => out[i] = t,
+                None => {
+                    at.insert(name, out.len());
+                    out.push(t);
+                }
             }
         }
         Ok(out)
@@ -1033,6 +1067,18 @@ impl<'a> Loaded<'a> {
         }
         Err(bad(self.file, "the checkpoint's dict holds no tensors"))
     }
+}
+
+/// Whether `stride` is the row-major stride of `shape` (dims of size 1 may have any stride).
+fn contiguous_strides(shape: &[u64], stride: &[u64]) -> bool {
+    let mut expect = 1u64;
+    for (&d, &s) in shape.iter().zip(stride).rev() {
+        if d != 1 && s != expect {
+            return false;
+        }
+        expect = expect.saturating_mul(d);
+    }
+    true
 }
 
 #[cfg(test)]
@@ -1073,7 +1119,7 @@ mod tests {
         let bytes = 1.5f32.to_le_bytes().to_vec();
         let storage = StorageRef { data: StorageData::Key("0".into()), dtype: Dtype::F32, view_offset: 0, numel: 1 };
         let t = TensorRef { storage, dtype: Dtype::F32, offset: 0, shape, stride };
-        let loaded = Loaded { file: "t", bytes: &bytes, arena: Vec::new(), top: 0, storages: HashMap::from([("0".to_string(), 0..4)]) };
+        let loaded = Loaded { file: "t", bytes: &bytes, arena: Vec::new(), top: 0, storages: HashMap::from([("0".to_string(), 0..4)]), copied: Default::default() };
         loaded.tensor("x", &t)
     }
 
@@ -1084,6 +1130,21 @@ mod tests {
         for (shape, stride) in [(vec![1u64 << 40], vec![0u64]), (vec![u64::MAX, 2], vec![0, 0]), (vec![2], vec![1])] {
             assert_eq!(expanded(shape, stride).unwrap_err().code(), "BadWeights");
         }
+    }
+
+    #[test]
+    fn reusing_a_big_memoized_list_is_bounded() {
+        let mut p = b"\x80\x02ccollections\nOrderedDict\nq\x00]q\x01(".to_vec();
+        for _ in 0..10_000 {
+            p.extend_from_slice(b"K\x01K\x02\x86");
+        }
+        p.push(b'e');
+        for _ in 0..10_000 {
+            p.extend_from_slice(b"h\x00h\x01\x85R0");
+        }
+        p.push(b'.');
+        let e = run(&p).unwrap_err();
+        assert!(e.to_string().contains("far more work"), "{e}");
     }
 
     #[test]
