@@ -255,3 +255,28 @@ fn safetensors_whose_header_length_looks_like_a_pickle_still_reads_as_safetensor
     store.add_file("model.safetensors", bytes).unwrap();
     assert_eq!(store.get("t", &[2]).unwrap().data, vec![1.0, 2.0]);
 }
+
+#[test]
+fn pytorch_bin_index_shards() {
+    let tmp = std::env::temp_dir().join(format!("t5-web-binshards-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let src = formats().join("tiny-t5-f16-bin");
+    std::fs::copy(src.join("config.json"), tmp.join("config.json")).unwrap();
+    std::fs::copy(src.join("pytorch_model.bin"), tmp.join("pytorch_model-00001-of-00001.bin")).unwrap();
+    std::fs::write(tmp.join("pytorch_model.bin.index.json"), r#"{"metadata": {}, "weight_map": {"shared.weight": "pytorch_model-00001-of-00001.bin"}}"#).unwrap();
+    let got = dir_logits(tmp.clone());
+    check_oracle("pytorch_model.bin.index.json", &got);
+    // the same tensors in two shards: a typed error
+    std::fs::copy(src.join("pytorch_model.bin"), tmp.join("pytorch_model-00002-of-00002.bin")).unwrap();
+    std::fs::write(
+        tmp.join("pytorch_model.bin.index.json"),
+        r#"{"weight_map": {"shared.weight": "pytorch_model-00001-of-00001.bin", "lm_head.weight": "pytorch_model-00002-of-00002.bin"}}"#,
+    )
+    .unwrap();
+    let e = load_dir(&tmp).err().unwrap();
+    assert!(e.code() == "BadWeights" && e.to_string().contains("appears in two shards"), "{e}");
+    // a shard outside the directory
+    std::fs::write(tmp.join("pytorch_model.bin.index.json"), r#"{"weight_map": {"shared.weight": "../pytorch_model.bin"}}"#).unwrap();
+    assert_eq!(load_dir(&tmp).err().unwrap().code(), "BadWeights");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
