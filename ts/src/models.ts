@@ -8,9 +8,9 @@
  * the tokenizer (see `tokenizer.ts`).
  */
 
-import { BadConfigError, BadInputError, BadWeightsError, DisposedError, MissingFileError, wasmCall } from "./errors.js";
+import { BadConfigError, BadInputError, DisposedError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
-import { checkJson, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
+import { addWeightFiles, openSource, readJsonText, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
@@ -173,15 +173,6 @@ interface RawForward {
   loss?: number;
 }
 
-/** A shard name from model.safetensors.index.json must be a plain file name in the same folder. */
-function checkShardName(name: string): void {
-  if (name === "" || name.includes("/") || name.includes("\\") || name === "." || name === "..") {
-    throw new BadWeightsError(`model.safetensors.index.json names ${JSON.stringify(name)}, not a file next to it`, {
-      path: "model.safetensors.index.json",
-    });
-  }
-}
-
 /** Storage form of the linear weights: load-time conversion (pre-quantized checkpoints load as stored). */
 export type WeightDtype = "fp32" | "fp16" | "bf16" | "q8" | "q4";
 
@@ -247,27 +238,8 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       const dtype = opts.dtype;
       wasmCall(() => builder.setDtype(dtype), "dtype");
     }
-    const single = await src.read("model.safetensors");
-    if (single !== undefined) {
-      wasmCall(() => builder.addShard("model.safetensors", single), "model.safetensors");
-    } else {
-      const index = await src.read("model.safetensors.index.json");
-      if (index === undefined) {
-        throw new MissingFileError(
-          `no weights in ${src.location}: neither model.safetensors nor model.safetensors.index.json`,
-          { path: src.location },
-        );
-      }
-      const text = new TextDecoder().decode(index);
-      checkJson(text, "model.safetensors.index.json");
-      const files = wasmCall(() => wasm.shardFilesFromIndex(text), "model.safetensors.index.json");
-      for (const f of files) {
-        checkShardName(f);
-        // one shard in memory at a time on the JS side; the engine keeps the bytes until build()
-        const bytes = await readRequired(src, f);
-        wasmCall(() => builder.addShard(f, bytes), f);
-      }
-    }
+    // model.safetensors, sharded safetensors, pytorch_model.bin or its shards (files.ts)
+    await addWeightFiles(src, builder, (text) => wasm.shardFilesFromIndex(text));
     if (gpu) {
       const g = gpu;
       const inner = wasmCall(() => builder.buildGpu(g, kind));
