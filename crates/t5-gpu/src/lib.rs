@@ -541,7 +541,19 @@ impl Gpu {
     fn alloc(&self, bytes: u64) -> Rc<Buf> {
         let size = round_size(bytes);
         let inner = &self.inner;
-        let reused = inner.state.borrow_mut().free.get_mut(&size).and_then(Vec::pop);
+        let reused = {
+            let mut st = inner.state.borrow_mut();
+            // nothing recorded since the last submit: buffers released since then are not referenced
+            // by any unsubmitted command, so they can be reused at once
+            if st.encoder.is_none() && !st.pending_free.is_empty() {
+                let done: Vec<(u64, wgpu::Buffer)> = st.pending_free.drain(..).collect();
+                for (s, b) in done {
+                    st.free.entry(s).or_default().push(b);
+                }
+                st.pending_bytes = 0;
+            }
+            st.free.get_mut(&size).and_then(Vec::pop)
+        };
         let buf = reused.unwrap_or_else(|| {
             inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC, "t5")
         });

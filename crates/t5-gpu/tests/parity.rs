@@ -208,3 +208,22 @@ fn lost_device_is_a_typed_error() {
     assert_eq!(err.code(), "DeviceLost");
     assert!(greedy(&cpu, &case.input(), &gen, |_| true).is_ok());
 }
+
+/// Steady state: a second generation of the same shape creates no GPU buffer (pool, preallocated
+/// KV cache), and every decode step is one command buffer.
+#[test]
+fn no_buffer_allocation_in_steady_state() {
+    let Some(g) = gpu(GpuOptions::default()) else { return };
+    let counter = g.buffer_counter();
+    let case = Case::load("tiny-t5-v1_1");
+    let (_, gpu) = models("tiny-t5-v1_1", ModelKind::ConditionalGeneration, g);
+    let mut gen = GenerationConfig::from_model_config(&gpu.config);
+    gen.max_new_tokens = Some(10);
+    gen.min_new_tokens = Some(10);
+    pollster::block_on(greedy_async(&gpu, &case.input(), &gen, |_| true)).unwrap();
+    let after_first = counter.live();
+    let (_, stats) = pollster::block_on(greedy_async(&gpu, &case.input(), &gen, |_| true)).unwrap();
+    assert_eq!(counter.live(), after_first, "GPU buffers created by a repeated generation");
+    assert_eq!(stats.steps, 10);
+    assert_eq!(stats.submits_per_step, 1);
+}
