@@ -96,6 +96,9 @@ pub struct GpuOptions {
     /// Barrier-free kernels for CPU-emulated adapters; `None`: when the adapter reports a CPU
     /// (tests force both ways so each kernel is checked on the software driver).
     pub software_kernels: Option<bool>,
+    /// Largest activation buffer allowed (bytes); `None`: the device's maxStorageBufferBindingSize /
+    /// maxBufferSize. Tests set it small to exercise the limit errors.
+    pub max_buffer_bytes: Option<u64>,
 }
 
 /// What the device is and what it allows (reported to the facade / benchmark).
@@ -312,6 +315,7 @@ struct Inner {
     submits: Cell<u64>,
     kv_capacity: Cell<usize>,
     max_chunk_bytes: u64,
+    max_buffer_bytes: u64,
     /// CPU-emulated adapter (SwiftShader, lavapipe): prefer barrier-free kernels
     software: bool,
 }
@@ -465,6 +469,7 @@ impl Gpu {
                 submits: Cell::new(0),
                 kv_capacity: Cell::new(0),
                 max_chunk_bytes,
+                max_buffer_bytes: opts.max_buffer_bytes.map_or(device_max, |m| m.min(device_max)),
                 software: opts.software_kernels.unwrap_or(ai.device_type == wgpu::DeviceType::Cpu),
             }),
         })
@@ -531,7 +536,7 @@ impl Gpu {
 
     /// Check that a tensor of `bytes` fits one storage binding.
     pub fn check_fits(&self, what: &str, bytes: u64) -> GpuResult<()> {
-        let max = self.inner.info.max_storage_buffer_binding_size.min(self.inner.info.max_buffer_size);
+        let max = self.inner.max_buffer_bytes;
         if bytes > max {
             return Err(GpuError::Limits(format!("{what} needs {bytes} bytes in one buffer; this device allows {max} (maxStorageBufferBindingSize / maxBufferSize): use a smaller batch or sequence")));
         }

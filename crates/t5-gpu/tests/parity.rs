@@ -227,3 +227,22 @@ fn no_buffer_allocation_in_steady_state() {
     assert_eq!(stats.steps, 10);
     assert_eq!(stats.submits_per_step, 1);
 }
+
+/// Inputs whose activations exceed the device's buffer limits are a typed error before any work
+/// is recorded (here with the limit lowered to 64 KiB).
+#[test]
+fn activation_limits_are_a_typed_error() {
+    let Some(g) = gpu(GpuOptions { max_buffer_bytes: Some(64 << 10), ..Default::default() }) else { return };
+    let case = Case::load("tiny-t5");
+    let (_, gpu) = models("tiny-t5", ModelKind::ConditionalGeneration, g);
+    let ids: Vec<u32> = case.json["long_input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let input = Batch::from_rows(&[ids]).unwrap();
+    let gen = GenerationConfig { max_new_tokens: Some(2), ..GenerationConfig::from_model_config(&gpu.config) };
+    let err = pollster::block_on(greedy_async(&gpu, &input, &gen, |_| true)).unwrap_err();
+    assert!(matches!(err, GpuError::Limits(_)), "{err:?}");
+    assert_eq!(err.code(), "WebGPULimits");
+    assert!(err.to_string().contains("maxStorageBufferBindingSize"), "{err}");
+    // a short input still runs on the same model
+    let short = Batch::from_rows(&[vec![37, 629, 19, 1]]).unwrap();
+    assert!(pollster::block_on(greedy_async(&gpu, &short, &gen, |_| true)).is_ok());
+}

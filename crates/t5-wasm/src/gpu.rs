@@ -39,7 +39,7 @@ pub struct WasmGpu {
 #[wasm_bindgen(js_name = requestGpu)]
 pub fn request_gpu(max_chunk_bytes: Option<f64>) -> Promise {
     future_to_promise(async move {
-        let gpu = Gpu::new(GpuOptions { max_chunk_bytes: max_chunk_bytes.map(|m| m as u64), software_kernels: None }).await.map_err(gpu_err)?;
+        let gpu = Gpu::new(GpuOptions { max_chunk_bytes: max_chunk_bytes.map(|m| m as u64), software_kernels: None, max_buffer_bytes: None }).await.map_err(gpu_err)?;
         Ok(WasmGpu { gpu }.into())
     })
 }
