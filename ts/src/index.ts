@@ -56,7 +56,8 @@ export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, typ
 export { initWasm, type WasmSource } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";
-export type { GenerationStreamer } from "./models.js";
+export type { GenerationStreamer, GenerateOutput } from "./models.js";
+export { TextStreamer, type TextStreamerOptions } from "./streamers.js";
 export {
   createGenerationWorker,
   type GenerationWorker,

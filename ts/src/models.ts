@@ -70,22 +70,54 @@ export interface EncoderOutput {
   last_hidden_state: Tensor;
 }
 
-/** Options of {@link T5ForConditionalGeneration.generate} (over the model's generation_config.json). */
+/** Options of {@link T5ForConditionalGeneration.generate} (over the model's generation_config.json), transformers' names. */
 export interface GenerateOptions {
   max_new_tokens?: number;
-  /** Maximum length of the output including the decoder start token (transformers' default 20). */
+  /** Maximum length of the output including the decoder start token (unset: 20 new tokens, as transformers 5). */
   max_length?: number;
   min_new_tokens?: number;
   min_length?: number;
   eos_token_id?: number | number[];
   pad_token_id?: number;
   decoder_start_token_id?: number;
-  /** Only 1 (greedy) is implemented. */
+  /** Beam search when > 1 (CPU). */
   num_beams?: number;
-  /** Only false (greedy) is implemented. */
+  /** Multinomial sampling (beam sampling with `num_beams > 1`). */
   do_sample?: boolean;
-  /** Told each step's new tokens as they are generated (transformers.js' streamer interface). */
+  /** Sequences per input (beam search: at most `num_beams`; sampling: independent samples). */
+  num_return_sequences?: number;
+  /** Beam scores are divided by `generated_length ** length_penalty` (default 1). */
+  length_penalty?: number;
+  /** Beam search stopping: `true`, `false` (default, heuristic) or `"never"` (canonical). */
+  early_stopping?: boolean | "never";
+  temperature?: number;
+  /** Default 50 when sampling; 0 disables. */
+  top_k?: number;
+  top_p?: number;
+  repetition_penalty?: number;
+  no_repeat_ngram_size?: number;
+  /** Token sequences that must not be generated. */
+  bad_words_ids?: number[][];
+  /** Forced as the last token when `max_length` is reached. */
+  forced_eos_token_id?: number | number[];
+  /** `"static"`: the KV cache is allocated once for the longest allowed length and written in place; default: growing. */
+  cache_implementation?: "static" | "dynamic";
+  /**
+   * Seed of t5-web's own sampling PRNG: the same seed gives the same samples (not torch's RNG stream, so not the
+   * ids transformers samples for `torch.manual_seed(seed)`). Default 0.
+   */
+  seed?: number;
+  /** With `true`, {@link T5ForConditionalGeneration.generate} returns `{sequences, sequences_scores?}`. */
+  return_dict_in_generate?: boolean;
+  /** Accepted for transformers compatibility; beam search always reports `sequences_scores`. */
+  output_scores?: boolean;
+  /** Told each step's new tokens as they are generated (transformers.js' streamer interface). Not with beam search. */
   streamer?: GenerationStreamer;
+  /**
+   * Called after each step with its index and the new token of each row (beam search: of each input's best running
+   * beam); returning `false` stops generation there.
+   */
+  callback_function?: (step: { index: number; tokens: number[] }) => unknown;
   /** Stops generation after the current step; generate then throws the signal's reason. */
   signal?: AbortSignal;
 }
@@ -94,6 +126,13 @@ export interface GenerateOptions {
 export interface GenerationStreamer {
   put(value: number[][]): void;
   end(): void;
+}
+
+/** What `generate(…, {return_dict_in_generate: true})` returns. */
+export interface GenerateOutput {
+  sequences: number[][];
+  /** Beam search: the length-penalised score of each returned sequence (transformers' `sequences_scores`). */
+  sequences_scores?: number[];
 }
 
 /** The option names {@link T5ForConditionalGeneration.generate} accepts (pipelines filter task presets by it). */
@@ -107,7 +146,49 @@ export const GENERATE_KEYS: ReadonlySet<string> = new Set([
   "decoder_start_token_id",
   "num_beams",
   "do_sample",
+  "num_return_sequences",
+  "length_penalty",
+  "early_stopping",
+  "temperature",
+  "top_k",
+  "top_p",
+  "repetition_penalty",
+  "no_repeat_ngram_size",
+  "bad_words_ids",
+  "forced_eos_token_id",
+  "cache_implementation",
+  "seed",
 ]);
+
+/** Options that shape what generate returns or who hears about it, not the engine's generation config. */
+const CALL_KEYS = new Set(["return_dict_in_generate", "output_scores", "streamer", "callback_function", "signal"]);
+
+interface RawGenerate {
+  sequences: Uint32Array;
+  batch: number;
+  length: number;
+  sequences_scores?: Float32Array;
+}
+
+function rowsOf(r: RawGenerate): number[][] {
+  return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+}
+
+/** Split generate options into the engine's JSON and the call-side options, rejecting unknown names. */
+function splitGenerateOptions(options: GenerateOptions): { json: string; call: GenerateOptions } {
+  const engine: Record<string, unknown> = {};
+  const call: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (CALL_KEYS.has(k)) call[k] = v;
+    else if (GENERATE_KEYS.has(k)) engine[k] = v;
+    else throw new BadConfigError(`unknown generation option ${JSON.stringify(k)} (supported: ${[...GENERATE_KEYS, ...CALL_KEYS].join(", ")})`);
+  }
+  if (call["streamer"] !== undefined && ((options.num_beams ?? 1) > 1)) {
+    // as transformers: "`streamer` cannot be used with beam search (yet!)"
+    throw new BadConfigError("streamer cannot be used with beam search (num_beams > 1)");
+  }
+  return { json: JSON.stringify(engine), call: call as GenerateOptions };
+}
 
 /** Encoder input for {@link T5ForConditionalGeneration.generate}: a tokenizer output or rows of ids. */
 export type GenerateInputs = { input_ids: IdsLike; attention_mask?: IdsLike } | IdsLike;
@@ -421,32 +502,77 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
   }
 
   /**
-   * Greedy generation, as transformers' `generate(**inputs, max_new_tokens=…)`: one row per input,
-   * each starting with the decoder start token and padded with `pad_token_id` after its EOS.
+   * transformers' `generate(**inputs, …)`: greedy search, sampling (`do_sample`), beam search (`num_beams`) with the
+   * logits processors of {@link GenerateOptions}. One row per input and returned sequence, each starting with the
+   * decoder start token and padded as transformers pads them. With `return_dict_in_generate: true`:
+   * `{sequences, sequences_scores}`. Synchronous: `streamer` / `callback_function` / `signal` are consulted between
+   * steps (an `AbortSignal` aborted by a timer needs {@link generateStream}, which yields between steps).
    */
-  generate(inputs: GenerateInputs, options: GenerateOptions = {}): number[][] {
+  generate(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): GenerateOutput;
+  generate(inputs: GenerateInputs, options?: GenerateOptions): number[][];
+  generate(inputs: GenerateInputs, options: GenerateOptions = {}): number[][] | GenerateOutput {
     const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
     const { input, mask: m } = this.encoderInput(enc);
-    const { streamer, signal, ...genOptions } = options;
-    for (const k of Object.keys(genOptions)) {
-      if (!GENERATE_KEYS.has(k)) throw new BadConfigError(`unknown generation option ${JSON.stringify(k)} (supported: ${[...GENERATE_KEYS].join(", ")})`);
-    }
+    const { json, call } = splitGenerateOptions(options);
+    const { streamer, signal, callback_function } = call;
     signal?.throwIfAborted();
     const model = this.live;
     // per-step callback of the engine (false stops generation): streaming and cancellation
     const onStep =
-      streamer || signal
-        ? (_index: number, tokens: Uint32Array) => {
+      streamer || signal || callback_function
+        ? (index: number, tokens: Uint32Array) => {
             streamer?.put(Array.from(tokens, (t) => [t]));
-            return !signal?.aborted;
+            const go = callback_function ? callback_function({ index, tokens: Array.from(tokens) }) : true;
+            return go !== false && !signal?.aborted;
           }
         : undefined;
-    const r = wasmCall(
-      () => model.generate(input.data, m, input.batch, input.seq, JSON.stringify(genOptions), onStep) as { sequences: Uint32Array; batch: number; length: number },
-    );
+    const r = wasmCall(() => model.generate(input.data, m, input.batch, input.seq, json, onStep) as RawGenerate);
     streamer?.end();
     signal?.throwIfAborted();
-    return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+    const sequences = rowsOf(r);
+    if (call.return_dict_in_generate) {
+      const out: GenerateOutput = { sequences };
+      if (r.sequences_scores) out.sequences_scores = Array.from(r.sequences_scores);
+      return out;
+    }
+    return sequences;
+  }
+
+  /**
+   * {@link generate} as an async iterator: yields the new token of each row after every step (beam search: of each
+   * input's best running beam) and returns the final sequences (`{sequences, sequences_scores?}`) when done. It
+   * yields to the event loop between steps, so an `AbortSignal` (`options.signal`, e.g. `AbortSignal.timeout`) stops
+   * it between steps (the iterator then throws the signal's reason); leaving a `for await` loop early stops it too.
+   * A `streamer` is told each step as with {@link generate}.
+   */
+  async *generateStream(inputs: GenerateInputs, options: GenerateOptions = {}): AsyncGenerator<number[], GenerateOutput, undefined> {
+    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
+    const { input, mask: m } = this.encoderInput(enc);
+    const { json, call } = splitGenerateOptions(options);
+    const { streamer, signal, callback_function } = call;
+    signal?.throwIfAborted();
+    const model = this.live;
+    const gen = wasmCall(() => model.startGeneration(input.data, m, input.batch, input.seq, json));
+    try {
+      for (let index = 0; ; index++) {
+        const tokens = wasmCall(() => gen.step(this.live));
+        if (tokens === undefined) break;
+        const row = Array.from(tokens);
+        streamer?.put(row.map((t) => [t]));
+        if (callback_function && callback_function({ index, tokens: row }) === false) break;
+        yield row;
+        // a macrotask turn: timers (AbortSignal.timeout) and I/O get to run between steps
+        await new Promise<void>((resolve) => setTimeout(resolve, 0));
+        signal?.throwIfAborted();
+      }
+      streamer?.end();
+      const r = wasmCall(() => gen.finish() as RawGenerate);
+      const out: GenerateOutput = { sequences: rowsOf(r) };
+      if (r.sequences_scores) out.sequences_scores = Array.from(r.sequences_scores);
+      return out;
+    } finally {
+      gen.free();
+    }
   }
 
   /**
@@ -458,10 +584,8 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
     if (!g) return this.generate(inputs, options);
     const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
     const { input, mask: m } = this.encoderInput(enc);
-    const { streamer, signal, ...genOptions } = options;
-    for (const k of Object.keys(genOptions)) {
-      if (!GENERATE_KEYS.has(k)) throw new BadConfigError(`unknown generation option ${JSON.stringify(k)} (supported: ${[...GENERATE_KEYS].join(", ")})`);
-    }
+    const { json: genJson, call } = splitGenerateOptions(options);
+    const { streamer, signal } = call;
     signal?.throwIfAborted();
     const onStep =
       streamer || signal
@@ -472,7 +596,7 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
         : undefined;
     const r = await gpuAwait(
       () =>
-        g.generate(input.data, m, input.batch, input.seq, JSON.stringify(genOptions), onStep) as Promise<{
+        g.generate(input.data, m, input.batch, input.seq, genJson, onStep) as Promise<{
           sequences: Uint32Array;
           batch: number;
           length: number;

@@ -202,21 +202,101 @@ pub(crate) fn value_to_ids(v: Option<&Value>) -> Vec<u32> {
     }
 }
 
-/// The subset of transformers' `GenerationConfig` that generation honours, from
-/// `generation_config.json` (falling back to the model config for token ids).
+/// transformers' `early_stopping` of beam search: `true`, `false` or `"never"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EarlyStopping {
+    /// stop a batch item as soon as `num_beams` finished hypotheses exist
+    True,
+    /// stop when the heuristic says no running beam can beat the finished ones (transformers' default)
+    #[default]
+    False,
+    /// the canonical beam search: stop only when no better candidate is possible
+    Never,
+}
+
+impl Serialize for EarlyStopping {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            EarlyStopping::True => s.serialize_bool(true),
+            EarlyStopping::False => s.serialize_bool(false),
+            EarlyStopping::Never => s.serialize_str("never"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EarlyStopping {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        EarlyStopping::from_value(&v).ok_or_else(|| serde::de::Error::custom("early_stopping must be true, false or \"never\""))
+    }
+}
+
+impl EarlyStopping {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Bool(true) => Some(EarlyStopping::True),
+            Value::Bool(false) | Value::Null => Some(EarlyStopping::False),
+            Value::String(s) if s == "never" => Some(EarlyStopping::Never),
+            _ => None,
+        }
+    }
+}
+
+/// What generation honours of transformers' `GenerationConfig` (same names and defaults), from
+/// `generation_config.json` (falling back to the model config for token ids) and user options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationConfig {
     pub decoder_start_token_id: u32,
     pub pad_token_id: u32,
     pub eos_token_id: Vec<u32>,
-    /// transformers' default is 20 (prompt excluded for encoder-decoders: counts decoder tokens incl. start).
-    pub max_length: usize,
+    /// Total decoder length including the start token. `None` (transformers 5 default): 20 new tokens.
+    pub max_length: Option<usize>,
+    /// Takes precedence over `max_length`.
     pub max_new_tokens: Option<usize>,
     pub min_length: usize,
+    /// Takes precedence over `min_length`.
     pub min_new_tokens: Option<usize>,
     pub num_beams: usize,
     pub do_sample: bool,
+    /// Sequences returned per input (beam search: the best `num_return_sequences` of the `num_beams`).
+    #[serde(default = "one")]
+    pub num_return_sequences: usize,
+    /// Beam scores are divided by `generated_length ** length_penalty`.
+    #[serde(default = "one_f")]
+    pub length_penalty: f64,
+    #[serde(default)]
+    pub early_stopping: EarlyStopping,
+    #[serde(default = "one_f")]
+    pub temperature: f64,
+    /// transformers' default is 50 (only used when sampling); 0 disables.
+    #[serde(default = "fifty")]
+    pub top_k: usize,
+    #[serde(default = "one_f")]
+    pub top_p: f64,
+    #[serde(default = "one_f")]
+    pub repetition_penalty: f64,
+    #[serde(default)]
+    pub no_repeat_ngram_size: usize,
+    #[serde(default)]
+    pub bad_words_ids: Option<Vec<Vec<u32>>>,
+    /// Forced as the last token when `max_length` is reached (one id or several).
+    #[serde(default)]
+    pub forced_eos_token_id: Option<Vec<u32>>,
+    /// `"static"`: one KV cache allocated for the longest allowed length, written in place;
+    /// `None` / `"dynamic"`: the growing cache.
+    #[serde(default)]
+    pub cache_implementation: Option<String>,
+    /// Seed of t5-web's own sampling PRNG (reproducible by seed; not torch's RNG stream). Default 0.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
+
+fn one() -> usize { 1 }
+fn one_f() -> f64 { 1.0 }
+fn fifty() -> usize { 50 }
+
+/// Default `max_length` of transformers 5 when neither it nor `max_new_tokens` is set: 20 new tokens.
+pub const DEFAULT_MAX_NEW_TOKENS: usize = 20;
 
 impl GenerationConfig {
     /// Defaults taken from the model config, as transformers' `GenerationConfig.from_model_config`.
@@ -225,12 +305,24 @@ impl GenerationConfig {
             decoder_start_token_id: cfg.decoder_start_token_id.or(cfg.pad_token_id).unwrap_or(0),
             pad_token_id: cfg.pad_token_id.unwrap_or(0),
             eos_token_id: cfg.eos_token_ids(),
-            max_length: 20,
+            max_length: None,
             max_new_tokens: None,
             min_length: 0,
             min_new_tokens: None,
             num_beams: 1,
             do_sample: false,
+            num_return_sequences: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::False,
+            temperature: 1.0,
+            top_k: 50,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
+            bad_words_ids: None,
+            forced_eos_token_id: None,
+            cache_implementation: None,
+            seed: None,
         }
     }
 
@@ -242,7 +334,8 @@ impl GenerationConfig {
         Ok(g)
     }
 
-    /// Overlay the keys present in a JSON object (generation_config.json or user options).
+    /// Overlay the keys present in a JSON object (generation_config.json or user options), with
+    /// transformers' names. Unknown keys are ignored (generation_config.json holds many).
     pub fn apply_json(&mut self, v: &Value) -> Result<()> {
         let obj = v.as_object().ok_or_else(|| T5Error::BadConfig("generation config must be a JSON object".into()))?;
         let uint = |k: &str| -> Result<Option<usize>> {
@@ -251,23 +344,174 @@ impl GenerationConfig {
                 Some(x) => x.as_u64().map(|x| Some(x as usize)).ok_or_else(|| T5Error::BadConfig(format!("{k} must be a non-negative integer"))),
             }
         };
+        let float = |k: &str| -> Result<Option<f64>> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => x.as_f64().map(Some).ok_or_else(|| T5Error::BadConfig(format!("{k} must be a number"))),
+            }
+        };
+        let ids = |k: &str| -> Result<Option<Vec<u32>>> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => n.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| Some(vec![x as u32])).ok_or_else(|| T5Error::BadConfig(format!("{k} must be a token id or a list of token ids"))),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| x.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| x as u32))
+                    .collect::<Option<Vec<u32>>>()
+                    .map(Some)
+                    .ok_or_else(|| T5Error::BadConfig(format!("{k} must be a token id or a list of token ids"))),
+                Some(_) => Err(T5Error::BadConfig(format!("{k} must be a token id or a list of token ids"))),
+            }
+        };
         if let Some(x) = uint("decoder_start_token_id")? { self.decoder_start_token_id = x as u32; }
         if let Some(x) = uint("pad_token_id")? { self.pad_token_id = x as u32; }
-        if obj.contains_key("eos_token_id") { self.eos_token_id = value_to_ids(obj.get("eos_token_id")); }
-        if let Some(x) = uint("max_length")? { self.max_length = x; }
+        if obj.contains_key("eos_token_id") { self.eos_token_id = ids("eos_token_id")?.unwrap_or_default(); }
+        if obj.contains_key("max_length") { self.max_length = uint("max_length")?; }
         if obj.contains_key("max_new_tokens") { self.max_new_tokens = uint("max_new_tokens")?; }
         if let Some(x) = uint("min_length")? { self.min_length = x; }
         if obj.contains_key("min_new_tokens") { self.min_new_tokens = uint("min_new_tokens")?; }
         if let Some(x) = uint("num_beams")? { self.num_beams = x; }
-        if let Some(Value::Bool(b)) = obj.get("do_sample") { self.do_sample = *b; }
+        match obj.get("do_sample") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => self.do_sample = *b,
+            Some(_) => return Err(T5Error::BadConfig("do_sample must be true or false".into())),
+        }
+        if let Some(x) = uint("num_return_sequences")? { self.num_return_sequences = x; }
+        if let Some(x) = float("length_penalty")? { self.length_penalty = x; }
+        if let Some(v) = obj.get("early_stopping") {
+            self.early_stopping = EarlyStopping::from_value(v).ok_or_else(|| T5Error::BadConfig("early_stopping must be true, false or \"never\"".into()))?;
+        }
+        if let Some(x) = float("temperature")? { self.temperature = x; }
+        if let Some(x) = uint("top_k")? { self.top_k = x; }
+        if let Some(x) = float("top_p")? { self.top_p = x; }
+        if let Some(x) = float("repetition_penalty")? { self.repetition_penalty = x; }
+        if let Some(x) = uint("no_repeat_ngram_size")? { self.no_repeat_ngram_size = x; }
+        if let Some(v) = obj.get("bad_words_ids") {
+            self.bad_words_ids = match v {
+                Value::Null => None,
+                Value::Array(rows) => Some(
+                    rows.iter()
+                        .map(|r| r.as_array().and_then(|r| r.iter().map(|x| x.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| x as u32)).collect::<Option<Vec<u32>>>()))
+                        .collect::<Option<Vec<Vec<u32>>>>()
+                        .ok_or_else(|| T5Error::BadConfig("bad_words_ids must be a list of lists of token ids".into()))?,
+                ),
+                _ => return Err(T5Error::BadConfig("bad_words_ids must be a list of lists of token ids".into())),
+            };
+        }
+        if obj.contains_key("forced_eos_token_id") { self.forced_eos_token_id = ids("forced_eos_token_id")?; }
+        match obj.get("cache_implementation") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => self.cache_implementation = Some(s.clone()),
+            Some(_) => return Err(T5Error::BadConfig("cache_implementation must be a string".into())),
+        }
+        if obj.contains_key("seed") {
+            self.seed = match obj.get("seed") {
+                Some(Value::Null) | None => None,
+                Some(x) => Some(x.as_u64().ok_or_else(|| T5Error::BadConfig("seed must be a non-negative integer".into()))?),
+            };
+        }
         Ok(())
+    }
+
+    /// Overlay `config.task_specific_params[task]` (e.g. t5-small's `summarization`: beam 4,
+    /// length_penalty 2, no_repeat_ngram 3, min_length 30, max_length 200, early_stopping) the way
+    /// transformers' pipelines merged them: model generation config < task params < call options
+    /// (apply the call options after this). Keys that are not generation options (`prefix`) are
+    /// ignored here. Returns whether the config had params for `task`.
+    pub fn apply_task_params(&mut self, cfg: &T5Config, task: &str) -> Result<bool> {
+        match cfg.task_specific_params.as_ref().and_then(|t| t.get(task)) {
+            Some(p) if p.is_object() => {
+                self.apply_json(p)?;
+                Ok(true)
+            }
+            Some(_) => Err(T5Error::BadConfig(format!("task_specific_params.{task} must be an object"))),
+            None => Ok(false),
+        }
+    }
+
+    /// Total decoder length allowed, start token included (transformers' `max_length` after
+    /// `_prepare_generated_length`).
+    pub fn total_max_length(&self) -> usize {
+        match (self.max_new_tokens, self.max_length) {
+            (Some(n), _) => n + 1,
+            (None, Some(m)) => m,
+            (None, None) => DEFAULT_MAX_NEW_TOKENS + 1,
+        }
+    }
+
+    /// Total decoder length below which EOS is suppressed (`min_new_tokens` takes precedence).
+    pub fn total_min_length(&self) -> usize {
+        match self.min_new_tokens {
+            Some(n) => n + 1,
+            None => self.min_length,
+        }
     }
 
     /// Number of tokens to generate after the decoder start token.
     pub fn new_tokens_budget(&self) -> usize {
-        match self.max_new_tokens {
-            Some(n) => n,
-            None => self.max_length.saturating_sub(1),
+        self.total_max_length().saturating_sub(1)
+    }
+
+    /// Whether `cache_implementation` asks for the preallocated static cache.
+    pub fn static_cache(&self) -> Result<bool> {
+        match self.cache_implementation.as_deref() {
+            None | Some("dynamic") => Ok(false),
+            Some("static") => Ok(true),
+            Some(other) => Err(T5Error::BadConfig(format!("cache_implementation {other:?} is not supported: expected \"static\" or \"dynamic\""))),
         }
+    }
+
+    /// transformers' `GenerationConfig.validate` checks that generation relies on, as typed errors.
+    pub fn validate(&self, vocab_size: usize) -> Result<()> {
+        let bad = |m: String| Err(T5Error::BadConfig(m));
+        if self.num_beams == 0 {
+            return bad("num_beams must be a positive integer".into());
+        }
+        if self.num_return_sequences == 0 {
+            return bad("num_return_sequences must be a positive integer".into());
+        }
+        if self.num_beams > 1 && self.num_return_sequences > self.num_beams {
+            return bad(format!("num_return_sequences ({}) has to be smaller or equal to num_beams ({})", self.num_return_sequences, self.num_beams));
+        }
+        if self.num_beams == 1 && !self.do_sample && self.num_return_sequences > 1 {
+            return bad("greedy search (num_beams = 1, do_sample = false) does not support num_return_sequences > 1".into());
+        }
+        if self.do_sample && !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad(format!("temperature has to be a strictly positive float, got {}", self.temperature));
+        }
+        if self.do_sample && !(0.0..=1.0).contains(&self.top_p) {
+            return bad(format!("top_p has to be a float between 0 and 1, got {}", self.top_p));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return bad(format!("repetition_penalty has to be a strictly positive float, got {}", self.repetition_penalty));
+        }
+        if !self.length_penalty.is_finite() {
+            return bad("length_penalty must be finite".into());
+        }
+        if let Some(b) = &self.bad_words_ids {
+            if b.is_empty() || b.iter().any(|w| w.is_empty()) {
+                return bad("bad_words_ids has to be a non-empty list of non-empty lists of token ids".into());
+            }
+            if let Some(&t) = b.iter().flatten().find(|&&t| t as usize >= vocab_size) {
+                return Err(T5Error::BadInput(format!("bad_words_ids: token id {t} is outside the vocabulary of {vocab_size}")));
+            }
+        }
+        let check_ids = |what: &str, ids: &[u32]| -> Result<()> {
+            match ids.iter().find(|&&t| t as usize >= vocab_size) {
+                Some(t) => Err(T5Error::BadInput(format!("{what} {t} is outside the vocabulary of {vocab_size}"))),
+                None => Ok(()),
+            }
+        };
+        check_ids("decoder_start_token_id", &[self.decoder_start_token_id])?;
+        check_ids("pad_token_id", &[self.pad_token_id])?;
+        check_ids("eos_token_id", &self.eos_token_id)?;
+        if let Some(f) = &self.forced_eos_token_id {
+            check_ids("forced_eos_token_id", f)?;
+        }
+        if self.total_max_length() == 0 {
+            return bad("max_length must be positive".into());
+        }
+        self.static_cache()?;
+        Ok(())
     }
 }

@@ -129,6 +129,39 @@ impl<B: Backend> DecoderCache<B> {
     pub fn encoder_mask(&self) -> &[u32] {
         &self.encoder_mask
     }
+    /// Preallocate every layer's self-attention keys/values for `capacity` decoder positions (the static
+    /// cache, `cache_implementation: "static"`): each step then writes its rows in place
+    /// ([`Backend::write_seq`]) instead of growing the tensors. Only before the first step. A static cache is
+    /// recognised by its tensors being longer than `past_len`; [`DecoderCache::layer`] returns them whole.
+    pub fn preallocate(&mut self, backend: &B, capacity: usize) -> Result<()> {
+        if !backend.static_kv() {
+            return Err(T5Error::BadConfig(format!("cache_implementation \"static\" is not supported by the {} backend", backend.name())));
+        }
+        if self.past_len != 0 || capacity == 0 {
+            return Err(T5Error::BadInput("a static cache is allocated before the first decoder step, for at least one position".into()));
+        }
+        let inner = backend.shape(&self.cross_kv[0].0)[2];
+        for kv in &mut self.self_kv {
+            let z = || backend.upload(Tensor::zeros(vec![self.batch, capacity, inner]));
+            *kv = Some((z(), z()));
+        }
+        Ok(())
+    }
+    /// Positions a preallocated (static) cache holds; `None` for the growing cache.
+    pub fn capacity(&self, backend: &B) -> Option<usize> {
+        match self.self_kv.first() {
+            Some(Some((k, _))) if backend.shape(k)[1] > self.past_len => Some(backend.shape(k)[1]),
+            _ => None,
+        }
+    }
+    /// Beam search: batch row `i` of the self-attention cache takes row `index[i]`, in place. (Cross-attention
+    /// rows are not touched: beams of one input share the encoder output.)
+    pub fn reorder(&mut self, backend: &B, index: &[usize]) {
+        for (k, v) in self.self_kv.iter_mut().flatten() {
+            backend.reorder_batch(k, index);
+            backend.reorder_batch(v, index);
+        }
+    }
 }
 
 /// What a stack records when transformers' `output_hidden_states` / `output_attentions` ask for it (host tensors).
@@ -507,6 +540,12 @@ impl<B: Backend> T5<B> {
             }
         }
         let be = &self.backend;
+        let static_cap = cache.capacity(be);
+        if let Some(cap) = static_cap {
+            if kv_len > cap {
+                return Err(T5Error::BadInput(format!("the static cache holds {cap} positions, {kv_len} needed")));
+            }
+        }
         let mut x = be.embedding(&self.shared, ids, &[b, q_len]);
         let bias = be.upload(compute_bias(&dec.relative_bias, q_len, kv_len, cache.past_len, false, self.config.relative_attention_max_distance));
         let self_mask = AttentionMask { key_mask: decoder_mask, causal_offset: Some(cache.past_len) };
@@ -522,6 +561,12 @@ impl<B: Backend> T5<B> {
             let a = &block.self_attn;
             let (q, k_new, v_new) = (be.linear(&h, &a.q), be.linear(&h, &a.k), be.linear(&h, &a.v));
             let (k, v) = match cache.self_kv[li].take() {
+                // preallocated static cache: write the new rows in place
+                Some((mut k, mut v)) if static_cap.is_some() => {
+                    be.write_seq(&mut k, &k_new, cache.past_len);
+                    be.write_seq(&mut v, &v_new, cache.past_len);
+                    (k, v)
+                }
                 Some((k, v)) => (be.cat_seq(&k, &k_new), be.cat_seq(&v, &v_new)),
                 None => (k_new, v_new),
             };

@@ -110,6 +110,28 @@ pub trait Backend {
     }
     /// Concatenate `[batch, s1, d]` and `[batch, s2, d]` along the sequence (KV cache growth).
     fn cat_seq(&self, a: &Self::Tensor, b: &Self::Tensor) -> Self::Tensor;
+    /// Write `src` (`[batch, q, d]`) into the preallocated `dst` (`[batch, capacity, d]`) at sequence
+    /// positions `pos..pos + q`, in place (the static KV cache). Needs [`Backend::static_kv`].
+    fn write_seq(&self, dst: &mut Self::Tensor, src: &Self::Tensor, pos: usize) {
+        let (mut d, s) = (self.download(dst), self.download(src));
+        cpu::write_seq_host(&mut d, &s, pos);
+        *dst = self.upload(d);
+    }
+    /// Whether [`Backend::attention`] accepts keys/values holding more positions per batch row than
+    /// `kv_len` (a preallocated static cache: only the first `kv_len` of each row are read).
+    fn static_kv(&self) -> bool {
+        false
+    }
+    /// Batch rows of `x` (`[batch, ...]`) picked by `index`: `out[i] = x[index[i]]` (beam expansion).
+    fn select_batch(&self, x: &Self::Tensor, index: &[usize]) -> Self::Tensor {
+        self.upload(cpu::select_batch_host(&self.download(x), index))
+    }
+    /// `x[i] = x[index[i]]` for every batch row at once, in place (beam reordering of a KV cache).
+    fn reorder_batch(&self, x: &mut Self::Tensor, index: &[usize]) {
+        let mut t = self.download(x);
+        cpu::reorder_batch_host(&mut t, index);
+        *x = self.upload(t);
+    }
     /// Rows `[batch, seq, d]` → `[batch, 1, d]` taking position `seq - 1` of each batch row.
     fn last_position(&self, x: &Self::Tensor) -> Self::Tensor;
     /// Index of the largest value of each row (first one on ties, as torch.argmax).

@@ -144,6 +144,22 @@ impl Backend for Cpu {
         attention_host(q, k, v, bias, mask, s, None)
     }
 
+    fn write_seq(&self, dst: &mut Tensor, src: &Tensor, pos: usize) {
+        write_seq_host(dst, src, pos);
+    }
+
+    fn static_kv(&self) -> bool {
+        true
+    }
+
+    fn select_batch(&self, x: &Tensor, index: &[usize]) -> Tensor {
+        select_batch_host(x, index)
+    }
+
+    fn reorder_batch(&self, x: &mut Tensor, index: &[usize]) {
+        reorder_batch_host(x, index);
+    }
+
     fn cat_seq(&self, a: &Tensor, b: &Tensor) -> Tensor {
         let (batch, s1, d) = (a.shape[0], a.shape[1], a.shape[2]);
         let s2 = b.shape[1];
@@ -249,4 +265,100 @@ pub fn attention_host(
         }
     }
     Tensor::new(vec![s.batch, s.q_len, inner], out)
+}
+
+/// `dst[b, pos..pos + q, :] = src[b, .., :]` for `dst` `[batch, capacity, d]`, `src` `[batch, q, d]`.
+pub fn write_seq_host(dst: &mut Tensor, src: &Tensor, pos: usize) {
+    let (batch, cap, d) = (dst.shape[0], dst.shape[1], dst.shape[2]);
+    let q = src.shape[1];
+    assert_eq!((src.shape[0], src.shape[2]), (batch, d), "write_seq: shapes");
+    assert!(pos + q <= cap, "write_seq: {pos} + {q} positions exceed the capacity {cap}");
+    for b in 0..batch {
+        let o = (b * cap + pos) * d;
+        dst.data[o..o + q * d].copy_from_slice(&src.data[b * q * d..(b + 1) * q * d]);
+    }
+}
+
+/// `out[i] = x[index[i]]` along the first dimension.
+pub fn select_batch_host(x: &Tensor, index: &[usize]) -> Tensor {
+    let row = x.numel() / x.shape[0].max(1);
+    let mut data = Vec::with_capacity(index.len() * row);
+    for &i in index {
+        data.extend_from_slice(&x.data[i * row..(i + 1) * row]);
+    }
+    let mut shape = x.shape.clone();
+    shape[0] = index.len();
+    Tensor::new(shape, data)
+}
+
+/// `x[i] = x[index[i]]` along the first dimension, in place: rows nobody still needs are
+/// overwritten first; what is left are cycles, each rotated through one scratch row (allocated
+/// only when a cycle exists).
+pub fn reorder_batch_host(x: &mut Tensor, index: &[usize]) {
+    let n = x.shape[0];
+    assert_eq!(index.len(), n, "reorder_batch: one index per batch row");
+    let row = x.numel() / n.max(1);
+    // readers[r]: pending rows that still have to copy row r
+    let mut readers = vec![0usize; n];
+    let mut pending: Vec<bool> = (0..n).map(|i| index[i] != i).collect();
+    for i in 0..n {
+        if pending[i] {
+            readers[index[i]] += 1;
+        }
+    }
+    let mut stack: Vec<usize> = (0..n).filter(|&i| pending[i] && readers[i] == 0).collect();
+    while let Some(i) = stack.pop() {
+        let s = index[i];
+        x.data.copy_within(s * row..(s + 1) * row, i * row);
+        pending[i] = false;
+        readers[s] -= 1;
+        if readers[s] == 0 && pending[s] {
+            stack.push(s);
+        }
+    }
+    // remaining: disjoint cycles i -> index[i] -> ...
+    let mut scratch: Vec<f32> = Vec::new();
+    for start in 0..n {
+        if !pending[start] {
+            continue;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&x.data[start * row..(start + 1) * row]);
+        let mut i = start;
+        loop {
+            let s = index[i];
+            pending[i] = false;
+            if s == start {
+                x.data[i * row..(i + 1) * row].copy_from_slice(&scratch);
+                break;
+            }
+            x.data.copy_within(s * row..(s + 1) * row, i * row);
+            i = s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod reorder_tests {
+    use super::*;
+
+    #[test]
+    fn reorder_matches_gather() {
+        let cases: Vec<Vec<usize>> = vec![
+            vec![0, 1, 2, 3],
+            vec![0, 0, 0, 0],
+            vec![1, 0, 3, 2],
+            vec![3, 0, 1, 2],
+            vec![2, 2, 0, 1],
+            vec![1, 1, 3, 3],
+            vec![3, 3, 3, 0],
+        ];
+        for index in cases {
+            let x = Tensor::new(vec![4, 2, 3], (0..24).map(|v| v as f32).collect());
+            let want = select_batch_host(&x, &index);
+            let mut got = x.clone();
+            reorder_batch_host(&mut got, &index);
+            assert_eq!(got, want, "index {index:?}");
+        }
+    }
 }

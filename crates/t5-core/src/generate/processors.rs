@@ -1,0 +1,275 @@
+//! Logits processors, as transformers' `LogitsProcessorList` that `generate` builds
+//! (`_get_logits_processor`), in the same order and with the same arithmetic (f32):
+//! repetition penalty → no-repeat n-gram → bad words → min length (min_new_tokens folded in) →
+//! forced EOS, then, when sampling, the warpers temperature → top-k → top-p.
+//!
+//! Greedy and sampling apply them to the raw logits of the step; beam search to the log-softmax of
+//! the logits, exactly as transformers does. Scores are host rows `[rows, vocab]`; `seqs[r]` is the
+//! decoder sequence of row `r` so far (decoder start token included).
+
+use crate::config::GenerationConfig;
+
+#[derive(Debug, Clone)]
+enum Processor {
+    /// `RepetitionPenaltyLogitsProcessor`: each token already in the row: `s < 0 ? s * p : s / p`.
+    Repetition(f32),
+    /// `NoRepeatNGramLogitsProcessor`
+    NoRepeatNgram(usize),
+    /// `NoBadWordsLogitsProcessor` (`[eos]` entries dropped): single tokens always banned,
+    /// longer sequences banned as the completion of their prefix.
+    BadWords { single: Vec<u32>, multi: Vec<Vec<u32>> },
+    /// `MinLengthLogitsProcessor` / `MinNewTokensLengthLogitsProcessor`: EOS at -inf while the row is
+    /// shorter than `min_length` (total, start token included).
+    MinLength { min_length: usize, eos: Vec<u32> },
+    /// `ForcedEOSTokenLogitsProcessor`: at length `max_length - 1` only EOS (score 0) is left.
+    ForcedEos { max_length: usize, eos: Vec<u32> },
+    /// `TemperatureLogitsWarper`
+    Temperature(f32),
+    /// `TopKLogitsWarper` (k already raised to `min_tokens_to_keep`)
+    TopK(usize),
+    /// `TopPLogitsWarper`
+    TopP { p: f32, keep: usize },
+}
+
+/// The processors a generation config asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LogitsProcessors {
+    list: Vec<Processor>,
+}
+
+impl LogitsProcessors {
+    /// As transformers builds them for `gen`; the warpers only when `gen.do_sample`.
+    /// `min_tokens_to_keep`: 1 for sampling, `len(eos) + 1` for beam sampling.
+    pub fn new(gen: &GenerationConfig, min_tokens_to_keep: usize) -> Self {
+        let mut list = vec![];
+        if gen.repetition_penalty != 1.0 {
+            list.push(Processor::Repetition(gen.repetition_penalty as f32));
+        }
+        if gen.no_repeat_ngram_size > 0 {
+            list.push(Processor::NoRepeatNgram(gen.no_repeat_ngram_size));
+        }
+        if let Some(bad) = &gen.bad_words_ids {
+            let kept: Vec<&Vec<u32>> = bad.iter().filter(|w| !gen.eos_token_id.iter().any(|&e| w.as_slice() == [e])).collect();
+            let single = kept.iter().filter(|w| w.len() == 1).map(|w| w[0]).collect();
+            let multi = kept.iter().filter(|w| w.len() > 1).map(|w| (*w).clone()).collect();
+            list.push(Processor::BadWords { single, multi });
+        }
+        let min_length = gen.total_min_length();
+        if min_length > 0 && !gen.eos_token_id.is_empty() {
+            list.push(Processor::MinLength { min_length, eos: gen.eos_token_id.clone() });
+        }
+        if let Some(f) = &gen.forced_eos_token_id {
+            list.push(Processor::ForcedEos { max_length: gen.total_max_length(), eos: f.clone() });
+        }
+        if gen.do_sample {
+            if gen.temperature != 1.0 {
+                list.push(Processor::Temperature(gen.temperature as f32));
+            }
+            if gen.top_k != 0 {
+                list.push(Processor::TopK(gen.top_k.max(min_tokens_to_keep)));
+            }
+            if gen.top_p < 1.0 {
+                list.push(Processor::TopP { p: gen.top_p as f32, keep: min_tokens_to_keep });
+            }
+        }
+        LogitsProcessors { list }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Apply every processor in order to `scores` (`seqs.len()` rows of `vocab`).
+    pub fn apply(&self, seqs: &[Vec<u32>], scores: &mut [f32], vocab: usize) {
+        assert_eq!(scores.len(), seqs.len() * vocab, "one score row per sequence");
+        for p in &self.list {
+            for (r, seq) in seqs.iter().enumerate() {
+                apply_one(p, seq, &mut scores[r * vocab..(r + 1) * vocab]);
+            }
+        }
+    }
+}
+
+fn apply_one(p: &Processor, seq: &[u32], row: &mut [f32]) {
+    let vocab = row.len();
+    let cur_len = seq.len();
+    match p {
+        Processor::Repetition(penalty) => {
+            let mut seen: Vec<u32> = seq.iter().copied().filter(|&t| (t as usize) < vocab).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for t in seen {
+                let s = &mut row[t as usize];
+                *s = if *s < 0.0 { *s * penalty } else { *s / penalty };
+            }
+        }
+        Processor::NoRepeatNgram(n) => {
+            let n = *n;
+            if cur_len < n {
+                return;
+            }
+            let prefix = &seq[cur_len + 1 - n..];
+            for start in 0..=cur_len - n {
+                let w = &seq[start..start + n];
+                if &w[..n - 1] == prefix {
+                    let t = w[n - 1] as usize;
+                    if t < vocab {
+                        row[t] = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        Processor::BadWords { single, multi } => {
+            for &t in single {
+                if (t as usize) < vocab {
+                    row[t as usize] += f32::NEG_INFINITY;
+                }
+            }
+            for w in multi {
+                let pre = &w[..w.len() - 1];
+                if pre.len() <= cur_len && &seq[cur_len - pre.len()..] == pre {
+                    let t = *w.last().unwrap() as usize;
+                    if t < vocab {
+                        row[t] += f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        Processor::MinLength { min_length, eos } => {
+            if cur_len < *min_length {
+                for &e in eos {
+                    if (e as usize) < vocab {
+                        row[e as usize] = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        Processor::ForcedEos { max_length, eos } => {
+            if cur_len + 1 == *max_length {
+                row.iter_mut().for_each(|s| *s = f32::NEG_INFINITY);
+                for &e in eos {
+                    if (e as usize) < vocab {
+                        row[e as usize] = 0.0;
+                    }
+                }
+            }
+        }
+        Processor::Temperature(t) => row.iter_mut().for_each(|s| *s /= t),
+        Processor::TopK(k) => {
+            let k = (*k).min(vocab);
+            if k == 0 {
+                return;
+            }
+            let mut sorted: Vec<f32> = row.to_vec();
+            // the k-th largest value (NaN sorts last)
+            let (_, kth, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Less));
+            let kth = *kth;
+            row.iter_mut().for_each(|s| {
+                if *s < kth {
+                    *s = f32::NEG_INFINITY;
+                }
+            });
+        }
+        Processor::TopP { p, keep } => {
+            // ascending sort, softmax, cumulative sum; drop where cum <= 1 - p, keep the top `keep`
+            let mut idx: Vec<usize> = (0..vocab).collect();
+            idx.sort_by(|&a, &b| row[a].partial_cmp(&row[b]).unwrap_or(std::cmp::Ordering::Equal));
+            let max = row[idx[vocab - 1]];
+            let exps: Vec<f32> = idx.iter().map(|&i| if row[i] == f32::NEG_INFINITY { 0.0 } else { (row[i] - max).exp() }).collect();
+            let sum: f32 = exps.iter().sum();
+            let mut cum = 0.0f32;
+            let threshold = 1.0 - p;
+            let mut remove = vec![false; vocab];
+            for (j, e) in exps.iter().enumerate() {
+                cum += e / sum;
+                remove[j] = cum <= threshold;
+            }
+            for r in remove.iter_mut().skip(vocab.saturating_sub(*keep)) {
+                *r = false;
+            }
+            for (j, &i) in idx.iter().enumerate() {
+                if remove[j] {
+                    row[i] = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/// `log_softmax` of each `vocab`-long row, in place (max-subtracted; the sum in f64).
+pub fn log_softmax_rows(scores: &mut [f32], vocab: usize) {
+    for row in scores.chunks_mut(vocab) {
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        if max == f32::NEG_INFINITY {
+            continue;
+        }
+        // accumulated in f64: a plain f32 sum over a 32k vocabulary loses more than torch's vectorised one
+        let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
+        let lse = max as f64 + sum.ln();
+        row.iter_mut().for_each(|x| *x = (*x as f64 - lse) as f32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::T5Config;
+
+    fn gen(json: &str) -> GenerationConfig {
+        let cfg = T5Config::from_json("{}").unwrap();
+        let mut g = GenerationConfig::from_model_config(&cfg);
+        g.apply_json(&serde_json::from_str(json).unwrap()).unwrap();
+        g
+    }
+
+    #[test]
+    fn repetition_penalty_once_per_token() {
+        let p = LogitsProcessors::new(&gen(r#"{"repetition_penalty": 2.0}"#), 1);
+        let mut s = vec![1.0, -1.0, 4.0, 3.0];
+        p.apply(&[vec![0, 1, 1, 2]], &mut s, 4);
+        assert_eq!(s, vec![0.5, -2.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn no_repeat_ngram_bans_completions() {
+        let p = LogitsProcessors::new(&gen(r#"{"no_repeat_ngram_size": 2}"#), 1);
+        let mut s = vec![0.0; 5];
+        // bigrams (0,3) (3,4) (4,3): the prefix is [3] -> 4 banned
+        p.apply(&[vec![0, 3, 4, 3]], &mut s, 5);
+        assert_eq!(s, vec![0.0, 0.0, 0.0, 0.0, f32::NEG_INFINITY]);
+    }
+
+    #[test]
+    fn bad_words_single_and_prefix_eos_kept() {
+        let p = LogitsProcessors::new(&gen(r#"{"bad_words_ids": [[2], [3, 4], [1]], "eos_token_id": 1}"#), 1);
+        let mut s = vec![0.0; 5];
+        p.apply(&[vec![0, 3]], &mut s, 5);
+        assert_eq!(s, vec![0.0, 0.0, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
+        let mut s = vec![0.0; 5];
+        p.apply(&[vec![0, 4]], &mut s, 5);
+        assert_eq!(s, vec![0.0, 0.0, f32::NEG_INFINITY, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn top_k_and_top_p() {
+        let p = LogitsProcessors::new(&gen(r#"{"do_sample": true, "top_k": 2}"#), 1);
+        let mut s = vec![1.0, 3.0, 2.0, 0.0];
+        p.apply(&[vec![0]], &mut s, 4);
+        assert_eq!(s, vec![f32::NEG_INFINITY, 3.0, 2.0, f32::NEG_INFINITY]);
+        let p = LogitsProcessors::new(&gen(r#"{"do_sample": true, "top_k": 0, "top_p": 0.5}"#), 1);
+        let mut s = vec![(0.1f32).ln(), (0.6f32).ln(), (0.3f32).ln()];
+        p.apply(&[vec![0]], &mut s, 3);
+        assert!(s[0] == f32::NEG_INFINITY && s[2] == f32::NEG_INFINITY && s[1].is_finite());
+    }
+
+    #[test]
+    fn forced_eos_at_the_last_position() {
+        let p = LogitsProcessors::new(&gen(r#"{"forced_eos_token_id": 1, "max_new_tokens": 2}"#), 1);
+        let mut s = vec![5.0; 3];
+        p.apply(&[vec![0, 2]], &mut s, 3);
+        assert_eq!(s, vec![f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
+        let mut s = vec![5.0; 3];
+        p.apply(&[vec![0]], &mut s, 3);
+        assert_eq!(s, vec![5.0; 3]);
+    }
+}
