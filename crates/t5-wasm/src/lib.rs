@@ -22,6 +22,9 @@ use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
 mod heads;
+// WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
+#[cfg(target_arch = "wasm32")]
+mod gpu;
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 
