@@ -236,10 +236,16 @@ impl QWeight {
                 let (k, group) = (*k, *group);
                 let row = &packed[r * k / 2..(r + 1) * k / 2];
                 let gpr = k / group;
-                for (j, o) in out.iter_mut().enumerate().take(k) {
-                    let g = r * gpr + j / group;
-                    // torchao `_dequantize_affine_tinygemm`: (q - mid) * scale + zero
-                    *o = (q4_code(row, j) as f32 - 8.0) * scales[g] + zeros[g];
+                // per 64-weight chunk (groups are multiples of 64): byte i → weights i and 32 + i;
+                // torchao `_dequantize_affine_tinygemm`: (q - mid) * scale + zero
+                for (c, (bytes, o)) in row.chunks_exact(32).zip(out[..k].chunks_exact_mut(64)).enumerate() {
+                    let g = r * gpr + c * 64 / group;
+                    let (s, z) = (scales[g], zeros[g]);
+                    let (lo, hi) = o.split_at_mut(32);
+                    for i in 0..32 {
+                        lo[i] = ((bytes[i] & 15) as f32 - 8.0) * s + z;
+                        hi[i] = ((bytes[i] >> 4) as f32 - 8.0) * s + z;
+                    }
                 }
             }
         }
