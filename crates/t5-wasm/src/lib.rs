@@ -14,7 +14,7 @@
 use js_sys::{Array, Float32Array, Object, Reflect, Uint32Array};
 use serde_json::Value;
 use t5_core::config::{GenerationConfig, T5Config};
-use t5_core::generate::greedy;
+use t5_core::generate::{generate, GenerateOutput, Generation};
 use t5_core::model::{Batch, ModelKind, T5};
 use t5_core::tokenizer::{EncodeOptions, Tokenizer};
 use t5_core::weights::{shard_files_from_index as core_shard_files, WeightStore};
@@ -22,7 +22,6 @@ use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
 mod heads;
-
 // WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
 #[cfg(target_arch = "wasm32")]
 mod gpu;
@@ -501,15 +500,19 @@ impl WasmModel {
         Ok(obj)
     }
 
-    /// Greedy generation. `options_json` overlays the model's generation config (max_new_tokens,
-    /// max_length, min_new_tokens, min_length, eos_token_id, pad_token_id, decoder_start_token_id,
-    /// num_beams, do_sample). Returns `{sequences: Uint32Array, batch, length}`: each row starts with
-    /// the decoder start token and is padded with `pad_token_id` after its EOS.
+    /// Generation as transformers' `generate` (greedy, sampling, beam search, beam sampling; logits
+    /// processors; static or growing KV cache). `options_json` overlays the model's generation config
+    /// with transformers' names (max_new_tokens, max_length, min_new_tokens, min_length, eos_token_id,
+    /// pad_token_id, decoder_start_token_id, num_beams, do_sample, num_return_sequences, length_penalty,
+    /// early_stopping, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size, bad_words_ids,
+    /// forced_eos_token_id, cache_implementation, seed). Returns `{sequences: Uint32Array, batch, length,
+    /// sequences_scores?: Float32Array}`: `batch` rows (inputs × num_return_sequences), each starting with
+    /// the decoder start token, padded as transformers pads them; `sequences_scores` for beam search.
     ///
     /// `on_step` (optional): called after each generated position as `on_step(index, tokens)` with the
-    /// new token of each row (`Uint32Array`, `pad_token_id` for finished rows); returning `false` stops
-    /// generation there (streaming and cancellation). An exception thrown by it stops generation and is
-    /// rethrown.
+    /// new token of each row (`Uint32Array`, `pad_token_id` for finished rows; beam search: the newest
+    /// token of each input's best running beam); returning `false` stops generation there (streaming and
+    /// cancellation). An exception thrown by it stops generation and is rethrown.
     pub fn generate(
         &self,
         ids: Vec<u32>,
@@ -519,6 +522,36 @@ impl WasmModel {
         options_json: Option<String>,
         on_step: Option<js_sys::Function>,
     ) -> JsResult<Object> {
+        let (input, gen) = self.generation_input(ids, mask, batch, seq, options_json)?;
+        let mut thrown: Option<JsValue> = None;
+        let out = generate(&self.model, &input, &gen, |step| match &on_step {
+            None => true,
+            Some(f) => match f.call2(&JsValue::NULL, &JsValue::from(step.index as u32), &Uint32Array::from(step.tokens).into()) {
+                Ok(v) => v != JsValue::FALSE,
+                Err(e) => {
+                    thrown = Some(e);
+                    false
+                }
+            },
+        })
+        .map_err(js_err)?;
+        if let Some(e) = thrown {
+            return Err(e);
+        }
+        Ok(generate_output(out))
+    }
+
+    /// [`Self::generate`] one step at a time: the returned [`WasmGeneration`] runs a decoder step per
+    /// `step(model)` call, so that the caller can yield to its event loop between steps (async
+    /// iteration, cancellation by an `AbortSignal`).
+    #[wasm_bindgen(js_name = startGeneration)]
+    pub fn start_generation(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>) -> JsResult<WasmGeneration> {
+        let (input, gen) = self.generation_input(ids, mask, batch, seq, options_json)?;
+        let inner = Generation::new(&self.model, &input, &gen).map_err(js_err)?;
+        Ok(WasmGeneration { inner: Some(inner) })
+    }
+
+    fn generation_input(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>) -> JsResult<(Batch, GenerationConfig)> {
         if self.model.kind != ModelKind::ConditionalGeneration {
             return Err(bad_input("generate needs a model with an LM head (T5ForConditionalGeneration)"));
         }
@@ -534,32 +567,46 @@ impl WasmModel {
                 return Err(bad_input(format!("{what} {id} is outside the vocabulary of {vocab}")));
             }
         }
-        let mut thrown: Option<JsValue> = None;
-        let rows = greedy(&self.model, &input, &gen, |step| match &on_step {
-            None => true,
-            Some(f) => match f.call2(&JsValue::NULL, &JsValue::from(step.index as u32), &Uint32Array::from(step.tokens).into()) {
-                Ok(v) => v != JsValue::FALSE,
-                Err(e) => {
-                    thrown = Some(e);
-                    false
-                }
-            },
-        })
-        .map_err(js_err)?;
-        if let Some(e) = thrown {
-            return Err(e);
-        }
-        let length = rows.iter().map(Vec::len).max().unwrap_or(0);
-        let mut flat = Vec::with_capacity(rows.len() * length);
-        for r in &rows {
-            flat.extend_from_slice(r);
-            flat.extend(std::iter::repeat_n(gen.pad_token_id, length - r.len()));
-        }
-        let obj = Object::new();
-        set(&obj, "sequences", Uint32Array::from(flat.as_slice()));
-        set(&obj, "batch", rows.len() as u32);
-        set(&obj, "length", length as u32);
-        Ok(obj)
+        gen.validate(vocab).map_err(js_err)?;
+        Ok((input, gen))
+    }
+}
+
+/// `{sequences, batch, length, sequences_scores?}` of a generation.
+fn generate_output(out: GenerateOutput) -> Object {
+    let rows = out.sequences;
+    let length = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let flat: Vec<u32> = rows.concat();
+    let obj = Object::new();
+    set(&obj, "sequences", Uint32Array::from(flat.as_slice()));
+    set(&obj, "batch", rows.len() as u32);
+    set(&obj, "length", length as u32);
+    if let Some(s) = out.sequences_scores {
+        set(&obj, "sequences_scores", Float32Array::from(s.as_slice()));
+    }
+    obj
+}
+
+/// A generation in progress (see [`WasmModel::start_generation`]).
+#[wasm_bindgen]
+pub struct WasmGeneration {
+    inner: Option<Generation<Cpu>>,
+}
+
+#[wasm_bindgen]
+impl WasmGeneration {
+    /// Run one decoder step with the model the generation was started from: the step's tokens (one per
+    /// row; beam search: per input), or `undefined` once generation has finished.
+    pub fn step(&mut self, model: &WasmModel) -> JsResult<Option<Vec<u32>>> {
+        let g = self.inner.as_mut().ok_or_else(|| bad_input("this generation has already finished"))?;
+        Ok(g.step(&model.model).map_err(js_err)?.map(|s| s.tokens.to_vec()))
+    }
+
+    /// The sequences so far (all of them once `step` returned `undefined`), as [`WasmModel::generate`]
+    /// returns them. The generation is then over.
+    pub fn finish(&mut self) -> JsResult<Object> {
+        let g = self.inner.take().ok_or_else(|| bad_input("this generation has already finished"))?;
+        Ok(generate_output(g.finish()))
     }
 }
 
