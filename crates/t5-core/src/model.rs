@@ -157,9 +157,10 @@ impl<B: Backend> DecoderCache<B> {
     /// Beam search: batch row `i` of the self-attention cache takes row `index[i]`, in place. (Cross-attention
     /// rows are not touched: beams of one input share the encoder output.)
     pub fn reorder(&mut self, backend: &B, index: &[usize]) {
+        let used = self.past_len;
         for (k, v) in self.self_kv.iter_mut().flatten() {
-            backend.reorder_batch(k, index);
-            backend.reorder_batch(v, index);
+            backend.reorder_batch(k, index, used);
+            backend.reorder_batch(v, index, used);
         }
     }
 }

@@ -126,10 +126,12 @@ pub trait Backend {
     fn select_batch(&self, x: &Self::Tensor, index: &[usize]) -> Self::Tensor {
         self.upload(cpu::select_batch_host(&self.download(x), index))
     }
-    /// `x[i] = x[index[i]]` for every batch row at once, in place (beam reordering of a KV cache).
-    fn reorder_batch(&self, x: &mut Self::Tensor, index: &[usize]) {
+    /// `x[i] = x[index[i]]` for every batch row at once, in place (beam reordering of a KV cache);
+    /// for `x` of shape `[batch, len, d]` only positions `..used` of each row are moved (a static
+    /// cache holds `used` of its `len` positions).
+    fn reorder_batch(&self, x: &mut Self::Tensor, index: &[usize], used: usize) {
         let mut t = self.download(x);
-        cpu::reorder_batch_host(&mut t, index);
+        cpu::reorder_batch_host(&mut t, index, used);
         *x = self.upload(t);
     }
     /// Rows `[batch, seq, d]` → `[batch, 1, d]` taking position `seq - 1` of each batch row.

@@ -156,8 +156,8 @@ impl Backend for Cpu {
         select_batch_host(x, index)
     }
 
-    fn reorder_batch(&self, x: &mut Tensor, index: &[usize]) {
-        reorder_batch_host(x, index);
+    fn reorder_batch(&self, x: &mut Tensor, index: &[usize], used: usize) {
+        reorder_batch_host(x, index, used);
     }
 
     fn cat_seq(&self, a: &Tensor, b: &Tensor) -> Tensor {
@@ -293,11 +293,12 @@ pub fn select_batch_host(x: &Tensor, index: &[usize]) -> Tensor {
 
 /// `x[i] = x[index[i]]` along the first dimension, in place: rows nobody still needs are
 /// overwritten first; what is left are cycles, each rotated through one scratch row (allocated
-/// only when a cycle exists).
-pub fn reorder_batch_host(x: &mut Tensor, index: &[usize]) {
+/// only when a cycle exists). For a 3-D `x` only the first `used` positions of dimension 1 move.
+pub fn reorder_batch_host(x: &mut Tensor, index: &[usize], used: usize) {
     let n = x.shape[0];
     assert_eq!(index.len(), n, "reorder_batch: one index per batch row");
-    let row = x.numel() / n.max(1);
+    let stride = x.numel() / n.max(1);
+    let row = if x.shape.len() == 3 { used.min(x.shape[1]) * x.shape[2] } else { stride };
     // readers[r]: pending rows that still have to copy row r
     let mut readers = vec![0usize; n];
     let mut pending: Vec<bool> = (0..n).map(|i| index[i] != i).collect();
@@ -309,7 +310,7 @@ pub fn reorder_batch_host(x: &mut Tensor, index: &[usize]) {
     let mut stack: Vec<usize> = (0..n).filter(|&i| pending[i] && readers[i] == 0).collect();
     while let Some(i) = stack.pop() {
         let s = index[i];
-        x.data.copy_within(s * row..(s + 1) * row, i * row);
+        x.data.copy_within(s * stride..s * stride + row, i * stride);
         pending[i] = false;
         readers[s] -= 1;
         if readers[s] == 0 && pending[s] {
@@ -323,16 +324,16 @@ pub fn reorder_batch_host(x: &mut Tensor, index: &[usize]) {
             continue;
         }
         scratch.clear();
-        scratch.extend_from_slice(&x.data[start * row..(start + 1) * row]);
+        scratch.extend_from_slice(&x.data[start * stride..start * stride + row]);
         let mut i = start;
         loop {
             let s = index[i];
             pending[i] = false;
             if s == start {
-                x.data[i * row..(i + 1) * row].copy_from_slice(&scratch);
+                x.data[i * stride..i * stride + row].copy_from_slice(&scratch);
                 break;
             }
-            x.data.copy_within(s * row..(s + 1) * row, i * row);
+            x.data.copy_within(s * stride..s * stride + row, i * stride);
             i = s;
         }
     }
@@ -357,8 +358,15 @@ mod reorder_tests {
             let x = Tensor::new(vec![4, 2, 3], (0..24).map(|v| v as f32).collect());
             let want = select_batch_host(&x, &index);
             let mut got = x.clone();
-            reorder_batch_host(&mut got, &index);
+            reorder_batch_host(&mut got, &index, 2);
             assert_eq!(got, want, "index {index:?}");
+            // only the first position of each row moves
+            let mut part = x.clone();
+            reorder_batch_host(&mut part, &index, 1);
+            for b in 0..4 {
+                assert_eq!(part.data[b * 6..b * 6 + 3], want.data[b * 6..b * 6 + 3]);
+                assert_eq!(part.data[b * 6 + 3..b * 6 + 6], x.data[b * 6 + 3..b * 6 + 6]);
+            }
         }
     }
 }
