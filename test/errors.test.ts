@@ -99,8 +99,11 @@ describe("loading errors", () => {
     expect(e.path).toContain("model-00002-of-00003.safetensors");
   });
 
-  it("missing tokenizer.json", async () => {
-    const dir = variant("no-tokenizer", TINY, (d) => rmSync(join(d, "tokenizer.json")));
+  it("missing tokenizer.json (and no spiece.model to convert)", async () => {
+    const dir = variant("no-tokenizer", TINY, (d) => {
+      rmSync(join(d, "tokenizer.json"));
+      rmSync(join(d, "spiece.model"));
+    });
     await rejects(AutoTokenizer.fromPretrained(dir), MissingFileError, /tokenizer\.json/);
   });
 

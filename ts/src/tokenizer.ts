@@ -85,12 +85,24 @@ export class T5Tokenizer {
     return new T5Tokenizer(wasmCall(() => new wasm.WasmTokenizer(tokenizerJson, tokenizerConfig), "tokenizer.json"));
   }
 
-  /** The tokenizer of a model directory or base URL (`tokenizer.json`, `tokenizer_config.json`). */
+  /** From `spiece.model` bytes (a slow-tokenizer checkpoint) and optional `tokenizer_config.json` bytes. */
+  static async fromSpiece(spieceModel: Uint8Array, tokenizerConfig?: Uint8Array): Promise<T5Tokenizer> {
+    const wasm = await initWasm();
+    return new T5Tokenizer(wasmCall(() => wasm.WasmTokenizer.fromSpiece(spieceModel, tokenizerConfig), "spiece.model"));
+  }
+
+  /**
+   * The tokenizer of a model directory or base URL: `tokenizer.json`, or for older checkpoints that have none,
+   * `spiece.model` (converted as transformers does); `tokenizer_config.json` when present.
+   */
   static async fromPretrained(dirOrUrl: ModelSource, opts: LoadOptions = {}): Promise<T5Tokenizer> {
     const src = await openSource(dirOrUrl, opts);
-    const json = await readRequired(src, "tokenizer.json");
     const cfg = await src.read("tokenizer_config.json");
-    return T5Tokenizer.fromBytes(json, cfg);
+    const json = await src.read("tokenizer.json");
+    if (json) return T5Tokenizer.fromBytes(json, cfg);
+    const spiece = await src.read("spiece.model");
+    if (spiece) return T5Tokenizer.fromSpiece(spiece, cfg);
+    return T5Tokenizer.fromBytes(await readRequired(src, "tokenizer.json"), cfg);
   }
 
   private get live(): WasmTokenizer {

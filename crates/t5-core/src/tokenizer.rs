@@ -14,6 +14,16 @@ pub struct Tokenizer {
     clean_up_tokenization_spaces: bool,
     model_max_length: Option<usize>,
     padding_left: bool,
+    /// Copies of `inner` configured for padding / truncation, made once per setting: cloning a
+    /// tokenizer rebuilds its vocabulary structures (tens of ms for T5's), far too slow per call.
+    configured: std::sync::Mutex<Vec<(BatchSetting, HfTokenizer)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchSetting {
+    padding: bool,
+    left: bool,
+    truncate_to: Option<usize>,
 }
 
 /// Options of a batch encode, as transformers' `__call__` arguments.
@@ -74,7 +84,7 @@ impl Tokenizer {
         // transformers stores "no limit" as a huge float
         let model_max_length = cfg.get("model_max_length").and_then(|v| v.as_f64()).filter(|&x| x < 1e9).map(|x| x as usize);
         let padding_left = cfg.get("padding_side").and_then(|v| v.as_str()) == Some("left");
-        Ok(Tokenizer { inner, pad_id, pad_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left })
+        Ok(Tokenizer { inner, pad_id, pad_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left, configured: Default::default() })
     }
 
     pub fn pad_token_id(&self) -> u32 {
@@ -114,23 +124,48 @@ impl Tokenizer {
     /// Encode several texts, padded to the longest (right padding unless the config says left)
     /// and truncated like transformers' `tokenizer(texts, padding=True, truncation=True, max_length=N)`.
     pub fn encode_batch(&self, texts: &[String], opts: &EncodeOptions) -> Result<Encoded> {
-        let mut tk = self.inner.clone();
-        if opts.truncation {
-            let max_length = opts.max_length.or(self.model_max_length).ok_or_else(|| T5Error::Tokenizer("truncation needs max_length".into()))?;
-            tk.with_truncation(Some(TruncationParams {
-                max_length,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
-            .map_err(terr)?;
+        let truncate_to = if opts.truncation {
+            Some(opts.max_length.or(self.model_max_length).ok_or_else(|| T5Error::Tokenizer("truncation needs max_length".into()))?)
         } else {
-            tk.with_truncation(None).map_err(terr)?;
+            None
+        };
+        let setting = BatchSetting { padding: opts.padding, left: self.padding_left, truncate_to };
+        let encs = if !setting.padding && setting.truncate_to.is_none() && self.inner.get_padding().is_none() && self.inner.get_truncation().is_none() {
+            self.inner.encode_batch(texts.to_vec(), opts.add_special_tokens).map_err(terr)?
+        } else {
+            let mut cache = self.configured.lock().unwrap_or_else(|e| e.into_inner());
+            if !cache.iter().any(|(s, _)| *s == setting) {
+                cache.push((setting, self.configure(setting)?));
+            }
+            let tk = &cache.iter().find(|(s, _)| *s == setting).expect("just inserted").1;
+            tk.encode_batch(texts.to_vec(), opts.add_special_tokens).map_err(terr)?
+        };
+        Ok(Encoded {
+            input_ids: encs.iter().map(|e| e.get_ids().to_vec()).collect(),
+            attention_mask: encs.iter().map(|e| e.get_attention_mask().to_vec()).collect(),
+        })
+    }
+
+    fn configure(&self, setting: BatchSetting) -> Result<HfTokenizer> {
+        let mut tk = self.inner.clone();
+        match setting.truncate_to {
+            Some(max_length) => {
+                tk.with_truncation(Some(TruncationParams {
+                    max_length,
+                    strategy: TruncationStrategy::LongestFirst,
+                    stride: 0,
+                    direction: TruncationDirection::Right,
+                }))
+                .map_err(terr)?;
+            }
+            None => {
+                tk.with_truncation(None).map_err(terr)?;
+            }
         }
-        if opts.padding {
+        if setting.padding {
             tk.with_padding(Some(PaddingParams {
                 strategy: PaddingStrategy::BatchLongest,
-                direction: if self.padding_left { PaddingDirection::Left } else { PaddingDirection::Right },
+                direction: if setting.left { PaddingDirection::Left } else { PaddingDirection::Right },
                 pad_to_multiple_of: None,
                 pad_id: self.pad_id,
                 pad_type_id: 0,
@@ -139,11 +174,7 @@ impl Tokenizer {
         } else {
             tk.with_padding(None);
         }
-        let encs = tk.encode_batch(texts.to_vec(), opts.add_special_tokens).map_err(terr)?;
-        Ok(Encoded {
-            input_ids: encs.iter().map(|e| e.get_ids().to_vec()).collect(),
-            attention_mask: encs.iter().map(|e| e.get_attention_mask().to_vec()).collect(),
-        })
+        Ok(tk)
     }
 
     /// Text of `ids`, as transformers' `decode(ids, skip_special_tokens)` (with its
@@ -228,7 +259,7 @@ impl Tokenizer {
         let clean_up_tokenization_spaces = cfg.get("clean_up_tokenization_spaces").and_then(|v| v.as_bool()).unwrap_or(false);
         let model_max_length = cfg.get("model_max_length").and_then(|v| v.as_f64()).filter(|&x| x < 1e9).map(|x| x as usize);
         let padding_left = cfg.get("padding_side").and_then(|v| v.as_str()) == Some("left");
-        Tokenizer { inner, pad_id, pad_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left }
+        Tokenizer { inner, pad_id, pad_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left, configured: Default::default() }
     }
 
     /// Pad batches on the left (`true`) or the right, as transformers' `padding_side` (overrides the config's).

@@ -93,6 +93,14 @@ impl WasmTokenizer {
         Ok(WasmTokenizer { inner })
     }
 
+    /// From `spiece.model` (older checkpoints without `tokenizer.json`), built the way transformers'
+    /// converter does, and `tokenizer_config.json` when present.
+    #[wasm_bindgen(js_name = fromSpiece)]
+    pub fn from_spiece(spiece_model: &[u8], tokenizer_config: Option<Vec<u8>>) -> JsResult<WasmTokenizer> {
+        let inner = Tokenizer::from_spiece(spiece_model, tokenizer_config.as_deref()).map_err(js_err)?;
+        Ok(WasmTokenizer { inner })
+    }
+
     /// Ids of one text (`</s>` appended when `add_special_tokens`). With `max_length` set, a
     /// longer result is an `InputTooLong` error (the facade's length check).
     pub fn encode(&self, text: &str, add_special_tokens: bool, max_length: Option<u32>) -> JsResult<Vec<u32>> {
