@@ -1,0 +1,162 @@
+//! Native GPU benchmark: the same checkpoint through wgpu (Vulkan) and through the CPU backend, in
+//! one run: load time, encoder latency / throughput and greedy decode tokens/s, with the GPU's
+//! dispatches and command buffers per decode step. Reported, never asserted.
+//!
+//!   cargo run --release -p t5-gpu --example bench -- <model dir> [--runs 3] [--tokens 64] [--batch 1,8] [--no-cpu]
+//!
+//! On a machine without a GPU the adapter is a software Vulkan driver (lavapipe / SwiftShader):
+//! those figures measure the emulation, not a GPU. `bench/gpu-device.sh` runs this on a lent GPU.
+
+use std::time::Instant;
+
+use t5_core::backend::Backend;
+use t5_core::generate::greedy;
+use t5_core::hub::load_dir;
+use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, T5};
+use t5_gpu::generate::{encode_async, greedy_async};
+use t5_gpu::{Gpu, GpuOptions};
+
+struct Args {
+    dir: String,
+    runs: usize,
+    tokens: usize,
+    batches: Vec<usize>,
+    cpu: bool,
+}
+
+fn args() -> Args {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let get = |k: &str| a.iter().position(|x| x == k).and_then(|i| a.get(i + 1)).cloned();
+    Args {
+        dir: a.first().cloned().expect("usage: bench <model dir> [--runs N] [--tokens N] [--batch 1,8] [--no-cpu]"),
+        runs: get("--runs").and_then(|v| v.parse().ok()).unwrap_or(3),
+        tokens: get("--tokens").and_then(|v| v.parse().ok()).unwrap_or(64),
+        batches: get("--batch").map(|v| v.split(',').map(|x| x.parse().expect("--batch")).collect()).unwrap_or(vec![1, 8]),
+        cpu: !a.iter().any(|x| x == "--no-cpu"),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// A batch of `rows` × `seq` ids spread over the vocabulary (no padding).
+fn batch(rows: usize, seq: usize, vocab: usize) -> Batch {
+    let ids: Vec<u32> = (0..rows * seq).map(|i| (3 + (i * 7919) % (vocab - 200)) as u32).collect();
+    Batch::new(ids, None, rows, seq).unwrap()
+}
+
+/// Decode timing from the step callback: tokens/s over steps 2..n (the first step holds the
+/// encoder and the cross-attention K/V projections).
+struct Clock {
+    marks: Vec<Instant>,
+}
+
+impl Clock {
+    fn tok_s(&self, rows: usize) -> f64 {
+        let n = self.marks.len();
+        if n < 3 {
+            return f64::NAN;
+        }
+        let secs = (self.marks[n - 1] - self.marks[0]).as_secs_f64();
+        (n - 1) as f64 * rows as f64 / secs
+    }
+}
+
+fn main() {
+    let a = args();
+    let (config, gen0, store) = load_dir(&a.dir).expect("load checkpoint");
+    let vocab = config.vocab_size;
+    let mut gen: GenerationConfig = gen0;
+    gen.max_new_tokens = Some(a.tokens);
+    gen.min_new_tokens = Some(a.tokens);
+    gen.max_length = None;
+    println!("model: {} (d_model {}, {} + {} layers, vocab {})", a.dir, config.d_model, config.num_layers, config.decoder_layers(), vocab);
+
+    // ---- GPU ----
+    let t = Instant::now();
+    let g = pollster::block_on(Gpu::new(GpuOptions::default())).expect("WebGPU adapter");
+    println!("adapter: {:?}", g.info());
+    let device_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let gpu = T5::load(config.clone(), &store, ModelKind::ConditionalGeneration, g).expect("load on GPU");
+    // first use flushes the uploads
+    pollster::block_on(encode_async(&gpu, &batch(1, 8, vocab))).expect("warm-up");
+    let load_gpu = t.elapsed().as_secs_f64();
+    println!("gpu: device {device_s:.2} s, load + first encode {load_gpu:.2} s");
+
+    let mut rows_out: Vec<(String, String, String)> = Vec::new();
+    let enc_gpu = |rows: usize, seq: usize| {
+        let b = batch(rows, seq, vocab);
+        pollster::block_on(encode_async(&gpu, &b)).unwrap();
+        median((0..a.runs).map(|_| {
+            let t = Instant::now();
+            pollster::block_on(encode_async(&gpu, &b)).unwrap();
+            t.elapsed().as_secs_f64()
+        }).collect())
+    };
+    let g_enc32 = enc_gpu(1, 32) * 1e3;
+    let g_enc_big = 8.0 * 128.0 / enc_gpu(8, 128);
+    let mut g_dec = Vec::new();
+    let mut stats_line = String::new();
+    for &rows in &a.batches {
+        let b = batch(rows, 16, vocab);
+        let mut best = Vec::new();
+        for _ in 0..a.runs.max(1) {
+            let mut clock = Clock { marks: Vec::new() };
+            let (seqs, stats) = pollster::block_on(greedy_async(&gpu, &b, &gen, |_| {
+                clock.marks.push(Instant::now());
+                true
+            }))
+            .unwrap();
+            assert_eq!(seqs[0].len(), a.tokens + 1);
+            stats_line = format!("{} dispatches and {} command buffer(s) per decode step, prefill {} dispatches", stats.dispatches_per_step, stats.submits_per_step, stats.prefill_dispatches);
+            best.push(clock.tok_s(rows));
+        }
+        g_dec.push(median(best));
+    }
+    println!("gpu: {stats_line}");
+
+    // ---- CPU (same binary, one thread) ----
+    let (mut c_enc32, mut c_enc_big, mut c_dec) = (f64::NAN, f64::NAN, vec![f64::NAN; a.batches.len()]);
+    if a.cpu {
+        let cpu = T5::load(config.clone(), &store, ModelKind::ConditionalGeneration, Cpu).expect("load on CPU");
+        let enc_cpu = |rows: usize, seq: usize| {
+            let b = batch(rows, seq, vocab);
+            median((0..a.runs).map(|_| {
+                let t = Instant::now();
+                let h = cpu.encode(&b).unwrap();
+                let _ = Cpu.download(&h);
+                t.elapsed().as_secs_f64()
+            }).collect())
+        };
+        c_enc32 = enc_cpu(1, 32) * 1e3;
+        c_enc_big = 8.0 * 128.0 / enc_cpu(8, 128);
+        for (i, &rows) in a.batches.iter().enumerate() {
+            let b = batch(rows, 16, vocab);
+            let mut clock = Clock { marks: Vec::new() };
+            greedy(&cpu, &b, &gen, |_| {
+                clock.marks.push(Instant::now());
+                true
+            })
+            .unwrap();
+            c_dec[i] = clock.tok_s(rows);
+        }
+    }
+    rows_out.push(("encoder, 1×32 tokens (ms)".into(), format!("{c_enc32:.2}"), format!("{g_enc32:.2}")));
+    rows_out.push(("encoder, 8×128 tokens (tok/s)".into(), format!("{c_enc_big:.0}"), format!("{g_enc_big:.0}")));
+    for (i, &rows) in a.batches.iter().enumerate() {
+        rows_out.push((format!("greedy decode, batch {rows} (tok/s)"), format!("{:.1}", c_dec[i]), format!("{:.1}", g_dec[i])));
+    }
+    println!("\n| measure | native CPU (1 thread) | native wgpu | GPU / CPU |\n|---|---|---|---|");
+    for (m, c, g) in rows_out {
+        let ratio = match (c.parse::<f64>(), g.parse::<f64>()) {
+            (Ok(c), Ok(g)) if c.is_finite() && g.is_finite() => {
+                if m.contains("(ms)") { format!("{:.2}× faster", c / g) } else { format!("{:.2}×", g / c) }
+            }
+            _ => "-".into(),
+        };
+        println!("| {m} | {c} | {g} | {ratio} |");
+    }
+}
