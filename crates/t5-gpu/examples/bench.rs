@@ -9,7 +9,9 @@
 
 use std::time::Instant;
 
-use t5_core::backend::Backend;
+use t5_core::backend::{AttentionMask, AttentionShape, Backend};
+use t5_core::config::Activation;
+use t5_core::Tensor;
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
 use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, T5};
@@ -22,6 +24,7 @@ struct Args {
     tokens: usize,
     batches: Vec<usize>,
     cpu: bool,
+    ops: bool,
 }
 
 fn args() -> Args {
@@ -33,6 +36,7 @@ fn args() -> Args {
         tokens: get("--tokens").and_then(|v| v.parse().ok()).unwrap_or(64),
         batches: get("--batch").map(|v| v.split(',').map(|x| x.parse().expect("--batch")).collect()).unwrap_or(vec![1, 8]),
         cpu: !a.iter().any(|x| x == "--no-cpu"),
+        ops: a.iter().any(|x| x == "--ops"),
     }
 }
 
@@ -86,6 +90,9 @@ fn main() {
     let load_gpu = t.elapsed().as_secs_f64();
     println!("gpu: device {device_s:.2} s, load + first encode {load_gpu:.2} s");
 
+    if a.ops {
+        ops(gpu.backend(), config.d_model, config.d_ff, config.num_heads, config.d_kv);
+    }
     let mut rows_out: Vec<(String, String, String)> = Vec::new();
     let enc_gpu = |rows: usize, seq: usize| {
         let b = batch(rows, seq, vocab);
@@ -158,5 +165,63 @@ fn main() {
             _ => "-".into(),
         };
         println!("| {m} | {c} | {g} | {ratio} |");
+    }
+}
+
+/// Time of each backend op at encoder and decoder shapes: `n` calls recorded, then one small read
+/// (the read alone is timed too and subtracted), so that a slow kernel shows against its peers.
+fn ops(g: &Gpu, d: usize, dff: usize, heads: usize, dkv: usize) {
+    let n = 50;
+    let rnd = |len: usize, seed: usize| (0..len).map(|i| (((i * 7919 + seed * 104729) % 1000) as f32 / 1000.0 - 0.5) * 0.1).collect::<Vec<f32>>();
+    let up = |shape: Vec<usize>, seed: usize| g.upload(Tensor::new(shape.clone(), rnd(shape.iter().product(), seed)));
+    let probe = up(vec![1, 1, 4], 9);
+    let sync = || {
+        let _ = pollster::block_on(g.download_async(&probe)).unwrap();
+    };
+    sync();
+    let t = Instant::now();
+    for _ in 0..n {
+        sync();
+    }
+    let read_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!("\nper-op GPU time (µs, {n} calls then one read; a read alone: {read_us:.0} µs)");
+    let time = |name: String, f: &dyn Fn()| {
+        f();
+        sync();
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        sync();
+        let us = (t.elapsed().as_secs_f64() * 1e6 - read_us) / n as f64;
+        println!("  {name:<44} {us:>9.1}");
+    };
+    let w_dd = g.upload_weight(Tensor::new(vec![d, d], rnd(d * d, 1)));
+    let w_fd = g.upload_weight(Tensor::new(vec![dff, d], rnd(dff * d, 2)));
+    let w_df = g.upload_weight(Tensor::new(vec![d, dff], rnd(dff * d, 3)));
+    let norm = up(vec![d], 4);
+    for (b, s) in [(1usize, 1usize), (1, 32), (8, 128)] {
+        let x = up(vec![b, s, d], 5);
+        let h = up(vec![b, s, dff], 6);
+        time(format!("linear [{b}x{s}, {d}] x [{d}, {d}]"), &|| drop(g.linear(&x, &w_dd)));
+        time(format!("linear [{b}x{s}, {d}] x [{dff}, {d}]"), &|| drop(g.linear(&x, &w_fd)));
+        time(format!("linear [{b}x{s}, {dff}] x [{d}, {dff}]"), &|| drop(g.linear(&h, &w_df)));
+        time(format!("rms_norm [{b}x{s}, {d}]"), &|| drop(g.rms_norm(&x, &norm, 1e-6)));
+        time(format!("add_assign [{b}x{s}, {d}]"), &|| {
+            let mut y = x.clone();
+            g.add_assign(&mut y, &x);
+        });
+        time(format!("relu [{b}x{s}, {dff}]"), &|| {
+            let mut y = h.clone();
+            g.activate(&mut y, Activation::Relu);
+        });
+        let inner = heads * dkv;
+        let q = up(vec![b, s, inner], 7);
+        let bias = up(vec![heads, s, s], 8);
+        let mask: Vec<u32> = vec![1; b * s];
+        let shape = AttentionShape { batch: b, heads, head_dim: dkv, q_len: s, kv_len: s };
+        time(format!("attention self [{b}, {heads}h, {s}x{s}] bias+mask"), &|| {
+            drop(g.attention(&q, &q, &q, Some(&bias), AttentionMask { key_mask: Some(&mask), causal_offset: None }, shape))
+        });
     }
 }
