@@ -3,7 +3,8 @@
 //   browser.js (+ browser-worker.js)      `browser`, `deno`, `default`
 //   workerd.js                            `workerd`, `worker`
 //   index.d.ts                            types for all of them (rollup-plugin-dts)
-// Each flavour differs only in how it finds the engine's .wasm (ts/src/wasm-locate*.ts); the
+// Each flavour differs only in how it finds the engine's .wasm (ts/src/wasm-locate*.ts: the
+// SIMD128 or the relaxed-SIMD build); the
 // wasm-bindgen glue (pkg/t5_web.js) is bundled in. scripts/build-npm.sh runs this and wasm-opt.
 import { dts } from "rollup-plugin-dts";
 import { resolve } from "node:path";
@@ -17,7 +18,7 @@ function t5web(locate) {
     resolveId(source) {
       if (source === "#t5-wasm") return resolve(root, "pkg/t5_web.js");
       if (source === "./wasm-locate.js") return resolve(root, "dist", locate);
-      if (source === "t5-web:wasm-module") return { id: "t5-web:wasm-module", external: true };
+      if (source === "t5-web:wasm-module" || source === "t5-web:wasm-module-relaxed") return { id: source, external: true };
       if (source.startsWith("node:")) return { id: source, external: true };
       return null;
     },
@@ -29,7 +30,7 @@ const output = {
   format: "es",
   entryFileNames: "[name].js",
   chunkFileNames: "shared-[hash].js",
-  paths: { "t5-web:wasm-module": "./t5_web_bg.wasm" },
+  paths: { "t5-web:wasm-module": "./t5_web_bg.wasm", "t5-web:wasm-module-relaxed": "./t5_web_relaxed_bg.wasm" },
   sourcemap: false,
 };
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Build the engine to WebAssembly and generate the JS glue:
-#   cargo build -p t5-wasm --release --target wasm32-unknown-unknown
+# Build the engine to WebAssembly, twice, and generate the JS glue:
+#   baseline (SIMD128, .cargo/config.toml):      pkg/t5_web_bg.wasm
+#   relaxed SIMD (+relaxed-simd: fused madd):     pkg/t5_web_relaxed_bg.wasm (own target dir, so neither
+#                                                 build invalidates the other's cache)
 #   wasm-bindgen --target web --out-dir pkg --out-name t5_web target/.../t5_wasm.wasm
+# Both builds come from the same sources, so their wasm-bindgen glue is identical (checked): one
+# pkg/t5_web.js serves both; ts/src/wasm-locate*.ts picks the relaxed one where the runtime validates it.
 # Skips all work when pkg/ is newer than every input (Rust sources, manifests, lockfile, cargo
 # config, this script), so cached CI runs stay fast. FORCE=1 rebuilds anyway.
 # Needs: rustup target wasm32-unknown-unknown, and the wasm-bindgen CLI at the version pinned in
@@ -13,15 +17,20 @@ cd "$root"
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 wasm_in="$target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
+relaxed_target_dir="$target_dir/relaxed-simd"
+relaxed_in="$relaxed_target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
 out_dir="$root/pkg"
-outputs=("$out_dir/t5_web.js" "$out_dir/t5_web_bg.wasm" "$out_dir/t5_web.d.ts")
+outputs=("$out_dir/t5_web.js" "$out_dir/t5_web_bg.wasm" "$out_dir/t5_web.d.ts" "$out_dir/t5_web_relaxed_bg.wasm")
 
 report() {
   local raw gz
-  raw=$(wc -c <"$out_dir/t5_web_bg.wasm")
-  gz=$(gzip -9 -c "$out_dir/t5_web_bg.wasm" | wc -c)
-  printf 'pkg/t5_web_bg.wasm: %d bytes (%.2f MiB), gzip -9 %d bytes (%.2f MiB)\n' \
-    "$raw" "$(echo "$raw / 1048576" | bc -l)" "$gz" "$(echo "$gz / 1048576" | bc -l)"
+  local f
+  for f in t5_web_bg.wasm t5_web_relaxed_bg.wasm; do
+    raw=$(wc -c <"$out_dir/$f")
+    gz=$(gzip -9 -c "$out_dir/$f" | wc -c)
+    printf 'pkg/%s: %d bytes (%.2f MiB), gzip -9 %d bytes (%.2f MiB)\n' \
+      "$f" "$raw" "$(echo "$raw / 1048576" | bc -l)" "$gz" "$(echo "$gz / 1048576" | bc -l)"
+  done
 }
 
 # Oldest output vs. newest input.
@@ -57,9 +66,19 @@ fi
 
 start=$(date +%s)
 cargo build -p t5-wasm --release --target wasm32-unknown-unknown
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+  cargo build -p t5-wasm --release --target wasm32-unknown-unknown --target-dir "$relaxed_target_dir"
 tmp_out="$out_dir.tmp.$$"
-rm -rf "$tmp_out"
+rm -rf "$tmp_out" "$tmp_out.relaxed"
 wasm-bindgen --target web --out-dir "$tmp_out" --out-name t5_web "$wasm_in"
+wasm-bindgen --target web --out-dir "$tmp_out.relaxed" --out-name t5_web "$relaxed_in"
+if ! cmp -s "$tmp_out/t5_web.js" "$tmp_out.relaxed/t5_web.js"; then
+  echo "build-wasm: the relaxed-SIMD build's JS glue differs from the baseline's; one glue cannot serve both" >&2
+  diff "$tmp_out/t5_web.js" "$tmp_out.relaxed/t5_web.js" | head -20 >&2
+  exit 1
+fi
+mv "$tmp_out.relaxed/t5_web_bg.wasm" "$tmp_out/t5_web_relaxed_bg.wasm"
+rm -rf "$tmp_out.relaxed"
 # Replace pkg/ in one step so an interrupted build never leaves a half-written pkg/ that looks fresh.
 rm -rf "$out_dir"
 mv "$tmp_out" "$out_dir"

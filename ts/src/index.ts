@@ -53,7 +53,7 @@ export {
   type Text2TextGenerationPipeline,
 } from "./pipeline.js";
 export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions } from "./tokenizer.js";
-export { initWasm, type WasmSource } from "./wasm.js";
+export { initWasm, wasmFlavour, hasRelaxedSimd, type WasmSource, type WasmFlavour } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";
 export type { GenerationStreamer, GenerateOutput } from "./models.js";

@@ -1,4 +1,7 @@
-/** Browsers and Deno: the `.wasm` next to the bundle, fetched by URL (see `wasm.ts`). */
-export async function defaultWasmSource(): Promise<URL> {
-  return new URL("./t5_web_bg.wasm", import.meta.url);
+/** Browsers and Deno: the `.wasm` next to the bundle, fetched by URL (see `wasm.ts`); the relaxed-SIMD build where it validates. */
+import { preferredFlavour, wasmFileName, type WasmFlavour } from "./wasm-features.js";
+
+export async function defaultWasmSource(): Promise<{ source: URL; flavour: WasmFlavour }> {
+  const flavour = preferredFlavour();
+  return { source: new URL(`./${wasmFileName(flavour)}`, import.meta.url), flavour };
 }

@@ -1,26 +1,30 @@
 /**
  * Where the engine's `.wasm` is by default: the Node build (and the sources under vitest).
  * Node / Bun / Deno-with-`fs`: read the file with `fs` — next to the bundle (`dist/npm/`) or in
- * `pkg/` (sources). Without `fs`: the URL next to this module.
+ * `pkg/` (sources). Without `fs`: the URL next to this module. The relaxed-SIMD build where the
+ * runtime validates it (Node 22+), else the SIMD128 baseline (see `wasm-features.ts`).
  * Rollup swaps this module for `wasm-locate.browser.ts` / `wasm-locate.workerd.ts` in those builds.
  */
 
 import { T5WebError } from "./errors.js";
+import { preferredFlavour, wasmFileName, type WasmFlavour } from "./wasm-features.js";
 
 function isNode(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
   return typeof p?.versions?.node === "string";
 }
 
-export async function defaultWasmSource(): Promise<URL | Uint8Array> {
-  const here = new URL("./t5_web_bg.wasm", import.meta.url);
-  if (!isNode()) return here;
+export async function defaultWasmSource(): Promise<{ source: URL | Uint8Array; flavour: WasmFlavour }> {
+  const flavour = preferredFlavour();
+  const name = wasmFileName(flavour);
+  const here = new URL(`./${name}`, import.meta.url);
+  if (!isNode()) return { source: here, flavour };
   const fs = await import("node:fs/promises");
-  const candidates = [here, new URL("../../pkg/t5_web_bg.wasm", import.meta.url), new URL("../pkg/t5_web_bg.wasm", import.meta.url)];
+  const candidates = [here, new URL(`../../pkg/${name}`, import.meta.url), new URL(`../pkg/${name}`, import.meta.url)];
   const tried: string[] = [];
   for (const url of candidates) {
     try {
-      return await fs.readFile(url);
+      return { source: await fs.readFile(url), flavour };
     } catch (e) {
       if ((e as { code?: string }).code !== "ENOENT") throw e;
       tried.push(url.pathname);

@@ -10,6 +10,9 @@
  *   fetched with a streaming compile (bundlers recognise the pattern and copy the asset);
  * - workerd / Cloudflare Workers (`workerd`, `worker`): `import wasm from "./t5_web_bg.wasm"`, a
  *   `WebAssembly.Module` (workerd may not compile wasm from bytes at run time).
+ * Two builds ship, baseline SIMD128 and relaxed SIMD (fused multiply-adds); the relaxed one loads
+ * where the runtime validates it (`wasm-features.ts`; `T5_WEB_WASM=simd128` forces the baseline).
+ * {@link wasmFlavour} says which one runs.
  * Callers with their own copy (a CDN, a bundler asset URL, bytes, a compiled module) pass it to
  * {@link initWasm} before the first `fromPretrained`.
  */
@@ -17,6 +20,9 @@
 import init, * as bindings from "#t5-wasm";
 import { T5WebError } from "./errors.js";
 import { defaultWasmSource } from "./wasm-locate.js";
+import type { WasmFlavour } from "./wasm-features.js";
+
+export { hasRelaxedSimd, type WasmFlavour } from "./wasm-features.js";
 
 export type Bindings = typeof bindings;
 
@@ -24,6 +30,7 @@ export type Bindings = typeof bindings;
 export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Response;
 
 let ready: Promise<Bindings> | undefined;
+let flavour: WasmFlavour | undefined;
 
 function isNode(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
@@ -34,14 +41,18 @@ async function load(source?: WasmSource): Promise<Bindings> {
   let input: WasmSource;
   if (source !== undefined) {
     input = source;
+    flavour = "custom";
     if (isNode() && (typeof source === "string" || source instanceof URL)) {
       const url = source instanceof URL ? source : new URL(source, "file://" + process.cwd() + "/");
       if (url.protocol === "file:") input = await (await import("node:fs/promises")).readFile(url);
     }
   } else {
-    input = await defaultWasmSource();
+    const found = await defaultWasmSource();
+    input = found.source;
+    flavour = found.flavour;
   }
   await init({ module_or_path: input });
+  flavour ??= "custom";
   return bindings;
 }
 
@@ -57,4 +68,12 @@ export function initWasm(source?: WasmSource): Promise<Bindings> {
     });
   }
   return ready;
+}
+
+/**
+ * Which engine build is running: `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`
+ * (a source passed to {@link initWasm}), or `undefined` before initialisation.
+ */
+export function wasmFlavour(): WasmFlavour | undefined {
+  return flavour;
 }

@@ -1,7 +1,7 @@
 //! CPU kernels. `matmul_nt` is the hot path (every linear layer): `out[m,n] = x[m,k] · w[n,k]^T`,
 //! both operands contiguous along `k`, so each output is a dot product of two contiguous rows.
 //! Register-blocked 4×4 (4 rows of x against 4 rows of w) with SIMD accumulators:
-//! WASM SIMD128 (`f32x4`) in the wasm build, AVX2+FMA (runtime-detected) natively, scalar otherwise.
+//! WASM SIMD128 (`f32x4`; fused multiply-adds in the relaxed-SIMD build) in the wasm build, AVX2+FMA (runtime-detected) natively, scalar otherwise.
 
 /// `out[i*n + j] = sum_k x[i*k + kk] * w[j*k + kk]`.
 pub fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
@@ -96,8 +96,23 @@ macro_rules! for_tiles {
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd128 {
+pub(crate) mod simd128 {
     use core::arch::wasm32::*;
+
+    /// `a * b + c`: one fused multiply-add where the runtime has relaxed SIMD (the `+relaxed-simd`
+    /// build, picked at load where supported; the engines lower it to FMA on x86-64 with FMA3 and
+    /// on Arm), a multiply then an add in the baseline SIMD128 build.
+    #[inline(always)]
+    pub fn madd(a: v128, b: v128, c: v128) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        {
+            f32x4_relaxed_madd(a, b, c)
+        }
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        {
+            f32x4_add(c, f32x4_mul(a, b))
+        }
+    }
 
     #[inline(always)]
     fn hsum(v: v128) -> f32 {
@@ -121,7 +136,7 @@ mod simd128 {
                 for ii in 0..MI {
                     let xv = v128_load(xp.add((i0 + ii) * k + kk) as *const v128);
                     for jj in 0..NJ {
-                        acc[ii][jj] = f32x4_add(acc[ii][jj], f32x4_mul(xv, wv[jj]));
+                        acc[ii][jj] = madd(xv, wv[jj], acc[ii][jj]);
                     }
                 }
             }

@@ -247,6 +247,7 @@ mod avx2 {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
+    use super::kernels::simd128::madd;
     use crate::quant::QWeight;
     use core::arch::wasm32::*;
 
@@ -323,16 +324,16 @@ mod simd128 {
                                     let l1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(lo));
                                     let h0 = f32x4_convert_i32x4(i32x4_extend_low_i16x8(hi));
                                     let h1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(hi));
-                                    a[0] = f32x4_add(a[0], f32x4_mul(l0, v128_load(xp.add(xo) as *const v128)));
-                                    a[1] = f32x4_add(a[1], f32x4_mul(l1, v128_load(xp.add(xo + 4) as *const v128)));
-                                    a[2] = f32x4_add(a[2], f32x4_mul(h0, v128_load(xp.add(xo + 32) as *const v128)));
-                                    a[3] = f32x4_add(a[3], f32x4_mul(h1, v128_load(xp.add(xo + 36) as *const v128)));
+                                    a[0] = madd(l0, v128_load(xp.add(xo) as *const v128), a[0]);
+                                    a[1] = madd(l1, v128_load(xp.add(xo + 4) as *const v128), a[1]);
+                                    a[2] = madd(h0, v128_load(xp.add(xo + 32) as *const v128), a[2]);
+                                    a[3] = madd(h1, v128_load(xp.add(xo + 36) as *const v128), a[3]);
                                 }
                                 base += 64;
                             }
                             let acc = f32x4_add(f32x4_add(a[0], a[1]), f32x4_add(a[2], a[3]));
                             let sc = scales[j * gpr + g];
-                            tot = f32x4_add(tot, f32x4_mul(acc, f32x4_splat(sc)));
+                            tot = madd(acc, f32x4_splat(sc), tot);
                             zs += (zeros[j * gpr + g] - 8.0 * sc) * xs[g];
                         }
                         out[j] = hsum(tot) + zs;
@@ -350,8 +351,8 @@ mod simd128 {
         let mut t = 0;
         while t < k8 {
             let (w0, w1) = load(t);
-            a0 = f32x4_add(a0, f32x4_mul(w0, v128_load(xp.add(t) as *const v128)));
-            a1 = f32x4_add(a1, f32x4_mul(w1, v128_load(xp.add(t + 4) as *const v128)));
+            a0 = madd(w0, v128_load(xp.add(t) as *const v128), a0);
+            a1 = madd(w1, v128_load(xp.add(t + 4) as *const v128), a1);
             t += 8;
         }
         let mut s = hsum(f32x4_add(a0, a1));
