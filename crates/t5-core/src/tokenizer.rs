@@ -440,7 +440,11 @@ impl Tokenizer {
             stride: if truncate_to.is_some() { opts.stride } else { 0 },
         };
         let hf: Vec<tokenizers::EncodeInput<'_>> = inputs.iter().map(hf_input).collect();
-        let encs = self.with_configured(setting, |tk| tk.encode_batch_char_offsets(hf, opts.add_special_tokens).map_err(terr))?;
+        let encs = if !setting.padding && setting.truncate_to.is_none() && self.inner.get_padding().is_none() && self.inner.get_truncation().is_none() {
+            self.inner.encode_batch_char_offsets(hf, opts.add_special_tokens).map_err(terr)?
+        } else {
+            self.with_configured(setting, |tk| tk.encode_batch_char_offsets(hf, opts.add_special_tokens).map_err(terr))?
+        };
         let mut rows = Vec::with_capacity(encs.len());
         for (sample, e) in encs.iter().enumerate() {
             rows.push(row_of(e, sample));
