@@ -225,7 +225,7 @@ export class T5Tokenizer {
         const real = mask.reduce((a, b) => a + b, 0);
         if (real > limit) {
           throw new InputTooLongError(
-            `input of ${real} tokens is longer than model_max_length ${limit}: pass truncation: true (optionally with max_length) or allow_long_inputs: true`,
+            `input of ${real} tokens is longer than the maximum of ${limit} (model_max_length): pass truncation: true (optionally with max_length) or allow_long_inputs: true`,
           );
         }
       }
