@@ -7,12 +7,12 @@ pipeline on pre-split words, and transformers' question-answering pipeline on co
 Run by hand after scripts/make_fixtures.py and scripts/make_head_fixtures.py (no network):
 
     /tmp/pyenv/bin/pip install --target /tmp/tf4 --no-deps transformers==4.57.1 huggingface_hub==0.36.0 \\
-        tokenizers==0.22.1 requests          # transformers 4 for its QuestionAnsweringPipeline (removed in 5)
+        tokenizers==0.22.1 requests urllib3 idna charset_normalizer certifi   # transformers 4's QA pipeline
     /tmp/pyenv/bin/python scripts/make_pipeline_fixtures.py [--tf4 /tmp/tf4]
 
 Everything but question answering comes from transformers 5.24 (scripts/requirements-fixtures.txt). transformers 5
-has no question-answering pipeline, so that part re-runs this script under transformers 4.57.1 (the last 4.x, its
-`pipeline("question-answering")` unchanged) with `--tf4` on PYTHONPATH, and records the real pipeline's output.
+has no question-answering pipeline, so that part re-runs this script under transformers 4.57.1 (a 4.x release;
+its `pipeline("question-answering")`) with `--tf4` on PYTHONPATH, and records the real pipeline's output.
 
 Written: test/fixtures/pipelines/oracle.json and oracle.safetensors (float32 tensors; fp64_diff[name] = max |fp64 -
 fp32| of the same computation in float64, as make_fixtures.py). Tolerance rule for tests: |ours - oracle| <= 1e-4 + 4 *
