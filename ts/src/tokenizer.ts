@@ -180,7 +180,7 @@ export class T5Tokenizer {
    */
   _call(texts: TextInput, pairOrOptions?: TextInput | TokenizerCallOptions, maybeOptions?: TokenizerCallOptions): BatchEncoding {
     const positionalPair = typeof pairOrOptions === "string" || Array.isArray(pairOrOptions);
-    const options: TokenizerCallOptions = (positionalPair ? maybeOptions : (pairOrOptions as TokenizerCallOptions | undefined)) ?? {};
+    const options: TokenizerCallOptions = (positionalPair ? maybeOptions : ((pairOrOptions as TokenizerCallOptions | undefined) ?? maybeOptions)) ?? {};
     if (typeof options !== "object" || options === null) throw new BadInputError("tokenizer options must be an object");
     const pair = positionalPair ? (pairOrOptions as TextInput) : options.text_pair;
     const words = options.is_split_into_words ?? false;
