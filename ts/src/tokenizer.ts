@@ -214,10 +214,7 @@ export class T5Tokenizer {
     const limit = truncation !== "do_not_truncate" || options.allow_long_inputs ? undefined : tk.modelMaxLength;
     const input_ids: number[][] = [];
     const attention_mask: number[][] = [];
-    const offsets: [number, number][][] = [];
-    const special: number[][] = [];
-    const wordIds: (number | null)[][] = [];
-    const sequenceIds: (number | null)[][] = [];
+    const starts: number[] = [];
     let at = 0;
     for (const len of r.lengths) {
       const mask = Array.from(r.mask.subarray(at, at + len));
@@ -231,24 +228,23 @@ export class T5Tokenizer {
       }
       input_ids.push(Array.from(r.ids.subarray(at, at + len)));
       attention_mask.push(mask);
-      offsets.push(Array.from(r.starts.subarray(at, at + len), (v, i) => [v, r.ends[at + i]!] as [number, number]));
-      special.push(Array.from(r.special.subarray(at, at + len)));
-      wordIds.push(Array.from(r.words.subarray(at, at + len), (w) => (w < 0 ? null : w)));
-      sequenceIds.push(Array.from(r.sequence.subarray(at, at + len), (v) => (v < 0 ? null : v)));
+      starts.push(at);
       at += len;
     }
+    const rowOf = <T>(src: Uint32Array | Int32Array, i: number, f: (v: number, k: number) => T): T[] =>
+      Array.from(src.subarray(starts[i]!, starts[i]! + r.lengths[i]!), f);
     const out = { input_ids, attention_mask } as BatchEncoding;
-    if (options.return_offsets_mapping) out.offset_mapping = offsets;
-    if (options.return_special_tokens_mask) out.special_tokens_mask = special;
+    if (options.return_offsets_mapping) out.offset_mapping = starts.map((_, i) => rowOf(r.starts, i, (v, k) => [v, r.ends[starts[i]! + k]!] as [number, number]));
+    if (options.return_special_tokens_mask) out.special_tokens_mask = starts.map((_, i) => rowOf(r.special, i, (v) => v));
     if (options.return_overflowing_tokens) out.overflow_to_sample_mapping = Array.from(r.sample);
-    const row = (what: string, lists: (number | null)[][], i: number) => {
-      if (!Number.isInteger(i) || i < 0 || i >= lists.length) throw new BadInputError(`${what}(${String(i)}): batch index out of range 0..${lists.length - 1}`);
-      return lists[i]!.slice();
+    const ids = (what: string, src: Int32Array) => (i = 0) => {
+      if (!Number.isInteger(i) || i < 0 || i >= starts.length) throw new BadInputError(`${what}(${String(i)}): batch index out of range 0..${starts.length - 1}`);
+      return rowOf(src, i, (v) => (v < 0 ? null : v));
     };
     // methods, as on transformers' BatchEncoding (not enumerable: the object stays {input_ids, attention_mask, …})
     Object.defineProperties(out, {
-      word_ids: { value: (i = 0) => row("word_ids", wordIds, i) },
-      sequence_ids: { value: (i = 0) => row("sequence_ids", sequenceIds, i) },
+      word_ids: { value: ids("word_ids", r.words) },
+      sequence_ids: { value: ids("sequence_ids", r.sequence) },
     });
     return out;
   }
