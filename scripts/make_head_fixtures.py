@@ -3,9 +3,12 @@
 transformers' own save_pretrained, and the HF transformers (PyTorch) oracle.
 
 Run by hand after scripts/make_fixtures.py (it reads test/fixtures/tiny-t5; needs the packages pinned in
-scripts/requirements-fixtures.txt; no network):
+scripts/requirements-fixtures.txt, and transformers 4.57.1 in a --target directory for the question-answering
+pipeline that transformers 5 removed; no network):
 
-    /tmp/pyenv/bin/python scripts/make_head_fixtures.py
+    /tmp/pyenv/bin/pip install --target /tmp/tf4 --no-deps transformers==4.57.1 huggingface_hub==0.36.0 \\
+        tokenizers==0.22.1 requests urllib3 idna charset_normalizer certifi
+    /tmp/pyenv/bin/python scripts/make_head_fixtures.py [--tf4 /tmp/tf4]
 
 Deterministic: fixed seeds, torch.set_num_threads(1), deterministic algorithms, CPU only.
 
@@ -32,15 +35,20 @@ give the others that tokenizer):
     pipelines: outputs of transformers 5.24's text-classification and token-classification pipelines on the head
       checkpoints, feature-extraction (raw hidden states of tiny-t5's encoder; mean pooling + normalize computed here
       as transformers.js defines them), and the pipelines transformers 5 removed (summarization, translation,
-      question-answering) computed with transformers 4's pipeline logic on the same models (see `qa_pipeline`).
+      question-answering) from transformers 4 on the same models: summarization / translation with its logic, question
+      answering with transformers 4.57.1's own pipeline (see `qa_child`).
 
 Tolerance rule for tests: |ours - oracle| <= 1e-4 + 4 * fp64_diff[name] elementwise; pipeline scores 1e-4 + 4 * the
 fp64 spread of the scores; labels / ids / offsets exact.
 """
 
+import argparse
 import copy
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +74,7 @@ torch.use_deterministic_algorithms(True)
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
 
+TF4 = "/tmp/tf4"
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "test" / "fixtures"
 HEADS = FIX / "heads"
@@ -303,55 +312,23 @@ def to_py(x):
     return x
 
 
-def qa_pipeline(model, tok, question, context, top_k=1, max_answer_len=15, handle_impossible_answer=False):
-    """transformers 4.46's QuestionAnsweringPipeline (removed in 5.x) for one window (question + context fit in
-    max_seq_len=384): tokenizer(question, context, truncation="only_second"), p_mask = not-context tokens, softmax
-    over the context, outer product limited to max_answer_len, spans aligned to words (align_to_words=True)."""
-    enc = tok(question, context, truncation="only_second", max_length=384, return_offsets_mapping=True,
-              return_tensors="pt")
-    seq_ids = enc.sequence_ids(0)
-    p_mask = np.array([0 if s == 1 else 1 for s in seq_ids])
-    with torch.no_grad():
-        out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
-    start, end = out.start_logits.numpy(), out.end_logits.numpy()
-    am = enc.attention_mask.numpy()
-    undesired = np.abs(p_mask - 1) & am[0]
-    mask = undesired == 0
-    start = np.where(mask[None], -10000.0, start)
-    end = np.where(mask[None], -10000.0, end)
-    start = np.exp(start - start.max(axis=-1, keepdims=True))
-    start = start / start.sum()
-    end = np.exp(end - end.max(axis=-1, keepdims=True))
-    end = end / end.sum()
-    min_null = 1000000
-    if handle_impossible_answer:
-        min_null = min(min_null, (start[0, 0] * end[0, 0]).item())
-    start[0, 0] = end[0, 0] = 0.0
-    outer = np.matmul(np.expand_dims(start, -1), np.expand_dims(end, 1))
-    cand = np.tril(np.triu(outer), max_answer_len - 1)
-    flat = cand.flatten()
-    if top_k == 1:
-        idx = [np.argmax(flat)]
-    elif len(flat) < top_k:
-        idx = np.argsort(-flat)
-    else:
-        part = np.argpartition(-flat, top_k)[0:top_k]
-        idx = part[np.argsort(-flat[part])]
-    starts, ends = np.unravel_index(idx, cand.shape)[1:]
-    ok = np.isin(starts, undesired.nonzero()) & np.isin(ends, undesired.nonzero())
-    starts, ends = starts[ok], ends[ok]
-    scores = cand[0, starts, ends]
-    e = enc.encodings[0]
-    answers = []
-    for s, t, sc in zip(starts, ends, scores):
-        ws, we = e.token_to_word(s), e.token_to_word(t)
-        a = e.word_to_chars(ws, sequence_index=1)[0]
-        b = e.word_to_chars(we, sequence_index=1)[1]
-        answers.append({"score": sc.item(), "start": a, "end": b, "answer": context[a:b]})
-    if handle_impossible_answer:
-        answers.append({"score": min_null, "start": 0, "end": 0, "answer": ""})
-    answers = sorted(answers, key=lambda x: x["score"], reverse=True)[:top_k]
-    return answers[0] if len(answers) == 1 else answers
+def qa_child():
+    """Run under transformers 4.57.1 (PYTHONPATH=--tf4): its real QuestionAnsweringPipeline (removed in 5.x), one
+    JSON document on stdout. (An earlier version re-implemented the pipeline for one window here; it left out the
+    merging of equal answers across candidates and the top_k * 2 + 10 candidates taken before word alignment.)"""
+    assert transformers.__version__.startswith("4."), transformers.__version__
+    tok = AutoTokenizer.from_pretrained(str(TINY))
+    r = {}
+    for dt in (torch.float32, torch.float64):
+        m = load(T5ForQuestionAnswering, HEADS / "qa", dt)
+        qa = pipeline("question-answering", model=m, tokenizer=tok)
+        r[str(dt)] = to_py({
+            "top1": qa(QA),
+            "top3": qa(QA[0], top_k=3),
+            "impossible": qa(QA[1], handle_impossible_answer=True, top_k=2),
+        })
+    r["transformers"] = transformers.__version__
+    print(json.dumps(r))
 
 
 def pipelines(tok):
@@ -382,16 +359,12 @@ def pipelines(tok):
             "max": ner(NER_TEXTS, aggregation_strategy="max"),
         }
         p.setdefault("token_classification", {})[str(dt)] = to_py(r)
-    # question-answering (transformers 4 logic)
-    for dt in (torch.float32, torch.float64):
-        m = load(T5ForQuestionAnswering, HEADS / "qa", dt)
-        r = {
-            "top1": [qa_pipeline(m, tok, x["question"], x["context"]) for x in QA],
-            "top3": qa_pipeline(m, tok, QA[0]["question"], QA[0]["context"], top_k=3),
-            "impossible": qa_pipeline(m, tok, QA[1]["question"], QA[1]["context"], handle_impossible_answer=True,
-                                      top_k=2),
-        }
-        p.setdefault("question_answering", {})[str(dt)] = to_py(r)
+    # question-answering: transformers 4.57.1's own pipeline, in a child process (see qa_child)
+    env = {**os.environ, "PYTHONPATH": TF4}
+    out = subprocess.run([sys.executable, __file__, "--qa-child"], env=env, check=True, capture_output=True, text=True)
+    qa = json.loads(out.stdout)
+    p["question_answering"] = {k: v for k, v in qa.items() if k != "transformers"}
+    doc["versions"]["question_answering"] = qa["transformers"]
     # feature-extraction: transformers' pipeline gives the raw hidden states; pooling as transformers.js
     fe = {}
     for dt in (torch.float32, torch.float64):
@@ -427,6 +400,14 @@ def pipelines(tok):
 
 
 def main():
+    global TF4
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tf4", default="/tmp/tf4", help="a pip --target directory holding transformers 4.57.1")
+    ap.add_argument("--qa-child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    TF4 = a.tf4
+    if a.qa_child:
+        return qa_child()
     HEADS.mkdir(parents=True, exist_ok=True)
     tok = AutoTokenizer.from_pretrained(str(TINY))
     seq_cls(tok)

@@ -1,6 +1,7 @@
 /**
  * Pipelines against transformers: text-classification and token-classification against transformers 5.24's
- * pipelines, question-answering / summarization / translation against transformers 4's logic on the same models,
+ * pipelines, question-answering against transformers 4.57.1's pipeline, summarization / translation against
+ * transformers 4's logic on the same models,
  * feature-extraction against the encoder's hidden states (transformers.js pooling). Labels, words, offsets and
  * texts exact; scores within 1e-4 + 4 × their fp64 spread. Batched inputs of mixed lengths give the results of one
  * input at a time.
@@ -129,7 +130,7 @@ describe("question-answering", () => {
   const q64 = P.question_answering["torch.float64"];
   const ex: { question: string; context: string }[] = o.qa.examples;
 
-  it("answers as transformers 4's pipeline (top_k, handle_impossible_answer)", async () => {
+  it("answers as transformers 4.57's pipeline (top_k, handle_impossible_answer)", async () => {
     const m = await T5ForQuestionAnswering.fromPretrained(headsDir("qa"));
     const qa = await pipeline("question-answering", m, { tokenizer: tok });
     try {

@@ -52,7 +52,7 @@ export {
   type Text2TextGenerationOutput,
   type Text2TextGenerationPipeline,
 } from "./pipeline.js";
-export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions } from "./tokenizer.js";
+export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions, type TokenizerLoadOptions } from "./tokenizer.js";
 export { initWasm, wasmFlavour, hasRelaxedSimd, type WasmSource, type WasmFlavour } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";

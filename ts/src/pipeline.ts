@@ -14,10 +14,14 @@
  *   `function_to_apply` ("softmax" | "sigmoid" | "none"; default from `problem_type` / `num_labels`).
  * - `token-classification` (alias `ner`; T5ForTokenClassification) → entities `{entity, score, index, word, start,
  *   end}` or, with `aggregation_strategy` "simple" | "first" | "average" | "max", `{entity_group, score, word, start,
- *   end}`; `ignore_labels` (default `["O"]`). `start` / `end` index the input string (JavaScript indices).
- * - `question-answering` (T5ForQuestionAnswering) → `{score, start, end, answer}` (transformers 4's
- *   QuestionAnsweringPipeline for inputs that fit one window: `top_k`, `max_answer_len`, `handle_impossible_answer`,
- *   `align_to_words`).
+ *   end}`; `ignore_labels` (default `["O"]`); `is_split_into_words` (+ `delimiter`) for pre-split words, as
+ *   transformers 5's TokenClassificationPipeline. `start` / `end` index the input string (JavaScript indices).
+ * - `question-answering` (T5ForQuestionAnswering) → `{score, start, end, answer}`: transformers 4's
+ *   QuestionAnsweringPipeline: the context is split into windows of `max_seq_len` tokens overlapping by
+ *   `doc_stride` (the tokenizer's "only_second" truncation with overflowing tokens), answers are scored per window
+ *   (softmax over the window's context tokens, spans up to `max_answer_len`), the same answer text found in several
+ *   windows adds up its scores, and spans map back to the context through the tokenizer's word ids and offsets
+ *   (`align_to_words`); `top_k`, `handle_impossible_answer`.
  *
  * Batched inputs: an array gives one result per input; `batch_size` (default 1) rows run padded together and give
  * the same results as one at a time.
@@ -72,6 +76,10 @@ export interface TokenClassificationOptions {
   aggregation_strategy?: "none" | "simple" | "first" | "average" | "max";
   ignore_labels?: string[];
   batch_size?: number;
+  /** Inputs are pre-split words: `string[]` is one input, `string[][]` several; the words are joined with
+   * `delimiter` (default " ") into the sentence that `start` / `end` index. */
+  is_split_into_words?: boolean;
+  delimiter?: string;
 }
 export interface TokenClassificationOutput {
   entity?: string;
@@ -88,9 +96,19 @@ export interface QuestionAnsweringInput {
   context: string;
 }
 export interface QuestionAnsweringOptions {
+  /** Answers to return (default 1: one object; more: a sorted list). */
   top_k?: number;
+  /** Tokens shared by consecutive windows of a long context (default `min(max_seq_len / 2, 128)`). */
+  doc_stride?: number;
+  /** Longest answer, in tokens (default 15). */
   max_answer_len?: number;
+  /** Tokens per window, question and special tokens included (default `min(model_max_length, 384)`). */
+  max_seq_len?: number;
+  /** Accepted for transformers' signature; like transformers' fast-tokenizer path, it changes nothing. */
+  max_question_len?: number;
+  /** Also consider the empty answer (score: the smallest null score over the windows). */
   handle_impossible_answer?: boolean;
+  /** Widen spans to whole words (word ids of the tokenizer; default true). */
   align_to_words?: boolean;
 }
 export interface QuestionAnsweringOutput {
@@ -129,7 +147,7 @@ export interface TextClassificationPipeline extends PipelineBase<T5ForSequenceCl
   ): Promise<TextClassificationOutput | TextClassificationOutput[] | TextClassificationOutput[][]>;
 }
 export interface TokenClassificationPipeline extends PipelineBase<T5ForTokenClassification> {
-  (texts: string | string[], options?: TokenClassificationOptions): Promise<TokenClassificationOutput[] | TokenClassificationOutput[][]>;
+  (texts: string | string[] | string[][], options?: TokenClassificationOptions): Promise<TokenClassificationOutput[] | TokenClassificationOutput[][]>;
 }
 export interface QuestionAnsweringPipeline extends PipelineBase<T5ForQuestionAnswering> {
   (
@@ -496,30 +514,67 @@ function tokenClassification(model: T5ForTokenClassification, tokenizer: T5Token
     return groups;
   };
 
-  return async (texts: string | string[], options: TokenClassificationOptions = {}) => {
-    const list = textList(texts);
+  return async (texts: string | string[] | string[][], options: TokenClassificationOptions = {}) => {
+    const split = options.is_split_into_words ?? false;
+    const delimiter = options.delimiter ?? " ";
+    if (typeof delimiter !== "string") throw new BadInputError("delimiter must be a string");
+    // transformers: with is_split_into_words, one list of words is one input (and gives a list of one result)
+    let inputs: (string | string[])[];
+    if (split) {
+      const isWords = (x: unknown): x is string[] => Array.isArray(x) && x.length > 0 && x.every((w) => typeof w === "string");
+      if (isWords(texts)) inputs = [texts];
+      else if (Array.isArray(texts) && texts.length > 0 && texts.every(isWords)) inputs = texts as string[][];
+      else throw new BadInputError("with is_split_into_words, the input must be a non-empty array of words or an array of such arrays");
+    } else {
+      inputs = textList(texts);
+    }
     const strategy = options.aggregation_strategy ?? "none";
     if (!["none", "simple", "first", "average", "max"].includes(strategy)) throw new BadInputError(`unknown aggregation_strategy ${JSON.stringify(strategy)}`);
     const ignore = options.ignore_labels ?? ["O"];
     const bs = batchSize(options.batch_size);
     const results: TokenClassificationOutput[][] = [];
-    for (let i = 0; i < list.length; i += bs) {
-      const chunk = list.slice(i, i + bs);
-      const encs = chunk.map((t) => tokenizer.encodeWithOffsets(t));
-      const seq = Math.max(...encs.map((e) => e.input_ids.length));
-      const pad = tokenizer.pad_token_id;
-      const ids = encs.map((e) => [...e.input_ids, ...Array(seq - e.input_ids.length).fill(pad)] as number[]);
-      const mask = encs.map((e) => [...Array(e.input_ids.length).fill(1), ...Array(seq - e.input_ids.length).fill(0)] as number[]);
-      const logits = model.forward({ input_ids: ids, attention_mask: mask }).logits;
-      const n = logits.dims[2]!;
-      encs.forEach((e, r) => {
-        const sentence = chunk[r]!;
+    for (let i = 0; i < inputs.length; i += bs) {
+      const chunk = inputs.slice(i, i + bs);
+      // transformers: truncation when the tokenizer has a model_max_length; offsets and the special-tokens mask
+      const enc = tokenizer(split ? (chunk as string[][]) : (chunk as string[]), {
+        padding: true,
+        truncation: tokenizer.model_max_length !== undefined,
+        is_split_into_words: split,
+        return_offsets_mapping: true,
+        return_special_tokens_mask: true,
+      });
+      const logits = model.forward({ input_ids: enc.input_ids, attention_mask: enc.attention_mask }).logits;
+      const [, seq, n] = logits.dims as [number, number, number];
+      chunk.forEach((input, r) => {
+        // the sentence start / end index: the text, or the words joined with the delimiter
+        let sentence: string;
+        let wordStarts: number[] | undefined;
+        if (typeof input === "string") sentence = input;
+        else {
+          wordStarts = [];
+          let at = 0;
+          for (const w of input) {
+            wordStarts.push(at);
+            at += w.length + delimiter.length;
+          }
+          sentence = input.join(delimiter);
+        }
+        const ids = enc.input_ids[r]!;
+        const special = enc.special_tokens_mask![r]!;
+        const offsets = enc.offset_mapping![r]!;
+        const wordIds = enc.word_ids(r);
         const pre: PreEntity[] = [];
-        e.input_ids.forEach((id, idx) => {
-          if (e.special_tokens_mask[idx]) return;
+        ids.forEach((id, idx) => {
+          if (special[idx]) return;
           const row = logits.data.subarray((r * seq + idx) * n, (r * seq + idx + 1) * n);
-          const [start, end] = e.offset_mapping[idx]!;
+          let [start, end] = offsets[idx]!;
+          const w = wordIds[idx];
+          if (wordStarts && w !== null && w !== undefined) {
+            start += wordStarts[w]!;
+            end += wordStarts[w]!;
+          }
           let word = tokenizer.convertIdsToTokens([id])[0] ?? "";
+          // transformers' fallback heuristic for tokenizers without real words
           let isSub = start > 0 && !sentence.slice(start - 1, start + 1).includes(" ");
           if (id === unk) {
             word = sentence.slice(start, end);
@@ -567,53 +622,119 @@ function argmax(x: ArrayLike<number>): number {
 // ---------------------------------------------------------------------------------------------------------------
 // question-answering
 
-function questionAnswering(model: T5ForQuestionAnswering, tokenizer: T5Tokenizer) {
-  const one = (q: QuestionAnsweringInput, o: QuestionAnsweringOptions): QuestionAnsweringOutput | QuestionAnsweringOutput[] => {
-    if (!q || typeof q.question !== "string" || typeof q.context !== "string") throw new BadInputError("question-answering input must be {question, context}");
-    const topK = o.top_k ?? 1;
-    const maxLen = o.max_answer_len ?? 15;
-    if (!Number.isInteger(topK) || topK < 1) throw new BadInputError(`top_k must be a positive integer, got ${String(o.top_k)}`);
-    if (!Number.isInteger(maxLen) || maxLen < 1) throw new BadInputError(`max_answer_len must be a positive integer, got ${String(o.max_answer_len)}`);
-    const e = tokenizer.encodeWithOffsets(q.question, q.context);
-    const L = e.input_ids.length;
-    const out = model.forward({ input_ids: [e.input_ids] });
-    // tokens that can be part of an answer: those of the context
-    const ok = e.sequence_ids.map((s) => s === 1);
-    const norm = (logits: Float32Array) => {
-      const masked = Array.from(logits, (v, i) => (ok[i] ? v : -10000));
-      return softmax(masked);
-    };
-    const start = norm(out.start_logits.data);
-    const end = norm(out.end_logits.data);
-    const minNull = o.handle_impossible_answer ? start[0]! * end[0]! : 1000000;
-    start[0] = end[0] = 0;
-    // candidates: start <= end < start + max_answer_len, both in the context
-    const cands: { s: number; t: number; score: number; flat: number }[] = [];
-    for (let s = 0; s < L; s++) {
-      for (let t = s; t < Math.min(L, s + maxLen); t++) cands.push({ s, t, score: start[s]! * end[t]!, flat: s * L + t });
+/** transformers' `Encoding.word_to_chars(word, sequence_index)`: the char span of the tokens of `word` in sequence
+ * `seq` (scanning that sequence's tokens while their word ids are not past `word`), `undefined` when there is none. */
+function wordToChars(seqIds: (number | null)[], wordIds: (number | null)[], offsets: [number, number][], word: number, seq: number): [number, number] | undefined {
+  let lo = seqIds.indexOf(seq);
+  let hi = seqIds.lastIndexOf(seq) + 1;
+  if (lo < 0) [lo, hi] = [0, seqIds.length];
+  let first = -1;
+  let last = -1;
+  for (let i = lo; i < hi; i++) {
+    const w = wordIds[i] ?? null;
+    if (w !== null && w > word) break;
+    if (w === word) {
+      if (first < 0) first = i;
+      last = i;
     }
-    // numpy's argmax / argsort over the flattened matrix (zeros elsewhere)
-    cands.sort((a, b) => b.score - a.score || a.flat - b.flat);
-    let picked = cands.slice(0, topK);
-    if (picked.length < topK) picked = cands;
-    picked = picked.filter((c) => ok[c.s] && ok[c.t]);
-    // word alignment: a word starts at a token beginning with "▁" (T5's Metaspace pre-tokenizer)
-    const tokens = tokenizer.convertIdsToTokens(e.input_ids);
-    const wordStart = (i: number) => {
-      while (i > 0 && ok[i - 1] && !(tokens[i] ?? "").startsWith("▁")) i--;
-      return i;
-    };
-    const wordEnd = (i: number) => {
-      while (i + 1 < L && ok[i + 1] && !(tokens[i + 1] ?? "").startsWith("▁")) i++;
-      return i;
-    };
+  }
+  return first < 0 ? undefined : [offsets[first]![0], offsets[last]![1]];
+}
+
+/** numpy's choice of the `k` best (start, end) spans of one window: `tril(triu(outer), max_answer_len - 1)` flattened,
+ * best first (ties in index order), zero entries after the positive ones when fewer than `k` are positive. */
+function bestSpans(start: number[], end: number[], k: number, maxLen: number): { s: number; t: number; score: number }[] {
+  const L = start.length;
+  const cands: { s: number; t: number; score: number; flat: number }[] = [];
+  for (let s = 0; s < L; s++) {
+    if (start[s] === 0) continue;
+    for (let t = s; t < Math.min(L, s + maxLen); t++) {
+      const score = start[s]! * end[t]!;
+      if (score > 0) cands.push({ s, t, score, flat: s * L + t });
+    }
+  }
+  cands.sort((a, b) => b.score - a.score || a.flat - b.flat);
+  const picked = cands.slice(0, k);
+  if (picked.length < k) {
+    const taken = new Set(picked.map((c) => c.flat));
+    for (let f = 0; f < L * L && picked.length < k; f++) {
+      if (!taken.has(f)) picked.push({ s: Math.floor(f / L), t: f % L, score: 0, flat: f });
+    }
+  }
+  return picked;
+}
+
+function questionAnswering(model: T5ForQuestionAnswering, tokenizer: T5Tokenizer) {
+  const posInt = (v: number | undefined, name: string, min: number) => {
+    if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new BadInputError(`${name} must be an integer >= ${min}, got ${String(v)}`);
+    return v;
+  };
+  const one = async (q: QuestionAnsweringInput, o: QuestionAnsweringOptions): Promise<QuestionAnsweringOutput | QuestionAnsweringOutput[]> => {
+    if (!q || typeof q.question !== "string" || typeof q.context !== "string") throw new BadInputError("question-answering input must be {question, context}");
+    const topK = posInt(o.top_k, "top_k", 1) ?? 1;
+    const maxAnswerLen = posInt(o.max_answer_len, "max_answer_len", 1) ?? 15;
+    posInt(o.max_question_len, "max_question_len", 1);
+    const maxSeqLen = posInt(o.max_seq_len, "max_seq_len", 1) ?? Math.min(tokenizer.model_max_length ?? 384, 384);
+    const docStride = posInt(o.doc_stride, "doc_stride", 0) ?? Math.min(Math.floor(maxSeqLen / 2), 128);
+    if (docStride > maxSeqLen) throw new BadInputError(`doc_stride (${docStride}) is larger than max_seq_len (${maxSeqLen})`);
     const align = o.align_to_words ?? true;
-    const answers: QuestionAnsweringOutput[] = picked.map((c) => {
-      const a = e.offset_mapping[align ? wordStart(c.s) : c.s]![0];
-      const b = e.offset_mapping[align ? wordEnd(c.t) : c.t]![1];
-      return { score: c.score, start: a, end: b, answer: q.context.slice(a, b) };
+    const impossible = o.handle_impossible_answer ?? false;
+    // transformers: the question first (truncating only the context) unless the tokenizer pads on the left
+    const questionFirst = tokenizer.padding_side === "right";
+    const enc = tokenizer(questionFirst ? q.question : q.context, questionFirst ? q.context : q.question, {
+      truncation: questionFirst ? "only_second" : "only_first",
+      max_length: maxSeqLen,
+      stride: docStride,
+      return_overflowing_tokens: true,
+      return_offsets_mapping: true,
     });
-    if (o.handle_impossible_answer) answers.push({ score: minNull, start: 0, end: 0, answer: "" });
+    const windows = enc.input_ids.length;
+    // all windows in one padded batch (padding on the right; the decoder is causal, the encoder masked)
+    const seq = Math.max(...enc.input_ids.map((r) => r.length));
+    const pad = tokenizer.pad_token_id;
+    const out = model.forward({
+      input_ids: enc.input_ids.map((r) => [...r, ...Array<number>(seq - r.length).fill(pad)]),
+      attention_mask: enc.input_ids.map((r) => [...Array<number>(r.length).fill(1), ...Array<number>(seq - r.length).fill(0)]),
+    });
+    let minNull = 1000000;
+    const answers: QuestionAnsweringOutput[] = [];
+    const seqIndex = questionFirst ? 1 : 0;
+    for (let w = 0; w < windows; w++) {
+      const ids = enc.input_ids[w]!;
+      const L = ids.length;
+      const seqIds = enc.sequence_ids(w);
+      const wordIds = enc.word_ids(w);
+      const offsets = enc.offset_mapping![w]!;
+      // tokens that can be part of an answer (p_mask = 0): the context's, or every token (transformers' left-padding path)
+      const ok = seqIds.map((x) => (questionFirst ? x === 1 : true));
+      const norm = (logits: Float32Array) => softmax(Array.from(logits.subarray(w * seq, w * seq + L), (v, i) => (ok[i] ? v : -10000)));
+      const start = norm(out.start_logits.data);
+      const end = norm(out.end_logits.data);
+      if (impossible) minNull = Math.min(minNull, start[0]! * end[0]!);
+      start[0] = end[0] = 0;
+      const picked = bestSpans(start, end, align ? topK * 2 + 10 : topK, maxAnswerLen).filter((c) => ok[c.s] && ok[c.t]);
+      // transformers shifts by the pad tokens of a left-padded window (none without padding, but a "<pad>" typed in the text counts)
+      const shift = questionFirst ? 0 : ids.filter((id) => id === pad).length;
+      for (const c of picked) {
+        const s = c.s - shift;
+        const t = c.t - shift;
+        let span: [number, number] | undefined;
+        if (align && s >= 0 && t >= 0) {
+          const sw = seqIds[s] === null ? null : wordIds[s];
+          const tw = seqIds[t] === null ? null : wordIds[t];
+          const a = sw === null || sw === undefined ? undefined : wordToChars(seqIds, wordIds, offsets, sw, seqIndex);
+          const b = tw === null || tw === undefined ? undefined : wordToChars(seqIds, wordIds, offsets, tw, seqIndex);
+          if (a && b) span = [a[0], b[1]];
+        }
+        // no word to align to: the token offsets (Python's negative indices count from the end)
+        span ??= [offsets.at(s)![0], offsets.at(t)![1]];
+        const answer = q.context.slice(span[0], span[1]);
+        const same = answers.find((x) => x.answer.toLowerCase() === answer.toLowerCase());
+        if (same) same.score += c.score;
+        else answers.push({ score: c.score, start: span[0], end: span[1], answer });
+      }
+    }
+    if (impossible) answers.push({ score: minNull, start: 0, end: 0, answer: "" });
     answers.sort((a, b) => b.score - a.score);
     const top = answers.slice(0, topK);
     return top.length === 1 ? top[0]! : top;
@@ -623,7 +744,7 @@ function questionAnswering(model: T5ForQuestionAnswering, tokenizer: T5Tokenizer
       if (inputs.length === 0) throw new BadInputError("question-answering needs at least one {question, context}");
       const res = [];
       for (const q of inputs) {
-        res.push(one(q, options));
+        res.push(await one(q, options));
         await Promise.resolve();
       }
       return res;

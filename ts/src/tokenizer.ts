@@ -11,7 +11,7 @@
  * `allow_long_inputs: true`. Tokenizers without a `model_max_length` never throw it.
  */
 
-import { BadInputError, DisposedError, wasmCall } from "./errors.js";
+import { BadInputError, DisposedError, InputTooLongError, wasmCall } from "./errors.js";
 import { openSource, readRequired, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
 import type { WasmTokenizer } from "#t5-wasm";
@@ -20,9 +20,25 @@ export interface TokenizerCallOptions {
   /** `true` / "longest": pad to the longest row; "max_length": pad to `max_length`
    * (default `model_max_length`); `false` / "do_not_pad" (default): no padding. */
   padding?: boolean | "longest" | "max_length" | "do_not_pad";
-  /** Truncate rows to `max_length` (default `model_max_length`). Default false. */
-  truncation?: boolean;
+  /** Pad on this side for this call (transformers 4.45+); default: the tokenizer's {@link T5Tokenizer.padding_side}. */
+  padding_side?: "left" | "right";
+  /** `true` / "longest_first", "only_first", "only_second": truncate rows (pairs: the longer part first, or only
+   * one part) to `max_length` (default `model_max_length`). Default false / "do_not_truncate". */
+  truncation?: boolean | "longest_first" | "only_first" | "only_second" | "do_not_truncate";
   max_length?: number;
+  /** With truncation and `return_overflowing_tokens`: tokens shared by consecutive windows. Default 0. */
+  stride?: number;
+  /** The second sequence of each row (`text </s> text_pair </s>`); also accepted as the call's second argument. */
+  text_pair?: string | string[] | string[][];
+  /** The input is pre-split into words: `string[]` is one row, `string[][]` a batch; `word_ids()` index the words. */
+  is_split_into_words?: boolean;
+  /** Keep every window of a truncated row (each a row of the output; `overflow_to_sample_mapping` says whose). */
+  return_overflowing_tokens?: boolean;
+  /** Add `offset_mapping`: per token `[start, end]` in JavaScript string indices (UTF-16 units) of the text, pair
+   * or word it comes from; `[0, 0]` for added special tokens and padding. */
+  return_offsets_mapping?: boolean;
+  /** Add `special_tokens_mask`: 1 for tokens the tokenizer added (`</s>`, padding). */
+  return_special_tokens_mask?: boolean;
   /** Append `</s>` (default true). */
   add_special_tokens?: boolean;
   /** Do not throw {@link InputTooLongError} for untruncated rows longer than `model_max_length`. */
@@ -39,14 +55,50 @@ export interface DecodeOptions {
 export interface BatchEncoding {
   input_ids: number[][];
   attention_mask: number[][];
+  /** With `return_offsets_mapping`. */
+  offset_mapping?: [number, number][][];
+  /** With `return_special_tokens_mask`. */
+  special_tokens_mask?: number[][];
+  /** With `return_overflowing_tokens`: the input row of each output row. */
+  overflow_to_sample_mapping?: number[];
+  /** transformers' `word_ids(batch_index)`: the word of each token (`null` for added special tokens and padding). */
+  word_ids(batch_index?: number): (number | null)[];
+  /** transformers' `sequence_ids(batch_index)`: 0 (text), 1 (text_pair) or `null` (special tokens, padding). */
+  sequence_ids(batch_index?: number): (number | null)[];
 }
 
-interface WasmEncoded {
+interface WasmDetailed {
   ids: Uint32Array;
   mask: Uint32Array;
   lengths: Uint32Array;
-  batch: number;
-  seq: number;
+  starts: Uint32Array;
+  ends: Uint32Array;
+  special: Uint32Array;
+  sequence: Int32Array;
+  words: Int32Array;
+  sample: Uint32Array;
+}
+
+type TextInput = string | string[] | string[][];
+
+/** Rows of a call's `text` or `text_pair`: `[strings, words per row or undefined]`. */
+function rowsOf(input: TextInput, words: boolean, what: string): [string[], Uint32Array | undefined] {
+  const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((t) => typeof t === "string");
+  if (!words) {
+    if (typeof input === "string") return [[input], undefined];
+    if (isStrings(input)) return [input, undefined];
+    throw new BadInputError(`${what} must be a string or an array of strings (pre-split words need is_split_into_words: true)`);
+  }
+  if (isStrings(input)) {
+    if (input.length === 0) throw new BadInputError(`${what}: is_split_into_words needs at least one word per row`);
+    return [input, Uint32Array.of(input.length)];
+  }
+  if (Array.isArray(input) && input.every(isStrings)) {
+    const rows = input as string[][];
+    if (rows.some((r) => r.length === 0)) throw new BadInputError(`${what}: is_split_into_words needs at least one word per row`);
+    return [rows.flat(), Uint32Array.from(rows.map((r) => r.length))];
+  }
+  throw new BadInputError(`${what} with is_split_into_words must be an array of words or an array of such arrays`);
 }
 
 type TokenIds = ArrayLike<number>;
@@ -61,9 +113,15 @@ function checkIds(ids: TokenIds, what: string): Uint32Array {
   return out;
 }
 
-/** The callable form: `tokenizer(texts, options)` is `tokenizer._call(texts, options)`. */
+/** The callable form: `tokenizer(texts, options)` / `tokenizer(texts, text_pair, options)` is `tokenizer._call(…)`. */
 export interface T5Tokenizer {
-  (texts: string | string[], options?: TokenizerCallOptions): BatchEncoding;
+  (texts: TextInput, options?: TokenizerCallOptions): BatchEncoding;
+  (texts: TextInput, textPair: TextInput, options?: TokenizerCallOptions): BatchEncoding;
+}
+
+/** {@link T5Tokenizer.fromPretrained}'s options: where to load from, and transformers' `padding_side` init argument. */
+export interface TokenizerLoadOptions extends LoadOptions {
+  padding_side?: "left" | "right";
 }
 
 export class T5Tokenizer {
@@ -73,7 +131,7 @@ export class T5Tokenizer {
   constructor(inner: WasmTokenizer) {
     // An instance is a function (so that `tokenizer(texts)` works like Python's `__call__`) whose
     // prototype is this class; no `Function` constructor involved, so it is CSP-safe.
-    const self = ((texts: string | string[], options?: TokenizerCallOptions) => self._call(texts, options)) as T5Tokenizer;
+    const self = ((texts: TextInput, a?: TextInput | TokenizerCallOptions, b?: TokenizerCallOptions) => self._call(texts, a, b)) as T5Tokenizer;
     Object.setPrototypeOf(self, new.target.prototype);
     Object.defineProperty(self, "inner", { value: inner, writable: true, enumerable: false });
     return self;
@@ -95,14 +153,20 @@ export class T5Tokenizer {
    * The tokenizer of a model directory or base URL: `tokenizer.json`, or for older checkpoints that have none,
    * `spiece.model` (converted as transformers does); `tokenizer_config.json` when present.
    */
-  static async fromPretrained(dirOrUrl: ModelSource, opts: LoadOptions = {}): Promise<T5Tokenizer> {
+  static async fromPretrained(dirOrUrl: ModelSource, opts: TokenizerLoadOptions = {}): Promise<T5Tokenizer> {
+    const side = opts.padding_side;
+    if (side !== undefined && side !== "left" && side !== "right") throw new BadInputError(`padding_side must be "left" or "right", got ${String(side)}`);
     const src = await openSource(dirOrUrl, opts);
     const cfg = await src.read("tokenizer_config.json");
     const json = await src.read("tokenizer.json");
-    if (json) return T5Tokenizer.fromBytes(json, cfg);
-    const spiece = await src.read("spiece.model");
-    if (spiece) return T5Tokenizer.fromSpiece(spiece, cfg);
-    return T5Tokenizer.fromBytes(await readRequired(src, "tokenizer.json"), cfg);
+    const spiece = json ? undefined : await src.read("spiece.model");
+    const tok = json
+      ? await T5Tokenizer.fromBytes(json, cfg)
+      : spiece
+        ? await T5Tokenizer.fromSpiece(spiece, cfg)
+        : await T5Tokenizer.fromBytes(await readRequired(src, "tokenizer.json"), cfg);
+    if (side !== undefined) tok.padding_side = side;
+    return tok;
   }
 
   private get live(): WasmTokenizer {
@@ -110,32 +174,79 @@ export class T5Tokenizer {
     return this.inner;
   }
 
-  /** transformers' `tokenizer(texts, padding=…, truncation=…, max_length=…)`. */
-  _call(texts: string | string[], options: TokenizerCallOptions = {}): BatchEncoding {
-    const list = typeof texts === "string" ? [texts] : texts;
-    if (!Array.isArray(list) || list.some((t) => typeof t !== "string")) {
-      throw new BadInputError("texts must be a string or an array of strings");
-    }
+  /**
+   * transformers' `tokenizer(text, text_pair, padding=…, padding_side=…, truncation=…, max_length=…, stride=…,
+   * is_split_into_words=…, return_overflowing_tokens=…, return_offsets_mapping=…, return_special_tokens_mask=…)`.
+   */
+  _call(texts: TextInput, pairOrOptions?: TextInput | TokenizerCallOptions, maybeOptions?: TokenizerCallOptions): BatchEncoding {
+    const positionalPair = typeof pairOrOptions === "string" || Array.isArray(pairOrOptions);
+    const options: TokenizerCallOptions = (positionalPair ? maybeOptions : ((pairOrOptions as TokenizerCallOptions | undefined) ?? maybeOptions)) ?? {};
+    if (typeof options !== "object" || options === null) throw new BadInputError("tokenizer options must be an object");
+    const pair = positionalPair ? (pairOrOptions as TextInput) : options.text_pair;
+    const words = options.is_split_into_words ?? false;
+    const [strings, counts] = rowsOf(texts, words, "texts");
+    const [pairStrings, pairCounts] = pair === undefined || pair === null ? [undefined, undefined] : rowsOf(pair, words, "text_pair");
     const padding = options.padding === true ? "longest" : options.padding === false || options.padding === undefined ? "do_not_pad" : options.padding;
+    const truncation =
+      options.truncation === true ? "longest_first" : options.truncation === false || options.truncation === undefined ? "do_not_truncate" : options.truncation;
     const maxLength = options.max_length;
     if (maxLength !== undefined && (!Number.isInteger(maxLength) || maxLength <= 0 || maxLength > 0xffffffff)) {
       throw new BadInputError(`max_length must be a positive integer, got ${String(maxLength)}`);
     }
-    const truncation = options.truncation ?? false;
-    const limit = truncation || options.allow_long_inputs ? undefined : this.live.modelMaxLength;
+    const stride = options.stride ?? 0;
+    if (!Number.isInteger(stride) || stride < 0 || stride > 0xffffffff) throw new BadInputError(`stride must be a non-negative integer, got ${String(stride)}`);
+    const side = options.padding_side;
+    if (side !== undefined && side !== "left" && side !== "right") throw new BadInputError(`padding_side must be "left" or "right", got ${String(side)}`);
     const tk = this.live;
-    const enc = wasmCall(
-      () => tk.encodeBatch(list, padding, truncation, maxLength, options.add_special_tokens ?? true, limit) as WasmEncoded,
-    );
+    if (padding === "max_length" && maxLength === undefined && tk.modelMaxLength === undefined) {
+      throw new BadInputError('padding="max_length" needs max_length (the tokenizer has no model_max_length)');
+    }
+    const json = JSON.stringify({
+      padding,
+      padding_side: side ?? null,
+      truncation,
+      max_length: maxLength ?? null,
+      stride,
+      add_special_tokens: options.add_special_tokens ?? true,
+      return_overflowing_tokens: options.return_overflowing_tokens ?? false,
+    });
+    const r = wasmCall(() => tk.encodeDetailed(strings, counts, pairStrings, pairCounts, json) as WasmDetailed);
+    const limit = truncation !== "do_not_truncate" || options.allow_long_inputs ? undefined : tk.modelMaxLength;
     const input_ids: number[][] = [];
     const attention_mask: number[][] = [];
+    const starts: number[] = [];
     let at = 0;
-    for (const len of enc.lengths) {
-      input_ids.push(Array.from(enc.ids.subarray(at, at + len)));
-      attention_mask.push(Array.from(enc.mask.subarray(at, at + len)));
+    for (const len of r.lengths) {
+      const mask = Array.from(r.mask.subarray(at, at + len));
+      if (limit !== undefined) {
+        const real = mask.reduce((a, b) => a + b, 0);
+        if (real > limit) {
+          throw new InputTooLongError(
+            `input of ${real} tokens is longer than the maximum of ${limit} (model_max_length): pass truncation: true (optionally with max_length) or allow_long_inputs: true`,
+          );
+        }
+      }
+      input_ids.push(Array.from(r.ids.subarray(at, at + len)));
+      attention_mask.push(mask);
+      starts.push(at);
       at += len;
     }
-    return { input_ids, attention_mask };
+    const rowOf = <T>(src: Uint32Array | Int32Array, i: number, f: (v: number, k: number) => T): T[] =>
+      Array.from(src.subarray(starts[i]!, starts[i]! + r.lengths[i]!), f);
+    const out = { input_ids, attention_mask } as BatchEncoding;
+    if (options.return_offsets_mapping) out.offset_mapping = starts.map((_, i) => rowOf(r.starts, i, (v, k) => [v, r.ends[starts[i]! + k]!] as [number, number]));
+    if (options.return_special_tokens_mask) out.special_tokens_mask = starts.map((_, i) => rowOf(r.special, i, (v) => v));
+    if (options.return_overflowing_tokens) out.overflow_to_sample_mapping = Array.from(r.sample);
+    const ids = (what: string, src: Int32Array) => (i = 0) => {
+      if (!Number.isInteger(i) || i < 0 || i >= starts.length) throw new BadInputError(`${what}(${String(i)}): batch index out of range 0..${starts.length - 1}`);
+      return rowOf(src, i, (v) => (v < 0 ? null : v));
+    };
+    // methods, as on transformers' BatchEncoding (not enumerable: the object stays {input_ids, attention_mask, …})
+    Object.defineProperties(out, {
+      word_ids: { value: ids("word_ids", r.words) },
+      sequence_ids: { value: ids("sequence_ids", r.sequence) },
+    });
+    return out;
   }
 
   /** Ids of one text (`</s>` appended unless `add_special_tokens: false`). */
@@ -226,6 +337,17 @@ export class T5Tokenizer {
     return this.live.eosTokenId;
   }
 
+  /** transformers' `padding_side`: "right" unless tokenizer_config.json or a load option says "left"; settable. */
+  get padding_side(): "left" | "right" {
+    return this.live.paddingSide as "left" | "right";
+  }
+
+  set padding_side(side: "left" | "right") {
+    if (side !== "left" && side !== "right") throw new BadInputError(`padding_side must be "left" or "right", got ${String(side)}`);
+    const tk = this.live;
+    wasmCall(() => tk.setPaddingSide(side));
+  }
+
   /** `model_max_length` of tokenizer_config.json; `undefined` when unlimited. */
   get model_max_length(): number | undefined {
     return this.live.modelMaxLength;
@@ -255,7 +377,7 @@ export class T5Tokenizer {
 
 export class AutoTokenizer {
   /** The tokenizer of a model directory or base URL. */
-  static fromPretrained(dirOrUrl: ModelSource, opts: LoadOptions = {}): Promise<T5Tokenizer> {
+  static fromPretrained(dirOrUrl: ModelSource, opts: TokenizerLoadOptions = {}): Promise<T5Tokenizer> {
     return T5Tokenizer.fromPretrained(dirOrUrl, opts);
   }
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{Result, T5Error};
 use serde_json::Value;
-use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer as HfTokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{PaddingDirection, PostProcessor, PaddingParams, PaddingStrategy, Tokenizer as HfTokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 pub struct Tokenizer {
     inner: HfTokenizer,
@@ -24,6 +24,16 @@ struct BatchSetting {
     padding: bool,
     left: bool,
     truncate_to: Option<usize>,
+    /// pad every row to this length (`padding="max_length"`) instead of the longest
+    pad_fixed: Option<usize>,
+    strategy: Truncation,
+    stride: usize,
+}
+
+impl BatchSetting {
+    fn plain(padding: bool, left: bool, truncate_to: Option<usize>) -> Self {
+        BatchSetting { padding, left, truncate_to, pad_fixed: None, strategy: Truncation::LongestFirst, stride: 0 }
+    }
 }
 
 /// Options of a batch encode, as transformers' `__call__` arguments.
@@ -129,21 +139,26 @@ impl Tokenizer {
         } else {
             None
         };
-        let setting = BatchSetting { padding: opts.padding, left: self.padding_left, truncate_to };
+        let setting = BatchSetting::plain(opts.padding, self.padding_left, truncate_to);
         let encs = if !setting.padding && setting.truncate_to.is_none() && self.inner.get_padding().is_none() && self.inner.get_truncation().is_none() {
             self.inner.encode_batch(texts.to_vec(), opts.add_special_tokens).map_err(terr)?
         } else {
-            let mut cache = self.configured.lock().unwrap_or_else(|e| e.into_inner());
-            if !cache.iter().any(|(s, _)| *s == setting) {
-                cache.push((setting, self.configure(setting)?));
-            }
-            let tk = &cache.iter().find(|(s, _)| *s == setting).expect("just inserted").1;
-            tk.encode_batch(texts.to_vec(), opts.add_special_tokens).map_err(terr)?
+            self.with_configured(setting, |tk| tk.encode_batch(texts.to_vec(), opts.add_special_tokens).map_err(terr))?
         };
         Ok(Encoded {
             input_ids: encs.iter().map(|e| e.get_ids().to_vec()).collect(),
             attention_mask: encs.iter().map(|e| e.get_attention_mask().to_vec()).collect(),
         })
+    }
+
+    /// `f` on the copy of the tokenizer configured for `setting` (made once, then reused).
+    fn with_configured<R>(&self, setting: BatchSetting, f: impl FnOnce(&HfTokenizer) -> Result<R>) -> Result<R> {
+        let mut cache = self.configured.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.iter().any(|(s, _)| *s == setting) {
+            cache.push((setting, self.configure(setting)?));
+        }
+        let tk = &cache.iter().find(|(s, _)| *s == setting).expect("just inserted").1;
+        f(tk)
     }
 
     fn configure(&self, setting: BatchSetting) -> Result<HfTokenizer> {
@@ -152,8 +167,12 @@ impl Tokenizer {
             Some(max_length) => {
                 tk.with_truncation(Some(TruncationParams {
                     max_length,
-                    strategy: TruncationStrategy::LongestFirst,
-                    stride: 0,
+                    strategy: match setting.strategy {
+                        Truncation::OnlyFirst => TruncationStrategy::OnlyFirst,
+                        Truncation::OnlySecond => TruncationStrategy::OnlySecond,
+                        _ => TruncationStrategy::LongestFirst,
+                    },
+                    stride: setting.stride,
                     direction: TruncationDirection::Right,
                 }))
                 .map_err(terr)?;
@@ -164,7 +183,10 @@ impl Tokenizer {
         }
         if setting.padding {
             tk.with_padding(Some(PaddingParams {
-                strategy: PaddingStrategy::BatchLongest,
+                strategy: match setting.pad_fixed {
+                    Some(n) => PaddingStrategy::Fixed(n),
+                    None => PaddingStrategy::BatchLongest,
+                },
                 direction: if setting.left { PaddingDirection::Left } else { PaddingDirection::Right },
                 pad_to_multiple_of: None,
                 pad_id: self.pad_id,
@@ -289,5 +311,234 @@ impl Tokenizer {
     /// The tokenizer as `tokenizer.json` (e.g. to cache what [`Tokenizer::from_spiece`] built).
     pub fn to_json(&self, pretty: bool) -> Result<String> {
         self.inner.to_string(pretty).map_err(terr)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// transformers' full `__call__`: pairs, pre-tokenized words, truncation strategies with a stride and overflowing
+// windows, padding side per call, word / sequence ids
+
+/// One sequence of a tokenizer input: a text, or words already split (`is_split_into_words=True`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sequence {
+    Text(String),
+    Words(Vec<String>),
+}
+
+/// One row of a tokenizer call: a sequence, or a pair (`text`, `text_pair`: T5 joins them as `A </s> B </s>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodeInput {
+    pub text: Sequence,
+    pub pair: Option<Sequence>,
+}
+
+/// transformers' `truncation` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Truncation {
+    /// `False` / "do_not_truncate"
+    #[default]
+    None,
+    /// `True` / "longest_first"
+    LongestFirst,
+    OnlyFirst,
+    OnlySecond,
+}
+
+/// transformers' `padding` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Padding {
+    #[default]
+    DoNotPad,
+    Longest,
+    /// to `max_length` (or `model_max_length`); longer rows stay as they are
+    MaxLength,
+}
+
+/// Options of [`Tokenizer::encode_detailed`], as transformers' `__call__` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    pub padding: Padding,
+    /// `padding_side` of this call (`None`: the tokenizer's, see [`Tokenizer::set_pads_left`])
+    pub padding_left: Option<bool>,
+    pub truncation: Truncation,
+    /// truncation / `padding="max_length"` length (default: `model_max_length`)
+    pub max_length: Option<usize>,
+    /// overlap of consecutive overflowing windows, in tokens
+    pub stride: usize,
+    pub add_special_tokens: bool,
+    /// keep the windows past the first one (`return_overflowing_tokens=True`)
+    pub return_overflowing_tokens: bool,
+}
+
+/// One row of [`Tokenizer::encode_detailed`]'s output (a window, when overflowing tokens are returned).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedRow {
+    pub input_ids: Vec<u32>,
+    pub attention_mask: Vec<u32>,
+    /// `(start, end)` in chars (Python `str` indices) of the sequence the token comes from — of the word, for
+    /// pre-tokenized input, as transformers; `(0, 0)` for added special tokens and padding
+    pub offsets: Vec<(usize, usize)>,
+    /// 1 for the tokens the post-processor or padding added (`return_special_tokens_mask=True`)
+    pub special_tokens_mask: Vec<u32>,
+    /// transformers' `sequence_ids(i)`: 0 / 1 for tokens of the text / the pair, `None` for special tokens
+    pub sequence_ids: Vec<Option<usize>>,
+    /// transformers' `word_ids(i)`
+    pub word_ids: Vec<Option<u32>>,
+    /// the input row this one comes from (`overflow_to_sample_mapping`)
+    pub sample: usize,
+}
+
+fn hf_sequence(s: &Sequence) -> tokenizers::InputSequence<'_> {
+    match s {
+        Sequence::Text(t) => t.as_str().into(),
+        Sequence::Words(w) => w.as_slice().into(),
+    }
+}
+
+fn hf_input(i: &EncodeInput) -> tokenizers::EncodeInput<'_> {
+    match &i.pair {
+        None => tokenizers::EncodeInput::Single(hf_sequence(&i.text)),
+        Some(p) => tokenizers::EncodeInput::Dual(hf_sequence(&i.text), hf_sequence(p)),
+    }
+}
+
+impl Tokenizer {
+    /// transformers' `tokenizer(text, text_pair, padding=…, padding_side=…, truncation=…, max_length=…, stride=…,
+    /// is_split_into_words=…, return_overflowing_tokens=…)` with offsets, special-tokens mask, word and sequence
+    /// ids: every row, and with `return_overflowing_tokens` every window of every row in transformers' order (a row,
+    /// then its overflowing windows), each with its `sample`. Settings that the `tokenizers` crate would panic on
+    /// (a stride not shorter than a window, `max_length` not above the special tokens) are [`T5Error::Tokenizer`]
+    /// errors here.
+    pub fn encode_detailed(&self, inputs: &[EncodeInput], opts: &CallOptions) -> Result<Vec<EncodedRow>> {
+        let left = opts.padding_left.unwrap_or(self.padding_left);
+        let limit = || opts.max_length.or(self.model_max_length);
+        let truncate_to = if opts.truncation == Truncation::None {
+            None
+        } else {
+            Some(limit().ok_or_else(|| T5Error::Tokenizer("truncation needs max_length".into()))?)
+        };
+        let pad_fixed = if opts.padding == Padding::MaxLength {
+            Some(limit().ok_or_else(|| T5Error::Tokenizer("padding=\"max_length\" needs max_length".into()))?)
+        } else {
+            None
+        };
+        for i in inputs {
+            let empty = |s: &Sequence| matches!(s, Sequence::Words(w) if w.is_empty());
+            if empty(&i.text) || i.pair.as_ref().is_some_and(empty) {
+                return Err(T5Error::Tokenizer("is_split_into_words: a row has no words".into()));
+            }
+        }
+        if let Some(max) = truncate_to {
+            self.check_truncation(inputs, opts, max)?;
+        }
+        let setting = BatchSetting {
+            padding: opts.padding != Padding::DoNotPad,
+            left,
+            truncate_to,
+            pad_fixed,
+            strategy: opts.truncation,
+            stride: if truncate_to.is_some() { opts.stride } else { 0 },
+        };
+        let hf: Vec<tokenizers::EncodeInput<'_>> = inputs.iter().map(hf_input).collect();
+        let encs = if !setting.padding && setting.truncate_to.is_none() && self.inner.get_padding().is_none() && self.inner.get_truncation().is_none() {
+            self.inner.encode_batch_char_offsets(hf, opts.add_special_tokens).map_err(terr)?
+        } else {
+            self.with_configured(setting, |tk| tk.encode_batch_char_offsets(hf, opts.add_special_tokens).map_err(terr))?
+        };
+        let mut rows = Vec::with_capacity(encs.len());
+        for (sample, e) in encs.iter().enumerate() {
+            rows.push(row_of(e, sample));
+            if opts.return_overflowing_tokens {
+                rows.extend(e.get_overflowing().iter().map(|o| row_of(o, sample)));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The `tokenizers` crate asserts `stride < window` and subtracts the special tokens from `max_length`
+    /// unchecked: refuse those settings with an error first (lengths of the parts as the crate computes them).
+    fn check_truncation(&self, inputs: &[EncodeInput], opts: &CallOptions, max_length: usize) -> Result<()> {
+        let added = |pair: bool| if opts.add_special_tokens { self.inner.get_post_processor().map_or(0, |p| p.added_tokens(pair)) } else { 0 };
+        let any_pair = inputs.iter().any(|i| i.pair.is_some());
+        let need = added(any_pair).max(added(false));
+        if max_length <= need {
+            return Err(T5Error::Tokenizer(format!("max_length {max_length} leaves no room for tokens after the {need} special tokens")));
+        }
+        if opts.stride == 0 {
+            return Ok(());
+        }
+        if opts.stride >= max_length - added(false) {
+            return Err(T5Error::Tokenizer(format!("stride {} must be less than max_length {max_length} minus the special tokens", opts.stride)));
+        }
+        let plain = BatchSetting::plain(false, false, None);
+        let len = |s: &Sequence| -> Result<usize> {
+            self.with_configured(plain, |tk| Ok(tk.encode_char_offsets(hf_sequence(s), false).map_err(terr)?.len()))
+        };
+        for i in inputs {
+            let window = max_length - added(i.pair.is_some());
+            let n1 = len(&i.text)?;
+            let n2 = match &i.pair {
+                Some(p) => len(p)?,
+                None => 0,
+            };
+            if n1 + n2 <= window {
+                continue;
+            }
+            // the lengths each part is truncated to (tokenizers' truncate_encodings)
+            let cut: Vec<(usize, usize)> = match (opts.truncation, i.pair.is_some()) {
+                (Truncation::OnlySecond, true) => {
+                    let remove = n1 + n2 - window;
+                    if n2 <= remove {
+                        continue; // the crate's own "sequence too short" error
+                    }
+                    vec![(n2, n2 - remove)]
+                }
+                (Truncation::OnlySecond, false) => continue, // the crate's own "second sequence not provided"
+                (Truncation::OnlyFirst, _) => {
+                    let remove = n1 + n2 - window;
+                    if n1 <= remove {
+                        continue;
+                    }
+                    vec![(n1, n1 - remove)]
+                }
+                (_, false) => vec![(n1, window)],
+                (_, true) => {
+                    let mut a = n1.min(n2);
+                    let mut b = if a > window { a } else { (window - a).max(a) };
+                    if a + b > window {
+                        a = window / 2;
+                        b = a + window % 2;
+                    }
+                    let (t1, t2) = if n1 > n2 { (b, a) } else { (a, b) };
+                    vec![(n1, t1), (n2, t2)]
+                }
+            };
+            for (n, to) in cut {
+                if to < n && to > 0 && opts.stride >= to {
+                    return Err(T5Error::Tokenizer(format!(
+                        "stride {} is not shorter than the {to} tokens left for the truncated sequence (max_length {max_length})",
+                        opts.stride
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The padding side of the tokenizer: `true` for left (transformers' `tokenizer.padding_side`).
+    pub fn padding_side_left(&self) -> bool {
+        self.padding_left
+    }
+}
+
+fn row_of(e: &tokenizers::Encoding, sample: usize) -> EncodedRow {
+    EncodedRow {
+        input_ids: e.get_ids().to_vec(),
+        attention_mask: e.get_attention_mask().to_vec(),
+        offsets: e.get_offsets().to_vec(),
+        special_tokens_mask: e.get_special_tokens_mask().to_vec(),
+        sequence_ids: e.get_sequence_ids(),
+        word_ids: e.get_word_ids().to_vec(),
+        sample,
     }
 }

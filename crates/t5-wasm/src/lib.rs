@@ -11,12 +11,12 @@
 //! before they reach the engine: the release profile aborts on panic, and an abort kills the wasm
 //! instance for every model living in it.
 
-use js_sys::{Array, Float32Array, Object, Reflect, Uint32Array};
+use js_sys::{Array, Float32Array, Int32Array, Object, Reflect, Uint32Array};
 use serde_json::Value;
 use t5_core::config::{GenerationConfig, T5Config};
 use t5_core::generate::{generate, GenerateOutput, Generation};
 use t5_core::model::{Batch, ModelKind, T5};
-use t5_core::tokenizer::{EncodeOptions, Tokenizer};
+use t5_core::tokenizer::{CallOptions, EncodeInput, EncodeOptions, Padding, Sequence, Tokenizer, Truncation};
 use t5_core::weights::{shard_files_from_index as core_shard_files, WeightStore};
 use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
@@ -258,6 +258,169 @@ impl WasmTokenizer {
     #[wasm_bindgen(js_name = idToToken)]
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
+    }
+
+    /// transformers' `tokenizer.padding_side`: "left" or "right".
+    #[wasm_bindgen(getter, js_name = paddingSide)]
+    pub fn padding_side(&self) -> String {
+        if self.inner.padding_side_left() { "left" } else { "right" }.to_string()
+    }
+
+    /// Set the padding side ("left" | "right") of later calls.
+    #[wasm_bindgen(js_name = setPaddingSide)]
+    pub fn set_padding_side(&mut self, side: &str) -> JsResult<()> {
+        self.inner.set_pads_left(padding_side(side)?);
+        Ok(())
+    }
+
+    /// transformers' full `tokenizer(text, text_pair, …)`. `texts`: one text per row, or with `text_counts` the
+    /// pre-split words of all rows concatenated (row `i` has `text_counts[i]` words: `is_split_into_words`); `pairs`
+    /// / `pair_counts` the same for `text_pair`. `options_json`: `{padding: "longest" | "max_length" | "do_not_pad",
+    /// padding_side: "left" | "right" | null, truncation: "longest_first" | "only_first" | "only_second" |
+    /// "do_not_truncate", max_length, stride, add_special_tokens, return_overflowing_tokens}`. Returns the rows
+    /// (windows, with overflowing tokens) concatenated: `{ids, mask, lengths, starts, ends, special, sequence, words,
+    /// sample}`; offsets are UTF-16 indices (JavaScript string indices) into the text, pair or word the token comes
+    /// from; `sequence` / `words` are -1 where transformers has `None`; `sample` is `overflow_to_sample_mapping`.
+    #[wasm_bindgen(js_name = encodeDetailed)]
+    pub fn encode_detailed(&self, texts: Vec<String>, text_counts: Option<Vec<u32>>, pairs: Option<Vec<String>>, pair_counts: Option<Vec<u32>>, options_json: &str) -> JsResult<Object> {
+        let o: Value = serde_json::from_str(options_json).map_err(|e| bad_input(format!("tokenizer options: {e}")))?;
+        let str_opt = |k: &str| -> JsResult<Option<String>> {
+            match o.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(v) => Err(bad_input(format!("{k} must be a string, got {v}"))),
+            }
+        };
+        let bool_opt = |k: &str, default: bool| -> JsResult<bool> {
+            match o.get(k) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(v) => Err(bad_input(format!("{k} must be a boolean, got {v}"))),
+            }
+        };
+        let uint_opt = |k: &str| -> JsResult<Option<usize>> {
+            match o.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => match v.as_u64() {
+                    Some(n) if n <= u32::MAX as u64 => Ok(Some(n as usize)),
+                    _ => Err(bad_input(format!("{k} must be a non-negative integer, got {v}"))),
+                },
+            }
+        };
+        let padding = match str_opt("padding")?.as_deref() {
+            None | Some("do_not_pad") => Padding::DoNotPad,
+            Some("longest") => Padding::Longest,
+            Some("max_length") => Padding::MaxLength,
+            Some(other) => return Err(bad_input(format!("unknown padding strategy {other:?}: expected \"longest\", \"max_length\" or \"do_not_pad\""))),
+        };
+        let truncation = match str_opt("truncation")?.as_deref() {
+            None | Some("do_not_truncate") => Truncation::None,
+            Some("longest_first") => Truncation::LongestFirst,
+            Some("only_first") => Truncation::OnlyFirst,
+            Some("only_second") => Truncation::OnlySecond,
+            Some(other) => return Err(bad_input(format!("unknown truncation strategy {other:?}: expected true, false, \"longest_first\", \"only_first\", \"only_second\" or \"do_not_truncate\""))),
+        };
+        let max_length = uint_opt("max_length")?;
+        if max_length == Some(0) {
+            return Err(bad_input("max_length must be positive"));
+        }
+        let opts = CallOptions {
+            padding,
+            padding_left: str_opt("padding_side")?.map(|s| padding_side(&s)).transpose()?,
+            truncation,
+            max_length,
+            stride: uint_opt("stride")?.unwrap_or(0),
+            add_special_tokens: bool_opt("add_special_tokens", true)?,
+            return_overflowing_tokens: bool_opt("return_overflowing_tokens", false)?,
+        };
+        let firsts = sequences(texts, text_counts, "texts")?;
+        let seconds = match pairs {
+            Some(p) => {
+                let p = sequences(p, pair_counts, "text_pair")?;
+                if p.len() != firsts.len() {
+                    return Err(bad_input(format!("{} texts but {} text pairs", firsts.len(), p.len())));
+                }
+                p.into_iter().map(Some).collect()
+            }
+            None => vec![None; firsts.len()],
+        };
+        let inputs: Vec<EncodeInput> = firsts.into_iter().zip(seconds).map(|(text, pair)| EncodeInput { text, pair }).collect();
+        let rows = self.inner.encode_detailed(&inputs, &opts).map_err(js_err)?;
+        // char offsets -> UTF-16 offsets of the string each token comes from
+        let tables: Vec<[Vec<Vec<u32>>; 2]> = inputs.iter().map(|i| [utf16_tables(&i.text), i.pair.as_ref().map(utf16_tables).unwrap_or_default()]).collect();
+        let n: usize = rows.iter().map(|r| r.input_ids.len()).sum();
+        let (mut ids, mut mask, mut starts, mut ends, mut special) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut sequence, mut words) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for r in &rows {
+            ids.extend_from_slice(&r.input_ids);
+            mask.extend_from_slice(&r.attention_mask);
+            special.extend_from_slice(&r.special_tokens_mask);
+            for k in 0..r.input_ids.len() {
+                let (seq, word) = (r.sequence_ids[k], r.word_ids[k]);
+                let (a, b) = r.offsets[k];
+                let table = seq.and_then(|s| {
+                    let t = &tables[r.sample][s.min(1)];
+                    if t.len() == 1 { t.first() } else { word.and_then(|w| t.get(w as usize)) }
+                });
+                let at = |c: usize| table.map_or(0, |t| t.get(c).or(t.last()).copied().unwrap_or(0));
+                starts.push(if (a, b) == (0, 0) { 0 } else { at(a) });
+                ends.push(if (a, b) == (0, 0) { 0 } else { at(b) });
+                sequence.push(seq.map_or(-1, |s| s as i32));
+                words.push(word.map_or(-1, |w| w as i32));
+            }
+        }
+        let out = Object::new();
+        set(&out, "ids", Uint32Array::from(ids.as_slice()));
+        set(&out, "mask", Uint32Array::from(mask.as_slice()));
+        set(&out, "lengths", Uint32Array::from(rows.iter().map(|r| r.input_ids.len() as u32).collect::<Vec<_>>().as_slice()));
+        set(&out, "starts", Uint32Array::from(starts.as_slice()));
+        set(&out, "ends", Uint32Array::from(ends.as_slice()));
+        set(&out, "special", Uint32Array::from(special.as_slice()));
+        set(&out, "sequence", Int32Array::from(sequence.as_slice()));
+        set(&out, "words", Int32Array::from(words.as_slice()));
+        set(&out, "sample", Uint32Array::from(rows.iter().map(|r| r.sample as u32).collect::<Vec<_>>().as_slice()));
+        Ok(out)
+    }
+}
+
+fn padding_side(side: &str) -> JsResult<bool> {
+    match side {
+        "left" => Ok(true),
+        "right" => Ok(false),
+        other => Err(bad_input(format!("padding_side must be \"left\" or \"right\", got {other:?}"))),
+    }
+}
+
+/// Rows of a tokenizer call: one text each, or (`counts` given) that many pre-split words each.
+fn sequences(strings: Vec<String>, counts: Option<Vec<u32>>, what: &str) -> JsResult<Vec<Sequence>> {
+    match counts {
+        None => Ok(strings.into_iter().map(Sequence::Text).collect()),
+        Some(counts) => {
+            let total: u64 = counts.iter().map(|&c| c as u64).sum();
+            if total != strings.len() as u64 {
+                return Err(bad_input(format!("{what}: word counts add up to {total}, {} words given", strings.len())));
+            }
+            let mut it = strings.into_iter();
+            Ok(counts.iter().map(|&c| Sequence::Words(it.by_ref().take(c as usize).collect())).collect())
+        }
+    }
+}
+
+/// Per string of a sequence (the text, or each word), its char index -> UTF-16 index table.
+fn utf16_tables(s: &Sequence) -> Vec<Vec<u32>> {
+    let table = |t: &str| {
+        let mut v = Vec::with_capacity(t.len() + 1);
+        let mut at = 0u32;
+        v.push(0);
+        for c in t.chars() {
+            at += c.len_utf16() as u32;
+            v.push(at);
+        }
+        v
+    };
+    match s {
+        Sequence::Text(t) => vec![table(t)],
+        Sequence::Words(w) => w.iter().map(|x| table(x)).collect(),
     }
 }
 
