@@ -15,6 +15,7 @@ const t5Worker :Workerd.Worker = (
     (name = "worker.js", esModule = embed "worker.js"),
     (name = "node_modules/t5-web/dist/npm/workerd.js", esModule = embed "node_modules/t5-web/dist/npm/workerd.js"),
     (name = "node_modules/t5-web/dist/npm/t5_web_bg.wasm", wasm = embed "node_modules/t5-web/dist/npm/t5_web_bg.wasm"),
+    (name = "node_modules/t5-web/dist/npm/t5_web_relaxed_bg.wasm", wasm = embed "node_modules/t5-web/dist/npm/t5_web_relaxed_bg.wasm"),
     (name = "model/config.json", data = embed "model/config.json"),
     (name = "model/generation_config.json", data = embed "model/generation_config.json"),
     (name = "model/model.safetensors", data = embed "model/model.safetensors"),

@@ -42,6 +42,8 @@ try {
   page.on("response", (res) => res.status() === 404 && notFound.add(new URL(res.url()).pathname));
   const weightRequests = [];
   page.on("request", (r) => r.url().endsWith("/model.safetensors") && weightRequests.push(r.url()));
+  const wasmRequests = [];
+  page.on("request", (r) => r.url().endsWith(".wasm") && wasmRequests.push(r.url().split("/").pop()));
 
   // 1. examples/browser: the model by URL, exact ids, progress events
   const exampleUrl = `${base}/examples/browser/index.html?model=/models/tiny-t5-v1_1/&${expected.texts.map((t) => `text=${encodeURIComponent(t)}`).join("&")}`;
@@ -55,7 +57,9 @@ try {
   check(same(r.ids, expected.sequences), `example ids ${JSON.stringify(r.ids)} != ${JSON.stringify(expected.sequences)}`);
   for (const s of ["initiate", "download", "progress", "done"]) check(r.events.includes(s), `no ${s} progress event`);
   check(weightRequests.length === 1, `expected 1 weight request, got ${weightRequests.length}`);
-  log(`examples/browser: ids exact; "${r.text[0]}"`);
+  // Chromium validates relaxed SIMD: the relaxed engine build is the one fetched (and it gave the exact ids)
+  check(wasmRequests[0] === "t5_web_relaxed_bg.wasm", `engine build fetched: ${JSON.stringify(wasmRequests)}`);
+  log(`examples/browser: ids exact on ${wasmRequests[0]}; "${r.text[0]}"`);
 
   // 2. the Cache API: a reload reads the weights from the cache; a corrupted entry is fetched again
   r = await runExample();

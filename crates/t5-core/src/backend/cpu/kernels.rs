@@ -114,8 +114,9 @@ pub(crate) mod simd128 {
         }
     }
 
+    /// Sum of the 4 lanes (shared with the quantized kernels).
     #[inline(always)]
-    fn hsum(v: v128) -> f32 {
+    pub fn hsum(v: v128) -> f32 {
         f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
     }
 
@@ -159,12 +160,13 @@ pub(crate) mod simd128 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use core::arch::x86_64::*;
 
+    /// Sum of the 8 lanes (shared with the quantized kernels).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum(v: __m256) -> f32 {
+    pub unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps::<1>(v);
         let s = _mm_add_ps(lo, hi);

@@ -129,19 +129,9 @@ pub mod scalar {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::kernels::avx2::hsum;
     use crate::quant::QWeight;
     use core::arch::x86_64::*;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps::<1>(v);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps::<0x55>(s, s));
-        _mm_cvtss_f32(s)
-    }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
@@ -247,14 +237,9 @@ mod avx2 {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
-    use super::kernels::simd128::madd;
+    use super::kernels::simd128::{hsum, madd};
     use crate::quant::QWeight;
     use core::arch::wasm32::*;
-
-    #[inline(always)]
-    fn hsum(v: v128) -> f32 {
-        f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
-    }
 
     /// f16 bits (in the low 16 bits of each u32 lane) → f32, exact for finite values (normal and
     /// subnormal): the exponent is rebased by multiplying by 2^112. Weights stored as f16 are finite.
