@@ -24,6 +24,12 @@ export type Bindings = typeof bindings;
 export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Response;
 
 let ready: Promise<Bindings> | undefined;
+let memory: WebAssembly.Memory | undefined;
+
+/** The engine's linear memory once initialised (its `buffer.byteLength` is the high-water mark: it never shrinks). */
+export function wasmMemory(): WebAssembly.Memory | undefined {
+  return memory;
+}
 
 function isNode(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
@@ -41,7 +47,7 @@ async function load(source?: WasmSource): Promise<Bindings> {
   } else {
     input = await defaultWasmSource();
   }
-  await init({ module_or_path: input });
+  memory = (await init({ module_or_path: input })).memory;
   return bindings;
 }
 
