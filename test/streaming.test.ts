@@ -3,8 +3,8 @@
  * 183 MB (random weights, written here) loads as q8 / q4 from a directory and from a file-backed Blob while
  * the WebAssembly memory (its `buffer.byteLength`, which never shrinks: the high-water mark) grows by well
  * under the file's size, with logits identical to the whole-file load (which needs more memory than the
- * file). A model too large for one WebAssembly memory is a ModelTooLargeError said from the config or from
- * the safetensors header, before the weights are read.
+ * file). A model too large for one WebAssembly memory is a ModelTooLargeError said from the config (at the
+ * first file's header) or from a safetensors header, before the weights are read.
  *
  * This file runs in its own worker (vitest pool "forks"), so the engine's memory starts fresh here.
  */
@@ -159,18 +159,44 @@ it("q8 and q4 stream in with the wasm memory high-water mark well below the file
   expect(Array.from(q4Logits.data)).not.toEqual(Array.from(q8Logits.data));
 });
 
-it("a model too large for one WebAssembly memory is a ModelTooLargeError from config.json, before the weights are read", async () => {
-  // t5-3b's shapes: 11.4 GB as fp32
+/** A safetensors file of f32 tensors (all ones). */
+function safetensors(tensors: [string, number[]][]): Uint8Array {
+  const header: Record<string, unknown> = {};
+  let at = 0;
+  for (const [name, shape] of tensors) {
+    const n = shape.reduce((a, b) => a * b, 1) * 4;
+    header[name] = { dtype: "F32", shape, data_offsets: [at, at + n] };
+    at += n;
+  }
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + text.byteLength + at);
+  new DataView(out.buffer).setBigUint64(0, BigInt(text.byteLength), true);
+  out.set(text, 8);
+  const data = new DataView(out.buffer, 8 + text.byteLength);
+  for (let i = 0; i < at; i += 4) data.setFloat32(i, 1, true);
+  return out;
+}
+
+it("a sharded model too large for one WebAssembly memory is a ModelTooLargeError from its config at the first shard's header", async () => {
+  // t5-3b's shapes: 11.4 GB as fp32, in 9 shards; the first shard holds one small tensor
   const config = { ...CONFIG, d_model: 1024, d_ff: 16384, d_kv: 128, num_heads: 32, num_layers: 24, num_decoder_layers: 24 };
+  const shards = Array.from({ length: 9 }, (_, i) => `model-0000${i + 1}-of-00009.safetensors`);
+  const index = { metadata: { total_size: 11_400_000_000 }, weight_map: { "encoder.final_layer_norm.weight": shards[0], ...Object.fromEntries(shards.slice(1).map((f, i) => [`t${i}`, f])) } };
+  const files = new Map<string, Blob>([
+    ["config.json", new Blob([JSON.stringify(config)])],
+    ["model.safetensors.index.json", new Blob([JSON.stringify(index)])],
+    [shards[0]!, new Blob([safetensors([["encoder.final_layer_norm.weight", [1024]]])])],
+  ]);
   const read: string[] = [];
-  const files = new Map<string, Blob>([["config.json", new Blob([JSON.stringify(config)])]]);
-  const opts = { progress_callback: (e: ProgressInfo) => e.status === "initiate" && read.push(e.file) };
-  const err = await T5ForConditionalGeneration.fromPretrained(files, opts).catch((e: unknown) => e);
+  const progress_callback = (e: ProgressInfo) => e.status === "initiate" && read.push(e.file);
+  const err = await T5ForConditionalGeneration.fromPretrained(files, { progress_callback }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ModelTooLargeError);
-  expect((err as Error).message).toMatch(/fp32.*"q8".*"q4"/);
-  expect(read.filter((f) => f.includes("model"))).toEqual([]);
-  // as q8 it fits: the load goes on to the weights (absent here)
-  await expect(T5ForConditionalGeneration.fromPretrained(files, { dtype: "q8" })).rejects.toBeInstanceOf(MissingFileError);
+  expect((err as Error).message).toMatch(/10\.\d\d GiB as fp32.*"q8" \(2\.\d\d GiB\) or "q4"/);
+  expect(read.filter((f) => f.endsWith(".safetensors"))).toEqual([shards[0]]);
+  // as q8 it fits: the load goes on to the second shard (absent here)
+  const q8 = await T5ForConditionalGeneration.fromPretrained(files, { dtype: "q8" }).catch((e: unknown) => e);
+  expect(q8).toBeInstanceOf(MissingFileError);
+  expect((q8 as Error).message).toContain(shards[1]);
 });
 
 it("a safetensors header announcing more than one WebAssembly memory stops the download after the header", async () => {

@@ -7,8 +7,11 @@
 //   target/release/t5-bench make-random big-config.json /tmp/t5-big   # a >4 GiB fp32 checkpoint
 //   node test/runtimes/large-model.mjs /tmp/t5-big [q8 q4 fp32]
 //
-// Prints one JSON line per dtype: load seconds, wasm memory (bytes), process peak RSS, greedy ids.
-import { statSync } from "node:fs";
+// Prints one JSON line per dtype: load seconds, wasm memory (bytes), process peak RSS, greedy ids; with
+// <model-dir>/native-q8-logits.json (written by `T5_BIG_DIR=<model-dir> cargo test --release -p t5-core
+// --test streaming -- --ignored`: the native engine, whole file in memory), the q8 logits' largest
+// difference from the native ones.
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ModelTooLargeError, T5ForConditionalGeneration, initWasm, wasmMemory } from "../../dist/npm/node.js";
 
@@ -33,7 +36,20 @@ for (const dtype of dtypes.length ? dtypes : ["fp32", "q8", "q4"]) {
     const t1 = performance.now();
     const ids = lm.generate([[37, 1000, 5, 8, 1]], { max_new_tokens: 8 });
     const generate_s = (performance.now() - t1) / 1000;
-    console.log(JSON.stringify({ dtype, load_s: +load_s.toFixed(1), read_bytes: read, wasm_memory_bytes: mem.buffer.byteLength, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, generate_s: +generate_s.toFixed(2), ids: ids[0] }));
+    const out = { dtype, load_s: +load_s.toFixed(1), read_bytes: read, wasm_memory_bytes: mem.buffer.byteLength, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, generate_s: +generate_s.toFixed(2), ids: ids[0] };
+    const native = join(dir, "native-q8-logits.json");
+    if (dtype === "q8" && existsSync(native)) {
+      const want = JSON.parse(readFileSync(native, "utf8"));
+      const got = lm.forward({ input_ids: [[37, 1000, 5, 8, 1]], decoder_input_ids: [[0, 5, 9]] }).logits;
+      let worst = 0;
+      let scale = 0;
+      for (let i = 0; i < want.data.length; i++) {
+        worst = Math.max(worst, Math.abs(got.data[i] - want.data[i]));
+        scale = Math.max(scale, Math.abs(want.data[i]));
+      }
+      Object.assign(out, { native_logits_max_abs_diff: worst, native_logits_max_abs: scale, same_shape: JSON.stringify(got.dims) === JSON.stringify(want.shape) });
+    }
+    console.log(JSON.stringify(out));
     lm.dispose();
   } catch (e) {
     const s = (performance.now() - t0) / 1000;

@@ -325,9 +325,10 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       const dtype = opts.dtype;
       wasmCall(() => builder.setDtype(dtype), "dtype");
     }
-    // a model larger than one WebAssembly memory in this dtype: ModelTooLargeError now, before any weight is read
-    wasmCall(() => builder.checkFits(kind), "config.json");
-    // model.safetensors, sharded safetensors (streamed), pytorch_model.bin or its shards (files.ts)
+    wasmCall(() => builder.setKind(kind));
+    // model.safetensors, sharded safetensors (streamed), pytorch_model.bin or its shards (files.ts); a model
+    // larger than one WebAssembly memory in this dtype is a ModelTooLargeError from the first file's header
+    // (the config's size, unless pre-quantized) and from each header (its tensors), before their data is read
     await addWeightFiles(src, builder, (text) => wasm.shardFilesFromIndex(text), { stream: opts.stream_weights ?? true });
     if (gpu) {
       const g = gpu;

@@ -528,6 +528,9 @@ pub struct ShardStream {
     /// bytes of data (after the header) consumed so far
     data_pos: u64,
     data_len: u64,
+    /// the whole model's config, checked against the limit once the header shows a plain
+    /// (not pre-quantized) checkpoint: set for a checkpoint's first file
+    config_check: Option<(crate::config::T5Config, bool)>,
 }
 
 /// Largest header accepted (as the safetensors crate: 100 MB).
@@ -553,7 +556,17 @@ impl ShardStream {
             acc: None,
             data_pos: 0,
             data_len: 0,
+            config_check: None,
         }
+    }
+
+    /// Also check the whole model's size from `config` (in the requested dtype; with its decoder and,
+    /// when untied, its LM head if `has_decoder`) once the header has arrived, unless the file is
+    /// pre-quantized (its tensors then keep their stored forms, which the header check counts exactly).
+    /// For the first file of a sharded checkpoint this speaks before any shard's data is read.
+    pub fn with_config_check(mut self, config: &crate::config::T5Config, has_decoder: bool) -> Self {
+        self.config_check = Some((config.clone(), has_decoder));
+        self
     }
 
     fn bad(&self, msg: impl Into<String>) -> T5Error {
@@ -651,6 +664,11 @@ impl ShardStream {
             if header + at != size {
                 return Err(self.bad(format!("header describes {} bytes of data but the file has {}", at, size.saturating_sub(header))));
             }
+        }
+        let prequantized = plan.iter().any(|p| p.name.ends_with(crate::quant::QWEIGHT_SUFFIX))
+            || self.metadata.as_ref().is_some_and(|m| m.contains_key(crate::quant::METADATA_KEY));
+        if let (Some((cfg, dec)), false) = (&self.config_check, prequantized) {
+            check_model_fits(cfg, *dec, *dec && !cfg.tie_word_embeddings, self.dtype, self.limit)?;
         }
         let names: std::collections::HashSet<String> = plan.iter().map(|p| p.name.clone()).collect();
         let mut needed = store.resident_bytes();

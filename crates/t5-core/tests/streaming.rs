@@ -126,6 +126,24 @@ fn too_large_is_said_from_the_header_before_any_data() {
     assert!(q8 * 3 < fp32 && q8 * 5 > fp32, "{q8}");
     // no limit natively
     check_model_fits(&cfg, true, false, WeightDtype::F32, None).unwrap();
+
+    // the first shard of a sharded checkpoint: small itself, but the config says the model is too large
+    let (head, size) = header_only(&[("encoder.final_layer_norm.weight", vec![1024])]);
+    let shard = || ShardStream::new("model-00001-of-00009.safetensors", Some(size), WeightDtype::F32, Some(1 << 32));
+    let e = shard().with_config_check(&cfg, true).push(&mut WeightStore::new(), &head).unwrap_err();
+    assert_eq!(e.code(), "ModelTooLarge", "{e}");
+    // as q8 it fits; an encoder-only model (no decoder) is still too large in fp32 (5.0 GB) but fits in bf16
+    let mut s = ShardStream::new("a", Some(size), WeightDtype::Q8, Some(1 << 32)).with_config_check(&cfg, true);
+    s.push(&mut WeightStore::new(), &head).unwrap();
+    assert_eq!(shard().with_config_check(&cfg, false).push(&mut WeightStore::new(), &head).unwrap_err().code(), "ModelTooLarge");
+    let mut s = ShardStream::new("a", Some(size), WeightDtype::BF16, Some(1 << 32)).with_config_check(&cfg, false);
+    s.push(&mut WeightStore::new(), &head).unwrap();
+    let e = ShardStream::new("a", Some(size), WeightDtype::BF16, Some(1 << 32)).with_config_check(&cfg, true).push(&mut WeightStore::new(), &head).unwrap_err();
+    assert_eq!(e.code(), "ModelTooLarge", "{e}");
+    // a pre-quantized checkpoint keeps its stored forms: the config (read as fp32) does not speak, the header does
+    let (head, size) = header_only(&[("shared.weight.qweight", vec![16, 16])]);
+    let mut s = ShardStream::new("model.safetensors", Some(size), WeightDtype::F32, Some(1 << 32)).with_config_check(&cfg, true);
+    s.push(&mut WeightStore::new(), &head).unwrap();
 }
 
 #[test]
@@ -187,4 +205,46 @@ fn broken_streams_are_typed_errors() {
     head = (text.len() as u64).to_le_bytes().to_vec();
     head.extend_from_slice(text.as_bytes());
     assert_eq!(run(&head, None).unwrap_err().code(), "BadWeights");
+}
+
+/// Manual check on a large checkpoint (README "Models larger than 4 GiB"): `T5_BIG_DIR=<dir> cargo test --release
+/// -p t5-core --test streaming -- --ignored`. Streams the file as q8 in 8 MiB pieces and loads it whole as q8:
+/// identical logits; writes them to `<dir>/native-q8-logits.json` for `test/runtimes/large-model.mjs` to compare
+/// with the wasm build.
+#[test]
+#[ignore]
+fn big_checkpoint_streams_like_whole_file() {
+    let Ok(dir) = std::env::var("T5_BIG_DIR") else { return };
+    let dir = PathBuf::from(dir);
+    let cfg = T5Config::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let batch = Batch::new(vec![37, 1000, 5, 8, 1], None, 1, 5).unwrap();
+    let dec = [0u32, 5, 9];
+    let t0 = std::time::Instant::now();
+    let streamed = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(dir.join("model.safetensors")).unwrap();
+        let size = f.metadata().unwrap().len();
+        let mut store = WeightStore::new();
+        let mut s = ShardStream::new("model.safetensors", Some(size), WeightDtype::Q8, Some(1 << 32));
+        let mut buf = vec![0u8; 8 << 20];
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            s.push(&mut store, &buf[..n]).unwrap();
+        }
+        s.finish(&mut store).unwrap();
+        let m = T5::load_with_dtype(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu, WeightDtype::Q8).unwrap();
+        m.forward(&batch, Some(&dec), None, None).unwrap().logits.unwrap()
+    };
+    eprintln!("streamed q8: {:.1} s", t0.elapsed().as_secs_f64());
+    let t0 = std::time::Instant::now();
+    let (_, _, whole) = load_dir(&dir).unwrap();
+    let m = T5::load_with_dtype(cfg, &whole, ModelKind::ConditionalGeneration, Cpu, WeightDtype::Q8).unwrap();
+    drop(whole);
+    let want = m.forward(&batch, Some(&dec), None, None).unwrap().logits.unwrap();
+    eprintln!("whole-file q8: {:.1} s", t0.elapsed().as_secs_f64());
+    assert!(streamed.data.iter().zip(&want.data).all(|(a, b)| a.to_bits() == b.to_bits()), "streamed logits differ");
+    std::fs::write(dir.join("native-q8-logits.json"), serde_json::json!({"shape": want.shape, "data": want.data}).to_string()).unwrap();
 }

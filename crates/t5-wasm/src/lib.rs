@@ -328,6 +328,8 @@ pub struct WasmModelBuilder {
     stream: Option<t5_core::weights::ShardStream>,
     /// memory the weights may take (default: one wasm32 memory, 4 GiB)
     memory_limit: Option<u64>,
+    /// whether the model to be built has a decoder (`setKind`; default true), for the size check
+    has_decoder: bool,
 }
 
 #[wasm_bindgen]
@@ -347,6 +349,7 @@ impl WasmModelBuilder {
             dtype: t5_core::WeightDtype::F32,
             stream: None,
             memory_limit: t5_core::weights::default_memory_limit(),
+            has_decoder: true,
         })
     }
 
@@ -376,9 +379,18 @@ impl WasmModelBuilder {
         Ok(())
     }
 
+    /// The kind of model `build` will be asked for (as `build`'s argument), before the weights: an
+    /// encoder-only model's size check leaves the decoder out.
+    #[wasm_bindgen(js_name = setKind)]
+    pub fn set_kind(&mut self, kind: &str) -> JsResult<()> {
+        let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
+        self.has_decoder = task.base_kind() != ModelKind::Encoder;
+        Ok(())
+    }
+
     /// The bytes the model's weights will take in the requested dtype, from the config alone; a
     /// `ModelTooLarge` error (naming the dtypes that would fit) when that exceeds the memory limit.
-    /// Called before any weight file is read.
+    /// (Streaming runs the same check on the first file's header, unless the checkpoint is pre-quantized.)
     #[wasm_bindgen(js_name = checkFits)]
     pub fn check_fits(&self, kind: &str) -> JsResult<f64> {
         let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
@@ -401,7 +413,9 @@ impl WasmModelBuilder {
             Some(s) => return Err(bad_input(format!("file size {s} is not a byte count"))),
             None => None,
         };
-        self.stream = Some(t5_core::weights::ShardStream::new(name, size, self.dtype, self.memory_limit));
+        let stream = t5_core::weights::ShardStream::new(name, size, self.dtype, self.memory_limit);
+        // the first file: the whole model's size from the config, once its header shows it is not pre-quantized
+        self.stream = Some(if self.store.names().is_empty() { stream.with_config_check(&self.config, self.has_decoder) } else { stream });
         Ok(())
     }
 
