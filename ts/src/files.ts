@@ -559,9 +559,9 @@ const WEIGHT_LAYOUTS = [
 /**
  * Hand a checkpoint's weights to the engine: `model.safetensors`, else the shards of
  * `model.safetensors.index.json`, else `pytorch_model.bin` (read by the engine's restricted
- * unpickler), else the shards of `pytorch_model.bin.index.json`. Safetensors files are streamed
- * piece by piece when the source and the engine can (`opts.stream`, default true); other files are
- * read whole, one at a time. Returns the file names used.
+ * unpickler), else the shards of `pytorch_model.bin.index.json`. With `opts.stream` safetensors files
+ * are streamed piece by piece when the source and the engine can; other files are read whole, one at a
+ * time. Returns the file names used.
  */
 export async function addWeightFiles(
   src: FileSource,
@@ -571,7 +571,9 @@ export async function addWeightFiles(
 ): Promise<string[]> {
   const add = (name: string, bytes: Uint8Array, pytorch: boolean) =>
     wasmCall(() => (pytorch ? sink.addPytorchBin(name, bytes) : sink.addShard(name, bytes)), name);
-  const stream = opts.stream ?? true;
+  // streaming converts the linear weights as they arrive: for building a model (models.ts), not for
+  // rewriting the checkpoint (`t5-web convert` keeps every tensor as stored)
+  const stream = opts.stream ?? false;
   for (const { single, index, pytorch } of WEIGHT_LAYOUTS) {
     const streamed = stream && !pytorch ? await streamShard(src, sink, single) : "cannot";
     if (streamed === "streamed") return [single];
