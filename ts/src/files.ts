@@ -307,9 +307,10 @@ class UrlSource implements FileSource {
     const lenHeader = res.headers.get("content-length");
     const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
     const announced = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
-    // a compressed body's Content-Length is not the file's size (and may be hidden cross-origin: the engine then
-    // sees more bytes than announced only if we pass it on, so pass the size only for identity bodies)
-    const size = encoded ? undefined : announced;
+    // Content-Length is not the file's size for a compressed body, and the Content-Encoding saying so is hidden
+    // from cross-origin pages: the engine gets no size (it checks the file against its own header), and only a
+    // body shorter than announced without a visible encoding is a truncated download
+    const size = undefined;
     const cache = this.cache && (announced === undefined || announced <= STREAM_CACHE_MAX_BYTES) ? this.cache : undefined;
     const report = this.report;
     const where = url.href;
@@ -350,8 +351,8 @@ class UrlSource implements FileSource {
           await reader.cancel().catch(() => undefined);
         }
       }
-      if (size !== undefined && loaded !== size) {
-        throw new MissingFileError(`${where}: truncated download (${loaded} of ${size} bytes)`, { path: where });
+      if (!encoded && announced !== undefined && loaded < announced) {
+        throw new MissingFileError(`${where}: truncated download (${loaded} of ${announced} bytes)`, { path: where });
       }
       if (keep && cache) {
         const bytes = new Uint8Array(loaded);
