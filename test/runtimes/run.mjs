@@ -9,8 +9,13 @@
 //    node     vitest (test/runtimes/node/package.spec.mjs) + examples/node/generate.mjs
 //    chromium headless Debian chromium via playwright-core: examples/browser, a worker page, the
 //             Cache API, the playground (screenshot in test/artifacts/)
-//    deno     examples/deno/generate.ts from a directory and from a URL
-//    workerd  examples/workerd/config.capnp serving the worker on loopback, queried over HTTP
+//    deno     examples/deno/generate.ts from a directory and from a URL (then from the Cache API), imported
+//             as "t5-web" through package.json and as "npm:t5-web" (deno.json nodeModulesDir "manual": the
+//             npm-installed node_modules, offline)
+//    workerd  examples/workerd/config.capnp serving the worker on loopback, queried over HTTP; then the
+//             same worker with `cacheApiOutbound` pointing at a cache service run here (workerd's cache
+//             protocol): the model by URL is cached, read back by a fresh workerd process without
+//             fetching the weights, and a corrupted entry is detected (SHA-256), purged and fetched again
 import { execFileSync, spawn } from "node:child_process";
 import { cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -90,6 +95,109 @@ function run(cmd, args, opts = {}) {
 
 const lastJson = (out) => JSON.parse(out.trim().split("\n").at(-1));
 
+/** A free loopback port. */
+function freePort() {
+  return new Promise((r) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => r(p));
+    });
+  });
+}
+
+/** `workerd serve <config>` in the scratch dir on a free port, answering once it accepts requests. */
+async function startWorkerd(config) {
+  const port = await freePort();
+  const proc = spawn(bin("workerd"), ["serve", config, `--socket-addr=http=127.0.0.1:${port}`], { cwd: scratch, stdio: ["ignore", "pipe", "pipe"] });
+  let text = "";
+  proc.stderr.on("data", (d) => (text += d));
+  proc.stdout.on("data", (d) => (text += d));
+  const exited = new Promise((r) => proc.on("exit", r));
+  const stop = async () => {
+    if (proc.exitCode === null) proc.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`, { method: "HEAD" });
+      break;
+    } catch (e) {
+      if (Date.now() > deadline || proc.exitCode !== null) {
+        await stop();
+        throw new Error(`workerd did not answer: ${e.message}\n${text}`);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+  return { port, stop, log: () => text };
+}
+
+/** Parse an HTTP/1.1 response message (what workerd PUTs to a cache service): status, headers, body. */
+function parseHttpMessage(buf) {
+  const end = buf.indexOf("\r\n\r\n");
+  if (end < 0) throw new Error("cache PUT body is not an HTTP message");
+  const lines = buf.subarray(0, end).toString("latin1").split("\r\n");
+  const status = Number(lines[0].split(" ")[1]);
+  const headers = lines.slice(1).map((l) => [l.slice(0, l.indexOf(":")).trim().toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]);
+  let body = buf.subarray(end + 4);
+  if (headers.some(([k, v]) => k === "transfer-encoding" && /chunked/i.test(v))) {
+    const parts = [];
+    let at = 0;
+    for (;;) {
+      const eol = body.indexOf("\r\n", at);
+      const n = parseInt(body.subarray(at, eol).toString("latin1"), 16);
+      if (!n) break;
+      parts.push(body.subarray(eol + 2, eol + 2 + n));
+      at = eol + 2 + n + 2;
+    }
+    body = Buffer.concat(parts);
+  }
+  return { status, headers: headers.filter(([k]) => k !== "transfer-encoding" && k !== "content-length"), body: new Uint8Array(body) };
+}
+
+/**
+ * A cache service for workerd's `cacheApiOutbound` (its cache protocol: match = GET answered with
+ * `cf-cache-status: HIT` and the stored response or `MISS`; put = PUT whose body is the serialised
+ * response, answered 204; delete = PURGE, answered 200 / 404). Entries are keyed by namespace
+ * (`cf-cache-namespace`, set by caches.open(name)) and URL, kept in memory; `ops` logs each request.
+ */
+async function startCacheService() {
+  const entries = new Map();
+  const ops = [];
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const ns = req.headers["cf-cache-namespace"] ?? "";
+    const url = `http://${req.headers.host}${req.url}`;
+    const key = `${ns}|${url}`;
+    if (req.method === "PUT") {
+      try {
+        entries.set(key, parseHttpMessage(Buffer.concat(chunks)));
+        ops.push(`PUT ${key}`);
+        res.writeHead(204).end();
+      } catch (e) {
+        ops.push(`PUT-FAILED ${key} ${e.message}`);
+        res.writeHead(413).end();
+      }
+    } else if (req.method === "GET") {
+      const e = entries.get(key);
+      ops.push(`GET ${e ? "HIT" : "MISS"} ${key}`);
+      if (!e) return res.writeHead(504, { "cf-cache-status": "MISS" }).end();
+      res.writeHead(e.status, [...e.headers.flat(), "cf-cache-status", "HIT", "content-length", String(e.body.byteLength)]);
+      res.end(e.body);
+    } else if (req.method === "PURGE") {
+      const had = entries.delete(key);
+      ops.push(`PURGE ${key}`);
+      res.writeHead(had ? 200 : 404).end();
+    } else {
+      res.writeHead(405).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { server, port: server.address().port, entries, ops };
+}
+
 // ---------- 3. stages ----------
 const results = [];
 const impl = {
@@ -134,6 +242,21 @@ export { ids, out };
     sameIds(fromDir.ids, expected.sequences, "deno, model from a directory");
     const fromUrl = lastJson(await run(bin("deno"), [...args, `${base}/models/tiny-t5-v1_1/`, ...expected.texts], { env }));
     sameIds(fromUrl.ids, expected.sequences, "deno, model from a URL");
+    // `npm:t5-web`, resolved offline from the npm-installed node_modules (deno.json: nodeModulesDir "manual")
+    mkdirSync(join(scratch, "npm-spec"), { recursive: true });
+    writeFileSync(join(scratch, "npm-spec/deno.json"), JSON.stringify({ nodeModulesDir: "manual" }));
+    symlinkSync(join(scratch, "node_modules"), join(scratch, "npm-spec/node_modules"), "dir");
+    writeFileSync(join(scratch, "npm-spec/package.json"), readFileSync(join(scratch, "package.json")));
+    const example = readFileSync(join(scratch, "examples/deno/generate.ts"), "utf8");
+    if (!example.includes(`from "t5-web";`)) throw new Error("examples/deno/generate.ts no longer imports \"t5-web\"");
+    writeFileSync(join(scratch, "npm-spec/generate.ts"), example.replace(`from "t5-web";`, `from "npm:t5-web";`));
+    const npmEnv = { ...env, DENO_DIR: join(scratch, ".deno-npm"), NPM_CONFIG_REGISTRY: "http://127.0.0.1:9/" };
+    const npmResolved = (await run(bin("deno"), ["eval", "--cached-only", "console.log(import.meta.resolve('npm:t5-web'))"], { env: npmEnv, cwd: join(scratch, "npm-spec") })).trim();
+    if (!npmResolved.endsWith("/node_modules/t5-web/dist/npm/browser.js")) throw new Error(`deno resolved npm:t5-web to ${npmResolved}`);
+    const viaNpm = lastJson(
+      await run(bin("deno"), ["run", "--cached-only", "--allow-read", "--allow-env", "generate.ts", join(scratch, "models/tiny-t5-v1_1"), ...expected.texts], { env: npmEnv, cwd: join(scratch, "npm-spec") }),
+    );
+    sameIds(viaNpm.ids, expected.sequences, "deno, import from \"npm:t5-web\"");
     // the second run from the URL is served by the Cache API: no request for the weights
     const before = requests.filter((p) => p.endsWith("model.safetensors")).length;
     const cached = lastJson(await run(bin("deno"), [...args, `${base}/models/tiny-t5-v1_1/`, ...expected.texts], { env }));
@@ -145,47 +268,78 @@ export { ids, out };
     sameIds(w.tokens, expected.sequences[0].slice(1), "deno worker, streamed tokens");
     if (JSON.stringify(w.first) !== JSON.stringify([w.want[0]]) || JSON.stringify(w.after) !== JSON.stringify(w.want)) throw new Error(`deno worker: ${JSON.stringify(w)}`);
     if (w.aborted !== "AbortError" || w.seen >= 3000) throw new Error(`deno worker abort: ${w.aborted} after ${w.seen} tokens`);
-    log(`deno: ids exact from a directory, a URL and the Cache API; worker: streamed, aborted after ${w.seen} tokens; "${fromDir.text[0]}"`);
+    log(`deno: ids exact from a directory, a URL and the Cache API, and through "npm:t5-web" (offline, nodeModulesDir manual); worker: streamed, aborted after ${w.seen} tokens; "${fromDir.text[0]}"`);
   },
   async workerd() {
     for (const f of ["config.capnp", "worker.js"]) cpSync(join(scratch, "examples/workerd", f), join(scratch, f));
     cpSync(model, join(scratch, "model"), { recursive: true });
-    const port = await new Promise((r) => {
-      const s = createServer().listen(0, "127.0.0.1", () => {
-        const p = s.address().port;
-        s.close(() => r(p));
-      });
-    });
-    const proc = spawn(bin("workerd"), ["serve", "config.capnp", `--socket-addr=http=127.0.0.1:${port}`], { cwd: scratch, stdio: ["ignore", "pipe", "pipe"] });
-    let errText = "";
-    proc.stderr.on("data", (d) => (errText += d));
-    proc.stdout.on("data", (d) => (errText += d));
-    try {
-      let res;
-      const deadline = Date.now() + 60_000;
-      for (;;) {
-        try {
-          res = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: JSON.stringify({ texts: expected.texts }) });
-          break;
-        } catch (e) {
-          if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`workerd did not answer: ${e.message}\n${errText}`);
-          await new Promise((r) => setTimeout(r, 300));
-        }
+    const post = (port, query = "") => fetch(`http://127.0.0.1:${port}/${query}`, { method: "POST", body: JSON.stringify({ texts: expected.texts }) });
+    const weightRequests = () => requests.filter((p) => p.endsWith("/model.safetensors")).length;
+    const modelUrl = `?model=${encodeURIComponent(`${base}/models/tiny-t5-v1_1/`)}`;
+    {
+      const w = await startWorkerd("config.capnp");
+      try {
+        const res = await post(w.port);
+        const body = await res.text();
+        if (!res.ok) throw new Error(`workerd answered ${res.status}: ${body}\n${w.log()}`);
+        const got = JSON.parse(body);
+        sameIds(got.ids, expected.sequences, "workerd");
+        // the model by URL: fetched by the worker from the test server on loopback
+        const before = weightRequests();
+        const byUrl = await post(w.port, modelUrl);
+        const byUrlBody = await byUrl.text();
+        if (!byUrl.ok) throw new Error(`workerd (model by URL) answered ${byUrl.status}: ${byUrlBody}\n${w.log()}`);
+        sameIds(JSON.parse(byUrlBody).ids, expected.sequences, "workerd, model by URL");
+        if (weightRequests() !== before + 1) throw new Error("workerd did not fetch the weights from the URL");
+        log(`workerd: ids exact over HTTP on 127.0.0.1:${w.port}, model bundled and model by URL; "${got.text[0]}"`);
+      } finally {
+        await w.stop();
       }
-      const body = await res.text();
-      if (!res.ok) throw new Error(`workerd answered ${res.status}: ${body}\n${errText}`);
-      const got = JSON.parse(body);
-      sameIds(got.ids, expected.sequences, "workerd");
-      // the model by URL: fetched by the worker from the test server on loopback
-      const before = requests.filter((p) => p.endsWith("/model.safetensors")).length;
-      const byUrl = await fetch(`http://127.0.0.1:${port}/?model=${encodeURIComponent(`${base}/models/tiny-t5-v1_1/`)}`, { method: "POST", body: JSON.stringify({ texts: expected.texts }) });
-      const byUrlBody = await byUrl.text();
-      if (!byUrl.ok) throw new Error(`workerd (model by URL) answered ${byUrl.status}: ${byUrlBody}\n${errText}`);
-      sameIds(JSON.parse(byUrlBody).ids, expected.sequences, "workerd, model by URL");
-      if (requests.filter((p) => p.endsWith("/model.safetensors")).length !== before + 1) throw new Error("workerd did not fetch the weights from the URL");
-      log(`workerd: ids exact over HTTP on 127.0.0.1:${port}, model bundled and model by URL; "${got.text[0]}"`);
+    }
+
+    // The Cache API in workerd: caches.open() goes to the service named by `cacheApiOutbound`. workerd ships no
+    // cache store of its own, so this test runs one (workerd's cache protocol, kept in memory here); each
+    // fresh workerd process starts with empty globals, so a model it does not fetch came from the cache.
+    const cache = await startCacheService();
+    try {
+      const config = readFileSync(join(scratch, "config.capnp"), "utf8")
+        .replace(`(name = "internet",`, `(name = "cache", external = (address = "127.0.0.1:${cache.port}", http = ())),\n    (name = "internet",`)
+        .replace(`compatibilityDate =`, `cacheApiOutbound = "cache",\n  compatibilityDate =`);
+      if (!config.includes("cacheApiOutbound") || !config.includes(`name = "cache"`)) throw new Error("examples/workerd/config.capnp changed shape; update the cache test");
+      writeFileSync(join(scratch, "config-cache.capnp"), config);
+      const byUrl = async (what) => {
+        const w = await startWorkerd("config-cache.capnp");
+        try {
+          const res = await post(w.port, modelUrl);
+          const text = await res.text();
+          if (!res.ok) throw new Error(`workerd (${what}) answered ${res.status}: ${text}\n${w.log()}`);
+          sameIds(JSON.parse(text).ids, expected.sequences, `workerd, ${what}`);
+        } finally {
+          await w.stop();
+        }
+      };
+      const weightKey = [...cache.entries.keys()].find((k) => k.endsWith("/model.safetensors"));
+      if (weightKey) throw new Error("cache service not empty at start");
+      let before = weightRequests();
+      await byUrl("model by URL, cache empty");
+      if (weightRequests() !== before + 1) throw new Error("workerd (cache empty) did not fetch the weights");
+      const key = [...cache.entries.keys()].find((k) => k.endsWith("/model.safetensors"));
+      if (!key) throw new Error(`workerd stored nothing for model.safetensors in the Cache API (stored: ${[...cache.entries.keys()].join(", ")}; ops: ${cache.ops.join(" ")})`);
+      const stored = cache.entries.get(key);
+      if (stored.body.byteLength !== statSync(join(model, "model.safetensors")).size) throw new Error(`cached model.safetensors holds ${stored.body.byteLength} bytes`);
+      before = weightRequests();
+      await byUrl("model from the Cache API, fresh process");
+      if (weightRequests() !== before) throw new Error(`workerd fetched the cached weights again (${weightRequests() - before} requests)`);
+      if (!cache.ops.some((o) => o.startsWith("GET HIT") && o.endsWith("/model.safetensors"))) throw new Error(`no cache hit for the weights: ${cache.ops.join(" ")}`);
+      // a corrupted entry (one flipped byte, headers untouched): detected by its SHA-256, purged, fetched again
+      stored.body[stored.body.byteLength >> 1] ^= 0xff;
+      before = weightRequests();
+      await byUrl("corrupted cache entry");
+      if (weightRequests() !== before + 1) throw new Error("workerd did not fetch the weights again after the corrupted cache entry");
+      if (!cache.ops.some((o) => o.startsWith("PURGE") && o.endsWith("/model.safetensors"))) throw new Error(`the corrupted entry was not purged: ${cache.ops.join(" ")}`);
+      log(`workerd Cache API (cacheApiOutbound): stored on the first load, read back by a fresh process without fetching, corrupted entry purged and fetched again (${cache.ops.length} cache requests)`);
     } finally {
-      proc.kill("SIGTERM");
+      await new Promise((r) => cache.server.close(r));
     }
   },
 };

@@ -16,6 +16,7 @@
  *   - BadInputError           ids / masks / shapes that cannot be run (e.g. token id out of vocab)
  *     - InputTooLongError     input longer than the tokenizer's model_max_length
  *   - TokenizerError          tokenizer.json cannot be read or used
+ *   - ModelTooLargeError      the weights in the requested dtype exceed one WebAssembly memory (4 GiB)
  *   - DisposedError           a disposed model / tokenizer was used
  */
 
@@ -85,6 +86,11 @@ export class TokenizerError extends T5WebError {
   static override readonly code: string = "Tokenizer";
 }
 
+/** The model does not fit in one WebAssembly memory (4 GiB) in the requested dtype; said before the weights are read. */
+export class ModelTooLargeError extends T5WebError {
+  static override readonly code: string = "ModelTooLarge";
+}
+
 export class DisposedError extends T5WebError {
   static override readonly code: string = "Disposed";
   constructor(what: string) {
@@ -105,6 +111,7 @@ const BY_CODE: Record<string, typeof T5WebError> = Object.fromEntries(
     BadInputError,
     InputTooLongError,
     TokenizerError,
+    ModelTooLargeError,
   ].map((c) => [c.code, c]),
 );
 

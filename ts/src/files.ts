@@ -10,6 +10,11 @@
  *
  * Progress is reported through `progress_callback` with transformers.js's event shape:
  * `initiate` → (`download` → `progress`…) → `done` per file; `ready` once a pipeline is built.
+ *
+ * Safetensors weights are streamed: each source hands the engine the file in pieces
+ * ({@link FileSource.stream}: disk reads, the response body, `Blob.slice`), and the engine converts
+ * each tensor as it arrives (weights.rs `ShardStream`), so a checkpoint larger than one WebAssembly
+ * memory (4 GiB) loads as q8 / q4 without the whole file ever being in JS or wasm memory.
  */
 
 import { openCache, type CacheOptions, type FileCache } from "./cache.js";
@@ -48,6 +53,28 @@ export interface FileSource {
   readonly location: string;
   /** Bytes of `name`, or `undefined` when the file does not exist. */
   read(name: string): Promise<Uint8Array | undefined>;
+  /** `name` in pieces, or `undefined` when the file does not exist (progress reported as the pieces are read). */
+  stream?(name: string): Promise<ByteStream | undefined>;
+}
+
+/** A file read piece by piece: its size when known, and the pieces in order. */
+export interface ByteStream {
+  size: number | undefined;
+  chunks: AsyncIterable<Uint8Array>;
+}
+
+/** Size of the pieces read from disk and from in-memory `Blob`s. */
+export const STREAM_PIECE_BYTES = 8 << 20;
+
+/**
+ * Largest file from a URL that is also written to the download cache while it streams (its pieces
+ * are kept until the end to be hashed and stored); larger files stream past the cache.
+ */
+export const STREAM_CACHE_MAX_BYTES = 512 << 20;
+
+/** `bytes` as pieces of at most {@link STREAM_PIECE_BYTES} (views, no copies). */
+async function* slices(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < bytes.byteLength; at += STREAM_PIECE_BYTES) yield bytes.subarray(at, Math.min(bytes.byteLength, at + STREAM_PIECE_BYTES));
 }
 
 function isNode(): boolean {
@@ -116,6 +143,46 @@ class DirSource implements FileSource {
     }
     this.report.whole(name, bytes.byteLength);
     return bytes;
+  }
+
+  async stream(name: string): Promise<ByteStream | undefined> {
+    const fs = await import("node:fs/promises");
+    const path = await import("node:path");
+    const file = path.join(this.location, name);
+    let handle: Awaited<ReturnType<typeof fs.open>>;
+    let size: number;
+    try {
+      handle = await fs.open(file, "r");
+      size = (await handle.stat()).size;
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return undefined;
+      throw new MissingFileError(`cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
+    }
+    const report = this.report;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      report.initiate(name);
+      // one buffer, reused: the consumer copies each piece into the engine before asking for the next
+      const buf = new Uint8Array(Math.min(STREAM_PIECE_BYTES, Math.max(size, 1)));
+      let loaded = 0;
+      try {
+        while (loaded < size) {
+          let n: number;
+          try {
+            ({ bytesRead: n } = await handle.read(buf, 0, Math.min(buf.byteLength, size - loaded), loaded));
+          } catch (e) {
+            throw new MissingFileError(`cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
+          }
+          if (n === 0) throw new MissingFileError(`${file}: the file shrank while it was read (${loaded} of ${size} bytes)`, { path: file });
+          loaded += n;
+          yield buf.subarray(0, n);
+          report.progress(name, loaded, size);
+        }
+      } finally {
+        await handle.close().catch(() => undefined);
+      }
+      report.done(name);
+    }
+    return { size, chunks: chunks() };
   }
 }
 
@@ -213,6 +280,94 @@ class UrlSource implements FileSource {
     this.report.done(name);
     return bytes;
   }
+
+  async stream(name: string): Promise<ByteStream | undefined> {
+    const url = new URL(name, this.base);
+    const cached = this.cache ? await this.cache.get(url.href) : undefined;
+    if (cached) {
+      this.report.whole(name, cached.byteLength);
+      return { size: cached.byteLength, chunks: slices(cached) };
+    }
+    this.report.initiate(name);
+    let res: Response;
+    try {
+      res = await this.fetchFn(url);
+    } catch (e) {
+      throw new MissingFileError(`cannot fetch ${url.href}: ${(e as Error).message}`, { path: url.href, cause: e });
+    }
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel().catch(() => undefined);
+      return undefined;
+    }
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new MissingFileError(`cannot fetch ${url.href}: HTTP ${res.status} ${res.statusText}`, { path: url.href });
+    }
+    this.report.download(name);
+    const lenHeader = res.headers.get("content-length");
+    const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
+    const announced = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
+    // Content-Length is not the file's size for a compressed body, and the Content-Encoding saying so is hidden
+    // from cross-origin pages: the engine gets no size (it checks the file against its own header), and only a
+    // body shorter than announced without a visible encoding is a truncated download
+    const size = undefined;
+    const cache = this.cache && (announced === undefined || announced <= STREAM_CACHE_MAX_BYTES) ? this.cache : undefined;
+    const report = this.report;
+    const where = url.href;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      const kept: Uint8Array[] = [];
+      let keep = cache !== undefined;
+      let loaded = 0;
+      if (!res.body) {
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        loaded = bytes.byteLength;
+        report.progress(name, loaded, loaded);
+        yield* slices(bytes);
+        if (keep) kept.push(bytes);
+      } else {
+        const reader = res.body.getReader();
+        try {
+          for (;;) {
+            let r: ReadableStreamReadResult<Uint8Array>;
+            try {
+              r = await reader.read();
+            } catch (e) {
+              throw new MissingFileError(`cannot fetch ${where}: ${(e as Error).message}`, { path: where, cause: e });
+            }
+            if (r.done) break;
+            loaded += r.value.byteLength;
+            if (keep) {
+              kept.push(r.value);
+              if (loaded > STREAM_CACHE_MAX_BYTES) {
+                keep = false; // larger than announced: stream past the cache
+                kept.length = 0;
+              }
+            }
+            yield r.value;
+            report.progress(name, loaded, Math.max(announced ?? 0, loaded));
+          }
+        } finally {
+          // the consumer stopped early (an engine error): stop the download
+          await reader.cancel().catch(() => undefined);
+        }
+      }
+      if (!encoded && announced !== undefined && loaded < announced) {
+        throw new MissingFileError(`${where}: truncated download (${loaded} of ${announced} bytes)`, { path: where });
+      }
+      if (keep && cache) {
+        const bytes = new Uint8Array(loaded);
+        let at = 0;
+        for (const c of kept) {
+          bytes.set(c, at);
+          at += c.byteLength;
+        }
+        kept.length = 0;
+        await cache.put(where, bytes);
+      }
+      report.done(name);
+    }
+    return { size, chunks: chunks() };
+  }
 }
 
 type Bytesish = Blob | ArrayBuffer | ArrayBufferView;
@@ -238,6 +393,29 @@ class MemorySource implements FileSource {
     else bytes = new Uint8Array(await f.arrayBuffer());
     this.report.whole(name, bytes.byteLength);
     return bytes;
+  }
+
+  async stream(name: string): Promise<ByteStream | undefined> {
+    const f = this.files.get(name);
+    if (f === undefined) return undefined;
+    if (f instanceof ArrayBuffer || ArrayBuffer.isView(f)) {
+      const bytes = f instanceof ArrayBuffer ? new Uint8Array(f) : new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+      this.report.whole(name, bytes.byteLength);
+      return { size: bytes.byteLength, chunks: slices(bytes) };
+    }
+    // a Blob / File (e.g. a browser upload): read slice by slice, never whole
+    const blob = f;
+    const report = this.report;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      report.initiate(name);
+      for (let at = 0; at < blob.size; at += STREAM_PIECE_BYTES) {
+        const end = Math.min(blob.size, at + STREAM_PIECE_BYTES);
+        yield new Uint8Array(await blob.slice(at, end).arrayBuffer());
+        report.progress(name, end, blob.size);
+      }
+      report.done(name);
+    }
+    return { size: blob.size, chunks: chunks() };
   }
 }
 
@@ -355,6 +533,22 @@ export function checkJson(text: string, path: string): unknown {
 export interface WeightSink {
   addShard(name: string, bytes: Uint8Array): void;
   addPytorchBin(name: string, bytes: Uint8Array): void;
+  /** Streaming a safetensors file: `beginShard`, `pushShard` per piece, `endShard`. */
+  beginShard?(name: string, size?: number): void;
+  pushShard?(chunk: Uint8Array): void;
+  endShard?(): void;
+}
+
+/** Stream one safetensors file into the engine: "streamed", "absent", or "cannot" (the source or the sink cannot stream). */
+async function streamShard(src: FileSource, sink: WeightSink, name: string): Promise<"streamed" | "absent" | "cannot"> {
+  if (!src.stream || !sink.beginShard || !sink.pushShard || !sink.endShard) return "cannot";
+  const st = await src.stream(name);
+  if (st === undefined) return "absent";
+  wasmCall(() => sink.beginShard!(name, st.size), name);
+  // an engine error (a bad header, a model too large) stops the loop, which stops the read / download
+  for await (const chunk of st.chunks) wasmCall(() => sink.pushShard!(chunk), name);
+  wasmCall(() => sink.endShard!(), name);
+  return "streamed";
 }
 
 /** The weight layouts of a Hub checkpoint, in the order transformers prefers them. */
@@ -366,14 +560,25 @@ const WEIGHT_LAYOUTS = [
 /**
  * Hand a checkpoint's weights to the engine: `model.safetensors`, else the shards of
  * `model.safetensors.index.json`, else `pytorch_model.bin` (read by the engine's restricted
- * unpickler), else the shards of `pytorch_model.bin.index.json`. One file in memory at a time on
- * the JS side. Returns the file names used.
+ * unpickler), else the shards of `pytorch_model.bin.index.json`. With `opts.stream` safetensors files
+ * are streamed piece by piece when the source and the engine can; other files are read whole, one at a
+ * time. Returns the file names used.
  */
-export async function addWeightFiles(src: FileSource, sink: WeightSink, shardFilesFromIndex: (indexJson: string) => string[]): Promise<string[]> {
+export async function addWeightFiles(
+  src: FileSource,
+  sink: WeightSink,
+  shardFilesFromIndex: (indexJson: string) => string[],
+  opts: { stream?: boolean } = {},
+): Promise<string[]> {
   const add = (name: string, bytes: Uint8Array, pytorch: boolean) =>
     wasmCall(() => (pytorch ? sink.addPytorchBin(name, bytes) : sink.addShard(name, bytes)), name);
+  // streaming converts the linear weights as they arrive: for building a model (models.ts), not for
+  // rewriting the checkpoint (`t5-web convert` keeps every tensor as stored)
+  const stream = opts.stream ?? false;
   for (const { single, index, pytorch } of WEIGHT_LAYOUTS) {
-    const bytes = await src.read(single);
+    const streamed = stream && !pytorch ? await streamShard(src, sink, single) : "cannot";
+    if (streamed === "streamed") return [single];
+    const bytes = streamed === "absent" ? undefined : await src.read(single);
     if (bytes !== undefined) {
       add(single, bytes, pytorch);
       return [single];
@@ -387,6 +592,9 @@ export async function addWeightFiles(src: FileSource, sink: WeightSink, shardFil
       if (f === "" || f.includes("/") || f.includes("\\") || f === "." || f === "..") {
         throw new BadWeightsError(`${index} names ${JSON.stringify(f)}, not a file next to it`, { path: index });
       }
+      const streamed = stream && !pytorch ? await streamShard(src, sink, f) : "cannot";
+      if (streamed === "streamed") continue;
+      if (streamed === "absent") throw new MissingFileError(`${f} not found in ${src.location}`, { path: joinLocation(src.location, f) });
       add(f, await readRequired(src, f), pytorch);
     }
     return files;

@@ -269,6 +269,12 @@ export interface ModelLoadOptions extends LoadOptions {
   device?: Device;
   /** WebGPU: split weights into pieces of at most this many bytes (default: the device's limits). */
   maxChunkBytes?: number;
+  /**
+   * Stream safetensors weights into the engine piece by piece, each tensor converted to `dtype` as it arrives
+   * (default true): the file is never whole in memory, so a checkpoint larger than one WebAssembly memory (4 GiB)
+   * loads as "q8" / "q4". `false` reads each file whole first (the engine keeps it until the model is built).
+   */
+  stream_weights?: boolean;
 }
 
 /** What one WebGPU `generateAsync` recorded (dispatches / submits from the second decode step). */
@@ -319,8 +325,11 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       const dtype = opts.dtype;
       wasmCall(() => builder.setDtype(dtype), "dtype");
     }
-    // model.safetensors, sharded safetensors, pytorch_model.bin or its shards (files.ts)
-    await addWeightFiles(src, builder, (text) => wasm.shardFilesFromIndex(text));
+    wasmCall(() => builder.setKind(kind));
+    // model.safetensors, sharded safetensors (streamed), pytorch_model.bin or its shards (files.ts); a model
+    // larger than one WebAssembly memory in this dtype is a ModelTooLargeError from the first file's header
+    // (the config's size, unless pre-quantized) and from each header (its tensors), before their data is read
+    await addWeightFiles(src, builder, (text) => wasm.shardFilesFromIndex(text), { stream: opts.stream_weights ?? true });
     if (gpu) {
       const g = gpu;
       const inner = wasmCall(() => builder.buildGpu(g, kind));

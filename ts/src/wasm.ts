@@ -31,6 +31,12 @@ export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Resp
 
 let ready: Promise<Bindings> | undefined;
 let flavour: WasmFlavour | undefined;
+let memory: WebAssembly.Memory | undefined;
+
+/** The engine's linear memory once initialised (its `buffer.byteLength` is the high-water mark: it never shrinks). */
+export function wasmMemory(): WebAssembly.Memory | undefined {
+  return memory;
+}
 
 function isNode(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
@@ -51,7 +57,7 @@ async function load(source?: WasmSource): Promise<Bindings> {
     input = found.source;
     flavour = found.flavour;
   }
-  await init({ module_or_path: input });
+  memory = (await init({ module_or_path: input })).memory;
   flavour ??= "custom";
   return bindings;
 }

@@ -36,6 +36,10 @@ pub enum T5Error {
     /// Tokenizer file could not be read or used.
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
+    /// The model would not fit in the memory it must live in (one wasm32 memory: 4 GiB), said
+    /// from the config / the safetensors header before the weights are read.
+    #[error("model too large: {0}")]
+    ModelTooLarge(String),
 }
 
 impl T5Error {
@@ -52,6 +56,7 @@ impl T5Error {
             T5Error::InputTooLong { .. } => "InputTooLong",
             T5Error::MissingFile(_) => "MissingFile",
             T5Error::Tokenizer(_) => "Tokenizer",
+            T5Error::ModelTooLarge(_) => "ModelTooLarge",
         }
     }
 }

@@ -240,7 +240,15 @@ impl<'a, B: Backend> Loader<'a, B> {
     fn weight(&self, name: &str, shape: &[usize]) -> Result<B::Weight> {
         // pre-quantized tensors are taken as they are; others are converted to the requested form
         let w = match self.store.get_packed(name, shape)? {
-            Some(q) => self.backend.upload_packed(q),
+            Some(q) => {
+                let w = self.backend.upload_packed(q);
+                // converted while streaming (weights.rs ShardStream): report fallbacks as below
+                let got = self.backend.weight_dtype(&w);
+                if self.store.is_converted(name) && got != self.dtype {
+                    self.fallbacks.borrow_mut().push((name.to_string(), got));
+                }
+                w
+            }
             None => {
                 let t = self.store.get(name, shape)?;
                 let w = self.backend.upload_weight_as(t, self.dtype.storage_for(name, shape[1]));

@@ -487,6 +487,12 @@ pub struct WasmModelBuilder {
     store: WeightStore,
     /// storage form of the linear weights ("fp32" unless `setDtype` says otherwise)
     dtype: t5_core::WeightDtype,
+    /// the safetensors file being streamed (`beginShard` … `pushShard` … `endShard`)
+    stream: Option<t5_core::weights::ShardStream>,
+    /// memory the weights may take (default: one wasm32 memory, 4 GiB)
+    memory_limit: Option<u64>,
+    /// whether the model to be built has a decoder (`setKind`; default true), for the size check
+    has_decoder: bool,
 }
 
 #[wasm_bindgen]
@@ -499,7 +505,15 @@ impl WasmModelBuilder {
             Some(text) => GenerationConfig::from_json(&text, &config).map_err(js_err)?,
             None => GenerationConfig::from_model_config(&config),
         };
-        Ok(WasmModelBuilder { config, generation, store: WeightStore::new(), dtype: t5_core::WeightDtype::F32 })
+        Ok(WasmModelBuilder {
+            config,
+            generation,
+            store: WeightStore::new(),
+            dtype: t5_core::WeightDtype::F32,
+            stream: None,
+            memory_limit: t5_core::weights::default_memory_limit(),
+            has_decoder: true,
+        })
     }
 
     /// Storage form of the linear weights: "fp32" | "fp16" | "bf16" | "q8" | "q4" (load-time
@@ -516,6 +530,86 @@ impl WasmModelBuilder {
         self.store.add_shard(name, bytes).map_err(js_err)
     }
 
+    /// Memory (bytes) the weights may take, checked by `checkFits` and from each streamed file's
+    /// header; default one wasm32 memory (4 GiB). `undefined`: no check.
+    #[wasm_bindgen(js_name = setMemoryLimit)]
+    pub fn set_memory_limit(&mut self, bytes: Option<f64>) -> JsResult<()> {
+        self.memory_limit = match bytes {
+            None => None,
+            Some(b) if b.is_finite() && b >= 0.0 => Some(b as u64),
+            Some(b) => return Err(bad_input(format!("memory limit {b} is not a byte count"))),
+        };
+        Ok(())
+    }
+
+    /// The kind of model `build` will be asked for (as `build`'s argument), before the weights: an
+    /// encoder-only model's size check leaves the decoder out.
+    #[wasm_bindgen(js_name = setKind)]
+    pub fn set_kind(&mut self, kind: &str) -> JsResult<()> {
+        let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
+        self.has_decoder = task.base_kind() != ModelKind::Encoder;
+        Ok(())
+    }
+
+    /// The bytes the model's weights will take in the requested dtype, from the config alone; a
+    /// `ModelTooLarge` error (naming the dtypes that would fit) when that exceeds the memory limit.
+    /// (Streaming runs the same check on the first file's header, unless the checkpoint is pre-quantized.)
+    #[wasm_bindgen(js_name = checkFits)]
+    pub fn check_fits(&self, kind: &str) -> JsResult<f64> {
+        let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
+        let base = task.base_kind();
+        let lm_head = base == ModelKind::ConditionalGeneration && !self.config.tie_word_embeddings;
+        t5_core::weights::check_model_fits(&self.config, base != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map(|b| b as f64).map_err(js_err)
+    }
+
+    /// Start streaming the safetensors file `name` (`size`: its length in bytes when known). Its
+    /// pieces follow through `pushShard`, then `endShard`. The header is checked against the memory
+    /// limit as soon as it has arrived; each tensor is converted to the requested dtype as its bytes
+    /// arrive, so the file is never whole in memory.
+    #[wasm_bindgen(js_name = beginShard)]
+    pub fn begin_shard(&mut self, name: &str, size: Option<f64>) -> JsResult<()> {
+        if self.stream.is_some() {
+            return Err(bad_input("beginShard: the previous file was not ended (endShard)"));
+        }
+        let size = match size {
+            Some(s) if s.is_finite() && s >= 0.0 && s.fract() == 0.0 => Some(s as u64),
+            Some(s) => return Err(bad_input(format!("file size {s} is not a byte count"))),
+            None => None,
+        };
+        let stream = t5_core::weights::ShardStream::new(name, size, self.dtype, self.memory_limit);
+        // the first file: the whole model's size from the config, once its header shows it is not pre-quantized
+        self.stream = Some(if self.store.names().is_empty() { stream.with_config_check(&self.config, self.has_decoder) } else { stream });
+        Ok(())
+    }
+
+    /// The next piece of the file begun by `beginShard`. After an error the file is abandoned.
+    #[wasm_bindgen(js_name = pushShard)]
+    pub fn push_shard(&mut self, chunk: &[u8]) -> JsResult<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(bad_input("pushShard without beginShard"));
+        };
+        let r = stream.push(&mut self.store, chunk);
+        if r.is_err() {
+            self.stream = None;
+        }
+        r.map_err(js_err)
+    }
+
+    /// The file begun by `beginShard` has ended: every tensor must be complete.
+    #[wasm_bindgen(js_name = endShard)]
+    pub fn end_shard(&mut self) -> JsResult<()> {
+        let Some(stream) = self.stream.take() else {
+            return Err(bad_input("endShard without beginShard"));
+        };
+        stream.finish(&mut self.store).map_err(js_err)
+    }
+
+    /// Bytes the builder holds (raw tensors and converted weights).
+    #[wasm_bindgen(getter, js_name = heldBytes)]
+    pub fn held_bytes(&self) -> f64 {
+        self.store.resident_bytes() as f64
+    }
+
     /// Number of tensors added so far.
     #[wasm_bindgen(getter, js_name = tensorCount)]
     pub fn tensor_count(&self) -> u32 {
@@ -529,6 +623,9 @@ impl WasmModelBuilder {
         // the head classes ("seq-cls" | "token-cls" | "qa" | "auto": from `architectures`) are in heads.rs
         let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
         let kind = task.base_kind();
+        if self.stream.is_some() {
+            return Err(bad_input("build: a streamed file was not ended (endShard)"));
+        }
         let store = std::mem::take(&mut self.store);
         if store.names().is_empty() {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
