@@ -198,7 +198,6 @@ mod avx2 {
                     return super::scalar::matvec(x, w, out);
                 }
                 let bpr = k / group;
-                let q8 = |p: *const i8| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)));
                 for j in 0..n {
                     let r = codes.as_ptr().add(j * k);
                     let sc = scales.as_ptr().add(j * bpr);
@@ -208,8 +207,12 @@ mod avx2 {
                         let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                         let mut t = b * group;
                         while t < (b + 1) * group {
-                            a0 = _mm256_fmadd_ps(q8(r.add(t)), _mm256_loadu_ps(xp.add(t)), a0);
-                            a1 = _mm256_fmadd_ps(q8(r.add(t + 8)), _mm256_loadu_ps(xp.add(t + 8)), a1);
+                            // 16 codes: one 128-bit load, sign-extended in two halves
+                            let v = _mm_loadu_si128(r.add(t) as *const __m128i);
+                            let w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+                            let w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(v)));
+                            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xp.add(t)), a0);
+                            a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp.add(t + 8)), a1);
                             t += 16;
                         }
                         tot = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(*sc.add(b)), tot);
