@@ -28,7 +28,7 @@ describe.each(Object.keys(o.types))("tiny-t5 GGUF %s", (ty) => {
   it("logits, encoder states and greedy ids match transformers on the dequantized weights", async () => {
     const lm = await AutoModelForSeq2SeqLM.fromPretrained(DIR, { model_file_name: `tiny-t5-${ty}.gguf` });
     try {
-      expect(lm.config.vocab_size).toBe(128);
+      expect(lm.config.vocab_size).toBe(64);
       expect(lm.config.feed_forward_proj).toBe("gated-gelu");
       const want = f32(`${ty}.logits`);
       const diff = o.types[ty].fp64_diff.logits as number;
@@ -52,6 +52,27 @@ describe.each(Object.keys(o.types))("tiny-t5 GGUF %s", (ty) => {
       enc.dispose();
     }
   });
+});
+
+it("an untied head (`output`) and an encoder-only file (t5encoder)", async () => {
+  const lm = await T5ForConditionalGeneration.fromPretrained(`${DIR}${o.untied.file}`);
+  try {
+    expect(lm.config.tie_word_embeddings).toBe(false);
+    const out = lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+    expect(compareTensor("untied logits", out.logits, f32("untied-q4_1.logits"), o.untied.fp64_diff.logits)).toBeUndefined();
+    const ids = lm.generate({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.untied.greedy.max_new_tokens });
+    expect(ids).toEqual(o.untied.greedy.sequences);
+  } finally {
+    lm.dispose();
+  }
+  const enc = await T5EncoderModel.fromPretrained(`${DIR}tiny-t5encoder-q4_0.gguf`);
+  try {
+    const h = enc.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask });
+    const name = "encoder_last_hidden_state";
+    expect(compareTensor(name, h.last_hidden_state, f32(`q4_0.${name}`), o.types.q4_0.fp64_diff[name])).toBeUndefined();
+  } finally {
+    enc.dispose();
+  }
 });
 
 it("a .gguf path, a file: URL and an in-memory File give the same logits", async () => {
