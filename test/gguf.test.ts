@@ -83,6 +83,7 @@ it("a .gguf path, a file: URL and an in-memory File give the same logits", async
     pathToFileURL(file),
     new File([bytes], "tiny-t5-q4_0.gguf"),
     { "model.gguf": new Uint8Array(bytes) },
+    { "config.json": readFileSync(`${DIR}tiny-t5-gguf/config.json`), "model-q4_0.gguf": new Uint8Array(bytes) },
   ];
   const want = f32("q4_0.logits");
   for (const src of sources) {

@@ -402,7 +402,7 @@ const isGgufName = (name: string) => /\.gguf$/i.test(name);
 /**
  * The GGUF checkpoint `source` names, if any: `model_file_name` (a `.gguf` file in the directory /
  * base URL / in-memory files), a path or URL ending in `.gguf`, a `.gguf` `File`, or in-memory
- * files with no config.json and one `.gguf` file. Returns where to read it from and its name;
+ * files with one `.gguf` file and no safetensors / PyTorch weights. Returns where to read it from and its name;
  * `undefined` for a Hub-layout checkpoint.
  */
 export function ggufSource(source: ModelSource, modelFileName?: string): { source: ModelSource; file: string } | undefined {
@@ -431,6 +431,7 @@ export function ggufSource(source: ModelSource, modelFileName?: string): { sourc
   if (!files) return undefined;
   if (modelFileName !== undefined) return { source: files, file: modelFileName };
   const ggufs = [...files.keys()].filter(isGgufName);
-  if (files.has("config.json") || ggufs.length !== 1) return undefined;
+  const hubWeights = WEIGHT_LAYOUTS.some(({ single, index }) => files.has(single) || files.has(index));
+  if (hubWeights || ggufs.length !== 1) return undefined;
   return { source: files, file: ggufs[0]! };
 }

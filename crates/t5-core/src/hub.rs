@@ -16,10 +16,10 @@ fn read_string(path: &Path) -> Result<String> {
 
 /// `config.json`, `generation_config.json` (defaults from the config when absent) and the weights:
 /// `model.safetensors`, or the shards listed in `model.safetensors.index.json`. A `.gguf` file, or a
-/// directory without those files holding one `.gguf` file, is read by [`load_gguf`].
+/// directory with none of those weight files but a `.gguf` file, is read by [`load_gguf`].
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<(T5Config, GenerationConfig, WeightStore)> {
     let dir = dir.as_ref();
-    if dir.is_file() || (!dir.join("config.json").exists() && !gguf_files(dir).is_empty()) {
+    if dir.is_file() || (weight_files(dir).is_err() && !gguf_files(dir).is_empty()) {
         return load_gguf(dir);
     }
     let config = T5Config::from_json(&read_string(&dir.join("config.json"))?)?;

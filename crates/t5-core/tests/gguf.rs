@@ -183,6 +183,8 @@ fn a_directory_holding_one_gguf_loads() {
     let tmp = std::env::temp_dir().join(format!("t5-gguf-dir-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     std::fs::copy(file("q4_0"), tmp.join("model-q4_0.gguf")).unwrap();
+    // a config.json beside it (a Hub repo holding a GGUF) does not hide it
+    std::fs::copy(dir().join("tiny-t5-gguf/config.json"), tmp.join("config.json")).unwrap();
     let (cfg, _, store) = load_dir(&tmp).unwrap();
     let (cfg2, _, store2) = load_dir(file("q4_0")).unwrap();
     assert!(logits_of(&store, cfg) == logits_of(&store2, cfg2));
