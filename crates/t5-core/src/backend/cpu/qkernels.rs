@@ -201,9 +201,24 @@ mod avx2 {
                 for j in 0..n {
                     let r = codes.as_ptr().add(j * k);
                     let sc = scales.as_ptr().add(j * bpr);
-                    let mut tot = _mm256_setzero_ps();
+                    // two row totals (even / odd blocks) so the scaled adds do not wait on each other
+                    let mut tots = [_mm256_setzero_ps(); 2];
                     for b in 0..bpr {
-                        // one block: Σ q x in two accumulators, scaled once into the row total
+                        if group == 32 {
+                            // GGUF Q8_0: the block's 32 codes in two loads, four products, one scale
+                            let t = b * 32;
+                            let v = _mm_loadu_si128(r.add(t) as *const __m128i);
+                            let u = _mm_loadu_si128(r.add(t + 16) as *const __m128i);
+                            let w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+                            let w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(v)));
+                            let w2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(u));
+                            let w3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(u)));
+                            let p0 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp.add(t + 8)), _mm256_mul_ps(w0, _mm256_loadu_ps(xp.add(t))));
+                            let p1 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xp.add(t + 24)), _mm256_mul_ps(w2, _mm256_loadu_ps(xp.add(t + 16))));
+                            tots[b & 1] = _mm256_fmadd_ps(_mm256_add_ps(p0, p1), _mm256_set1_ps(*sc.add(b)), tots[b & 1]);
+                            continue;
+                        }
+                        // one block: Σ q x in two accumulators, scaled once into a row total
                         let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                         let mut t = b * group;
                         while t < (b + 1) * group {
@@ -215,9 +230,9 @@ mod avx2 {
                             a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp.add(t + 8)), a1);
                             t += 16;
                         }
-                        tot = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(*sc.add(b)), tot);
+                        tots[b & 1] = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(*sc.add(b)), tots[b & 1]);
                     }
-                    out[j] = hsum(tot);
+                    out[j] = hsum(_mm256_add_ps(tots[0], tots[1]));
                 }
             }
             QWeight::Q4 { group, .. } if *group == 32 => q4_g32(x, w, out),
@@ -275,7 +290,7 @@ mod avx2 {
         for j in 0..n {
             let row = packed.as_ptr().add(j * k / 2);
             let (sc, zr) = (&scales[j * gpr..(j + 1) * gpr], &zeros[j * gpr..(j + 1) * gpr]);
-            let mut tot = _mm256_setzero_ps();
+            let (mut tot, mut tot_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             let mut zs = 0.0f32;
             for c in 0..k / 64 {
                 let p = row.add(c * 32);
@@ -292,10 +307,10 @@ mod avx2 {
                 }
                 let (g0, g1) = (2 * c, 2 * c + 1);
                 tot = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(sc[g0]), tot);
-                tot = _mm256_fmadd_ps(_mm256_add_ps(a2, a3), _mm256_set1_ps(sc[g1]), tot);
+                tot_hi = _mm256_fmadd_ps(_mm256_add_ps(a2, a3), _mm256_set1_ps(sc[g1]), tot_hi);
                 zs += (zr[g0] - 8.0 * sc[g0]) * xs[g0] + (zr[g1] - 8.0 * sc[g1]) * xs[g1];
             }
-            out[j] = hsum(tot) + zs;
+            out[j] = hsum(_mm256_add_ps(tot, tot_hi)) + zs;
         }
     }
 
