@@ -18,7 +18,7 @@
  */
 
 import { openCache, type CacheOptions, type FileCache } from "./cache.js";
-import { BadJsonError, MissingFileError, T5WebError } from "./errors.js";
+import { BadConfigError, BadJsonError, MissingFileError, T5WebError } from "./errors.js";
 import { BadWeightsError, wasmCall } from "./errors.js";
 
 /** transformers.js's progress events. */
@@ -38,8 +38,8 @@ export type FileMap =
   | Map<string, Blob | ArrayBuffer | ArrayBufferView>
   | Record<string, Blob | ArrayBuffer | ArrayBufferView>;
 
-/** What `fromPretrained` accepts: a directory path, a base URL, or in-memory files. */
-export type ModelSource = string | URL | FileMap;
+/** What `fromPretrained` accepts: a directory path, a base URL, in-memory files, or one `.gguf` path / URL / `File`. */
+export type ModelSource = string | URL | FileMap | File;
 
 export interface LoadOptions extends CacheOptions {
   /** `fetch` to use for URLs (default: the global one), e.g. to add headers. */
@@ -603,4 +603,43 @@ export async function addWeightFiles(
     `no weights in ${src.location}: neither model.safetensors nor model.safetensors.index.json, nor pytorch_model.bin or pytorch_model.bin.index.json`,
     { path: src.location },
   );
+}
+
+const isGgufName = (name: string) => /\.gguf$/i.test(name);
+
+/**
+ * The GGUF checkpoint `source` names, if any: `model_file_name` (a `.gguf` file in the directory /
+ * base URL / in-memory files), a path or URL ending in `.gguf`, a `.gguf` `File`, or in-memory
+ * files with one `.gguf` file and no safetensors / PyTorch weights. Returns where to read it from and its name;
+ * `undefined` for a Hub-layout checkpoint.
+ */
+export function ggufSource(source: ModelSource, modelFileName?: string): { source: ModelSource; file: string } | undefined {
+  if (modelFileName !== undefined && !isGgufName(modelFileName)) {
+    throw new BadConfigError(`model_file_name ${JSON.stringify(modelFileName)}: only .gguf files are loaded by name`);
+  }
+  if (typeof Blob !== "undefined" && source instanceof Blob) {
+    const name = modelFileName ?? (source as File).name;
+    if (typeof name !== "string" || !isGgufName(name)) throw new T5WebError("a single model file must be a .gguf file");
+    return { source: new Map([[name, source]]), file: name };
+  }
+  if (typeof source === "string" || source instanceof URL) {
+    if (modelFileName !== undefined) return { source, file: modelFileName };
+    const isUrl = source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(source);
+    if (isUrl) {
+      const url = new URL(source);
+      const last = url.pathname.slice(url.pathname.lastIndexOf("/") + 1);
+      if (!isGgufName(last)) return undefined;
+      return { source: new URL("./", url), file: decodeURIComponent(last) };
+    }
+    if (!isGgufName(source)) return undefined;
+    const i = Math.max(source.lastIndexOf("/"), source.lastIndexOf("\\"));
+    return { source: i >= 0 ? source.slice(0, i) || "/" : ".", file: source.slice(i + 1) };
+  }
+  const files = toFileMap(source);
+  if (!files) return undefined;
+  if (modelFileName !== undefined) return { source: files, file: modelFileName };
+  const ggufs = [...files.keys()].filter(isGgufName);
+  const hubWeights = WEIGHT_LAYOUTS.some(({ single, index }) => files.has(single) || files.has(index));
+  if (hubWeights || ggufs.length !== 1) return undefined;
+  return { source: files, file: ggufs[0]! };
 }

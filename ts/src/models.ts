@@ -10,7 +10,7 @@
 
 import { BadConfigError, BadInputError, DisposedError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
-import { addWeightFiles, openSource, readJsonText, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
+import { addWeightFiles, ggufSource, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
@@ -261,6 +261,12 @@ export type WeightDtype = "fp32" | "fp16" | "bf16" | "q8" | "q4";
 export interface ModelLoadOptions extends LoadOptions {
   dtype?: WeightDtype;
   /**
+   * A GGUF checkpoint (llama.cpp's T5 layout) in the directory / base URL / files, e.g.
+   * `'model-q4_0.gguf'`: config from its metadata, its F32 / F16 / BF16 / Q8_0 / Q4_0 / Q4_1
+   * weights as stored. A path, URL or `File` ending in `.gguf` needs no option.
+   */
+  model_file_name?: string;
+  /**
    * `'cpu'` (default): the WebAssembly engine on the CPU. `'webgpu'`: the same model on the GPU
    * through `navigator.gpu` (fp32 weights; results come through `forwardAsync` / `generateAsync`);
    * fails with `WebGPUUnavailableError` when there is none. `'auto'`: WebGPU when available, else
@@ -315,11 +321,28 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       deviceNote = `WebGPU unavailable, running on the CPU: ${(e as Error).message}`;
     }
   }
-  const src: FileSource = await openSource(dirOrUrl, opts);
-  const configText = await readJsonText(src, "config.json", true);
-  const genText = await readJsonText(src, "generation_config.json", false);
-  const config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(configText), "config.json")) as Record<string, unknown>);
-  const builder = wasmCall(() => new wasm.WasmModelBuilder(configText, genText));
+  const gguf = ggufSource(dirOrUrl, opts.model_file_name);
+  const src: FileSource = await openSource(gguf ? gguf.source : dirOrUrl, opts);
+  let builder: InstanceType<typeof wasm.WasmModelBuilder>;
+  let config: T5Config;
+  if (gguf) {
+    // config and weights from the GGUF file (crates/t5-core/src/gguf.rs)
+    const bytes = await readRequired(src, gguf.file);
+    const genText = await readJsonText(src, "generation_config.json", false);
+    builder = wasmCall(() => wasm.WasmModelBuilder.fromGguf(gguf.file, bytes, genText), gguf.file);
+    const b = builder;
+    try {
+      config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(b.configJson()), gguf.file)) as Record<string, unknown>);
+    } catch (e) {
+      b.free();
+      throw e;
+    }
+  } else {
+    const configText = await readJsonText(src, "config.json", true);
+    const genText = await readJsonText(src, "generation_config.json", false);
+    config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(configText), "config.json")) as Record<string, unknown>);
+    builder = wasmCall(() => new wasm.WasmModelBuilder(configText, genText));
+  }
   try {
     if (opts.dtype !== undefined) {
       const dtype = opts.dtype;
@@ -328,8 +351,9 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
     wasmCall(() => builder.setKind(kind));
     // model.safetensors, sharded safetensors (streamed), pytorch_model.bin or its shards (files.ts); a model
     // larger than one WebAssembly memory in this dtype is a ModelTooLargeError from the first file's header
-    // (the config's size, unless pre-quantized) and from each header (its tensors), before their data is read
-    await addWeightFiles(src, builder, (text) => wasm.shardFilesFromIndex(text), { stream: opts.stream_weights ?? true });
+    // (the config's size, unless pre-quantized) and from each header (its tensors), before their data is read.
+    // A GGUF file was read whole above.
+    if (!gguf) await addWeightFiles(src, builder, (text) => wasm.shardFilesFromIndex(text), { stream: opts.stream_weights ?? true });
     if (gpu) {
       const g = gpu;
       const inner = wasmCall(() => builder.buildGpu(g, kind));

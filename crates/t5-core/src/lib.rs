@@ -8,6 +8,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod gguf;
 pub mod heads;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod hub;

@@ -82,9 +82,13 @@ pub enum QWeight {
     F32 { n: usize, k: usize, data: Vec<f32> },
     F16 { n: usize, k: usize, data: Vec<u16> },
     BF16 { n: usize, k: usize, data: Vec<u16> },
-    /// one scale per row
+    /// `w = q * scale`. `scales`: `[n]`, one per row (load-time q8, pre-quantized safetensors), or
+    /// `[n, k/32]`, one per 32-weight block along the row (GGUF Q8_0 and, with codes `q - 8`, Q4_0
+    /// rows whose length is not a multiple of 64); see [`q8_group`].
     Q8 { n: usize, k: usize, codes: Vec<i8>, scales: Vec<f32> },
-    /// `packed`: `[n, k/2]` (layout in the module docs); `scales`, `zeros`: `[n, k/group]`
+    /// `packed`: `[n, k/2]` (layout in the module docs); `scales`, `zeros`: `[n, k/group]`. `group`
+    /// is a multiple of 64 (torchao q4), or 32 (GGUF Q4_0 / Q4_1 blocks: in each 64-weight chunk the
+    /// low nibbles are one group and the high nibbles the next).
     Q4 { n: usize, k: usize, group: usize, packed: Vec<u8>, scales: Vec<f32>, zeros: Vec<f32> },
 }
 
@@ -144,6 +148,17 @@ pub fn pack_q4(codes: &[u8], n: usize, k: usize) -> Vec<u8> {
 pub fn q4_code(row: &[u8], j: usize) -> u8 {
     let b = row[(j / 64) * 32 + j % 32];
     if j % 64 < 32 { b & 15 } else { b >> 4 }
+}
+
+/// Weights per scale of a [`QWeight::Q8`] with `scales_len` scales: `k` (one per row) or the block
+/// width (32 for GGUF Q8_0).
+#[inline]
+pub fn q8_group(n: usize, k: usize, scales_len: usize) -> usize {
+    if scales_len == n || scales_len == 0 {
+        k
+    } else {
+        n * k / scales_len
+    }
 }
 
 /// torchao int8 weight-only: `(codes [n*k], scales [n])`.
@@ -228,9 +243,13 @@ impl QWeight {
             QWeight::BF16 { k, data, .. } => {
                 out.iter_mut().zip(&data[r * k..(r + 1) * k]).for_each(|(o, &h)| *o = half::bf16::from_bits(h).to_f32())
             }
-            QWeight::Q8 { k, codes, scales, .. } => {
-                let s = scales[r];
-                out.iter_mut().zip(&codes[r * k..(r + 1) * k]).for_each(|(o, &q)| *o = q as f32 * s)
+            QWeight::Q8 { n, k, codes, scales } => {
+                let (k, group) = (*k, q8_group(*n, *k, scales.len()));
+                let per_row = k / group;
+                for (b, (o, q)) in out[..k].chunks_mut(group).zip(codes[r * k..(r + 1) * k].chunks(group)).enumerate() {
+                    let s = scales[r * per_row + b];
+                    o.iter_mut().zip(q).for_each(|(o, &q)| *o = q as f32 * s)
+                }
             }
             QWeight::Q4 { k, group, packed, scales, zeros, .. } => {
                 let (k, group) = (*k, *group);
@@ -238,13 +257,16 @@ impl QWeight {
                 let gpr = k / group;
                 // per 64-weight chunk (groups are multiples of 64): byte i → weights i and 32 + i;
                 // torchao `_dequantize_affine_tinygemm`: (q - mid) * scale + zero
+                // (group 32: the low nibbles of a chunk are group 2c, the high nibbles group 2c + 1)
                 for (c, (bytes, o)) in row.chunks_exact(32).zip(out[..k].chunks_exact_mut(64)).enumerate() {
                     let g = r * gpr + c * 64 / group;
+                    let g_hi = if group == 32 { g + 1 } else { g };
                     let (s, z) = (scales[g], zeros[g]);
+                    let (s_hi, z_hi) = (scales[g_hi], zeros[g_hi]);
                     let (lo, hi) = o.split_at_mut(32);
                     for i in 0..32 {
                         lo[i] = ((bytes[i] & 15) as f32 - 8.0) * s + z;
-                        hi[i] = ((bytes[i] >> 4) as f32 - 8.0) * s + z;
+                        hi[i] = ((bytes[i] >> 4) as f32 - 8.0) * s_hi + z_hi;
                     }
                 }
             }

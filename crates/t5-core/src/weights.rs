@@ -13,6 +13,8 @@ struct Entry {
     shape: Vec<usize>,
     start: usize,
     end: usize,
+    /// a quantized GGUF tensor (`dtype` is then `U8`, the raw blocks)
+    ggml: Option<crate::gguf::GgmlType>,
 }
 
 /// The tensors of a checkpoint, possibly spread over several shard files.
@@ -46,7 +48,7 @@ fn index_shard(bytes: &[u8], shard: usize, file: &str) -> Result<Vec<(String, En
         let data = view.data();
         let start = data.as_ptr() as usize - base;
         debug_assert!(start >= data_start);
-        out.push((name, Entry { shard, dtype: view.dtype(), shape: view.shape().to_vec(), start, end: start + data.len() }));
+        out.push((name, Entry { shard, dtype: view.dtype(), shape: view.shape().to_vec(), start, end: start + data.len(), ggml: None }));
     }
     Ok(out)
 }
@@ -123,7 +125,12 @@ impl WeightStore {
         if e.shape != expected {
             return Err(T5Error::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found: e.shape.clone() });
         }
-        let data = decode_f32(name, e.dtype, &self.shards[e.shard][e.start..e.end])?;
+        let raw = &self.shards[e.shard][e.start..e.end];
+        if let Some(ty) = e.ggml {
+            let (n, k) = (e.shape[..e.shape.len() - 1].iter().product(), e.shape[e.shape.len() - 1]);
+            return Ok(Tensor::new(expected.to_vec(), crate::gguf::to_qweight(ty, n, k, raw).to_tensor().data));
+        }
+        let data = decode_f32(name, e.dtype, raw)?;
         Ok(Tensor::new(expected.to_vec(), data))
     }
 
@@ -157,6 +164,15 @@ impl WeightStore {
                 Some(q) => Ok(Some(q)),
                 None => Err(T5Error::BadWeights { file: None, msg: format!("tensor {name:?} was already handed to the model") }),
             };
+        }
+        if let Some(e) = self.entries.get(name) {
+            // quantized GGUF blocks, converted without loss into the fused-kernel forms
+            if let (Some(ty), [n, k]) = (e.ggml, e.shape.as_slice()) {
+                if e.shape != expected {
+                    return Err(T5Error::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found: e.shape.clone() });
+                }
+                return Ok(Some(crate::gguf::to_qweight(ty, *n, *k, &self.shards[e.shard][e.start..e.end])));
+            }
         }
         let qname = format!("{name}{QWEIGHT_SUFFIX}");
         if self.contains(name) || !self.contains(&qname) {
@@ -272,7 +288,7 @@ impl WeightStore {
                 }
             };
             self.names.push(t.name.clone());
-            self.entries.insert(t.name, Entry { shard, dtype: t.dtype, shape: t.shape, start, end });
+            self.entries.insert(t.name, Entry { shard, dtype: t.dtype, shape: t.shape, start, end, ggml: None });
         }
         Ok(())
     }
@@ -290,6 +306,28 @@ impl WeightStore {
         } else {
             self.add_shard(file, bytes)
         }
+    }
+
+    /// Add the tensors of a GGUF file (see [`crate::gguf::load`]): `entries` name each tensor (by
+    /// transformers' name), its shape (outermost first), GGUF type and byte range in `bytes`.
+    pub fn add_gguf(&mut self, file: &str, bytes: Vec<u8>, entries: crate::gguf::Entries) -> Result<()> {
+        use crate::gguf::GgmlType;
+        let shard = self.shards.len();
+        for (name, shape, ty, start, end) in entries {
+            if self.entries.contains_key(&name) {
+                return Err(T5Error::BadWeights { file: Some(file.to_string()), msg: format!("tensor {name:?} appears twice") });
+            }
+            let (dtype, ggml) = match ty {
+                GgmlType::F32 => (Dtype::F32, None),
+                GgmlType::F16 => (Dtype::F16, None),
+                GgmlType::BF16 => (Dtype::BF16, None),
+                q => (Dtype::U8, Some(q)),
+            };
+            self.names.push(name.clone());
+            self.entries.insert(name, Entry { shard, dtype, shape, start, end, ggml });
+        }
+        self.shards.push(bytes);
+        Ok(())
     }
 
     /// The stored dtype of `name` (`F32`, `F16`, `BF16`, ...).
@@ -821,7 +859,7 @@ impl ShardStream {
             _ => {
                 let (shard, end) = (store.shards.len(), bytes.len());
                 store.shards.push(bytes);
-                store.entries.insert(p.name.clone(), Entry { shard, dtype: p.dtype, shape: p.shape.clone(), start: 0, end });
+                store.entries.insert(p.name.clone(), Entry { shard, dtype: p.dtype, shape: p.shape.clone(), start: 0, end, ggml: None });
             }
         }
         Ok(())

@@ -879,6 +879,30 @@ impl WasmGeneration {
 }
 
 // ---------------------------------------------------------------------------------------------
+// GGUF checkpoints (llama.cpp's T5 layout)
+
+#[wasm_bindgen]
+impl WasmModelBuilder {
+    /// A builder over a T5 GGUF file (`name` for messages): config from its metadata, weights
+    /// from its tensors (quantized blocks kept in the fused-kernel forms). `generation_config_json`:
+    /// a `generation_config.json` next to the file, when there is one.
+    #[wasm_bindgen(js_name = fromGguf)]
+    pub fn from_gguf(name: &str, bytes: Vec<u8>, generation_config_json: Option<String>) -> JsResult<WasmModelBuilder> {
+        let (config, mut generation, store) = t5_core::gguf::load(name, bytes).map_err(js_err)?;
+        if let Some(text) = generation_config_json {
+            generation = GenerationConfig::from_json(&text, &config).map_err(js_err)?;
+        }
+        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32 })
+    }
+
+    /// The builder's config as config.json text (for `parseConfig`).
+    #[wasm_bindgen(js_name = configJson)]
+    pub fn config_json(&self) -> String {
+        self.config.to_json()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // PyTorch checkpoints (pytorch_model.bin) and conversion to safetensors
 
 #[wasm_bindgen]

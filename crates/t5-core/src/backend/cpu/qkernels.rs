@@ -3,7 +3,9 @@
 //! * one input row (a decode step): fused dequantize-and-dot per weight row, straight from the
 //!   packed codes into SIMD registers (AVX2+FMA(+F16C) runtime-detected natively, SIMD128 in wasm,
 //!   scalar otherwise). q4 accumulates `Σ q x` per group and adds `scale · that + (zero - 8 scale) · Σx`;
-//!   q8 accumulates `Σ q x` per row and multiplies by the row scale once.
+//!   q8 accumulates `Σ q x` per row and multiplies by the row scale once (per 32-weight block for
+//!   GGUF Q8_0: block sums scaled and accumulated in registers); GGUF Q4_0 / Q4_1 are q4 with groups
+//!   of 32 (the low and the high nibbles of each 64-weight chunk are two groups).
 //! * several input rows (encoder, prompt): a strip of [`STRIP`] weight rows is dequantized into a
 //!   small f32 scratch buffer (exactly torchao's dequantization, so the products equal those of the
 //!   dequantized model) and multiplied against all input rows with the f32 tile kernel.
@@ -83,9 +85,21 @@ pub mod scalar {
                     out[j] = dot(&x[..k], &data[j * k..(j + 1) * k], |h| f32::from_bits((h as u32) << 16));
                 }
             }
-            QWeight::Q8 { codes, scales, .. } => {
+            QWeight::Q8 { codes, scales, .. } if scales.len() == n => {
                 for j in 0..n {
                     out[j] = dot(&x[..k], &codes[j * k..(j + 1) * k], |q| q as f32) * scales[j];
+                }
+            }
+            QWeight::Q8 { codes, scales, .. } => {
+                let group = crate::quant::q8_group(n, k, scales.len());
+                let bpr = k / group;
+                for j in 0..n {
+                    let mut total = 0.0f32;
+                    for b in 0..bpr {
+                        let t = j * k + b * group;
+                        total += dot(&x[b * group..(b + 1) * group], &codes[t..t + group], |q| q as f32) * scales[j * bpr + b];
+                    }
+                    out[j] = total;
                 }
             }
             QWeight::Q4 { group, packed, scales, zeros, .. } => {
@@ -156,7 +170,7 @@ mod avx2 {
                     );
                 }
             }
-            QWeight::Q8 { codes, scales, .. } => {
+            QWeight::Q8 { codes, scales, .. } if scales.len() == n => {
                 for j in 0..n {
                     let r = codes.as_ptr().add(j * k);
                     let s = dot16(
@@ -168,6 +182,50 @@ mod avx2 {
                     out[j] = s * scales[j];
                 }
             }
+            QWeight::Q8 { codes, scales, .. } => {
+                let group = crate::quant::q8_group(n, k, scales.len());
+                if group % 16 != 0 {
+                    return super::scalar::matvec(x, w, out);
+                }
+                let bpr = k / group;
+                for j in 0..n {
+                    let r = codes.as_ptr().add(j * k);
+                    let sc = scales.as_ptr().add(j * bpr);
+                    // two row totals (even / odd blocks) so the scaled adds do not wait on each other
+                    let mut tots = [_mm256_setzero_ps(); 2];
+                    for b in 0..bpr {
+                        if group == 32 {
+                            // GGUF Q8_0: the block's 32 codes in two loads, four products, one scale
+                            let t = b * 32;
+                            let v = _mm_loadu_si128(r.add(t) as *const __m128i);
+                            let u = _mm_loadu_si128(r.add(t + 16) as *const __m128i);
+                            let w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+                            let w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(v)));
+                            let w2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(u));
+                            let w3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(u)));
+                            let p0 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp.add(t + 8)), _mm256_mul_ps(w0, _mm256_loadu_ps(xp.add(t))));
+                            let p1 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xp.add(t + 24)), _mm256_mul_ps(w2, _mm256_loadu_ps(xp.add(t + 16))));
+                            tots[b & 1] = _mm256_fmadd_ps(_mm256_add_ps(p0, p1), _mm256_set1_ps(*sc.add(b)), tots[b & 1]);
+                            continue;
+                        }
+                        // one block: Σ q x in two accumulators, scaled once into a row total
+                        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                        let mut t = b * group;
+                        while t < (b + 1) * group {
+                            // 16 codes: one 128-bit load, sign-extended in two halves
+                            let v = _mm_loadu_si128(r.add(t) as *const __m128i);
+                            let w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+                            let w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(v)));
+                            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xp.add(t)), a0);
+                            a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp.add(t + 8)), a1);
+                            t += 16;
+                        }
+                        tots[b & 1] = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(*sc.add(b)), tots[b & 1]);
+                    }
+                    out[j] = hsum(_mm256_add_ps(tots[0], tots[1]));
+                }
+            }
+            QWeight::Q4 { group, .. } if *group == 32 => q4_g32(x, w, out),
             QWeight::Q4 { group, packed, scales, zeros, .. } => {
                 let group = *group;
                 let gpr = k / group;
@@ -206,6 +264,43 @@ mod avx2 {
                     out[j] = hsum(tot) + zs;
                 }
             }
+        }
+    }
+
+    /// q4 with groups of 32 (GGUF Q4_0 / Q4_1): per 64-weight chunk the low nibbles are group 2c
+    /// and the high nibbles group 2c + 1, each scaled once into the row total.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_g32(x: &[f32], w: &QWeight, out: &mut [f32]) {
+        let QWeight::Q4 { n, k, packed, scales, zeros, .. } = w else { unreachable!() };
+        let (n, k) = (*n, *k);
+        let gpr = k / 32;
+        let xp = x.as_ptr();
+        let xs = super::group_sums(&x[..k], 32);
+        let mask = _mm256_set1_epi32(15);
+        for j in 0..n {
+            let row = packed.as_ptr().add(j * k / 2);
+            let (sc, zr) = (&scales[j * gpr..(j + 1) * gpr], &zeros[j * gpr..(j + 1) * gpr]);
+            let (mut tot, mut tot_hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut zs = 0.0f32;
+            for c in 0..k / 64 {
+                let p = row.add(c * 32);
+                let base = c * 64;
+                let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+                for s in 0..2 {
+                    let v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(s * 16) as *const __m128i));
+                    let v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(s * 16 + 8) as *const __m128i));
+                    let xo = base + s * 16;
+                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, mask)), _mm256_loadu_ps(xp.add(xo)), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, mask)), _mm256_loadu_ps(xp.add(xo + 8)), a1);
+                    a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32::<4>(v0)), _mm256_loadu_ps(xp.add(xo + 32)), a2);
+                    a3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32::<4>(v1)), _mm256_loadu_ps(xp.add(xo + 40)), a3);
+                }
+                let (g0, g1) = (2 * c, 2 * c + 1);
+                tot = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(sc[g0]), tot);
+                tot_hi = _mm256_fmadd_ps(_mm256_add_ps(a2, a3), _mm256_set1_ps(sc[g1]), tot_hi);
+                zs += (zr[g0] - 8.0 * sc[g0]) * xs[g0] + (zr[g1] - 8.0 * sc[g1]) * xs[g1];
+            }
+            out[j] = hsum(_mm256_add_ps(tot, tot_hi)) + zs;
         }
     }
 
@@ -275,7 +370,7 @@ mod simd128 {
                         }, |t| f32::from_bits((*r.add(t) as u32) << 16));
                     }
                 }
-                QWeight::Q8 { codes, scales, .. } => {
+                QWeight::Q8 { codes, scales, .. } if scales.len() == n => {
                     for j in 0..n {
                         let r = codes.as_ptr().add(j * k);
                         let s = dot8(xp, k, |t| {
@@ -283,6 +378,31 @@ mod simd128 {
                             (f32x4_convert_i32x4(i32x4_extend_low_i16x8(v)), f32x4_convert_i32x4(i32x4_extend_high_i16x8(v)))
                         }, |t| *r.add(t) as f32);
                         out[j] = s * scales[j];
+                    }
+                }
+                QWeight::Q8 { codes, scales, .. } => {
+                    let group = crate::quant::q8_group(n, k, scales.len());
+                    if group % 8 != 0 {
+                        return super::scalar::matvec(x, w, out);
+                    }
+                    let bpr = k / group;
+                    for j in 0..n {
+                        let r = codes.as_ptr().add(j * k);
+                        let mut tot = f32x4_splat(0.0);
+                        for b in 0..bpr {
+                            let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+                            let mut t = b * group;
+                            while t < (b + 1) * group {
+                                let v = i16x8_extend_low_i8x16(v128_load64_zero(r.add(t) as *const u64));
+                                let w0 = f32x4_convert_i32x4(i32x4_extend_low_i16x8(v));
+                                let w1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(v));
+                                a0 = f32x4_add(a0, f32x4_mul(w0, v128_load(xp.add(t) as *const v128)));
+                                a1 = f32x4_add(a1, f32x4_mul(w1, v128_load(xp.add(t + 4) as *const v128)));
+                                t += 8;
+                            }
+                            tot = f32x4_add(tot, f32x4_mul(f32x4_add(a0, a1), f32x4_splat(scales[j * bpr + b])));
+                        }
+                        out[j] = hsum(tot);
                     }
                 }
                 QWeight::Q4 { group, packed, scales, zeros, .. } => {
@@ -294,6 +414,30 @@ mod simd128 {
                         let row = packed.as_ptr().add(j * k / 2);
                         let mut tot = f32x4_splat(0.0);
                         let mut zs = 0.0f32;
+                        if group == 32 {
+                            // GGUF Q4_0 / Q4_1: per 64-weight chunk, low nibbles = group 2c, high = 2c + 1
+                            for c in 0..k / 64 {
+                                let p = row.add(c * 32);
+                                let base = c * 64;
+                                let mut a = [f32x4_splat(0.0); 4];
+                                for s in 0..4 {
+                                    let v = u16x8_extend_low_u8x16(v128_load64_zero(p.add(s * 8) as *const u64));
+                                    let lo = v128_and(v, mask);
+                                    let hi = u16x8_shr(v, 4);
+                                    let xo = base + s * 8;
+                                    a[0] = f32x4_add(a[0], f32x4_mul(f32x4_convert_i32x4(i32x4_extend_low_i16x8(lo)), v128_load(xp.add(xo) as *const v128)));
+                                    a[1] = f32x4_add(a[1], f32x4_mul(f32x4_convert_i32x4(i32x4_extend_high_i16x8(lo)), v128_load(xp.add(xo + 4) as *const v128)));
+                                    a[2] = f32x4_add(a[2], f32x4_mul(f32x4_convert_i32x4(i32x4_extend_low_i16x8(hi)), v128_load(xp.add(xo + 32) as *const v128)));
+                                    a[3] = f32x4_add(a[3], f32x4_mul(f32x4_convert_i32x4(i32x4_extend_high_i16x8(hi)), v128_load(xp.add(xo + 36) as *const v128)));
+                                }
+                                let (g0, g1) = (j * gpr + 2 * c, j * gpr + 2 * c + 1);
+                                tot = f32x4_add(tot, f32x4_mul(f32x4_add(a[0], a[1]), f32x4_splat(scales[g0])));
+                                tot = f32x4_add(tot, f32x4_mul(f32x4_add(a[2], a[3]), f32x4_splat(scales[g1])));
+                                zs += (zeros[g0] - 8.0 * scales[g0]) * xs[2 * c] + (zeros[g1] - 8.0 * scales[g1]) * xs[2 * c + 1];
+                            }
+                            out[j] = hsum(tot) + zs;
+                            continue;
+                        }
                         for g in 0..gpr {
                             let mut a = [f32x4_splat(0.0); 4];
                             let mut base = g * group;
@@ -385,6 +529,39 @@ mod tests {
                 for (i, (&g, &r)) in sc.iter().zip(&want).enumerate() {
                     assert!((g as f64 - r).abs() < 1e-4, "{dt:?} scalar [{i}]: {g} vs {r}");
                 }
+            }
+        }
+    }
+
+    /// The GGUF forms: q8 with one scale per 32-weight block, q4 with groups of 32 (low / high
+    /// nibbles of a 64-weight chunk in two groups), through the SIMD, scalar and strip paths.
+    #[test]
+    fn block_scaled_forms_match_their_dequantized_weights() {
+        let (n, k) = (19, 192);
+        let x: Vec<f32> = (0..3 * k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
+        let codes: Vec<i8> = (0..n * k).map(|i| ((i * 7919 % 255) as i32 - 127) as i8).collect();
+        let scales: Vec<f32> = (0..n * k / 32).map(|i| 0.001 + (i % 13) as f32 * 0.0007).collect();
+        let zeros: Vec<f32> = (0..n * k / 32).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect();
+        let packed: Vec<u8> = (0..n * k / 2).map(|i| (i * 131 % 256) as u8).collect();
+        let forms = [
+            QWeight::Q8 { n, k, codes, scales: scales.clone() },
+            QWeight::Q4 { n, k, group: 32, packed, scales, zeros },
+        ];
+        for q in &forms {
+            let deq = q.to_tensor();
+            for m in [1, 3] {
+                let want = naive(m, &x, &deq);
+                let mut got = vec![0.0; m * n];
+                linear(m, &x, q, &mut got);
+                for (i, (&g, &r)) in got.iter().zip(&want).enumerate() {
+                    assert!((g as f64 - r).abs() < 1e-4, "{:?} m={m} [{i}]: {g} vs {r}", q.dtype());
+                }
+            }
+            let want = naive(1, &x, &deq);
+            let mut sc = vec![0.0; n];
+            scalar::matvec(&x, q, &mut sc);
+            for (i, (&g, &r)) in sc.iter().zip(&want).enumerate() {
+                assert!((g as f64 - r).abs() < 1e-4, "{:?} scalar [{i}]: {g} vs {r}", q.dtype());
             }
         }
     }
