@@ -92,6 +92,7 @@ fn main() {
 
     if a.ops {
         ops(gpu.backend(), config.d_model, config.d_ff, config.num_heads, config.d_kv);
+        breakdown(&gpu, vocab);
     }
     let mut rows_out: Vec<(String, String, String)> = Vec::new();
     let enc_gpu = |rows: usize, seq: usize| {
@@ -223,5 +224,31 @@ fn ops(g: &Gpu, d: usize, dff: usize, heads: usize, dkv: usize) {
         time(format!("attention self [{b}, {heads}h, {s}x{s}] bias+mask"), &|| {
             drop(g.attention(&q, &q, &q, Some(&bias), AttentionMask { key_mask: Some(&mask), causal_offset: None }, shape))
         });
+    }
+}
+
+/// Where an encoder call's time goes: recording (CPU), submit + GPU execution, reading back.
+fn breakdown(model: &T5<Gpu>, vocab: usize) {
+    let be = model.backend();
+    println!("\nencoder call breakdown (ms): record | submit+execute | read back | dispatches, submits");
+    for (rows, seq) in [(1usize, 1usize), (1, 8), (1, 32), (1, 128), (8, 128)] {
+        let b = batch(rows, seq, vocab);
+        for rep in 0..3 {
+            let (d0, s0) = (be.dispatches(), be.submits());
+            let t0 = Instant::now();
+            let enc = model.encode(&b).unwrap();
+            let t1 = Instant::now();
+            be.flush();
+            // a 4-byte read waits for the GPU to finish everything submitted
+            let probe = be.upload(Tensor::new(vec![1, 1, 1], vec![0.0]));
+            pollster::block_on(be.download_async(&probe)).unwrap();
+            let t2 = Instant::now();
+            pollster::block_on(be.download_async(&enc)).unwrap();
+            let t3 = Instant::now();
+            if rep == 2 {
+                let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+                println!("  {rows}x{seq:<4} {:8.2} | {:8.2} | {:8.2} | {}, {}", ms(t0, t1), ms(t1, t2), ms(t2, t3), be.dispatches() - d0, be.submits() - s0);
+            }
+        }
     }
 }
