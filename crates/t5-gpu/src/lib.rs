@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use t5_core::backend::{AttentionMask, AttentionShape, Backend};
 use t5_core::config::Activation;
-use t5_core::{T5Error, Tensor};
+use t5_core::{QWeight, T5Error, Tensor, WeightDtype};
 
 /// Errors of the GPU path. `code()` is the name the wasm bindings give the JS `Error`.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,23 +116,59 @@ pub struct DeviceInfo {
 // kernels
 
 const ACT: &str = include_str!("shaders/act.wgsl");
+const EPILOGUE: &str = include_str!("shaders/epilogue.wgsl");
+
+/// The weight binding of the matmul / embedding kernels and `wload(i)`, the weight at element `i` of the
+/// row-major `[rows, k]` matrix: f32, or float16 packed two per u32 (k even) and unpacked to f32 (exact).
+fn weight_source(source: &str, binding: u32, f16: bool, epilogue: bool) -> String {
+    let decl = if f16 {
+        format!("@group(0) @binding({binding}) var<storage, read> w: array<u32>;\nfn wload(i: u32) -> f32 {{ return unpack2x16float(w[i >> 1u])[i & 1u]; }}")
+    } else {
+        format!("@group(0) @binding({binding}) var<storage, read> w: array<f32>;\nfn wload(i: u32) -> f32 {{ return w[i]; }}")
+    };
+    let epi = if epilogue { EPILOGUE } else { "" };
+    format!("{ACT}\n{epi}\n{}", source.replace("//WEIGHTS", &decl))
+}
 
 struct Kernel {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
 }
 
-struct Kernels {
-    matmul_tiled: Kernel,
+/// The matmul kernels for one weight form.
+struct Matmuls {
+    tiled: Kernel,
     matvec: Kernel,
     /// software adapters: one invocation per column, no barriers
     matvec_thread: Kernel,
     /// software adapters: matmul without workgroup memory / barriers
-    matmul_thread: Kernel,
+    thread: Kernel,
+    embedding: Kernel,
+}
+
+impl Matmuls {
+    fn new(device: &wgpu::Device, f16: bool) -> Matmuls {
+        let t = if f16 { "16" } else { "" };
+        let mm = |name: &str, src: &str| kernel(device, &format!("{name}{t}"), &weight_source(src, 2, f16, true), &[true, true, false]);
+        Matmuls {
+            tiled: mm("matmul_tiled", include_str!("shaders/matmul_tiled.wgsl")),
+            matvec: mm("matvec", include_str!("shaders/matvec.wgsl")),
+            matvec_thread: mm("matvec_thread", include_str!("shaders/matvec_thread.wgsl")),
+            thread: mm("matmul_thread", include_str!("shaders/matmul_thread.wgsl")),
+            embedding: kernel(device, &format!("embedding{t}"), &weight_source(include_str!("shaders/embedding.wgsl"), 1, f16, false), &[true, true, false]),
+        }
+    }
+}
+
+struct Kernels {
+    /// f32 weights
+    f32: Matmuls,
+    /// float16 weights (packed two per u32)
+    f16: Matmuls,
+    clamp_half: Kernel,
     rms_norm: Kernel,
     unary: Kernel,
     binary: Kernel,
-    embedding: Kernel,
     gather_rows: Kernel,
     attention: Kernel,
     argmax: Kernel,
@@ -173,16 +209,14 @@ impl Kernels {
     fn new(device: &wgpu::Device) -> Kernels {
         let with_act = |s: &str| format!("{ACT}\n{s}");
         Kernels {
-            matmul_tiled: kernel(device, "matmul_tiled", include_str!("shaders/matmul_tiled.wgsl"), &[true, true, false]),
-            matvec: kernel(device, "matvec", include_str!("shaders/matvec.wgsl"), &[true, true, false]),
-            matvec_thread: kernel(device, "matvec_thread", include_str!("shaders/matvec_thread.wgsl"), &[true, true, false]),
-            matmul_thread: kernel(device, "matmul_thread", include_str!("shaders/matmul_thread.wgsl"), &[true, true, false]),
-            rms_norm: kernel(device, "rms_norm", include_str!("shaders/rms_norm.wgsl"), &[true, true, false]),
+            f32: Matmuls::new(device, false),
+            f16: Matmuls::new(device, true),
+            clamp_half: kernel(device, "clamp_half", include_str!("shaders/clamp_half.wgsl"), &[false]),
+            rms_norm: kernel(device, "rms_norm", &with_act(include_str!("shaders/rms_norm.wgsl")), &[true, true, false]),
             unary: kernel(device, "unary", &with_act(include_str!("shaders/unary.wgsl")), &[false]),
             binary: kernel(device, "binary", &with_act(include_str!("shaders/binary.wgsl")), &[false, true]),
-            embedding: kernel(device, "embedding", include_str!("shaders/embedding.wgsl"), &[true, true, false]),
             gather_rows: kernel(device, "gather_rows", include_str!("shaders/gather_rows.wgsl"), &[true, false]),
-            attention: kernel(device, "attention", include_str!("shaders/attention.wgsl"), &[true, true, true, true, true, false, false]),
+            attention: kernel(device, "attention", &with_act(include_str!("shaders/attention.wgsl")), &[true, true, true, true, true, false, false]),
             argmax: kernel(device, "argmax", include_str!("shaders/argmax.wgsl"), &[true, true, false]),
         }
     }
@@ -276,11 +310,13 @@ impl GpuTensor {
     }
 }
 
-/// A weight `[out, in]` split into row chunks that each fit one storage binding.
+/// A weight `[out, in]` split into row chunks that each fit one storage binding: f32, or float16
+/// packed two per u32 (even `in` only; the kernels unpack to f32 and compute in f32).
 pub struct GpuWeight {
     chunks: Vec<(usize, usize, Rc<Buf>)>, // (first row, rows, buffer)
     rows: usize,
     cols: usize,
+    f16: bool,
 }
 
 struct State {
@@ -751,6 +787,40 @@ impl Gpu {
         self.dispatch(&self.inner.kernels.unary, [n, op, act, s.to_bits(), 0, 0, 0, 0], &[x.buf.raw()], (g.0, g.1, 1));
     }
 
+    /// Upload a `[rows, cols]` weight whose elements are `elem` bytes each (4: f32, 2: packed float16),
+    /// split by rows into chunks of at most `max_chunk_bytes`.
+    fn upload_rows(&self, rows: usize, cols: usize, bytes: &[u8], elem: u64, f16: bool) -> GpuWeight {
+        let row_bytes = (cols as u64 * elem).max(4);
+        let mut per = ((self.inner.max_chunk_bytes / row_bytes) as usize).max(1);
+        if f16 && row_bytes % 4 != 0 {
+            per = per.max(2) & !1; // whole u32 words per chunk
+        }
+        let mut chunks = Vec::new();
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = per.min(rows - r0);
+            let len = n as u64 * cols as u64 * elem;
+            let size = len.max(16).div_ceil(4) * 4;
+            let buf = self.inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, "weight");
+            let start = r0 as u64 * cols as u64 * elem;
+            let mut data = bytes[start as usize..(start + len) as usize].to_vec();
+            data.resize(data.len().div_ceil(4) * 4, 0);
+            self.inner.queue.write_buffer(&buf, 0, &data);
+            chunks.push((r0, n, Rc::new(Buf { buf: Some(buf), size, owner: Rc::downgrade(&self.inner), counter: self.inner.counter.clone(), used_seq: Cell::new(0), pooled: false })));
+            r0 += n;
+        }
+        GpuWeight { chunks, rows, cols, f16 }
+    }
+
+    fn norm(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32, half: bool) -> GpuTensor {
+        assert!(x.contiguous());
+        let (rows, d) = (x.rows(), x.cols());
+        let out = self.tensor(x.shape.clone());
+        let g = grid(rows as u32, self.inner.limits.max_compute_workgroups_per_dimension);
+        self.dispatch(&self.inner.kernels.rms_norm, [rows as u32, d as u32, eps.to_bits(), half as u32, 0, 0, 0, 0], &[x.buf.raw(), weight.buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+        out
+    }
+
     fn binary(&self, x: &GpuTensor, y: &GpuTensor, op: u32, act: u32) {
         assert_eq!(x.shape, y.shape, "element-wise op on different shapes");
         let n = x.numel() as u32;
@@ -802,22 +872,51 @@ impl Backend for Gpu {
     }
 
     fn upload_weight(&self, w: Tensor) -> GpuWeight {
-        let cols = w.cols();
-        let rows = w.rows();
-        let row_bytes = (cols as u64 * 4).max(4);
-        let per = ((self.inner.max_chunk_bytes / row_bytes) as usize).max(1);
-        let mut chunks = Vec::new();
-        let mut r0 = 0;
-        while r0 < rows {
-            let n = per.min(rows - r0);
-            let bytes = n as u64 * row_bytes;
-            let size = bytes.max(16).div_ceil(4) * 4;
-            let buf = self.inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, "weight");
-            self.inner.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&w.data[r0 * cols..(r0 + n) * cols]));
-            chunks.push((r0, n, Rc::new(Buf { buf: Some(buf), size, owner: Rc::downgrade(&self.inner), counter: self.inner.counter.clone(), used_seq: Cell::new(0), pooled: false })));
-            r0 += n;
+        let (rows, cols) = (w.rows(), w.cols());
+        self.upload_rows(rows, cols, bytemuck::cast_slice(&w.data), 4, false)
+    }
+
+    /// float16 weights stay float16 on the GPU (packed two per u32, half the bytes); an odd input
+    /// dimension cannot be packed by rows and is kept as f32 (same values). Other forms are dequantized.
+    fn upload_packed(&self, w: QWeight) -> GpuWeight {
+        match w {
+            QWeight::F16 { n, k, data } if k % 2 == 0 => self.upload_rows(n, k, bytemuck::cast_slice(&data), 2, true),
+            QWeight::F32 { n, k, data } => self.upload_weight(Tensor::new(vec![n, k], data)),
+            other => self.upload_weight(other.to_tensor()),
         }
-        GpuWeight { chunks, rows, cols }
+    }
+
+    fn weight_dtype(&self, w: &GpuWeight) -> WeightDtype {
+        if w.f16 { WeightDtype::F16 } else { WeightDtype::F32 }
+    }
+
+    fn weight_bytes(&self, w: &GpuWeight) -> usize {
+        w.rows * w.cols * if w.f16 { 2 } else { 4 }
+    }
+
+    fn round_half(&self, x: &mut GpuTensor) {
+        self.make_unique(x);
+        self.unary(x, 2, 0, 0.0);
+    }
+
+    fn clamp_half(&self, x: &mut GpuTensor) {
+        self.make_unique(x);
+        assert!(x.contiguous());
+        self.dispatch(&self.inner.kernels.clamp_half, [x.numel() as u32, 0, 0, 0, 0, 0, 0, 0], &[x.buf.raw()], (1, 1, 1));
+    }
+
+    fn rms_norm_half(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32) -> GpuTensor {
+        self.norm(x, weight, eps, true)
+    }
+
+    fn activate_half(&self, x: &mut GpuTensor, act: Activation) {
+        self.make_unique(x);
+        self.unary(x, 3, act_code(act), 0.0);
+    }
+
+    fn gated_activate_half(&self, gate: &mut GpuTensor, up: &GpuTensor, act: Activation) {
+        self.make_unique(gate);
+        self.binary(gate, up, 2, act_code(act));
     }
 
     fn shape<'a>(&self, t: &'a GpuTensor) -> &'a [usize] {
@@ -831,8 +930,9 @@ impl Backend for Gpu {
         let out = self.tensor(s);
         let idb = self.upload_u32(ids);
         let gx = (d as u32).div_ceil(64).min(64);
+        let k = if table.f16 { &self.inner.kernels.f16.embedding } else { &self.inner.kernels.f32.embedding };
         for (r0, n, buf) in &table.chunks {
-            self.dispatch(&self.inner.kernels.embedding, [ids.len() as u32, d as u32, *r0 as u32, *n as u32, 0, 0, 0, 0], &[buf.raw(), idb.raw(), out.buf.raw()], (gx, ids.len() as u32, 1));
+            self.dispatch(k, [ids.len() as u32, d as u32, *r0 as u32, *n as u32, 0, 0, 0, 0], &[buf.raw(), idb.raw(), out.buf.raw()], (gx, ids.len() as u32, 1));
         }
         out
     }
@@ -846,30 +946,26 @@ impl Backend for Gpu {
         *shape.last_mut().unwrap() = n;
         let out = self.tensor(shape);
         let maxd = self.inner.limits.max_compute_workgroups_per_dimension;
+        let ks = if w.f16 { &self.inner.kernels.f16 } else { &self.inner.kernels.f32 };
         for (r0, nc, buf) in &w.chunks {
             let params = [m as u32, n as u32, k as u32, *r0 as u32, *nc as u32, 0, 0, 0];
             if m <= MATVEC_MAX_ROWS && self.inner.software {
                 let g = grid((*nc as u32).div_ceil(64), maxd);
-                self.dispatch(&self.inner.kernels.matvec_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+                self.dispatch(&ks.matvec_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
             } else if m <= MATVEC_MAX_ROWS {
                 let g = grid((*nc as u32).div_ceil(4), maxd);
-                self.dispatch(&self.inner.kernels.matvec, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+                self.dispatch(&ks.matvec, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
             } else if self.inner.software {
-                self.dispatch(&self.inner.kernels.matmul_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(256), m as u32, 1));
+                self.dispatch(&ks.thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(256), m as u32, 1));
             } else {
-                self.dispatch(&self.inner.kernels.matmul_tiled, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(64), (m as u32).div_ceil(64), 1));
+                self.dispatch(&ks.tiled, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(64), (m as u32).div_ceil(64), 1));
             }
         }
         out
     }
 
     fn rms_norm(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32) -> GpuTensor {
-        assert!(x.contiguous());
-        let (rows, d) = (x.rows(), x.cols());
-        let out = self.tensor(x.shape.clone());
-        let g = grid(rows as u32, self.inner.limits.max_compute_workgroups_per_dimension);
-        self.dispatch(&self.inner.kernels.rms_norm, [rows as u32, d as u32, eps.to_bits(), 0, 0, 0, 0, 0], &[x.buf.raw(), weight.buf.raw(), out.buf.raw()], (g.0, g.1, 1));
-        out
+        self.norm(x, weight, eps, false)
     }
 
     fn add_assign(&self, x: &mut GpuTensor, y: &GpuTensor) {
@@ -900,7 +996,7 @@ impl Backend for Gpu {
         let mb = mask.key_mask.map(|m| self.upload_mask(m));
         let kv_bstride = if k.shape.len() == 3 { k.seq_cap } else { s.kv_len };
         assert_eq!(if v.shape.len() == 3 { v.seq_cap } else { s.kv_len }, kv_bstride, "K and V caches differ in capacity");
-        let flags = bias.is_some() as u32 | (mb.is_some() as u32) << 1;
+        let flags = bias.is_some() as u32 | (mb.is_some() as u32) << 1 | (s.half as u32) << 2;
         let causal = mask.causal_offset.map_or(u32::MAX, |o| o as u32);
         let dummy = &self.inner.dummy;
         self.dispatch(
