@@ -234,6 +234,8 @@ fn act_code(act: Activation) -> u32 {
 /// Size of one kernel's parameters (8 × u32) and the stride of their slots in the arena.
 const PARAMS_SIZE: u64 = 32;
 const PARAM_SLOTS: u64 = 4096;
+/// Bind groups kept (the cache starts over when full).
+const BIND_GROUP_CACHE: usize = 8192;
 /// Matrix-vector kernel up to this many rows (decode steps), tiled matmul above.
 const MATVEC_MAX_ROWS: usize = 8;
 
@@ -324,13 +326,19 @@ struct State {
     pass: Option<wgpu::ComputePass<'static>>,
     params: Vec<u8>,
     slots: u64,
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// free pooled buffers by size, handed out in a fixed order (the smallest handle first) so that
+    /// a step of a shape seen before gets the same buffers and its cached bind groups
+    free: HashMap<u64, std::collections::BTreeSet<wgpu::Buffer>>,
     pending_free: Vec<(u64, wgpu::Buffer)>,
     pending_bytes: u64,
     staging: HashMap<u64, Vec<wgpu::Buffer>>,
     /// Recently uploaded u32 masks / ids, reused when the same values come again (encoder mask
     /// each decode step).
     mask_cache: Vec<(Vec<u32>, Rc<Buf>)>,
+    /// Bind groups by (kernel, storage buffers): the parameters come through one uniform arena with
+    /// dynamic offsets and activations from the pool, so a decode step of a shape seen before binds
+    /// the same buffers and creates no bind group.
+    bind_groups: HashMap<(usize, Vec<wgpu::Buffer>), wgpu::BindGroup>,
 }
 
 struct Inner {
@@ -349,6 +357,7 @@ struct Inner {
     counter: BufferCounter,
     dispatches: Cell<u64>,
     submits: Cell<u64>,
+    bind_groups_created: Cell<u64>,
     kv_capacity: Cell<usize>,
     max_chunk_bytes: u64,
     max_buffer_bytes: u64,
@@ -379,6 +388,7 @@ impl Inner {
     fn release_all(&self) {
         let cached = std::mem::take(&mut self.state.borrow_mut().mask_cache);
         drop(cached);
+        self.state.borrow_mut().bind_groups.clear();
         let mut st = self.state.borrow_mut();
         st.pass = None;
         st.encoder = None;
@@ -496,6 +506,7 @@ impl Gpu {
                     pending_bytes: 0,
                     staging: HashMap::new(),
                     mask_cache: Vec::new(),
+                    bind_groups: HashMap::new(),
                 }),
                 lost,
                 error,
@@ -503,6 +514,7 @@ impl Gpu {
                 counter,
                 dispatches: Cell::new(0),
                 submits: Cell::new(0),
+                bind_groups_created: Cell::new(0),
                 kv_capacity: Cell::new(0),
                 max_chunk_bytes,
                 max_buffer_bytes: opts.max_buffer_bytes.map_or(device_max, |m| m.min(device_max)),
@@ -523,6 +535,11 @@ impl Gpu {
     /// Command buffers submitted so far.
     pub fn submits(&self) -> u64 {
         self.inner.submits.get()
+    }
+
+    /// Bind groups created so far (the rest came from the cache).
+    pub fn bind_groups_created(&self) -> u64 {
+        self.inner.bind_groups_created.get()
     }
 
     pub fn buffer_counter(&self) -> BufferCounter {
@@ -589,11 +606,11 @@ impl Gpu {
             if st.encoder.is_none() && !st.pending_free.is_empty() {
                 let done: Vec<(u64, wgpu::Buffer)> = st.pending_free.drain(..).collect();
                 for (s, b) in done {
-                    st.free.entry(s).or_default().push(b);
+                    st.free.entry(s).or_default().insert(b);
                 }
                 st.pending_bytes = 0;
             }
-            st.free.get_mut(&size).and_then(Vec::pop)
+            st.free.get_mut(&size).and_then(|f| f.pop_first())
         };
         let buf = reused.unwrap_or_else(|| {
             inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC, "t5")
@@ -649,14 +666,26 @@ impl Gpu {
         st.params.resize(offset as usize, 0);
         st.params.extend_from_slice(bytemuck::cast_slice(&params));
         st.slots += 1;
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &inner.params_buf, offset: 0, size: NonZeroU64::new(PARAMS_SIZE) }),
-        }];
-        for (i, b) in bufs.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
-        }
-        let bg = inner.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
+        let key = (k as *const Kernel as usize, bufs.iter().map(|b| (*b).clone()).collect::<Vec<_>>());
+        let bg = match st.bind_groups.get(&key) {
+            Some(bg) => bg.clone(),
+            None => {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &inner.params_buf, offset: 0, size: NonZeroU64::new(PARAMS_SIZE) }),
+                }];
+                for (i, b) in bufs.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+                }
+                let bg = inner.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
+                inner.bind_groups_created.set(inner.bind_groups_created.get() + 1);
+                if st.bind_groups.len() >= BIND_GROUP_CACHE {
+                    st.bind_groups.clear();
+                }
+                st.bind_groups.insert(key, bg.clone());
+                bg
+            }
+        };
         if st.pass.is_none() {
             let pass = self.encoder(&mut st).begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None }).forget_lifetime();
             st.pass = Some(pass);
@@ -694,7 +723,7 @@ impl Gpu {
         st.slots = 0;
         let done: Vec<(u64, wgpu::Buffer)> = st.pending_free.drain(..).collect();
         for (size, b) in done {
-            st.free.entry(size).or_default().push(b);
+            st.free.entry(size).or_default().insert(b);
         }
         st.pending_bytes = 0;
     }
