@@ -17,6 +17,9 @@ pub struct GenerateStats {
     pub prefill_dispatches: u64,
     /// Dispatches per decode step (embedding → LM head → argmax), from the second step on.
     pub dispatches_per_step: u64,
+    /// Element-wise ops per decode step folded into a matmul epilogue (residual adds, gated
+    /// activations, float16 rounding): `dispatches_per_step + fused_per_step` is the count unfused.
+    pub fused_per_step: u64,
     /// Command buffers submitted per decode step.
     pub submits_per_step: u64,
     /// Bind groups created per decode step, the most of any step from the third on (0: every
@@ -82,7 +85,7 @@ pub async fn greedy_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig
     let mut finished = vec![false; b];
     let mut current = vec![gen.decoder_start_token_id; b];
     for index in 0..budget {
-        let (d, s, bg) = (be.dispatches(), be.submits(), be.bind_groups_created());
+        let (d, s, bg, f) = (be.dispatches(), be.submits(), be.bind_groups_created(), be.fused_ops());
         let hidden = model.decode(&mut cache, &current, 1, None)?;
         let logits = model.lm_logits(&hidden)?;
         let suppress: &[u32] = if index < min_new { &gen.eos_token_id } else { &[] };
@@ -90,6 +93,7 @@ pub async fn greedy_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig
         if index == 1 || (index == 0 && budget == 1) {
             stats.dispatches_per_step = be.dispatches() - d;
             stats.submits_per_step = be.submits() - s;
+            stats.fused_per_step = be.fused_ops() - f;
         }
         if index >= 2 {
             stats.bind_groups_per_step = stats.bind_groups_per_step.max(be.bind_groups_created() - bg);

@@ -339,7 +339,40 @@ struct State {
     /// dynamic offsets and activations from the pool, so a decode step of a shape seen before binds
     /// the same buffers and creates no bind group.
     bind_groups: HashMap<(usize, Vec<wgpu::Buffer>), wgpu::BindGroup>,
+    /// The last matmul, not recorded yet: the element-wise op that follows it may fold into its
+    /// epilogue (see [`Pending`]).
+    pending: Option<Pending>,
 }
+
+/// Which matmul kernel a pending dispatch uses.
+#[derive(Clone, Copy)]
+enum MatmulKind {
+    Tiled,
+    Matvec,
+    MatvecThread,
+    Thread,
+}
+
+/// A matmul dispatch held back by one op so that its neighbour can fuse into it: the residual add
+/// (`x += linear(..)` writes `x + x@W^T` straight into `x`), the gated activation (`act(gate) *
+/// linear(..)` into `gate`), the plain activation, and float16 rounding, all in the kernel's epilogue
+/// (`shaders/epilogue.wgsl`). Only single-chunk weights are held back.
+struct Pending {
+    f16: bool,
+    kind: MatmulKind,
+    params: [u32; 8],
+    /// x, w, out
+    bufs: [wgpu::Buffer; 3],
+    groups: (u32, u32, u32),
+}
+
+const EPI_ROUND: u32 = 1;
+const EPI_ADD: u32 = 1 << 1;
+const EPI_GATE: u32 = 2 << 1;
+const EPI_ACT: u32 = 3 << 1;
+const EPI_OP: u32 = 3 << 1;
+const EPI_ROUND_RESULT: u32 = 8;
+const EPI_HALF_ACT: u32 = 256;
 
 struct Inner {
     device: wgpu::Device,
@@ -358,6 +391,8 @@ struct Inner {
     dispatches: Cell<u64>,
     submits: Cell<u64>,
     bind_groups_created: Cell<u64>,
+    /// element-wise ops folded into a matmul epilogue (no dispatch of their own)
+    fused: Cell<u64>,
     kv_capacity: Cell<usize>,
     max_chunk_bytes: u64,
     max_buffer_bytes: u64,
@@ -390,6 +425,7 @@ impl Inner {
         drop(cached);
         self.state.borrow_mut().bind_groups.clear();
         let mut st = self.state.borrow_mut();
+        st.pending = None;
         st.pass = None;
         st.encoder = None;
         let mut all: Vec<wgpu::Buffer> = st.pending_free.drain(..).map(|(_, b)| b).collect();
@@ -507,6 +543,7 @@ impl Gpu {
                     staging: HashMap::new(),
                     mask_cache: Vec::new(),
                     bind_groups: HashMap::new(),
+                    pending: None,
                 }),
                 lost,
                 error,
@@ -515,6 +552,7 @@ impl Gpu {
                 dispatches: Cell::new(0),
                 submits: Cell::new(0),
                 bind_groups_created: Cell::new(0),
+                fused: Cell::new(0),
                 kv_capacity: Cell::new(0),
                 max_chunk_bytes,
                 max_buffer_bytes: opts.max_buffer_bytes.map_or(device_max, |m| m.min(device_max)),
@@ -535,6 +573,11 @@ impl Gpu {
     /// Command buffers submitted so far.
     pub fn submits(&self) -> u64 {
         self.inner.submits.get()
+    }
+
+    /// Element-wise ops folded into a matmul's epilogue so far (each one dispatch saved).
+    pub fn fused_ops(&self) -> u64 {
+        self.inner.fused.get()
     }
 
     /// Bind groups created so far (the rest came from the cache).
@@ -603,7 +646,7 @@ impl Gpu {
             let mut st = inner.state.borrow_mut();
             // nothing recorded since the last submit: buffers released since then are not referenced
             // by any unsubmitted command, so they can be reused at once
-            if st.encoder.is_none() && !st.pending_free.is_empty() {
+            if st.encoder.is_none() && st.pending.is_none() && !st.pending_free.is_empty() {
                 let done: Vec<(u64, wgpu::Buffer)> = st.pending_free.drain(..).collect();
                 for (s, b) in done {
                     st.free.entry(s).or_default().insert(b);
@@ -657,6 +700,59 @@ impl Gpu {
 
     /// Record one dispatch of `k` with its parameters and storage buffers.
     fn dispatch(&self, k: &Kernel, params: [u32; 8], bufs: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
+        self.record_pending();
+        self.record(k, params, bufs, groups);
+    }
+
+    /// Record the held-back matmul, if any.
+    fn record_pending(&self) {
+        let Some(p) = self.inner.state.borrow_mut().pending.take() else { return };
+        let ks = if p.f16 { &self.inner.kernels.f16 } else { &self.inner.kernels.f32 };
+        let k = match p.kind {
+            MatmulKind::Tiled => &ks.tiled,
+            MatmulKind::Matvec => &ks.matvec,
+            MatmulKind::MatvecThread => &ks.matvec_thread,
+            MatmulKind::Thread => &ks.thread,
+        };
+        self.record(k, p.params, &[&p.bufs[0], &p.bufs[1], &p.bufs[2]], p.groups);
+    }
+
+    /// The pending matmul when it writes `out` (and nothing fused into it yet uses `op`).
+    fn pending_writes(&self, out: &wgpu::Buffer) -> bool {
+        self.inner.state.borrow().pending.as_ref().is_some_and(|p| &p.bufs[2] == out)
+    }
+
+    /// Fold an element-wise op into the pending matmul's epilogue: `set` epilogue bits, and, with
+    /// `target`, write into that buffer (in place) instead.
+    fn fuse(&self, set: u32, target: Option<&wgpu::Buffer>) {
+        let mut st = self.inner.state.borrow_mut();
+        let p = st.pending.as_mut().expect("pending matmul");
+        p.params[5] |= set;
+        if let Some(t) = target {
+            p.bufs[2] = t.clone();
+        }
+    }
+
+    /// The pending matmul's epilogue op (0: none yet).
+    fn pending_op(&self) -> u32 {
+        self.inner.state.borrow().pending.as_ref().map_or(u32::MAX, |p| p.params[5] & EPI_OP)
+    }
+
+    /// Fuse `x op= y` where `y` is the pending matmul's output and `x` is a unique contiguous tensor
+    /// of the same shape that the matmul does not read: the matmul writes the result into `x`.
+    fn try_fuse_into(&self, x: &GpuTensor, y: &GpuTensor, set: u32) -> bool {
+        if x.shape != y.shape || !x.contiguous() || !y.contiguous() || Rc::strong_count(&x.buf) > 1 || !self.pending_writes(y.buf.raw()) || self.pending_op() != 0 {
+            return false;
+        }
+        if self.inner.state.borrow().pending.as_ref().is_some_and(|p| &p.bufs[0] == x.buf.raw()) {
+            return false;
+        }
+        self.fuse(set, Some(x.buf.raw()));
+        self.inner.fused.set(self.inner.fused.get() + 1);
+        true
+    }
+
+    fn record(&self, k: &Kernel, params: [u32; 8], bufs: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
         if self.inner.state.borrow().slots >= PARAM_SLOTS {
             self.flush();
         }
@@ -701,6 +797,7 @@ impl Gpu {
         if bytes == 0 {
             return;
         }
+        self.record_pending();
         let mut st = self.inner.state.borrow_mut();
         Self::end_pass(&mut st);
         self.encoder(&mut st).copy_buffer_to_buffer(src, src_off, dst, dst_off, bytes);
@@ -709,6 +806,7 @@ impl Gpu {
     /// Submit everything recorded so far as one command buffer (kernel parameters written just
     /// before it), then return the buffers released during the batch to the pool.
     pub fn flush(&self) {
+        self.record_pending();
         let inner = &self.inner;
         let mut st = inner.state.borrow_mut();
         Self::end_pass(&mut st);
@@ -924,6 +1022,12 @@ impl Backend for Gpu {
     }
 
     fn round_half(&self, x: &mut GpuTensor) {
+        if Rc::strong_count(&x.buf) == 1 && self.pending_writes(x.buf.raw()) {
+            // the product (nothing fused yet) or the fused result
+            self.fuse(if self.pending_op() == 0 { EPI_ROUND } else { EPI_ROUND_RESULT }, None);
+            self.inner.fused.set(self.inner.fused.get() + 1);
+            return;
+        }
         self.make_unique(x);
         self.unary(x, 2, 0, 0.0);
     }
@@ -939,11 +1043,20 @@ impl Backend for Gpu {
     }
 
     fn activate_half(&self, x: &mut GpuTensor, act: Activation) {
+        if Rc::strong_count(&x.buf) == 1 && self.pending_writes(x.buf.raw()) && self.pending_op() == 0 {
+            // act16 rounds its result
+            self.fuse(EPI_ACT | EPI_HALF_ACT | act_code(act) << 4, None);
+            self.inner.fused.set(self.inner.fused.get() + 1);
+            return;
+        }
         self.make_unique(x);
         self.unary(x, 3, act_code(act), 0.0);
     }
 
     fn gated_activate_half(&self, gate: &mut GpuTensor, up: &GpuTensor, act: Activation) {
+        if self.try_fuse_into(gate, up, EPI_GATE | EPI_HALF_ACT | EPI_ROUND_RESULT | act_code(act) << 4) {
+            return;
+        }
         self.make_unique(gate);
         self.binary(gate, up, 2, act_code(act));
     }
@@ -976,6 +1089,26 @@ impl Backend for Gpu {
         let out = self.tensor(shape);
         let maxd = self.inner.limits.max_compute_workgroups_per_dimension;
         let ks = if w.f16 { &self.inner.kernels.f16 } else { &self.inner.kernels.f32 };
+        if w.chunks.len() == 1 {
+            // held back one op: the element-wise op that follows may fuse into its epilogue
+            let (_, nc, buf) = &w.chunks[0];
+            let nc32 = *nc as u32;
+            let (kind, groups) = if m <= MATVEC_MAX_ROWS && self.inner.software {
+                let g = grid(nc32.div_ceil(64), maxd);
+                (MatmulKind::MatvecThread, (g.0, g.1, 1))
+            } else if m <= MATVEC_MAX_ROWS {
+                let g = grid(nc32.div_ceil(4), maxd);
+                (MatmulKind::Matvec, (g.0, g.1, 1))
+            } else if self.inner.software {
+                (MatmulKind::Thread, (nc32.div_ceil(256), m as u32, 1))
+            } else {
+                (MatmulKind::Tiled, (nc32.div_ceil(64), (m as u32).div_ceil(64), 1))
+            };
+            self.record_pending();
+            let params = [m as u32, n as u32, k as u32, 0, nc32, 0, 0, 0];
+            self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, kind, params, bufs: [x.buf.raw().clone(), buf.raw().clone(), out.buf.raw().clone()], groups });
+            return out;
+        }
         for (r0, nc, buf) in &w.chunks {
             let params = [m as u32, n as u32, k as u32, *r0 as u32, *nc as u32, 0, 0, 0];
             if m <= MATVEC_MAX_ROWS && self.inner.software {
@@ -998,6 +1131,9 @@ impl Backend for Gpu {
     }
 
     fn add_assign(&self, x: &mut GpuTensor, y: &GpuTensor) {
+        if self.try_fuse_into(x, y, EPI_ADD) {
+            return;
+        }
         self.make_unique(x);
         self.binary(x, y, 0, 0);
     }
@@ -1009,11 +1145,19 @@ impl Backend for Gpu {
     }
 
     fn activate(&self, x: &mut GpuTensor, act: Activation) {
+        if Rc::strong_count(&x.buf) == 1 && self.pending_writes(x.buf.raw()) && self.pending_op() == 0 {
+            self.fuse(EPI_ACT | act_code(act) << 4, None);
+            self.inner.fused.set(self.inner.fused.get() + 1);
+            return;
+        }
         self.make_unique(x);
         self.unary(x, 1, act_code(act), 0.0);
     }
 
     fn gated_activate(&self, gate: &mut GpuTensor, up: &GpuTensor, act: Activation) {
+        if self.try_fuse_into(gate, up, EPI_GATE | act_code(act) << 4) {
+            return;
+        }
         self.make_unique(gate);
         self.binary(gate, up, 1, act_code(act));
     }
