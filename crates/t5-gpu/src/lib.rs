@@ -144,6 +144,9 @@ struct Matmuls {
     /// software adapters: matmul without workgroup memory / barriers
     thread: Kernel,
     embedding: Kernel,
+    /// decode-step matvecs with the layer norm of their input fused in
+    matvec_norm: Kernel,
+    matvec_thread_norm: Kernel,
 }
 
 impl Matmuls {
@@ -155,6 +158,8 @@ impl Matmuls {
             matvec: mm("matvec", include_str!("shaders/matvec.wgsl")),
             matvec_thread: mm("matvec_thread", include_str!("shaders/matvec_thread.wgsl")),
             thread: mm("matmul_thread", include_str!("shaders/matmul_thread.wgsl")),
+            matvec_norm: kernel(device, &format!("matvec_norm{t}"), &weight_source(include_str!("shaders/matvec_norm.wgsl"), 2, f16, true), &[true, true, false, true, false]),
+            matvec_thread_norm: kernel(device, &format!("matvec_thread_norm{t}"), &weight_source(include_str!("shaders/matvec_thread_norm.wgsl"), 2, f16, true), &[true, true, false, true, false]),
             embedding: kernel(device, &format!("embedding{t}"), &weight_source(include_str!("shaders/embedding.wgsl"), 1, f16, false), &[true, true, false]),
         }
     }
@@ -342,6 +347,7 @@ struct State {
     /// The last matmul, not recorded yet: the element-wise op that follows it may fold into its
     /// epilogue (see [`Pending`]).
     pending: Option<Pending>,
+    pending_norm: Option<NormPending>,
 }
 
 /// Which matmul kernel a pending dispatch uses.
@@ -351,6 +357,19 @@ enum MatmulKind {
     Matvec,
     MatvecThread,
     Thread,
+    MatvecNorm,
+    MatvecThreadNorm,
+}
+
+/// A layer norm held back until its consumer is known: the decode-step matmul that reads it first
+/// computes it in its prologue (and writes it out for the others); anything else records it as is.
+struct NormPending {
+    /// x, norm weight, out
+    bufs: [wgpu::Buffer; 3],
+    rows: u32,
+    d: u32,
+    eps: f32,
+    half: bool,
 }
 
 /// A matmul dispatch held back by one op so that its neighbour can fuse into it: the residual add
@@ -361,8 +380,8 @@ struct Pending {
     f16: bool,
     kind: MatmulKind,
     params: [u32; 8],
-    /// x, w, out
-    bufs: [wgpu::Buffer; 3],
+    /// x, w, out (+ norm weight, normed x for the norm-fused kinds)
+    bufs: Vec<wgpu::Buffer>,
     groups: (u32, u32, u32),
 }
 
@@ -426,6 +445,7 @@ impl Inner {
         self.state.borrow_mut().bind_groups.clear();
         let mut st = self.state.borrow_mut();
         st.pending = None;
+        st.pending_norm = None;
         st.pass = None;
         st.encoder = None;
         let mut all: Vec<wgpu::Buffer> = st.pending_free.drain(..).map(|(_, b)| b).collect();
@@ -544,6 +564,7 @@ impl Gpu {
                     mask_cache: Vec::new(),
                     bind_groups: HashMap::new(),
                     pending: None,
+                    pending_norm: None,
                 }),
                 lost,
                 error,
@@ -646,7 +667,7 @@ impl Gpu {
             let mut st = inner.state.borrow_mut();
             // nothing recorded since the last submit: buffers released since then are not referenced
             // by any unsubmitted command, so they can be reused at once
-            if st.encoder.is_none() && st.pending.is_none() && !st.pending_free.is_empty() {
+            if st.encoder.is_none() && st.pending.is_none() && st.pending_norm.is_none() && !st.pending_free.is_empty() {
                 let done: Vec<(u64, wgpu::Buffer)> = st.pending_free.drain(..).collect();
                 for (s, b) in done {
                     st.free.entry(s).or_default().insert(b);
@@ -706,6 +727,11 @@ impl Gpu {
 
     /// Record the held-back matmul, if any.
     fn record_pending(&self) {
+        let norm = self.inner.state.borrow_mut().pending_norm.take();
+        if let Some(n) = norm {
+            let g = grid(n.rows, self.inner.limits.max_compute_workgroups_per_dimension);
+            self.record(&self.inner.kernels.rms_norm, [n.rows, n.d, n.eps.to_bits(), n.half as u32, 0, 0, 0, 0], &[&n.bufs[0], &n.bufs[1], &n.bufs[2]], (g.0, g.1, 1));
+        }
         let Some(p) = self.inner.state.borrow_mut().pending.take() else { return };
         let ks = if p.f16 { &self.inner.kernels.f16 } else { &self.inner.kernels.f32 };
         let k = match p.kind {
@@ -713,8 +739,11 @@ impl Gpu {
             MatmulKind::Matvec => &ks.matvec,
             MatmulKind::MatvecThread => &ks.matvec_thread,
             MatmulKind::Thread => &ks.thread,
+            MatmulKind::MatvecNorm => &ks.matvec_norm,
+            MatmulKind::MatvecThreadNorm => &ks.matvec_thread_norm,
         };
-        self.record(k, p.params, &[&p.bufs[0], &p.bufs[1], &p.bufs[2]], p.groups);
+        let bufs: Vec<&wgpu::Buffer> = p.bufs.iter().collect();
+        self.record(k, p.params, &bufs, p.groups);
     }
 
     /// The pending matmul when it writes `out` (and nothing fused into it yet uses `op`).
@@ -943,6 +972,12 @@ impl Gpu {
         assert!(x.contiguous());
         let (rows, d) = (x.rows(), x.cols());
         let out = self.tensor(x.shape.clone());
+        if rows <= MATVEC_MAX_ROWS {
+            // decode step: held back; the matvec that reads it first computes it (see NormPending)
+            self.record_pending();
+            self.inner.state.borrow_mut().pending_norm = Some(NormPending { bufs: [x.buf.raw().clone(), weight.buf.raw().clone(), out.buf.raw().clone()], rows: rows as u32, d: d as u32, eps, half });
+            return out;
+        }
         let g = grid(rows as u32, self.inner.limits.max_compute_workgroups_per_dimension);
         self.dispatch(&self.inner.kernels.rms_norm, [rows as u32, d as u32, eps.to_bits(), half as u32, 0, 0, 0, 0], &[x.buf.raw(), weight.buf.raw(), out.buf.raw()], (g.0, g.1, 1));
         out
@@ -1104,9 +1139,26 @@ impl Backend for Gpu {
             } else {
                 (MatmulKind::Tiled, (nc32.div_ceil(64), (m as u32).div_ceil(64), 1))
             };
+            // the layer norm that made x, still pending: computed in this matvec's prologue
+            let norm = {
+                let mut st = self.inner.state.borrow_mut();
+                match &st.pending_norm {
+                    Some(n) if m <= MATVEC_MAX_ROWS && &n.bufs[2] == x.buf.raw() => st.pending_norm.take(),
+                    _ => None,
+                }
+            };
+            if let Some(nrm) = norm {
+                let kind = if self.inner.software { MatmulKind::MatvecThreadNorm } else { MatmulKind::MatvecNorm };
+                let params = [m as u32, n as u32, k as u32, 0, nc32, 0, nrm.eps.to_bits(), nrm.half as u32];
+                let [nx, nw, nout] = nrm.bufs;
+                self.record_pending();
+                self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, kind, params, bufs: vec![nx, buf.raw().clone(), out.buf.raw().clone(), nw, nout], groups });
+                self.inner.fused.set(self.inner.fused.get() + 1);
+                return out;
+            }
             self.record_pending();
             let params = [m as u32, n as u32, k as u32, 0, nc32, 0, 0, 0];
-            self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, kind, params, bufs: [x.buf.raw().clone(), buf.raw().clone(), out.buf.raw().clone()], groups });
+            self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, kind, params, bufs: vec![x.buf.raw().clone(), buf.raw().clone(), out.buf.raw().clone()], groups });
             return out;
         }
         for (r0, nc, buf) in &w.chunks {
