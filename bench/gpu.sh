@@ -36,6 +36,7 @@ console.log(`t5-small shape, random weights, fp32, batch 1; median of ${process.
 console.log("| measure | wasm CPU | wasm WebGPU | WebGPU / CPU |\n|---|---|---|---|");
 for (const [name, a, b, d] of rows) console.log(`| ${name} | ${f(a, d)} | ${f(b, d)} | ${f(b / a, 2)} |`);
 const s = g.stats ?? {};
-console.log(`\nWebGPU decode step: ${s.dispatches_per_step} dispatches, ${s.submits_per_step} command buffer(s), one id per row read back; prefill ${s.prefill_dispatches} dispatches.`);
+console.log(`\nWebGPU decode step: ${s.dispatches_per_step} dispatches (before fusion: ${s.dispatches_per_step + s.fused_per_step}; ${s.fused_per_step} element-wise ops folded into matmul epilogues), ${s.submits_per_step} command buffer(s), one id per row read back; prefill ${s.prefill_dispatches} dispatches.`);
+console.log(`Bind groups: ${s.bind_groups_created} created by the measured generation (cached by kernel and buffers; ${s.bind_groups_per_step} in its steadiest step).`);
 if (/swiftshader|llvmpipe|lavapipe/i.test(g.adapter)) console.log("NOTE: the adapter is a software Vulkan driver (CPU emulation): these are not GPU figures.");
 JS

@@ -82,4 +82,22 @@ describe.skipIf(process.env.T5_WEBGPU_BROWSER === "skip")("webgpu in headless Ch
     expect(r.live_after_dispose).toBe(0);
     await page.close();
   }, 120_000);
+
+  it("dtype fp16: transformers' float16 logits and greedy ids on the overflow fixture", async () => {
+    const page = await browser.newPage();
+    const logs: string[] = [];
+    page.on("console", (m) => logs.push(m.text()));
+    page.on("pageerror", (e) => logs.push(String(e)));
+    await page.goto(`${base}/`);
+    type R = { adapter: string; shader_f16: boolean; n: number; want_n: number; worst: number; over: number; nonfinite: number; ids: number[][]; oracle_ids: number[][] };
+    const r = await (page.evaluate(`import("/test/webgpu/page.mjs").then((m) => m.runFp16())`) as Promise<R>).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${logs.join("\n")}`);
+    });
+    console.log(`fp16 overflow fixture in Chromium on ${r.adapter} (shader-f16 ${r.shader_f16}): max |logits - transformers fp16| = ${r.worst}`);
+    expect(r.n).toBe(r.want_n);
+    expect(r.nonfinite).toBe(0);
+    expect(r.over).toBe(0);
+    expect(r.ids).toEqual(r.oracle_ids);
+    await page.close();
+  }, 120_000);
 });

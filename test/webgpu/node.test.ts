@@ -6,12 +6,13 @@
  * and the model reloads on the CPU, `device: 'auto'` falls back and says why.
  */
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pipeline, T5EncoderModel, T5ForConditionalGeneration } from "../../ts/src/index.js";
-import { BadInputError } from "../../ts/src/errors.js";
+import { BadConfigError, BadInputError } from "../../ts/src/errors.js";
 import { DeviceLostError, installNodeWebGpu, WebGPUUnavailableError } from "../../ts/src/webgpu.js";
-import { loadOracle, modelDir } from "../helpers/oracle.js";
+import { loadOracle, modelDir, ORACLE } from "../helpers/oracle.js";
+import { readF32Tensors } from "../helpers/safetensors.js";
 
 const SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json";
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
@@ -105,6 +106,34 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
     expect(Number(gpu.gpuInfo!.max_chunk_bytes)).toBe(1 << 16);
     cpu.dispose();
     gpu.dispose();
+  });
+
+  // scripts/make_fp16_fixtures.py: a checkpoint whose float16 activations overflow; the oracle is
+  // transformers' float16 run with its guards (fp32 wo, T5Block's inf clamp)
+  it("dtype fp16: transformers' float16 logits (stated tolerance) and greedy ids on the overflow fixture", async () => {
+    const name = "tiny-t5-fp16-overflow";
+    const o = JSON.parse(readFileSync(`${ORACLE}${name}.json`, "utf8")) as {
+      input_ids: number[][]; attention_mask: number[][]; decoder_input_ids: number[][];
+      greedy: { max_new_tokens: number; sequences: number[][] }; tolerance: { atol: number; rtol: number };
+    };
+    const want = readF32Tensors(readFileSync(`${ORACLE}${name}.safetensors`)).get("logits")!.data;
+    const gpu = await T5ForConditionalGeneration.fromPretrained(modelDir(name), { device: "webgpu", dtype: "fp16" });
+    expect(gpu.device).toBe("webgpu");
+    const g = await gpu.forwardAsync({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+    expect(g.logits.data.length).toBe(want.length);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) {
+      const d = Math.abs(g.logits.data[i]! - want[i]!);
+      expect(Number.isFinite(g.logits.data[i]!)).toBe(true);
+      expect(d).toBeLessThanOrEqual(o.tolerance.atol + o.tolerance.rtol * Math.abs(want[i]!));
+      worst = Math.max(worst, d);
+    }
+    console.log(`fp16 overflow fixture on Dawn: max |logits - transformers fp16| = ${worst}`);
+    const ids = await gpu.generateAsync({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.greedy.max_new_tokens });
+    expect(ids).toEqual(o.greedy.sequences);
+    gpu.dispose();
+    // the other storage forms are CPU-only: a typed error on 'webgpu'
+    await expect(T5ForConditionalGeneration.fromPretrained(modelDir(name), { device: "webgpu", dtype: "q8" })).rejects.toBeInstanceOf(BadConfigError);
   });
 
   it("split weights (64 KiB pieces) give the same ids", async () => {

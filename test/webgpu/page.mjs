@@ -66,3 +66,41 @@ export async function run(name) {
   cpu.free();
   return result;
 }
+
+// dtype fp16 on the browser's WebGPU: the overflow fixture (scripts/make_fp16_fixtures.py) against
+// transformers' float16 logits with the fixture's stated tolerance, and its greedy ids
+export async function runFp16() {
+  await init();
+  const name = "tiny-t5-fp16-overflow";
+  const o = JSON.parse(new TextDecoder().decode(await bytes(`/test/fixtures/oracle/${name}.json`)));
+  const st = await bytes(`/test/fixtures/oracle/${name}.safetensors`);
+  const hlen = Number(new DataView(st.buffer, st.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(st.subarray(8, 8 + hlen)));
+  const [b0, b1] = header.logits.data_offsets;
+  const want = new Float32Array(st.slice(8 + hlen + b0, 8 + hlen + b1).buffer);
+  const batch = o.input_ids.length, seq = o.input_ids[0].length;
+  const ids = Uint32Array.from(o.input_ids.flat());
+  const mask = Uint32Array.from(o.attention_mask.flat());
+  const dec = Uint32Array.from(o.decoder_input_ids.flat());
+  const gpuDev = await t5.requestGpu();
+  const info = JSON.parse(gpuDev.info());
+  const gb = await builder(name);
+  gb.setDtype("fp16");
+  const gpu = gb.buildGpu(gpuDev, "seq2seq-lm");
+  gb.free();
+  gpuDev.free();
+  const g = await gpu.forward(ids, mask, batch, seq, dec, undefined, undefined);
+  let worst = 0, over = 0, nonfinite = 0;
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(g.logits[i] - want[i]);
+    if (!Number.isFinite(g.logits[i])) nonfinite++;
+    if (!(d <= o.tolerance.atol + o.tolerance.rtol * Math.abs(want[i]))) over++;
+    worst = Math.max(worst, d);
+  }
+  const gg = await gpu.generate(ids, mask, batch, seq, JSON.stringify({ max_new_tokens: o.greedy.max_new_tokens }));
+  const rows = (r) => Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+  const result = { adapter: info.adapter, shader_f16: info.shader_f16, n: g.logits.length, want_n: want.length, worst, over, nonfinite, ids: rows(gg), oracle_ids: o.greedy.sequences };
+  gpu.dispose();
+  gpu.free();
+  return result;
+}

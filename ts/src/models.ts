@@ -268,7 +268,8 @@ export interface ModelLoadOptions extends LoadOptions {
   model_file_name?: string;
   /**
    * `'cpu'` (default): the WebAssembly engine on the CPU. `'webgpu'`: the same model on the GPU
-   * through `navigator.gpu` (fp32 weights; results come through `forwardAsync` / `generateAsync`);
+   * through `navigator.gpu` (`dtype` "fp32", or "fp16": float16 weights and transformers' float16
+   * numerics, fp32 `wo` and the inf clamp; results come through `forwardAsync` / `generateAsync`);
    * fails with `WebGPUUnavailableError` when there is none. `'auto'`: WebGPU when available, else
    * the CPU, with the reason in `model.deviceNote`.
    */
@@ -287,7 +288,13 @@ export interface ModelLoadOptions extends LoadOptions {
 export interface GpuGenerateStats {
   prefill_dispatches: number;
   dispatches_per_step: number;
+  /** element-wise ops per step folded into a matmul (dispatches unfused = dispatches_per_step + this) */
+  fused_per_step: number;
   submits_per_step: number;
+  /** bind groups created per step from the third on (0: all cached) */
+  bind_groups_per_step: number;
+  /** bind groups created by the call (0 when the same shape ran before) */
+  bind_groups_created: number;
   steps: number;
 }
 
@@ -310,8 +317,8 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
   let deviceNote: string | undefined;
   if (device !== "cpu") {
     try {
-      if (opts.dtype !== undefined && opts.dtype !== "fp32") {
-        throw new BadConfigError(`dtype ${JSON.stringify(opts.dtype)} runs on the CPU only; WebGPU keeps fp32 weights`);
+      if (opts.dtype !== undefined && opts.dtype !== "fp32" && opts.dtype !== "fp16") {
+        throw new BadConfigError(`dtype ${JSON.stringify(opts.dtype)} runs on the CPU only; WebGPU runs "fp32" and "fp16"`);
       }
       const why = await prepareWebGpu();
       if (why !== undefined) throw gpuError(Object.assign(new Error(why), { name: "WebGPUUnavailable" }));

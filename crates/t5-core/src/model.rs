@@ -200,6 +200,23 @@ pub fn base_model_prefix(store: &WeightStore) -> &'static str {
     }
 }
 
+/// Float16 activations: transformers' `from_pretrained(dtype=torch.float16)` numerics. Weights are float16
+/// (the feed-forward `wo` float32 when guarded); activations are rounded to float16 wherever transformers
+/// holds them in float16 (linear outputs, layer norm outputs, attention outputs, the residual stream
+/// until a float32 `wo` output turns it float32, logits), so they overflow to ±inf where transformers'
+/// do. Arithmetic inside an op stays f32 (as torch's float16 matmuls accumulate in float32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Half {
+    /// f32 activations (weight-only float16 with `dtype` fp16).
+    #[default]
+    Off,
+    /// transformers' guards: `_keep_in_fp32_modules = ["wo"]` (its input cast up, its output float32)
+    /// and T5Block's clamp of float16 hidden states when any is inf.
+    Guarded,
+    /// Neither guard (every `wo` float16, no clamp): what overflows without them. For tests.
+    Unguarded,
+}
+
 /// Host-side outputs of a full forward pass.
 #[derive(Debug, Clone)]
 pub struct Seq2SeqOutput {
@@ -223,6 +240,7 @@ pub struct T5<B: Backend> {
     /// q4 group, fp16 `wo`), with the form they got
     weight_fallbacks: Vec<(String, WeightDtype)>,
     weight_bytes: usize,
+    half: Half,
 }
 
 struct Loader<'a, B: Backend> {
@@ -234,6 +252,7 @@ struct Loader<'a, B: Backend> {
     /// weights stored in another form than requested, and which
     fallbacks: std::cell::RefCell<Vec<(String, WeightDtype)>>,
     bytes: std::cell::Cell<usize>,
+    half: Half,
 }
 
 impl<'a, B: Backend> Loader<'a, B> {
@@ -251,7 +270,11 @@ impl<'a, B: Backend> Loader<'a, B> {
             }
             None => {
                 let t = self.store.get(name, shape)?;
-                let w = self.backend.upload_weight_as(t, self.dtype.storage_for(name, shape[1]));
+                let dtype = match self.half {
+                    Half::Unguarded => WeightDtype::F16,
+                    _ => self.dtype.storage_for(name, shape[1]),
+                };
+                let w = self.backend.upload_weight_as(t, dtype);
                 let got = self.backend.weight_dtype(&w);
                 if got != self.dtype {
                     self.fallbacks.borrow_mut().push((name.to_string(), got));
@@ -262,8 +285,16 @@ impl<'a, B: Backend> Loader<'a, B> {
         self.bytes.set(self.bytes.get() + self.backend.weight_bytes(&w));
         Ok(w)
     }
+    /// A host tensor, float16-rounded with float16 activations (layer norm weights, position bias table).
+    fn host(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let mut t = self.store.get(name, shape)?;
+        if self.half != Half::Off {
+            t.data.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
+        }
+        Ok(t)
+    }
     fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
-        Ok(self.backend.upload(self.store.get(name, &[len])?))
+        Ok(self.backend.upload(self.host(name, &[len])?))
     }
     fn attention(&self, prefix: &str) -> Result<Attention<B>> {
         let (d, inner) = (self.cfg.d_model, self.cfg.inner_dim());
@@ -305,7 +336,7 @@ impl<'a, B: Backend> Loader<'a, B> {
         Ok(Stack {
             blocks,
             final_norm: self.vector(&format!("{name}.final_layer_norm.weight"), d)?,
-            relative_bias: self.store.get(
+            relative_bias: self.host(
                 &format!("{name}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
                 &[self.cfg.relative_attention_num_buckets, self.cfg.num_heads],
             )?,
@@ -322,6 +353,17 @@ impl<B: Backend> T5<B> {
     /// [`T5::load`] with the linear weights (and the embedding table) stored as `dtype`; tensors
     /// already quantized in the checkpoint are kept as they are.
     pub fn load_with_dtype(config: T5Config, store: &WeightStore, kind: ModelKind, backend: B, dtype: WeightDtype) -> Result<Self> {
+        Self::load_inner(config, store, kind, backend, dtype, Half::Off)
+    }
+
+    /// [`T5::load`] with float16 weights and float16 activations ([`Half`]); `Half::Off` is
+    /// `load_with_dtype(.., WeightDtype::F32)`.
+    pub fn load_half(config: T5Config, store: &WeightStore, kind: ModelKind, backend: B, half: Half) -> Result<Self> {
+        let dtype = if half == Half::Off { WeightDtype::F32 } else { WeightDtype::F16 };
+        Self::load_inner(config, store, kind, backend, dtype, half)
+    }
+
+    fn load_inner(config: T5Config, store: &WeightStore, kind: ModelKind, backend: B, dtype: WeightDtype, half: Half) -> Result<Self> {
         config.validate()?;
         if config.num_layers == 0 {
             return Err(T5Error::BadConfig("num_layers must be positive".into()));
@@ -329,7 +371,7 @@ impl<B: Backend> T5<B> {
         if kind.has_decoder() && config.decoder_layers() == 0 {
             return Err(T5Error::BadConfig("num_decoder_layers must be positive".into()));
         }
-        let l = Loader { store, backend: &backend, cfg: &config, dtype, fallbacks: Default::default(), bytes: Default::default() };
+        let l = Loader { store, backend: &backend, cfg: &config, dtype, fallbacks: Default::default(), bytes: Default::default(), half };
         let emb_shape = [config.vocab_size, config.d_model];
         // T5ForSequenceClassification / T5ForTokenClassification keep the base model under `transformer.`
         // (base_model_prefix); every class loads from either layout, as transformers does.
@@ -354,7 +396,7 @@ impl<B: Backend> T5<B> {
             None
         };
         let (weight_fallbacks, weight_bytes) = (l.fallbacks.into_inner(), l.bytes.get());
-        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes })
+        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes, half })
     }
 
     /// Weights stored in another form than requested at load, with the form they got.
@@ -371,6 +413,58 @@ impl<B: Backend> T5<B> {
         &self.backend
     }
 
+    /// The activation numerics ([`Half`]).
+    pub fn half(&self) -> Half {
+        self.half
+    }
+
+    /// Round to float16 in float16-activation mode (a tensor transformers holds in float16).
+    fn rh(&self, x: &mut B::Tensor) {
+        if self.half != Half::Off {
+            self.backend.round_half(x);
+        }
+    }
+
+    /// A linear layer whose output transformers holds in float16 (every one but a guarded `wo`).
+    fn lin(&self, x: &B::Tensor, w: &B::Weight) -> B::Tensor {
+        let mut y = self.backend.linear(x, w);
+        self.rh(&mut y);
+        y
+    }
+
+    /// T5LayerNorm (its output is float16 in float16 mode).
+    fn norm(&self, x: &B::Tensor, w: &B::Tensor) -> B::Tensor {
+        if self.half != Half::Off {
+            self.backend.rms_norm_half(x, w, self.eps())
+        } else {
+            self.backend.rms_norm(x, w, self.eps())
+        }
+    }
+
+    /// Residual add of an attention output (float16 in float16 mode). `stream_half`: the residual
+    /// stream is still float16 (no float32 `wo` output added yet), so the sum is float16 and, guarded,
+    /// T5Block clamps it.
+    fn attn_residual(&self, x: &mut B::Tensor, y: &B::Tensor, stream_half: bool) {
+        self.backend.add_assign(x, y);
+        if self.half != Half::Off && stream_half {
+            self.backend.round_half(x);
+            if self.half == Half::Guarded {
+                self.backend.clamp_half(x);
+            }
+        }
+    }
+
+    /// Residual add of a feed-forward output; returns whether the stream is still float16 (only
+    /// unguarded: a guarded `wo` output is float32, and float16 + float32 is float32).
+    fn ff_residual(&self, x: &mut B::Tensor, y: &B::Tensor, stream_half: bool) -> bool {
+        self.backend.add_assign(x, y);
+        let still = stream_half && self.half == Half::Unguarded;
+        if still {
+            self.backend.round_half(x);
+        }
+        still
+    }
+
     fn eps(&self) -> f32 {
         self.config.layer_norm_epsilon as f32
     }
@@ -383,17 +477,25 @@ impl<B: Backend> T5<B> {
     }
 
     fn attention_shape(&self, batch: usize, q_len: usize, kv_len: usize) -> AttentionShape {
-        AttentionShape { batch, heads: self.config.num_heads, head_dim: self.config.d_kv, q_len, kv_len }
+        AttentionShape { batch, heads: self.config.num_heads, head_dim: self.config.d_kv, q_len, kv_len, half: self.half != Half::Off }
     }
 
     fn feed_forward(&self, ff: &FeedForward<B>, x: &B::Tensor) -> B::Tensor {
         let be = &self.backend;
-        let mut h = be.linear(x, &ff.wi);
+        let mut h = self.lin(x, &ff.wi);
+        let half = self.half != Half::Off;
         match &ff.wi_1 {
+            Some(wi_1) if half => be.gated_activate_half(&mut h, &self.lin(x, wi_1), ff.kind.act),
             Some(wi_1) => be.gated_activate(&mut h, &be.linear(x, wi_1), ff.kind.act),
+            None if half => be.activate_half(&mut h, ff.kind.act),
             None => be.activate(&mut h, ff.kind.act),
         }
-        be.linear(&h, &ff.wo)
+        // a guarded `wo` is float32: its float16 input is cast up, its output stays float32
+        if self.half == Half::Unguarded {
+            self.lin(&h, &ff.wo)
+        } else {
+            be.linear(&h, &ff.wo)
+        }
     }
 
     /// Encoder stack: embeddings → blocks (self-attention with bidirectional relative bias and the
@@ -433,22 +535,24 @@ impl<B: Backend> T5<B> {
         let mut x = be.embedding(&self.shared, &input.ids, &[b, s]);
         let bias = be.upload(compute_bias(&enc.relative_bias, s, s, 0, true, self.config.relative_attention_max_distance));
         let mask = AttentionMask { key_mask: Some(&input.mask), causal_offset: None };
+        let mut stream_half = true;
         for block in &enc.blocks {
             if let Some((r, f)) = rec.as_mut() {
                 if f.hidden_states {
                     r.hidden_states.push(be.download(&x));
                 }
             }
-            let h = be.rms_norm(&x, &block.self_norm, self.eps());
+            let h = self.norm(&x, &block.self_norm);
             let a = &block.self_attn;
-            let (q, k, v) = (be.linear(&h, &a.q), be.linear(&h, &a.k), be.linear(&h, &a.v));
+            let (q, k, v) = (self.lin(&h, &a.q), self.lin(&h, &a.k), self.lin(&h, &a.v));
             let probs = rec.as_mut().filter(|(_, f)| f.attentions).map(|(r, _)| &mut r.attentions);
-            let ctx = self.attend(&q, &k, &v, Some(&bias), mask, self.attention_shape(b, s, s), probs);
-            be.add_assign(&mut x, &be.linear(&ctx, &a.o));
-            let h = be.rms_norm(&x, &block.ff_norm, self.eps());
-            be.add_assign(&mut x, &self.feed_forward(&block.ff, &h));
+            let mut ctx = self.attend(&q, &k, &v, Some(&bias), mask, self.attention_shape(b, s, s), probs);
+            self.rh(&mut ctx);
+            self.attn_residual(&mut x, &self.lin(&ctx, &a.o), stream_half);
+            let h = self.norm(&x, &block.ff_norm);
+            stream_half = self.ff_residual(&mut x, &self.feed_forward(&block.ff, &h), stream_half);
         }
-        let out = be.rms_norm(&x, &enc.final_norm, self.eps());
+        let out = self.norm(&x, &enc.final_norm);
         if let Some((r, f)) = rec {
             if f.hidden_states {
                 r.hidden_states.push(be.download(&out));
@@ -475,7 +579,7 @@ impl<B: Backend> T5<B> {
             .iter()
             .map(|bl| {
                 let a = &bl.cross.as_ref().expect("decoder block has cross-attention").1;
-                (self.backend.linear(encoder_hidden, &a.k), self.backend.linear(encoder_hidden, &a.v))
+                (self.lin(encoder_hidden, &a.k), self.lin(encoder_hidden, &a.v))
             })
             .collect();
         Ok(DecoderCache {
@@ -559,6 +663,7 @@ impl<B: Backend> T5<B> {
         let bias = be.upload(compute_bias(&dec.relative_bias, q_len, kv_len, cache.past_len, false, self.config.relative_attention_max_distance));
         let self_mask = AttentionMask { key_mask: decoder_mask, causal_offset: Some(cache.past_len) };
         let cross_mask = AttentionMask { key_mask: Some(&cache.encoder_mask), causal_offset: None };
+        let mut stream_half = true;
         for (li, block) in dec.blocks.iter().enumerate() {
             if let Some((r, f)) = rec.as_mut() {
                 if f.hidden_states {
@@ -566,9 +671,9 @@ impl<B: Backend> T5<B> {
                 }
             }
             // self-attention over the cache plus the new positions
-            let h = be.rms_norm(&x, &block.self_norm, self.eps());
+            let h = self.norm(&x, &block.self_norm);
             let a = &block.self_attn;
-            let (q, k_new, v_new) = (be.linear(&h, &a.q), be.linear(&h, &a.k), be.linear(&h, &a.v));
+            let (q, k_new, v_new) = (self.lin(&h, &a.q), self.lin(&h, &a.k), self.lin(&h, &a.v));
             let (k, v) = match cache.self_kv[li].take() {
                 // preallocated static cache: write the new rows in place
                 Some((mut k, mut v)) if static_cap.is_some() => {
@@ -580,23 +685,25 @@ impl<B: Backend> T5<B> {
                 None => (k_new, v_new),
             };
             let probs = rec.as_mut().filter(|(_, f)| f.attentions).map(|(r, _)| &mut r.attentions);
-            let ctx = self.attend(&q, &k, &v, Some(&bias), self_mask, self.attention_shape(b, q_len, kv_len), probs);
+            let mut ctx = self.attend(&q, &k, &v, Some(&bias), self_mask, self.attention_shape(b, q_len, kv_len), probs);
             cache.self_kv[li] = Some((k, v));
-            be.add_assign(&mut x, &be.linear(&ctx, &a.o));
+            self.rh(&mut ctx);
+            self.attn_residual(&mut x, &self.lin(&ctx, &a.o), stream_half);
             // cross-attention to the encoder output (no position bias, encoder padding mask)
             let (norm, ca) = block.cross.as_ref().expect("decoder block has cross-attention");
-            let h = be.rms_norm(&x, norm, self.eps());
-            let q = be.linear(&h, &ca.q);
+            let h = self.norm(&x, norm);
+            let q = self.lin(&h, &ca.q);
             let (ck, cv) = &cache.cross_kv[li];
             let probs = rec.as_mut().filter(|(_, f)| f.attentions).map(|(r, _)| &mut r.cross_attentions);
-            let ctx = self.attend(&q, ck, cv, None, cross_mask, self.attention_shape(b, q_len, cache.encoder_len), probs);
-            be.add_assign(&mut x, &be.linear(&ctx, &ca.o));
+            let mut ctx = self.attend(&q, ck, cv, None, cross_mask, self.attention_shape(b, q_len, cache.encoder_len), probs);
+            self.rh(&mut ctx);
+            self.attn_residual(&mut x, &self.lin(&ctx, &ca.o), stream_half);
             // feed-forward
-            let h = be.rms_norm(&x, &block.ff_norm, self.eps());
-            be.add_assign(&mut x, &self.feed_forward(&block.ff, &h));
+            let h = self.norm(&x, &block.ff_norm);
+            stream_half = self.ff_residual(&mut x, &self.feed_forward(&block.ff, &h), stream_half);
         }
         cache.past_len = kv_len;
-        let out = be.rms_norm(&x, &dec.final_norm, self.eps());
+        let out = self.norm(&x, &dec.final_norm);
         if let Some((r, f)) = rec {
             if f.hidden_states {
                 r.hidden_states.push(be.download(&out));
@@ -616,9 +723,10 @@ impl<B: Backend> T5<B> {
         if self.config.scales_decoder_output() {
             let mut h = decoder_hidden.clone();
             be.scale(&mut h, (self.config.d_model as f32).powf(-0.5));
-            Ok(be.linear(&h, head))
+            self.rh(&mut h);
+            Ok(self.lin(&h, head))
         } else {
-            Ok(be.linear(decoder_hidden, head))
+            Ok(self.lin(decoder_hidden, head))
         }
     }
 

@@ -13,8 +13,10 @@
 //!   per row factors out of the dot product (the kernel multiplies once per output), costs 4 bytes per
 //!   row instead of per 32–128 weights, and works for every input dimension (no fallback needed).
 //! * `fp16` / `bf16`: round to nearest even; `fp16` keeps T5's feed-forward `wo` in fp32 as
-//!   transformers does (`_keep_in_fp32_modules = ["wo"]`). Activations stay f32 on the CPU, so the
-//!   fp16 hidden-state clamp of transformers never applies.
+//!   transformers does (`_keep_in_fp32_modules = ["wo"]`). Activations stay f32 (weight-only fp16),
+//!   unless the model is loaded with float16 activations ([`crate::model::Half`], transformers'
+//!   `from_pretrained(dtype=torch.float16)` numerics: activations rounded to float16 where transformers
+//!   holds them in float16, T5Block's inf clamp, [`round_f16`] / [`clamp_f16_inf`]).
 //!
 //! Layers whose input dimension is not a multiple of 128 fall back from `q4` to `q8` (reported by
 //! the loader). Packed q4 layout (memory and file): row-major `[n, k / 2]` bytes; within each
@@ -90,6 +92,63 @@ pub enum QWeight {
     /// is a multiple of 64 (torchao q4), or 32 (GGUF Q4_0 / Q4_1 blocks: in each 64-weight chunk the
     /// low nibbles are one group and the high nibbles the next).
     Q4 { n: usize, k: usize, group: usize, packed: Vec<u8>, scales: Vec<f32>, zeros: Vec<f32> },
+}
+
+/// `x` rounded to float16 and back (round to nearest even; beyond the float16 range: ±inf), what a
+/// float16 tensor of transformers holds.
+#[inline]
+pub fn round_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// An activation as transformers evaluates it on a float16 tensor: `gelu_new` is a chain of torch ops
+/// (`0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))`), each rounding to float16; relu, gelu and
+/// silu are single torch kernels (computed in f32, rounded once).
+pub fn act_f16(x: f32, act: crate::config::Activation) -> f32 {
+    use crate::config::Activation;
+    let r = round_f16;
+    match act {
+        Activation::GeluNew => {
+            let p3 = r(x * x * x);
+            let a = r(0.044715f32 * p3);
+            let b = r(x + a);
+            let c = r(0.797_884_6f32 * b);
+            let d = r(1.0 + r(c.tanh()));
+            r(r(0.5 * x) * d)
+        }
+        a => r(crate::backend::cpu::apply_act(x, a)),
+    }
+}
+
+/// T5LayerNorm of one float16-mode row: `weight * (x * rsqrt(mean(x^2) + eps)).to(float16)`, each
+/// product rounded to float16 (the variance in f32).
+pub fn rms_norm_f16_row(row: &[f32], weight: &[f32], eps: f32, out: &mut Vec<f32>) {
+    let var = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+    let inv = 1.0 / (var + eps).sqrt();
+    out.extend(row.iter().zip(weight).map(|(v, w)| round_f16(w * round_f16(v * inv))));
+}
+
+/// Largest finite float16 (`torch.finfo(torch.float16).max`).
+pub const F16_MAX: f32 = 65504.0;
+
+/// T5Block's clamp bound when a value is inf: `finfo(float16).max - 1000` = 64504, which the float16 result
+/// holds as 64512 (the nearest float16).
+pub const F16_CLAMP: f32 = 64512.0;
+
+/// transformers' T5Block float16 clamp, in place: when any value is ±inf, every value is clamped to
+/// ±(65504 - 1000), stored in float16 as ±[`F16_CLAMP`]; otherwise to ±65504, which changes nothing in a
+/// float16 tensor. NaN stays NaN.
+pub fn clamp_f16_inf(data: &mut [f32]) {
+    if data.iter().any(|v| v.is_infinite()) {
+        let c = F16_CLAMP;
+        for v in data.iter_mut() {
+            if *v > c {
+                *v = c;
+            } else if *v < -c {
+                *v = -c;
+            }
+        }
+    }
 }
 
 /// torchao int4 tinygemm quantization of one row group: codes 0..=15, scale, zero.

@@ -220,7 +220,7 @@ fn ops(g: &Gpu, d: usize, dff: usize, heads: usize, dkv: usize) {
         let q = up(vec![b, s, inner], 7);
         let bias = up(vec![heads, s, s], 8);
         let mask: Vec<u32> = vec![1; b * s];
-        let shape = AttentionShape { batch: b, heads, head_dim: dkv, q_len: s, kv_len: s };
+        let shape = AttentionShape { batch: b, heads, head_dim: dkv, q_len: s, kv_len: s, half: false };
         time(format!("attention self [{b}, {heads}h, {s}x{s}] bias+mask"), &|| {
             drop(g.attention(&q, &q, &q, Some(&bias), AttentionMask { key_mask: Some(&mask), causal_offset: None }, shape))
         });

@@ -17,8 +17,16 @@ pub struct GenerateStats {
     pub prefill_dispatches: u64,
     /// Dispatches per decode step (embedding → LM head → argmax), from the second step on.
     pub dispatches_per_step: u64,
+    /// Element-wise ops per decode step folded into a matmul epilogue (residual adds, gated
+    /// activations, float16 rounding): `dispatches_per_step + fused_per_step` is the count unfused.
+    pub fused_per_step: u64,
     /// Command buffers submitted per decode step.
     pub submits_per_step: u64,
+    /// Bind groups created per decode step, the most of any step from the third on (0: every
+    /// dispatch reused a cached bind group).
+    pub bind_groups_per_step: u64,
+    /// Bind groups created by the whole call (0 when a generation of the same shape ran before).
+    pub bind_groups_created: u64,
     pub steps: usize,
 }
 
@@ -68,6 +76,7 @@ pub async fn greedy_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig
     // the self-attention cache holds every generated position: allocate it once
     be.set_kv_capacity(budget.max(1));
     let d0 = be.dispatches();
+    let bg0 = be.bind_groups_created();
     let enc = model.encode(input)?;
     let mut cache = model.start_decoding(&enc, &input.mask)?;
     drop(enc);
@@ -76,7 +85,7 @@ pub async fn greedy_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig
     let mut finished = vec![false; b];
     let mut current = vec![gen.decoder_start_token_id; b];
     for index in 0..budget {
-        let (d, s) = (be.dispatches(), be.submits());
+        let (d, s, bg, f) = (be.dispatches(), be.submits(), be.bind_groups_created(), be.fused_ops());
         let hidden = model.decode(&mut cache, &current, 1, None)?;
         let logits = model.lm_logits(&hidden)?;
         let suppress: &[u32] = if index < min_new { &gen.eos_token_id } else { &[] };
@@ -84,7 +93,12 @@ pub async fn greedy_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig
         if index == 1 || (index == 0 && budget == 1) {
             stats.dispatches_per_step = be.dispatches() - d;
             stats.submits_per_step = be.submits() - s;
+            stats.fused_per_step = be.fused_ops() - f;
         }
+        if index >= 2 {
+            stats.bind_groups_per_step = stats.bind_groups_per_step.max(be.bind_groups_created() - bg);
+        }
+        stats.bind_groups_created = be.bind_groups_created() - bg0;
         stats.steps = index + 1;
         for r in 0..b {
             let tok = if finished[r] { gen.pad_token_id } else { next[r] };

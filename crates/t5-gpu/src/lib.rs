@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use t5_core::backend::{AttentionMask, AttentionShape, Backend};
 use t5_core::config::Activation;
-use t5_core::{T5Error, Tensor};
+use t5_core::{QWeight, T5Error, Tensor, WeightDtype};
 
 /// Errors of the GPU path. `code()` is the name the wasm bindings give the JS `Error`.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,23 +116,64 @@ pub struct DeviceInfo {
 // kernels
 
 const ACT: &str = include_str!("shaders/act.wgsl");
+const EPILOGUE: &str = include_str!("shaders/epilogue.wgsl");
+
+/// The weight binding of the matmul / embedding kernels and `wload(i)`, the weight at element `i` of the
+/// row-major `[rows, k]` matrix: f32, or float16 packed two per u32 (k even) and unpacked to f32 (exact).
+fn weight_source(source: &str, binding: u32, f16: bool, epilogue: bool) -> String {
+    let decl = if f16 {
+        format!("@group(0) @binding({binding}) var<storage, read> w: array<u32>;\nfn wload(i: u32) -> f32 {{ return unpack2x16float(w[i >> 1u])[i & 1u]; }}")
+    } else {
+        format!("@group(0) @binding({binding}) var<storage, read> w: array<f32>;\nfn wload(i: u32) -> f32 {{ return w[i]; }}")
+    };
+    let epi = if epilogue { EPILOGUE } else { "" };
+    format!("{ACT}\n{epi}\n{}", source.replace("//WEIGHTS", &decl))
+}
 
 struct Kernel {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
 }
 
-struct Kernels {
-    matmul_tiled: Kernel,
+/// The matmul kernels for one weight form.
+struct Matmuls {
+    tiled: Kernel,
     matvec: Kernel,
     /// software adapters: one invocation per column, no barriers
     matvec_thread: Kernel,
     /// software adapters: matmul without workgroup memory / barriers
-    matmul_thread: Kernel,
+    thread: Kernel,
+    embedding: Kernel,
+    /// decode-step matvecs with the layer norm of their input fused in
+    matvec_norm: Kernel,
+    matvec_thread_norm: Kernel,
+}
+
+impl Matmuls {
+    fn new(device: &wgpu::Device, f16: bool) -> Matmuls {
+        let t = if f16 { "16" } else { "" };
+        let mm = |name: &str, src: &str| kernel(device, &format!("{name}{t}"), &weight_source(src, 2, f16, true), &[true, true, false]);
+        Matmuls {
+            tiled: mm("matmul_tiled", include_str!("shaders/matmul_tiled.wgsl")),
+            matvec: mm("matvec", include_str!("shaders/matvec.wgsl")),
+            matvec_thread: mm("matvec_thread", include_str!("shaders/matvec_thread.wgsl")),
+            thread: mm("matmul_thread", include_str!("shaders/matmul_thread.wgsl")),
+            matvec_norm: kernel(device, &format!("matvec_norm{t}"), &weight_source(include_str!("shaders/matvec_norm.wgsl"), 2, f16, true), &[true, true, false, true, false]),
+            matvec_thread_norm: kernel(device, &format!("matvec_thread_norm{t}"), &weight_source(include_str!("shaders/matvec_thread_norm.wgsl"), 2, f16, true), &[true, true, false, true, false]),
+            embedding: kernel(device, &format!("embedding{t}"), &weight_source(include_str!("shaders/embedding.wgsl"), 1, f16, false), &[true, true, false]),
+        }
+    }
+}
+
+struct Kernels {
+    /// f32 weights
+    f32: Matmuls,
+    /// float16 weights (packed two per u32)
+    f16: Matmuls,
+    clamp_half: Kernel,
     rms_norm: Kernel,
     unary: Kernel,
     binary: Kernel,
-    embedding: Kernel,
     gather_rows: Kernel,
     attention: Kernel,
     argmax: Kernel,
@@ -173,16 +214,14 @@ impl Kernels {
     fn new(device: &wgpu::Device) -> Kernels {
         let with_act = |s: &str| format!("{ACT}\n{s}");
         Kernels {
-            matmul_tiled: kernel(device, "matmul_tiled", include_str!("shaders/matmul_tiled.wgsl"), &[true, true, false]),
-            matvec: kernel(device, "matvec", include_str!("shaders/matvec.wgsl"), &[true, true, false]),
-            matvec_thread: kernel(device, "matvec_thread", include_str!("shaders/matvec_thread.wgsl"), &[true, true, false]),
-            matmul_thread: kernel(device, "matmul_thread", include_str!("shaders/matmul_thread.wgsl"), &[true, true, false]),
-            rms_norm: kernel(device, "rms_norm", include_str!("shaders/rms_norm.wgsl"), &[true, true, false]),
+            f32: Matmuls::new(device, false),
+            f16: Matmuls::new(device, true),
+            clamp_half: kernel(device, "clamp_half", include_str!("shaders/clamp_half.wgsl"), &[false]),
+            rms_norm: kernel(device, "rms_norm", &with_act(include_str!("shaders/rms_norm.wgsl")), &[true, true, false]),
             unary: kernel(device, "unary", &with_act(include_str!("shaders/unary.wgsl")), &[false]),
             binary: kernel(device, "binary", &with_act(include_str!("shaders/binary.wgsl")), &[false, true]),
-            embedding: kernel(device, "embedding", include_str!("shaders/embedding.wgsl"), &[true, true, false]),
             gather_rows: kernel(device, "gather_rows", include_str!("shaders/gather_rows.wgsl"), &[true, false]),
-            attention: kernel(device, "attention", include_str!("shaders/attention.wgsl"), &[true, true, true, true, true, false, false]),
+            attention: kernel(device, "attention", &with_act(include_str!("shaders/attention.wgsl")), &[true, true, true, true, true, false, false]),
             argmax: kernel(device, "argmax", include_str!("shaders/argmax.wgsl"), &[true, true, false]),
         }
     }
@@ -200,6 +239,8 @@ fn act_code(act: Activation) -> u32 {
 /// Size of one kernel's parameters (8 × u32) and the stride of their slots in the arena.
 const PARAMS_SIZE: u64 = 32;
 const PARAM_SLOTS: u64 = 4096;
+/// Bind groups kept (the cache starts over when full).
+const BIND_GROUP_CACHE: usize = 8192;
 /// Matrix-vector kernel up to this many rows (decode steps), tiled matmul above.
 const MATVEC_MAX_ROWS: usize = 8;
 
@@ -276,11 +317,13 @@ impl GpuTensor {
     }
 }
 
-/// A weight `[out, in]` split into row chunks that each fit one storage binding.
+/// A weight `[out, in]` split into row chunks that each fit one storage binding: f32, or float16
+/// packed two per u32 (even `in` only; the kernels unpack to f32 and compute in f32).
 pub struct GpuWeight {
     chunks: Vec<(usize, usize, Rc<Buf>)>, // (first row, rows, buffer)
     rows: usize,
     cols: usize,
+    f16: bool,
 }
 
 struct State {
@@ -288,14 +331,67 @@ struct State {
     pass: Option<wgpu::ComputePass<'static>>,
     params: Vec<u8>,
     slots: u64,
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// free pooled buffers by size, handed out in a fixed order (the smallest handle first) so that
+    /// a step of a shape seen before gets the same buffers and its cached bind groups
+    free: HashMap<u64, std::collections::BTreeSet<wgpu::Buffer>>,
     pending_free: Vec<(u64, wgpu::Buffer)>,
     pending_bytes: u64,
     staging: HashMap<u64, Vec<wgpu::Buffer>>,
     /// Recently uploaded u32 masks / ids, reused when the same values come again (encoder mask
     /// each decode step).
     mask_cache: Vec<(Vec<u32>, Rc<Buf>)>,
+    /// Bind groups by (kernel, storage buffers): the parameters come through one uniform arena with
+    /// dynamic offsets and activations from the pool, so a decode step of a shape seen before binds
+    /// the same buffers and creates no bind group.
+    bind_groups: HashMap<(usize, Vec<wgpu::Buffer>), wgpu::BindGroup>,
+    /// The last matmul, not recorded yet: the element-wise op that follows it may fold into its
+    /// epilogue (see [`Pending`]).
+    pending: Option<Pending>,
+    pending_norm: Option<NormPending>,
 }
+
+/// Which matmul kernel a pending dispatch uses.
+#[derive(Clone, Copy)]
+enum MatmulKind {
+    Tiled,
+    Matvec,
+    MatvecThread,
+    Thread,
+    MatvecNorm,
+    MatvecThreadNorm,
+}
+
+/// A layer norm held back until its consumer is known: the decode-step matmul that reads it first
+/// computes it in its prologue (and writes it out for the others); anything else records it as is.
+struct NormPending {
+    /// x, norm weight, out
+    bufs: [wgpu::Buffer; 3],
+    rows: u32,
+    d: u32,
+    eps: f32,
+    half: bool,
+}
+
+/// A matmul dispatch held back by one op so that its neighbour can fuse into it: the residual add
+/// (`x += linear(..)` writes `x + x@W^T` straight into `x`), the gated activation (`act(gate) *
+/// linear(..)` into `gate`), the plain activation, and float16 rounding, all in the kernel's epilogue
+/// (`shaders/epilogue.wgsl`). Only single-chunk weights are held back.
+struct Pending {
+    f16: bool,
+    kind: MatmulKind,
+    params: [u32; 8],
+    /// x, w, out (+ norm weight, normed x for the norm-fused kinds)
+    bufs: Vec<wgpu::Buffer>,
+    groups: (u32, u32, u32),
+}
+
+const EPI_ROUND: u32 = 1;
+const EPI_ADD: u32 = 1 << 1;
+const EPI_GATE: u32 = 2 << 1;
+const EPI_ACT: u32 = 3 << 1;
+const EPI_OP: u32 = 3 << 1;
+const EPI_ROUND_RESULT: u32 = 8;
+const EPI_HALF_ACT: u32 = 256;
 
 struct Inner {
     device: wgpu::Device,
@@ -313,6 +409,9 @@ struct Inner {
     counter: BufferCounter,
     dispatches: Cell<u64>,
     submits: Cell<u64>,
+    bind_groups_created: Cell<u64>,
+    /// element-wise ops folded into a matmul epilogue (no dispatch of their own)
+    fused: Cell<u64>,
     kv_capacity: Cell<usize>,
     max_chunk_bytes: u64,
     max_buffer_bytes: u64,
@@ -343,7 +442,10 @@ impl Inner {
     fn release_all(&self) {
         let cached = std::mem::take(&mut self.state.borrow_mut().mask_cache);
         drop(cached);
+        self.state.borrow_mut().bind_groups.clear();
         let mut st = self.state.borrow_mut();
+        st.pending = None;
+        st.pending_norm = None;
         st.pass = None;
         st.encoder = None;
         let mut all: Vec<wgpu::Buffer> = st.pending_free.drain(..).map(|(_, b)| b).collect();
@@ -460,6 +562,9 @@ impl Gpu {
                     pending_bytes: 0,
                     staging: HashMap::new(),
                     mask_cache: Vec::new(),
+                    bind_groups: HashMap::new(),
+                    pending: None,
+                    pending_norm: None,
                 }),
                 lost,
                 error,
@@ -467,6 +572,8 @@ impl Gpu {
                 counter,
                 dispatches: Cell::new(0),
                 submits: Cell::new(0),
+                bind_groups_created: Cell::new(0),
+                fused: Cell::new(0),
                 kv_capacity: Cell::new(0),
                 max_chunk_bytes,
                 max_buffer_bytes: opts.max_buffer_bytes.map_or(device_max, |m| m.min(device_max)),
@@ -487,6 +594,16 @@ impl Gpu {
     /// Command buffers submitted so far.
     pub fn submits(&self) -> u64 {
         self.inner.submits.get()
+    }
+
+    /// Element-wise ops folded into a matmul's epilogue so far (each one dispatch saved).
+    pub fn fused_ops(&self) -> u64 {
+        self.inner.fused.get()
+    }
+
+    /// Bind groups created so far (the rest came from the cache).
+    pub fn bind_groups_created(&self) -> u64 {
+        self.inner.bind_groups_created.get()
     }
 
     pub fn buffer_counter(&self) -> BufferCounter {
@@ -550,14 +667,14 @@ impl Gpu {
             let mut st = inner.state.borrow_mut();
             // nothing recorded since the last submit: buffers released since then are not referenced
             // by any unsubmitted command, so they can be reused at once
-            if st.encoder.is_none() && !st.pending_free.is_empty() {
+            if st.encoder.is_none() && st.pending.is_none() && st.pending_norm.is_none() && !st.pending_free.is_empty() {
                 let done: Vec<(u64, wgpu::Buffer)> = st.pending_free.drain(..).collect();
                 for (s, b) in done {
-                    st.free.entry(s).or_default().push(b);
+                    st.free.entry(s).or_default().insert(b);
                 }
                 st.pending_bytes = 0;
             }
-            st.free.get_mut(&size).and_then(Vec::pop)
+            st.free.get_mut(&size).and_then(|f| f.pop_first())
         };
         let buf = reused.unwrap_or_else(|| {
             inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC, "t5")
@@ -604,6 +721,67 @@ impl Gpu {
 
     /// Record one dispatch of `k` with its parameters and storage buffers.
     fn dispatch(&self, k: &Kernel, params: [u32; 8], bufs: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
+        self.record_pending();
+        self.record(k, params, bufs, groups);
+    }
+
+    /// Record the held-back matmul, if any.
+    fn record_pending(&self) {
+        let norm = self.inner.state.borrow_mut().pending_norm.take();
+        if let Some(n) = norm {
+            let g = grid(n.rows, self.inner.limits.max_compute_workgroups_per_dimension);
+            self.record(&self.inner.kernels.rms_norm, [n.rows, n.d, n.eps.to_bits(), n.half as u32, 0, 0, 0, 0], &[&n.bufs[0], &n.bufs[1], &n.bufs[2]], (g.0, g.1, 1));
+        }
+        let Some(p) = self.inner.state.borrow_mut().pending.take() else { return };
+        let ks = if p.f16 { &self.inner.kernels.f16 } else { &self.inner.kernels.f32 };
+        let k = match p.kind {
+            MatmulKind::Tiled => &ks.tiled,
+            MatmulKind::Matvec => &ks.matvec,
+            MatmulKind::MatvecThread => &ks.matvec_thread,
+            MatmulKind::Thread => &ks.thread,
+            MatmulKind::MatvecNorm => &ks.matvec_norm,
+            MatmulKind::MatvecThreadNorm => &ks.matvec_thread_norm,
+        };
+        let bufs: Vec<&wgpu::Buffer> = p.bufs.iter().collect();
+        self.record(k, p.params, &bufs, p.groups);
+    }
+
+    /// The pending matmul when it writes `out` (and nothing fused into it yet uses `op`).
+    fn pending_writes(&self, out: &wgpu::Buffer) -> bool {
+        self.inner.state.borrow().pending.as_ref().is_some_and(|p| &p.bufs[2] == out)
+    }
+
+    /// Fold an element-wise op into the pending matmul's epilogue: `set` epilogue bits, and, with
+    /// `target`, write into that buffer (in place) instead.
+    fn fuse(&self, set: u32, target: Option<&wgpu::Buffer>) {
+        let mut st = self.inner.state.borrow_mut();
+        let p = st.pending.as_mut().expect("pending matmul");
+        p.params[5] |= set;
+        if let Some(t) = target {
+            p.bufs[2] = t.clone();
+        }
+    }
+
+    /// The pending matmul's epilogue op (0: none yet).
+    fn pending_op(&self) -> u32 {
+        self.inner.state.borrow().pending.as_ref().map_or(u32::MAX, |p| p.params[5] & EPI_OP)
+    }
+
+    /// Fuse `x op= y` where `y` is the pending matmul's output and `x` is a unique contiguous tensor
+    /// of the same shape that the matmul does not read: the matmul writes the result into `x`.
+    fn try_fuse_into(&self, x: &GpuTensor, y: &GpuTensor, set: u32) -> bool {
+        if x.shape != y.shape || !x.contiguous() || !y.contiguous() || Rc::strong_count(&x.buf) > 1 || !self.pending_writes(y.buf.raw()) || self.pending_op() != 0 {
+            return false;
+        }
+        if self.inner.state.borrow().pending.as_ref().is_some_and(|p| &p.bufs[0] == x.buf.raw()) {
+            return false;
+        }
+        self.fuse(set, Some(x.buf.raw()));
+        self.inner.fused.set(self.inner.fused.get() + 1);
+        true
+    }
+
+    fn record(&self, k: &Kernel, params: [u32; 8], bufs: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
         if self.inner.state.borrow().slots >= PARAM_SLOTS {
             self.flush();
         }
@@ -613,14 +791,26 @@ impl Gpu {
         st.params.resize(offset as usize, 0);
         st.params.extend_from_slice(bytemuck::cast_slice(&params));
         st.slots += 1;
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &inner.params_buf, offset: 0, size: NonZeroU64::new(PARAMS_SIZE) }),
-        }];
-        for (i, b) in bufs.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
-        }
-        let bg = inner.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
+        let key = (k as *const Kernel as usize, bufs.iter().map(|b| (*b).clone()).collect::<Vec<_>>());
+        let bg = match st.bind_groups.get(&key) {
+            Some(bg) => bg.clone(),
+            None => {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &inner.params_buf, offset: 0, size: NonZeroU64::new(PARAMS_SIZE) }),
+                }];
+                for (i, b) in bufs.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+                }
+                let bg = inner.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
+                inner.bind_groups_created.set(inner.bind_groups_created.get() + 1);
+                if st.bind_groups.len() >= BIND_GROUP_CACHE {
+                    st.bind_groups.clear();
+                }
+                st.bind_groups.insert(key, bg.clone());
+                bg
+            }
+        };
         if st.pass.is_none() {
             let pass = self.encoder(&mut st).begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None }).forget_lifetime();
             st.pass = Some(pass);
@@ -636,6 +826,7 @@ impl Gpu {
         if bytes == 0 {
             return;
         }
+        self.record_pending();
         let mut st = self.inner.state.borrow_mut();
         Self::end_pass(&mut st);
         self.encoder(&mut st).copy_buffer_to_buffer(src, src_off, dst, dst_off, bytes);
@@ -644,6 +835,7 @@ impl Gpu {
     /// Submit everything recorded so far as one command buffer (kernel parameters written just
     /// before it), then return the buffers released during the batch to the pool.
     pub fn flush(&self) {
+        self.record_pending();
         let inner = &self.inner;
         let mut st = inner.state.borrow_mut();
         Self::end_pass(&mut st);
@@ -658,7 +850,7 @@ impl Gpu {
         st.slots = 0;
         let done: Vec<(u64, wgpu::Buffer)> = st.pending_free.drain(..).collect();
         for (size, b) in done {
-            st.free.entry(size).or_default().push(b);
+            st.free.entry(size).or_default().insert(b);
         }
         st.pending_bytes = 0;
     }
@@ -751,6 +943,46 @@ impl Gpu {
         self.dispatch(&self.inner.kernels.unary, [n, op, act, s.to_bits(), 0, 0, 0, 0], &[x.buf.raw()], (g.0, g.1, 1));
     }
 
+    /// Upload a `[rows, cols]` weight whose elements are `elem` bytes each (4: f32, 2: packed float16),
+    /// split by rows into chunks of at most `max_chunk_bytes`.
+    fn upload_rows(&self, rows: usize, cols: usize, bytes: &[u8], elem: u64, f16: bool) -> GpuWeight {
+        let row_bytes = (cols as u64 * elem).max(4);
+        let mut per = ((self.inner.max_chunk_bytes / row_bytes) as usize).max(1);
+        if f16 && row_bytes % 4 != 0 {
+            per = per.max(2) & !1; // whole u32 words per chunk
+        }
+        let mut chunks = Vec::new();
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = per.min(rows - r0);
+            let len = n as u64 * cols as u64 * elem;
+            let size = len.max(16).div_ceil(4) * 4;
+            let buf = self.inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, "weight");
+            let start = r0 as u64 * cols as u64 * elem;
+            let mut data = bytes[start as usize..(start + len) as usize].to_vec();
+            data.resize(data.len().div_ceil(4) * 4, 0);
+            self.inner.queue.write_buffer(&buf, 0, &data);
+            chunks.push((r0, n, Rc::new(Buf { buf: Some(buf), size, owner: Rc::downgrade(&self.inner), counter: self.inner.counter.clone(), used_seq: Cell::new(0), pooled: false })));
+            r0 += n;
+        }
+        GpuWeight { chunks, rows, cols, f16 }
+    }
+
+    fn norm(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32, half: bool) -> GpuTensor {
+        assert!(x.contiguous());
+        let (rows, d) = (x.rows(), x.cols());
+        let out = self.tensor(x.shape.clone());
+        if rows <= MATVEC_MAX_ROWS {
+            // decode step: held back; the matvec that reads it first computes it (see NormPending)
+            self.record_pending();
+            self.inner.state.borrow_mut().pending_norm = Some(NormPending { bufs: [x.buf.raw().clone(), weight.buf.raw().clone(), out.buf.raw().clone()], rows: rows as u32, d: d as u32, eps, half });
+            return out;
+        }
+        let g = grid(rows as u32, self.inner.limits.max_compute_workgroups_per_dimension);
+        self.dispatch(&self.inner.kernels.rms_norm, [rows as u32, d as u32, eps.to_bits(), half as u32, 0, 0, 0, 0], &[x.buf.raw(), weight.buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+        out
+    }
+
     fn binary(&self, x: &GpuTensor, y: &GpuTensor, op: u32, act: u32) {
         assert_eq!(x.shape, y.shape, "element-wise op on different shapes");
         let n = x.numel() as u32;
@@ -802,22 +1034,66 @@ impl Backend for Gpu {
     }
 
     fn upload_weight(&self, w: Tensor) -> GpuWeight {
-        let cols = w.cols();
-        let rows = w.rows();
-        let row_bytes = (cols as u64 * 4).max(4);
-        let per = ((self.inner.max_chunk_bytes / row_bytes) as usize).max(1);
-        let mut chunks = Vec::new();
-        let mut r0 = 0;
-        while r0 < rows {
-            let n = per.min(rows - r0);
-            let bytes = n as u64 * row_bytes;
-            let size = bytes.max(16).div_ceil(4) * 4;
-            let buf = self.inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, "weight");
-            self.inner.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&w.data[r0 * cols..(r0 + n) * cols]));
-            chunks.push((r0, n, Rc::new(Buf { buf: Some(buf), size, owner: Rc::downgrade(&self.inner), counter: self.inner.counter.clone(), used_seq: Cell::new(0), pooled: false })));
-            r0 += n;
+        let (rows, cols) = (w.rows(), w.cols());
+        self.upload_rows(rows, cols, bytemuck::cast_slice(&w.data), 4, false)
+    }
+
+    /// float16 weights stay float16 on the GPU (packed two per u32, half the bytes); an odd input
+    /// dimension cannot be packed by rows and is kept as f32 (same values). Other forms are dequantized.
+    fn upload_packed(&self, w: QWeight) -> GpuWeight {
+        match w {
+            QWeight::F16 { n, k, data } if k % 2 == 0 => self.upload_rows(n, k, bytemuck::cast_slice(&data), 2, true),
+            QWeight::F32 { n, k, data } => self.upload_weight(Tensor::new(vec![n, k], data)),
+            other => self.upload_weight(other.to_tensor()),
         }
-        GpuWeight { chunks, rows, cols }
+    }
+
+    fn weight_dtype(&self, w: &GpuWeight) -> WeightDtype {
+        if w.f16 { WeightDtype::F16 } else { WeightDtype::F32 }
+    }
+
+    fn weight_bytes(&self, w: &GpuWeight) -> usize {
+        w.rows * w.cols * if w.f16 { 2 } else { 4 }
+    }
+
+    fn round_half(&self, x: &mut GpuTensor) {
+        if Rc::strong_count(&x.buf) == 1 && self.pending_writes(x.buf.raw()) {
+            // the product (nothing fused yet) or the fused result
+            self.fuse(if self.pending_op() == 0 { EPI_ROUND } else { EPI_ROUND_RESULT }, None);
+            self.inner.fused.set(self.inner.fused.get() + 1);
+            return;
+        }
+        self.make_unique(x);
+        self.unary(x, 2, 0, 0.0);
+    }
+
+    fn clamp_half(&self, x: &mut GpuTensor) {
+        self.make_unique(x);
+        assert!(x.contiguous());
+        self.dispatch(&self.inner.kernels.clamp_half, [x.numel() as u32, 0, 0, 0, 0, 0, 0, 0], &[x.buf.raw()], (1, 1, 1));
+    }
+
+    fn rms_norm_half(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32) -> GpuTensor {
+        self.norm(x, weight, eps, true)
+    }
+
+    fn activate_half(&self, x: &mut GpuTensor, act: Activation) {
+        if Rc::strong_count(&x.buf) == 1 && self.pending_writes(x.buf.raw()) && self.pending_op() == 0 {
+            // act16 rounds its result
+            self.fuse(EPI_ACT | EPI_HALF_ACT | act_code(act) << 4, None);
+            self.inner.fused.set(self.inner.fused.get() + 1);
+            return;
+        }
+        self.make_unique(x);
+        self.unary(x, 3, act_code(act), 0.0);
+    }
+
+    fn gated_activate_half(&self, gate: &mut GpuTensor, up: &GpuTensor, act: Activation) {
+        if self.try_fuse_into(gate, up, EPI_GATE | EPI_HALF_ACT | EPI_ROUND_RESULT | act_code(act) << 4) {
+            return;
+        }
+        self.make_unique(gate);
+        self.binary(gate, up, 2, act_code(act));
     }
 
     fn shape<'a>(&self, t: &'a GpuTensor) -> &'a [usize] {
@@ -831,8 +1107,9 @@ impl Backend for Gpu {
         let out = self.tensor(s);
         let idb = self.upload_u32(ids);
         let gx = (d as u32).div_ceil(64).min(64);
+        let k = if table.f16 { &self.inner.kernels.f16.embedding } else { &self.inner.kernels.f32.embedding };
         for (r0, n, buf) in &table.chunks {
-            self.dispatch(&self.inner.kernels.embedding, [ids.len() as u32, d as u32, *r0 as u32, *n as u32, 0, 0, 0, 0], &[buf.raw(), idb.raw(), out.buf.raw()], (gx, ids.len() as u32, 1));
+            self.dispatch(k, [ids.len() as u32, d as u32, *r0 as u32, *n as u32, 0, 0, 0, 0], &[buf.raw(), idb.raw(), out.buf.raw()], (gx, ids.len() as u32, 1));
         }
         out
     }
@@ -846,33 +1123,69 @@ impl Backend for Gpu {
         *shape.last_mut().unwrap() = n;
         let out = self.tensor(shape);
         let maxd = self.inner.limits.max_compute_workgroups_per_dimension;
+        let ks = if w.f16 { &self.inner.kernels.f16 } else { &self.inner.kernels.f32 };
+        if w.chunks.len() == 1 {
+            // held back one op: the element-wise op that follows may fuse into its epilogue
+            let (_, nc, buf) = &w.chunks[0];
+            let nc32 = *nc as u32;
+            let (kind, groups) = if m <= MATVEC_MAX_ROWS && self.inner.software {
+                let g = grid(nc32.div_ceil(64), maxd);
+                (MatmulKind::MatvecThread, (g.0, g.1, 1))
+            } else if m <= MATVEC_MAX_ROWS {
+                let g = grid(nc32.div_ceil(4), maxd);
+                (MatmulKind::Matvec, (g.0, g.1, 1))
+            } else if self.inner.software {
+                (MatmulKind::Thread, (nc32.div_ceil(256), m as u32, 1))
+            } else {
+                (MatmulKind::Tiled, (nc32.div_ceil(64), (m as u32).div_ceil(64), 1))
+            };
+            // the layer norm that made x, still pending: computed in this matvec's prologue
+            let norm = {
+                let mut st = self.inner.state.borrow_mut();
+                match &st.pending_norm {
+                    Some(n) if m <= MATVEC_MAX_ROWS && &n.bufs[2] == x.buf.raw() => st.pending_norm.take(),
+                    _ => None,
+                }
+            };
+            if let Some(nrm) = norm {
+                let kind = if self.inner.software { MatmulKind::MatvecThreadNorm } else { MatmulKind::MatvecNorm };
+                let params = [m as u32, n as u32, k as u32, 0, nc32, 0, nrm.eps.to_bits(), nrm.half as u32];
+                let [nx, nw, nout] = nrm.bufs;
+                self.record_pending();
+                self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, kind, params, bufs: vec![nx, buf.raw().clone(), out.buf.raw().clone(), nw, nout], groups });
+                self.inner.fused.set(self.inner.fused.get() + 1);
+                return out;
+            }
+            self.record_pending();
+            let params = [m as u32, n as u32, k as u32, 0, nc32, 0, 0, 0];
+            self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, kind, params, bufs: vec![x.buf.raw().clone(), buf.raw().clone(), out.buf.raw().clone()], groups });
+            return out;
+        }
         for (r0, nc, buf) in &w.chunks {
             let params = [m as u32, n as u32, k as u32, *r0 as u32, *nc as u32, 0, 0, 0];
             if m <= MATVEC_MAX_ROWS && self.inner.software {
                 let g = grid((*nc as u32).div_ceil(64), maxd);
-                self.dispatch(&self.inner.kernels.matvec_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+                self.dispatch(&ks.matvec_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
             } else if m <= MATVEC_MAX_ROWS {
                 let g = grid((*nc as u32).div_ceil(4), maxd);
-                self.dispatch(&self.inner.kernels.matvec, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
+                self.dispatch(&ks.matvec, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
             } else if self.inner.software {
-                self.dispatch(&self.inner.kernels.matmul_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(256), m as u32, 1));
+                self.dispatch(&ks.thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(256), m as u32, 1));
             } else {
-                self.dispatch(&self.inner.kernels.matmul_tiled, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(64), (m as u32).div_ceil(64), 1));
+                self.dispatch(&ks.tiled, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], ((*nc as u32).div_ceil(64), (m as u32).div_ceil(64), 1));
             }
         }
         out
     }
 
     fn rms_norm(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32) -> GpuTensor {
-        assert!(x.contiguous());
-        let (rows, d) = (x.rows(), x.cols());
-        let out = self.tensor(x.shape.clone());
-        let g = grid(rows as u32, self.inner.limits.max_compute_workgroups_per_dimension);
-        self.dispatch(&self.inner.kernels.rms_norm, [rows as u32, d as u32, eps.to_bits(), 0, 0, 0, 0, 0], &[x.buf.raw(), weight.buf.raw(), out.buf.raw()], (g.0, g.1, 1));
-        out
+        self.norm(x, weight, eps, false)
     }
 
     fn add_assign(&self, x: &mut GpuTensor, y: &GpuTensor) {
+        if self.try_fuse_into(x, y, EPI_ADD) {
+            return;
+        }
         self.make_unique(x);
         self.binary(x, y, 0, 0);
     }
@@ -884,11 +1197,19 @@ impl Backend for Gpu {
     }
 
     fn activate(&self, x: &mut GpuTensor, act: Activation) {
+        if Rc::strong_count(&x.buf) == 1 && self.pending_writes(x.buf.raw()) && self.pending_op() == 0 {
+            self.fuse(EPI_ACT | act_code(act) << 4, None);
+            self.inner.fused.set(self.inner.fused.get() + 1);
+            return;
+        }
         self.make_unique(x);
         self.unary(x, 1, act_code(act), 0.0);
     }
 
     fn gated_activate(&self, gate: &mut GpuTensor, up: &GpuTensor, act: Activation) {
+        if self.try_fuse_into(gate, up, EPI_GATE | act_code(act) << 4) {
+            return;
+        }
         self.make_unique(gate);
         self.binary(gate, up, 1, act_code(act));
     }
@@ -900,7 +1221,7 @@ impl Backend for Gpu {
         let mb = mask.key_mask.map(|m| self.upload_mask(m));
         let kv_bstride = if k.shape.len() == 3 { k.seq_cap } else { s.kv_len };
         assert_eq!(if v.shape.len() == 3 { v.seq_cap } else { s.kv_len }, kv_bstride, "K and V caches differ in capacity");
-        let flags = bias.is_some() as u32 | (mb.is_some() as u32) << 1;
+        let flags = bias.is_some() as u32 | (mb.is_some() as u32) << 1 | (s.half as u32) << 2;
         let causal = mask.causal_offset.map_or(u32::MAX, |o| o as u32);
         let dummy = &self.inner.dummy;
         self.dispatch(

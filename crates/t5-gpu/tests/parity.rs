@@ -246,3 +246,43 @@ fn activation_limits_are_a_typed_error() {
     let short = Batch::from_rows(&[vec![37, 629, 19, 1]]).unwrap();
     assert!(pollster::block_on(greedy_async(&gpu, &short, &gen, |_| true)).is_ok());
 }
+
+/// Bind groups are cached by (kernel, buffers): parameters come through one uniform arena with
+/// dynamic offsets and activations from the pool, so decode steps past the first ones create no bind
+/// group, and a second generation of the same shape creates none at all; only the command encoder is
+/// made per step.
+#[test]
+fn no_bind_group_creation_in_steady_state() {
+    let Some(g) = gpu(GpuOptions::default()) else { return };
+    let case = Case::load("tiny-t5-v1_1");
+    let (_, gpu) = models("tiny-t5-v1_1", ModelKind::ConditionalGeneration, g);
+    let mut gen = GenerationConfig::from_model_config(&gpu.config);
+    gen.max_new_tokens = Some(12);
+    gen.min_new_tokens = Some(12);
+    let (_, first) = pollster::block_on(greedy_async(&gpu, &case.input(), &gen, |_| true)).unwrap();
+    eprintln!("first generation: {first:?}");
+    let (_, second) = pollster::block_on(greedy_async(&gpu, &case.input(), &gen, |_| true)).unwrap();
+    eprintln!("second generation: {second:?}");
+    assert_eq!(second.bind_groups_created, 0, "bind groups created by a repeated generation");
+    assert_eq!(second.bind_groups_per_step, 0);
+    assert!(first.bind_groups_created > 0);
+}
+
+/// Beam search and sampling natively on the GPU backend: t5-core's generic `generate` reads the
+/// logits back each step (the sync trait path, native only; the wasm bindings run greedy only) and
+/// gives the CPU's sequences.
+#[test]
+fn beam_search_and_sampling_match_cpu() {
+    let Some(g) = gpu(GpuOptions::default()) else { return };
+    let case = Case::load("tiny-t5-v1_1");
+    let (cpu, gpu) = models("tiny-t5-v1_1", ModelKind::ConditionalGeneration, g);
+    let base = GenerationConfig { max_new_tokens: Some(8), ..GenerationConfig::from_model_config(&cpu.config) };
+    let beam = GenerationConfig { num_beams: 4, num_return_sequences: 2, ..base.clone() };
+    let sample = GenerationConfig { do_sample: true, top_k: 20, seed: Some(7), ..base.clone() };
+    for (what, gen) in [("beam 4", beam), ("sampling", sample)] {
+        let want = t5_core::generate::generate(&cpu, &case.input(), &gen, |_| true).unwrap();
+        let got = t5_core::generate::generate(&gpu, &case.input(), &gen, |_| true).unwrap();
+        assert_eq!(got.sequences, want.sequences, "{what}: GPU vs CPU");
+        eprintln!("{what}: {:?}", got.sequences);
+    }
+}

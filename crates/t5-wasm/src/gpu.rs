@@ -11,8 +11,8 @@ use std::rc::Rc;
 use js_sys::{Float32Array, Object, Promise, Uint32Array};
 use serde_json::Value;
 use t5_core::config::GenerationConfig;
-use t5_core::model::{ModelKind, T5};
-use t5_core::T5Error;
+use t5_core::model::{Half, ModelKind, T5};
+use t5_core::{T5Error, WeightDtype};
 use t5_gpu::generate::{encode_async, forward_async, greedy_async};
 use t5_gpu::{Gpu, GpuError, GpuOptions};
 use wasm_bindgen::prelude::*;
@@ -68,7 +68,8 @@ fn info_json(gpu: &Gpu) -> String {
 #[wasm_bindgen]
 impl WasmModelBuilder {
     /// Build the model on an open WebGPU device: weights are uploaded once (split to fit the
-    /// device's limits). The shard bytes are released whether or not it succeeds.
+    /// device's limits). `setDtype("fp16")` first: float16 weights and transformers' float16
+    /// activation numerics (see `t5_core::model::Half`). The shard bytes are released whether or not it succeeds.
     #[wasm_bindgen(js_name = buildGpu)]
     pub fn build_gpu(&mut self, gpu: &WasmGpu, kind: &str) -> JsResult<WasmGpuModel> {
         let kind = parse_kind(kind)?;
@@ -77,7 +78,14 @@ impl WasmModelBuilder {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
         gpu.gpu.check().map_err(gpu_err)?;
-        let model = T5::load(self.config.clone(), &store, kind, gpu.gpu.clone()).map_err(js_err)?;
+        // dtype fp16: transformers' float16 numerics (float16 weights and activations, fp32 `wo`, T5Block's
+        // inf clamp); the other storage forms run on the CPU only
+        let half = match self.dtype {
+            WeightDtype::F32 => Half::Off,
+            WeightDtype::F16 => Half::Guarded,
+            d => return Err(js_err(T5Error::BadConfig(format!("dtype {:?} runs on the CPU only; WebGPU runs \"fp32\" and \"fp16\"", d.name())))),
+        };
+        let model = T5::load_half(self.config.clone(), &store, kind, gpu.gpu.clone(), half).map_err(js_err)?;
         drop(store);
         Ok(WasmGpuModel { model: RefCell::new(Some(Rc::new(model))), gpu: gpu.gpu.clone(), generation: self.generation.clone() })
     }
@@ -225,7 +233,8 @@ impl WasmGpuModel {
     }
 
     /// Greedy generation as `WasmModel.generate`; resolves to `{sequences, batch, length, stats}`
-    /// where `stats` = `{prefill_dispatches, dispatches_per_step, submits_per_step, steps}`.
+    /// where `stats` = `{prefill_dispatches, dispatches_per_step, fused_per_step, submits_per_step,
+    /// bind_groups_per_step, bind_groups_created, steps}`.
     /// `on_step(index, tokens: Uint32Array)` is called after every step; a falsy return stops.
     pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>, on_step: Option<js_sys::Function>) -> Promise {
         let prep = || -> JsResult<_> {
@@ -270,7 +279,10 @@ impl WasmGpuModel {
             let s = Object::new();
             set(&s, "prefill_dispatches", stats.prefill_dispatches as f64);
             set(&s, "dispatches_per_step", stats.dispatches_per_step as f64);
+            set(&s, "fused_per_step", stats.fused_per_step as f64);
             set(&s, "submits_per_step", stats.submits_per_step as f64);
+            set(&s, "bind_groups_per_step", stats.bind_groups_per_step as f64);
+            set(&s, "bind_groups_created", stats.bind_groups_created as f64);
             set(&s, "steps", stats.steps as u32);
             set(&obj, "stats", s);
             Ok(obj.into())

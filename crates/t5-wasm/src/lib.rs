@@ -892,7 +892,7 @@ impl WasmModelBuilder {
         if let Some(text) = generation_config_json {
             generation = GenerationConfig::from_json(&text, &config).map_err(js_err)?;
         }
-        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32 })
+        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::weights::default_memory_limit(), has_decoder: true })
     }
 
     /// The builder's config as config.json text (for `parseConfig`).

@@ -20,3 +20,32 @@ fn apply_act(x: f32, act: u32) -> f32 {
     default: { return x / (1.0 + exp(-x)); }
   }
 }
+
+// float16 activations (transformers' dtype=torch.float16 numerics), computed in f32:
+// round16(x) is x rounded to the nearest float16 (ties to even), ±inf beyond the float16 range, by
+// bit arithmetic (pack2x16float leaves out-of-range values indeterminate).
+fn round16(x: f32) -> f32 {
+  let b = bitcast<u32>(x);
+  let sgn = b & 0x80000000u;
+  let a = b & 0x7fffffffu;
+  if (a >= 0x7f800000u) { return x; }                              // inf, NaN
+  if (a >= 0x477ff000u) { return bitcast<f32>(sgn | 0x7f800000u); } // >= 65520: inf
+  if (a < 0x38800000u) {                                            // below 2^-14: float16 subnormals, step 2^-24
+    let q = round(bitcast<f32>(a) * 16777216.0);                    // round() ties to even
+    return bitcast<f32>(sgn | bitcast<u32>(q * 5.9604644775390625e-8));
+  }
+  let m = (a + 0xfffu + ((a >> 13u) & 1u)) & 0xffffe000u;           // drop 13 mantissa bits, ties to even
+  return bitcast<f32>(sgn | m);
+}
+// transformers' activation on a float16 tensor: gelu_new op by op (each torch op rounds), others once.
+fn act16(x: f32, act: u32) -> f32 {
+  if (act == 2u) {
+    let p3 = round16(x * x * x);
+    let a = round16(0.044715 * p3);
+    let b = round16(x + a);
+    let c = round16(0.7978846 * b);
+    let d = round16(1.0 + round16(tanh_safe(c)));
+    return round16(round16(0.5 * x) * d);
+  }
+  return round16(apply_act(x, act));
+}

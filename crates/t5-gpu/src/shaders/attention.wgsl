@@ -1,6 +1,8 @@
 // T5 attention for one (query i, head h, batch b) per workgroup:
 // softmax(q k^T + bias + mask) v, no 1/sqrt(d) scaling. K/V rows of batch b start at b * kv_bstride
 // rows (the KV cache keeps spare capacity per batch row). Fully masked rows give zeros (as the CPU).
+// flags: 1 bias, 2 key mask, 4 float16 mode (scores, biased scores and probabilities rounded to float16 as
+// transformers' eager float16 attention).
 struct P {
   heads: u32, head_dim: u32, q_len: u32, kv_len: u32,
   causal: u32, flags: u32, kv_bstride: u32, _a: u32,
@@ -33,6 +35,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let qo = (b * p.q_len + i) * inner + h * p.head_dim;
   let so = ((b * p.heads + h) * p.q_len + i) * p.kv_len;
   let kb = b * p.kv_bstride;
+  let half = (p.flags & 4u) != 0u;
   // scores and the running max
   var m = NEG;
   for (var j = lid.x; j < p.kv_len; j += 64u) {
@@ -40,7 +43,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (visible(b, i, j)) {
       let ko = (kb + j) * inner + h * p.head_dim;
       for (var d = 0u; d < p.head_dim; d++) { s = fma(q[qo + d], k[ko + d], s); }
-      if ((p.flags & 1u) != 0u) { s += bias[(h * p.q_len + i) * p.kv_len + j]; }
+      if (half) { s = round16(s); }
+      if ((p.flags & 1u) != 0u) {
+        s += bias[(h * p.q_len + i) * p.kv_len + j];
+        if (half) { s = round16(s); }
+      }
       m = max(m, s);
     } else {
       s = NEG;
@@ -75,9 +82,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   for (var d = lid.x; d < p.head_dim; d += 64u) {
     var acc = 0.0;
     for (var j = 0u; j < p.kv_len; j++) {
-      let pj = scores[so + j];
+      var pj = scores[so + j];
+      if (half) { pj = round16(pj * inv); }
       if (pj != 0.0) { acc = fma(pj, v[(kb + j) * inner + h * p.head_dim + d], acc); }
     }
-    out[qo + d] = acc * inv;
+    if (half) { out[qo + d] = acc; } else { out[qo + d] = acc * inv; }
   }
 }

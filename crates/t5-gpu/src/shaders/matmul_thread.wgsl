@@ -1,9 +1,9 @@
 // x @ w^T on software adapters (SwiftShader, lavapipe): each invocation computes 4 adjacent
 // outputs of one row straight from memory, no workgroup memory and no barriers.
-struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, _a: u32, _b: u32, _c: u32 }
+struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, epi: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+//WEIGHTS
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(64)
@@ -18,11 +18,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let c3 = min(c0 + 3u, p.nc - 1u);
   for (var kk = 0u; kk < p.k; kk++) {
     let xv = x[xb + kk];
-    acc = fma(vec4<f32>(xv), vec4<f32>(w[c0 * p.k + kk], w[c1 * p.k + kk], w[c2 * p.k + kk], w[c3 * p.k + kk]), acc);
+    acc = fma(vec4<f32>(xv), vec4<f32>(wload(c0 * p.k + kk), wload(c1 * p.k + kk), wload(c2 * p.k + kk), wload(c3 * p.k + kk)), acc);
   }
   let o = r * p.n + p.n_off;
-  out[o + c0] = acc.x;
-  if (c0 + 1u < p.nc) { out[o + c0 + 1u] = acc.y; }
-  if (c0 + 2u < p.nc) { out[o + c0 + 2u] = acc.z; }
-  if (c0 + 3u < p.nc) { out[o + c0 + 3u] = acc.w; }
+  store(o + c0, acc.x);
+  if (c0 + 1u < p.nc) { store(o + c0 + 1u, acc.y); }
+  if (c0 + 2u < p.nc) { store(o + c0 + 2u, acc.z); }
+  if (c0 + 3u < p.nc) { store(o + c0 + 3u, acc.w); }
 }

@@ -1,9 +1,9 @@
 // out[m, n_off + j] = sum_k x[m, k] * w[j, k]  (x @ w^T for one row chunk of the weight)
 // 64x64 output tile per workgroup, 16x16 threads, 4x4 outputs per thread, K step 16.
-struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, _a: u32, _b: u32, _c: u32 }
+struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, epi: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+//WEIGHTS
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 var<workgroup> ta: array<array<f32, 65>, 16>; // [kk][row]
@@ -31,7 +31,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       ta[kk][r] = xv;
       let gc = col0 + r;
       var wv = 0.0;
-      if (gc < p.nc && gk < p.k) { wv = w[gc * p.k + gk]; }
+      if (gc < p.nc && gk < p.k) { wv = wload(gc * p.k + gk); }
       tb[kk][r] = wv;
     }
     workgroupBarrier();
@@ -49,7 +49,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (gr >= p.m) { continue; }
     for (var j = 0u; j < 4u; j++) {
       let gc = col0 + lid.x * 4u + j;
-      if (gc < p.nc) { out[gr * p.n + p.n_off + gc] = acc[i][j]; }
+      if (gc < p.nc) { store(gr * p.n + p.n_off + gc, acc[i][j]); }
     }
   }
 }

@@ -1,9 +1,9 @@
 // Few rows (m <= 8, decoding): out[r, n_off + j] = sum_k x[r, k] * w[j, k].
 // 256 threads = 4 output columns x 64 lanes over k; each lane keeps one partial sum per row.
-struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, _a: u32, _b: u32, _c: u32 }
+struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, epi: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+//WEIGHTS
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 var<workgroup> red: array<f32, 256>;
@@ -18,7 +18,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (col < p.nc) {
     let wb = col * p.k;
     for (var kk = lane; kk < p.k; kk += 64u) {
-      let wv = w[wb + kk];
+      let wv = wload(wb + kk);
       for (var r = 0u; r < p.m; r++) { acc[r] = fma(x[r * p.k + kk], wv, acc[r]); }
     }
   }
@@ -29,7 +29,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       if (lane < s) { red[lid.x] += red[lid.x + s]; }
       workgroupBarrier();
     }
-    if (lane == 0u && col < p.nc) { out[r * p.n + p.n_off + col] = red[lid.x]; }
+    if (lane == 0u && col < p.nc) { store(r * p.n + p.n_off + col, red[lid.x]); }
     workgroupBarrier();
   }
 }

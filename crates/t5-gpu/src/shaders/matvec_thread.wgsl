@@ -1,9 +1,9 @@
 // Few rows (m <= 8) on software adapters (SwiftShader, lavapipe): one invocation per output column,
 // no workgroup barriers (barriers are what CPU emulation of a GPU pays most for).
-struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, _a: u32, _b: u32, _c: u32 }
+struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, epi: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+//WEIGHTS
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(64)
@@ -14,8 +14,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var r = 0u; r < 8u; r++) { acc[r] = 0.0; }
   let wb = col * p.k;
   for (var kk = 0u; kk < p.k; kk++) {
-    let wv = w[wb + kk];
+    let wv = wload(wb + kk);
     for (var r = 0u; r < p.m; r++) { acc[r] = fma(x[r * p.k + kk], wv, acc[r]); }
   }
-  for (var r = 0u; r < p.m; r++) { out[r * p.n + p.n_off + col] = acc[r]; }
+  for (var r = 0u; r < p.m; r++) { store(r * p.n + p.n_off + col, acc[r]); }
 }

@@ -1,5 +1,6 @@
-// T5 layer norm: out = w * x * rsqrt(mean(x^2) + eps), one workgroup per row.
-struct P { rows: u32, d: u32, eps: f32, _a: u32, _b: u32, _c: u32, _d: u32, _e: u32 }
+// T5 layer norm: out = w * x * rsqrt(mean(x^2) + eps), one workgroup per row; half (float16
+// activations): out = round16(w * round16(x * rsqrt(..))) as transformers' T5LayerNorm in float16.
+struct P { rows: u32, d: u32, eps: f32, half: u32, _b: u32, _c: u32, _d: u32, _e: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -21,5 +22,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
   }
   let inv = 1.0 / sqrt(red[0] / f32(p.d) + p.eps);
-  for (var i = lid.x; i < p.d; i += 64u) { out[base + i] = w[i] * (x[base + i] * inv); }
+  if (p.half != 0u) {
+    for (var i = lid.x; i < p.d; i += 64u) { out[base + i] = round16(w[i] * round16(x[base + i] * inv)); }
+  } else {
+    for (var i = lid.x; i < p.d; i += 64u) { out[base + i] = w[i] * (x[base + i] * inv); }
+  }
 }

@@ -114,6 +114,31 @@ impl Backend for Cpu {
         Tensor::new(x.shape.clone(), out)
     }
 
+    fn round_half(&self, x: &mut Tensor) {
+        x.data.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
+    }
+
+    fn rms_norm_half(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Tensor {
+        let mut out = Vec::with_capacity(x.numel());
+        for r in 0..x.rows() {
+            crate::quant::rms_norm_f16_row(x.row(r), &weight.data, eps, &mut out);
+        }
+        Tensor::new(x.shape.clone(), out)
+    }
+
+    fn activate_half(&self, x: &mut Tensor, act: Activation) {
+        x.data.iter_mut().for_each(|a| *a = crate::quant::act_f16(*a, act));
+    }
+
+    fn gated_activate_half(&self, gate: &mut Tensor, up: &Tensor, act: Activation) {
+        assert_eq!(gate.shape, up.shape);
+        gate.data.iter_mut().zip(&up.data).for_each(|(g, u)| *g = crate::quant::round_f16(crate::quant::act_f16(*g, act) * u));
+    }
+
+    fn clamp_half(&self, x: &mut Tensor) {
+        crate::quant::clamp_f16_inf(&mut x.data);
+    }
+
     fn add_assign(&self, x: &mut Tensor, y: &Tensor) {
         assert_eq!(x.shape, y.shape);
         x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b);
@@ -230,6 +255,9 @@ pub fn attention_host(
                 let qo = (b * s.q_len + i) * inner + h * s.head_dim;
                 let qrow = &q.data[qo..qo + s.head_dim];
                 kernels::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
+                if s.half {
+                    scores.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
+                }
                 let visible = |j: usize| {
                     key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i)
                 };
@@ -237,6 +265,9 @@ pub fn attention_host(
                 for j in 0..s.kv_len {
                     if let Some(bias) = bias {
                         scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
+                        if s.half {
+                            scores[j] = crate::quant::round_f16(scores[j]);
+                        }
                     }
                     if visible(j) {
                         max = max.max(scores[j]);
@@ -255,7 +286,7 @@ pub fn attention_host(
                 }
                 let o = &mut out[qo..qo + s.head_dim];
                 for j in 0..s.kv_len {
-                    let p = scores[j] * inv;
+                    let p = if s.half { crate::quant::round_f16(scores[j] * inv) } else { scores[j] * inv };
                     if p != 0.0 {
                         let vr = &vh[j * s.head_dim..(j + 1) * s.head_dim];
                         o.iter_mut().zip(vr).for_each(|(a, v)| *a += p * v);

@@ -1,0 +1,134 @@
+//! Native GPU benchmark (wgpu over Vulkan, no Node): encoder and greedy-decode speed of one checkpoint
+//! on the GPU (fp32, and fp16 = transformers' float16 numerics) against the native CPU backend, with
+//! dispatches (and element-wise ops fused) per decode step and bind groups created. Reported, not asserted.
+//!
+//!   cargo run --release -p t5-bench -- make-random ../shared/models/t5-small/config.json bench/.cache/t5-small-random
+//!   cargo run --release -p t5-gpu --example bench_dtypes -- bench/.cache/t5-small-random [runs]
+//!
+//! On a machine without a GPU wgpu picks a software Vulkan driver (lavapipe / SwiftShader): those
+//! figures are not GPU figures (the adapter line says which it is).
+
+use std::time::Instant;
+
+use t5_core::backend::Backend;
+use t5_core::generate::greedy;
+use t5_core::hub::load_dir;
+use t5_core::model::Half;
+use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, T5};
+use t5_gpu::generate::{encode_async, greedy_async, GenerateStats};
+use t5_gpu::{Gpu, GpuOptions};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn ids(n: usize, mul: usize) -> Vec<u32> {
+    (0..n).map(|i| 100 + ((i * mul) % 3000) as u32).collect()
+}
+
+struct Row {
+    name: String,
+    load_s: f64,
+    enc32_ms: f64,
+    enc8x128_tok_s: f64,
+    gen32_ms: f64,
+    decode_tok_s: f64,
+    stats: Option<GenerateStats>,
+}
+
+fn gen_config(base: &GenerationConfig, n: usize) -> GenerationConfig {
+    let mut g = base.clone();
+    g.max_new_tokens = Some(n);
+    g.min_new_tokens = Some(n);
+    g
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let t = Instant::now();
+    let r = f();
+    (t.elapsed().as_secs_f64() * 1e3, r)
+}
+
+fn bench_gpu(name: &str, m: &T5<Gpu>, load_s: f64, base: &GenerationConfig, runs: usize) -> Row {
+    let in32 = Batch::from_rows(&[ids(32, 37)]).unwrap();
+    let in8: Vec<Vec<u32>> = (0..8).map(|r| ids(128, 53 + r)).collect();
+    let in8 = Batch::from_rows(&in8).unwrap();
+    pollster::block_on(encode_async(m, &in32)).unwrap();
+    pollster::block_on(encode_async(m, &in8)).unwrap();
+    let enc32 = median((0..runs).map(|_| time(|| pollster::block_on(encode_async(m, &in32)).unwrap()).0).collect());
+    let enc8 = median((0..runs).map(|_| time(|| pollster::block_on(encode_async(m, &in8)).unwrap()).0).collect());
+    let (g32, g1) = (gen_config(base, 32), gen_config(base, 1));
+    pollster::block_on(greedy_async(m, &in32, &g32, |_| true)).unwrap();
+    let mut stats = None;
+    let gen = median((0..runs).map(|_| {
+        let (t, (_, s)) = time(|| pollster::block_on(greedy_async(m, &in32, &g32, |_| true)).unwrap());
+        stats = Some(s);
+        t
+    }).collect());
+    let one = median((0..runs).map(|_| time(|| pollster::block_on(greedy_async(m, &in32, &g1, |_| true)).unwrap()).0).collect());
+    Row { name: name.into(), load_s, enc32_ms: enc32, enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3), gen32_ms: gen, decode_tok_s: 31.0 / ((gen - one) / 1e3), stats }
+}
+
+fn bench_cpu(m: &T5<Cpu>, load_s: f64, base: &GenerationConfig, runs: usize) -> Row {
+    let in32 = Batch::from_rows(&[ids(32, 37)]).unwrap();
+    let in8: Vec<Vec<u32>> = (0..8).map(|r| ids(128, 53 + r)).collect();
+    let in8 = Batch::from_rows(&in8).unwrap();
+    let enc = |b: &Batch| m.backend().download(&m.encode(b).unwrap());
+    let enc32 = median((0..runs).map(|_| time(|| enc(&in32)).0).collect());
+    let enc8 = median((0..runs.min(3)).map(|_| time(|| enc(&in8)).0).collect());
+    let (g32, g1) = (gen_config(base, 32), gen_config(base, 1));
+    let gen = median((0..runs).map(|_| time(|| greedy(m, &in32, &g32, |_| true).unwrap()).0).collect());
+    let one = median((0..runs).map(|_| time(|| greedy(m, &in32, &g1, |_| true).unwrap()).0).collect());
+    Row { name: "native CPU fp32".into(), load_s, enc32_ms: enc32, enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3), gen32_ms: gen, decode_tok_s: 31.0 / ((gen - one) / 1e3), stats: None }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(dir) = args.get(1) else {
+        eprintln!("usage: cargo run --release -p t5-gpu --example bench -- MODEL_DIR [runs] [--no-cpu]");
+        std::process::exit(2);
+    };
+    let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let with_cpu = !args.iter().any(|a| a == "--no-cpu");
+    let (config, base, store) = load_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
+    let gpu = match pollster::block_on(Gpu::new(GpuOptions::default())) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let info = gpu.info().clone();
+    println!(
+        "adapter: {} ({}, {}), shader-f16 {}, maxStorageBufferBindingSize {} B",
+        info.adapter, info.backend, info.device_type, info.shader_f16, info.max_storage_buffer_binding_size
+    );
+    println!("model: {dir} (d_model {}, {}+{} layers, vocab {}), batch 1, median of {runs}\n", config.d_model, config.num_layers, config.decoder_layers(), config.vocab_size);
+    let mut rows = Vec::new();
+    for (name, half) in [("WebGPU (wgpu) fp32", Half::Off), ("WebGPU (wgpu) fp16", Half::Guarded)] {
+        let t = Instant::now();
+        let m = T5::load_half(config.clone(), &store, ModelKind::ConditionalGeneration, gpu.clone(), half).unwrap();
+        let load_s = t.elapsed().as_secs_f64();
+        eprintln!("[bench] {name} loaded in {load_s:.2} s");
+        rows.push(bench_gpu(name, &m, load_s, &base, runs));
+    }
+    if with_cpu {
+        let t = Instant::now();
+        let m = T5::load(config.clone(), &store, ModelKind::ConditionalGeneration, Cpu).unwrap();
+        let load_s = t.elapsed().as_secs_f64();
+        rows.push(bench_cpu(&m, load_s, &base, runs));
+    }
+    println!("| backend | load (s) | encoder 32 tok (ms) | encoder 8×128 (tok/s) | generate 32 (ms) | greedy decode (tok/s) | dispatches / step (unfused) | bind groups created / step |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let (d, bg) = match &r.stats {
+            Some(s) => (format!("{} ({})", s.dispatches_per_step, s.dispatches_per_step + s.fused_per_step), format!("{}", s.bind_groups_per_step)),
+            None => ("-".into(), "-".into()),
+        };
+        println!("| {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} |", r.name, r.load_s, r.enc32_ms, r.enc8x128_tok_s, r.gen32_ms, r.decode_tok_s, d, bg);
+    }
+    if info.device_type == "Cpu" {
+        println!("\nNOTE: the adapter is a software Vulkan driver (CPU emulation): these are not GPU figures.");
+    }
+}
