@@ -10,7 +10,9 @@ const R = path.join(C, 'results');
 const lines = (f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
 const rows = lines(path.join(R, 'rows.jsonl')).map((l) => JSON.parse(l));
 const meta = JSON.parse(fs.readFileSync(path.join(R, 'meta.json'), 'utf8'));
-const bws = lines(path.join(R, 'bandwidth.txt')).map(Number);
+// t5-bench bandwidth at the start of every round, and the figure every `t5-bench run` process measures too
+const bwRounds = lines(path.join(R, 'bandwidth.txt')).map(Number);
+const bws = [...bwRounds, ...rows.filter((x) => x.bandwidth_gbs).map((x) => x.bandwidth_gbs)];
 const onnxStep = JSON.parse(fs.readFileSync(path.join(C, 'onnx_step_bytes.json'), 'utf8'));
 const reference = JSON.parse(fs.readFileSync(path.join(C, 'reference_ids.json'), 'utf8')).ids;
 const ids = fs.existsSync(path.join(R, 'ids.jsonl')) ? lines(path.join(R, 'ids.jsonl')).map((l) => JSON.parse(l)) : [];
@@ -47,7 +49,7 @@ p(`Machine: ${meta.cpu}, nproc ${meta.nproc}, shared with other jobs (load avera
 p(`Model: t5-small shape (real config + tokenizer, tied embeddings), random weights made by transformers (seed 0); every system reads the same weights (our safetensors; transformers.js / onnxruntime the ONNX export of that checkpoint).`);
 p(`Task: one 32-token input, batch 1, greedy, exactly ${NEW} forced new tokens, KV cache, **1 thread for every system**. ${meta.rounds} rounds × ${meta.runs} timed runs (after ${meta.warmup} warm-up) per configuration, each configuration its own process, order rotated per round; figures are medians over all ${meta.rounds * meta.runs} samples.`);
 p(`decode tok/s = ${NEW} ÷ (median generate − median encoder), [min–max] over the single generate runs; encoder = the 32-token input alone; load = file → ready model (median of rounds); RSS = process resident memory right after load (Node processes include Node itself, about ${f(meta.node_baseline_rss_mb, 0)} MB).`);
-p(`Bandwidth bound = weight bytes read per decode step ÷ single-core read bandwidth ${f(bw, 1)} GB/s (t5-bench bandwidth, best of the rounds: ${bws.map((b) => f(b, 1)).join(', ')} GB/s). MB/step: t5-web's storage (t5-bench's count); ONNX files: the initializers of the cached-decoder branch's matrix products (bench/onnx_step_bytes.py).`);
+p(`Bandwidth bound = weight bytes read per decode step ÷ single-core read bandwidth ${f(bw, 1)} GB/s (t5-bench bandwidth: the best of ${bws.length} measurements in this run, one per round and one per t5-bench process; median ${f(median(bws), 1)}, lowest ${f(Math.min(...bws), 1)} GB/s: on a loaded machine the bound is itself noisy). MB/step: t5-web's storage (t5-bench's count); ONNX files: the initializers of the cached-decoder branch's matrix products (bench/onnx_step_bytes.py).`);
 p();
 p('| system | dtype | decode tok/s [min–max] | encoder 32 tok ms | load s | RSS MB | MB/step | bound tok/s | % of bound | t5-web ÷ same-precision counterpart |');
 p('|---|---|---|---|---|---|---|---|---|---|');
@@ -55,7 +57,7 @@ for (const d of DTYPES) for (const rt of ORDER) {
   const a = agg[`${rt}:${d}`];
   if (!a) continue;
   const other = rt === 'native' ? agg[`tjs:${d}`] : rt === 'wasm' ? agg[`ortweb:${d}`] : null;
-  const r = other ? `${ratio(a, other)} tok/s vs ${rt === 'native' ? 'transformers.js' : 'onnxruntime-web'}, encoder ${f(other.e / a.e, 2)}× faster` : (rt === 'native' || rt === 'wasm') ? '– (no bf16 export)' : '';
+  const r = other ? `decode ${ratio(a, other)}, encoder speed ${f(other.e / a.e, 2)}× (vs ${rt === 'native' ? 'transformers.js' : 'onnxruntime-web'})` : (rt === 'native' || rt === 'wasm') ? '– (no bf16 ONNX export)' : '';
   p(`| ${NAMES[rt]} | ${d}${(rt === 'native' || rt === 'wasm') && d !== 'fp32' ? ' (file)' : ''} | **${f(a.tps)}** [${f(a.lo)}–${f(a.hi)}] | ${f(a.e, 1)} | ${f(a.load, 2)} | ${f(a.rss, 0)} | ${f(a.step, 1)} | ${f(a.bound, 0)} | ${f((100 * a.tps) / a.bound, 0)}% | ${r} |`);
 }
 p();
@@ -83,6 +85,14 @@ if (ids.length) {
     };
     p(`| ${NAMES[rt]} | ${DTYPES.map(cell).join(' | ')} |`);
   }
+  const same = (r1, r2, d) => {
+    const x = ids.find((y) => y.runtime === r1 && y.dtype === d), y = ids.find((z) => z.runtime === r2 && z.dtype === d);
+    return x && y ? (JSON.stringify(x.ids) === JSON.stringify(y.ids) ? 'identical' : 'differ') : '–';
+  };
+  p();
+  p(`Same engine, two runtimes: t5-web native vs WASM ids ${DTYPES.map((d) => `${d} ${same('native', 'wasm', d)}`).join(', ')}; ` +
+    `transformers.js vs onnxruntime-web ids ${['fp32', 'q8', 'q4'].map((d) => `${d} ${same('tjs', 'ortweb', d)}`).join(', ')}.`);
+  p(`(t5-web q8 is symmetric per output channel and q4 torchao-style groups of 128 with zero points; transformers.js q8 is per-tensor and q4 MatMulNBits blocks of 32, symmetric: different roundings of the same weights, so quantized ids part ways at different points on a random model whose top logits are close.)`);
   p();
   p(`reference ids[:16]: ${reference.slice(0, 16).join(', ')} …`);
 }

@@ -191,6 +191,9 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
     let in8x128 = Batch::new(ids8x128, None, 8, 128).unwrap();
     let mut enc32 = vec![];
     let mut enc8 = vec![];
+    for _ in 0..opts.warmup {
+        model.encode(&in32).unwrap();
+    }
     for _ in 0..runs {
         let t = Instant::now();
         model.encode(&in32).unwrap();
