@@ -44,7 +44,10 @@ if [ ! -d bench/js/node_modules/@huggingface/transformers ] || [ bench/js/packag
   log "npm ci in bench/js"
   (cd bench/js && npm ci --ignore-scripts --no-audit --no-fund >&2)
 fi
-cargo build --release -q -p t5-bench
+# (cargo's lock is shared by every worktree here: skip the build when the binary is newer than its sources)
+if [ ! -x "$T5B" ] || [ -n "$(find crates/t5-bench crates/t5-core Cargo.lock -newer "$T5B" -name '*.rs' -o -newer "$T5B" -name '*.toml' -o -newer "$T5B" -name Cargo.lock | head -1)" ]; then
+  cargo build --release -q -p t5-bench
+fi
 if [ ! -f dist/index.js ] || [ ! -f pkg/t5_web_bg.wasm ]; then
   log "building the wasm package (npm run build:wasm && npm run build:ts)"
   npm run build:wasm >&2 && npm run build:ts >&2

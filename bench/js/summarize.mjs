@@ -1,12 +1,12 @@
 // Tables for bench/compare.sh from bench/.cache/compare/results: rows.jsonl (one line per process and round),
 // bandwidth.txt (t5-bench bandwidth per round), ids.jsonl + ../reference_ids.json (untied check model),
 // ../onnx_step_bytes.json (weight bytes per decode step of the ONNX files), meta.json.
-// usage: node bench/js/summarize.mjs bench/.cache/compare
+// usage: node bench/js/summarize.mjs bench/.cache/compare [RESULTS_DIR]
 import fs from 'node:fs';
 import path from 'node:path';
 
 const C = process.argv[2];
-const R = path.join(C, 'results');
+const R = process.argv[3] ?? path.join(C, 'results'); // another results folder (an earlier run) may be given
 const lines = (f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
 const rows = lines(path.join(R, 'rows.jsonl')).map((l) => JSON.parse(l));
 const meta = JSON.parse(fs.readFileSync(path.join(R, 'meta.json'), 'utf8'));
@@ -39,6 +39,12 @@ for (const rt of ORDER) for (const d of DTYPES) {
   agg[`${rt}:${d}`] = { rt, d, n: gen.length, e, g, tps: NEW / ((g - e) / 1e3), lo: Math.min(...perRun), hi: Math.max(...perRun),
     load: median(rs.map((x) => x.load_s)), rss: median(rs.map((x) => x.rss_mb)), step, bound, system: rs[0].system };
 }
+// what a user downloads: our one safetensors file; transformers.js's encoder + merged decoder ONNX files
+const size = (...p) => p.reduce((t, x) => t + (fs.existsSync(x) ? fs.statSync(x).size : NaN), 0) / 1e6;
+const SUFFIX = { fp32: '', q8: '_quantized', q4: '_q4' };
+const files = (rt, d) => (rt === 'native' || rt === 'wasm'
+  ? size(path.join(C, d === 'fp32' ? 't5-small-random' : `t5-small-random-${d}`, 'model.safetensors'))
+  : size(...['encoder_model', 'decoder_model_merged'].map((n) => path.join(C, 'onnx', 't5-small-random', 'onnx', `${n}${SUFFIX[d]}.onnx`))));
 const ratio = (a, b) => (a && b ? `${f(a.tps / b.tps, 2)}×` : '–');
 
 const out = [];
@@ -48,26 +54,28 @@ p();
 p(`Machine: ${meta.cpu}, nproc ${meta.nproc}, shared with other jobs (load average ${meta.loadavg_start} at the start, ${meta.loadavg_end ?? '?'} at the end): timings are noisy, compare within this run only.`);
 p(`Model: t5-small shape (real config + tokenizer, tied embeddings), random weights made by transformers (seed 0); every system reads the same weights (our safetensors; transformers.js / onnxruntime the ONNX export of that checkpoint).`);
 p(`Task: one 32-token input, batch 1, greedy, exactly ${NEW} forced new tokens, KV cache, **1 thread for every system**. ${meta.rounds} rounds × ${meta.runs} timed runs (after ${meta.warmup} warm-up) per configuration, each configuration its own process, order rotated per round; figures are medians over all ${meta.rounds * meta.runs} samples.`);
-p(`decode tok/s = ${NEW} ÷ (median generate − median encoder), [min–max] over the single generate runs; encoder = the 32-token input alone; load = file → ready model (median of rounds); RSS = process resident memory right after load (Node processes include Node itself, about ${f(meta.node_baseline_rss_mb, 0)} MB).`);
+p(`decode tok/s = ${NEW} ÷ (median generate − median encoder), [min–max] over the single generate runs; encoder = the 32-token input alone; load = file → ready model (median of rounds); RSS = process resident memory right after load (Node processes include Node itself, about ${f(meta.node_baseline_rss_mb, 0)} MB); files = what is downloaded (t5-web: model.safetensors; ONNX: encoder_model + decoder_model_merged).`);
 p(`Bandwidth bound = weight bytes read per decode step ÷ single-core read bandwidth ${f(bw, 1)} GB/s (t5-bench bandwidth: the best of ${bws.length} measurements in this run, one per round and one per t5-bench process; median ${f(median(bws), 1)}, lowest ${f(Math.min(...bws), 1)} GB/s: on a loaded machine the bound is itself noisy). MB/step: t5-web's storage (t5-bench's count); ONNX files: the initializers of the cached-decoder branch's matrix products (bench/onnx_step_bytes.py).`);
 p();
-p('| system | dtype | decode tok/s [min–max] | encoder 32 tok ms | load s | RSS MB | MB/step | bound tok/s | % of bound | t5-web ÷ same-precision counterpart |');
-p('|---|---|---|---|---|---|---|---|---|---|');
+p('| system | dtype | decode tok/s [min–max] | encoder 32 tok ms | load s | RSS MB | files MB | MB/step | bound tok/s | % of bound | t5-web ÷ same-precision counterpart |');
+p('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const d of DTYPES) for (const rt of ORDER) {
   const a = agg[`${rt}:${d}`];
   if (!a) continue;
   const other = rt === 'native' ? agg[`tjs:${d}`] : rt === 'wasm' ? agg[`ortweb:${d}`] : null;
   const r = other ? `decode ${ratio(a, other)}, encoder speed ${f(other.e / a.e, 2)}× (vs ${rt === 'native' ? 'transformers.js' : 'onnxruntime-web'})` : (rt === 'native' || rt === 'wasm') ? '– (no bf16 ONNX export)' : '';
-  p(`| ${NAMES[rt]} | ${d}${(rt === 'native' || rt === 'wasm') && d !== 'fp32' ? ' (file)' : ''} | **${f(a.tps)}** [${f(a.lo)}–${f(a.hi)}] | ${f(a.e, 1)} | ${f(a.load, 2)} | ${f(a.rss, 0)} | ${f(a.step, 1)} | ${f(a.bound, 0)} | ${f((100 * a.tps) / a.bound, 0)}% | ${r} |`);
+  p(`| ${NAMES[rt]} | ${d}${(rt === 'native' || rt === 'wasm') && d !== 'fp32' ? ' (file)' : ''} | **${f(a.tps)}** [${f(a.lo)}–${f(a.hi)}] | ${f(a.e, 1)} | ${f(a.load, 2)} | ${f(a.rss, 0)} | ${f(files(rt, d), 0)} | ${f(a.step, 1)} | ${f(a.bound, 0)} | ${f((100 * a.tps) / a.bound, 0)}% | ${r} |`);
 }
 p();
-p('Decode tok/s at the same precision (ratio = t5-web ÷ the other):');
+p('Decode tok/s at the same precision, median (best single run; on a contended machine the best run is the one least slowed by other jobs), ratio = t5-web ÷ the other:');
 p();
-p('| dtype | t5-web native | transformers.js | ratio | t5-web WASM | onnxruntime-web | ratio | bound (t5-web / ONNX) |');
+p('| dtype | t5-web native | transformers.js | ratio (best) | t5-web WASM | onnxruntime-web | ratio (best) | bound tok/s (t5-web / ONNX) |');
 p('|---|---|---|---|---|---|---|---|');
+const mb = (a) => (a ? `${f(a.tps)} (${f(a.hi)})` : '–');
+const rb = (a, b) => (a && b ? `${ratio(a, b)} (${f(a.hi / b.hi, 2)}×)` : '–');
 for (const d of DTYPES) {
   const [n, t, w, o] = ORDER.map((rt) => agg[`${rt}:${d}`]);
-  p(`| ${d} | ${f(n?.tps)} | ${f(t?.tps)} | ${ratio(n, t)} | ${f(w?.tps)} | ${f(o?.tps)} | ${ratio(w, o)} | ${f(n?.bound, 0)} / ${f(t?.bound ?? o?.bound, 0)} |`);
+  p(`| ${d} | ${mb(n)} | ${mb(t)} | ${rb(n, t)} | ${mb(w)} | ${mb(o)} | ${rb(w, o)} | ${f(n?.bound, 0)} / ${f(t?.bound ?? o?.bound, 0)} |`);
 }
 p();
 if (ids.length) {
