@@ -15,7 +15,8 @@
 #    memory are that configuration's own), in an order rotated every round, so load drifts on this shared machine hit
 #    every system alike. Each process: 1 warm-up, then RUNS timed (encoder, generate) pairs; a figure is the median
 #    over all ROUNDS x RUNS samples. t5-bench bandwidth is measured at the start of every round.
-# 3. greedy ids of every system and dtype on the untied check model, against transformers (PyTorch) fp32.
+# 3. greedy ids of every system and dtype on the untied check model, against transformers (PyTorch) fp32, and
+#    t5-web's bf16 / q8 / q4 against transformers run on weights rounded by t5-web's schemes (bench/quant_ids.py).
 # 4. bench/js/summarize.mjs prints the tables (also written to bench/.cache/compare/results/table.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +75,7 @@ for d in bf16 q8 q4; do
 done
 [ -f "$C/onnx_step_bytes.json" ] || "$OX" bench/onnx_step_bytes.py "$C/onnx/t5-small-random" "$C/onnx_step_bytes.json" >&2
 [ -f "$C/reference_ids.json" ] || "$PY" bench/torch_ids.py "$C/t5-small-random-untied" "$C" --reference >&2
+[ -f "$C/reference_ids_quant.json" ] || "$PY" bench/quant_ids.py "$C/t5-small-random-untied" "$C" >&2
 IDS=$C/input_ids.json
 
 # ---- one configuration = one process, one JSON line ---------------------------------------------------------

@@ -100,6 +100,13 @@ if (ids.length) {
   p();
   p(`Same engine, two runtimes: t5-web native vs WASM ids ${DTYPES.map((d) => `${d} ${same('native', 'wasm', d)}`).join(', ')}; ` +
     `transformers.js vs onnxruntime-web ids ${['fp32', 'q8', 'q4'].map((d) => `${d} ${same('tjs', 'ortweb', d)}`).join(', ')}.`);
+  const qf = path.join(C, 'reference_ids_quant.json');
+  if (fs.existsSync(qf)) {
+    const qref = JSON.parse(fs.readFileSync(qf, 'utf8'));
+    const eq = (rt, d) => { const x = ids.find((y) => y.runtime === rt && y.dtype === d); return x ? (JSON.stringify(x.ids) === JSON.stringify(qref[d]) ? 'all 64 equal' : 'DIFFER') : '–'; };
+    p(`t5-web's quantized ids against transformers run on the same checkpoint rounded by t5-web's schemes in Python (bench/quant_ids.py, scripts/make_quant_fixtures.py): ` +
+      ['bf16', 'q8', 'q4'].map((d) => `${d} native ${eq('native', d)}, WASM ${eq('wasm', d)}`).join('; ') + '.');
+  }
   p(`(t5-web q8 is symmetric per output channel and q4 torchao-style groups of 128 with zero points; transformers.js q8 is per-tensor and q4 MatMulNBits blocks of 32, symmetric: different roundings of the same weights, so quantized ids part ways at different points on a random model whose top logits are close.)`);
   p();
   p(`reference ids[:16]: ${reference.slice(0, 16).join(', ')} …`);
