@@ -1,7 +1,9 @@
 //! `t5-bench make-random <config.json> <out-dir>`: a random-weight checkpoint of that shape
 //! (t5-small's real config gives t5-small's real cost).
-//! `t5-bench run <model-dir> [--json] [--dtype fp32|fp16|bf16|q8|q4]`: resident memory, load time,
-//! encoder tokens/s, greedy decode tokens/s and the memory-bandwidth bound, native.
+//! `t5-bench run <model-dir> [--json] [--dtype fp32|fp16|bf16|q8|q4] [--runs N] [--warmup N] [--input ids.json]`:
+//! resident memory, load time, encoder tokens/s, greedy decode tokens/s and the memory-bandwidth bound, native.
+//! `--input` replaces the synthetic 32-token input with the ids in that JSON array (the JSON then also
+//! holds the greedy ids); `--json` also lists every timed run (`*_all`), for medians across processes.
 //! `t5-bench quantize <model-dir> <dtype> <out-dir>`: a pre-quantized checkpoint (safetensors).
 //! `t5-bench bandwidth`: single-core read bandwidth (GB/s).
 //! `t5-bench strategies <model-dir> [--json]`: greedy / beam 4 / sampling × growing / static KV cache (speed, heap).
@@ -157,7 +159,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn run(dir: &Path, json: bool, dtype: WeightDtype) {
+/// `t5-bench run` options beyond the dtype: timed runs, untimed warm-up generates, input ids.
+struct RunOpts {
+    runs: usize,
+    warmup: usize,
+    input: Option<Vec<u32>>,
+}
+
+fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
     let t0 = Instant::now();
     let (cfg, mut gen, store) = load_dir(dir).expect("load");
     // a pre-quantized checkpoint (t5-bench quantize) loads as stored: report its dtype
@@ -173,14 +182,18 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype) {
     trim();
     let (rss_b, peak_b) = rss();
     let fallbacks = model.weight_fallbacks().len();
-    let runs = 5;
+    let runs = opts.runs;
     // encoder: 32-token input, batch 1; and 8 × 128 tokens
-    let ids32: Vec<u32> = (0..32).map(|i| 100 + (i * 37) % 3000).collect();
-    let in32 = Batch::new(ids32, None, 1, 32).unwrap();
+    let ids32: Vec<u32> = opts.input.clone().unwrap_or_else(|| (0..32).map(|i| 100 + (i * 37) % 3000).collect());
+    let n_in = ids32.len();
+    let in32 = Batch::new(ids32, None, 1, n_in).unwrap();
     let ids8x128: Vec<u32> = (0..8 * 128).map(|i| 100 + (i * 53) % 3000).collect();
     let in8x128 = Batch::new(ids8x128, None, 8, 128).unwrap();
     let mut enc32 = vec![];
     let mut enc8 = vec![];
+    for _ in 0..opts.warmup {
+        model.encode(&in32).unwrap();
+    }
     for _ in 0..runs {
         let t = Instant::now();
         model.encode(&in32).unwrap();
@@ -193,13 +206,20 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype) {
     let new_tokens = 64;
     gen.max_new_tokens = Some(new_tokens);
     gen.min_new_tokens = Some(new_tokens);
+    for _ in 0..opts.warmup {
+        greedy(&model, &in32, &gen, |_| true).unwrap();
+    }
     let mut gen_t = vec![];
+    let mut ids = vec![];
     for _ in 0..runs {
         let t = Instant::now();
         let out = greedy(&model, &in32, &gen, |_| true).unwrap();
         gen_t.push(t.elapsed().as_secs_f64());
         assert_eq!(out[0].len(), new_tokens + 1);
+        ids = out[0].clone();
     }
+    let ms = |v: &[f64]| v.iter().map(|x| x * 1e3).collect::<Vec<f64>>();
+    let (enc32_all, gen_all) = (ms(&enc32), ms(&gen_t));
     let (e32, e8, g) = (median(enc32), median(enc8), median(gen_t));
     let decode_tps = new_tokens as f64 / (g - e32);
     let step_bytes = decode_step_bytes(&cfg, dtype);
@@ -211,7 +231,8 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype) {
             serde_json::json!({"runtime": "native", "dtype": dtype.name(), "prequantized": prequantized, "load_s": load_s, "encoder_32_ms": e32 * 1e3, "encoder_8x128_tok_s": 1024.0 / e8,
                 "generate_64_ms": g * 1e3, "decode_tok_s": decode_tps, "rss_mb": rss_b as f64 / 1e6, "peak_rss_mb": peak_b as f64 / 1e6,
                 "weights_mb": model.weight_bytes() as f64 / 1e6, "fallbacks": fallbacks, "step_mb": step_bytes / 1e6,
-                "bandwidth_gbs": bw, "bound_tok_s": bound})
+                "bandwidth_gbs": bw, "bound_tok_s": bound, "runs": runs, "warmup": opts.warmup, "input_tokens": n_in,
+                "encoder_32_ms_all": enc32_all, "generate_64_ms_all": gen_all, "ids": if opts.input.is_some() { serde_json::json!(ids) } else { serde_json::Value::Null }})
         );
     } else {
         println!("native {}: load {load_s:.2} s, RSS {:.1} MB (peak {:.1}), weights {:.1} MB, encoder 32 tok {:.2} ms, encoder 8x128 {:.0} tok/s, generate 64 {:.1} ms, decode {decode_tps:.1} tok/s; {:.1} MB/step at {bw:.1} GB/s -> bound {bound:.0} tok/s",
@@ -312,7 +333,14 @@ fn main() {
         Some("make-random") if args.len() == 4 => make_random(Path::new(&args[2]), Path::new(&args[3])),
         Some("run") if args.len() >= 3 => {
             let dtype = args.iter().position(|a| a == "--dtype").and_then(|i| args.get(i + 1)).map(|d| WeightDtype::parse(d).expect("dtype")).unwrap_or_default();
-            run(Path::new(&args[2]), args.iter().any(|a| a == "--json"), dtype)
+            let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1));
+            let count = |f: &str, default: usize| flag(f).map(|n| n.parse::<usize>().expect(f)).unwrap_or(default);
+            let input = flag("--input").map(|p| {
+                let text = std::fs::read_to_string(p).expect("read --input");
+                serde_json::from_str::<Vec<u32>>(&text).expect("--input: a JSON array of token ids")
+            });
+            let opts = RunOpts { runs: count("--runs", 5).max(1), warmup: count("--warmup", 0), input };
+            run(Path::new(&args[2]), args.iter().any(|a| a == "--json"), dtype, &opts)
         }
         Some("quantize") if args.len() == 5 => quantize(Path::new(&args[2]), WeightDtype::parse(&args[3]).expect("dtype"), Path::new(&args[4])),
         Some("bandwidth") => println!("{:.1}", bandwidth()),
@@ -320,7 +348,7 @@ fn main() {
         Some("agreement") if args.len() >= 3 => agreement(Path::new(&args[2]), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100)),
         Some("strategies") if args.len() >= 3 => strategies::run(Path::new(&args[2]), args.iter().any(|a| a == "--json")),
         _ => {
-            eprintln!("usage: t5-bench make-random <config.json> <out-dir> | t5-bench run <model-dir> [--json] [--dtype D] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth");
+            eprintln!("usage: t5-bench make-random <config.json> <out-dir> | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth");
             std::process::exit(2);
         }
     }

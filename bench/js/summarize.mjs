@@ -1,0 +1,114 @@
+// Tables for bench/compare.sh from bench/.cache/compare/results: rows.jsonl (one line per process and round),
+// bandwidth.txt (t5-bench bandwidth per round), ids.jsonl + ../reference_ids.json (untied check model),
+// ../onnx_step_bytes.json (weight bytes per decode step of the ONNX files), meta.json.
+// usage: node bench/js/summarize.mjs bench/.cache/compare [RESULTS_DIR]
+import fs from 'node:fs';
+import path from 'node:path';
+
+const C = process.argv[2];
+const R = process.argv[3] ?? path.join(C, 'results'); // another results folder (an earlier run) may be given
+const lines = (f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
+const rows = lines(path.join(R, 'rows.jsonl')).map((l) => JSON.parse(l));
+const meta = JSON.parse(fs.readFileSync(path.join(R, 'meta.json'), 'utf8'));
+// t5-bench bandwidth at the start of every round, and the figure every `t5-bench run` process measures too
+const bwRounds = lines(path.join(R, 'bandwidth.txt')).map(Number);
+const bws = [...bwRounds, ...rows.filter((x) => x.bandwidth_gbs).map((x) => x.bandwidth_gbs)];
+const onnxStep = JSON.parse(fs.readFileSync(path.join(C, 'onnx_step_bytes.json'), 'utf8'));
+const reference = JSON.parse(fs.readFileSync(path.join(C, 'reference_ids.json'), 'utf8')).ids;
+const ids = fs.existsSync(path.join(R, 'ids.jsonl')) ? lines(path.join(R, 'ids.jsonl')).map((l) => JSON.parse(l)) : [];
+const NEW = 64;
+
+const median = (v) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(d));
+const bw = Math.max(...bws); // best of the rounds' best-of-5: the least disturbed figure on a shared machine
+const NAMES = { native: 't5-web native (t5-bench)', wasm: 't5-web WASM in Node', tjs: 'transformers.js (onnxruntime-node)', ortweb: 'onnxruntime-web WASM in Node' };
+const DTYPES = ['fp32', 'bf16', 'q8', 'q4'];
+const ORDER = ['native', 'tjs', 'wasm', 'ortweb'];
+// t5-web's bytes per step (from t5-bench's own count, same storage in native and wasm)
+const ourStep = Object.fromEntries(rows.filter((x) => x.runtime === 'native').map((x) => [x.dtype, x.step_mb]));
+
+const agg = {};
+for (const rt of ORDER) for (const d of DTYPES) {
+  const rs = rows.filter((x) => x.runtime === rt && x.dtype === d);
+  if (!rs.length) continue;
+  const enc = rs.flatMap((x) => x.encoder_32_ms_all), gen = rs.flatMap((x) => x.generate_64_ms_all);
+  const e = median(enc), g = median(gen);
+  const perRun = gen.map((t) => NEW / ((t - e) / 1e3));
+  const step = rt === 'native' || rt === 'wasm' ? ourStep[d] : onnxStep[d];
+  const bound = (bw * 1e9) / (step * 1e6);
+  agg[`${rt}:${d}`] = { rt, d, n: gen.length, e, g, tps: NEW / ((g - e) / 1e3), lo: Math.min(...perRun), hi: Math.max(...perRun),
+    load: median(rs.map((x) => x.load_s)), rss: median(rs.map((x) => x.rss_mb)), step, bound, system: rs[0].system };
+}
+// what a user downloads: our one safetensors file; transformers.js's encoder + merged decoder ONNX files
+const size = (...p) => p.reduce((t, x) => t + (fs.existsSync(x) ? fs.statSync(x).size : NaN), 0) / 1e6;
+const SUFFIX = { fp32: '', q8: '_quantized', q4: '_q4' };
+const files = (rt, d) => (rt === 'native' || rt === 'wasm'
+  ? size(path.join(C, d === 'fp32' ? 't5-small-random' : `t5-small-random-${d}`, 'model.safetensors'))
+  : size(...['encoder_model', 'decoder_model_merged'].map((n) => path.join(C, 'onnx', 't5-small-random', 'onnx', `${n}${SUFFIX[d]}.onnx`))));
+const ratio = (a, b) => (a && b ? `${f(a.tps / b.tps, 2)}×` : '–');
+
+const out = [];
+const p = (s = '') => out.push(s);
+p(`## Side by side (bench/compare.sh), ${meta.date}`);
+p();
+p(`Machine: ${meta.cpu}, nproc ${meta.nproc}, shared with other jobs (load average ${meta.loadavg_start} at the start, ${meta.loadavg_end ?? '?'} at the end): timings are noisy, compare within this run only.`);
+p(`Model: t5-small shape (real config + tokenizer, tied embeddings), random weights made by transformers (seed 0); every system reads the same weights (our safetensors; transformers.js / onnxruntime the ONNX export of that checkpoint).`);
+p(`Task: one 32-token input, batch 1, greedy, exactly ${NEW} forced new tokens, KV cache, **1 thread for every system**. ${meta.rounds} rounds × ${meta.runs} timed runs (after ${meta.warmup} warm-up) per configuration, each configuration its own process, order rotated per round; figures are medians over all ${meta.rounds * meta.runs} samples.`);
+p(`decode tok/s = ${NEW} ÷ (median generate − median encoder), [min–max] over the single generate runs; encoder = the 32-token input alone; load = file → ready model (median of rounds); RSS = process resident memory right after load (Node processes include Node itself, about ${f(meta.node_baseline_rss_mb, 0)} MB); files = what is downloaded (t5-web: model.safetensors; ONNX: encoder_model + decoder_model_merged).`);
+p(`Bandwidth bound = weight bytes read per decode step ÷ single-core read bandwidth ${f(bw, 1)} GB/s (t5-bench bandwidth: the best of ${bws.length} measurements in this run, one per round and one per t5-bench process; median ${f(median(bws), 1)}, lowest ${f(Math.min(...bws), 1)} GB/s: on a loaded machine the bound is itself noisy). MB/step: t5-web's storage (t5-bench's count); ONNX files: the initializers of the cached-decoder branch's matrix products (bench/onnx_step_bytes.py).`);
+p();
+p('| system | dtype | decode tok/s [min–max] | encoder 32 tok ms | load s | RSS MB | files MB | MB/step | bound tok/s | % of bound | t5-web ÷ same-precision counterpart |');
+p('|---|---|---|---|---|---|---|---|---|---|---|');
+for (const d of DTYPES) for (const rt of ORDER) {
+  const a = agg[`${rt}:${d}`];
+  if (!a) continue;
+  const other = rt === 'native' ? agg[`tjs:${d}`] : rt === 'wasm' ? agg[`ortweb:${d}`] : null;
+  const r = other ? `decode ${ratio(a, other)}, encoder speed ${f(other.e / a.e, 2)}× (vs ${rt === 'native' ? 'transformers.js' : 'onnxruntime-web'})` : (rt === 'native' || rt === 'wasm') ? '– (no bf16 ONNX export)' : '';
+  p(`| ${NAMES[rt]} | ${d}${(rt === 'native' || rt === 'wasm') && d !== 'fp32' ? ' (file)' : ''} | **${f(a.tps)}** [${f(a.lo)}–${f(a.hi)}] | ${f(a.e, 1)} | ${f(a.load, 2)} | ${f(a.rss, 0)} | ${f(files(rt, d), 0)} | ${f(a.step, 1)} | ${f(a.bound, 0)} | ${f((100 * a.tps) / a.bound, 0)}% | ${r} |`);
+}
+p();
+p('Decode tok/s at the same precision, median (best single run; on a contended machine the best run is the one least slowed by other jobs), ratio = t5-web ÷ the other:');
+p();
+p('| dtype | t5-web native | transformers.js | ratio (best) | t5-web WASM | onnxruntime-web | ratio (best) | bound tok/s (t5-web / ONNX) |');
+p('|---|---|---|---|---|---|---|---|');
+const mb = (a) => (a ? `${f(a.tps)} (${f(a.hi)})` : '–');
+const rb = (a, b) => (a && b ? `${ratio(a, b)} (${f(a.hi / b.hi, 2)}×)` : '–');
+for (const d of DTYPES) {
+  const [n, t, w, o] = ORDER.map((rt) => agg[`${rt}:${d}`]);
+  p(`| ${d} | ${mb(n)} | ${mb(t)} | ${rb(n, t)} | ${mb(w)} | ${mb(o)} | ${rb(w, o)} | ${f(n?.bound, 0)} / ${f(t?.bound ?? o?.bound, 0)} |`);
+}
+p();
+if (ids.length) {
+  p(`Greedy ids on the untied check model (separate random lm_head; the tied random model emits token 0 forever), ${NEW} forced new tokens, against transformers (PyTorch) fp32:`);
+  p();
+  p('| system | ' + DTYPES.join(' | ') + ' |');
+  p('|---|' + DTYPES.map(() => '---').join('|') + '|');
+  for (const rt of ORDER) {
+    const cell = (d) => {
+      const x = ids.find((y) => y.runtime === rt && y.dtype === d);
+      if (!x) return '';
+      let k = 0;
+      while (k < reference.length && x.ids[k] === reference[k]) k++;
+      return k === reference.length && x.ids.length === reference.length ? 'all 64 match' : `first ${Math.max(0, k - 1)} of 64 match`;
+    };
+    p(`| ${NAMES[rt]} | ${DTYPES.map(cell).join(' | ')} |`);
+  }
+  const same = (r1, r2, d) => {
+    const x = ids.find((y) => y.runtime === r1 && y.dtype === d), y = ids.find((z) => z.runtime === r2 && z.dtype === d);
+    return x && y ? (JSON.stringify(x.ids) === JSON.stringify(y.ids) ? 'identical' : 'differ') : '–';
+  };
+  p();
+  p(`Same engine, two runtimes: t5-web native vs WASM ids ${DTYPES.map((d) => `${d} ${same('native', 'wasm', d)}`).join(', ')}; ` +
+    `transformers.js vs onnxruntime-web ids ${['fp32', 'q8', 'q4'].map((d) => `${d} ${same('tjs', 'ortweb', d)}`).join(', ')}.`);
+  const qf = path.join(C, 'reference_ids_quant.json');
+  if (fs.existsSync(qf)) {
+    const qref = JSON.parse(fs.readFileSync(qf, 'utf8'));
+    const eq = (rt, d) => { const x = ids.find((y) => y.runtime === rt && y.dtype === d); return x ? (JSON.stringify(x.ids) === JSON.stringify(qref[d]) ? 'all 64 equal' : 'DIFFER') : '–'; };
+    p(`t5-web's quantized ids against transformers run on the same checkpoint rounded by t5-web's schemes in Python (bench/quant_ids.py, scripts/make_quant_fixtures.py): ` +
+      ['bf16', 'q8', 'q4'].map((d) => `${d} native ${eq('native', d)}, WASM ${eq('wasm', d)}`).join('; ') + '.');
+  }
+  p(`(t5-web q8 is symmetric per output channel and q4 torchao-style groups of 128 with zero points; transformers.js q8 is per-tensor and q4 MatMulNBits blocks of 32, symmetric: different roundings of the same weights, so quantized ids part ways at different points on a random model whose top logits are close.)`);
+  p();
+  p(`reference ids[:16]: ${reference.slice(0, 16).join(', ')} …`);
+}
+console.log(out.join('\n'));
