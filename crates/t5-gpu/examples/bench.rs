@@ -93,6 +93,12 @@ fn main() {
     if a.ops {
         ops(gpu.backend(), config.d_model, config.d_ff, config.num_heads, config.d_kv);
         breakdown(&gpu, vocab);
+        chain(gpu.backend(), config.d_model, config.d_ff, config.num_heads, config.d_kv);
+        // the same encoder calls on the barrier-free kernels (one thread per output)
+        let soft = pollster::block_on(Gpu::new(GpuOptions { software_kernels: Some(true), ..Default::default() })).expect("adapter");
+        let soft = T5::load(config.clone(), &store, ModelKind::ConditionalGeneration, soft).expect("load on GPU");
+        println!("\nwith software_kernels (matmul_thread / matvec_thread):");
+        breakdown(&soft, vocab);
     }
     let mut rows_out: Vec<(String, String, String)> = Vec::new();
     let enc_gpu = |rows: usize, seq: usize| {
@@ -250,5 +256,59 @@ fn breakdown(model: &T5<Gpu>, vocab: usize) {
                 println!("  {rows}x{seq:<4} {:8.2} | {:8.2} | {:8.2} | {}, {}", ms(t0, t1), ms(t1, t2), ms(t2, t3), be.dispatches() - d0, be.submits() - s0);
             }
         }
+    }
+}
+
+/// One encoder layer's ops in sequence at 1x32, each followed by a flush and a 4-byte read, so that
+/// each op's latency shows (a dependent chain, as the encoder runs it).
+fn chain(g: &Gpu, d: usize, dff: usize, heads: usize, dkv: usize) {
+    let rnd = |len: usize, seed: usize| (0..len).map(|i| (((i * 7919 + seed * 104729) % 1000) as f32 / 1000.0 - 0.5) * 0.1).collect::<Vec<f32>>();
+    let probe = g.upload(Tensor::new(vec![1, 1, 1], vec![0.0]));
+    let sync = || {
+        g.flush();
+        pollster::block_on(g.download_async(&probe)).unwrap();
+    };
+    let w_dd = g.upload_weight(Tensor::new(vec![d, d], rnd(d * d, 1)));
+    let w_fd = g.upload_weight(Tensor::new(vec![dff, d], rnd(dff * d, 2)));
+    let w_df = g.upload_weight(Tensor::new(vec![d, dff], rnd(dff * d, 3)));
+    let norm = g.upload(Tensor::new(vec![d], vec![1.0; d]));
+    for s in [8usize, 9, 32] {
+        let x = g.upload(Tensor::new(vec![1, s, d], rnd(s * d, 5)));
+        let bias = g.upload(Tensor::new(vec![heads, s, s], rnd(heads * s * s, 8)));
+        let mask: Vec<u32> = vec![1; s];
+        let shape = AttentionShape { batch: 1, heads, head_dim: dkv, q_len: s, kv_len: s, half: false };
+        sync();
+        let mut line = format!("  1x{s:<3}");
+        let t = std::cell::Cell::new(Instant::now());
+        let lap = |name: &str, line: &mut String| {
+            sync();
+            line.push_str(&format!(" {name} {:.2}", t.get().elapsed().as_secs_f64() * 1e3));
+            t.set(Instant::now());
+        };
+        for _ in 0..2 {
+            line.clear();
+            line.push_str(&format!("  1x{s:<3}"));
+            t.set(Instant::now());
+            let h = g.rms_norm(&x, &norm, 1e-6);
+            lap("norm", &mut line);
+            let q = g.linear(&h, &w_dd);
+            lap("q", &mut line);
+            let k = g.linear(&h, &w_dd);
+            let v = g.linear(&h, &w_dd);
+            lap("kv", &mut line);
+            let a = g.attention(&q, &k, &v, Some(&bias), AttentionMask { key_mask: Some(&mask), causal_offset: None }, shape);
+            lap("attn", &mut line);
+            let mut o = g.linear(&a, &w_dd);
+            lap("o", &mut line);
+            g.add_assign(&mut o, &x);
+            lap("add", &mut line);
+            let mut f = g.linear(&o, &w_fd);
+            lap("wi", &mut line);
+            g.activate(&mut f, Activation::Relu);
+            lap("relu", &mut line);
+            let _y = g.linear(&f, &w_df);
+            lap("wo", &mut line);
+        }
+        println!("{line}  (ms, each op then a sync)");
     }
 }
