@@ -253,22 +253,9 @@ class UrlSource implements FileSource {
       this.report.whole(name, cached.byteLength);
       return cached;
     }
-    this.report.initiate(name);
-    let res: Response;
-    try {
-      res = await this.fetchFn(url);
-    } catch (e) {
-      throw new MissingFileError(`cannot fetch ${url.href}: ${(e as Error).message}`, { path: url.href, cause: e });
-    }
-    if (res.status === 404 || res.status === 410) {
-      await res.body?.cancel().catch(() => undefined);
-      return undefined;
-    }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new MissingFileError(`cannot fetch ${url.href}: HTTP ${res.status} ${res.statusText}`, { path: url.href });
-    }
-    this.report.download(name);
+    const opened = await this.open(name, url);
+    if (opened === undefined) return undefined;
+    const res: Response = opened;
     let bytes: Uint8Array;
     try {
       bytes = await readBody(res, (loaded, total) => this.report.progress(name, loaded, total), url.href);
@@ -281,13 +268,8 @@ class UrlSource implements FileSource {
     return bytes;
   }
 
-  async stream(name: string): Promise<ByteStream | undefined> {
-    const url = new URL(name, this.base);
-    const cached = this.cache ? await this.cache.get(url.href) : undefined;
-    if (cached) {
-      this.report.whole(name, cached.byteLength);
-      return { size: cached.byteLength, chunks: slices(cached) };
-    }
+  /** Fetch `url` for file `name` with progress events: `undefined` for 404 / 410, a typed error otherwise. */
+  private async open(name: string, url: URL): Promise<Response | undefined> {
     this.report.initiate(name);
     let res: Response;
     try {
@@ -304,6 +286,19 @@ class UrlSource implements FileSource {
       throw new MissingFileError(`cannot fetch ${url.href}: HTTP ${res.status} ${res.statusText}`, { path: url.href });
     }
     this.report.download(name);
+    return res;
+  }
+
+  async stream(name: string): Promise<ByteStream | undefined> {
+    const url = new URL(name, this.base);
+    const cached = this.cache ? await this.cache.get(url.href) : undefined;
+    if (cached) {
+      this.report.whole(name, cached.byteLength);
+      return { size: cached.byteLength, chunks: slices(cached) };
+    }
+    const opened = await this.open(name, url);
+    if (opened === undefined) return undefined;
+    const res: Response = opened;
     const lenHeader = res.headers.get("content-length");
     const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
     const announced = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
