@@ -8,22 +8,38 @@ struct P { m: u32, n: u32, k: u32, n_off: u32, nc: u32, epi: u32, _b: u32, _c: u
 
 var<workgroup> red: array<f32, 256>;
 
+// One partial sum per row in two vec4 registers (rows 0-3, 4-7), updated in an unrolled, guarded sequence and
+// read back through `select`: no private array indexed at run time (NVIDIA's compiler keeps such an array in
+// local memory; see matmul_tiled.wgsl). Each row's sum is the same fma sequence as before.
+fn pick(lo: vec4<f32>, hi: vec4<f32>, r: u32) -> f32 {
+  let v = select(lo, hi, r >= 4u);
+  let i = r & 3u;
+  return select(select(select(v.x, v.y, i == 1u), v.z, i == 2u), v.w, i == 3u);
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let lane = lid.x % 64u;
   let c = lid.x / 64u;
   let col = (wid.y * nwg.x + wid.x) * 4u + c;
-  var acc: array<f32, 8>;
-  for (var r = 0u; r < 8u; r++) { acc[r] = 0.0; }
+  var lo = vec4<f32>(0.0);
+  var hi = vec4<f32>(0.0);
   if (col < p.nc) {
     let wb = col * p.k;
     for (var kk = lane; kk < p.k; kk += 64u) {
       let wv = wload(wb + kk);
-      for (var r = 0u; r < p.m; r++) { acc[r] = fma(x[r * p.k + kk], wv, acc[r]); }
+      lo.x = fma(x[0u * p.k + kk], wv, lo.x);
+      if (p.m > 1u) { lo.y = fma(x[1u * p.k + kk], wv, lo.y); }
+      if (p.m > 2u) { lo.z = fma(x[2u * p.k + kk], wv, lo.z); }
+      if (p.m > 3u) { lo.w = fma(x[3u * p.k + kk], wv, lo.w); }
+      if (p.m > 4u) { hi.x = fma(x[4u * p.k + kk], wv, hi.x); }
+      if (p.m > 5u) { hi.y = fma(x[5u * p.k + kk], wv, hi.y); }
+      if (p.m > 6u) { hi.z = fma(x[6u * p.k + kk], wv, hi.z); }
+      if (p.m > 7u) { hi.w = fma(x[7u * p.k + kk], wv, hi.w); }
     }
   }
   for (var r = 0u; r < p.m; r++) {
-    red[lid.x] = acc[r];
+    red[lid.x] = pick(lo, hi, r);
     workgroupBarrier();
     for (var s = 32u; s > 0u; s >>= 1u) {
       if (lane < s) { red[lid.x] += red[lid.x + s]; }

@@ -17,6 +17,15 @@ fn normed(v: f32, g: f32, iv: f32) -> f32 {
   return g * (v * iv);
 }
 
+// One partial sum per row in two vec4 registers (rows 0-3, 4-7), updated in an unrolled, guarded sequence and
+// read back through `select`: no private array indexed at run time (NVIDIA's compiler keeps such an array in
+// local memory; see matmul_tiled.wgsl). Each row's sum is the same fma sequence as before.
+fn pick(lo: vec4<f32>, hi: vec4<f32>, r: u32) -> f32 {
+  let v = select(lo, hi, r >= 4u);
+  let i = r & 3u;
+  return select(select(select(v.x, v.y, i == 1u), v.z, i == 2u), v.w, i == 3u);
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   for (var r = 0u; r < p.m; r++) {
@@ -40,18 +49,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let lane = lid.x % 64u;
   let c = lid.x / 64u;
   let col = (wid.y * nwg.x + wid.x) * 4u + c;
-  var acc: array<f32, 8>;
-  for (var r = 0u; r < 8u; r++) { acc[r] = 0.0; }
+  var lo = vec4<f32>(0.0);
+  var hi = vec4<f32>(0.0);
   if (col < p.nc) {
     let wb = col * p.k;
     for (var kk = lane; kk < p.k; kk += 64u) {
       let wv = wload(wb + kk);
       let g = nw[kk];
-      for (var r = 0u; r < p.m; r++) { acc[r] = fma(normed(x[r * p.k + kk], g, inv[r]), wv, acc[r]); }
+      lo.x = fma(normed(x[0u * p.k + kk], g, inv[0u]), wv, lo.x);
+      if (p.m > 1u) { lo.y = fma(normed(x[1u * p.k + kk], g, inv[1u]), wv, lo.y); }
+      if (p.m > 2u) { lo.z = fma(normed(x[2u * p.k + kk], g, inv[2u]), wv, lo.z); }
+      if (p.m > 3u) { lo.w = fma(normed(x[3u * p.k + kk], g, inv[3u]), wv, lo.w); }
+      if (p.m > 4u) { hi.x = fma(normed(x[4u * p.k + kk], g, inv[4u]), wv, hi.x); }
+      if (p.m > 5u) { hi.y = fma(normed(x[5u * p.k + kk], g, inv[5u]), wv, hi.y); }
+      if (p.m > 6u) { hi.z = fma(normed(x[6u * p.k + kk], g, inv[6u]), wv, hi.z); }
+      if (p.m > 7u) { hi.w = fma(normed(x[7u * p.k + kk], g, inv[7u]), wv, hi.w); }
     }
   }
   for (var r = 0u; r < p.m; r++) {
-    red[lid.x] = acc[r];
+    red[lid.x] = pick(lo, hi, r);
     workgroupBarrier();
     for (var s = 32u; s > 0u; s >>= 1u) {
       if (lane < s) { red[lid.x] += red[lid.x + s]; }
