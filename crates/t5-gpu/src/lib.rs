@@ -117,6 +117,8 @@ pub struct DeviceInfo {
 
 const ACT: &str = include_str!("shaders/act.wgsl");
 const EPILOGUE: &str = include_str!("shaders/epilogue.wgsl");
+/// `pick`: the per-row sums of the matvec kernels, held in two vec4 registers.
+const ROWS: &str = include_str!("shaders/rows.wgsl");
 
 /// The weight binding of the matmul / embedding kernels and `wload(i)`, the weight at element `i` of the
 /// row-major `[rows, k]` matrix: f32, or float16 packed two per u32 (k even) and unpacked to f32 (exact).
@@ -155,10 +157,10 @@ impl Matmuls {
         let mm = |name: &str, src: &str| kernel(device, &format!("{name}{t}"), &weight_source(src, 2, f16, true), &[true, true, false]);
         Matmuls {
             tiled: mm("matmul_tiled", include_str!("shaders/matmul_tiled.wgsl")),
-            matvec: mm("matvec", include_str!("shaders/matvec.wgsl")),
+            matvec: mm("matvec", &format!("{ROWS}{}", include_str!("shaders/matvec.wgsl"))),
             matvec_thread: mm("matvec_thread", include_str!("shaders/matvec_thread.wgsl")),
             thread: mm("matmul_thread", include_str!("shaders/matmul_thread.wgsl")),
-            matvec_norm: kernel(device, &format!("matvec_norm{t}"), &weight_source(include_str!("shaders/matvec_norm.wgsl"), 2, f16, true), &[true, true, false, true, false]),
+            matvec_norm: kernel(device, &format!("matvec_norm{t}"), &weight_source(&format!("{ROWS}{}", include_str!("shaders/matvec_norm.wgsl")), 2, f16, true), &[true, true, false, true, false]),
             matvec_thread_norm: kernel(device, &format!("matvec_thread_norm{t}"), &weight_source(include_str!("shaders/matvec_thread_norm.wgsl"), 2, f16, true), &[true, true, false, true, false]),
             embedding: kernel(device, &format!("embedding{t}"), &weight_source(include_str!("shaders/embedding.wgsl"), 1, f16, false), &[true, true, false]),
         }

@@ -17,14 +17,7 @@ fn normed(v: f32, g: f32, iv: f32) -> f32 {
   return g * (v * iv);
 }
 
-// One partial sum per row in two vec4 registers (rows 0-3, 4-7), updated in an unrolled, guarded sequence and
-// read back through `select`: no private array indexed at run time (NVIDIA's compiler keeps such an array in
-// local memory; see matmul_tiled.wgsl). Each row's sum is the same fma sequence as before.
-fn pick(lo: vec4<f32>, hi: vec4<f32>, r: u32) -> f32 {
-  let v = select(lo, hi, r >= 4u);
-  let i = r & 3u;
-  return select(select(select(v.x, v.y, i == 1u), v.z, i == 2u), v.w, i == 3u);
-}
+// pick(lo, hi, r): row r of the per-row sums kept in two vec4 registers (shaders/rows.wgsl, prepended)
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
