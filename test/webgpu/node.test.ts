@@ -80,6 +80,42 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
       console.log(`${name}: ${JSON.stringify(s)}`);
     });
 
+    it("beam search, sampling and processors: transformers' beam ids, the CPU's sequences; top k read back, not the logits", async () => {
+      const gen = JSON.parse(readFileSync(`${ORACLE}generation/${name}.json`, "utf8")) as {
+        input_ids: number[][]; attention_mask: number[][]; cases: { name: string; kwargs: Record<string, unknown>; sequences: number[][] }[];
+      };
+      const inputs = { input_ids: gen.input_ids, attention_mask: gen.attention_mask };
+      const rows = gen.input_ids.length;
+      const vocab = Number(cpu.config.vocab_size);
+      for (const cname of ["beam3_return2_scores", "beam4_lp2_early_eos", "beam_combo"]) {
+        const c = gen.cases.find((x) => x.name === cname)!;
+        const opts = { ...c.kwargs, return_dict_in_generate: true as const };
+        const g = await gpu.generateAsync(inputs, opts);
+        expect(g.sequences, cname).toEqual(c.sequences);
+        const want = cpu.generate(inputs, opts);
+        expect(g.sequences).toEqual(want.sequences);
+        expect(g.sequences_scores!.length).toBe(want.sequences_scores!.length);
+        g.sequences_scores!.forEach((v, i) => expect(Math.abs(v - want.sequences_scores![i]!)).toBeLessThanOrEqual(TOL));
+        const beams = Number(c.kwargs.num_beams);
+        // beam_combo's processors need whole rows; the others each row's top k = max(2, 1 + #eos) · num_beams
+        const k = Math.max(2, 1 + ((c.kwargs.eos_token_id as number[] | undefined)?.length ?? 1)) * beams;
+        const perRow = cname === "beam_combo" ? vocab : 2 * k + 2;
+        expect(gpu.lastGenerateStats!.read_back_per_step, cname).toBe(rows * beams * perRow * 4);
+      }
+      for (const opts of [
+        { do_sample: true, top_k: 20, temperature: 0.8, seed: 11, max_new_tokens: 8, num_return_sequences: 2 },
+        { do_sample: true, top_k: 0, top_p: 0.9, seed: 12, max_new_tokens: 8 },
+        { repetition_penalty: 1.3, no_repeat_ngram_size: 2, max_new_tokens: 8 },
+      ]) {
+        const g = await gpu.generateAsync(inputs, opts);
+        expect(g, JSON.stringify(opts)).toEqual(cpu.generate(inputs, opts));
+        const s = gpu.lastGenerateStats!;
+        const whole = rows * (opts.num_return_sequences ?? 1) * vocab * 4;
+        if (opts.top_k) expect(s.read_back_per_step * 100).toBeLessThan(whole);
+        else expect(s.read_back_per_step).toBe(whole);
+      }
+    });
+
     it("sync calls on a GPU model are a typed error", () => {
       expect(() => gpu.generate([[1, 2, 3]])).toThrow(BadInputError);
     });

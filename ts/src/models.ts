@@ -291,6 +291,8 @@ export interface GpuGenerateStats {
   /** element-wise ops per step folded into a matmul (dispatches unfused = dispatches_per_step + this) */
   fused_per_step: number;
   submits_per_step: number;
+  /** bytes read back per step: 4 per row greedy (the argmax), (2k + 2) · 4 per row for a top-k, whole logits rows otherwise */
+  read_back_per_step: number;
   /** bind groups created per step from the third on (0: all cached) */
   bind_groups_per_step: number;
   /** bind groups created by the call (0 when the same shape ran before) */
@@ -616,37 +618,41 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
   }
 
   /**
-   * {@link generate} on either device. On WebGPU (greedy search) the argmax runs on the GPU and
-   * each step reads back one id per row; `lastGenerateStats` then holds the dispatches per step.
+   * {@link generate} on either device, with the same options and results. On WebGPU every search runs (greedy,
+   * sampling, beam search, beam sampling, every logits processor) and each step's logits are reduced on the GPU:
+   * greedy search reads back one id per row, beam search and top-k sampling each row's top k and log-sum-exp; only
+   * processors that need whole rows (repetition penalty, n-grams, bad words, forced EOS, top-p without top-k, beam
+   * sampling) read the logits. `lastGenerateStats` then holds dispatches and bytes read per step.
    */
-  async generateAsync(inputs: GenerateInputs, options: GenerateOptions = {}): Promise<number[][]> {
+  async generateAsync(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): Promise<GenerateOutput>;
+  async generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][]>;
+  async generateAsync(inputs: GenerateInputs, options: GenerateOptions = {}): Promise<number[][] | GenerateOutput> {
     const g = this.liveGpu;
     if (!g) return this.generate(inputs, options);
     const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
     const { input, mask: m } = this.encoderInput(enc);
     const { json: genJson, call } = splitGenerateOptions(options);
-    const { streamer, signal } = call;
+    const { streamer, signal, callback_function } = call;
     signal?.throwIfAborted();
     const onStep =
-      streamer || signal
-        ? (_index: number, tokens: Uint32Array) => {
+      streamer || signal || callback_function
+        ? (index: number, tokens: Uint32Array) => {
             streamer?.put(Array.from(tokens, (t) => [t]));
-            return !signal?.aborted;
+            const go = callback_function ? callback_function({ index, tokens: Array.from(tokens) }) : true;
+            return go !== false && !signal?.aborted;
           }
         : undefined;
-    const r = await gpuAwait(
-      () =>
-        g.generate(input.data, m, input.batch, input.seq, genJson, onStep) as Promise<{
-          sequences: Uint32Array;
-          batch: number;
-          length: number;
-          stats: GpuGenerateStats;
-        }>,
-    );
+    const r = await gpuAwait(() => g.generate(input.data, m, input.batch, input.seq, genJson, onStep) as Promise<RawGenerate & { stats: GpuGenerateStats }>);
     this.lastGenerateStats = r.stats;
     streamer?.end();
     signal?.throwIfAborted();
-    return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+    const sequences = rowsOf(r);
+    if (call.return_dict_in_generate) {
+      const out: GenerateOutput = { sequences };
+      if (r.sequences_scores) out.sequences_scores = Array.from(r.sequences_scores);
+      return out;
+    }
+    return sequences;
   }
 }
 

@@ -12,7 +12,7 @@ pub mod beam;
 pub mod processors;
 pub mod sampling;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, TopKRows};
 use crate::config::GenerationConfig;
 use crate::error::{Result, T5Error};
 use crate::model::{Batch, DecoderCache, ModelKind, T5};
@@ -75,6 +75,12 @@ pub fn greedy<B: Backend>(
 /// A generation in progress, one decoder step per [`Generation::step`], so that a caller can
 /// stream tokens and yield between steps (the wasm bindings' async iterator). [`generate`] is the
 /// loop over it. Every call must pass the model the generation was started with.
+///
+/// A step is two halves, so that a device whose reads are asynchronous (WebGPU) can run the same
+/// search: [`Generation::need`] runs the decoder and says which reduction of the step's logits the
+/// search needs ([`Need`]: the argmax of each row, each row's top k, or whole rows); the caller
+/// computes it where the logits live and hands it to [`Generation::advance`]. [`Generation::step`]
+/// does both with the backend's blocking reads.
 pub struct Generation<B: Backend> {
     inner: Inner<B>,
 }
@@ -84,22 +90,83 @@ enum Inner<B: Backend> {
     Beam(beam::BeamState<B>),
 }
 
+/// The reduction of a step's logits `[rows, vocab]` a search asks for.
+pub enum Need<T> {
+    /// The argmax of each row, `suppress` excluded (greedy search; no processor but min-length).
+    Argmax { logits: T, suppress: Vec<u32> },
+    /// Each row's `k` largest values and log-sum-exp parts, `suppress` excluded ([`TopKRows`]): beam
+    /// search and top-k sampling on a device that reduces ([`Backend::reduces_on_device`]).
+    TopK { logits: T, k: usize, suppress: Vec<u32> },
+    /// Every logit (processors that need whole rows).
+    Full(T),
+}
+
+/// A [`Need`], computed.
+pub enum Reduced {
+    Ids(Vec<u32>),
+    TopK(TopKRows),
+    Full(Vec<f32>),
+}
+
+/// Which [`Need`] a search asks for each step (fixed by the config and the backend at the start).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Plan {
+    Argmax,
+    TopK(usize),
+    Full,
+}
+
+/// Largest `k` a device top-k is asked for (beyond: whole rows).
+pub(crate) const MAX_DEVICE_TOP_K: usize = 256;
+
 impl<B: Backend> Generation<B> {
     /// Validate the config, encode the input and start the decoder cache (static when asked).
     pub fn new(model: &T5<B>, input: &Batch, gen: &GenerationConfig) -> Result<Self> {
+        Self::with_reduction(model, input, gen, model.backend().reduces_on_device())
+    }
+
+    /// [`Generation::new`] choosing whether the logits are reduced to each row's top k before the
+    /// search sees them (as on a GPU) or read whole; the search's results are the same either way
+    /// (tests run both on the CPU).
+    pub fn with_reduction(model: &T5<B>, input: &Batch, gen: &GenerationConfig, device_top_k: bool) -> Result<Self> {
         if model.kind != ModelKind::ConditionalGeneration {
             return Err(T5Error::BadInput("generate needs a model with an LM head (T5ForConditionalGeneration)".into()));
         }
         gen.validate(model.config.vocab_size)?;
-        let inner = if gen.num_beams > 1 { Inner::Beam(beam::BeamState::new(model, input, gen)?) } else { Inner::Sample(SampleState::new(model, input, gen)?) };
+        let inner = if gen.num_beams > 1 {
+            Inner::Beam(beam::BeamState::new(model, input, gen, device_top_k)?)
+        } else {
+            Inner::Sample(SampleState::new(model, input, gen, device_top_k)?)
+        };
         Ok(Generation { inner })
     }
 
     /// Run one decoder step; `None` once generation has finished.
     pub fn step(&mut self, model: &T5<B>) -> Result<Option<Step<'_>>> {
+        let Some(need) = self.need(model)? else { return Ok(None) };
+        let be = model.backend();
+        let reduced = match need {
+            Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows(&logits, &suppress)),
+            Need::TopK { logits, k, suppress } => Reduced::TopK(be.top_k_rows(&logits, k, &suppress)),
+            Need::Full(logits) => Reduced::Full(be.download(&logits).data),
+        };
+        self.advance(model, reduced).map(Some)
+    }
+
+    /// The first half of a step: the decoder step and what the search needs of its logits; `None`
+    /// once generation has finished. Follow with [`Generation::advance`].
+    pub fn need(&mut self, model: &T5<B>) -> Result<Option<Need<B::Tensor>>> {
         match &mut self.inner {
-            Inner::Sample(s) => s.step(model),
-            Inner::Beam(s) => s.step(model),
+            Inner::Sample(s) => s.need(model),
+            Inner::Beam(s) => s.need(model),
+        }
+    }
+
+    /// The second half of a step: the search's choice from the reduced logits.
+    pub fn advance(&mut self, model: &T5<B>, reduced: Reduced) -> Result<Step<'_>> {
+        match &mut self.inner {
+            Inner::Sample(s) => s.advance(model, reduced),
+            Inner::Beam(s) => s.advance(model, reduced),
         }
     }
 
@@ -110,6 +177,26 @@ impl<B: Backend> Generation<B> {
             Inner::Beam(s) => s.finish(),
         }
     }
+}
+
+/// Rows `[rows, vocab]` holding the reduced values at their ids and -inf elsewhere: what the
+/// processors leave of a whole row when the reduction was sufficient (see [`Need::TopK`]).
+pub(crate) fn scatter_top_k(t: &TopKRows, vocab: usize, value: impl Fn(usize, f32) -> f32) -> Vec<f32> {
+    let rows = t.max.len();
+    let mut out = vec![f32::NEG_INFINITY; rows * vocab];
+    for r in 0..rows {
+        for j in 0..t.k {
+            let id = t.ids[r * t.k + j] as usize;
+            if id < vocab {
+                out[r * vocab + id] = value(r, t.values[r * t.k + j]);
+            }
+        }
+    }
+    out
+}
+
+fn wrong_reduction() -> T5Error {
+    T5Error::BadInput("Generation::advance was given another reduction than Generation::need asked for".into())
 }
 
 /// Encode, repeat each input row `expand` times (beams / returned samples, rows of one input
@@ -139,6 +226,7 @@ struct SampleState<B: Backend> {
     gen: GenerationConfig,
     cache: DecoderCache<B>,
     procs: LogitsProcessors,
+    plan: Plan,
     rng: Rng,
     seqs: Vec<Vec<u32>>,
     finished: Vec<bool>,
@@ -149,13 +237,23 @@ struct SampleState<B: Backend> {
 }
 
 impl<B: Backend> SampleState<B> {
-    fn new(model: &T5<B>, input: &Batch, gen: &GenerationConfig) -> Result<Self> {
+    fn new(model: &T5<B>, input: &Batch, gen: &GenerationConfig, device_top_k: bool) -> Result<Self> {
         let nrs = if gen.do_sample { gen.num_return_sequences } else { 1 };
         let rows = input.batch * nrs;
         let budget = gen.new_tokens_budget();
+        let procs = LogitsProcessors::new(gen, 1);
+        let plan = if !gen.do_sample && procs.only_min_length() {
+            Plan::Argmax
+        } else {
+            match procs.sufficient_top_k() {
+                Some(k) if gen.do_sample && device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
+                _ => Plan::Full,
+            }
+        };
         Ok(SampleState {
             cache: start(model, input, nrs, gen, budget)?,
-            procs: LogitsProcessors::new(gen, 1),
+            procs,
+            plan,
             rng: Rng::new(gen.seed.unwrap_or(0)),
             seqs: vec![vec![gen.decoder_start_token_id]; rows],
             finished: vec![false; rows],
@@ -167,21 +265,37 @@ impl<B: Backend> SampleState<B> {
         })
     }
 
-    fn step(&mut self, model: &T5<B>) -> Result<Option<Step<'_>>> {
+    fn need(&mut self, model: &T5<B>) -> Result<Option<Need<B::Tensor>>> {
         if self.done {
             return Ok(None);
         }
-        let (be, gen) = (model.backend(), &self.gen);
-        let vocab = model.config.vocab_size;
         let hidden = model.decode(&mut self.cache, &self.current, 1, None)?;
         let logits = model.lm_logits(&hidden)?;
-        let next: Vec<u32> = if self.procs.is_empty() && !gen.do_sample {
-            be.argmax_rows(&logits)
-        } else {
-            let mut scores = be.download(&logits).data;
-            self.procs.apply(&self.seqs, &mut scores, vocab);
-            let rng = &mut self.rng;
-            scores.chunks(vocab).map(|row| if gen.do_sample { rng.sample(row) as u32 } else { argmax(row) }).collect()
+        let suppress = self.procs.suppressed(self.seqs[0].len());
+        Ok(Some(match self.plan {
+            Plan::Argmax => Need::Argmax { logits, suppress },
+            Plan::TopK(k) => Need::TopK { logits, k, suppress },
+            Plan::Full => Need::Full(logits),
+        }))
+    }
+
+    fn advance(&mut self, model: &T5<B>, reduced: Reduced) -> Result<Step<'_>> {
+        let gen = &self.gen;
+        let vocab = model.config.vocab_size;
+        let next: Vec<u32> = match (self.plan, reduced) {
+            (Plan::Argmax, Reduced::Ids(ids)) => ids,
+            (Plan::TopK(_), Reduced::TopK(t)) => {
+                let mut scores = scatter_top_k(&t, vocab, |_, v| v);
+                self.procs.apply(&self.seqs, &mut scores, vocab);
+                let rng = &mut self.rng;
+                scores.chunks(vocab).map(|row| rng.sample(row) as u32).collect()
+            }
+            (Plan::Full, Reduced::Full(mut scores)) => {
+                self.procs.apply(&self.seqs, &mut scores, vocab);
+                let rng = &mut self.rng;
+                scores.chunks(vocab).map(|row| if gen.do_sample { rng.sample(row) as u32 } else { argmax(row) }).collect()
+            }
+            _ => return Err(wrong_reduction()),
         };
         for (r, &n) in next.iter().enumerate() {
             let tok = if self.finished[r] { gen.pad_token_id } else { n };
@@ -194,7 +308,7 @@ impl<B: Backend> SampleState<B> {
         let index = self.index;
         self.index += 1;
         self.done = self.index >= self.budget || self.finished.iter().all(|&f| f);
-        Ok(Some(Step { index, tokens: &self.current }))
+        Ok(Step { index, tokens: &self.current })
     }
 }
 

@@ -8,7 +8,7 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use t5_core::config::GenerationConfig;
-use t5_core::generate::{generate, GenerateOutput};
+use t5_core::generate::{generate, GenerateOutput, Generation};
 use t5_core::hub::load_dir;
 use t5_core::{Batch, Cpu, ModelKind, T5Config, T5Error, T5};
 
@@ -114,6 +114,40 @@ fn tiny_t5_v1_1_matches_transformers() {
 fn static_cache_gives_the_same_ids() {
     for name in MODELS {
         check_model(name, true);
+    }
+}
+
+/// `generate` with each step's logits reduced to each row's top k first, as on a GPU
+/// (`Backend::top_k_rows`, host reduction here).
+fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> GenerateOutput {
+    let mut run = Generation::with_reduction(model, input, g, true).unwrap();
+    while run.step(model).unwrap().is_some() {}
+    run.finish()
+}
+
+#[test]
+fn device_top_k_reduction_gives_the_same_generations() {
+    // every oracle case (beam search reads each row's top 2·num_beams and log-sum-exp; greedy the argmax;
+    // processors that need whole rows read them) and top-k sampling: the same ids and scores, bit for bit
+    for name in MODELS {
+        let o = oracle(name);
+        let (model, base) = load(name);
+        let input = batch(&o);
+        for case in o["cases"].as_array().unwrap() {
+            let g = case_config(&model, &base, &o, case);
+            let out = generate_reduced(&model, &input, &g);
+            assert_eq!(out, generate(&model, &input, &g, |_| true).unwrap(), "{name} {}", case["name"]);
+            assert_eq!(out.sequences, rows(&case["sequences"]), "{name} {}: transformers' ids", case["name"]);
+        }
+        for extra in [
+            r#"{"do_sample": true, "top_k": 5, "max_new_tokens": 10, "seed": 3}"#,
+            r#"{"do_sample": true, "top_k": 20, "top_p": 0.9, "temperature": 0.8, "max_new_tokens": 10, "min_new_tokens": 4, "seed": 4, "num_return_sequences": 2}"#,
+            r#"{"num_beams": 3, "max_new_tokens": 8, "min_new_tokens": 5, "num_return_sequences": 2}"#,
+        ] {
+            let mut g = base.clone();
+            g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();
+            assert_eq!(generate_reduced(&model, &input, &g), generate(&model, &input, &g, |_| true).unwrap(), "{name} {extra}");
+        }
     }
 }
 

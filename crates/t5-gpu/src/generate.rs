@@ -1,16 +1,16 @@
 //! The async entry points of the GPU path. Numerics are t5-core's `T5<Gpu>` methods (`encode`,
 //! `start_decoding`, `decode`, `lm_logits`), the same generic code the CPU runs; only the reads
-//! await: greedy decoding reads one id per row per step (argmax on the GPU), `forward` reads the
-//! tensors it returns. These mirror `t5_core::generate::greedy` and `T5::forward` line for line.
+//! await: each generation step reads a reduction of its logits made on the GPU ([`generate_async`]), `forward` reads the
+//! tensors it returns. These run `t5_core::generate::Generation` and mirror `T5::forward` line for line.
 
 use t5_core::config::GenerationConfig;
-use t5_core::generate::Step;
+use t5_core::generate::{GenerateOutput, Generation, Need, Reduced, Step};
 use t5_core::model::{cross_entropy, Batch, ModelKind, Seq2SeqOutput, T5};
 use t5_core::T5Error;
 
 use crate::{Gpu, GpuError, GpuResult};
 
-/// Per-step statistics of the last [`greedy_async`] call.
+/// Per-step statistics of the last [`generate_async`] call.
 #[derive(Debug, Clone, Default)]
 pub struct GenerateStats {
     /// Dispatches recorded by the encoder (and the cross-attention K/V projections).
@@ -22,6 +22,9 @@ pub struct GenerateStats {
     pub fused_per_step: u64,
     /// Command buffers submitted per decode step.
     pub submits_per_step: u64,
+    /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 2) · 4` per
+    /// row for beam search / top-k sampling, the whole logits row only where a processor needs it.
+    pub read_back_per_step: u64,
     /// Bind groups created per decode step, the most of any step from the third on (0: every
     /// dispatch reused a cached bind group).
     pub bind_groups_per_step: u64,
@@ -39,81 +42,59 @@ fn check_activation_sizes(model: &T5<Gpu>, rows: usize, seq: usize) -> GpuResult
     Ok(())
 }
 
-/// Logits processors the GPU path does not apply (checked by name so that this stays valid while
-/// the generation config grows): anything but their neutral value is refused, never ignored.
-fn check_greedy_only(gen: &GenerationConfig) -> GpuResult<()> {
-    let v = serde_json::to_value(gen).unwrap_or_default();
-    let neutral = |k: &str, ok: &dyn Fn(&serde_json::Value) -> bool| v.get(k).is_none_or(|x| x.is_null() || ok(x));
-    let checks: [(&str, &dyn Fn(&serde_json::Value) -> bool); 5] = [
-        ("repetition_penalty", &|x| x.as_f64() == Some(1.0)),
-        ("no_repeat_ngram_size", &|x| x.as_u64() == Some(0)),
-        ("bad_words_ids", &|x| x.as_array().is_some_and(|a| a.is_empty())),
-        ("forced_eos_token_id", &|x| x.as_array().is_some_and(|a| a.is_empty())),
-        ("num_return_sequences", &|x| x.as_u64() == Some(1)),
-    ];
-    for (k, ok) in checks {
-        if !neutral(k, ok) {
-            return Err(T5Error::BadInput(format!("{k} is not implemented on WebGPU yet (greedy search with min_new_tokens only); load the model on the CPU")).into());
-        }
-    }
-    // cache_implementation: the GPU self-attention cache is preallocated in any case
-    Ok(())
-}
-
-/// Greedy decoding as `t5_core::generate::greedy` (same stopping, padding and EOS suppression),
-/// awaiting one `[batch]` id readback per step.
-pub async fn greedy_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, mut on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(Vec<Vec<u32>>, GenerateStats)> {
-    if gen.num_beams > 1 || gen.do_sample {
-        return Err(T5Error::BadInput("on WebGPU only greedy search (num_beams = 1, do_sample = false) is implemented; load the model on the CPU for beam search / sampling".into()).into());
-    }
-    check_greedy_only(gen)?;
+/// transformers' `generate` on the GPU: `t5_core::generate::Generation`, the search the CPU runs
+/// (greedy, sampling, beam search, beam sampling, every logits processor), with each step's logits
+/// reduced on the GPU and read back asynchronously: greedy search reads one id per row (argmax on
+/// the GPU), beam search and top-k sampling each row's top k and log-sum-exp (`shaders/topk.wgsl`),
+/// and only processors that need whole rows (repetition penalty, n-gram, bad words, forced EOS,
+/// top-p without top-k, beam sampling) read the `[rows, vocab]` logits.
+pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, mut on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(GenerateOutput, GenerateStats)> {
     let be = model.backend();
     be.check()?;
-    check_activation_sizes(model, input.batch, input.seq)?;
-    let b = input.batch;
-    let budget = gen.new_tokens_budget();
-    let min_new = gen.min_new_tokens.unwrap_or(0).max(gen.min_length.saturating_sub(1));
+    let expand = if gen.num_beams > 1 { gen.num_beams } else if gen.do_sample { gen.num_return_sequences } else { 1 };
+    check_activation_sizes(model, input.batch * expand, input.seq)?;
+    be.check_fits("the logits [rows, vocab]", (input.batch * expand * model.config.vocab_size) as u64 * 4)?;
     // the self-attention cache holds every generated position: allocate it once
-    be.set_kv_capacity(budget.max(1));
+    be.set_kv_capacity(gen.new_tokens_budget().max(1));
     let d0 = be.dispatches();
     let bg0 = be.bind_groups_created();
-    let enc = model.encode(input)?;
-    let mut cache = model.start_decoding(&enc, &input.mask)?;
-    drop(enc);
+    let mut g = Generation::new(model, input, gen)?;
     let mut stats = GenerateStats { prefill_dispatches: be.dispatches() - d0, ..Default::default() };
-    let mut seqs: Vec<Vec<u32>> = vec![vec![gen.decoder_start_token_id]; b];
-    let mut finished = vec![false; b];
-    let mut current = vec![gen.decoder_start_token_id; b];
-    for index in 0..budget {
-        let (d, s, bg, f) = (be.dispatches(), be.submits(), be.bind_groups_created(), be.fused_ops());
-        let hidden = model.decode(&mut cache, &current, 1, None)?;
-        let logits = model.lm_logits(&hidden)?;
-        let suppress: &[u32] = if index < min_new { &gen.eos_token_id } else { &[] };
-        let next = be.argmax_rows_async(&logits, suppress).await?;
-        if index == 1 || (index == 0 && budget == 1) {
+    loop {
+        let (d, s, bg, f, rb) = (be.dispatches(), be.submits(), be.bind_groups_created(), be.fused_ops(), be.bytes_read_back());
+        let Some(need) = g.need(model)? else { break };
+        let reduced = match need {
+            Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows_async(&logits, &suppress).await?),
+            Need::TopK { logits, k, suppress } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress).await?),
+            Need::Full(logits) => Reduced::Full(be.download_async(&logits).await?.data),
+        };
+        let step = g.advance(model, reduced)?;
+        let index = step.index;
+        if index == 1 || index == 0 {
             stats.dispatches_per_step = be.dispatches() - d;
             stats.submits_per_step = be.submits() - s;
             stats.fused_per_step = be.fused_ops() - f;
+            stats.read_back_per_step = be.bytes_read_back() - rb;
         }
         if index >= 2 {
             stats.bind_groups_per_step = stats.bind_groups_per_step.max(be.bind_groups_created() - bg);
         }
         stats.bind_groups_created = be.bind_groups_created() - bg0;
         stats.steps = index + 1;
-        for r in 0..b {
-            let tok = if finished[r] { gen.pad_token_id } else { next[r] };
-            seqs[r].push(tok);
-            current[r] = tok;
-            if gen.eos_token_id.contains(&tok) {
-                finished[r] = true;
-            }
-        }
-        let go_on = on_step(Step { index, tokens: &current });
-        if finished.iter().all(|&f| f) || !go_on {
+        if !on_step(step) {
             break;
         }
     }
-    Ok((seqs, stats))
+    Ok((g.finish(), stats))
+}
+
+/// Greedy search through [`generate_async`] (id rows only); errors for beam / sampling configs.
+pub async fn greedy_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(Vec<Vec<u32>>, GenerateStats)> {
+    if gen.num_beams > 1 || gen.do_sample {
+        return Err(T5Error::BadInput("greedy_async is greedy search only (num_beams = 1, do_sample = false): use generate_async".into()).into());
+    }
+    let (out, stats) = generate_async(model, input, gen, on_step).await?;
+    Ok((out.sequences, stats))
 }
 
 /// The encoder output on the host.

@@ -30,7 +30,7 @@ use std::num::NonZeroU64;
 use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex};
 
-use t5_core::backend::{AttentionMask, AttentionShape, Backend};
+use t5_core::backend::{AttentionMask, AttentionShape, Backend, TopKRows};
 use t5_core::config::Activation;
 use t5_core::{QWeight, T5Error, Tensor, WeightDtype};
 
@@ -179,6 +179,7 @@ struct Kernels {
     gather_rows: Kernel,
     attention: Kernel,
     argmax: Kernel,
+    top_k: Kernel,
 }
 
 /// Binding 0: the uniform parameters (dynamic offset); then one storage buffer per entry of
@@ -225,6 +226,7 @@ impl Kernels {
             gather_rows: kernel(device, "gather_rows", include_str!("shaders/gather_rows.wgsl"), &[true, false]),
             attention: kernel(device, "attention", &with_act(include_str!("shaders/attention.wgsl")), &[true, true, true, true, true, false, false]),
             argmax: kernel(device, "argmax", include_str!("shaders/argmax.wgsl"), &[true, true, false]),
+            top_k: kernel(device, "top_k", include_str!("shaders/topk.wgsl"), &[true, true, false]),
         }
     }
 }
@@ -411,6 +413,8 @@ struct Inner {
     counter: BufferCounter,
     dispatches: Cell<u64>,
     submits: Cell<u64>,
+    /// bytes read back to the host so far
+    read_back: Cell<u64>,
     bind_groups_created: Cell<u64>,
     /// element-wise ops folded into a matmul epilogue (no dispatch of their own)
     fused: Cell<u64>,
@@ -574,6 +578,7 @@ impl Gpu {
                 counter,
                 dispatches: Cell::new(0),
                 submits: Cell::new(0),
+                read_back: Cell::new(0),
                 bind_groups_created: Cell::new(0),
                 fused: Cell::new(0),
                 kv_capacity: Cell::new(0),
@@ -596,6 +601,11 @@ impl Gpu {
     /// Command buffers submitted so far.
     pub fn submits(&self) -> u64 {
         self.inner.submits.get()
+    }
+
+    /// Bytes read back from the GPU so far.
+    pub fn bytes_read_back(&self) -> u64 {
+        self.inner.read_back.get()
     }
 
     /// Element-wise ops folded into a matmul's epilogue so far (each one dispatch saved).
@@ -890,6 +900,7 @@ impl Gpu {
         let out = staging.get_mapped_range(0..bytes.div_ceil(4) * 4).map_err(|e| GpuError::Gpu(e.to_string()))?.to_vec();
         staging.unmap();
         self.inner.state.borrow_mut().staging.entry(size).or_default().push(staging);
+        self.inner.read_back.set(self.inner.read_back.get() + bytes);
         Ok(out[..bytes as usize].to_vec())
     }
 
@@ -926,6 +937,45 @@ impl Gpu {
         self.dispatch(&self.inner.kernels.argmax, [rows as u32, cols as u32, suppress.len() as u32, 0, 0, 0, 0, 0], &[x.buf.raw(), sup.raw(), out.raw()], (rows as u32, 1, 1));
         let bytes = self.read_bytes(out.raw(), rows as u64 * 4).await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Each row's `k` largest values with their ids and its log-sum-exp parts, on the GPU
+    /// ([`TopKRows`]; `shaders/topk.wgsl`): `2k + 2` words per row come back, not the row.
+    pub async fn top_k_rows_async(&self, x: &GpuTensor, k: usize, suppress: &[u32]) -> GpuResult<TopKRows> {
+        let (rows, cols) = (x.rows(), x.cols());
+        let stride = 2 * k + 2;
+        let sup = self.upload_mask(suppress);
+        let out = self.alloc((rows * stride) as u64 * 4);
+        self.dispatch(&self.inner.kernels.top_k, [rows as u32, cols as u32, k as u32, suppress.len() as u32, 0, 0, 0, 0], &[x.buf.raw(), sup.raw(), out.raw()], (rows as u32, 1, 1));
+        let bytes = self.read_bytes(out.raw(), (rows * stride) as u64 * 4).await?;
+        let w: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        let mut t = TopKRows { k, values: Vec::with_capacity(rows * k), ids: Vec::with_capacity(rows * k), max: Vec::with_capacity(rows), sum_exp: Vec::with_capacity(rows) };
+        for row in w.chunks(stride) {
+            t.values.extend(row[..k].iter().map(|&b| f32::from_bits(b)));
+            t.ids.extend_from_slice(&row[k..2 * k]);
+            t.max.push(f32::from_bits(row[2 * k]));
+            t.sum_exp.push(f32::from_bits(row[2 * k + 1]) as f64);
+        }
+        Ok(t)
+    }
+
+    /// Batch rows `index` of `x` into a new tensor by buffer copies (rows of a KV-cache view: its
+    /// positions written so far, at the cache's stride).
+    fn gather_batch(&self, x: &GpuTensor, index: &[usize], seq_cap: usize) -> GpuTensor {
+        let per_row = x.numel() / x.shape[0].max(1);
+        let (src_stride, out) = if x.shape.len() == 3 {
+            let d = x.shape[2];
+            let buf = self.alloc((index.len() * seq_cap * d) as u64 * 4);
+            buf.used_seq.set(x.buf.used_seq.get());
+            (x.seq_cap * d, GpuTensor { buf, shape: [vec![index.len()], x.shape[1..].to_vec()].concat(), seq_cap })
+        } else {
+            (per_row, self.tensor([vec![index.len()], x.shape[1..].to_vec()].concat()))
+        };
+        let dst_stride = if x.shape.len() == 3 { seq_cap * x.shape[2] } else { per_row };
+        for (i, &j) in index.iter().enumerate() {
+            self.copy(x.buf.raw(), (j * src_stride) as u64 * 4, out.buf.raw(), (i * dst_stride) as u64 * 4, per_row as u64 * 4);
+        }
+        out
     }
 
     /// In-place ops on a tensor whose buffer a clone shares (`clone` is a cheap handle copy here,
@@ -1271,12 +1321,42 @@ impl Backend for Gpu {
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    fn argmax_rows(&self, x: &GpuTensor) -> Vec<u32> {
-        pollster::block_on(self.argmax_rows_async(x, &[])).unwrap_or_else(|e| panic!("GPU argmax: {e}"))
+    fn argmax_rows(&self, x: &GpuTensor, suppress: &[u32]) -> Vec<u32> {
+        pollster::block_on(self.argmax_rows_async(x, suppress)).unwrap_or_else(|e| panic!("GPU argmax: {e}"))
     }
 
     #[cfg(target_arch = "wasm32")]
-    fn argmax_rows(&self, _x: &GpuTensor) -> Vec<u32> {
+    fn argmax_rows(&self, _x: &GpuTensor, _suppress: &[u32]) -> Vec<u32> {
         unreachable!("GPU readback is asynchronous in wasm: use Gpu::argmax_rows_async")
+    }
+
+    fn reduces_on_device(&self) -> bool {
+        true
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn top_k_rows(&self, x: &GpuTensor, k: usize, suppress: &[u32]) -> TopKRows {
+        pollster::block_on(self.top_k_rows_async(x, k, suppress)).unwrap_or_else(|e| panic!("GPU top-k: {e}"))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn top_k_rows(&self, _x: &GpuTensor, _k: usize, _suppress: &[u32]) -> TopKRows {
+        unreachable!("GPU readback is asynchronous in wasm: use Gpu::top_k_rows_async")
+    }
+
+    fn select_batch(&self, x: &GpuTensor, index: &[usize]) -> GpuTensor {
+        let cap = if x.shape.len() == 3 { x.shape[1] } else { 0 };
+        self.gather_batch(x, index, cap)
+    }
+
+    fn reorder_batch(&self, x: &mut GpuTensor, index: &[usize], used: usize) {
+        // a fresh buffer of the same capacity: rows are read before any is overwritten
+        let mut view = x.clone();
+        if view.shape.len() == 3 {
+            view.shape[1] = used.min(view.shape[1]);
+        }
+        let mut out = self.gather_batch(&view, index, x.seq_cap);
+        out.shape = x.shape.clone();
+        *x = out;
     }
 }

@@ -13,12 +13,12 @@ use serde_json::Value;
 use t5_core::config::GenerationConfig;
 use t5_core::model::{Half, ModelKind, T5};
 use t5_core::{T5Error, WeightDtype};
-use t5_gpu::generate::{encode_async, forward_async, greedy_async};
+use t5_gpu::generate::{encode_async, forward_async, generate_async};
 use t5_gpu::{Gpu, GpuError, GpuOptions};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{bad_input, check_mask_values, js_err, kind_name, make_batch, named_err, parse_kind, set, shape_array, JsResult, WasmModelBuilder};
+use crate::{bad_input, check_mask_values, generate_output, js_err, kind_name, make_batch, named_err, parse_kind, set, shape_array, JsResult, WasmModelBuilder};
 
 fn gpu_err(e: GpuError) -> JsValue {
     match e {
@@ -232,8 +232,10 @@ impl WasmGpuModel {
         })
     }
 
-    /// Greedy generation as `WasmModel.generate`; resolves to `{sequences, batch, length, stats}`
-    /// where `stats` = `{prefill_dispatches, dispatches_per_step, fused_per_step, submits_per_step,
+    /// Generation as `WasmModel.generate` (greedy, sampling, beam search, every processor; each
+    /// step's logits reduced on the GPU: see `t5_gpu::generate::generate_async`); resolves to
+    /// `{sequences, batch, length, sequences_scores?, stats}` where `stats` = `{prefill_dispatches,
+    /// dispatches_per_step, fused_per_step, submits_per_step, read_back_per_step,
     /// bind_groups_per_step, bind_groups_created, steps}`.
     /// `on_step(index, tokens: Uint32Array)` is called after every step; a falsy return stops.
     pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>, on_step: Option<js_sys::Function>) -> Promise {
@@ -265,22 +267,14 @@ impl WasmGpuModel {
                 Some(f) => f.call2(&JsValue::NULL, &JsValue::from(st.index as u32), &Uint32Array::from(st.tokens)).map(|v| v.is_truthy()).unwrap_or(false),
                 None => true,
             };
-            let (rows, stats) = greedy_async(&model, &input, &gen, step).await.map_err(gpu_err)?;
-            let length = rows.iter().map(Vec::len).max().unwrap_or(0);
-            let mut flat = Vec::with_capacity(rows.len() * length);
-            for r in &rows {
-                flat.extend_from_slice(r);
-                flat.extend(std::iter::repeat_n(gen.pad_token_id, length - r.len()));
-            }
-            let obj = Object::new();
-            set(&obj, "sequences", Uint32Array::from(flat.as_slice()));
-            set(&obj, "batch", rows.len() as u32);
-            set(&obj, "length", length as u32);
+            let (out, stats) = generate_async(&model, &input, &gen, step).await.map_err(gpu_err)?;
+            let obj = generate_output(out);
             let s = Object::new();
             set(&s, "prefill_dispatches", stats.prefill_dispatches as f64);
             set(&s, "dispatches_per_step", stats.dispatches_per_step as f64);
             set(&s, "fused_per_step", stats.fused_per_step as f64);
             set(&s, "submits_per_step", stats.submits_per_step as f64);
+            set(&s, "read_back_per_step", stats.read_back_per_step as f64);
             set(&s, "bind_groups_per_step", stats.bind_groups_per_step as f64);
             set(&s, "bind_groups_created", stats.bind_groups_created as f64);
             set(&s, "steps", stats.steps as u32);

@@ -841,7 +841,7 @@ impl WasmModel {
 }
 
 /// `{sequences, batch, length, sequences_scores?}` of a generation.
-fn generate_output(out: GenerateOutput) -> Object {
+pub(crate) fn generate_output(out: GenerateOutput) -> Object {
     let rows = out.sequences;
     let length = rows.iter().map(Vec::len).max().unwrap_or(0);
     let flat: Vec<u32> = rows.concat();

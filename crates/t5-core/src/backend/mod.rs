@@ -175,6 +175,69 @@ pub trait Backend {
     }
     /// Rows `[batch, seq, d]` → `[batch, 1, d]` taking position `seq - 1` of each batch row.
     fn last_position(&self, x: &Self::Tensor) -> Self::Tensor;
-    /// Index of the largest value of each row (first one on ties, as torch.argmax).
-    fn argmax_rows(&self, x: &Self::Tensor) -> Vec<u32>;
+    /// Index of the largest value of each row (first one on ties, as torch.argmax; NaN never wins), the
+    /// `suppress` ids excluded (as if -inf: EOS under min-length).
+    fn argmax_rows(&self, x: &Self::Tensor, suppress: &[u32]) -> Vec<u32>;
+    /// Whether generation should reduce each step's logits on the device ([`Backend::top_k_rows`]) rather than
+    /// read whole rows: true where reading them is a device-to-host transfer (a GPU).
+    fn reduces_on_device(&self) -> bool {
+        false
+    }
+    /// The `k` largest values of each row with their ids, and each row's max and Σexp(x − max) (see
+    /// [`TopKRows`]); the default reads the rows and reduces them on the host.
+    fn top_k_rows(&self, x: &Self::Tensor, k: usize, suppress: &[u32]) -> TopKRows {
+        TopKRows::from_host(&self.download(x), k, suppress)
+    }
+}
+
+/// The `k` largest logits of each row and what a log-softmax of the whole row needs: what a device hands
+/// back to generation (beam search, top-k sampling) instead of `[rows, vocab]` logits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopKRows {
+    pub k: usize,
+    /// `[rows, k]`: the largest values first, the lower id first on ties; the suppressed ids and NaN never
+    /// appear. A row with fewer than `k` candidates ends in ids `u32::MAX` (value -inf).
+    pub values: Vec<f32>,
+    pub ids: Vec<u32>,
+    /// per row, over the whole row (suppressed ids included, NaN skipped): the largest value and
+    /// Σ exp(x − max) (0 when the row is all -inf)
+    pub max: Vec<f32>,
+    pub sum_exp: Vec<f64>,
+}
+
+impl TopKRows {
+    /// The host reduction (the reference the device kernels follow; the sum in f64 as
+    /// [`crate::generate::processors::log_softmax_rows`] sums).
+    pub fn from_host(x: &Tensor, k: usize, suppress: &[u32]) -> TopKRows {
+        let rows = x.rows();
+        let mut out = TopKRows { k, values: Vec::with_capacity(rows * k), ids: Vec::with_capacity(rows * k), max: Vec::with_capacity(rows), sum_exp: Vec::with_capacity(rows) };
+        for r in 0..rows {
+            let row = x.row(r);
+            let max = row.iter().cloned().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = if max == f32::NEG_INFINITY { 0.0 } else { row.iter().filter(|v| !v.is_nan()).map(|&v| ((v - max) as f64).exp()).sum() };
+            out.max.push(max);
+            out.sum_exp.push(sum);
+            let mut idx: Vec<u32> = (0..row.len() as u32).filter(|j| !row[*j as usize].is_nan() && !suppress.contains(j)).collect();
+            let cmp = |a: &u32, b: &u32| row[*b as usize].partial_cmp(&row[*a as usize]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b));
+            let n = k.min(idx.len());
+            if n > 0 && n < idx.len() {
+                idx.select_nth_unstable_by(n - 1, cmp);
+            }
+            idx.truncate(n);
+            idx.sort_by(cmp);
+            for j in 0..k {
+                match idx.get(j) {
+                    Some(&i) => {
+                        out.values.push(row[i as usize]);
+                        out.ids.push(i);
+                    }
+                    None => {
+                        out.values.push(f32::NEG_INFINITY);
+                        out.ids.push(u32::MAX);
+                    }
+                }
+            }
+        }
+        out
+    }
 }

@@ -9,7 +9,7 @@
 
 use super::processors::{log_softmax_rows, LogitsProcessors};
 use super::sampling::Rng;
-use super::{start, GenerateOutput, Step};
+use super::{scatter_top_k, start, wrong_reduction, GenerateOutput, Need, Plan, Reduced, Step, MAX_DEVICE_TOP_K};
 use crate::model::DecoderCache;
 use crate::backend::Backend;
 use crate::config::{EarlyStopping, GenerationConfig};
@@ -36,6 +36,7 @@ pub(crate) struct BeamState<B: Backend> {
     gen: GenerationConfig,
     cache: Option<DecoderCache<B>>,
     procs: LogitsProcessors,
+    plan: Plan,
     rng: Rng,
     bsz: usize,
     nb: usize,
@@ -56,21 +57,26 @@ pub(crate) struct BeamState<B: Backend> {
 }
 
 impl<B: Backend> BeamState<B> {
-    pub(crate) fn new(model: &T5<B>, input: &Batch, gen: &GenerationConfig) -> Result<Self> {
+    pub(crate) fn new(model: &T5<B>, input: &Batch, gen: &GenerationConfig, device_top_k: bool) -> Result<Self> {
         let (bsz, nb) = (input.batch, gen.num_beams);
         let max_length = gen.total_max_length();
         let eos = &gen.eos_token_id;
         let start_tok = gen.decoder_start_token_id;
         let rows = bsz * nb;
         let cache = if max_length > 1 { Some(start(model, input, nb, gen, max_length - 1)?) } else { None };
+        let procs = LogitsProcessors::new(gen, if gen.do_sample { 1 + eos.len().max(1) } else { 1 });
+        let keep = 2usize.max(1 + eos.len()) * nb;
+        // the top `keep` continuations of an input lie among each beam's own top `keep`
+        let plan = if device_top_k && !gen.do_sample && procs.only_min_length() && keep <= MAX_DEVICE_TOP_K { Plan::TopK(keep) } else { Plan::Full };
         Ok(BeamState {
             cache,
-            procs: LogitsProcessors::new(gen, if gen.do_sample { 1 + eos.len().max(1) } else { 1 }),
+            procs,
+            plan,
             rng: Rng::new(gen.seed.unwrap_or(0)),
             bsz,
             nb,
             max_length,
-            keep: 2usize.max(1 + eos.len()) * nb,
+            keep,
             // transformers: `output_fill_value = pad_token_id or eos_token_id[0]` (a pad id of 0 is falsy)
             fill: if gen.pad_token_id != 0 { gen.pad_token_id } else { eos.first().copied().unwrap_or(0) },
             running: vec![vec![start_tok]; rows],
@@ -88,20 +94,43 @@ impl<B: Backend> BeamState<B> {
         })
     }
 
-    pub(crate) fn step(&mut self, model: &T5<B>) -> Result<Option<Step<'_>>> {
+    pub(crate) fn need(&mut self, model: &T5<B>) -> Result<Option<Need<B::Tensor>>> {
         if self.done {
             return Ok(None);
         }
+        let cache = self.cache.as_mut().expect("a running beam search has a cache");
+        let hidden = model.decode(cache, &self.current, 1, None)?;
+        let logits = model.lm_logits(&hidden)?;
+        Ok(Some(match self.plan {
+            Plan::TopK(k) => Need::TopK { logits, k, suppress: self.procs.suppressed(self.cur_len) },
+            _ => Need::Full(logits),
+        }))
+    }
+
+    pub(crate) fn advance(&mut self, model: &T5<B>, reduced: Reduced) -> Result<Step<'_>> {
         let be = model.backend();
         let (bsz, nb, vocab, max_length, cur_len) = (self.bsz, self.nb, model.config.vocab_size, self.max_length, self.cur_len);
         let gen = &self.gen;
         let eos = &gen.eos_token_id;
         let (lp, es) = (gen.length_penalty, gen.early_stopping);
-        let cache = self.cache.as_mut().expect("a running beam search has a cache");
-        let hidden = model.decode(cache, &self.current, 1, None)?;
-        let mut logp = be.download(&model.lm_logits(&hidden)?).data;
-        log_softmax_rows(&mut logp, vocab);
+        let mut logp = match (self.plan, reduced) {
+            (Plan::Full, Reduced::Full(mut logp)) => {
+                log_softmax_rows(&mut logp, vocab);
+                logp
+            }
+            // log_softmax_rows' arithmetic on the values kept; the rest is -inf, as min-length (the only
+            // processor here) leaves the suppressed ids
+            (Plan::TopK(_), Reduced::TopK(t)) => scatter_top_k(&t, vocab, |r, v| {
+                if t.max[r] == f32::NEG_INFINITY {
+                    return f32::NEG_INFINITY;
+                }
+                let lse = t.max[r] as f64 + t.sum_exp[r].ln();
+                (v as f64 - lse) as f32
+            }),
+            _ => return Err(wrong_reduction()),
+        };
         self.procs.apply(&self.running, &mut logp, vocab);
+        let cache = self.cache.as_mut().expect("a running beam search has a cache");
 
         let rows = bsz * nb;
         let mut next_running = Vec::with_capacity(rows);
@@ -200,7 +229,7 @@ impl<B: Backend> BeamState<B> {
         self.done = !go || cur_len >= max_length;
         let index = self.index;
         self.index += 1;
-        Ok(Some(Step { index, tokens: &self.best_tokens }))
+        Ok(Step { index, tokens: &self.best_tokens })
     }
 
     pub(crate) fn finish(self) -> GenerateOutput {

@@ -79,6 +79,41 @@ impl LogitsProcessors {
         self.list.is_empty()
     }
 
+    /// Whether the only processor is min-length: then the step's scores differ from the logits by the
+    /// EOS ids [`LogitsProcessors::suppressed`] at -inf only, and an argmax / top-k that skips those ids
+    /// sees exactly what [`LogitsProcessors::apply`] would leave.
+    pub fn only_min_length(&self) -> bool {
+        self.list.iter().all(|p| matches!(p, Processor::MinLength { .. }))
+    }
+
+    /// Sampling: the `top_k` of the config when every processor keeps a row's top `top_k` logits
+    /// sufficient (min-length, temperature, top-k, top-p: what a row holds outside its top `top_k` is
+    /// -inf after them), so that a device may hand back those `top_k` values alone; `None` otherwise.
+    pub fn sufficient_top_k(&self) -> Option<usize> {
+        let mut k = None;
+        for p in &self.list {
+            match p {
+                Processor::MinLength { .. } | Processor::Temperature(_) | Processor::TopP { .. } => {}
+                Processor::TopK(n) => k = Some(*n),
+                _ => return None,
+            }
+        }
+        k
+    }
+
+    /// The ids the min-length processor sets to -inf for rows of `len` tokens (decoder start included).
+    pub fn suppressed(&self, len: usize) -> Vec<u32> {
+        let mut out = vec![];
+        for p in &self.list {
+            if let Processor::MinLength { min_length, eos } = p {
+                if len < *min_length {
+                    out.extend_from_slice(eos);
+                }
+            }
+        }
+        out
+    }
+
     /// Apply every processor in order to `scores` (`seqs.len()` rows of `vocab`).
     pub fn apply(&self, seqs: &[Vec<u32>], scores: &mut [f32], vocab: usize) {
         assert_eq!(scores.len(), seqs.len() * vocab, "one score row per sequence");

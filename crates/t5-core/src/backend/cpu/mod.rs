@@ -207,17 +207,22 @@ impl Backend for Cpu {
         Tensor::new(vec![batch, 1, d], data)
     }
 
-    fn argmax_rows(&self, x: &Tensor) -> Vec<u32> {
+    fn argmax_rows(&self, x: &Tensor, suppress: &[u32]) -> Vec<u32> {
         (0..x.rows())
             .map(|r| {
                 let row = x.row(r);
-                let mut best = 0;
+                let mut best: Option<usize> = None;
                 for (j, &v) in row.iter().enumerate() {
-                    if v > row[best] || (row[best].is_nan() && !v.is_nan()) {
-                        best = j;
+                    if suppress.contains(&(j as u32)) {
+                        continue;
+                    }
+                    match best {
+                        None => best = Some(j),
+                        Some(b) if v > row[b] || (row[b].is_nan() && !v.is_nan()) => best = Some(j),
+                        _ => {}
                     }
                 }
-                best as u32
+                best.unwrap_or(0) as u32
             })
             .collect()
     }
