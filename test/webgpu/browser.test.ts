@@ -67,7 +67,8 @@ describe.skipIf(process.env.T5_WEBGPU_BROWSER === "skip")("webgpu in headless Ch
     page.on("pageerror", (e) => logs.push(String(e)));
     await page.goto(`${base}/`);
     expect(await page.evaluate(() => "gpu" in navigator), "navigator.gpu in headless Chromium").toBe(true);
-    type R = { adapter: string; logits: number; encoder: number; decoder: number; loss: number; cpu_ids: number[][]; gpu_ids: number[][]; oracle_ids: number[][]; stats: { submits_per_step: number }; live_after_dispose: number };
+    type R = { adapter: string; logits: number; encoder: number; decoder: number; loss: number; cpu_ids: number[][]; gpu_ids: number[][]; oracle_ids: number[][]; stats: { submits_per_step: number }; live_after_dispose: number;
+      searches: Record<string, { cpu_ids: number[][]; gpu_ids: number[][]; scores: number; read_back_per_step: number; logits_bytes: number }> };
     const r = await (page.evaluate(`import("/test/webgpu/page.mjs").then((m) => m.run(${JSON.stringify(name)}))`) as Promise<R>).catch((e: unknown) => {
       throw new Error(`${String(e)}\n${logs.join("\n")}`);
     });
@@ -80,8 +81,13 @@ describe.skipIf(process.env.T5_WEBGPU_BROWSER === "skip")("webgpu in headless Ch
     expect(r.gpu_ids).toEqual(r.oracle_ids);
     expect(r.stats.submits_per_step).toBe(1);
     expect(r.live_after_dispose).toBe(0);
+    for (const [what, x] of Object.entries(r.searches)) {
+      expect(x.gpu_ids, what).toEqual(x.cpu_ids);
+      expect(x.scores, what).toBeLessThanOrEqual(1e-3);
+      expect(x.read_back_per_step * 100, `${what}: read back per step vs the logits`).toBeLessThan(x.logits_bytes);
+    }
     await page.close();
-  }, 120_000);
+  }, 180_000);
 
   it("dtype fp16: transformers' float16 logits and greedy ids on the overflow fixture", async () => {
     const page = await browser.newPage();

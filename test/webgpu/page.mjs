@@ -49,7 +49,24 @@ export async function run(name) {
   const cg = cpu.generate(ids, mask, batch, seq, opts);
   const gg = await gpu.generate(ids, mask, batch, seq, opts);
   const rows = (r) => Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+  // beam search and top-k sampling: each step's top k comes back from the GPU, not the logits
+  const searches = {};
+  for (const [what, kw] of [
+    ["beam", { num_beams: 3, num_return_sequences: 2, max_new_tokens: 8 }],
+    ["sample", { do_sample: true, top_k: 20, seed: 3, max_new_tokens: 8 }],
+  ]) {
+    const c2 = cpu.generate(ids, mask, batch, seq, JSON.stringify(kw));
+    const g2 = await gpu.generate(ids, mask, batch, seq, JSON.stringify(kw));
+    searches[what] = {
+      cpu_ids: rows(c2),
+      gpu_ids: rows(g2),
+      scores: c2.sequences_scores ? maxDiff(g2.sequences_scores, c2.sequences_scores) : 0,
+      read_back_per_step: g2.stats.read_back_per_step,
+      logits_bytes: g2.batch * (kw.num_beams ?? 1) / (kw.num_return_sequences ?? 1) * c.logits.length / (batch * o.decoder_input_ids[0].length) * 4,
+    };
+  }
   const result = {
+    searches,
     adapter: info.adapter,
     logits: maxDiff(g.logits, c.logits),
     encoder: maxDiff(g.encoder_last_hidden_state, c.encoder_last_hidden_state),
