@@ -7,7 +7,7 @@
 //!
 //! **Readback is asynchronous.** Every op only records GPU work; nothing waits until a result is
 //! read. On the web a read (`mapAsync`) cannot block, so the GPU path reads through async entry
-//! points — [`Gpu::download_async`], [`Gpu::argmax_rows_async`], and [`generate::greedy_async`] /
+//! points — [`Gpu::download_async`], [`Gpu::argmax_rows_async`], [`Gpu::top_k_rows_async`], and [`generate::generate_async`] /
 //! [`generate::forward_async`] on top of the same `T5<B>` methods the CPU uses. The sync trait
 //! methods `download` / `argmax_rows` block on `device.poll` natively and are unavailable in wasm
 //! (the wasm bindings never call them).
