@@ -2,7 +2,10 @@
 //! transformers' float16 forward rounds them, T5Block's clamp, float32 `wo`) against transformers'
 //! float16 run on the overflow fixture of scripts/make_fp16_fixtures.py: logits within the stated fp16
 //! tolerance and finite, greedy ids identical, equal to the CPU's float16 path; without the guards the
-//! GPU overflows as transformers does. Both kernel families (software / hardware) run on lavapipe.
+//! GPU overflows as transformers does. Both kernel families (software / hardware) run on lavapipe, each
+//! through `shader-f16` (f16 weight loads and tiles, exact products, f32 sums; lavapipe has the feature)
+//! and without it (`shader_f16: Some(false)`: weights packed two per u32, the path of adapters without the
+//! feature, SwiftShader in the wasm tests).
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -81,14 +84,18 @@ fn load<B: Backend>(be: B, half: Half) -> T5<B> {
 
 fn guarded(opts: GpuOptions) {
     let Some(g) = gpu(opts) else { return };
+    eprintln!("adapter: {:?}", g.info());
     let o = Oracle::load();
-    let m = load(g, Half::Guarded);
+    let m = load(g.clone(), Half::Guarded);
     // float16 weights resident as float16 (half the bytes), the feed-forward wo in float32
     let f32_wo: Vec<_> = m.weight_fallbacks().iter().map(|(n, d)| (n.clone(), *d)).collect();
     assert!(!f32_wo.is_empty() && f32_wo.iter().all(|(n, d)| n.ends_with(".wo.weight") && *d == WeightDtype::F32), "{f32_wo:?}");
     let out = pollster::block_on(forward_async(&m, &o.input(), Some(&o.dec()), None, None)).unwrap();
     let logits = out.logits.unwrap();
-    o.check("gpu fp16 guarded logits", &logits);
+    // the shader-f16 kernels exactly when the device has the feature in use
+    let used = g.info().shader_f16_used;
+    assert_eq!(g.f16_matmuls() > 0, used, "f16 matmul dispatches {} with shader_f16_used {used}", g.f16_matmuls());
+    o.check(if used { "gpu fp16 guarded logits (shader-f16)" } else { "gpu fp16 guarded logits (packed f16)" }, &logits);
     // the CPU's float16 path on the same inputs
     let cpu = load(Cpu, Half::Guarded);
     let c = cpu.forward(&o.input(), Some(&o.dec()), None, None).unwrap().logits.unwrap();
@@ -113,6 +120,59 @@ fn guarded_fp16_hardware_kernels() {
     guarded(GpuOptions { software_kernels: Some(false), ..Default::default() });
 }
 
+/// Weights split into row chunks (the multi-dispatch path of `linear`, chunk offsets into `out`).
+#[test]
+fn guarded_fp16_split_weights() {
+    guarded(GpuOptions { max_chunk_bytes: Some(1024), ..Default::default() });
+    guarded(GpuOptions { max_chunk_bytes: Some(1024), software_kernels: Some(false), ..Default::default() });
+}
+
+#[test]
+fn guarded_fp16_without_shader_f16() {
+    guarded(GpuOptions { shader_f16: Some(false), ..Default::default() });
+}
+
+#[test]
+fn guarded_fp16_without_shader_f16_hardware_kernels() {
+    guarded(GpuOptions { shader_f16: Some(false), software_kernels: Some(false), ..Default::default() });
+}
+
+/// `shader-f16` is requested and used when the adapter has it (lavapipe does: this suite then checks the
+/// `_h` kernels), and left off with `shader_f16: Some(false)`; a float32 model never uses those kernels.
+#[test]
+fn shader_f16_used_when_available() {
+    let Some(g) = gpu(GpuOptions::default()) else { return };
+    let info = g.info().clone();
+    eprintln!("adapter: {info:?}");
+    if info.adapter.contains("llvmpipe") {
+        assert!(info.shader_f16, "lavapipe reports shaderFloat16 + 16-bit storage: shader-f16 expected");
+    }
+    assert_eq!(info.shader_f16_used, info.shader_f16);
+    let o = Oracle::load();
+    let m32 = load(g.clone(), Half::Off);
+    pollster::block_on(forward_async(&m32, &o.input(), Some(&o.dec()), None, None)).unwrap();
+    assert_eq!(g.f16_matmuls(), 0, "float32 weights never take the shader-f16 kernels");
+    let m = load(g.clone(), Half::Guarded);
+    let before = g.dispatches();
+    pollster::block_on(forward_async(&m, &o.input(), Some(&o.dec()), None, None)).unwrap();
+    let n = g.f16_matmuls();
+    eprintln!("shader-f16 matmuls: {n} of {} dispatches", g.dispatches() - before);
+    assert_eq!(n > 0, info.shader_f16);
+    let Some(off) = gpu(GpuOptions { shader_f16: Some(false), ..Default::default() }) else { return };
+    assert!(!off.info().shader_f16_used);
+    let m = load(off.clone(), Half::Guarded);
+    pollster::block_on(forward_async(&m, &o.input(), Some(&o.dec()), None, None)).unwrap();
+    assert_eq!(off.f16_matmuls(), 0);
+    // required: used where the adapter has it, a typed error where it is missing
+    if info.shader_f16 {
+        let on = gpu(GpuOptions { shader_f16: Some(true), ..Default::default() }).unwrap();
+        assert!(on.info().shader_f16_used);
+    } else {
+        let e = pollster::block_on(Gpu::new(GpuOptions { shader_f16: Some(true), ..Default::default() })).err().expect("shader_f16: Some(true) without the feature");
+        assert_eq!(e.code(), "WebGPUUnavailable");
+    }
+}
+
 /// Without transformers' guards (float16 wo, no clamp) the GPU's float16 path overflows on this
 /// fixture, as transformers' unguarded run does: the encoder's hidden states hold ±inf (block 0's
 /// attention output, rounded to float16) and the logits are non-finite or far from the guarded oracle
@@ -120,8 +180,17 @@ fn guarded_fp16_hardware_kernels() {
 /// choice). The guarded path's hidden states are all finite.
 #[test]
 fn unguarded_fp16_overflows_on_gpu() {
+    unguarded(GpuOptions::default());
+}
+
+#[test]
+fn unguarded_fp16_overflows_on_gpu_without_shader_f16() {
+    unguarded(GpuOptions { shader_f16: Some(false), ..Default::default() });
+}
+
+fn unguarded(opts: GpuOptions) {
     use t5_core::model::{OutputFlags, StackOutputs};
-    let Some(g) = gpu(GpuOptions::default()) else { return };
+    let Some(g) = gpu(opts) else { return };
     let o = Oracle::load();
     assert!(o.json["nonfinite_logits"]["unguarded"].as_u64().unwrap() > 0);
     let flags = OutputFlags { hidden_states: true, attentions: false };
@@ -134,7 +203,7 @@ fn unguarded_fp16_overflows_on_gpu() {
         let out = pollster::block_on(forward_async(&m, &o.input(), Some(&o.dec()), None, None)).unwrap();
         let l = out.logits.unwrap();
         let worst = l.data.iter().zip(&o.logits.data).map(|(a, b)| if a.is_finite() { (a - b).abs() } else { f32::INFINITY }).fold(0.0f32, f32::max);
-        eprintln!("{half:?}: non-finite encoder hidden states per layer {bad:?}, non-finite logits {}, max |logits - oracle| {worst}", nonfinite(&l));
+        eprintln!("{half:?} (shader-f16 {}): non-finite encoder hidden states per layer {bad:?}, non-finite logits {}, max |logits - oracle| {worst}", g.info().shader_f16_used, nonfinite(&l));
         if overflows {
             assert!(bad[1] > 0, "block 0's float16 attention output should overflow without the clamp");
             assert!(nonfinite(&l) > 0 || worst > 1.0, "unguarded logits should be non-finite or far from the guarded oracle");
