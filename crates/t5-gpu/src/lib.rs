@@ -143,18 +143,17 @@ fn weight_source(source: &str, binding: u32, f16: bool, epilogue: bool) -> Strin
 
 /// The float16 model's matmuls through `shader-f16`: the `_h` kernels' shared part.
 const HALF: &str = include_str!("shaders/half.wgsl");
-/// How the `_h` kernels multiply (`XT`: the type activations are multiplied in; `mul4`: four products,
-/// as f32 for f32 accumulation). Exact products: a float16 × float16 product fits an f32 exactly, so
-/// this is torch's float16 matmul (f32 accumulation of exact products). Float16 products
-/// (`alias XT = f16; ... vec4<f32>(a * b)`) fail the fp16 oracle (tests/fp16.rs): on the overflow
-/// fixture single products overflow to ±inf (inf - inf = NaN past the clamp; logit 0 18.3 vs 0.95), and
-/// with overflowing products taken exact the float16 rounding of each product alone still moves the
-/// logits by up to 0.75 (tolerance 1e-3 + 2^-8 |logit|).
-const HALF_PRODUCTS: &str = "alias XT = f32;\nfn mul4(a: vec4<XT>, b: vec4<f16>) -> vec4<f32> { return a * vec4<f32>(b); }";
-
 /// A `_h` kernel's module: `enable f16;`, the activations, the epilogue, `half.wgsl`, the kernel.
+///
+/// Products are exact (f16 -> f32, then the packed kernels' fma sequence): a float16 x float16 product
+/// fits an f32, so this is torch's float16 matmul (f32 sums of exact products) and the same numerics as
+/// the packed path. Float16 products (`vec4<f32>(vec4<f16>(x) * w)` summed in f32) were measured on
+/// lavapipe and fail the fp16 oracle (tests/fp16.rs): on the overflow fixture single products overflow
+/// to ±inf (inf - inf = NaN past T5Block's clamp; logit 0 18.3 vs transformers' 0.95), and with the
+/// overflowing products taken exact, the float16 rounding of each product alone still moves the logits
+/// by up to 0.75 (tolerance 1e-3 + 2^-8 |logit|).
 fn half_source(source: &str) -> String {
-    format!("enable f16;\n{ACT}\n{EPILOGUE}\n{}\n{source}", HALF.replace("//HALF_PRODUCTS", HALF_PRODUCTS))
+    format!("enable f16;\n{ACT}\n{EPILOGUE}\n{HALF}\n{source}")
 }
 
 struct Kernel {
@@ -191,7 +190,8 @@ impl Matmuls {
         }
     }
 
-    /// Float16 weights through `shader-f16` (in use; k % 4 == 0: the weights are read as vec4<f16>). The embedding is a lookup: the packed float16 one.
+    /// Float16 weights through `shader-f16` (in use; k % 4 == 0: the weights are read as vec4<f16>).
+    /// The embedding is a lookup: the packed float16 one.
     fn new_h16(device: &wgpu::Device) -> Matmuls {
         let mm = |name: &str, src: &str| kernel(device, name, &half_source(src), &[true, true, false]);
         let norm = |name: &str, src: &str| kernel(device, name, &half_source(src), &[true, true, false, true, false]);
@@ -363,7 +363,8 @@ impl GpuTensor {
 }
 
 /// A weight `[out, in]` split into row chunks that each fit one storage binding: f32, or float16
-/// packed two per u32 (even `in` only; the kernels unpack to f32 and compute in f32).
+/// packed two per u32 (even `in` only; the kernels unpack to f32, or with `shader-f16` and `in % 4 == 0`
+/// read them as vec4<f16>; products exact, sums f32).
 pub struct GpuWeight {
     chunks: Vec<(usize, usize, Rc<Buf>)>, // (first row, rows, buffer)
     rows: usize,

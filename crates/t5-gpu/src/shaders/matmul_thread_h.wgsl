@@ -21,7 +21,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let w3 = min(c0 + 3u, p.nc - 1u) * k4;
   for (var kk = 0u; kk < k4; kk++) {
     let xv = x[xb + kk];
-    acc += vec4<f32>(dot4(xv, w[w0 + kk]), dot4(xv, w[w1 + kk]), dot4(xv, w[w2 + kk]), dot4(xv, w[w3 + kk]));
+    acc = vec4<f32>(fma4(xv, w[w0 + kk], acc.x), fma4(xv, w[w1 + kk], acc.y), fma4(xv, w[w2 + kk], acc.z), fma4(xv, w[w3 + kk], acc.w));
   }
   let o = r * p.n + p.n_off;
   store(o + c0, acc.x);

@@ -23,14 +23,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let wb = col * k4;
     for (var kk = lane; kk < k4; kk += 64u) {
       let wv = w[wb + kk];
-      lo.x += dot4(x[kk], wv);
-      if (p.m > 1u) { lo.y += dot4(x[1u * k4 + kk], wv); }
-      if (p.m > 2u) { lo.z += dot4(x[2u * k4 + kk], wv); }
-      if (p.m > 3u) { lo.w += dot4(x[3u * k4 + kk], wv); }
-      if (p.m > 4u) { hi.x += dot4(x[4u * k4 + kk], wv); }
-      if (p.m > 5u) { hi.y += dot4(x[5u * k4 + kk], wv); }
-      if (p.m > 6u) { hi.z += dot4(x[6u * k4 + kk], wv); }
-      if (p.m > 7u) { hi.w += dot4(x[7u * k4 + kk], wv); }
+      lo.x = fma4(x[kk], wv, lo.x);
+      if (p.m > 1u) { lo.y = fma4(x[1u * k4 + kk], wv, lo.y); }
+      if (p.m > 2u) { lo.z = fma4(x[2u * k4 + kk], wv, lo.z); }
+      if (p.m > 3u) { lo.w = fma4(x[3u * k4 + kk], wv, lo.w); }
+      if (p.m > 4u) { hi.x = fma4(x[4u * k4 + kk], wv, hi.x); }
+      if (p.m > 5u) { hi.y = fma4(x[5u * k4 + kk], wv, hi.y); }
+      if (p.m > 6u) { hi.z = fma4(x[6u * k4 + kk], wv, hi.z); }
+      if (p.m > 7u) { hi.w = fma4(x[7u * k4 + kk], wv, hi.w); }
     }
   }
   for (var r = 0u; r < p.m; r++) {

@@ -16,7 +16,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let wb = col * k4;
   for (var kk = 0u; kk < k4; kk++) {
     let wv = w[wb + kk];
-    for (var r = 0u; r < p.m; r++) { acc[r] += dot4(x[r * k4 + kk], wv); }
+    for (var r = 0u; r < p.m; r++) { acc[r] = fma4(x[r * k4 + kk], wv, acc[r]); }
   }
   for (var r = 0u; r < p.m; r++) { store(r * p.n + p.n_off + col, acc[r]); }
 }

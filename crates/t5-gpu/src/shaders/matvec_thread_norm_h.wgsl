@@ -40,7 +40,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var kk = 0u; kk < k4; kk++) {
     let wv = w[wb + kk];
     let g = nw[kk];
-    for (var r = 0u; r < p.m; r++) { acc[r] += dot4(normed4(x[r * k4 + kk], g, inv[r]), wv); }
+    for (var r = 0u; r < p.m; r++) { acc[r] = fma4(normed4(x[r * k4 + kk], g, inv[r]), wv, acc[r]); }
   }
   if (col == 0u) {
     for (var r = 0u; r < p.m; r++) {
