@@ -212,3 +212,42 @@ fn unguarded(opts: GpuOptions) {
         }
     }
 }
+
+/// The `shader-f16` kernels one by one against the CPU on shapes the tiny fixture does not reach: every
+/// matmul kind (matvec / matvec_norm for m <= 8, tiled / thread above; hardware and software), columns not
+/// a multiple of the 4- / 64-wide tiles, split weights, and k % 4 != 0 (the packed kernels instead).
+/// Float16-valued inputs; the GPU's sums run in another order than the CPU's, hence a relative bound.
+#[test]
+fn shader_f16_kernels_match_cpu() {
+    use t5_core::quant::{round_f16, QWeight};
+    let cases = [(1, 37, 40), (3, 70, 8), (8, 5, 12), (9, 67, 20), (33, 130, 36), (70, 65, 64), (2, 9, 6), (17, 9, 6)];
+    let val = |i: usize, s: u32| round_f16(((i as u32).wrapping_mul(2654435761).wrapping_add(s) >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0);
+    for (software, chunk) in [(true, None), (false, None), (true, Some(256u64)), (false, Some(256u64))] {
+        let Some(g) = gpu(GpuOptions { software_kernels: Some(software), max_chunk_bytes: chunk, ..Default::default() }) else { return };
+        if !g.info().shader_f16_used {
+            eprintln!("no shader-f16 on {}: nothing to check", g.info().adapter);
+            return;
+        }
+        for &(m, n, k) in &cases {
+            let w: Vec<f32> = (0..n * k).map(|i| val(i, 7)).collect();
+            let x = Tensor::new(vec![m, k], (0..m * k).map(|i| val(i, 99)).collect());
+            let nw = Tensor::new(vec![k], (0..k).map(|i| round_f16(0.5 + (i % 5) as f32 * 0.25)).collect());
+            let packed = |w: &[f32]| QWeight::from_tensor(Tensor::new(vec![n, k], w.to_vec()), WeightDtype::F16);
+            let gw = g.upload_packed(packed(&w));
+            let cw = Cpu.upload_packed(packed(&w));
+            let scale: Vec<f32> = (0..m * n).map(|i| (0..k).map(|j| (x.data[i / n * k + j] * w[i % n * k + j]).abs()).sum::<f32>().max(1.0)).collect();
+            let before = g.f16_matmuls();
+            let gx = g.upload(x.clone());
+            let plain = g.download(&g.linear(&gx, &gw));
+            let normed = g.download(&g.linear(&g.rms_norm_half(&gx, &g.upload(nw.clone()), 1e-6), &gw));
+            assert_eq!(g.f16_matmuls() > before, k % 4 == 0, "({m}, {n}, {k}): shader-f16 kernels iff k % 4 == 0");
+            let cplain = Cpu.linear(&x, &cw);
+            let cnormed = Cpu.linear(&Cpu.rms_norm_half(&x, &nw, 1e-6), &cw);
+            for (what, a, b) in [("linear", &plain, &cplain), ("norm + linear", &normed, &cnormed)] {
+                for (i, (u, v)) in a.data.iter().zip(&b.data).enumerate() {
+                    assert!((u - v).abs() <= 1e-5 * scale[i], "software {software}, chunk {chunk:?}, {what} ({m}, {n}, {k}) at {i}: gpu {u}, cpu {v}");
+                }
+            }
+        }
+    }
+}
