@@ -160,9 +160,17 @@ fn shader_f16_used_when_available() {
     assert_eq!(n > 0, info.shader_f16);
     let Some(off) = gpu(GpuOptions { shader_f16: Some(false), ..Default::default() }) else { return };
     assert!(!off.info().shader_f16_used);
-    let m = load(off.clone(), Half::Guarded);
-    pollster::block_on(forward_async(&m, &o.input(), Some(&o.dec()), None, None)).unwrap();
+    let m_off = load(off.clone(), Half::Guarded);
+    pollster::block_on(forward_async(&m_off, &o.input(), Some(&o.dec()), None, None)).unwrap();
     assert_eq!(off.f16_matmuls(), 0);
+    // the same fusion either way: as many dispatches per decode step (and as many ops fused) as packed
+    let (_, mut gen, _) = load_dir(fixtures().join(NAME)).unwrap();
+    gen.max_new_tokens = Some(4);
+    let (ids, s) = pollster::block_on(greedy_async(&m, &o.input(), &gen, |_| true)).unwrap();
+    let (ids_off, s_off) = pollster::block_on(greedy_async(&m_off, &o.input(), &gen, |_| true)).unwrap();
+    eprintln!("decode step: shader-f16 {s:?}, packed {s_off:?}");
+    assert_eq!(ids, ids_off);
+    assert_eq!((s.dispatches_per_step, s.fused_per_step, s.submits_per_step), (s_off.dispatches_per_step, s_off.fused_per_step, s_off.submits_per_step));
     // required: used where the adapter has it, a typed error where it is missing
     if info.shader_f16 {
         let on = gpu(GpuOptions { shader_f16: Some(true), ..Default::default() }).unwrap();
