@@ -1,5 +1,6 @@
 //! Native GPU benchmark (wgpu over Vulkan, no Node): encoder and greedy-decode speed of one checkpoint
-//! on the GPU (fp32, and fp16 = transformers' float16 numerics) against the native CPU backend, with
+//! on the GPU (fp32, and fp16 = transformers' float16 numerics, both with the weights packed two per u32
+//! and, where the adapter has `shader-f16`, through the `_h` kernels) against the native CPU backend, with
 //! dispatches (and element-wise ops fused) per decode step and bind groups created. Reported, not asserted.
 //!
 //!   cargo run --release -p t5-bench -- make-random ../shared/models/t5-small/config.json bench/.cache/t5-small-random
@@ -100,18 +101,26 @@ fn main() {
         }
     };
     let info = gpu.info().clone();
+    // the same adapter without shader-f16: the float16 model's weights packed two per u32, unpacked to f32
+    let packed = if info.shader_f16_used { pollster::block_on(Gpu::new(GpuOptions { shader_f16: Some(false), ..Default::default() })).unwrap() } else { gpu.clone() };
     println!(
-        "adapter: {} ({}, {}), shader-f16 {}, maxStorageBufferBindingSize {} B",
-        info.adapter, info.backend, info.device_type, info.shader_f16, info.max_storage_buffer_binding_size
+        "adapter: {} ({}, {}), shader-f16 {} (used: {}), maxStorageBufferBindingSize {} B",
+        info.adapter, info.backend, info.device_type, info.shader_f16, info.shader_f16_used, info.max_storage_buffer_binding_size
     );
     println!("model: {dir} (d_model {}, {}+{} layers, vocab {}), batch 1, median of {runs}\n", config.d_model, config.num_layers, config.decoder_layers(), config.vocab_size);
     let mut rows = Vec::new();
-    for (name, half) in [("WebGPU (wgpu) fp32", Half::Off), ("WebGPU (wgpu) fp16", Half::Guarded)] {
+    let mut cases = vec![("WebGPU (wgpu) fp32", Half::Off, gpu.clone()), ("WebGPU (wgpu) fp16, packed (f32 unpack)", Half::Guarded, packed)];
+    if info.shader_f16_used {
+        cases.push(("WebGPU (wgpu) fp16, shader-f16", Half::Guarded, gpu.clone()));
+    }
+    for (name, half, g) in cases {
         let t = Instant::now();
-        let m = T5::load_half(config.clone(), &store, ModelKind::ConditionalGeneration, gpu.clone(), half).unwrap();
+        let m = T5::load_half(config.clone(), &store, ModelKind::ConditionalGeneration, g.clone(), half).unwrap();
         let load_s = t.elapsed().as_secs_f64();
         eprintln!("[bench] {name} loaded in {load_s:.2} s");
+        let before = g.f16_matmuls();
         rows.push(bench_gpu(name, &m, load_s, &base, runs));
+        eprintln!("[bench] {name}: {} shader-f16 matmul dispatches", g.f16_matmuls() - before);
     }
     if with_cpu {
         let t = Instant::now();

@@ -99,6 +99,11 @@ pub struct GpuOptions {
     /// Largest activation buffer allowed (bytes); `None`: the device's maxStorageBufferBindingSize /
     /// maxBufferSize. Tests set it small to exercise the limit errors.
     pub max_buffer_bytes: Option<u64>,
+    /// The float16 model's matmuls through WebGPU's `shader-f16` feature (weights loaded as `vec4<f16>`,
+    /// f16 weight tiles, exact products summed in f32): `None` when the adapter has it, `Some(false)`
+    /// never (the weights packed two per u32 and unpacked to f32, as without the feature), `Some(true)`
+    /// required (an adapter without it is [`GpuError::Unavailable`]). Same numerics either way.
+    pub shader_f16: Option<bool>,
 }
 
 /// What the device is and what it allows (reported to the facade / benchmark).
@@ -109,7 +114,11 @@ pub struct DeviceInfo {
     pub device_type: String,
     pub max_storage_buffer_binding_size: u64,
     pub max_buffer_size: u64,
+    /// The adapter has `shader-f16`.
     pub shader_f16: bool,
+    /// The device was opened with `shader-f16` and the float16 model's matmuls use it
+    /// ([`GpuOptions::shader_f16`]).
+    pub shader_f16_used: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,6 +139,21 @@ fn weight_source(source: &str, binding: u32, f16: bool, epilogue: bool) -> Strin
     };
     let epi = if epilogue { EPILOGUE } else { "" };
     format!("{ACT}\n{epi}\n{}", source.replace("//WEIGHTS", &decl))
+}
+
+/// The float16 model's matmuls through `shader-f16`: the `_h` kernels' shared part.
+const HALF: &str = include_str!("shaders/half.wgsl");
+/// A `_h` kernel's module: `enable f16;`, the activations, the epilogue, `half.wgsl`, the kernel.
+///
+/// Products are exact (f16 -> f32, then the packed kernels' fma sequence): a float16 x float16 product
+/// fits an f32, so this is torch's float16 matmul (f32 sums of exact products) and the same numerics as
+/// the packed path. Float16 products (`vec4<f32>(vec4<f16>(x) * w)` summed in f32) were measured on
+/// lavapipe and fail the fp16 oracle (tests/fp16.rs): on the overflow fixture single products overflow
+/// to ±inf (inf - inf = NaN past T5Block's clamp; logit 0 18.3 vs transformers' 0.95), and with the
+/// overflowing products taken exact, the float16 rounding of each product alone still moves the logits
+/// by up to 0.75 (tolerance 1e-3 + 2^-8 |logit|).
+fn half_source(source: &str) -> String {
+    format!("enable f16;\n{ACT}\n{EPILOGUE}\n{HALF}\n{source}")
 }
 
 struct Kernel {
@@ -165,6 +189,22 @@ impl Matmuls {
             embedding: kernel(device, &format!("embedding{t}"), &weight_source(include_str!("shaders/embedding.wgsl"), 1, f16, false), &[true, true, false]),
         }
     }
+
+    /// Float16 weights through `shader-f16` (in use; k % 4 == 0: the weights are read as vec4<f16>).
+    /// The embedding is a lookup: the packed float16 one.
+    fn new_h16(device: &wgpu::Device) -> Matmuls {
+        let mm = |name: &str, src: &str| kernel(device, name, &half_source(src), &[true, true, false]);
+        let norm = |name: &str, src: &str| kernel(device, name, &half_source(src), &[true, true, false, true, false]);
+        Matmuls {
+            tiled: mm("matmul_tiled_h", include_str!("shaders/matmul_tiled_h.wgsl")),
+            matvec: mm("matvec_h", &format!("{ROWS}{}", include_str!("shaders/matvec_h.wgsl"))),
+            matvec_thread: mm("matvec_thread_h", include_str!("shaders/matvec_thread_h.wgsl")),
+            thread: mm("matmul_thread_h", include_str!("shaders/matmul_thread_h.wgsl")),
+            matvec_norm: norm("matvec_norm_h", &format!("{ROWS}{}", include_str!("shaders/matvec_norm_h.wgsl"))),
+            matvec_thread_norm: norm("matvec_thread_norm_h", include_str!("shaders/matvec_thread_norm_h.wgsl")),
+            embedding: kernel(device, "embedding16", &weight_source(include_str!("shaders/embedding.wgsl"), 1, true, false), &[true, true, false]),
+        }
+    }
 }
 
 struct Kernels {
@@ -172,6 +212,8 @@ struct Kernels {
     f32: Matmuls,
     /// float16 weights (packed two per u32)
     f16: Matmuls,
+    /// float16 weights through `shader-f16` (in use), the `_h` kernels
+    h16: Option<Matmuls>,
     clamp_half: Kernel,
     rms_norm: Kernel,
     unary: Kernel,
@@ -214,11 +256,12 @@ fn kernel(device: &wgpu::Device, name: &str, source: &str, storage: &[bool]) -> 
 }
 
 impl Kernels {
-    fn new(device: &wgpu::Device) -> Kernels {
+    fn new(device: &wgpu::Device, h16: bool) -> Kernels {
         let with_act = |s: &str| format!("{ACT}\n{s}");
         Kernels {
             f32: Matmuls::new(device, false),
             f16: Matmuls::new(device, true),
+            h16: h16.then(|| Matmuls::new_h16(device)),
             clamp_half: kernel(device, "clamp_half", include_str!("shaders/clamp_half.wgsl"), &[false]),
             rms_norm: kernel(device, "rms_norm", &with_act(include_str!("shaders/rms_norm.wgsl")), &[true, true, false]),
             unary: kernel(device, "unary", &with_act(include_str!("shaders/unary.wgsl")), &[false]),
@@ -322,7 +365,8 @@ impl GpuTensor {
 }
 
 /// A weight `[out, in]` split into row chunks that each fit one storage binding: f32, or float16
-/// packed two per u32 (even `in` only; the kernels unpack to f32 and compute in f32).
+/// packed two per u32 (even `in` only; the kernels unpack to f32, or with `shader-f16` and `in % 4 == 0`
+/// read them as vec4<f16>; products exact, sums f32).
 pub struct GpuWeight {
     chunks: Vec<(usize, usize, Rc<Buf>)>, // (first row, rows, buffer)
     rows: usize,
@@ -382,6 +426,8 @@ struct NormPending {
 /// (`shaders/epilogue.wgsl`). Only single-chunk weights are held back.
 struct Pending {
     f16: bool,
+    /// the `shader-f16` kernels (`_h`)
+    h16: bool,
     kind: MatmulKind,
     params: [u32; 8],
     /// x, w, out (+ norm weight, normed x for the norm-fused kinds)
@@ -423,6 +469,8 @@ struct Inner {
     max_buffer_bytes: u64,
     /// CPU-emulated adapter (SwiftShader, lavapipe): prefer barrier-free kernels
     software: bool,
+    /// matmul dispatches of the `shader-f16` kernels
+    h16_dispatches: Cell<u64>,
 }
 
 impl Drop for Inner {
@@ -509,8 +557,14 @@ impl Gpu {
         let ai = adapter.get_info();
         let limits = adapter.limits();
         let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
+        let use_f16 = match opts.shader_f16 {
+            Some(true) if !shader_f16 => return Err(GpuError::Unavailable(format!("{} has no shader-f16; leave GpuOptions::shader_f16 unset to use it only when available", ai.name))),
+            Some(on) => on,
+            None => shader_f16,
+        };
+        let required_features = if use_f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() };
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor { label: Some("t5-gpu"), required_limits: limits.clone(), ..Default::default() })
+            .request_device(&wgpu::DeviceDescriptor { label: Some("t5-gpu"), required_features, required_limits: limits.clone(), ..Default::default() })
             .await
             .map_err(|e| GpuError::Unavailable(format!("cannot open a WebGPU device on {}: {e}", ai.name)))?;
         let lost = Arc::new(Mutex::new(None::<String>));
@@ -534,6 +588,7 @@ impl Gpu {
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
             max_buffer_size: limits.max_buffer_size,
             shader_f16,
+            shader_f16_used: use_f16,
         };
         let param_align = (limits.min_uniform_buffer_offset_alignment as u64).max(PARAMS_SIZE);
         let counter = BufferCounter::default();
@@ -547,7 +602,7 @@ impl Gpu {
         let dummy = device.create_buffer(&wgpu::BufferDescriptor { label: Some("dummy"), size: 16, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
         let device_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) & !3;
         let max_chunk_bytes = opts.max_chunk_bytes.map_or(device_max, |m| m.min(device_max));
-        let kernels = Kernels::new(&device);
+        let kernels = Kernels::new(&device, use_f16);
         Ok(Gpu {
             inner: Rc::new(Inner {
                 device,
@@ -585,6 +640,7 @@ impl Gpu {
                 max_chunk_bytes,
                 max_buffer_bytes: opts.max_buffer_bytes.map_or(device_max, |m| m.min(device_max)),
                 software: opts.software_kernels.unwrap_or(ai.device_type == wgpu::DeviceType::Cpu),
+                h16_dispatches: Cell::new(0),
             }),
         })
     }
@@ -606,6 +662,33 @@ impl Gpu {
     /// Bytes read back from the GPU so far.
     pub fn bytes_read_back(&self) -> u64 {
         self.inner.read_back.get()
+    }
+
+    /// Matmul dispatches recorded with the `shader-f16` kernels so far (float16 weights, feature in use).
+    pub fn f16_matmuls(&self) -> u64 {
+        self.inner.h16_dispatches.get()
+    }
+
+    /// The matmul kernels of a weight form: f32; float16 packed two per u32; float16 through
+    /// `shader-f16` (`h16`).
+    fn matmuls(&self, f16: bool, h16: bool) -> &Matmuls {
+        let k = &self.inner.kernels;
+        match (f16, h16, &k.h16) {
+            (true, true, Some(h)) => h,
+            (true, _, _) => &k.f16,
+            _ => &k.f32,
+        }
+    }
+
+    /// Whether a float16 weight goes through the `shader-f16` kernels (in use, k % 4 == 0).
+    fn use_h16(&self, w: &GpuWeight) -> bool {
+        w.f16 && w.cols % 4 == 0 && self.inner.kernels.h16.is_some()
+    }
+
+    fn count_h16(&self, h16: bool) {
+        if h16 {
+            self.inner.h16_dispatches.set(self.inner.h16_dispatches.get() + 1);
+        }
     }
 
     /// Element-wise ops folded into a matmul's epilogue so far (each one dispatch saved).
@@ -745,7 +828,8 @@ impl Gpu {
             self.record(&self.inner.kernels.rms_norm, [n.rows, n.d, n.eps.to_bits(), n.half as u32, 0, 0, 0, 0], &[&n.bufs[0], &n.bufs[1], &n.bufs[2]], (g.0, g.1, 1));
         }
         let Some(p) = self.inner.state.borrow_mut().pending.take() else { return };
-        let ks = if p.f16 { &self.inner.kernels.f16 } else { &self.inner.kernels.f32 };
+        let ks = self.matmuls(p.f16, p.h16);
+        self.count_h16(p.h16);
         let k = match p.kind {
             MatmulKind::Tiled => &ks.tiled,
             MatmulKind::Matvec => &ks.matvec,
@@ -1175,7 +1259,8 @@ impl Backend for Gpu {
         *shape.last_mut().unwrap() = n;
         let out = self.tensor(shape);
         let maxd = self.inner.limits.max_compute_workgroups_per_dimension;
-        let ks = if w.f16 { &self.inner.kernels.f16 } else { &self.inner.kernels.f32 };
+        let h16 = self.use_h16(w);
+        let ks = self.matmuls(w.f16, h16);
         if w.chunks.len() == 1 {
             // held back one op: the element-wise op that follows may fuse into its epilogue
             let (_, nc, buf) = &w.chunks[0];
@@ -1204,17 +1289,18 @@ impl Backend for Gpu {
                 let params = [m as u32, n as u32, k as u32, 0, nc32, 0, nrm.eps.to_bits(), nrm.half as u32];
                 let [nx, nw, nout] = nrm.bufs;
                 self.record_pending();
-                self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, kind, params, bufs: vec![nx, buf.raw().clone(), out.buf.raw().clone(), nw, nout], groups });
+                self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, h16, kind, params, bufs: vec![nx, buf.raw().clone(), out.buf.raw().clone(), nw, nout], groups });
                 self.inner.fused.set(self.inner.fused.get() + 1);
                 return out;
             }
             self.record_pending();
             let params = [m as u32, n as u32, k as u32, 0, nc32, 0, 0, 0];
-            self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, kind, params, bufs: vec![x.buf.raw().clone(), buf.raw().clone(), out.buf.raw().clone()], groups });
+            self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, h16, kind, params, bufs: vec![x.buf.raw().clone(), buf.raw().clone(), out.buf.raw().clone()], groups });
             return out;
         }
         for (r0, nc, buf) in &w.chunks {
             let params = [m as u32, n as u32, k as u32, *r0 as u32, *nc as u32, 0, 0, 0];
+            self.count_h16(h16);
             if m <= MATVEC_MAX_ROWS && self.inner.software {
                 let g = grid((*nc as u32).div_ceil(64), maxd);
                 self.dispatch(&ks.matvec_thread, params, &[x.buf.raw(), buf.raw(), out.buf.raw()], (g.0, g.1, 1));
