@@ -14,7 +14,7 @@ struct P { rows: u32, cols: u32, k: u32, n_suppress: u32, _a: u32, _b: u32, _c: 
 
 const NONE: u32 = 0xffffffffu;
 // -inf cannot be a WGSL constant: the lowest finite f32 stands in while reducing, -inf's bits are written
-const LOWEST: f32 = bitcast<f32>(0xff7fffffu); // -3.4028235e38
+const LOWEST: f32 = -3.0e38; // below any finite logit
 const NEG_INF_BITS: u32 = 0xff800000u;
 
 var<workgroup> rv: array<f32, 256>;
