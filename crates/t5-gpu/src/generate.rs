@@ -53,7 +53,6 @@ pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConf
     be.check()?;
     let expand = if gen.num_beams > 1 { gen.num_beams } else if gen.do_sample { gen.num_return_sequences } else { 1 };
     check_activation_sizes(model, input.batch * expand, input.seq)?;
-    be.check_fits("the logits [rows, vocab]", (input.batch * expand * model.config.vocab_size) as u64 * 4)?;
     // the self-attention cache holds every generated position: allocate it once
     be.set_kv_capacity(gen.new_tokens_budget().max(1));
     let d0 = be.dispatches();
