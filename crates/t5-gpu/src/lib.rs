@@ -1059,13 +1059,12 @@ impl Gpu {
 
     /// Upload a [`QWeight::Q8`] / [`QWeight::Q4`] packed, split by rows into chunks of at most
     /// `max_chunk_bytes`. Each chunk is one u32 array: a 4-word header (word offsets of the scales and
-    /// of the zero points, weights per scale), the codes of its rows (int8 four per u32 / t5-core's
+    /// of the zero points, log2 of the weights per scale), the codes of its rows (int8 four per u32 / t5-core's
     /// nibble layout eight per u32), its rows' scales, its rows' zero points (q4); the kernels'
     /// `wload` (shaders/qweight8.wgsl, qweight4.wgsl) dequantizes one element as
     /// [`QWeight::dequantize_row`] does. A form the kernels do not cover (scales not one per row or per
     /// block dividing the row) is dequantized to f32 instead.
     fn upload_quant(&self, w: QWeight) -> GpuWeight {
-        let bytes = w.bytes();
         let (q, n, k, group, codes, row_code_bytes, scales, zeros): (QKind, usize, usize, usize, &[u8], usize, &[f32], &[f32]) = match &w {
             QWeight::Q8 { n, k, codes, scales } => {
                 let group = t5_core::quant::q8_group(*n, *k, scales.len());
@@ -1081,10 +1080,16 @@ impl Gpu {
             && scales.len() == n * (k / group)
             && codes.len() == n * row_code_bytes
             && (q == QKind::Q8 || (k % 64 == 0 && zeros.len() == scales.len()));
-        if !ok {
+        // the kernels find an element's scale by a shift: blocks of the largest power of two dividing
+        // the group (the group itself for GGUF's 32 and torchao's 128, 256 for a q8 row of 768 weights),
+        // each group's scale / zero point repeated over its blocks; tiny odd rows (block < 16) stay f32
+        let block = 1usize << group.trailing_zeros();
+        if !ok || block < 16 {
             return self.upload_weight(w.to_tensor());
         }
-        let spr = k / group; // scales per row
+        let reps = group / block;
+        let expand = |v: &[f32]| -> Vec<u32> { v.iter().flat_map(|x| std::iter::repeat_n(x.to_bits(), reps)).collect() };
+        let spr = k / block; // scales per row, as stored
         let row_bytes = (row_code_bytes + spr * 4 * if q == QKind::Q4 { 2 } else { 1 }) as u64;
         // element indices of a chunk stay far below 2^32 (q4: two per byte)
         let max = self.inner.max_chunk_bytes.min(1 << 30);
@@ -1101,12 +1106,13 @@ impl Gpu {
                 u32::from_le_bytes(b)
             }));
             words[0] = words.len() as u32;
-            words.extend(scales[r0 * spr..(r0 + nr) * spr].iter().map(|s| s.to_bits()));
+            let (g0, g1) = (r0 * (k / group), (r0 + nr) * (k / group));
+            words.extend(expand(&scales[g0..g1]));
             words[1] = words.len() as u32;
             if q == QKind::Q4 {
-                words.extend(zeros[r0 * spr..(r0 + nr) * spr].iter().map(|z| z.to_bits()));
+                words.extend(expand(&zeros[g0..g1]));
             }
-            words[2] = group as u32;
+            words[2] = block.trailing_zeros();
             let size = words.len() as u64 * 4;
             let buf = self.inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, "weight");
             self.inner.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&words));
@@ -1115,7 +1121,9 @@ impl Gpu {
         }
         // build the form's kernels now (at load time) rather than in the middle of a step
         let _ = self.matmuls(false, q);
-        GpuWeight { chunks, rows: n, cols: k, f16: false, q, q_bytes: bytes }
+        // resident: codes + scales (+ zero points) as stored (QWeight::bytes), plus any repeated scales
+        let q_bytes = n * row_code_bytes + n * spr * 4 * if q == QKind::Q4 { 2 } else { 1 };
+        GpuWeight { chunks, rows: n, cols: k, f16: false, q, q_bytes }
     }
 }
 
