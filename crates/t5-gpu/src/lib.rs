@@ -1083,8 +1083,8 @@ impl Gpu {
         // the kernels find an element's scale by a shift: blocks of the largest power of two dividing
         // the group (the group itself for GGUF's 32 and torchao's 128, 256 for a q8 row of 768 weights),
         // each group's scale / zero point repeated over its blocks; tiny odd rows (block < 16) stay f32
-        let block = 1usize << group.trailing_zeros();
-        if !ok || block < 16 {
+        let block = if ok { 1usize << group.trailing_zeros() } else { 0 };
+        if block < 16 {
             return self.upload_weight(w.to_tensor());
         }
         let reps = group / block;
