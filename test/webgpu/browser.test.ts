@@ -106,4 +106,23 @@ describe.skipIf(process.env.T5_WEBGPU_BROWSER === "skip")("webgpu in headless Ch
     expect(r.ids).toEqual(r.oracle_ids);
     await page.close();
   }, 120_000);
+
+  it.each(["q8", "q4"])("dtype %s: packed weights on the GPU, logits within 1e-3 of the CPU's, same greedy ids", async (dtype) => {
+    const page = await browser.newPage();
+    const logs: string[] = [];
+    page.on("console", (m) => logs.push(m.text()));
+    page.on("pageerror", (e) => logs.push(String(e)));
+    await page.goto(`${base}/`);
+    type R = { adapter: string; logits: number; encoder: number; cpu_ids: number[][]; gpu_ids: number[][]; stats: { submits_per_step: number }; live_after_dispose: number };
+    const r = await (page.evaluate(`import("/test/webgpu/page.mjs").then((m) => m.runQuant(${JSON.stringify(dtype)}))`) as Promise<R>).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${logs.join("\n")}`);
+    });
+    console.log(`tiny-t5-q128 ${dtype} in Chromium on ${r.adapter}: logits ${r.logits.toExponential(2)}, encoder ${r.encoder.toExponential(2)}, stats ${JSON.stringify(r.stats)}`);
+    expect(r.logits).toBeLessThanOrEqual(1e-3);
+    expect(r.encoder).toBeLessThanOrEqual(1e-3);
+    expect(r.gpu_ids).toEqual(r.cpu_ids);
+    expect(r.stats.submits_per_step).toBe(1);
+    expect(r.live_after_dispose).toBe(0);
+    await page.close();
+  }, 120_000);
 });

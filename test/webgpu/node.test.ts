@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pipeline, T5EncoderModel, T5ForConditionalGeneration } from "../../ts/src/index.js";
 import { BadConfigError, BadInputError } from "../../ts/src/errors.js";
 import { DeviceLostError, installNodeWebGpu, WebGPUUnavailableError } from "../../ts/src/webgpu.js";
-import { loadOracle, modelDir, ORACLE } from "../helpers/oracle.js";
+import { FIXTURES, loadOracle, modelDir, ORACLE } from "../helpers/oracle.js";
 import { readF32Tensors } from "../helpers/safetensors.js";
 
 const SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json";
@@ -168,8 +168,40 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
     const ids = await gpu.generateAsync({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.greedy.max_new_tokens });
     expect(ids).toEqual(o.greedy.sequences);
     gpu.dispose();
-    // the other storage forms are CPU-only: a typed error on 'webgpu'
-    await expect(T5ForConditionalGeneration.fromPretrained(modelDir(name), { device: "webgpu", dtype: "q8" })).rejects.toBeInstanceOf(BadConfigError);
+    // bf16 is CPU-only: a typed error on 'webgpu'
+    await expect(T5ForConditionalGeneration.fromPretrained(modelDir(name), { device: "webgpu", dtype: "bf16" })).rejects.toBeInstanceOf(BadConfigError);
+  });
+
+  // q8 / q4 weights stay packed on the GPU (dequantized in the kernels): the same numbers as the CPU
+  // engine's q8 / q4 (torchao q4 groups of 128 on tiny-t5-q128, GGUF Q4_0 blocks of 32), pieces of 4 KiB
+  // on one of them so that packed weights are split
+  it.each([
+    ["tiny-t5-q128", "q8", "device limit"],
+    ["tiny-t5-q128", "q4", "device limit"],
+    ["tiny-t5-q128", "q4", 4096],
+    ["gguf/tiny-t5-q4_0.gguf", "as stored", "device limit"],
+  ] as const)("%s, dtype %s, pieces %s: logits within 1e-3 of the CPU's, greedy ids identical", async (dir, dt, pieces) => {
+    const dtype = dt === "as stored" ? undefined : dt;
+    const maxChunkBytes = pieces === "device limit" ? undefined : pieces;
+    const o = JSON.parse(readFileSync(dir.startsWith("gguf/") ? `${FIXTURES}gguf/oracle.json` : `${FIXTURES}quant/${dir}.json`, "utf8")) as {
+      input_ids: number[][]; attention_mask: number[][]; decoder_input_ids: number[][];
+    };
+    const opts = dtype === undefined ? {} : { dtype };
+    const cpu = await T5ForConditionalGeneration.fromPretrained(`${FIXTURES}${dir}`, opts);
+    const gpu = await T5ForConditionalGeneration.fromPretrained(`${FIXTURES}${dir}`, { ...opts, device: "webgpu", ...(maxChunkBytes === undefined ? {} : { maxChunkBytes }) });
+    expect(gpu.device).toBe("webgpu");
+    const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids };
+    const c = cpu.forward(inputs);
+    const g = await gpu.forwardAsync(inputs);
+    const worst = maxDiff(g.logits.data, c.logits.data);
+    expect(worst).toBeLessThanOrEqual(TOL);
+    expect(maxDiff(g.encoder_last_hidden_state.data, c.encoder_last_hidden_state.data)).toBeLessThanOrEqual(TOL);
+    const gen = { input_ids: o.input_ids, attention_mask: o.attention_mask };
+    const ids = await gpu.generateAsync(gen, { max_new_tokens: 8 });
+    expect(ids).toEqual(cpu.generate(gen, { max_new_tokens: 8 }));
+    console.log(`${dir} ${dtype ?? "as stored"} on Dawn: max |logits gpu - cpu| = ${worst}; ${JSON.stringify(gpu.lastGenerateStats)}`);
+    cpu.dispose();
+    gpu.dispose();
   });
 
   it("split weights (64 KiB pieces) give the same ids", async () => {

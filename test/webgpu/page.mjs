@@ -121,3 +121,45 @@ export async function runFp16() {
   gpu.free();
   return result;
 }
+
+// dtype q8 / q4 on the browser's WebGPU (packed weights dequantized in the kernels) against the CPU
+// engine with the same dtype, on tiny-t5-q128 (q4: torchao groups of 128)
+export async function runQuant(dtype) {
+  await init();
+  const name = "tiny-t5-q128";
+  const o = JSON.parse(new TextDecoder().decode(await bytes(`/test/fixtures/quant/${name}.json`)));
+  const batch = o.input_ids.length, seq = o.input_ids[0].length;
+  const ids = Uint32Array.from(o.input_ids.flat());
+  const mask = Uint32Array.from(o.attention_mask.flat());
+  const dec = Uint32Array.from(o.decoder_input_ids.flat());
+  const cb = await builder(name);
+  cb.setDtype(dtype);
+  const cpu = cb.build("seq2seq-lm");
+  cb.free();
+  const gpuDev = await t5.requestGpu();
+  const info = JSON.parse(gpuDev.info());
+  const gb = await builder(name);
+  gb.setDtype(dtype);
+  const gpu = gb.buildGpu(gpuDev, "seq2seq-lm");
+  gb.free();
+  gpuDev.free();
+  const c = cpu.forward(ids, mask, batch, seq, dec, undefined, undefined);
+  const g = await gpu.forward(ids, mask, batch, seq, dec, undefined, undefined);
+  const opts = JSON.stringify({ max_new_tokens: 8 });
+  const cg = cpu.generate(ids, mask, batch, seq, opts);
+  const gg = await gpu.generate(ids, mask, batch, seq, opts);
+  const rows = (r) => Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+  const result = {
+    adapter: info.adapter,
+    logits: maxDiff(g.logits, c.logits),
+    encoder: maxDiff(g.encoder_last_hidden_state, c.encoder_last_hidden_state),
+    cpu_ids: rows(cg),
+    gpu_ids: rows(gg),
+    stats: gg.stats,
+  };
+  gpu.dispose();
+  result.live_after_dispose = gpu.liveBuffers;
+  gpu.free();
+  cpu.free();
+  return result;
+}

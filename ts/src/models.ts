@@ -268,8 +268,9 @@ export interface ModelLoadOptions extends LoadOptions {
   model_file_name?: string;
   /**
    * `'cpu'` (default): the WebAssembly engine on the CPU. `'webgpu'`: the same model on the GPU
-   * through `navigator.gpu` (`dtype` "fp32", or "fp16": float16 weights and transformers' float16
-   * numerics, fp32 `wo` and the inf clamp; results come through `forwardAsync` / `generateAsync`);
+   * through `navigator.gpu` (`dtype` "fp32"; "fp16": float16 weights and transformers' float16
+   * numerics, fp32 `wo` and the inf clamp; "q8" / "q4": the packed weights stay packed on the GPU, as the
+   * CPU's q8 / q4; "bf16" runs on the CPU only; results come through `forwardAsync` / `generateAsync`);
    * fails with `WebGPUUnavailableError` when there is none. `'auto'`: WebGPU when available, else
    * the CPU, with the reason in `model.deviceNote`.
    */
@@ -319,8 +320,8 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
   let deviceNote: string | undefined;
   if (device !== "cpu") {
     try {
-      if (opts.dtype !== undefined && opts.dtype !== "fp32" && opts.dtype !== "fp16") {
-        throw new BadConfigError(`dtype ${JSON.stringify(opts.dtype)} runs on the CPU only; WebGPU runs "fp32" and "fp16"`);
+      if (opts.dtype === "bf16") {
+        throw new BadConfigError(`dtype ${JSON.stringify(opts.dtype)} runs on the CPU only; WebGPU runs "fp32", "fp16", "q8" and "q4"`);
       }
       const why = await prepareWebGpu();
       if (why !== undefined) throw gpuError(Object.assign(new Error(why), { name: "WebGPUUnavailable" }));

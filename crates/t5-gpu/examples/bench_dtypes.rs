@@ -1,6 +1,7 @@
 //! Native GPU benchmark (wgpu over Vulkan, no Node): encoder and greedy-decode speed of one checkpoint
-//! on the GPU (fp32, and fp16 = transformers' float16 numerics, both with the weights packed two per u32
-//! and, where the adapter has `shader-f16`, through the `_h` kernels) against the native CPU backend, with
+//! on the GPU (fp32; fp16 = transformers' float16 numerics, with the weights packed two per u32 and, where the
+//! adapter has `shader-f16`, through the `_h` kernels; q8 / q4 = packed weights dequantized in the kernels)
+//! against the native CPU backend (fp32, q8, q4), with resident weight bytes,
 //! dispatches (and element-wise ops fused) per decode step and bind groups created. Reported, not asserted.
 //!
 //!   cargo run --release -p t5-bench -- make-random ../shared/models/t5-small/config.json bench/.cache/t5-small-random
@@ -15,7 +16,7 @@ use t5_core::backend::Backend;
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
 use t5_core::model::Half;
-use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, T5};
+use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, WeightDtype, T5};
 use t5_gpu::generate::{encode_async, greedy_async, GenerateStats};
 use t5_gpu::{Gpu, GpuOptions};
 
@@ -30,6 +31,7 @@ fn ids(n: usize, mul: usize) -> Vec<u32> {
 
 struct Row {
     name: String,
+    weight_bytes: usize,
     load_s: f64,
     enc32_ms: f64,
     enc8x128_tok_s: f64,
@@ -68,10 +70,10 @@ fn bench_gpu(name: &str, m: &T5<Gpu>, load_s: f64, base: &GenerationConfig, runs
         t
     }).collect());
     let one = median((0..runs).map(|_| time(|| pollster::block_on(greedy_async(m, &in32, &g1, |_| true)).unwrap()).0).collect());
-    Row { name: name.into(), load_s, enc32_ms: enc32, enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3), gen32_ms: gen, decode_tok_s: 31.0 / ((gen - one) / 1e3), stats }
+    Row { name: name.into(), weight_bytes: m.weight_bytes(), load_s, enc32_ms: enc32, enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3), gen32_ms: gen, decode_tok_s: 31.0 / ((gen - one) / 1e3), stats }
 }
 
-fn bench_cpu(m: &T5<Cpu>, load_s: f64, base: &GenerationConfig, runs: usize) -> Row {
+fn bench_cpu(name: &str, m: &T5<Cpu>, load_s: f64, base: &GenerationConfig, runs: usize) -> Row {
     let in32 = Batch::from_rows(&[ids(32, 37)]).unwrap();
     let in8: Vec<Vec<u32>> = (0..8).map(|r| ids(128, 53 + r)).collect();
     let in8 = Batch::from_rows(&in8).unwrap();
@@ -81,7 +83,7 @@ fn bench_cpu(m: &T5<Cpu>, load_s: f64, base: &GenerationConfig, runs: usize) -> 
     let (g32, g1) = (gen_config(base, 32), gen_config(base, 1));
     let gen = median((0..runs).map(|_| time(|| greedy(m, &in32, &g32, |_| true).unwrap()).0).collect());
     let one = median((0..runs).map(|_| time(|| greedy(m, &in32, &g1, |_| true).unwrap()).0).collect());
-    Row { name: "native CPU fp32".into(), load_s, enc32_ms: enc32, enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3), gen32_ms: gen, decode_tok_s: 31.0 / ((gen - one) / 1e3), stats: None }
+    Row { name: name.into(), weight_bytes: m.weight_bytes(), load_s, enc32_ms: enc32, enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3), gen32_ms: gen, decode_tok_s: 31.0 / ((gen - one) / 1e3), stats: None }
 }
 
 fn main() {
@@ -109,13 +111,23 @@ fn main() {
     );
     println!("model: {dir} (d_model {}, {}+{} layers, vocab {}), batch 1, median of {runs}\n", config.d_model, config.num_layers, config.decoder_layers(), config.vocab_size);
     let mut rows = Vec::new();
-    let mut cases = vec![("WebGPU (wgpu) fp32", Half::Off, gpu.clone()), ("WebGPU (wgpu) fp16, packed (f32 unpack)", Half::Guarded, packed)];
+    let kind = ModelKind::ConditionalGeneration;
+    let mut cases = vec![
+        ("WebGPU (wgpu) fp32", Half::Off, WeightDtype::F32, gpu.clone()),
+        ("WebGPU (wgpu) fp16, packed (f32 unpack)", Half::Guarded, WeightDtype::F16, packed),
+    ];
     if info.shader_f16_used {
-        cases.push(("WebGPU (wgpu) fp16, shader-f16", Half::Guarded, gpu.clone()));
+        cases.push(("WebGPU (wgpu) fp16, shader-f16", Half::Guarded, WeightDtype::F16, gpu.clone()));
     }
-    for (name, half, g) in cases {
+    cases.push(("WebGPU (wgpu) q8", Half::Off, WeightDtype::Q8, gpu.clone()));
+    cases.push(("WebGPU (wgpu) q4", Half::Off, WeightDtype::Q4, gpu.clone()));
+    for (name, half, dtype, g) in cases {
         let t = Instant::now();
-        let m = T5::load_half(config.clone(), &store, ModelKind::ConditionalGeneration, g.clone(), half).unwrap();
+        let m = match dtype {
+            WeightDtype::Q8 | WeightDtype::Q4 => T5::load_with_dtype(config.clone(), &store, kind, g.clone(), dtype),
+            _ => T5::load_half(config.clone(), &store, kind, g.clone(), half),
+        }
+        .unwrap();
         let load_s = t.elapsed().as_secs_f64();
         eprintln!("[bench] {name} loaded in {load_s:.2} s");
         let before = g.f16_matmuls();
@@ -123,19 +135,21 @@ fn main() {
         eprintln!("[bench] {name}: {} shader-f16 matmul dispatches", g.f16_matmuls() - before);
     }
     if with_cpu {
-        let t = Instant::now();
-        let m = T5::load(config.clone(), &store, ModelKind::ConditionalGeneration, Cpu).unwrap();
-        let load_s = t.elapsed().as_secs_f64();
-        rows.push(bench_cpu(&m, load_s, &base, runs));
+        for (name, dtype) in [("native CPU fp32", WeightDtype::F32), ("native CPU q8", WeightDtype::Q8), ("native CPU q4", WeightDtype::Q4)] {
+            let t = Instant::now();
+            let m = T5::load_with_dtype(config.clone(), &store, kind, Cpu, dtype).unwrap();
+            let load_s = t.elapsed().as_secs_f64();
+            rows.push(bench_cpu(name, &m, load_s, &base, runs));
+        }
     }
-    println!("| backend | load (s) | encoder 32 tok (ms) | encoder 8×128 (tok/s) | generate 32 (ms) | greedy decode (tok/s) | dispatches / step (unfused) | bind groups created / step |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| backend | weights (MiB) | load (s) | encoder 32 tok (ms) | encoder 8×128 (tok/s) | generate 32 (ms) | greedy decode (tok/s) | dispatches / step (unfused) | bind groups created / step |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let (d, bg) = match &r.stats {
             Some(s) => (format!("{} ({})", s.dispatches_per_step, s.dispatches_per_step + s.fused_per_step), format!("{}", s.bind_groups_per_step)),
             None => ("-".into(), "-".into()),
         };
-        println!("| {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} |", r.name, r.load_s, r.enc32_ms, r.enc8x128_tok_s, r.gen32_ms, r.decode_tok_s, d, bg);
+        println!("| {} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} |", r.name, r.weight_bytes as f64 / 1048576.0, r.load_s, r.enc32_ms, r.enc8x128_tok_s, r.gen32_ms, r.decode_tok_s, d, bg);
     }
     if info.device_type == "Cpu" {
         println!("\nNOTE: the adapter is a software Vulkan driver (CPU emulation): these are not GPU figures.");

@@ -207,6 +207,47 @@ impl Matmuls {
     }
 }
 
+/// The packed quantized forms a weight can stay resident in ([`QWeight::Q8`] / [`QWeight::Q4`]);
+/// `None`: f32 or float16.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum QKind {
+    None,
+    Q8,
+    Q4,
+}
+
+/// The weight binding and `wload(i)` of a quantized form: dequantize element `i` of the chunk in the
+/// kernel (shaders/qweight8.wgsl, qweight4.wgsl), so every matmul / embedding kernel runs on it unchanged.
+fn qweight_source(source: &str, binding: u32, q: QKind, epilogue: bool) -> String {
+    let decl = match q {
+        QKind::Q8 => include_str!("shaders/qweight8.wgsl"),
+        QKind::Q4 => include_str!("shaders/qweight4.wgsl"),
+        QKind::None => unreachable!("not a quantized form"),
+    }
+    .replace("BINDING", &binding.to_string());
+    let epi = if epilogue { EPILOGUE } else { "" };
+    format!("{ACT}\n{epi}\n{}", source.replace("//WEIGHTS", &decl))
+}
+
+impl Matmuls {
+    /// The matmul kernels of a quantized form (fused dequantize in `wload`): built the first time a
+    /// weight of that form is uploaded.
+    fn quant(device: &wgpu::Device, q: QKind) -> Matmuls {
+        let t = if q == QKind::Q8 { "_q8" } else { "_q4" };
+        let mm = |name: &str, src: &str| kernel(device, &format!("{name}{t}"), &qweight_source(src, 2, q, true), &[true, true, false]);
+        let norm = |name: &str, src: &str| kernel(device, &format!("{name}{t}"), &qweight_source(src, 2, q, true), &[true, true, false, true, false]);
+        Matmuls {
+            tiled: mm("matmul_tiled", include_str!("shaders/matmul_tiled.wgsl")),
+            matvec: mm("matvec", &format!("{ROWS}{}", include_str!("shaders/matvec.wgsl"))),
+            matvec_thread: mm("matvec_thread", include_str!("shaders/matvec_thread.wgsl")),
+            thread: mm("matmul_thread", include_str!("shaders/matmul_thread.wgsl")),
+            matvec_norm: norm("matvec_norm", &format!("{ROWS}{}", include_str!("shaders/matvec_norm.wgsl"))),
+            matvec_thread_norm: norm("matvec_thread_norm", include_str!("shaders/matvec_thread_norm.wgsl")),
+            embedding: kernel(device, &format!("embedding{t}"), &qweight_source(include_str!("shaders/embedding.wgsl"), 1, q, false), &[true, true, false]),
+        }
+    }
+}
+
 struct Kernels {
     /// f32 weights
     f32: Matmuls,
@@ -214,6 +255,9 @@ struct Kernels {
     f16: Matmuls,
     /// float16 weights through `shader-f16` (in use), the `_h` kernels
     h16: Option<Matmuls>,
+    /// q8 / q4 weights (packed, dequantized in the kernels), built on first use
+    q8: std::cell::OnceCell<Matmuls>,
+    q4: std::cell::OnceCell<Matmuls>,
     clamp_half: Kernel,
     rms_norm: Kernel,
     unary: Kernel,
@@ -262,6 +306,8 @@ impl Kernels {
             f32: Matmuls::new(device, false),
             f16: Matmuls::new(device, true),
             h16: h16.then(|| Matmuls::new_h16(device)),
+            q8: std::cell::OnceCell::new(),
+            q4: std::cell::OnceCell::new(),
             clamp_half: kernel(device, "clamp_half", include_str!("shaders/clamp_half.wgsl"), &[false]),
             rms_norm: kernel(device, "rms_norm", &with_act(include_str!("shaders/rms_norm.wgsl")), &[true, true, false]),
             unary: kernel(device, "unary", &with_act(include_str!("shaders/unary.wgsl")), &[false]),
@@ -372,6 +418,10 @@ pub struct GpuWeight {
     rows: usize,
     cols: usize,
     f16: bool,
+    /// q8 / q4: packed codes + scales (+ zero points) per chunk (see [`Gpu::upload_quant`])
+    q: QKind,
+    /// resident bytes of a quantized weight (codes, scales, zero points as in [`QWeight::bytes`])
+    q_bytes: usize,
 }
 
 struct State {
@@ -428,6 +478,7 @@ struct Pending {
     f16: bool,
     /// the `shader-f16` kernels (`_h`)
     h16: bool,
+    q: QKind,
     kind: MatmulKind,
     params: [u32; 8],
     /// x, w, out (+ norm weight, normed x for the norm-fused kinds)
@@ -671,11 +722,13 @@ impl Gpu {
 
     /// The matmul kernels of a weight form: f32; float16 packed two per u32; float16 through
     /// `shader-f16` (`h16`).
-    fn matmuls(&self, f16: bool, h16: bool) -> &Matmuls {
+    fn matmuls(&self, f16: bool, h16: bool, q: QKind) -> &Matmuls {
         let k = &self.inner.kernels;
-        match (f16, h16, &k.h16) {
-            (true, true, Some(h)) => h,
-            (true, _, _) => &k.f16,
+        match (q, f16, h16, &k.h16) {
+            (QKind::Q8, ..) => k.q8.get_or_init(|| Matmuls::quant(&self.inner.device, QKind::Q8)),
+            (QKind::Q4, ..) => k.q4.get_or_init(|| Matmuls::quant(&self.inner.device, QKind::Q4)),
+            (QKind::None, true, true, Some(h)) => h,
+            (QKind::None, true, _, _) => &k.f16,
             _ => &k.f32,
         }
     }
@@ -828,7 +881,7 @@ impl Gpu {
             self.record(&self.inner.kernels.rms_norm, [n.rows, n.d, n.eps.to_bits(), n.half as u32, 0, 0, 0, 0], &[&n.bufs[0], &n.bufs[1], &n.bufs[2]], (g.0, g.1, 1));
         }
         let Some(p) = self.inner.state.borrow_mut().pending.take() else { return };
-        let ks = self.matmuls(p.f16, p.h16);
+        let ks = self.matmuls(p.f16, p.h16, p.q);
         self.count_h16(p.h16);
         let k = match p.kind {
             MatmulKind::Tiled => &ks.tiled,
@@ -1101,7 +1154,7 @@ impl Gpu {
             chunks.push((r0, n, Rc::new(Buf { buf: Some(buf), size, owner: Rc::downgrade(&self.inner), counter: self.inner.counter.clone(), used_seq: Cell::new(0), pooled: false })));
             r0 += n;
         }
-        GpuWeight { chunks, rows, cols, f16 }
+        GpuWeight { chunks, rows, cols, f16, q: QKind::None, q_bytes: 0 }
     }
 
     fn norm(&self, x: &GpuTensor, weight: &GpuTensor, eps: f32, half: bool) -> GpuTensor {
@@ -1124,6 +1177,79 @@ impl Gpu {
         let n = x.numel() as u32;
         let g = grid(n.div_ceil(256), self.inner.limits.max_compute_workgroups_per_dimension);
         self.dispatch(&self.inner.kernels.binary, [n, op, act, 0, 0, 0, 0, 0], &[x.buf.raw(), y.buf.raw()], (g.0, g.1, 1));
+    }
+}
+
+/// Quantized weights (q8 / q4) resident packed.
+impl Gpu {
+
+    /// Upload a [`QWeight::Q8`] / [`QWeight::Q4`] packed, split by rows into chunks of at most
+    /// `max_chunk_bytes`. Each chunk is one u32 array: a 4-word header (word offsets of the scales and
+    /// of the zero points, log2 of the weights per scale), the codes of its rows (int8 four per u32 / t5-core's
+    /// nibble layout eight per u32), its rows' scales, its rows' zero points (q4); the kernels'
+    /// `wload` (shaders/qweight8.wgsl, qweight4.wgsl) dequantizes one element as
+    /// [`QWeight::dequantize_row`] does. A form the kernels do not cover (scales not one per row or per
+    /// block dividing the row) is dequantized to f32 instead.
+    fn upload_quant(&self, w: QWeight) -> GpuWeight {
+        let (q, n, k, group, codes, row_code_bytes, scales, zeros): (QKind, usize, usize, usize, &[u8], usize, &[f32], &[f32]) = match &w {
+            QWeight::Q8 { n, k, codes, scales } => {
+                let group = t5_core::quant::q8_group(*n, *k, scales.len());
+                (QKind::Q8, *n, *k, group, bytemuck::cast_slice(codes), *k, scales, &[])
+            }
+            QWeight::Q4 { n, k, group, packed, scales, zeros } => (QKind::Q4, *n, *k, *group, packed, *k / 2, scales, zeros),
+            _ => unreachable!("upload_quant takes q8 / q4"),
+        };
+        let ok = n > 0
+            && k > 0
+            && group > 0
+            && k % group == 0
+            && scales.len() == n * (k / group)
+            && codes.len() == n * row_code_bytes
+            && (q == QKind::Q8 || (k % 64 == 0 && zeros.len() == scales.len()));
+        // the kernels find an element's scale by a shift: blocks of the largest power of two dividing
+        // the group (the group itself for GGUF's 32 and torchao's 128, 256 for a q8 row of 768 weights),
+        // each group's scale / zero point repeated over its blocks; tiny odd rows (block < 16) stay f32
+        let block = if ok { 1usize << group.trailing_zeros() } else { 0 };
+        if block < 16 {
+            return self.upload_weight(w.to_tensor());
+        }
+        let reps = group / block;
+        let expand = |v: &[f32]| -> Vec<u32> { v.iter().flat_map(|x| std::iter::repeat_n(x.to_bits(), reps)).collect() };
+        let spr = k / block; // scales per row, as stored
+        let row_bytes = (row_code_bytes + spr * 4 * if q == QKind::Q4 { 2 } else { 1 }) as u64;
+        // element indices of a chunk stay far below 2^32 (q4: two per byte)
+        let max = self.inner.max_chunk_bytes.min(1 << 30);
+        let per = ((max.saturating_sub(20) / row_bytes) as usize).max(1);
+        let mut chunks = Vec::new();
+        let mut r0 = 0;
+        while r0 < n {
+            let nr = per.min(n - r0);
+            let mut words: Vec<u32> = vec![0; 4];
+            let cb = &codes[r0 * row_code_bytes..(r0 + nr) * row_code_bytes];
+            words.extend(cb.chunks(4).map(|c| {
+                let mut b = [0u8; 4];
+                b[..c.len()].copy_from_slice(c);
+                u32::from_le_bytes(b)
+            }));
+            words[0] = words.len() as u32;
+            let (g0, g1) = (r0 * (k / group), (r0 + nr) * (k / group));
+            words.extend(expand(&scales[g0..g1]));
+            words[1] = words.len() as u32;
+            if q == QKind::Q4 {
+                words.extend(expand(&zeros[g0..g1]));
+            }
+            words[2] = block.trailing_zeros();
+            let size = words.len() as u64 * 4;
+            let buf = self.inner.create_buffer(size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, "weight");
+            self.inner.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&words));
+            chunks.push((r0, nr, Rc::new(Buf { buf: Some(buf), size, owner: Rc::downgrade(&self.inner), counter: self.inner.counter.clone(), used_seq: Cell::new(0), pooled: false })));
+            r0 += nr;
+        }
+        // build the form's kernels now (at load time) rather than in the middle of a step
+        let _ = self.matmuls(false, false, q);
+        // resident: codes + scales (+ zero points) as stored (QWeight::bytes), plus any repeated scales
+        let q_bytes = n * row_code_bytes + n * spr * 4 * if q == QKind::Q4 { 2 } else { 1 };
+        GpuWeight { chunks, rows: n, cols: k, f16: false, q, q_bytes }
     }
 }
 
@@ -1175,20 +1301,30 @@ impl Backend for Gpu {
     }
 
     /// float16 weights stay float16 on the GPU (packed two per u32, half the bytes); an odd input
-    /// dimension cannot be packed by rows and is kept as f32 (same values). Other forms are dequantized.
+    /// dimension cannot be packed by rows and is kept as f32 (same values). q8 / q4 stay packed
+    /// (dequantized element by element in the kernels, see [`Gpu::upload_quant`]); bf16 is dequantized.
     fn upload_packed(&self, w: QWeight) -> GpuWeight {
         match w {
             QWeight::F16 { n, k, data } if k % 2 == 0 => self.upload_rows(n, k, bytemuck::cast_slice(&data), 2, true),
             QWeight::F32 { n, k, data } => self.upload_weight(Tensor::new(vec![n, k], data)),
+            w @ (QWeight::Q8 { .. } | QWeight::Q4 { .. }) => self.upload_quant(w),
             other => self.upload_weight(other.to_tensor()),
         }
     }
 
     fn weight_dtype(&self, w: &GpuWeight) -> WeightDtype {
-        if w.f16 { WeightDtype::F16 } else { WeightDtype::F32 }
+        match w.q {
+            QKind::Q8 => WeightDtype::Q8,
+            QKind::Q4 => WeightDtype::Q4,
+            QKind::None if w.f16 => WeightDtype::F16,
+            QKind::None => WeightDtype::F32,
+        }
     }
 
     fn weight_bytes(&self, w: &GpuWeight) -> usize {
+        if w.q != QKind::None {
+            return w.q_bytes;
+        }
         w.rows * w.cols * if w.f16 { 2 } else { 4 }
     }
 
@@ -1243,7 +1379,7 @@ impl Backend for Gpu {
         let out = self.tensor(s);
         let idb = self.upload_u32(ids);
         let gx = (d as u32).div_ceil(64).min(64);
-        let k = if table.f16 { &self.inner.kernels.f16.embedding } else { &self.inner.kernels.f32.embedding };
+        let k = &self.matmuls(table.f16, false, table.q).embedding;
         for (r0, n, buf) in &table.chunks {
             self.dispatch(k, [ids.len() as u32, d as u32, *r0 as u32, *n as u32, 0, 0, 0, 0], &[buf.raw(), idb.raw(), out.buf.raw()], (gx, ids.len() as u32, 1));
         }
@@ -1260,7 +1396,7 @@ impl Backend for Gpu {
         let out = self.tensor(shape);
         let maxd = self.inner.limits.max_compute_workgroups_per_dimension;
         let h16 = self.use_h16(w);
-        let ks = self.matmuls(w.f16, h16);
+        let ks = self.matmuls(w.f16, h16, w.q);
         if w.chunks.len() == 1 {
             // held back one op: the element-wise op that follows may fuse into its epilogue
             let (_, nc, buf) = &w.chunks[0];
@@ -1289,13 +1425,13 @@ impl Backend for Gpu {
                 let params = [m as u32, n as u32, k as u32, 0, nc32, 0, nrm.eps.to_bits(), nrm.half as u32];
                 let [nx, nw, nout] = nrm.bufs;
                 self.record_pending();
-                self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, h16, kind, params, bufs: vec![nx, buf.raw().clone(), out.buf.raw().clone(), nw, nout], groups });
+                self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, h16, q: w.q, kind, params, bufs: vec![nx, buf.raw().clone(), out.buf.raw().clone(), nw, nout], groups });
                 self.inner.fused.set(self.inner.fused.get() + 1);
                 return out;
             }
             self.record_pending();
             let params = [m as u32, n as u32, k as u32, 0, nc32, 0, 0, 0];
-            self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, h16, kind, params, bufs: vec![x.buf.raw().clone(), buf.raw().clone(), out.buf.raw().clone()], groups });
+            self.inner.state.borrow_mut().pending = Some(Pending { f16: w.f16, h16, q: w.q, kind, params, bufs: vec![x.buf.raw().clone(), buf.raw().clone(), out.buf.raw().clone()], groups });
             return out;
         }
         for (r0, nc, buf) in &w.chunks {

@@ -70,7 +70,8 @@ fn info_json(gpu: &Gpu) -> String {
 impl WasmModelBuilder {
     /// Build the model on an open WebGPU device: weights are uploaded once (split to fit the
     /// device's limits). `setDtype("fp16")` first: float16 weights and transformers' float16
-    /// activation numerics (see `t5_core::model::Half`). The shard bytes are released whether or not it succeeds.
+    /// activation numerics (see `t5_core::model::Half`); `setDtype("q8" | "q4")`: packed quantized
+    /// weights, dequantized in the kernels. The shard bytes are released whether or not it succeeds.
     #[wasm_bindgen(js_name = buildGpu)]
     pub fn build_gpu(&mut self, gpu: &WasmGpu, kind: &str) -> JsResult<WasmGpuModel> {
         let kind = parse_kind(kind)?;
@@ -80,13 +81,15 @@ impl WasmModelBuilder {
         }
         gpu.gpu.check().map_err(gpu_err)?;
         // dtype fp16: transformers' float16 numerics (float16 weights and activations, fp32 `wo`, T5Block's
-        // inf clamp); the other storage forms run on the CPU only
-        let half = match self.dtype {
-            WeightDtype::F32 => Half::Off,
-            WeightDtype::F16 => Half::Guarded,
-            d => return Err(js_err(T5Error::BadConfig(format!("dtype {:?} runs on the CPU only; WebGPU runs \"fp32\" and \"fp16\"", d.name())))),
-        };
-        let model = T5::load_half(self.config.clone(), &store, kind, gpu.gpu.clone(), half).map_err(js_err)?;
+        // inf clamp); q8 / q4: the packed weights stay packed on the GPU (dequantized in the kernels), f32
+        // activations, as on the CPU; bf16 runs on the CPU only
+        let model = match self.dtype {
+            WeightDtype::F32 => T5::load_half(self.config.clone(), &store, kind, gpu.gpu.clone(), Half::Off),
+            WeightDtype::F16 => T5::load_half(self.config.clone(), &store, kind, gpu.gpu.clone(), Half::Guarded),
+            d @ (WeightDtype::Q8 | WeightDtype::Q4) => T5::load_with_dtype(self.config.clone(), &store, kind, gpu.gpu.clone(), d),
+            d => return Err(js_err(T5Error::BadConfig(format!("dtype {:?} runs on the CPU only; WebGPU runs \"fp32\", \"fp16\", \"q8\" and \"q4\"", d.name())))),
+        }
+        .map_err(js_err)?;
         drop(store);
         Ok(WasmGpuModel { model: RefCell::new(Some(Rc::new(model))), gpu: gpu.gpu.clone(), generation: self.generation.clone() })
     }
