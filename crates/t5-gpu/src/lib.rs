@@ -104,6 +104,10 @@ pub struct GpuOptions {
     /// never (the weights packed two per u32 and unpacked to f32, as without the feature), `Some(true)`
     /// required (an adapter without it is [`GpuError::Unavailable`]). Same numerics either way.
     pub shader_f16: Option<bool>,
+    /// Testing only: make the `shader-f16` kernels fail to compile, as a browser's shader compiler
+    /// that refuses them would (the device then keeps the packed float16 kernels).
+    #[doc(hidden)]
+    pub break_shader_f16_kernels: bool,
 }
 
 /// What the device is and what it allows (reported to the facade / benchmark).
@@ -119,6 +123,9 @@ pub struct DeviceInfo {
     /// The device was opened with `shader-f16` and the float16 model's matmuls use it
     /// ([`GpuOptions::shader_f16`]).
     pub shader_f16_used: bool,
+    /// Why the `shader-f16` kernels are not used although the adapter has the feature: the shader
+    /// compiler refused them (the packed float16 kernels run instead).
+    pub shader_f16_error: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -300,12 +307,12 @@ fn kernel(device: &wgpu::Device, name: &str, source: &str, storage: &[bool]) -> 
 }
 
 impl Kernels {
-    fn new(device: &wgpu::Device, h16: bool) -> Kernels {
+    fn new(device: &wgpu::Device) -> Kernels {
         let with_act = |s: &str| format!("{ACT}\n{s}");
         Kernels {
             f32: Matmuls::new(device, false),
             f16: Matmuls::new(device, true),
-            h16: h16.then(|| Matmuls::new_h16(device)),
+            h16: None,
             q8: std::cell::OnceCell::new(),
             q4: std::cell::OnceCell::new(),
             clamp_half: kernel(device, "clamp_half", include_str!("shaders/clamp_half.wgsl"), &[false]),
@@ -639,7 +646,8 @@ impl Gpu {
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
             max_buffer_size: limits.max_buffer_size,
             shader_f16,
-            shader_f16_used: use_f16,
+            shader_f16_used: false,
+            shader_f16_error: None,
         };
         let param_align = (limits.min_uniform_buffer_offset_alignment as u64).max(PARAMS_SIZE);
         let counter = BufferCounter::default();
@@ -653,7 +661,24 @@ impl Gpu {
         let dummy = device.create_buffer(&wgpu::BufferDescriptor { label: Some("dummy"), size: 16, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
         let device_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) & !3;
         let max_chunk_bytes = opts.max_chunk_bytes.map_or(device_max, |m| m.min(device_max));
-        let kernels = Kernels::new(&device, use_f16);
+        let mut kernels = Kernels::new(&device);
+        let mut info = info;
+        if use_f16 {
+            // a shader compiler that refuses the `enable f16` kernels leaves the packed float16 path, never a failed load
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let h = Matmuls::new_h16(&device);
+            if opts.break_shader_f16_kernels {
+                kernel(&device, "broken_h", "enable f16;\n@compute @workgroup_size(1) fn main() { let x: f16 = ; }", &[]);
+            }
+            match scope.pop().await {
+                None => {
+                    kernels.h16 = Some(h);
+                    info.shader_f16_used = true;
+                }
+                Some(e) if opts.shader_f16 == Some(true) => return Err(GpuError::Unavailable(format!("the shader-f16 kernels do not compile on {}: {e}", ai.name))),
+                Some(e) => info.shader_f16_error = Some(e.to_string()),
+            }
+        }
         Ok(Gpu {
             inner: Rc::new(Inner {
                 device,

@@ -186,6 +186,28 @@ fn shader_f16_used_when_available() {
 /// attention output, rounded to float16) and the logits are non-finite or far from the guarded oracle
 /// (WGSL may assume no inf / NaN in float arithmetic, so what inf turns into downstream is the driver's
 /// choice). The guarded path's hidden states are all finite.
+/// A shader compiler that refuses the `enable f16` kernels (simulated) leaves the packed float16
+/// kernels, with the reason in the device info; the model still matches transformers' fp16 logits.
+/// With `shader_f16: Some(true)` the same refusal is a typed error.
+#[test]
+fn shader_f16_compile_failure_falls_back_to_packed() {
+    let Some(g) = gpu(GpuOptions::default()) else { return };
+    if !g.info().shader_f16 {
+        return; // nothing to fall back from
+    }
+    let g = gpu(GpuOptions { break_shader_f16_kernels: true, ..Default::default() }).unwrap();
+    let info = g.info().clone();
+    assert!(!info.shader_f16_used);
+    assert!(info.shader_f16_error.as_deref().is_some_and(|e| e.contains("broken_h")), "{info:?}");
+    let o = Oracle::load();
+    let m = load(g.clone(), Half::Guarded);
+    let out = pollster::block_on(forward_async(&m, &o.input(), Some(&o.dec()), None, None)).unwrap();
+    o.check("fp16 after a refused shader-f16 compile", &out.logits.unwrap());
+    assert_eq!(g.f16_matmuls(), 0);
+    let e = pollster::block_on(Gpu::new(GpuOptions { shader_f16: Some(true), break_shader_f16_kernels: true, ..Default::default() })).err().expect("required shader-f16 that does not compile");
+    assert_eq!(e.code(), "WebGPUUnavailable");
+}
+
 #[test]
 fn unguarded_fp16_overflows_on_gpu() {
     unguarded(GpuOptions::default());

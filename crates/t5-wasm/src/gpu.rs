@@ -39,7 +39,7 @@ pub struct WasmGpu {
 #[wasm_bindgen(js_name = requestGpu)]
 pub fn request_gpu(max_chunk_bytes: Option<f64>) -> Promise {
     future_to_promise(async move {
-        let gpu = Gpu::new(GpuOptions { max_chunk_bytes: max_chunk_bytes.map(|m| m as u64), software_kernels: None, max_buffer_bytes: None, shader_f16: None }).await.map_err(gpu_err)?;
+        let gpu = Gpu::new(GpuOptions { max_chunk_bytes: max_chunk_bytes.map(|m| m as u64), software_kernels: None, max_buffer_bytes: None, shader_f16: None, break_shader_f16_kernels: false }).await.map_err(gpu_err)?;
         Ok(WasmGpu { gpu }.into())
     })
 }
@@ -58,7 +58,7 @@ fn info_json(gpu: &Gpu) -> String {
         "adapter": i.adapter, "backend": i.backend, "device_type": i.device_type,
         "max_storage_buffer_binding_size": i.max_storage_buffer_binding_size,
         "max_buffer_size": i.max_buffer_size, "shader_f16": i.shader_f16,
-        "shader_f16_used": i.shader_f16_used,
+        "shader_f16_used": i.shader_f16_used, "shader_f16_error": i.shader_f16_error,
         "max_chunk_bytes": gpu.max_chunk_bytes(),
         "dispatches": gpu.dispatches(), "submits": gpu.submits(),
         "live_buffers": gpu.buffer_counter().live(),
