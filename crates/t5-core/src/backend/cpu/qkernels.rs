@@ -392,7 +392,12 @@ mod simd128 {
                     let gpr = k / group;
                     let xs = super::group_sums(&x[..k], group);
                     let (p, s, z) = (packed.as_ptr(), scales.as_ptr(), zeros.as_ptr());
-                    let xt = transpose16(&x[..k]);
+                    let mut xt = transpose16(&x[..k]);
+                    // the high nibbles are taken as 16 · q (masked in place): their activations / 16
+                    // (exact: a power of two), so that every product is exactly the f32 product q · x
+                    for c in xt.chunks_exact_mut(64) {
+                        c[32..].iter_mut().for_each(|v| *v *= 0.0625);
+                    }
                     let xp = xt.as_ptr();
                     let mut j = 0;
                     while j + R <= n {
@@ -473,8 +478,9 @@ mod simd128 {
 
     /// q4, `R` rows from `packed` (row stride `k / 2`), groups of `group` (a multiple of 64, or 32:
     /// low nibbles of each 64-weight chunk one group, high nibbles the next), against `xt`
-    /// ([`transpose16`]). 16 loaded bytes hold the low nibbles of weights `t..t+16` and the high
-    /// ones of `t+32..t+48`; nibble `i` of each lane is shifted to the top, then down to bits 0..4.
+    /// ([`transpose16`], upper 32 of every 64 divided by 16). 16 loaded bytes hold the low nibbles
+    /// of weights `t..t+16` and the high ones of `t+32..t+48`; byte `s` of each lane is shifted down
+    /// (shared by both nibbles), then masked: `q` (low) or `16 q` (high, against `x / 16`).
     /// `Σ q x` per group as before, scaled once; the zero points through `xs` (group sums of x).
     #[inline(always)]
     unsafe fn q4_rows<const R: usize>(
@@ -489,6 +495,7 @@ mod simd128 {
     ) {
         let gpr = k / group;
         let split = group == 32;
+        let (m, mh) = (u32x4_splat(0x0f), u32x4_splat(0xf0));
         let mut tot = [f32x4_splat(0.0); R];
         let mut zs = [0.0f32; R];
         let chunks = if split { 1 } else { group / 64 };
@@ -506,18 +513,19 @@ mod simd128 {
                     }
                     let (l0, l1, l2, l3) = (v128_load(xl as *const v128), v128_load(xl.add(4) as *const v128), v128_load(xl.add(8) as *const v128), v128_load(xl.add(12) as *const v128));
                     for r in 0..R {
-                        let q0 = f32x4_convert_i32x4(u32x4_shr(i32x4_shl(v[r], 28), 28));
-                        let q1 = f32x4_convert_i32x4(u32x4_shr(i32x4_shl(v[r], 20), 28));
-                        let q2 = f32x4_convert_i32x4(u32x4_shr(i32x4_shl(v[r], 12), 28));
-                        let q3 = f32x4_convert_i32x4(u32x4_shr(i32x4_shl(v[r], 4), 28));
+                        let q0 = f32x4_convert_i32x4(v128_and(v[r], m));
+                        let q1 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 8), m));
+                        let q2 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 16), m));
+                        let q3 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 24), m));
                         al[r] = madd(q3, l3, madd(q2, l2, madd(q1, l1, madd(q0, l0, al[r]))));
                     }
                     let (h0, h1, h2, h3) = (v128_load(xh as *const v128), v128_load(xh.add(4) as *const v128), v128_load(xh.add(8) as *const v128), v128_load(xh.add(12) as *const v128));
                     for r in 0..R {
-                        let q0 = f32x4_convert_i32x4(u32x4_shr(i32x4_shl(v[r], 24), 28));
-                        let q1 = f32x4_convert_i32x4(u32x4_shr(i32x4_shl(v[r], 16), 28));
-                        let q2 = f32x4_convert_i32x4(u32x4_shr(i32x4_shl(v[r], 8), 28));
-                        let q3 = f32x4_convert_i32x4(u32x4_shr(v[r], 28));
+                        // 16 · q: masked where it lies (the shifted copies are shared with the low nibbles)
+                        let q0 = f32x4_convert_i32x4(v128_and(v[r], mh));
+                        let q1 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 8), mh));
+                        let q2 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 16), mh));
+                        let q3 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 24), mh));
                         // groups of 64+: both halves in one accumulator per row (fewer registers)
                         let a = if split { &mut ah[r] } else { &mut al[r] };
                         *a = madd(q3, h3, madd(q2, h2, madd(q1, h1, madd(q0, h0, *a))));
