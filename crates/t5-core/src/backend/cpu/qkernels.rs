@@ -434,10 +434,14 @@ mod simd128 {
 
     /// q8, `R` rows from `codes` (row stride `k`, `k % 16 == 0`), one scale per `group` weights
     /// (`group == k`: per row; 32: GGUF Q8_0 blocks), against `xt` ([`transpose16`]). Byte `s` of
-    /// each lane is sign-extended by a left then an arithmetic right shift, converted exactly.
+    /// each lane is shifted into the top byte and the rest masked off (`q · 2^24`), converted exactly.
     #[inline(always)]
     unsafe fn q8_rows<const R: usize>(xt: *const f32, k: usize, group: usize, codes: *const i8, scales: *const f32, out: &mut [f32]) {
         let bpr = k / group;
+        let top = u32x4_splat(0xff00_0000);
+        // the lanes hold q · 2^24 (exact), so every product and partial sum is exactly 2^24 times
+        // that of q · x; multiplying by 2^-24 (exact) before the scale takes it back out
+        let unit = f32x4_splat(1.0 / 16_777_216.0);
         let mut tot = [f32x4_splat(0.0); R];
         for b in 0..bpr {
             let mut acc = [f32x4_splat(0.0); R];
@@ -452,10 +456,11 @@ mod simd128 {
                 let x2 = v128_load(xt.add(t + 8) as *const v128);
                 let x3 = v128_load(xt.add(t + 12) as *const v128);
                 for r in 0..R {
-                    let w0 = f32x4_convert_i32x4(i32x4_shr(i32x4_shl(v[r], 24), 24));
-                    let w1 = f32x4_convert_i32x4(i32x4_shr(i32x4_shl(v[r], 16), 24));
-                    let w2 = f32x4_convert_i32x4(i32x4_shr(i32x4_shl(v[r], 8), 24));
-                    let w3 = f32x4_convert_i32x4(i32x4_shr(v[r], 24));
+                    // byte s moved to the top byte, the rest masked off: q · 2^24 as an i32
+                    let w0 = f32x4_convert_i32x4(i32x4_shl(v[r], 24));
+                    let w1 = f32x4_convert_i32x4(v128_and(i32x4_shl(v[r], 16), top));
+                    let w2 = f32x4_convert_i32x4(v128_and(i32x4_shl(v[r], 8), top));
+                    let w3 = f32x4_convert_i32x4(v128_and(v[r], top));
                     acc[r] = madd(w3, x3, madd(w2, x2, madd(w1, x1, madd(w0, x0, acc[r]))));
                 }
                 t += 16;
@@ -463,12 +468,12 @@ mod simd128 {
             if bpr == 1 {
                 // one scale per row: Σ q x summed, then scaled once (as the scalar path does)
                 for r in 0..R {
-                    out[r] = hsum(acc[r]) * *scales.add(r);
+                    out[r] = hsum(acc[r]) * (1.0 / 16_777_216.0) * *scales.add(r);
                 }
                 return;
             }
             for r in 0..R {
-                tot[r] = madd(acc[r], f32x4_splat(*scales.add(r * bpr + b)), tot[r]);
+                tot[r] = madd(f32x4_mul(acc[r], unit), f32x4_splat(*scales.add(r * bpr + b)), tot[r]);
             }
         }
         for r in 0..R {
