@@ -393,13 +393,21 @@ mod simd128 {
                     let xs = super::group_sums(&x[..k], group);
                     let (p, s, z) = (packed.as_ptr(), scales.as_ptr(), zeros.as_ptr());
                     let mut xt = transpose16(&x[..k]);
-                    // the high nibbles are taken as 16 · q (masked in place): their activations / 16
-                    // (exact: a power of two), so that every product is exactly the f32 product q · x
-                    for c in xt.chunks_exact_mut(64) {
-                        c[32..].iter_mut().for_each(|v| *v *= 0.0625);
+                    // the codes are masked in place (no shift back down): a nibble in byte s of a lane
+                    // is q · 2^(8s), against x · 2^(-8s) (powers of two: exact for every activation
+                    // above 2^-102), so every product is the f32 product q · x
+                    for c in xt.chunks_exact_mut(16) {
+                        for (s, v) in c.iter_mut().enumerate() {
+                            *v *= [1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16_777_216.0][s / 4];
+                        }
                     }
                     let xp = xt.as_ptr();
                     let mut j = 0;
+                    // groups of 32 keep two accumulators per row: 2 rows per pass fit the registers
+                    while group == 32 && j + 2 <= n {
+                        q4_rows::<2>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 2]);
+                        j += 2;
+                    }
                     while j + R <= n {
                         q4_rows::<R>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + R]);
                         j += R;
@@ -483,9 +491,9 @@ mod simd128 {
 
     /// q4, `R` rows from `packed` (row stride `k / 2`), groups of `group` (a multiple of 64, or 32:
     /// low nibbles of each 64-weight chunk one group, high nibbles the next), against `xt`
-    /// ([`transpose16`], upper 32 of every 64 divided by 16). 16 loaded bytes hold the low nibbles
-    /// of weights `t..t+16` and the high ones of `t+32..t+48`; byte `s` of each lane is shifted down
-    /// (shared by both nibbles), then masked: `q` (low) or `16 q` (high, against `x / 16`).
+    /// ([`transpose16`], row `s` of every 4 × 4 block times 2^(-8s)). 16 loaded bytes hold the low
+    /// nibbles of weights `t..t+16` and the high ones of `t+32..t+48`; the low nibble of byte `s` of
+    /// each lane is masked in place (`q · 2^(8s)`), the high ones the same after one shift by 4.
     /// `Σ q x` per group as before, scaled once; the zero points through `xs` (group sums of x).
     #[inline(always)]
     unsafe fn q4_rows<const R: usize>(
@@ -500,7 +508,7 @@ mod simd128 {
     ) {
         let gpr = k / group;
         let split = group == 32;
-        let (m, mh) = (u32x4_splat(0x0f), u32x4_splat(0xf0));
+        let (m0, m1, m2, m3) = (u32x4_splat(0x0f), u32x4_splat(0x0f00), u32x4_splat(0x0f_0000), u32x4_splat(0x0f00_0000));
         let mut tot = [f32x4_splat(0.0); R];
         let mut zs = [0.0f32; R];
         let chunks = if split { 1 } else { group / 64 };
@@ -518,19 +526,20 @@ mod simd128 {
                     }
                     let (l0, l1, l2, l3) = (v128_load(xl as *const v128), v128_load(xl.add(4) as *const v128), v128_load(xl.add(8) as *const v128), v128_load(xl.add(12) as *const v128));
                     for r in 0..R {
-                        let q0 = f32x4_convert_i32x4(v128_and(v[r], m));
-                        let q1 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 8), m));
-                        let q2 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 16), m));
-                        let q3 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 24), m));
+                        let q0 = f32x4_convert_i32x4(v128_and(v[r], m0));
+                        let q1 = f32x4_convert_i32x4(v128_and(v[r], m1));
+                        let q2 = f32x4_convert_i32x4(v128_and(v[r], m2));
+                        let q3 = f32x4_convert_i32x4(v128_and(v[r], m3));
                         al[r] = madd(q3, l3, madd(q2, l2, madd(q1, l1, madd(q0, l0, al[r]))));
                     }
                     let (h0, h1, h2, h3) = (v128_load(xh as *const v128), v128_load(xh.add(4) as *const v128), v128_load(xh.add(8) as *const v128), v128_load(xh.add(12) as *const v128));
                     for r in 0..R {
                         // 16 · q: masked where it lies (the shifted copies are shared with the low nibbles)
-                        let q0 = f32x4_convert_i32x4(v128_and(v[r], mh));
-                        let q1 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 8), mh));
-                        let q2 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 16), mh));
-                        let q3 = f32x4_convert_i32x4(v128_and(u32x4_shr(v[r], 24), mh));
+                        let u = u32x4_shr(v[r], 4);
+                        let q0 = f32x4_convert_i32x4(v128_and(u, m0));
+                        let q1 = f32x4_convert_i32x4(v128_and(u, m1));
+                        let q2 = f32x4_convert_i32x4(v128_and(u, m2));
+                        let q3 = f32x4_convert_i32x4(v128_and(u, m3));
                         // groups of 64+: both halves in one accumulator per row (fewer registers)
                         let a = if split { &mut ah[r] } else { &mut al[r] };
                         *a = madd(q3, h3, madd(q2, h2, madd(q1, h1, madd(q0, h0, *a))));
