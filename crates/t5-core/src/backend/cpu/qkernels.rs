@@ -362,12 +362,14 @@ mod simd128 {
                     }
                 }
                 QWeight::BF16 { data, .. } => {
-                    for j in 0..n {
-                        let r = data.as_ptr().add(j * k);
-                        out[j] = dot8(xp, k, |t| {
-                            let v = v128_load(r.add(t) as *const v128);
-                            (i32x4_shl(u32x4_extend_low_u16x8(v), 16), i32x4_shl(u32x4_extend_high_u16x8(v), 16))
-                        }, |t| f32::from_bits((*r.add(t) as u32) << 16));
+                    let xt = deinterleave8(&x[..k]);
+                    let mut j = 0;
+                    while j + R <= n {
+                        bf16_rows::<R>(xp, xt.as_ptr(), k, data.as_ptr().add(j * k), &mut out[j..j + R]);
+                        j += R;
+                    }
+                    for j in j..n {
+                        bf16_rows::<1>(xp, xt.as_ptr(), k, data.as_ptr().add(j * k), &mut out[j..j + 1]);
                     }
                 }
                 QWeight::Q8 { codes, scales, .. } => {
@@ -438,6 +440,46 @@ mod simd128 {
             }
         }
         xt
+    }
+
+    /// `x` with every aligned block of 8 split into its even and its odd elements:
+    /// `xt[8c + i] = x[8c + 2i]`, `xt[8c + 4 + i] = x[8c + 2i + 1]` (`i < 4`).
+    fn deinterleave8(x: &[f32]) -> Vec<f32> {
+        let mut xt = vec![0.0f32; x.len() / 8 * 8];
+        for (o, c) in xt.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
+            for i in 0..4 {
+                o[i] = c[2 * i];
+                o[4 + i] = c[2 * i + 1];
+            }
+        }
+        xt
+    }
+
+    /// bf16, `R` rows from `data` (row stride `k`). 16 loaded bytes are 8 weights, two per 32-bit
+    /// lane: the even one becomes its f32 by a shift left by 16, the odd one by masking off the low
+    /// half (both exact), against `xt` ([`deinterleave8`]); the last `k % 8` weights one at a time.
+    #[inline(always)]
+    unsafe fn bf16_rows<const R: usize>(x: *const f32, xt: *const f32, k: usize, data: *const u16, out: &mut [f32]) {
+        let hi = u32x4_splat(0xffff_0000);
+        let k8 = k / 8 * 8;
+        let mut acc = [f32x4_splat(0.0); R];
+        let mut t = 0;
+        while t < k8 {
+            let xe = v128_load(xt.add(t) as *const v128);
+            let xo = v128_load(xt.add(t + 4) as *const v128);
+            for r in 0..R {
+                let v = v128_load(data.add(r * k + t) as *const v128);
+                acc[r] = madd(v128_and(v, hi), xo, madd(i32x4_shl(v, 16), xe, acc[r]));
+            }
+            t += 8;
+        }
+        for r in 0..R {
+            let mut s = hsum(acc[r]);
+            for t in k8..k {
+                s += *x.add(t) * f32::from_bits((*data.add(r * k + t) as u32) << 16);
+            }
+            out[r] = s;
+        }
     }
 
     /// q8, `R` rows from `codes` (row stride `k`, `k % 16 == 0`), one scale per `group` weights
