@@ -362,113 +362,247 @@ mod simd128 {
                     }
                 }
                 QWeight::BF16 { data, .. } => {
-                    for j in 0..n {
-                        let r = data.as_ptr().add(j * k);
-                        out[j] = dot8(xp, k, |t| {
-                            let v = v128_load(r.add(t) as *const v128);
-                            (i32x4_shl(u32x4_extend_low_u16x8(v), 16), i32x4_shl(u32x4_extend_high_u16x8(v), 16))
-                        }, |t| f32::from_bits((*r.add(t) as u32) << 16));
+                    let xt = deinterleave8(&x[..k]);
+                    let mut j = 0;
+                    while j + R <= n {
+                        bf16_rows::<R>(xp, xt.as_ptr(), k, data.as_ptr().add(j * k), &mut out[j..j + R]);
+                        j += R;
                     }
-                }
-                QWeight::Q8 { codes, scales, .. } if scales.len() == n => {
-                    for j in 0..n {
-                        let r = codes.as_ptr().add(j * k);
-                        let s = dot8(xp, k, |t| {
-                            let v = i16x8_extend_low_i8x16(v128_load64_zero(r.add(t) as *const u64));
-                            (f32x4_convert_i32x4(i32x4_extend_low_i16x8(v)), f32x4_convert_i32x4(i32x4_extend_high_i16x8(v)))
-                        }, |t| *r.add(t) as f32);
-                        out[j] = s * scales[j];
+                    for j in j..n {
+                        bf16_rows::<1>(xp, xt.as_ptr(), k, data.as_ptr().add(j * k), &mut out[j..j + 1]);
                     }
                 }
                 QWeight::Q8 { codes, scales, .. } => {
+                    // one scale per row (group = k) or per 32-weight block (GGUF Q8_0)
                     let group = crate::quant::q8_group(n, k, scales.len());
-                    if group % 8 != 0 {
+                    if group % 16 != 0 || k % group != 0 {
                         return super::scalar::matvec(x, w, out);
                     }
-                    let bpr = k / group;
-                    for j in 0..n {
-                        let r = codes.as_ptr().add(j * k);
-                        let mut tot = f32x4_splat(0.0);
-                        for b in 0..bpr {
-                            let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
-                            let mut t = b * group;
-                            while t < (b + 1) * group {
-                                let v = i16x8_extend_low_i8x16(v128_load64_zero(r.add(t) as *const u64));
-                                let w0 = f32x4_convert_i32x4(i32x4_extend_low_i16x8(v));
-                                let w1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(v));
-                                a0 = f32x4_add(a0, f32x4_mul(w0, v128_load(xp.add(t) as *const v128)));
-                                a1 = f32x4_add(a1, f32x4_mul(w1, v128_load(xp.add(t + 4) as *const v128)));
-                                t += 8;
-                            }
-                            tot = f32x4_add(tot, f32x4_mul(f32x4_add(a0, a1), f32x4_splat(scales[j * bpr + b])));
-                        }
-                        out[j] = hsum(tot);
+                    let xt = transpose16(&x[..k]);
+                    let xp = xt.as_ptr();
+                    let mut j = 0;
+                    while j + R <= n {
+                        q8_rows::<R>(xp, k, group, codes.as_ptr().add(j * k), scales.as_ptr().add(j * (k / group)), &mut out[j..j + R]);
+                        j += R;
+                    }
+                    for j in j..n {
+                        q8_rows::<1>(xp, k, group, codes.as_ptr().add(j * k), scales.as_ptr().add(j * (k / group)), &mut out[j..j + 1]);
                     }
                 }
                 QWeight::Q4 { group, packed, scales, zeros, .. } => {
                     let group = *group;
                     let gpr = k / group;
                     let xs = super::group_sums(&x[..k], group);
-                    let mask = u16x8_splat(15);
-                    for j in 0..n {
-                        let row = packed.as_ptr().add(j * k / 2);
-                        let mut tot = f32x4_splat(0.0);
-                        let mut zs = 0.0f32;
-                        if group == 32 {
-                            // GGUF Q4_0 / Q4_1: per 64-weight chunk, low nibbles = group 2c, high = 2c + 1
-                            for c in 0..k / 64 {
-                                let p = row.add(c * 32);
-                                let base = c * 64;
-                                let mut a = [f32x4_splat(0.0); 4];
-                                for s in 0..4 {
-                                    let v = u16x8_extend_low_u8x16(v128_load64_zero(p.add(s * 8) as *const u64));
-                                    let lo = v128_and(v, mask);
-                                    let hi = u16x8_shr(v, 4);
-                                    let xo = base + s * 8;
-                                    a[0] = f32x4_add(a[0], f32x4_mul(f32x4_convert_i32x4(i32x4_extend_low_i16x8(lo)), v128_load(xp.add(xo) as *const v128)));
-                                    a[1] = f32x4_add(a[1], f32x4_mul(f32x4_convert_i32x4(i32x4_extend_high_i16x8(lo)), v128_load(xp.add(xo + 4) as *const v128)));
-                                    a[2] = f32x4_add(a[2], f32x4_mul(f32x4_convert_i32x4(i32x4_extend_low_i16x8(hi)), v128_load(xp.add(xo + 32) as *const v128)));
-                                    a[3] = f32x4_add(a[3], f32x4_mul(f32x4_convert_i32x4(i32x4_extend_high_i16x8(hi)), v128_load(xp.add(xo + 36) as *const v128)));
-                                }
-                                let (g0, g1) = (j * gpr + 2 * c, j * gpr + 2 * c + 1);
-                                tot = f32x4_add(tot, f32x4_mul(f32x4_add(a[0], a[1]), f32x4_splat(scales[g0])));
-                                tot = f32x4_add(tot, f32x4_mul(f32x4_add(a[2], a[3]), f32x4_splat(scales[g1])));
-                                zs += (zeros[g0] - 8.0 * scales[g0]) * xs[2 * c] + (zeros[g1] - 8.0 * scales[g1]) * xs[2 * c + 1];
-                            }
-                            out[j] = hsum(tot) + zs;
-                            continue;
+                    let (p, s, z) = (packed.as_ptr(), scales.as_ptr(), zeros.as_ptr());
+                    let mut xt = transpose16(&x[..k]);
+                    // the codes are masked in place (no shift back down): a nibble in byte s of a lane
+                    // is q · 2^(8s), against x · 2^(-8s) (powers of two: exact for every activation
+                    // above 2^-102), so every product is the f32 product q · x
+                    for c in xt.chunks_exact_mut(16) {
+                        for (s, v) in c.iter_mut().enumerate() {
+                            *v *= [1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16_777_216.0][s / 4];
                         }
-                        for g in 0..gpr {
-                            let mut a = [f32x4_splat(0.0); 4];
-                            let mut base = g * group;
-                            while base < (g + 1) * group {
-                                let p = row.add(base / 2);
-                                for s in 0..4 {
-                                    // 8 bytes → weights base+8s..+8 (low nibbles) and base+32+8s..+8 (high)
-                                    let v = u16x8_extend_low_u8x16(v128_load64_zero(p.add(s * 8) as *const u64));
-                                    let lo = v128_and(v, mask);
-                                    let hi = u16x8_shr(v, 4);
-                                    let xo = base + s * 8;
-                                    let l0 = f32x4_convert_i32x4(i32x4_extend_low_i16x8(lo));
-                                    let l1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(lo));
-                                    let h0 = f32x4_convert_i32x4(i32x4_extend_low_i16x8(hi));
-                                    let h1 = f32x4_convert_i32x4(i32x4_extend_high_i16x8(hi));
-                                    a[0] = madd(l0, v128_load(xp.add(xo) as *const v128), a[0]);
-                                    a[1] = madd(l1, v128_load(xp.add(xo + 4) as *const v128), a[1]);
-                                    a[2] = madd(h0, v128_load(xp.add(xo + 32) as *const v128), a[2]);
-                                    a[3] = madd(h1, v128_load(xp.add(xo + 36) as *const v128), a[3]);
-                                }
-                                base += 64;
-                            }
-                            let acc = f32x4_add(f32x4_add(a[0], a[1]), f32x4_add(a[2], a[3]));
-                            let sc = scales[j * gpr + g];
-                            tot = madd(acc, f32x4_splat(sc), tot);
-                            zs += (zeros[j * gpr + g] - 8.0 * sc) * xs[g];
-                        }
-                        out[j] = hsum(tot) + zs;
+                    }
+                    let xp = xt.as_ptr();
+                    let mut j = 0;
+                    // groups of 32 keep two accumulators per row: 2 rows per pass fit the registers
+                    while group == 32 && j + 2 <= n {
+                        q4_rows::<2>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 2]);
+                        j += 2;
+                    }
+                    while j + R <= n {
+                        q4_rows::<R>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + R]);
+                        j += R;
+                    }
+                    for j in j..n {
+                        q4_rows::<1>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 1]);
                     }
                 }
             }
+        }
+    }
+
+    /// Weight rows per pass of the q8 / q4 kernels: each activation load serves `R` rows, and `R`
+    /// row streams are in flight at once.
+    const R: usize = 4;
+
+    /// `x` with every aligned block of 16 transposed as a 4 × 4 matrix: `xt[16c + 4s + j] =
+    /// x[16c + 4j + s]`. The kernels below take the codes apart with 32-bit lane shifts (no shuffle
+    /// constants, which V8 would rebuild on every use inside the loop): shifting 16 loaded bytes by
+    /// `8s` puts bytes `s, 4 + s, 8 + s, 12 + s` in the lanes, whose activations are `xt[4s..4s+4]`.
+    fn transpose16(x: &[f32]) -> Vec<f32> {
+        let mut xt = vec![0.0f32; x.len() / 16 * 16];
+        for (o, c) in xt.chunks_exact_mut(16).zip(x.chunks_exact(16)) {
+            for s in 0..4 {
+                for j in 0..4 {
+                    o[4 * s + j] = c[4 * j + s];
+                }
+            }
+        }
+        xt
+    }
+
+    /// `x` with every aligned block of 8 split into its even and its odd elements:
+    /// `xt[8c + i] = x[8c + 2i]`, `xt[8c + 4 + i] = x[8c + 2i + 1]` (`i < 4`).
+    fn deinterleave8(x: &[f32]) -> Vec<f32> {
+        let mut xt = vec![0.0f32; x.len() / 8 * 8];
+        for (o, c) in xt.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
+            for i in 0..4 {
+                o[i] = c[2 * i];
+                o[4 + i] = c[2 * i + 1];
+            }
+        }
+        xt
+    }
+
+    /// bf16, `R` rows from `data` (row stride `k`). 16 loaded bytes are 8 weights, two per 32-bit
+    /// lane: the even one becomes its f32 by a shift left by 16, the odd one by masking off the low
+    /// half (both exact), against `xt` ([`deinterleave8`]); the last `k % 8` weights one at a time.
+    #[inline(always)]
+    unsafe fn bf16_rows<const R: usize>(x: *const f32, xt: *const f32, k: usize, data: *const u16, out: &mut [f32]) {
+        let hi = u32x4_splat(0xffff_0000);
+        let k8 = k / 8 * 8;
+        let mut acc = [f32x4_splat(0.0); R];
+        let mut t = 0;
+        while t < k8 {
+            let xe = v128_load(xt.add(t) as *const v128);
+            let xo = v128_load(xt.add(t + 4) as *const v128);
+            for r in 0..R {
+                let v = v128_load(data.add(r * k + t) as *const v128);
+                acc[r] = madd(v128_and(v, hi), xo, madd(i32x4_shl(v, 16), xe, acc[r]));
+            }
+            t += 8;
+        }
+        for r in 0..R {
+            let mut s = hsum(acc[r]);
+            for t in k8..k {
+                s += *x.add(t) * f32::from_bits((*data.add(r * k + t) as u32) << 16);
+            }
+            out[r] = s;
+        }
+    }
+
+    /// q8, `R` rows from `codes` (row stride `k`, `k % 16 == 0`), one scale per `group` weights
+    /// (`group == k`: per row; 32: GGUF Q8_0 blocks), against `xt` ([`transpose16`]). Byte `s` of
+    /// each lane is shifted into the top byte and the rest masked off (`q · 2^24`), converted exactly.
+    #[inline(always)]
+    unsafe fn q8_rows<const R: usize>(xt: *const f32, k: usize, group: usize, codes: *const i8, scales: *const f32, out: &mut [f32]) {
+        let bpr = k / group;
+        let top = u32x4_splat(0xff00_0000);
+        // the lanes hold q · 2^24 (exact), so every product and partial sum is exactly 2^24 times
+        // that of q · x; multiplying by 2^-24 (exact) before the scale takes it back out
+        let unit = f32x4_splat(1.0 / 16_777_216.0);
+        let mut tot = [f32x4_splat(0.0); R];
+        for b in 0..bpr {
+            let mut acc = [f32x4_splat(0.0); R];
+            let mut t = b * group;
+            while t < (b + 1) * group {
+                let mut v = [f32x4_splat(0.0); R];
+                for r in 0..R {
+                    v[r] = v128_load(codes.add(r * k + t) as *const v128);
+                }
+                let x0 = v128_load(xt.add(t) as *const v128);
+                let x1 = v128_load(xt.add(t + 4) as *const v128);
+                let x2 = v128_load(xt.add(t + 8) as *const v128);
+                let x3 = v128_load(xt.add(t + 12) as *const v128);
+                for r in 0..R {
+                    // byte s moved to the top byte, the rest masked off: q · 2^24 as an i32
+                    let w0 = f32x4_convert_i32x4(i32x4_shl(v[r], 24));
+                    let w1 = f32x4_convert_i32x4(v128_and(i32x4_shl(v[r], 16), top));
+                    let w2 = f32x4_convert_i32x4(v128_and(i32x4_shl(v[r], 8), top));
+                    let w3 = f32x4_convert_i32x4(v128_and(v[r], top));
+                    acc[r] = madd(w3, x3, madd(w2, x2, madd(w1, x1, madd(w0, x0, acc[r]))));
+                }
+                t += 16;
+            }
+            if bpr == 1 {
+                // one scale per row: Σ q x summed, then scaled once (as the scalar path does)
+                for r in 0..R {
+                    out[r] = hsum(acc[r]) * (1.0 / 16_777_216.0) * *scales.add(r);
+                }
+                return;
+            }
+            for r in 0..R {
+                tot[r] = madd(f32x4_mul(acc[r], unit), f32x4_splat(*scales.add(r * bpr + b)), tot[r]);
+            }
+        }
+        for r in 0..R {
+            out[r] = hsum(tot[r]);
+        }
+    }
+
+    /// q4, `R` rows from `packed` (row stride `k / 2`), groups of `group` (a multiple of 64, or 32:
+    /// low nibbles of each 64-weight chunk one group, high nibbles the next), against `xt`
+    /// ([`transpose16`], row `s` of every 4 × 4 block times 2^(-8s)). 16 loaded bytes hold the low
+    /// nibbles of weights `t..t+16` and the high ones of `t+32..t+48`; the low nibble of byte `s` of
+    /// each lane is masked in place (`q · 2^(8s)`), the high ones the same after one shift by 4.
+    /// `Σ q x` per group as before, scaled once; the zero points through `xs` (group sums of x).
+    #[inline(always)]
+    unsafe fn q4_rows<const R: usize>(
+        xt: *const f32,
+        k: usize,
+        group: usize,
+        packed: *const u8,
+        scales: *const f32,
+        zeros: *const f32,
+        xs: &[f32],
+        out: &mut [f32],
+    ) {
+        let gpr = k / group;
+        let split = group == 32;
+        let (m0, m1, m2, m3) = (u32x4_splat(0x0f), u32x4_splat(0x0f00), u32x4_splat(0x0f_0000), u32x4_splat(0x0f00_0000));
+        let mut tot = [f32x4_splat(0.0); R];
+        let mut zs = [0.0f32; R];
+        let chunks = if split { 1 } else { group / 64 };
+        for g in (0..gpr).step_by(if split { 2 } else { 1 }) {
+            let (mut al, mut ah) = ([f32x4_splat(0.0); R], [f32x4_splat(0.0); R]);
+            let c0 = if split { g / 2 } else { g * chunks };
+            for c in c0..c0 + chunks {
+                for h in 0..2 {
+                    let off = c * 32 + h * 16;
+                    let xl = xt.add(c * 64 + h * 16);
+                    let xh = xl.add(32);
+                    let mut v = [f32x4_splat(0.0); R];
+                    for r in 0..R {
+                        v[r] = v128_load(packed.add(r * k / 2 + off) as *const v128);
+                    }
+                    let (l0, l1, l2, l3) = (v128_load(xl as *const v128), v128_load(xl.add(4) as *const v128), v128_load(xl.add(8) as *const v128), v128_load(xl.add(12) as *const v128));
+                    for r in 0..R {
+                        let q0 = f32x4_convert_i32x4(v128_and(v[r], m0));
+                        let q1 = f32x4_convert_i32x4(v128_and(v[r], m1));
+                        let q2 = f32x4_convert_i32x4(v128_and(v[r], m2));
+                        let q3 = f32x4_convert_i32x4(v128_and(v[r], m3));
+                        al[r] = madd(q3, l3, madd(q2, l2, madd(q1, l1, madd(q0, l0, al[r]))));
+                    }
+                    let (h0, h1, h2, h3) = (v128_load(xh as *const v128), v128_load(xh.add(4) as *const v128), v128_load(xh.add(8) as *const v128), v128_load(xh.add(12) as *const v128));
+                    for r in 0..R {
+                        // 16 · q: masked where it lies (the shifted copies are shared with the low nibbles)
+                        let u = u32x4_shr(v[r], 4);
+                        let q0 = f32x4_convert_i32x4(v128_and(u, m0));
+                        let q1 = f32x4_convert_i32x4(v128_and(u, m1));
+                        let q2 = f32x4_convert_i32x4(v128_and(u, m2));
+                        let q3 = f32x4_convert_i32x4(v128_and(u, m3));
+                        // groups of 64+: both halves in one accumulator per row (fewer registers)
+                        let a = if split { &mut ah[r] } else { &mut al[r] };
+                        *a = madd(q3, h3, madd(q2, h2, madd(q1, h1, madd(q0, h0, *a))));
+                    }
+                }
+            }
+            for r in 0..R {
+                let (s0, z0) = (*scales.add(r * gpr + g), *zeros.add(r * gpr + g));
+                if split {
+                    let (s1, z1) = (*scales.add(r * gpr + g + 1), *zeros.add(r * gpr + g + 1));
+                    tot[r] = madd(al[r], f32x4_splat(s0), tot[r]);
+                    tot[r] = madd(ah[r], f32x4_splat(s1), tot[r]);
+                    zs[r] += (z0 - 8.0 * s0) * xs[g] + (z1 - 8.0 * s1) * xs[g + 1];
+                } else {
+                    tot[r] = madd(al[r], f32x4_splat(s0), tot[r]);
+                    zs[r] += (z0 - 8.0 * s0) * xs[g];
+                }
+            }
+        }
+        for r in 0..R {
+            out[r] = hsum(tot[r]) + zs[r];
         }
     }
 
