@@ -8,7 +8,6 @@
 //! feature, SwiftShader in the wasm tests).
 
 use serde_json::Value;
-use std::path::PathBuf;
 use t5_core::backend::Backend;
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
@@ -17,26 +16,10 @@ use t5_core::{Batch, Cpu, ModelKind, Tensor, WeightDtype, WeightStore, T5};
 use t5_gpu::generate::{forward_async, greedy_async};
 use t5_gpu::{Gpu, GpuOptions};
 
+mod common;
+use common::*;
+
 const NAME: &str = "tiny-t5-fp16-overflow";
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
-
-fn gpu(opts: GpuOptions) -> Option<Gpu> {
-    match pollster::block_on(Gpu::new(opts)) {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var("T5_GPU_TESTS").as_deref() == Ok("skip") => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-        Err(e) => panic!("{e}\n(install a Vulkan driver: `bash scripts/setup.sh` installs Mesa lavapipe; T5_GPU_TESTS=skip skips)"),
-    }
-}
-
-fn rows(v: &Value) -> Vec<Vec<u32>> {
-    v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
-}
 
 struct Oracle {
     json: Value,

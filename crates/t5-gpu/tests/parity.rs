@@ -5,30 +5,15 @@
 //! `T5_GPU_TESTS=skip` is set.
 
 use serde_json::Value;
-use std::path::PathBuf;
 use t5_core::backend::Backend;
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
-use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, Tensor, T5};
+use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, T5};
 use t5_gpu::generate::{forward_async, generate_async, greedy_async};
 use t5_gpu::{Gpu, GpuError, GpuOptions};
 
-const TOL: f32 = 1e-3;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
-
-fn gpu(opts: GpuOptions) -> Option<Gpu> {
-    match pollster::block_on(Gpu::new(opts)) {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var("T5_GPU_TESTS").as_deref() == Ok("skip") => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-        Err(e) => panic!("{e}\n(install a Vulkan driver: `bash scripts/setup.sh` installs Mesa lavapipe; T5_GPU_TESTS=skip skips)"),
-    }
-}
+mod common;
+use common::*;
 
 struct Case {
     json: Value,
@@ -50,19 +35,6 @@ impl Case {
         let mask = self.rows("attention_mask");
         Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
     }
-}
-
-fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor) {
-    assert_eq!(gpu.shape, cpu.shape, "{what}: shape");
-    let mut worst = (0.0f32, 0usize);
-    for (i, (a, b)) in gpu.data.iter().zip(&cpu.data).enumerate() {
-        let d = (a - b).abs();
-        if !(d <= worst.0) {
-            worst = (d, i);
-        }
-    }
-    eprintln!("{what}: max |gpu - cpu| = {:.3e}", worst.0);
-    assert!(worst.0 <= TOL, "{what}: |gpu - cpu| = {} at {} (gpu {}, cpu {}) > {TOL}", worst.0, worst.1, gpu.data[worst.1], cpu.data[worst.1]);
 }
 
 fn models(dir: &str, kind: ModelKind, g: Gpu) -> (T5<Cpu>, T5<Gpu>) {
@@ -280,7 +252,6 @@ fn every_search_matches_cpu_and_transformers() {
         let (cpu, gpu) = models(name, ModelKind::ConditionalGeneration, g.clone());
         let path = fixtures().join(format!("oracle/generation/{name}.json"));
         let o: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let rows = |v: &Value| -> Vec<Vec<u32>> { v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect() };
         let (ids, mask) = (rows(&o["input_ids"]), rows(&o["attention_mask"]));
         let input = Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap();
         let (_, base, _) = load_dir(fixtures().join(name)).unwrap();

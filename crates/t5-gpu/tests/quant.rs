@@ -6,47 +6,15 @@
 //! both kernel families (software / hardware) and weights split into small chunks, on lavapipe.
 
 use serde_json::Value;
-use std::path::PathBuf;
 use t5_core::backend::Backend;
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
 use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, T5Config, Tensor, WeightDtype, WeightStore, T5};
 use t5_gpu::generate::{forward_async, greedy_async};
-use t5_gpu::{Gpu, GpuOptions};
+use t5_gpu::GpuOptions;
 
-const TOL: f32 = 1e-3;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
-
-fn gpu(opts: GpuOptions) -> Option<Gpu> {
-    match pollster::block_on(Gpu::new(opts)) {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var("T5_GPU_TESTS").as_deref() == Ok("skip") => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-        Err(e) => panic!("{e}\n(install a Vulkan driver: `bash scripts/setup.sh` installs Mesa lavapipe; T5_GPU_TESTS=skip skips)"),
-    }
-}
-
-fn rows(v: &Value) -> Vec<Vec<u32>> {
-    v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
-}
-
-fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor) {
-    assert_eq!(gpu.shape, cpu.shape, "{what}: shape");
-    let mut worst = (0.0f32, 0usize);
-    for (i, (a, b)) in gpu.data.iter().zip(&cpu.data).enumerate() {
-        let d = (a - b).abs();
-        if !(d <= worst.0) {
-            worst = (d, i);
-        }
-    }
-    eprintln!("{what}: max |gpu - cpu| = {:.3e}", worst.0);
-    assert!(worst.0 <= TOL, "{what}: |gpu - cpu| = {} at {} (gpu {}, cpu {}) > {TOL}", worst.0, worst.1, gpu.data[worst.1], cpu.data[worst.1]);
-}
+mod common;
+use common::*;
 
 /// A checkpoint and the inputs to run it on (the oracle file's).
 struct Case {
