@@ -144,8 +144,14 @@ fn weight_source(source: &str, binding: u32, f16: bool, epilogue: bool) -> Strin
     } else {
         format!("@group(0) @binding({binding}) var<storage, read> w: array<f32>;\nfn wload(i: u32) -> f32 {{ return w[i]; }}")
     };
+    with_weights(source, &decl, epilogue)
+}
+
+/// A kernel's module: the activations, the epilogue where the kernel has one, and the kernel with the
+/// weight binding + `wload` declaration `decl` in place of its `//WEIGHTS` line.
+fn with_weights(source: &str, decl: &str, epilogue: bool) -> String {
     let epi = if epilogue { EPILOGUE } else { "" };
-    format!("{ACT}\n{epi}\n{}", source.replace("//WEIGHTS", &decl))
+    format!("{ACT}\n{epi}\n{}", source.replace("//WEIGHTS", decl))
 }
 
 /// The float16 model's matmuls through `shader-f16`: the `_h` kernels' shared part.
@@ -232,8 +238,7 @@ fn qweight_source(source: &str, binding: u32, q: QKind, epilogue: bool) -> Strin
         QKind::None => unreachable!("not a quantized form"),
     }
     .replace("BINDING", &binding.to_string());
-    let epi = if epilogue { EPILOGUE } else { "" };
-    format!("{ACT}\n{epi}\n{}", source.replace("//WEIGHTS", &decl))
+    with_weights(source, &decl, epilogue)
 }
 
 impl Matmuls {
