@@ -4,7 +4,7 @@
 // default 0), T5_BENCH_INPUT (a JSON array of input ids replacing the synthetic 32-token input; the
 // greedy ids are then printed too). The JSON lists every timed run (`*_all`).
 import fs from "node:fs";
-import { T5ForConditionalGeneration, T5EncoderModel } from "../dist/index.js";
+import { T5ForConditionalGeneration, T5EncoderModel, wasmFlavour } from "../dist/index.js";
 
 const dir = process.argv[2];
 const dtype = process.argv[3] ?? "fp32";
@@ -46,7 +46,7 @@ for (let i = 0; i < runs; i++) {
   outIds = Array.from(out[0], Number);
 }
 const e32 = median(enc32), e8 = median(enc8), g = median(gen);
-console.log(JSON.stringify({ runtime: "wasm", dtype, prequantized, rss_mb: rssMb, load_s: loadS, encoder_32_ms: e32, encoder_8x128_tok_s: 1024 / (e8 / 1e3), generate_64_ms: g, decode_tok_s: newTokens / ((g - e32) / 1e3),
+console.log(JSON.stringify({ runtime: "wasm", node: process.version, flavour: wasmFlavour(), dtype, prequantized, rss_mb: rssMb, load_s: loadS, encoder_32_ms: e32, encoder_8x128_tok_s: 1024 / (e8 / 1e3), generate_64_ms: g, decode_tok_s: newTokens / ((g - e32) / 1e3),
   runs, warmup, input_tokens: in32.input_ids[0].length, encoder_32_ms_all: enc32, generate_64_ms_all: gen, ids: input ? outIds : null }));
 model.dispose();
 encoder.dispose();

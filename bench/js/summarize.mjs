@@ -21,9 +21,14 @@ const NEW = 64;
 const median = (v) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(d));
 const bw = Math.max(...bws); // best of the rounds' best-of-5: the least disturbed figure on a shared machine
-const NAMES = { native: 't5-web native (t5-bench)', wasm: 't5-web WASM in Node', tjs: 'transformers.js (onnxruntime-node)', ortweb: 'onnxruntime-web WASM in Node' };
+const n24 = meta.node24 ? `Node ${meta.node24.replace(/^v/, '')}` : 'Node 24';
+const NAMES = { native: 't5-web native (t5-bench)', wasm: `t5-web WASM in Node ${(meta.node ?? '').replace(/^v/, '')} (SIMD128)`, tjs: 'transformers.js (onnxruntime-node)',
+  ortweb: `onnxruntime-web WASM in Node ${(meta.node ?? '').replace(/^v/, '')}`, wasm24: `t5-web WASM in ${n24} (relaxed SIMD)`, ortweb24: `onnxruntime-web WASM in ${n24}` };
+// t5-web rows and their same-precision counterpart
+const PAIR = { native: 'tjs', wasm: 'ortweb', wasm24: 'ortweb24' };
+const ours = (rt) => rt in PAIR;
 const DTYPES = ['fp32', 'bf16', 'q8', 'q4'];
-const ORDER = ['native', 'tjs', 'wasm', 'ortweb'];
+const ORDER = ['native', 'tjs', 'wasm', 'ortweb', 'wasm24', 'ortweb24'];
 // t5-web's bytes per step (from t5-bench's own count, same storage in native and wasm)
 const ourStep = Object.fromEntries(rows.filter((x) => x.runtime === 'native').map((x) => [x.dtype, x.step_mb]));
 
@@ -34,7 +39,7 @@ for (const rt of ORDER) for (const d of DTYPES) {
   const enc = rs.flatMap((x) => x.encoder_32_ms_all), gen = rs.flatMap((x) => x.generate_64_ms_all);
   const e = median(enc), g = median(gen);
   const perRun = gen.map((t) => NEW / ((t - e) / 1e3));
-  const step = rt === 'native' || rt === 'wasm' ? ourStep[d] : onnxStep[d];
+  const step = ours(rt) ? ourStep[d] : onnxStep[d];
   const bound = (bw * 1e9) / (step * 1e6);
   agg[`${rt}:${d}`] = { rt, d, n: gen.length, e, g, tps: NEW / ((g - e) / 1e3), lo: Math.min(...perRun), hi: Math.max(...perRun),
     load: median(rs.map((x) => x.load_s)), rss: median(rs.map((x) => x.rss_mb)), step, bound, system: rs[0].system };
@@ -42,7 +47,7 @@ for (const rt of ORDER) for (const d of DTYPES) {
 // what a user downloads: our one safetensors file; transformers.js's encoder + merged decoder ONNX files
 const size = (...p) => p.reduce((t, x) => t + (fs.existsSync(x) ? fs.statSync(x).size : NaN), 0) / 1e6;
 const SUFFIX = { fp32: '', q8: '_quantized', q4: '_q4' };
-const files = (rt, d) => (rt === 'native' || rt === 'wasm'
+const files = (rt, d) => (ours(rt)
   ? size(path.join(C, d === 'fp32' ? 't5-small-random' : `t5-small-random-${d}`, 'model.safetensors'))
   : size(...['encoder_model', 'decoder_model_merged'].map((n) => path.join(C, 'onnx', 't5-small-random', 'onnx', `${n}${SUFFIX[d]}.onnx`))));
 const ratio = (a, b) => (a && b ? `${f(a.tps / b.tps, 2)}×` : '–');
@@ -62,20 +67,21 @@ p('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const d of DTYPES) for (const rt of ORDER) {
   const a = agg[`${rt}:${d}`];
   if (!a) continue;
-  const other = rt === 'native' ? agg[`tjs:${d}`] : rt === 'wasm' ? agg[`ortweb:${d}`] : null;
-  const r = other ? `decode ${ratio(a, other)}, encoder speed ${f(other.e / a.e, 2)}× (vs ${rt === 'native' ? 'transformers.js' : 'onnxruntime-web'})` : (rt === 'native' || rt === 'wasm') ? '– (no bf16 ONNX export)' : '';
-  p(`| ${NAMES[rt]} | ${d}${(rt === 'native' || rt === 'wasm') && d !== 'fp32' ? ' (file)' : ''} | **${f(a.tps)}** [${f(a.lo)}–${f(a.hi)}] | ${f(a.e, 1)} | ${f(a.load, 2)} | ${f(a.rss, 0)} | ${f(files(rt, d), 0)} | ${f(a.step, 1)} | ${f(a.bound, 0)} | ${f((100 * a.tps) / a.bound, 0)}% | ${r} |`);
+  const other = ours(rt) ? agg[`${PAIR[rt]}:${d}`] : null;
+  const r = other ? `decode ${ratio(a, other)}, encoder speed ${f(other.e / a.e, 2)}× (vs ${rt === 'native' ? 'transformers.js' : 'onnxruntime-web'})` : ours(rt) ? '– (no bf16 ONNX export)' : '';
+  p(`| ${NAMES[rt]} | ${d}${ours(rt) && d !== 'fp32' ? ' (file)' : ''} | **${f(a.tps)}** [${f(a.lo)}–${f(a.hi)}] | ${f(a.e, 1)} | ${f(a.load, 2)} | ${f(a.rss, 0)} | ${f(files(rt, d), 0)} | ${f(a.step, 1)} | ${f(a.bound, 0)} | ${f((100 * a.tps) / a.bound, 0)}% | ${r} |`);
 }
 p();
 p('Decode tok/s at the same precision, median (best single run; on a contended machine the best run is the one least slowed by other jobs), ratio = t5-web ÷ the other:');
 p();
-p('| dtype | t5-web native | transformers.js | ratio (best) | t5-web WASM | onnxruntime-web | ratio (best) | bound tok/s (t5-web / ONNX) |');
-p('|---|---|---|---|---|---|---|---|');
+const has24 = rows.some((x) => x.runtime === 'wasm24');
+p('| dtype | t5-web native | transformers.js | ratio (best) | t5-web WASM | onnxruntime-web | ratio (best) |' + (has24 ? ` t5-web WASM, ${n24} | onnxruntime-web, ${n24} | ratio (best) |` : '') + ' bound tok/s (t5-web / ONNX) |');
+p('|---|---|---|---|---|---|---|' + (has24 ? '---|---|---|' : '') + '---|');
 const mb = (a) => (a ? `${f(a.tps)} (${f(a.hi)})` : '–');
 const rb = (a, b) => (a && b ? `${ratio(a, b)} (${f(a.hi / b.hi, 2)}×)` : '–');
 for (const d of DTYPES) {
-  const [n, t, w, o] = ORDER.map((rt) => agg[`${rt}:${d}`]);
-  p(`| ${d} | ${mb(n)} | ${mb(t)} | ${rb(n, t)} | ${mb(w)} | ${mb(o)} | ${rb(w, o)} | ${f(n?.bound, 0)} / ${f(t?.bound ?? o?.bound, 0)} |`);
+  const [n, t, w, o, w24, o24] = ORDER.map((rt) => agg[`${rt}:${d}`]);
+  p(`| ${d} | ${mb(n)} | ${mb(t)} | ${rb(n, t)} | ${mb(w)} | ${mb(o)} | ${rb(w, o)} |` + (has24 ? ` ${mb(w24)} | ${mb(o24)} | ${rb(w24, o24)} |` : '') + ` ${f(n?.bound, 0)} / ${f(t?.bound ?? o?.bound, 0)} |`);
 }
 p();
 if (ids.length) {
@@ -98,14 +104,14 @@ if (ids.length) {
     return x && y ? (JSON.stringify(x.ids) === JSON.stringify(y.ids) ? 'identical' : 'differ') : '–';
   };
   p();
-  p(`Same engine, two runtimes: t5-web native vs WASM ids ${DTYPES.map((d) => `${d} ${same('native', 'wasm', d)}`).join(', ')}; ` +
+  p(`Same engine, two runtimes: t5-web native vs WASM ids ${DTYPES.map((d) => `${d} ${same('native', 'wasm', d)}${has24 ? ` (relaxed ${same('native', 'wasm24', d)})` : ''}`).join(', ')}; ` +
     `transformers.js vs onnxruntime-web ids ${['fp32', 'q8', 'q4'].map((d) => `${d} ${same('tjs', 'ortweb', d)}`).join(', ')}.`);
   const qf = path.join(C, 'reference_ids_quant.json');
   if (fs.existsSync(qf)) {
     const qref = JSON.parse(fs.readFileSync(qf, 'utf8'));
     const eq = (rt, d) => { const x = ids.find((y) => y.runtime === rt && y.dtype === d); return x ? (JSON.stringify(x.ids) === JSON.stringify(qref[d]) ? 'all 64 equal' : 'DIFFER') : '–'; };
     p(`t5-web's quantized ids against transformers run on the same checkpoint rounded by t5-web's schemes in Python (bench/quant_ids.py, scripts/make_quant_fixtures.py): ` +
-      ['bf16', 'q8', 'q4'].map((d) => `${d} native ${eq('native', d)}, WASM ${eq('wasm', d)}`).join('; ') + '.');
+      ['bf16', 'q8', 'q4'].map((d) => `${d} native ${eq('native', d)}, WASM ${eq('wasm', d)}${has24 ? `, WASM relaxed ${eq('wasm24', d)}` : ''}`).join('; ') + '.');
   }
   p(`(t5-web q8 is symmetric per output channel and q4 torchao-style groups of 128 with zero points; transformers.js q8 is per-tensor and q4 MatMulNBits blocks of 32, symmetric: different roundings of the same weights, so quantized ids part ways at different points on a random model whose top logits are close.)`);
   p();
