@@ -51,6 +51,10 @@ pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if let QWeight::Q4 { group, .. } = w {
+            if *group % 128 == 0 && std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the feature was detected at run time.
+                return unsafe { avx512::q4_lut(x, w, out) };
+            }
             if *group % 64 == 0 && std::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the feature was detected at run time.
                 return unsafe { avx512::q4(x, w, out) };
@@ -340,6 +344,8 @@ mod avx2 {
 /// the nibble unpacking, convert and multiply-add cost half of AVX2's per weight: q4 decode is
 /// compute-bound on AVX2 (about as many operations per weight as q8, at half the bytes). Same
 /// products and per-group arithmetic as the AVX2 kernel; only the summation order differs.
+/// Groups of a multiple of 128 (torchao's) take [`avx512::q4_lut`] (table lookups instead of
+/// widen + convert, about 20% fewer cycles per weight); [`avx512::q4`] covers groups of 64.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use crate::quant::QWeight;
@@ -379,6 +385,83 @@ mod avx512 {
             out[j] = _mm512_reduce_add_ps(tot) + zs;
         }
     }
+
+    /// q4 with groups of a multiple of 128: 128 weights (one 64-byte load) per step, without
+    /// widening or integer→float conversion. `vpermps` with the table `0.0..=15.0` turns the low 4
+    /// bits of each 32-bit lane into that code as a float (the index's higher bits are ignored),
+    /// so a code only has to reach the bottom of its lane: lane `i` of the load holds bytes
+    /// `4i..4i + 4`, i.e. 8 codes, and the one at bit `4s` gets there by a shift right by `4s`
+    /// (none for `s = 0`). Per 128 weights: 7 shifts, 8 table lookups, 8 multiply-adds against
+    /// `x` laid out to match ([`spread128`]), where the widening kernel [`q4`] needs 4 widenings,
+    /// 4 masks, 4 shifts and 8 conversions. (Loading at byte offsets 1..3 instead of shifting by
+    /// 8, 16, 24 splits cache lines and is slower.) Same products and per-group arithmetic as [`q4`].
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn q4_lut(x: &[f32], w: &QWeight, out: &mut [f32]) {
+        let QWeight::Q4 { n, k, group, packed, scales, zeros } = w else { unreachable!() };
+        let (n, k, group) = (*n, *k, *group);
+        debug_assert!(group % 128 == 0 && packed.len() == n * k / 2);
+        let gpr = k / group;
+        let xs = super::group_sums(&x[..k], group);
+        let xt = spread128(&x[..k]);
+        let xt = xt.as_ptr() as *const f32;
+        let table = _mm512_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0);
+        for j in 0..n {
+            let row = packed.as_ptr().add(j * k / 2);
+            let sc = &scales[j * gpr..(j + 1) * gpr];
+            let mut tot = _mm512_setzero_ps();
+            for (g, &s) in sc.iter().enumerate() {
+                // Σ q x over the group in two accumulators (even / odd nibble positions)
+                let (mut a0, mut a1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                let mut b = g * group;
+                while b < (g + 1) * group {
+                    let v = _mm512_loadu_si512(row.add(b / 2) as *const _);
+                    let xb = xt.add(b);
+                    macro_rules! nibble {
+                        ($s:literal, $acc:ident) => {
+                            let q = _mm512_permutexvar_ps(_mm512_srli_epi32::<{ 4 * $s }>(v), table);
+                            $acc = _mm512_fmadd_ps(q, _mm512_loadu_ps(xb.add(16 * $s)), $acc);
+                        };
+                    }
+                    nibble!(0, a0);
+                    nibble!(1, a1);
+                    nibble!(2, a0);
+                    nibble!(3, a1);
+                    nibble!(4, a0);
+                    nibble!(5, a1);
+                    nibble!(6, a0);
+                    nibble!(7, a1);
+                    b += 128;
+                }
+                tot = _mm512_fmadd_ps(_mm512_add_ps(a0, a1), _mm512_set1_ps(s), tot);
+            }
+            let mut zs = 0.0f32;
+            for g in 0..gpr {
+                zs += (zeros[j * gpr + g] - 8.0 * sc[g]) * xs[g];
+            }
+            out[j] = _mm512_reduce_add_ps(tot) + zs;
+        }
+    }
+
+    /// `x` laid out for [`q4_lut`]: per 128 weights at `b`, 8 runs of 16, one per nibble position
+    /// `s` of the 32-bit lanes: `xt[b + 16s + i] = x[b + 64(i / 8) + 32(s % 2) + 4(i % 8) + s / 2]`,
+    /// the weight whose code lane `i` holds at bit `4s` (byte `4(i % 8) + s / 2` of 32-byte chunk
+    /// `i / 8`, low nibble for even `s`, high for odd).
+    pub(super) fn spread128(x: &[f32]) -> Vec<Lanes> {
+        let mut xt = vec![Lanes([0.0; 16]); x.len() / 16];
+        for (o, c) in xt.chunks_exact_mut(8).zip(x.chunks_exact(128)) {
+            for s in 0..8 {
+                for i in 0..16 {
+                    o[s].0[i] = c[64 * (i / 8) + 32 * (s % 2) + 4 * (i % 8) + s / 2];
+                }
+            }
+        }
+        xt
+    }
+
+    /// 16 floats on a cache line of their own (aligned loads of `x` never split).
+    #[derive(Clone, Copy)]
+    #[repr(C, align(64))]
+    pub(super) struct Lanes(pub [f32; 16]);
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -728,12 +811,55 @@ mod tests {
                         unsafe { avx512::q4(&x, &q, &mut o) };
                         kernels.push(("avx512", o));
                     }
+                    if dt == WeightDtype::Q4 && std::is_x86_feature_detected!("avx512f") {
+                        let mut o = vec![0.0; n];
+                        unsafe { avx512::q4_lut(&x, &q, &mut o) };
+                        kernels.push(("avx512 lut", o));
+                    }
                     for (name, o) in kernels {
                         for (i, (&g, &r)) in o.iter().zip(&want).enumerate() {
                             assert!((g as f64 - r).abs() < 1e-4, "{dt:?} {name} [{i}]: {g} vs {r}");
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// q4 with groups of 256 (two 128-weight steps per group in the AVX-512 kernels), every
+    /// x86 kernel directly and the scalar one.
+    #[test]
+    fn q4_wide_groups_match_their_dequantized_weights() {
+        let (n, k, group) = (13, 512, 256);
+        let x: Vec<f32> = (0..k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
+        let scales: Vec<f32> = (0..n * k / group).map(|i| 0.001 + (i % 13) as f32 * 0.0007).collect();
+        let zeros: Vec<f32> = (0..n * k / group).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect();
+        let packed: Vec<u8> = (0..n * k / 2).map(|i| (i * 131 % 256) as u8).collect();
+        let q = QWeight::Q4 { n, k, group, packed, scales, zeros };
+        let want = naive(1, &x, &q.to_tensor());
+        let mut outs: Vec<(&str, Vec<f32>)> = vec![];
+        let mut o = vec![0.0; n];
+        scalar::matvec(&x, &q, &mut o);
+        outs.push(("scalar", o));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
+                let mut o = vec![0.0; n];
+                unsafe { avx2::matvec(&x, &q, &mut o) };
+                outs.push(("avx2", o));
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                let mut o = vec![0.0; n];
+                unsafe { avx512::q4(&x, &q, &mut o) };
+                outs.push(("avx512", o));
+                let mut o = vec![0.0; n];
+                unsafe { avx512::q4_lut(&x, &q, &mut o) };
+                outs.push(("avx512 lut", o));
+            }
+        }
+        for (name, o) in outs {
+            for (i, (&g, &r)) in o.iter().zip(&want).enumerate() {
+                assert!((g as f64 - r).abs() < 1e-4, "{name} [{i}]: {g} vs {r}");
             }
         }
     }
