@@ -681,7 +681,7 @@ impl<B: Backend> T5<B> {
                     be.write_seq(&mut v, &v_new, cache.past_len);
                     (k, v)
                 }
-                Some((k, v)) => (be.cat_seq(&k, &k_new), be.cat_seq(&v, &v_new)),
+                Some((k, v)) => (be.append_seq(k, &k_new), be.append_seq(v, &v_new)),
                 None => (k_new, v_new),
             };
             let probs = rec.as_mut().filter(|(_, f)| f.attentions).map(|(r, _)| &mut r.attentions);

@@ -113,6 +113,11 @@ pub trait Backend {
     }
     /// Concatenate `[batch, s1, d]` and `[batch, s2, d]` along the sequence (KV cache growth).
     fn cat_seq(&self, a: &Self::Tensor, b: &Self::Tensor) -> Self::Tensor;
+    /// [`Backend::cat_seq`] taking `a` by value (the growing KV cache), so a backend may append in
+    /// place instead of copying the whole cache every decoder step.
+    fn append_seq(&self, a: Self::Tensor, b: &Self::Tensor) -> Self::Tensor {
+        self.cat_seq(&a, b)
+    }
     /// Write `src` (`[batch, q, d]`) into the preallocated `dst` (`[batch, capacity, d]`) at sequence
     /// positions `pos..pos + q`, in place (the static KV cache). Needs [`Backend::static_kv`].
     fn write_seq(&self, dst: &mut Self::Tensor, src: &Self::Tensor, pos: usize) {
