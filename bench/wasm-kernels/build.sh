@@ -3,7 +3,8 @@
 #   bench/wasm-kernels/simd128.wasm (baseline SIMD128) and bench/wasm-kernels/relaxed.wasm (+relaxed-simd),
 # into the repository's target dirs (same flags as scripts/build-wasm.sh, so the dependencies are shared).
 # Then: node --no-liftoff bench/wasm-kernels/bench.mjs bench/wasm-kernels/simd128.wasm[,other.wasm...] [reps]
-# (several files: timed interleaved; DT=3,4,5 picks q8 / q4 / q4 groups of 32, SH=2048x512,... the shapes).
+# (several files: timed interleaved; DT=3,4,5 picks q8 / q4 / q4 groups of 32, SH=2048x512,... the shapes,
+# SH=step: the matrices of one t5-small decode step, streamed from memory as in a real decode).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

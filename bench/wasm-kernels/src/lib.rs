@@ -63,3 +63,48 @@ pub extern "C" fn check() -> f64 {
         m
     }
 }
+
+static mut STEP: Vec<QWeight> = Vec::new();
+
+/// A t5-small decode step's matrices, each its own allocation (so, as in a real decode step, they
+/// stream from memory rather than sit in cache): per layer self-attention q, k, v, o and
+/// cross-attention q, o (512 × 512), the feed-forward wi (2048 × 512) and wo (512 × 2048), times 6
+/// layers, then the 32128 × 512 LM head. dt as in `setup`.
+#[no_mangle]
+pub extern "C" fn setup_step(dt: u32) {
+    let d = [WeightDtype::F32, WeightDtype::F16, WeightDtype::BF16, WeightDtype::Q8, WeightDtype::Q4][dt as usize];
+    let mut shapes: Vec<(usize, usize)> = vec![];
+    for _ in 0..6 {
+        shapes.extend([(512, 512); 6]);
+        shapes.extend([(2048, 512), (512, 2048)]);
+    }
+    shapes.push((32128, 512));
+    unsafe {
+        STEP = shapes
+            .into_iter()
+            .map(|(n, k)| {
+                let w: Vec<f32> = (0..n * k).map(|i| ((i.wrapping_mul(7919) % 1013) as f32 / 1013.0 - 0.45) * 0.3).collect();
+                QWeight::from_tensor(Tensor::new(vec![n, k], w), d)
+            })
+            .collect();
+        X = (0..2048).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
+        O = vec![0.0; 32128];
+    }
+}
+
+/// `iters` decode steps' matrix products (one input row each).
+#[no_mangle]
+pub extern "C" fn run_step(iters: u32) -> f32 {
+    unsafe {
+        let step = &*std::ptr::addr_of!(STEP);
+        let x = &*std::ptr::addr_of!(X);
+        let o = &mut *std::ptr::addr_of_mut!(O);
+        for _ in 0..iters {
+            for w in step {
+                let (n, k) = w.dims();
+                qkernels::linear(1, &x[..k], w, &mut o[..n]);
+            }
+        }
+        o.iter().sum()
+    }
+}
