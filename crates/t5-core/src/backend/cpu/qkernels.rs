@@ -4,7 +4,8 @@
 //!   packed codes into SIMD registers (AVX2+FMA(+F16C) runtime-detected natively, SIMD128 in wasm,
 //!   scalar otherwise). q4 accumulates `Σ q x` per group and adds `scale · that + (zero - 8 scale) · Σx`;
 //!   q8 accumulates `Σ q x` per row and multiplies by the row scale once (per 32-weight block for
-//!   GGUF Q8_0: block sums scaled and accumulated in registers); GGUF Q4_0 / Q4_1 are q4 with groups
+//!   GGUF Q8_0: block sums scaled and accumulated in registers); in wasm, q8 with one scale per row
+//!   sums exact integer products against a fixed-point copy of `x` instead ([`fixed`]); GGUF Q4_0 / Q4_1 are q4 with groups
 //!   of 32 (the low and the high nibbles of each 64-weight chunk are two groups).
 //! * several input rows (encoder, prompt): a strip of [`STRIP`] weight rows is dequantized into a
 //!   small f32 scratch buffer (exactly torchao's dequantization, so the products equal those of the
@@ -72,6 +73,87 @@ pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
 /// Per-group sums of `x` (the q4 zero-point term).
 fn group_sums(x: &[f32], group: usize) -> Vec<f32> {
     x.chunks_exact(group).map(|g| g.iter().sum()).collect()
+}
+
+/// A fixed-point copy of one activation row, for the integer q8 matvec (the wasm kernel; the scalar
+/// [`fixed::dot`] is its portable reference, checked natively).
+///
+/// With `m = max |x|`, `X_t = round(x_t / m · 2^28)` (`|X_t| ≤ 2^28`) is split into two i16 limbs,
+/// `hi_t = X_t >> 14` (arithmetic, `|hi_t| ≤ 2^14`) and `lo_t = X_t & 0x3fff` (`0..2^14`), so that
+/// `X_t = hi_t · 2^14 + lo_t` exactly. A q8 row's `Σ q_t X_t = 2^14 Σ q hi + Σ q lo` is then exact
+/// integer arithmetic (i16 × i16 products summed in i32 lanes, flushed to i64), and the output is
+/// `scale · (m · 2^-28) · Σ q X`, formed in f64 and rounded once to f32.
+///
+/// Numerics: the only rounding before the final one is that of `x` itself, `|X_t · m 2^-28 − x_t|
+/// ≤ 2^-29 m` (plus ~2^-53 relative from the f64 scaling), so `|out − scale Σ q x| ≤ scale · Σ|q| ·
+/// 2^-29 m + |out| 2^-24`. Against f32 accumulation of exact products (the float kernels): the same
+/// order for k of a few thousand, and the error here does not grow with the length of the sums.
+/// Non-finite `x` has no fixed-point form ([`FixedX::new`] gives `None`: callers use a float kernel);
+/// all-zero `x` gives `unit = 0`, so every output is 0.
+pub mod fixed {
+    /// Fractional bits of `X = x / m · 2^BITS`.
+    pub const BITS: i32 = 28;
+    /// Bits of the low limb: `X = hi · 2^LIMB + lo`.
+    pub const LIMB: u32 = 14;
+    /// Weights of a row summed in i32 lanes before they are flushed into an i64. The SIMD kernel
+    /// keeps 4 i32 lanes per limb; each 16 weights add 4 products `q · limb` to every lane, each
+    /// `|q · limb| ≤ 128 · 2^14 = 2^21`, so after `FLUSH` weights a lane holds at most
+    /// `FLUSH / 16 · 4 · 2^21 = 2^30 < 2^31` (checked by [`dot`], which sums the same lanes with
+    /// overflow checks, in the unit tests).
+    pub const FLUSH: usize = 2048;
+
+    pub struct FixedX {
+        /// `X >> LIMB`, in the order of `x`.
+        pub hi: Vec<i16>,
+        /// `X & (2^LIMB - 1)`.
+        pub lo: Vec<i16>,
+        /// `m · 2^-BITS`: `x_t ≈ X_t · unit`.
+        pub unit: f64,
+    }
+
+    impl FixedX {
+        /// `None` when `x` holds a non-finite value.
+        pub fn new(x: &[f32]) -> Option<FixedX> {
+            let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            if !m.is_finite() || x.iter().any(|v| v.is_nan()) {
+                return None;
+            }
+            let (mut hi, mut lo) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+            let one = 1i64 << BITS;
+            let f = if m > 0.0 { one as f64 / m as f64 } else { 0.0 };
+            for &v in x {
+                let q = ((v as f64 * f).round() as i64).clamp(-one, one);
+                hi.push((q >> LIMB) as i16);
+                lo.push((q & ((1 << LIMB) - 1)) as i16);
+            }
+            Some(FixedX { hi, lo, unit: m as f64 / one as f64 })
+        }
+
+        /// A row's output from its exact `Σ q X` and its scale.
+        #[inline(always)]
+        pub fn out(&self, s: i64, scale: f32) -> f32 {
+            (s as f64 * self.unit * scale as f64) as f32
+        }
+    }
+
+    /// `Σ_t codes_t · X_t`, exactly, summed as the SIMD kernel sums it: products in 4 i32 lanes per
+    /// limb (weight `t` in lane `(t mod 8) / 2`), flushed into i64 every [`FLUSH`] weights; the i32
+    /// additions are checked, so a test on extreme inputs checks the `FLUSH` bound.
+    pub fn dot(codes: &[i8], fx: &FixedX) -> i64 {
+        let mut s = 0i64;
+        for (c, chunk) in codes.chunks(FLUSH).enumerate() {
+            let (mut ah, mut al) = ([0i32; 4], [0i32; 4]);
+            for (i, &q) in chunk.iter().enumerate() {
+                let t = c * FLUSH + i;
+                let l = (t % 8) / 2;
+                ah[l] = ah[l].checked_add(q as i32 * fx.hi[t] as i32).expect("i32 lane overflow (hi)");
+                al[l] = al[l].checked_add(q as i32 * fx.lo[t] as i32).expect("i32 lane overflow (lo)");
+            }
+            let (h, l): (i64, i64) = (ah.iter().map(|&v| v as i64).sum(), al.iter().map(|&v| v as i64).sum());
+            s += (h << LIMB) + l;
+        }
+        s
+    }
 }
 
 pub mod scalar {
@@ -591,6 +673,19 @@ mod simd128 {
                     if group % 16 != 0 || k % group != 0 {
                         return super::scalar::matvec(x, w, out);
                     }
+                    if group == k {
+                        if let Some(fx) = super::fixed::FixedX::new(&x[..k]) {
+                            let mut j = 0;
+                            while j + RQ <= n {
+                                q8_fixed_rows::<RQ>(&fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + RQ]);
+                                j += RQ;
+                            }
+                            for j in j..n {
+                                q8_fixed_rows::<1>(&fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + 1]);
+                            }
+                            return;
+                        }
+                    }
                     let xt = transpose16(&x[..k]);
                     let xp = xt.as_ptr();
                     let mut j = 0;
@@ -646,6 +741,12 @@ mod simd128 {
     /// 30-40% less time than 4 (32128 × 512: about 2.7 against 4.0 ms; 8192 × 2048: 2.6 against
     /// 3.0 ms; 2, 6 and 16 rows also beat 4 there, 8 was the best overall).
     const R8: usize = 8;
+
+    /// Weight rows per pass of the integer q8 kernel ([`q8_fixed_rows`]), for the same reason as
+    /// [`R8`]: in `bench/wasm-kernels` (Node 20) 2, 4, 6 and 8 rows per pass are within noise of each
+    /// other on a decode step's matrices, 8 was the fastest on the 32128 × 512 LM head streamed from
+    /// memory (2.14 ms against 2.2-2.5) and 6 on a matrix in cache (0.066 ms against 0.069-0.075).
+    const RQ: usize = 8;
 
     /// `x` with every aligned block of 16 transposed as a 4 × 4 matrix: `xt[16c + 4s + j] =
     /// x[16c + 4j + s]`. The kernels below take the codes apart with 32-bit lane shifts (no shuffle
@@ -750,6 +851,52 @@ mod simd128 {
         for r in 0..R {
             out[r] = hsum(tot[r]);
         }
+    }
+
+    /// q8 with one scale per row, `R` rows from `codes` (row stride `k`, `k % 16 == 0`), as exact
+    /// integer sums against the fixed-point `fx` ([`super::fixed`]: numerics there). Per 16 weights of
+    /// a row: the codes sign-extended to i16 (two 8-byte extending loads), and four `i32x4.dot_i16x8_s`
+    /// (pairs of i16 products summed into i32 lanes) against the two limbs of `X`, the limb vectors
+    /// loaded once per pass and shared by the `R` rows. The i32 lanes are flushed into i64 every
+    /// [`super::fixed::FLUSH`] weights (the overflow bound is there).
+    #[inline(always)]
+    unsafe fn q8_fixed_rows<const R: usize>(fx: &super::fixed::FixedX, k: usize, codes: *const i8, scales: *const f32, out: &mut [f32]) {
+        use super::fixed::{FLUSH, LIMB};
+        let (hp, lp) = (fx.hi.as_ptr(), fx.lo.as_ptr());
+        let mut s = [0i64; R];
+        let mut c0 = 0;
+        while c0 < k {
+            let c1 = (c0 + FLUSH).min(k);
+            let (mut ah, mut al) = ([i32x4_splat(0); R], [i32x4_splat(0); R]);
+            let mut t = c0;
+            while t < c1 {
+                let h0 = v128_load(hp.add(t) as *const v128);
+                let h1 = v128_load(hp.add(t + 8) as *const v128);
+                let l0 = v128_load(lp.add(t) as *const v128);
+                let l1 = v128_load(lp.add(t + 8) as *const v128);
+                for r in 0..R {
+                    let p = codes.add(r * k + t);
+                    let qa = i16x8_load_extend_i8x8(p);
+                    let qb = i16x8_load_extend_i8x8(p.add(8));
+                    ah[r] = i32x4_add(i32x4_add(ah[r], i32x4_dot_i16x8(qa, h0)), i32x4_dot_i16x8(qb, h1));
+                    al[r] = i32x4_add(i32x4_add(al[r], i32x4_dot_i16x8(qa, l0)), i32x4_dot_i16x8(qb, l1));
+                }
+                t += 16;
+            }
+            for r in 0..R {
+                s[r] += (lanes_i64(ah[r]) << LIMB) + lanes_i64(al[r]);
+            }
+            c0 = c1;
+        }
+        for r in 0..R {
+            out[r] = fx.out(s[r], *scales.add(r));
+        }
+    }
+
+    /// The sum of the four i32 lanes, in i64 (a flushed accumulator's lanes reach 2^30 each).
+    #[inline(always)]
+    fn lanes_i64(v: v128) -> i64 {
+        i32x4_extract_lane::<0>(v) as i64 + i32x4_extract_lane::<1>(v) as i64 + i32x4_extract_lane::<2>(v) as i64 + i32x4_extract_lane::<3>(v) as i64
     }
 
     /// q4, `R` rows from `packed` (row stride `k / 2`), groups of `group` (a multiple of 64, or 32:
@@ -981,6 +1128,47 @@ mod tests {
             for (i, (&g, &r)) in sc.iter().zip(&want).enumerate() {
                 assert!((g as f64 - r).abs() < 1e-4, "{:?} scalar [{i}]: {g} vs {r}", q.dtype());
             }
+        }
+    }
+
+    /// The integer q8 scheme of the wasm kernel, through its portable reference [`fixed::dot`]:
+    /// the limbs rebuild `X` and stay within 2^-29 m of `x`; rows (longer than one flush) within the
+    /// documented bound of the f64 dot with the dequantized weights; all-zero and non-finite rows;
+    /// and the i32 lane bound of [`fixed::FLUSH`] on the extreme inputs (`dot` checks every add).
+    #[test]
+    fn fixed_point_q8_stays_within_its_bound() {
+        let (n, k) = (23, 2 * fixed::FLUSH + 512);
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.45) * 0.3).collect();
+        let q = QWeight::from_tensor(Tensor::new(vec![n, k], w), WeightDtype::Q8);
+        let QWeight::Q8 { codes, scales, .. } = &q else { unreachable!() };
+        // activations over several magnitudes (the small ones lose relative precision in X)
+        let x: Vec<f32> = (0..k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0 * [1.0, 1e-3, 30.0][i % 3]).collect();
+        let m = x.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let fx = fixed::FixedX::new(&x).unwrap();
+        for t in 0..k {
+            let xx = ((fx.hi[t] as i64) << fixed::LIMB) + fx.lo[t] as i64;
+            assert!((0..1 << fixed::LIMB).contains(&fx.lo[t]) && xx.abs() <= 1 << fixed::BITS);
+            assert!((xx as f64 * fx.unit - x[t] as f64).abs() <= m * 2f64.powi(-29) * (1.0 + 1e-9), "x[{t}]");
+        }
+        let want = naive(1, &x, &q.to_tensor());
+        for j in 0..n {
+            let row = &codes[j * k..(j + 1) * k];
+            let got = fx.out(fixed::dot(row, &fx), scales[j]) as f64;
+            let l1: f64 = row.iter().map(|&c| (c as f64).abs()).sum();
+            let bound = scales[j] as f64 * l1 * m * 2f64.powi(-29) * (1.0 + 1e-6) + want[j].abs() * 2f64.powi(-23);
+            assert!((got - want[j]).abs() <= bound, "row {j}: {got} vs {} (bound {bound})", want[j]);
+            assert!((got - want[j]).abs() < 1e-4, "row {j}: {got} vs {}", want[j]);
+        }
+        let zero = fixed::FixedX::new(&[0.0; 64]).unwrap();
+        assert_eq!(zero.out(fixed::dot(&codes[..64], &zero), scales[0]), 0.0);
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            assert!(fixed::FixedX::new(&[1.0, bad, 2.0]).is_none());
+        }
+        // every lane at its largest: |q| = 128 against |X| = 2^28 (hi = ±2^14), over two flushes
+        let len = 2 * fixed::FLUSH + 16;
+        for v in [1.0f32, -1.0] {
+            let fx = fixed::FixedX::new(&vec![v; len]).unwrap();
+            assert_eq!(fixed::dot(&vec![-128i8; len], &fx), -128 * len as i64 * (v as i64) << fixed::BITS);
         }
     }
 }
