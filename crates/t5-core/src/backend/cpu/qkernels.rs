@@ -188,6 +188,7 @@ mod avx2 {
                     );
                 }
             }
+            QWeight::Q8 { scales, .. } if scales.len() == n && k % 8 == 0 => q8_per_row(x, w, out),
             QWeight::Q8 { codes, scales, .. } if scales.len() == n => {
                 for j in 0..n {
                     let r = codes.as_ptr().add(j * k);
@@ -283,6 +284,65 @@ mod avx2 {
                 }
             }
         }
+    }
+
+    /// q8 with one scale per row, `k % 8 == 0`: [`Q8_ROWS`] rows per pass (each `x` load serves
+    /// them all), 8 codes per sign-extending load (`vpmovsxbd`), prefetched a whole number of
+    /// passes ahead as in the AVX-512 kernel. `Σ q x` per row, scaled once.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q8_per_row(x: &[f32], w: &QWeight, out: &mut [f32]) {
+        let QWeight::Q8 { n, k, codes, scales } = w else { unreachable!() };
+        let (n, k) = (*n, *k);
+        debug_assert!(k % 8 == 0 && scales.len() == n && codes.len() == n * k);
+        let pass = Q8_ROWS * k;
+        let ahead = PREFETCH.div_ceil(pass).max(1) * pass;
+        let mut j = 0;
+        while j + Q8_ROWS <= n {
+            let a = q8_rows::<Q8_ROWS>(x.as_ptr(), k, codes.as_ptr().add(j * k), ahead);
+            for r in 0..Q8_ROWS {
+                out[j + r] = hsum(a[r]) * scales[j + r];
+            }
+            j += Q8_ROWS;
+        }
+        while j < n {
+            out[j] = hsum(q8_rows::<1>(x.as_ptr(), k, codes.as_ptr().add(j * k), ahead)[0]) * scales[j];
+            j += 1;
+        }
+    }
+
+    /// Weight rows [`q8_per_row`] takes per pass.
+    const Q8_ROWS: usize = 4;
+
+    /// Software prefetch distance (bytes, rounded up to whole passes) for [`q8_per_row`].
+    const PREFETCH: usize = 4096;
+
+    /// `R` rows of `k` codes from `rows` (row stride `k`): per row 8 lanes summing to `Σ q x`.
+    #[inline(always)]
+    unsafe fn q8_rows<const R: usize>(xp: *const f32, k: usize, rows: *const i8, ahead: usize) -> [__m256; R] {
+        let q = |p: *const i8| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)));
+        let mut a = [[_mm256_setzero_ps(); 2]; R];
+        let mut t = 0;
+        while t + 64 <= k {
+            for r in 0..R {
+                // a hint only (never faults), so it may point past the matrix
+                _mm_prefetch::<_MM_HINT_T0>(rows.wrapping_add(r * k + t + ahead));
+            }
+            for s in 0..8 {
+                let xv = _mm256_loadu_ps(xp.add(t + 8 * s));
+                for r in 0..R {
+                    a[r][s % 2] = _mm256_fmadd_ps(q(rows.add(r * k + t + 8 * s)), xv, a[r][s % 2]);
+                }
+            }
+            t += 64;
+        }
+        while t < k {
+            let xv = _mm256_loadu_ps(xp.add(t));
+            for r in 0..R {
+                a[r][0] = _mm256_fmadd_ps(q(rows.add(r * k + t)), xv, a[r][0]);
+            }
+            t += 8;
+        }
+        core::array::from_fn(|r| _mm256_add_ps(a[r][0], a[r][1]))
     }
 
     /// q4 with groups of 32 (GGUF Q4_0 / Q4_1): per 64-weight chunk the low nibbles are group 2c
@@ -1103,11 +1163,11 @@ mod tests {
     }
 
     /// q8 with one scale per row and per 32-weight block (GGUF Q8_0), with `k` not a multiple of
-    /// 64 (the AVX-512 kernel's 16- / 32-code tails) and row counts that leave rows after the
-    /// last 4-row pass: every x86 kernel directly and the scalar one.
+    /// 64 (the kernels' 8- / 16- / 32-code tails; `k = 100`: AVX2's one-row path) and row counts
+    /// that leave rows after the last 4-row pass: every x86 kernel directly and the scalar one.
     #[test]
     fn q8_tails_match_their_dequantized_weights() {
-        for (n, k, per_row) in [(13, 208, true), (11, 512, true), (9, 224, false), (6, 256, false)] {
+        for (n, k, per_row) in [(13, 208, true), (11, 512, true), (7, 100, true), (9, 224, false), (6, 256, false)] {
             let x: Vec<f32> = (0..k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
             let codes: Vec<i8> = (0..n * k).map(|i| ((i * 7919 % 255) as i32 - 127) as i8).collect();
             let ns = if per_row { n } else { n * k / 32 };
@@ -1128,7 +1188,8 @@ mod tests {
                     unsafe { avx2::matvec(&x, &q, &mut o) };
                     outs.push(("avx2", o));
                 }
-                if std::is_x86_feature_detected!("avx512f") {
+                // (its precondition: k % 16 == 0 per row, k % 32 == 0 with blocks)
+                if std::is_x86_feature_detected!("avx512f") && (k % 32 == 0 || per_row && k % 16 == 0) {
                     let mut o = vec![0.0; n];
                     unsafe { avx512::q8(&x, &q, &mut o) };
                     outs.push(("avx512", o));
