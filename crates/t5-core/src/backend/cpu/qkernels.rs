@@ -5,7 +5,8 @@
 //!   natively; SIMD128 in wasm; scalar otherwise). q4 accumulates `Σ q x` per group and adds `scale · that + (zero - 8 scale) · Σx`;
 //!   q8 accumulates `Σ q x` per row and multiplies by the row scale once (per 32-weight block for
 //!   GGUF Q8_0: block sums scaled and accumulated in registers); in wasm, q8 with one scale per row
-//!   sums exact integer products against a fixed-point copy of `x` instead ([`fixed`]); GGUF Q4_0 / Q4_1 are q4 with groups
+//!   and q4 with groups of 64-256 sum exact integer products against a fixed-point copy of `x`
+//!   instead ([`fixed`]); GGUF Q4_0 / Q4_1 are q4 with groups
 //!   of 32 (the low and the high nibbles of each 64-weight chunk are two groups).
 //! * several input rows (encoder, prompt): a strip of [`STRIP`] weight rows is dequantized into a
 //!   small f32 scratch buffer (exactly torchao's dequantization, so the products equal those of the
@@ -167,6 +168,45 @@ pub mod fixed {
             s += (h << LIMB) + l;
         }
         s
+    }
+
+    /// Largest q4 group for [`q4_dot`]: per group, each i32 lane sums `group / 4` products `q · limb`,
+    /// `|q · limb| ≤ 15 · 2^14`, so a lane stays below `64 · 15 · 2^14 < 2^24` for groups up to 256
+    /// and converts to f32 exactly (checked by [`q4_dot`] in the unit tests).
+    pub const Q4_GROUP_MAX: usize = 256;
+
+    /// q4 (`row`: one row's packed nibbles, [`crate::quant::q4_code`] layout; groups of `group`, a
+    /// multiple of 64 up to [`Q4_GROUP_MAX`]): `unit · Σ_g scale_g Σ_{t∈g} q_t X_t` (codes `q` in
+    /// 0..16, the zero points left to the caller), summed as the SIMD kernel sums it: per group,
+    /// exact products in 4 i32 lanes per limb (weight `t` in lane `(t mod 8) / 2`; the additions and
+    /// the f32 exactness of the lanes checked), each lane's `2^14 hi + lo` formed in f32 (one
+    /// rounding), times the group's scale, accumulated in 4 f32 lanes; the lanes summed, times `unit`
+    /// in f64, rounded to f32.
+    ///
+    /// Numerics: the fixed-point `x` adds at most `2^-29 m Σ_g |scale_g| Σ q` (as for q8); the f32
+    /// sums of the exact per-group lanes at most `(gpr + 4) 2^-24 Σ_g |scale_g| Σ q |X| unit` (one
+    /// rounding per lane value, one per product and sum over the `gpr = k / group` groups, two in the
+    /// final lane sum), plus the final rounding to f32, `|out| 2^-24`. The float kernel's error is of
+    /// the same order, and grows with the group length too; this one does not.
+    pub fn q4_dot(row: &[u8], group: usize, scales: &[f32], fx: &FixedX) -> f32 {
+        assert!(group % 64 == 0 && group <= Q4_GROUP_MAX);
+        let exact = |v: i32| {
+            assert!(v.unsigned_abs() < 1 << 24, "i32 lane not exact in f32");
+            v as f32
+        };
+        let mut tot = [0.0f32; 4];
+        for (g, &scale) in scales.iter().enumerate().take(row.len() * 2 / group) {
+            let (mut ah, mut al) = ([0i32; 4], [0i32; 4]);
+            for t in g * group..(g + 1) * group {
+                let (q, l) = (crate::quant::q4_code(row, t) as i32, (t % 8) / 2);
+                ah[l] = ah[l].checked_add(q * fx.hi[t] as i32).expect("i32 lane overflow (hi)");
+                al[l] = al[l].checked_add(q * fx.lo[t] as i32).expect("i32 lane overflow (lo)");
+            }
+            for l in 0..4 {
+                tot[l] += (exact(ah[l]) * (1 << LIMB) as f32 + exact(al[l])) * scale;
+            }
+        }
+        (tot.iter().sum::<f32>() as f64 * fx.unit) as f32
     }
 }
 
@@ -934,6 +974,19 @@ mod simd128 {
                     let gpr = k / group;
                     let xs = super::group_sums(&x[..k], group);
                     let (p, s, z) = (packed.as_ptr(), scales.as_ptr(), zeros.as_ptr());
+                    if group % 64 == 0 && group <= super::fixed::Q4_GROUP_MAX {
+                        if let Some(fx) = super::fixed::FixedX::new(&x[..k]) {
+                            let mut j = 0;
+                            while j + RQ4 <= n {
+                                q4_fixed_rows::<RQ4>(&fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + RQ4]);
+                                j += RQ4;
+                            }
+                            for j in j..n {
+                                q4_fixed_rows::<1>(&fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 1]);
+                            }
+                            return;
+                        }
+                    }
                     let mut xt = transpose16(&x[..k]);
                     // the codes are masked in place (no shift back down): a nibble in byte s of a lane
                     // is q · 2^(8s), against x · 2^(-8s) (powers of two: exact for every activation
@@ -979,6 +1032,11 @@ mod simd128 {
     /// other on a decode step's matrices, 8 was the fastest on the 32128 × 512 LM head streamed from
     /// memory (2.14 ms against 2.2-2.5) and 6 on a matrix in cache (0.066 ms against 0.069-0.075).
     const RQ: usize = 8;
+
+    /// Weight rows per pass of the integer q4 kernel ([`q4_fixed_rows`]): in `bench/wasm-kernels`
+    /// (Node 20) 2 and 4 rows per pass are within noise of each other (decode step 4.06 / 4.09 ms,
+    /// 32128 × 512: 1.56 / 1.66 ms), 8 rows were slower (step 5.5 ms, 32128 × 512: 1.84 ms).
+    const RQ4: usize = 4;
 
     /// `x` with every aligned block of 16 transposed as a 4 × 4 matrix: `xt[16c + 4s + j] =
     /// x[16c + 4j + s]`. The kernels below take the codes apart with 32-bit lane shifts (no shuffle
@@ -1129,6 +1187,64 @@ mod simd128 {
     #[inline(always)]
     fn lanes_i64(v: v128) -> i64 {
         i32x4_extract_lane::<0>(v) as i64 + i32x4_extract_lane::<1>(v) as i64 + i32x4_extract_lane::<2>(v) as i64 + i32x4_extract_lane::<3>(v) as i64
+    }
+
+    /// q4 with groups of a multiple of 64 up to [`super::fixed::Q4_GROUP_MAX`], `R` rows from `packed`
+    /// (row stride `k / 2`), as exact integer sums against the fixed-point `fx` ([`super::fixed`];
+    /// numerics and the portable reference: [`super::fixed::q4_dot`]). 16 loaded bytes hold the low
+    /// nibbles of weights `t..t+16` and the high ones of `t+32..t+48`: zero-extended to u16 (low and
+    /// high 8 bytes), the low nibbles masked and the high ones shifted down give four i16x8 vectors of
+    /// codes in the order of `x`, each against both limbs with `i32x4.dot_i16x8_s` (limb vectors loaded
+    /// once per pass, shared by the `R` rows). Per group, each row's i32 lanes (below 2^24: exact in
+    /// f32) are converted, combined as `2^14 hi + lo` and scaled into f32 accumulators; the zero
+    /// points through `xs` (group sums of x) as in [`q4_rows`].
+    #[inline(always)]
+    unsafe fn q4_fixed_rows<const R: usize>(
+        fx: &super::fixed::FixedX,
+        k: usize,
+        group: usize,
+        packed: *const u8,
+        scales: *const f32,
+        zeros: *const f32,
+        xs: &[f32],
+        out: &mut [f32],
+    ) {
+        let (hp, lp) = (fx.hi.as_ptr(), fx.lo.as_ptr());
+        let gpr = k / group;
+        let nib = i16x8_splat(0x0f);
+        let limb = f32x4_splat((1u32 << super::fixed::LIMB) as f32);
+        let mut tot = [f32x4_splat(0.0); R];
+        let mut zs = [0.0f32; R];
+        for g in 0..gpr {
+            let (mut ah, mut al) = ([i32x4_splat(0); R], [i32x4_splat(0); R]);
+            for c in g * group / 64..(g + 1) * group / 64 {
+                for h in 0..2 {
+                    // weights t..t+8, t+8..t+16 (low nibbles), t+32..t+40, t+40..t+48 (high nibbles)
+                    let t = c * 64 + h * 16;
+                    let hv = [v128_load(hp.add(t) as *const v128), v128_load(hp.add(t + 8) as *const v128), v128_load(hp.add(t + 32) as *const v128), v128_load(hp.add(t + 40) as *const v128)];
+                    let lv = [v128_load(lp.add(t) as *const v128), v128_load(lp.add(t + 8) as *const v128), v128_load(lp.add(t + 32) as *const v128), v128_load(lp.add(t + 40) as *const v128)];
+                    for r in 0..R {
+                        let v = v128_load(packed.add(r * k / 2 + c * 32 + h * 16) as *const v128);
+                        let (e0, e1) = (u16x8_extend_low_u8x16(v), u16x8_extend_high_u8x16(v));
+                        let q = [v128_and(e0, nib), v128_and(e1, nib), u16x8_shr(e0, 4), u16x8_shr(e1, 4)];
+                        let dh = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], hv[0]), i32x4_dot_i16x8(q[1], hv[1])), i32x4_add(i32x4_dot_i16x8(q[2], hv[2]), i32x4_dot_i16x8(q[3], hv[3])));
+                        let dl = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], lv[0]), i32x4_dot_i16x8(q[1], lv[1])), i32x4_add(i32x4_dot_i16x8(q[2], lv[2]), i32x4_dot_i16x8(q[3], lv[3])));
+                        ah[r] = i32x4_add(ah[r], dh);
+                        al[r] = i32x4_add(al[r], dl);
+                    }
+                }
+            }
+            for r in 0..R {
+                let (s0, z0) = (*scales.add(r * gpr + g), *zeros.add(r * gpr + g));
+                // 2^14 hi is exact, so the sum is rounded once (with or without fused madd)
+                let v = madd(f32x4_convert_i32x4(ah[r]), limb, f32x4_convert_i32x4(al[r]));
+                tot[r] = madd(v, f32x4_splat(s0), tot[r]);
+                zs[r] += (z0 - 8.0 * s0) * xs[g];
+            }
+        }
+        for r in 0..R {
+            out[r] = (hsum(tot[r]) as f64 * fx.unit) as f32 + zs[r];
+        }
     }
 
     /// q4, `R` rows from `packed` (row stride `k / 2`), groups of `group` (a multiple of 64, or 32:
@@ -1452,6 +1568,45 @@ mod tests {
                     assert!((g as f64 - r).abs() < 1e-4, "n={n} k={k} per_row={per_row} {name} [{i}]: {g} vs {r}");
                 }
             }
+        }
+    }
+
+    /// The q4 form of the fixed-point matvec ([`fixed::q4_dot`], the wasm kernel's reference): rows
+    /// within the documented bound of the f64 sum `Σ_g scale_g Σ q x` for groups of 64, 128 and 256;
+    /// and the f32 exactness of the i32 lanes (checked in `q4_dot`) at the extremes: every code 15
+    /// against `X = ±2^28` in groups of [`fixed::Q4_GROUP_MAX`].
+    #[test]
+    fn fixed_point_q4_stays_within_its_bound() {
+        use crate::quant::q4_code;
+        let (n, k) = (11, 1024);
+        let x: Vec<f32> = (0..k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0 * [1.0, 1e-3, 30.0][i % 3]).collect();
+        let m = x.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let fx = fixed::FixedX::new(&x).unwrap();
+        let packed: Vec<u8> = (0..n * k / 2).map(|i| (i * 131 % 256) as u8).collect();
+        for group in [64, 128, 256] {
+            let gpr = k / group;
+            let scales: Vec<f32> = (0..n * gpr).map(|i| 0.001 + (i % 13) as f32 * 0.0007).collect();
+            for j in 0..n {
+                let row = &packed[j * k / 2..(j + 1) * k / 2];
+                let sc = &scales[j * gpr..(j + 1) * gpr];
+                let got = fixed::q4_dot(row, group, sc, &fx) as f64;
+                let (mut want, mut l1, mut l1x) = (0.0f64, 0.0f64, 0.0f64);
+                for t in 0..k {
+                    let (q, s) = (q4_code(row, t) as f64, sc[t / group].abs() as f64);
+                    want += sc[t / group] as f64 * q * x[t] as f64;
+                    l1 += s * q;
+                    l1x += s * q * (x[t].abs() as f64 + m * 2f64.powi(-29));
+                }
+                let bound = (l1 * m * 2f64.powi(-29) + (gpr + 4) as f64 * 2f64.powi(-24) * l1x) * (1.0 + 1e-6) + want.abs() * 2f64.powi(-23);
+                assert!((got - want).abs() <= bound, "group {group} row {j}: {got} vs {want} (bound {bound})");
+                assert!((got - want).abs() < 1e-4, "group {group} row {j}: {got} vs {want}");
+            }
+        }
+        let g = fixed::Q4_GROUP_MAX;
+        for v in [1.0f32, -1.0] {
+            let fx = fixed::FixedX::new(&vec![v; 2 * g]).unwrap();
+            let got = fixed::q4_dot(&vec![0xff; g], g, &[1.0, 0.5], &fx);
+            assert_eq!(got, 15.0 * v * 1.5 * g as f32);
         }
     }
 }
