@@ -1359,6 +1359,51 @@ mod tests {
         o
     }
 
+    /// Every one-row kernel that applies to `q` (the dispatch's preconditions), run directly: the
+    /// scalar one, `matvec` (whatever it picks), and on x86 AVX2 and each AVX-512 kernel, so a kernel
+    /// the dispatch does not pick on this machine is checked too.
+    fn every_kernel(x: &[f32], q: &QWeight) -> Vec<(&'static str, Vec<f32>)> {
+        let n = q.dims().0;
+        let run = |f: &dyn Fn(&mut [f32])| {
+            let mut o = vec![0.0; n];
+            f(&mut o);
+            o
+        };
+        let mut outs = vec![("scalar", run(&|o| scalar::matvec(x, q, o))), ("matvec", run(&|o| matvec(x, q, o)))];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let k = q.dims().1;
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
+                outs.push(("avx2", run(&|o| unsafe { avx2::matvec(x, q, o) })));
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                match q {
+                    QWeight::Q4 { group, .. } if group % 64 == 0 => {
+                        outs.push(("avx512 q4", run(&|o| unsafe { avx512::q4(x, q, o) })));
+                        if group % 128 == 0 {
+                            outs.push(("avx512 q4 lut", run(&|o| unsafe { avx512::q4_lut(x, q, o) })));
+                        }
+                    }
+                    // (its precondition: k % 16 == 0 per row, k % 32 == 0 with blocks)
+                    QWeight::Q8 { n, scales, .. } if k % 32 == 0 || scales.len() == *n && k % 16 == 0 => {
+                        outs.push(("avx512 q8", run(&|o| unsafe { avx512::q8(x, q, o) })));
+                    }
+                    QWeight::BF16 { .. } if k % 16 == 0 => outs.push(("avx512 bf16", run(&|o| unsafe { avx512::bf16(x, q, o) }))),
+                    _ => {}
+                }
+            }
+        }
+        outs
+    }
+
+    /// Each output within 1e-4 of the f64 reference.
+    fn assert_close(got: &[f32], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (&g, &r)) in got.iter().zip(want).enumerate() {
+            assert!((g as f64 - r).abs() < 1e-4, "{what} [{i}]: {g} vs {r}");
+        }
+    }
+
     #[test]
     fn every_form_matches_its_dequantized_weights() {
         let (n, k) = (37, 256);
@@ -1371,49 +1416,10 @@ mod tests {
                 let want = naive(m, &x, &deq);
                 let mut got = vec![0.0; m * n];
                 linear(m, &x, &q, &mut got);
-                let mut sc = vec![0.0; n];
-                scalar::matvec(&x, &q, &mut sc);
-                for (i, (&g, &r)) in got.iter().zip(&want).enumerate() {
-                    assert!((g as f64 - r).abs() < 1e-4, "{dt:?} m={m} [{i}]: {g} vs {r}");
-                }
-                for (i, (&g, &r)) in sc.iter().zip(&want).enumerate() {
-                    assert!((g as f64 - r).abs() < 1e-4, "{dt:?} scalar [{i}]: {g} vs {r}");
-                }
-                // each x86 kernel directly: matvec picks AVX-512 for q4 where it exists, so AVX2 is checked here too
-                #[cfg(target_arch = "x86_64")]
-                {
-                    let mut kernels: Vec<(&str, Vec<f32>)> = vec![];
-                    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
-                        let mut o = vec![0.0; n];
-                        unsafe { avx2::matvec(&x, &q, &mut o) };
-                        kernels.push(("avx2", o));
-                    }
-                    if dt == WeightDtype::Q4 && std::is_x86_feature_detected!("avx512f") {
-                        let mut o = vec![0.0; n];
-                        unsafe { avx512::q4(&x, &q, &mut o) };
-                        kernels.push(("avx512", o));
-                    }
-                    if dt == WeightDtype::Q4 && std::is_x86_feature_detected!("avx512f") {
-                        let mut o = vec![0.0; n];
-                        unsafe { avx512::q4_lut(&x, &q, &mut o) };
-                        kernels.push(("avx512 lut", o));
-                    }
-                    if dt == WeightDtype::BF16 && std::is_x86_feature_detected!("avx512f") {
-                        let mut o = vec![0.0; n];
-                        unsafe { avx512::bf16(&x, &q, &mut o) };
-                        kernels.push(("avx512 bf16", o));
-                    }
-                    if dt == WeightDtype::Q8 && std::is_x86_feature_detected!("avx512f") {
-                        let mut o = vec![0.0; n];
-                        unsafe { avx512::q8(&x, &q, &mut o) };
-                        kernels.push(("avx512 q8", o));
-                    }
-                    for (name, o) in kernels {
-                        for (i, (&g, &r)) in o.iter().zip(&want).enumerate() {
-                            assert!((g as f64 - r).abs() < 1e-4, "{dt:?} {name} [{i}]: {g} vs {r}");
-                        }
-                    }
-                }
+                assert_close(&got, &want, &format!("{dt:?} m={m}"));
+            }
+            for (name, o) in every_kernel(&x[..k], &q) {
+                assert_close(&o, &naive(1, &x, &deq), &format!("{dt:?} {name}"));
             }
         }
     }
@@ -1429,30 +1435,13 @@ mod tests {
         let packed: Vec<u8> = (0..n * k / 2).map(|i| (i * 131 % 256) as u8).collect();
         let q = QWeight::Q4 { n, k, group, packed, scales, zeros };
         let want = naive(1, &x, &q.to_tensor());
-        let mut outs: Vec<(&str, Vec<f32>)> = vec![];
-        let mut o = vec![0.0; n];
-        scalar::matvec(&x, &q, &mut o);
-        outs.push(("scalar", o));
+        let outs = every_kernel(&x, &q);
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
-                let mut o = vec![0.0; n];
-                unsafe { avx2::matvec(&x, &q, &mut o) };
-                outs.push(("avx2", o));
-            }
-            if std::is_x86_feature_detected!("avx512f") {
-                let mut o = vec![0.0; n];
-                unsafe { avx512::q4(&x, &q, &mut o) };
-                outs.push(("avx512", o));
-                let mut o = vec![0.0; n];
-                unsafe { avx512::q4_lut(&x, &q, &mut o) };
-                outs.push(("avx512 lut", o));
-            }
+        if std::is_x86_feature_detected!("avx512f") {
+            assert!(outs.iter().any(|(name, _)| *name == "avx512 q4 lut"));
         }
         for (name, o) in outs {
-            for (i, (&g, &r)) in o.iter().zip(&want).enumerate() {
-                assert!((g as f64 - r).abs() < 1e-4, "{name} [{i}]: {g} vs {r}");
-            }
+            assert_close(&o, &want, name);
         }
     }
 
@@ -1476,15 +1465,10 @@ mod tests {
                 let want = naive(m, &x, &deq);
                 let mut got = vec![0.0; m * n];
                 linear(m, &x, q, &mut got);
-                for (i, (&g, &r)) in got.iter().zip(&want).enumerate() {
-                    assert!((g as f64 - r).abs() < 1e-4, "{:?} m={m} [{i}]: {g} vs {r}", q.dtype());
-                }
+                assert_close(&got, &want, &format!("{:?} m={m}", q.dtype()));
             }
-            let want = naive(1, &x, &deq);
-            let mut sc = vec![0.0; n];
-            scalar::matvec(&x, q, &mut sc);
-            for (i, (&g, &r)) in sc.iter().zip(&want).enumerate() {
-                assert!((g as f64 - r).abs() < 1e-4, "{:?} scalar [{i}]: {g} vs {r}", q.dtype());
+            for (name, o) in every_kernel(&x[..k], q) {
+                assert_close(&o, &naive(1, &x, &deq), &format!("{:?} {name}", q.dtype()));
             }
         }
     }
@@ -1542,31 +1526,8 @@ mod tests {
             let scales: Vec<f32> = (0..ns).map(|i| 0.001 + (i % 13) as f32 * 0.0007).collect();
             let q = QWeight::Q8 { n, k, codes, scales };
             let want = naive(1, &x, &q.to_tensor());
-            let mut outs: Vec<(&str, Vec<f32>)> = vec![];
-            let mut o = vec![0.0; n];
-            scalar::matvec(&x, &q, &mut o);
-            outs.push(("scalar", o));
-            let mut o = vec![0.0; n];
-            matvec(&x, &q, &mut o);
-            outs.push(("matvec", o));
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
-                    let mut o = vec![0.0; n];
-                    unsafe { avx2::matvec(&x, &q, &mut o) };
-                    outs.push(("avx2", o));
-                }
-                // (its precondition: k % 16 == 0 per row, k % 32 == 0 with blocks)
-                if std::is_x86_feature_detected!("avx512f") && (k % 32 == 0 || per_row && k % 16 == 0) {
-                    let mut o = vec![0.0; n];
-                    unsafe { avx512::q8(&x, &q, &mut o) };
-                    outs.push(("avx512", o));
-                }
-            }
-            for (name, o) in outs {
-                for (i, (&g, &r)) in o.iter().zip(&want).enumerate() {
-                    assert!((g as f64 - r).abs() < 1e-4, "n={n} k={k} per_row={per_row} {name} [{i}]: {g} vs {r}");
-                }
+            for (name, o) in every_kernel(&x, &q) {
+                assert_close(&o, &want, &format!("n={n} k={k} per_row={per_row} {name}"));
             }
         }
     }
