@@ -98,6 +98,12 @@ export class DisposedError extends T5WebError {
   }
 }
 
+/** Generation stopped by its `AbortSignal` (`signal` option); `cause` is the signal's reason (e.g. the
+ * `TimeoutError` of `AbortSignal.timeout()`). */
+export class GenerationAbortedError extends T5WebError {
+  static override readonly code: string = "Aborted";
+}
+
 /** Engine error code (`T5Error::code()`) → error class. */
 const BY_CODE: Record<string, typeof T5WebError> = Object.fromEntries(
   [

@@ -329,7 +329,7 @@ function generation(task: string, model: T5ForConditionalGeneration, tokenizer: 
       const chunk = list.slice(i, i + bs).map((t) => prefix + t);
       const enc = tokenizer(chunk, { padding: true, truncation: truncation ?? false, allow_long_inputs: allow_long_inputs ?? false });
       // generateAsync: the same as generate on the CPU; on WebGPU (device option) results arrive asynchronously
-      const seqs = await model.generateAsync(enc, { ...presets, ...generate });
+      const seqs = await model.generate(enc, { ...presets, ...generate });
       const decoded = tokenizer.batchDecode(seqs, { skip_special_tokens: true, clean_up_tokenization_spaces: clean_up_tokenization_spaces ?? false });
       for (const text of decoded) out.push({ [key]: text });
       // let other work run between batches (generation itself is synchronous in the engine)
@@ -349,7 +349,7 @@ function featureExtraction(model: T5EncoderModel, tokenizer: T5Tokenizer) {
     if (!["none", "mean", "cls", "first_token", "eos", "last_token"].includes(pooling)) throw new BadInputError(`unknown pooling ${JSON.stringify(pooling)}`);
     // transformers.js: padding and truncation
     const enc = tokenizer(list, { padding: true, truncation: tokenizer.model_max_length !== undefined });
-    const h = (await model.forwardAsync(enc)).last_hidden_state;
+    const h = (await model.forward(enc)).last_hidden_state;
     const [b, s, d] = h.dims as [number, number, number];
     let out: Tensor;
     if (pooling === "none") {
@@ -439,7 +439,7 @@ function textClassification(model: T5ForSequenceClassification, tokenizer: T5Tok
           attention_mask: rows.map((r) => [...Array<number>(r.length).fill(1), ...Array<number>(len - r.length).fill(0)]),
         };
       }
-      const logits = model.forward(enc).logits;
+      const logits = (await model.forward(enc)).logits;
       const n = logits.dims[1]!;
       for (let r = 0; r < chunk.length; r++) {
         const row = logits.data.subarray(r * n, (r + 1) * n);
@@ -543,7 +543,7 @@ function tokenClassification(model: T5ForTokenClassification, tokenizer: T5Token
         return_offsets_mapping: true,
         return_special_tokens_mask: true,
       });
-      const logits = model.forward({ input_ids: enc.input_ids, attention_mask: enc.attention_mask }).logits;
+      const logits = (await model.forward({ input_ids: enc.input_ids, attention_mask: enc.attention_mask })).logits;
       const [, seq, n] = logits.dims as [number, number, number];
       chunk.forEach((input, r) => {
         // the sentence start / end index: the text, or the words joined with the delimiter
@@ -692,7 +692,7 @@ function questionAnswering(model: T5ForQuestionAnswering, tokenizer: T5Tokenizer
     // all windows in one padded batch (padding on the right; the decoder is causal, the encoder masked)
     const seq = Math.max(...enc.input_ids.map((r) => r.length));
     const pad = tokenizer.pad_token_id;
-    const out = model.forward({
+    const out = await model.forward({
       input_ids: enc.input_ids.map((r) => [...r, ...Array<number>(seq - r.length).fill(pad)]),
       attention_mask: enc.input_ids.map((r) => [...Array<number>(r.length).fill(1), ...Array<number>(seq - r.length).fill(0)]),
     });

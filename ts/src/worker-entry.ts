@@ -15,7 +15,7 @@ interface Port {
 }
 
 async function port(): Promise<Port> {
-  const g = globalThis as unknown as { postMessage?: (m: unknown) => void; addEventListener?: (t: string, f: (e: MessageEvent) => void) => void; WorkerGlobalScope?: unknown };
+  const g: { postMessage?: (m: unknown) => void; addEventListener?: (t: string, f: (e: MessageEvent) => void) => void; WorkerGlobalScope?: unknown } = globalThis;
   if (typeof g.WorkerGlobalScope !== "undefined" && typeof g.postMessage === "function") {
     return {
       post: (m) => g.postMessage!(m),
@@ -66,6 +66,7 @@ async function handle(msg: ToWorker): Promise<void> {
     const tok = pipe.tokenizer;
     const ac = new AbortController();
     const streamed: number[] = [];
+    let prompt = true;
     try {
       const options: Text2TextCallOptions & { signal: AbortSignal; streamer: Streamer } = {
         ...msg.options,
@@ -73,6 +74,8 @@ async function handle(msg: ToWorker): Promise<void> {
         streamer: {
           put(value: number[][]) {
             if (flag && Atomics.load(flag, 0) !== 0) ac.abort(new DOMException("generation aborted", "AbortError"));
+            // the first put is the prompt (the decoder start token), not a generated token
+            if (prompt) return void (prompt = false);
             if (!msg.stream) return;
             const t = value[0]?.[0];
             if (t === undefined) return;

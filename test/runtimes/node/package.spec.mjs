@@ -153,15 +153,17 @@ describe("t5-web from the packed tarball, in Node", () => {
   it("streamer gets each token; an AbortSignal stops generation", async () => {
     const [tok, lm] = await Promise.all([AutoTokenizer.fromPretrained(modelDir), AutoModelForSeq2SeqLM.fromPretrained(modelDir)]);
     const steps = [];
-    const ids = lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens, streamer: { put: (v) => steps.push(v.map((r) => r[0])), end: () => steps.push("end") } });
+    const ids = await lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens, streamer: { put: (v) => steps.push(v.map((r) => r[0])), end: () => steps.push("end") } });
     expect(ids).toEqual(expected.sequences);
     expect(steps.at(-1)).toBe("end");
-    expect(steps.slice(0, -1)).toEqual(expected.sequences[0].slice(1).map((_, i) => expected.sequences.map((row) => row[i + 1])));
+    // first the prompt (the decoder start token of each row), as transformers.js
+    expect(steps[0]).toEqual(expected.sequences.map((row) => row[0]));
+    expect(steps.slice(1, -1)).toEqual(expected.sequences[0].slice(1).map((_, i) => expected.sequences.map((row) => row[i + 1])));
     const ac = new AbortController();
     let n = 0;
-    expect(() =>
+    await expect(
       lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens, signal: ac.signal, streamer: { put: () => ++n === 3 && ac.abort(), end() {} } }),
-    ).toThrow(/abort/i);
+    ).rejects.toThrow(/abort/i);
     expect(n).toBe(3);
     lm.dispose();
     tok.dispose();
