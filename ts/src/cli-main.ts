@@ -322,7 +322,7 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
     return 1;
   }
   bar?.finish();
-  const { device: ran, deviceNote } = pipe.model as unknown as { device?: unknown; deviceNote?: unknown };
+  const { device: ran, deviceNote } = pipe.model;
   if (device === "auto" && typeof deviceNote === "string") io.stderr(`t5-web: note: ${deviceNote}\n`);
   if (device === "webgpu" && ran !== "webgpu") {
     pipe.dispose();
@@ -342,7 +342,7 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
       n++;
       let outs: Record<string, unknown>[];
       try {
-        outs = (await pipe(text, opts as Parameters<typeof pipe>[1])) as unknown as Record<string, unknown>[];
+        outs = (await pipe(text, opts as Parameters<typeof pipe>[1])).map((o) => ({ ...o }));
       } catch (e) {
         const where = args.inputs.length > 0 ? `input ${n}` : `line ${n} of stdin`;
         io.stderr(`t5-web: ${where}: ${describe(e)}\n`);

@@ -110,7 +110,8 @@ export interface ModelLoadOptions extends LoadOptions {
   stream_weights?: boolean;
 }
 
-interface Loaded {
+/** @internal What a model class is made from (models.ts, worker.ts). */
+export interface Loaded {
   engine: Engine;
   /** Re-reads the checkpoint for `save_pretrained`: config.json and the weights as one safetensors file. */
   reopen?: Reopen;

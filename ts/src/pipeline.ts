@@ -206,7 +206,8 @@ const CLASSES: Record<string, { cls: Function; load: (src: ModelSource, o: Model
 /**
  * Build a pipeline. `model`: a loaded model of the task's class, or a directory / base URL / file map.
  */
-export async function pipeline<T extends SupportedTask>(task: T, model: AnyModel | ModelSource, options: PipelineOptions = {}): Promise<PipelineFor<T>> {
+export async function pipeline<T extends SupportedTask>(task: T, model: AnyModel | ModelSource, options?: PipelineOptions): Promise<PipelineFor<T>>;
+export async function pipeline(task: SupportedTask, model: AnyModel | ModelSource, options: PipelineOptions = {}): Promise<AnyPipeline> {
   const name = ALIASES[task] ?? task;
   const family = name.startsWith("translation") ? "translation" : name;
   const entry = CLASSES[family];
@@ -251,19 +252,25 @@ export async function pipeline<T extends SupportedTask>(task: T, model: AnyModel
       default:
         run = generation(name, m as T5ForConditionalGeneration, tok) as typeof run;
     }
-    return wrap(task, run, m, tok, owned) as unknown as PipelineFor<T>;
+    return wrap(task, run, m, tok, owned);
   } catch (e) {
     for (const o of owned) o.dispose();
     throw e;
   }
 }
 
-function wrap(task: string, run: (inputs: never, opts?: never) => Promise<unknown>, model: AnyModel, tokenizer: T5Tokenizer, owned: { dispose(): void }[]) {
+/** Any pipeline (what `pipeline()` builds, before its task picks the type). */
+type AnyPipeline = PipelineFor<SupportedTask>;
+
+function wrap(task: string, run: (inputs: never, opts?: never) => Promise<unknown>, model: AnyModel, tokenizer: T5Tokenizer, owned: { dispose(): void }[]): AnyPipeline {
   let disposed = false;
-  const p = (async (inputs: never, opts?: never) => {
+  const call = async (inputs: unknown, opts?: unknown): Promise<never> => {
     if (disposed) throw new DisposedError("this pipeline");
-    return run(inputs, opts);
-  }) as unknown as PipelineBase<AnyModel>;
+    // the task's runner checks its inputs and resolves to the task's output type (PipelineFor picks it)
+    return run(inputs as never, opts as never) as Promise<never>;
+  };
+  // the properties are set just below (read-only, as defineProperties makes them)
+  const p = call as typeof call & PipelineBase<never>;
   Object.defineProperties(p, {
     task: { value: task, enumerable: true },
     model: { value: model, enumerable: true },

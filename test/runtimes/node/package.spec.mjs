@@ -192,6 +192,33 @@ describe("t5-web from the packed tarball, in Node", () => {
     }
   });
 
+  it("a worker thread's model: the model API (async generate, generateStream, model(inputs)) with the main thread's results", async () => {
+    const [tok, lm] = await Promise.all([AutoTokenizer.fromPretrained(modelDir), AutoModelForSeq2SeqLM.fromPretrained(modelDir)]);
+    const gen = await createGenerationWorker(modelDir);
+    try {
+      const m = gen.model;
+      const enc = tok(expected.texts, { padding: true });
+      const opts = { max_new_tokens: expected.max_new_tokens };
+      expect(await m.generate(enc, opts)).toEqual(expected.sequences);
+      expect(await m.generate({ ...enc, ...opts })).toEqual(expected.sequences);
+      const steps = [];
+      for await (const s of m.generateStream(enc, opts)) steps.push(s);
+      expect(steps).toEqual(expected.sequences[0].slice(1).map((_, i) => expected.sequences.map((row) => row[i + 1])));
+      const x = { ...enc, decoder_input_ids: expected.sequences.map((r) => r.slice(0, 3)) };
+      const [here, there] = [await lm(x), await m(x)];
+      expect(Array.from(there.logits.data)).toEqual(Array.from(here.logits.data));
+      expect(there.logits.dims).toEqual(here.logits.dims);
+      const one = tok([expected.texts[0]]);
+      await expect(m.generate(one, { max_new_tokens: 3000, min_new_tokens: 3000, signal: AbortSignal.timeout(300) })).rejects.toMatchObject({ code: "Aborted" });
+      await expect(m.generate(one, { max_new_tokens: NaN })).rejects.toMatchObject({ name: "BadConfigError" });
+      expect(await m.generate(enc, opts)).toEqual(expected.sequences); // still usable
+    } finally {
+      gen.terminate();
+      lm.dispose();
+      tok.dispose();
+    }
+  });
+
   it("examples/node/generate.mjs prints the exact ids", async () => {
     const { stdout } = await promisify(execFile)(process.execPath, ["examples/node/generate.mjs", modelDir, ...expected.texts], { cwd: root });
     expect(JSON.parse(stdout).ids).toEqual(expected.sequences);
