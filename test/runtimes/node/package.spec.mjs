@@ -56,7 +56,7 @@ afterAll(() => new Promise((r) => server.close(r)));
 async function generate(source, opts = {}) {
   const [tok, lm] = await Promise.all([AutoTokenizer.fromPretrained(source, opts), AutoModelForSeq2SeqLM.fromPretrained(source, opts)]);
   try {
-    return lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens });
+    return await lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens });
   } finally {
     lm.dispose();
     tok.dispose();
