@@ -212,14 +212,18 @@ const impl = {
       `import { AutoTokenizer, AutoModelForSeq2SeqLM, pipeline, createGenerationWorker, type ProgressInfo } from "t5-web";
 const tok = await AutoTokenizer.fromPretrained("m", { progress_callback: (e: ProgressInfo) => console.log(e.status) });
 const lm = await AutoModelForSeq2SeqLM.fromPretrained(new Map([["config.json", new Uint8Array(1)]]), { cache_dir: "/tmp/c" });
-const ids: number[][] = lm.generate(tok(["x"], { padding: true }), { max_new_tokens: 3, streamer: { put(v: number[][]) {}, end() {} } });
+const ids: number[][] = await lm.generate(tok(["x"], { padding: true }), { max_new_tokens: 3, streamer: { put(v: number[][]) {}, end() {} } });
+const spread: number[][] = await lm.generate({ ...tok(["x"]), max_new_tokens: 3 });
+const sync: number[][] = lm.generateSync([[1n, 2n]], { max_new_tokens: 3 });
+const dims: number[] = (await lm({ input_ids: new BigInt64Array([1n]), decoder_input_ids: [[0]] })).logits.dims;
 const p = await pipeline("text2text-generation", "m");
 const out: string = (await p("x"))[0]!.generated_text;
 const w = await createGenerationWorker("m");
 await w.generate("x", { on_token: (e) => e.text, signal: new AbortController().signal });
+const fromWorker: number[][] = await w.model.generate([[1]], { signal: AbortSignal.timeout(10) });
 // @ts-expect-error: not a generation option
 lm.generate([[1]], { max_new_tokens: "3" });
-export { ids, out };
+export { ids, out, spread, sync, dims, fromWorker };
 `,
     );
     writeFileSync(
