@@ -101,6 +101,15 @@ describe("async on the CPU, and callable models", () => {
     expect(Date.now() - started).toBeLessThan(20000);
   });
 
+  it("a throwing callback stops generation and is rethrown", async () => {
+    let n = 0;
+    const boom = () => {
+      if (++n === 2) throw new Error("boom");
+    };
+    await expect(lm.generate(inputs(), { max_new_tokens: 12, callback_function: boom })).rejects.toThrow("boom");
+    expect(n).toBe(2);
+  });
+
   it("generateStream and a streamer see every step; leaving the loop stops generation", async () => {
     const steps: number[][] = [];
     for await (const s of lm.generateStream(inputs(), greedy.kwargs)) steps.push(s);

@@ -134,14 +134,21 @@ class WorkerEngine implements Engine {
 
   async generate(input: EngineInput, options: EngineOptions, onStep: StepCallback | undefined): Promise<RawGenerate> {
     let stopped = false;
+    let thrown: { e: unknown } | undefined;
     const call = this.request({ op: "generate", input, options, stream: onStep !== undefined }, (index, tokens) => {
       if (stopped || !onStep) return;
-      if (!onStep(index, tokens)) {
-        stopped = true;
-        call.stop();
+      try {
+        if (onStep(index, tokens)) return;
+      } catch (e) {
+        // a throwing streamer / callback stops generation and is rethrown, as on the other engines
+        thrown = { e };
       }
+      stopped = true;
+      call.stop();
     });
-    return (await call.done) as RawGenerate;
+    const r = (await call.done) as RawGenerate;
+    if (thrown) throw thrown.e;
+    return r;
   }
 
   generationConfig(): string {
