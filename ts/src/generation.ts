@@ -5,7 +5,7 @@
  */
 
 import { BadConfigError, GenerationAbortedError } from "./errors.js";
-import type { EngineInput, RawGenerate, StepCallback } from "./engine.js";
+import type { RawGenerate, StepCallback } from "./engine.js";
 import type { IdsLike } from "./inputs.js";
 
 /** transformers' generation options, over the model's generation_config.json: checked by the engine (Rust,
@@ -160,14 +160,14 @@ export class GenerationCall {
   readonly engineOptions: Record<string, unknown>;
   private readonly call: CallOptions;
 
-  constructor(options: GenerateOptions, input: EngineInput, decoderStart: number) {
+  constructor(options: GenerateOptions, rows: number, decoderStart: number) {
     const { engine, call } = splitOptions(options);
     this.engineOptions = engine;
     this.call = call;
     const { streamer, signal, callback_function } = call;
     if (signal?.aborted) throw aborted(signal);
     // the prompt first, as transformers.js does (the decoder start token of each row): TextStreamer's skip_prompt
-    streamer?.put(Array.from({ length: input.batch }, () => [decoderStart]));
+    streamer?.put(Array.from({ length: rows }, () => [decoderStart]));
     this.onStep =
       streamer || signal || callback_function
         ? (index, tokens) => {

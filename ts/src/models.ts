@@ -409,8 +409,14 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
 
   private prepare(inputs: GenerateInputs, options: GenerateOptions | undefined): { input: EngineInput; call: GenerationCall } {
     const { input, options: all } = generateArgs<GenerateOptions>(inputs, options);
-    const start = typeof all.decoder_start_token_id === "number" ? all.decoder_start_token_id : Number(this.generation_config["decoder_start_token_id"] ?? 0);
-    return { input, call: new GenerationCall(all, input, start) };
+    const given = all.decoder_start_token_id;
+    // the prompt the streamer is told first; a bad value is the engine's error to report
+    const start = Number.isInteger(given) && given! >= 0 ? given! : Number(this.generation_config["decoder_start_token_id"] ?? 0);
+    // the rows generated: inputs × num_return_sequences (beam search, which cannot stream, steps per input)
+    const nrs = all.num_return_sequences ?? this.generation_config["num_return_sequences"];
+    const beams = all.num_beams ?? this.generation_config["num_beams"];
+    const rows = input.batch * (Number.isInteger(nrs) && Number(beams ?? 1) <= 1 ? Number(nrs) : 1);
+    return { input, call: new GenerationCall(all, rows, start) };
   }
 
   /**
