@@ -6,7 +6,8 @@
 // 2. a scratch directory with the tarball installed by `npm install`, the fixture model
 //    test/fixtures/tiny-t5-v1_1, expected ids (oracle `greedy.sequences`), examples/ and playground/;
 // 3. one stage per runtime, each checking the exact ids:
-//    node     vitest (test/runtimes/node/package.spec.mjs) + examples/node/generate.mjs
+//    node     vitest (test/runtimes/node/*.spec.mjs: the package; transformers.js's own T5 usage against
+//             the oracle fixtures) + examples/node/generate.mjs
 //    chromium headless Debian chromium via playwright-core: examples/browser, a worker page, the
 //             Cache API, the playground (screenshot in test/artifacts/)
 //    deno     examples/deno/generate.ts from a directory and from a URL (then from the Cache API), imported
@@ -46,7 +47,32 @@ const model = join(scratch, "models/tiny-t5-v1_1");
 cpSync(join(repo, "test/fixtures/tiny-t5-v1_1"), model, { recursive: true });
 const oracle = JSON.parse(readFileSync(join(repo, "test/fixtures/oracle/tiny-t5-v1_1.json"), "utf8"));
 const expected = { texts: oracle.texts, max_new_tokens: oracle.greedy.max_new_tokens, sequences: oracle.greedy.sequences };
+// the default model, which the playground opens on, and its answers from the installed package in Node
+cpSync(join(repo, "models/t5-numbers"), join(scratch, "models/t5-numbers"), { recursive: true });
+expected.numbers = JSON.parse(
+  execFileSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `import { pipeline } from "t5-web";
+const out = {};
+for (const dtype of ["fp32", "q8", "q4"]) {
+  const p = await pipeline("text2text-generation", "models/t5-numbers", { dtype });
+  out[dtype] = (await p("numbers to words: 1204", { max_new_tokens: 40 }))[0].generated_text;
+  if (dtype === "q4") out.words = (await p("words to numbers: six hundred seventy three", { max_new_tokens: 40 }))[0].generated_text;
+  p.dispose();
+}
+console.log(JSON.stringify(out));`,
+    ],
+    { cwd: scratch, encoding: "utf8" },
+  ),
+);
 writeFileSync(join(scratch, "expected.json"), JSON.stringify(expected));
+// for runtimes/node/transformers-js.spec.mjs: fixtures served at Hub URLs, and transformers' outputs on them
+for (const f of ["tiny-t5", "oracle/tiny-t5-v1_1.json", "oracle/tiny-t5-v1_1.safetensors", "oracle/generation/tiny-t5.json", "oracle/tokenizer.json", "heads/oracle.json"]) {
+  cpSync(join(repo, "test/fixtures", f), join(scratch, "fixtures", f), { recursive: true });
+}
 cpSync(join(repo, "examples"), join(scratch, "examples"), { recursive: true });
 if (existsSync(join(repo, "playground"))) cpSync(join(repo, "playground"), join(scratch, "playground"), { recursive: true });
 cpSync(join(repo, "test/runtimes"), join(scratch, "runtimes"), { recursive: true });
