@@ -263,7 +263,8 @@ export { ids, out };
     // Deno picks the package's `deno` condition: the browser build, which fetches the wasm by URL
     const resolved = (await run(bin("deno"), ["eval", "console.log(import.meta.resolve('t5-web'))"], { env })).trim();
     if (!resolved.endsWith("/node_modules/t5-web/dist/npm/browser.js")) throw new Error(`deno resolved t5-web to ${resolved}`);
-    const args = ["run", "--allow-read", "--allow-net=127.0.0.1", "--allow-env", "examples/deno/generate.ts"];
+    // no --allow-env anywhere: t5-web must not need it
+    const args = ["run", "--allow-read", "--allow-net=127.0.0.1", "examples/deno/generate.ts"];
     const fromDir = lastJson(await run(bin("deno"), [...args, "models/tiny-t5-v1_1", ...expected.texts], { env }));
     sameIds(fromDir.ids, expected.sequences, "deno, model from a directory");
     const fromUrl = lastJson(await run(bin("deno"), [...args, `${base}/models/tiny-t5-v1_1/`, ...expected.texts], { env }));
@@ -280,7 +281,7 @@ export { ids, out };
     const npmResolved = (await run(bin("deno"), ["eval", "--cached-only", "console.log(import.meta.resolve('npm:t5-web'))"], { env: npmEnv, cwd: join(scratch, "npm-spec") })).trim();
     if (!npmResolved.endsWith("/node_modules/t5-web/dist/npm/browser.js")) throw new Error(`deno resolved npm:t5-web to ${npmResolved}`);
     const viaNpm = lastJson(
-      await run(bin("deno"), ["run", "--cached-only", "--allow-read", "--allow-env", "generate.ts", join(scratch, "models/tiny-t5-v1_1"), ...expected.texts], { env: npmEnv, cwd: join(scratch, "npm-spec") }),
+      await run(bin("deno"), ["run", "--cached-only", "--allow-read", "generate.ts", join(scratch, "models/tiny-t5-v1_1"), ...expected.texts], { env: npmEnv, cwd: join(scratch, "npm-spec") }),
     );
     sameIds(viaNpm.ids, expected.sequences, "deno, import from \"npm:t5-web\"");
     // the second run from the URL is served by the Cache API: no request for the weights
@@ -290,11 +291,21 @@ export { ids, out };
     const after = requests.filter((p) => p.endsWith("model.safetensors")).length;
     if (after !== before) throw new Error(`deno: the cached weights were fetched again (${after - before} requests)`);
     // the worker helper in Deno (a module Web Worker)
-    const w = lastJson(await run(bin("deno"), ["run", "--allow-read", "--allow-env", "runtimes/deno/worker.ts"], { env }));
+    const w = lastJson(await run(bin("deno"), ["run", "--allow-read", "runtimes/deno/worker.ts"], { env }));
     sameIds(w.tokens, expected.sequences[0].slice(1), "deno worker, streamed tokens");
     if (JSON.stringify(w.first) !== JSON.stringify([w.want[0]]) || JSON.stringify(w.after) !== JSON.stringify(w.want)) throw new Error(`deno worker: ${JSON.stringify(w)}`);
     if (w.aborted !== "AbortError" || w.seen >= 3000) throw new Error(`deno worker abort: ${w.aborted} after ${w.seen} tokens`);
-    log(`deno: ids exact from a directory, a URL and the Cache API, and through "npm:t5-web" (offline, nodeModulesDir manual); worker: streamed, aborted after ${w.seen} tokens; "${fromDir.text[0]}"`);
+    // a read Deno denies is a PermissionDeniedError naming the path and the flag, not "not found"
+    // (the package itself may be read: the engine's .wasm is fetched from it by file: URL)
+    const denied = await run(bin("deno"), ["run", `--allow-read=${join(scratch, "node_modules")}`, "examples/deno/generate.ts", "models/tiny-t5-v1_1", "x"], { env }).then(
+      () => "",
+      (e) => e.message,
+    );
+    for (const want of ["PermissionDeniedError", "Deno denied reading", join(scratch, "models/tiny-t5-v1_1"), "--allow-read"]) {
+      if (!denied.includes(want)) throw new Error(`deno without read permission for the model: no ${JSON.stringify(want)} in\n${denied}`);
+    }
+    if (/not found/i.test(denied)) throw new Error(`deno without read permission reported "not found":\n${denied}`);
+    log(`deno: ids exact from a directory, a URL and the Cache API, and through "npm:t5-web" (offline, nodeModulesDir manual); worker: streamed, aborted after ${w.seen} tokens; "${fromDir.text[0]}"; no --allow-env; a denied read is a PermissionDeniedError naming the path and --allow-read`);
   },
   async workerd() {
     for (const f of ["config.capnp", "worker.js"]) cpSync(join(scratch, "examples/workerd", f), join(scratch, f));
