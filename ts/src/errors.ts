@@ -1,7 +1,7 @@
 /**
  * Typed errors of t5-web. Every error the library throws is a {@link T5WebError}; the engine's
  * errors arrive from WebAssembly as a plain `Error` whose `name` is the engine's error code and are
- * mapped onto these classes by {@link fromWasmError}.
+ * mapped onto these classes by `fromWasmError`.
  *
  * Hierarchy:
  * - T5WebError
