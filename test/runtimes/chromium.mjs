@@ -103,7 +103,7 @@ try {
   // 4. the playground opens on the default model (models/t5-numbers) and its task: the first click gives the
   // right answer, the same text as t5-web in Node (expected.numbers, made by run.mjs from the installed package)
   await page.setViewportSize({ width: 1000, height: 900 });
-  await page.goto(`${base}/playground/`);
+  await page.goto(`${base}/playground/index.html`);
   await page.waitForSelector("body[data-model=ready]", { timeout: 60_000 });
   check((await page.inputValue("#model-url")) === "../models/t5-numbers/", "the playground's default model");
   check((await page.inputValue("#task")) === "numbers to words: " && (await page.inputValue("#input")) === "1204", "the playground's default task and input");
