@@ -212,6 +212,11 @@ describe("t5-web run", () => {
     const s = await spawnCli(["run", "--model", tiny], "");
     expect(s.code).toBe(1);
     expect(s.err).toMatch(/no input/);
+    // a terminal on stdin: a hint that inputs are read from it (Ctrl-D with nothing typed: the same error)
+    let err = "";
+    const code = await main(["run", "--model", tiny], { stdin: (async function* () {})(), stdout: () => {}, stderr: (t) => (err += t), stdinIsTTY: true });
+    expect(code).toBe(1);
+    expect(err).toMatch(/^t5-web: reading inputs from the terminal, one per line \(end with Ctrl-D\)\nt5-web: no input/);
   });
 
   it("on a terminal, tokens are printed as they are generated; the text equals the pipeline's", async () => {

@@ -98,6 +98,8 @@ export interface CliIO {
   stderrIsTTY?: boolean;
   /** Whether stdout is a terminal (outputs are printed token by token as they are generated). */
   stdoutIsTTY?: boolean;
+  /** Whether stdin is a terminal (a hint says that inputs are read from it, one per line). */
+  stdinIsTTY?: boolean;
 }
 
 class UsageError extends Error {}
@@ -421,6 +423,7 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
         : lines(io.stdin);
     // on a terminal, one output per input is printed token by token (not with beams or several sequences)
     const stream = io.stdoutIsTTY === true && !args.json && streamable(args, pipe.model.config, pipe.model.generation_config);
+    if (args.inputs.length === 0 && io.stdinIsTTY === true) io.stderr("t5-web: reading inputs from the terminal, one per line (end with Ctrl-D)\n");
     let n = 0;
     for await (const text of source) {
       n++;

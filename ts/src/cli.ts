@@ -8,4 +8,5 @@ process.exitCode = await main(process.argv.slice(2), {
   stderr: (t) => process.stderr.write(t),
   stderrIsTTY: process.stderr.isTTY === true,
   stdoutIsTTY: process.stdout.isTTY === true,
+  stdinIsTTY: process.stdin.isTTY === true,
 });
