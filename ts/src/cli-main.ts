@@ -431,7 +431,7 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
       const printer = stream ? new TokenPrinter((ids) => pipe.tokenizer.decode(ids, { skip_special_tokens: true }), io.stdout) : undefined;
       try {
         const call = printer ? { ...opts, streamer: printer } : opts;
-        outs = (await pipe(text, call as Parameters<typeof pipe>[1])) as unknown as Record<string, unknown>[];
+        outs = (await pipe(text, call as Parameters<typeof pipe>[1])).map((o) => ({ ...o }));
       } catch (e) {
         if (printer?.shown) io.stdout("\n");
         const where = args.inputs.length > 0 ? `input ${n}` : `line ${n} of stdin`;
