@@ -414,7 +414,7 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
     return 1;
   }
   try {
-    const opts = { truncation: args.truncate, ...args.generate };
+    const opts: Record<string, unknown> = { truncation: args.truncate, ...args.generate };
     const source: AsyncIterable<string> =
       args.inputs.length > 0
         ? (async function* () {
@@ -429,9 +429,9 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
       n++;
       let outs: Record<string, unknown>[];
       const printer = stream ? new TokenPrinter((ids) => pipe.tokenizer.decode(ids, { skip_special_tokens: true }), io.stdout) : undefined;
+      if (printer) opts["streamer"] = printer;
       try {
-        const call = printer ? { ...opts, streamer: printer } : opts;
-        outs = (await pipe(text, call as Parameters<typeof pipe>[1])).map((o) => ({ ...o }));
+        outs = (await pipe(text, opts as Parameters<typeof pipe>[1])).map((o) => ({ ...o }));
       } catch (e) {
         if (printer?.shown) io.stdout("\n");
         const where = args.inputs.length > 0 ? `input ${n}` : `line ${n} of stdin`;
