@@ -1,5 +1,5 @@
 // Deno: with t5-web in package.json / node_modules (or `import ... from "npm:t5-web"`), run
-//   deno run --allow-read --allow-net --allow-env generate.ts ./t5-small "translate English to German: Hello"
+//   deno run --allow-read --allow-net generate.ts ./t5-small "translate English to German: Hello"
 import { AutoModelForSeq2SeqLM, AutoTokenizer } from "t5-web";
 
 const [modelDirOrUrl = "./t5-small", ...texts] = Deno.args;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Manual check (not part of `npm test`: it needs a checkpoint of several GB): a T5 checkpoint larger
 // than one WebAssembly memory (4 GiB) loads through the packed Node build by streaming, as q8 and q4;
-// fp32 is refused with ModelTooLargeError before the weights are read. See README "Models larger than 4 GiB".
+// fp32 is refused with ModelTooLargeError before the weights are read. See docs/development.md "Models larger than 4 GiB".
 //
 //   npm run build   # or build:wasm + build:ts + build:npm
 //   target/release/t5-bench make-random big-config.json /tmp/t5-big   # a >4 GiB fp32 checkpoint

@@ -15,6 +15,7 @@ export { T5Config, type T5ConfigFields } from "./config.js";
 export {
   T5WebError,
   MissingFileError,
+  PermissionDeniedError,
   BadJsonError,
   BadConfigError,
   UnsupportedActivationError,

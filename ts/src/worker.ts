@@ -45,6 +45,8 @@ export interface WorkerGenerateOptions extends Omit<Text2TextCallOptions, "strea
 export interface WorkerOptions extends Omit<LoadOptions, "fetch"> {
   /** Passed to `fromPretrained` in the worker ("cpu" | "webgpu" | "auto" where the engine has WebGPU). */
   device?: string;
+  /** Passed to `fromPretrained` in the worker: storage of the weights ("fp32" | "fp16" | "bf16" | "q8" | "q4"). */
+  dtype?: string;
   /** Worker script to run (default: the package's own `node-worker.js` / `browser-worker.js`). */
   workerUrl?: URL | string;
 }

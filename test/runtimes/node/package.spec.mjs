@@ -232,5 +232,16 @@ describe("t5-web from the packed tarball, in Node", () => {
   it("the t5-web bin runs from the tarball", async () => {
     const { stdout } = await promisify(execFile)(join(root, "node_modules/.bin/t5-web"), ["--help"], { cwd: root });
     expect(stdout).toMatch(/Usage:\s+t5-web/);
+    const version = JSON.parse(readFileSync(join(root, "node_modules/t5-web/package.json"), "utf8")).version;
+    expect((await promisify(execFile)(join(root, "node_modules/.bin/t5-web"), ["--version"], { cwd: root })).stdout).toBe(`t5-web ${version}\n`);
+    // an npm installation ships no model: without --model, run says what to pass (and exits 1)
+    const noModel = await promisify(execFile)(join(root, "node_modules/.bin/t5-web"), ["run", "--input", "x"], { cwd: root }).then(
+      () => undefined,
+      (e) => e,
+    );
+    expect(noModel?.code).toBe(1);
+    expect(noModel.stderr).toMatch(/pass --model <hub id\|dir\|url>, e\.g\. --model google-t5\/t5-small/);
+    // the help's first example names that model
+    expect(stdout).toMatch(/echo "translate English to German: The house is wonderful\." \| t5-web run --model google-t5\/t5-small/);
   });
 });
