@@ -22,6 +22,7 @@ use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
 mod heads;
+mod tokenizer;
 // WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
 #[cfg(target_arch = "wasm32")]
 mod gpu;
