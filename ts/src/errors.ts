@@ -46,6 +46,12 @@ export class MissingFileError extends T5WebError {
   static override readonly code: string = "MissingFile";
 }
 
+/** A repository that holds only ONNX weights (`onnx/model.onnx`, as transformers.js's): t5-web reads safetensors,
+ * PyTorch `.bin` and GGUF weights; the message names the file found and what t5-web reads. */
+export class OnnxOnlyError extends MissingFileError {
+  static override readonly code: string = "OnnxOnly";
+}
+
 export class BadJsonError extends T5WebError {
   static override readonly code: string = "BadJson";
 }
