@@ -3,11 +3,11 @@
 //! few settings transformers reads from `tokenizer_config.json`.
 
 pub mod spiece;
+mod surface;
+mod vocab;
 
 use crate::error::{Result, T5Error};
 use serde_json::Value;
-mod surface;
-mod vocab;
 
 pub use surface::SavedTokenizer;
 pub use vocab::{VocabSpec, MAX_VOCAB_EXTRA_IDS};
