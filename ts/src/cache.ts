@@ -19,6 +19,7 @@
 
 import { BadInputError } from "./errors.js";
 import { defaultCacheDir, env } from "./hub.js";
+import { readEnv } from "./runtime-env.js";
 
 export interface CacheOptions {
   /** Use the download cache (default true; see `env.useFSCache` / `env.useBrowserCache`). */
@@ -46,15 +47,6 @@ function hex(buf: ArrayBuffer): string {
 async function sha256(bytes: Uint8Array | string): Promise<string> {
   const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
   return hex(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
-}
-
-function nodeEnv(name: string): string | undefined {
-  try {
-    const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-    return p?.env?.[name];
-  } catch {
-    return undefined; // Deno without --allow-env
-  }
 }
 
 function isDeno(): boolean {
@@ -169,7 +161,7 @@ export async function openCache(opts: CacheOptions): Promise<FileCache | undefin
   if (hasNodeFs()) {
     if (opts.cache_dir) return new DirCache(opts.cache_dir);
     if (env.useFSCache) {
-      const dir = env.cacheDir ?? nodeEnv(CACHE_DIR_ENV) ?? (isDeno() ? undefined : await defaultCacheDir());
+      const dir = env.cacheDir ?? readEnv(CACHE_DIR_ENV) ?? (isDeno() ? undefined : await defaultCacheDir());
       if (dir) return new DirCache(dir);
     }
   }

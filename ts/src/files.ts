@@ -21,6 +21,7 @@ import { openCache, type CacheOptions, type FileCache } from "./cache.js";
 import { BadConfigError, BadInputError, BadJsonError, MissingFileError, OnnxOnlyError, T5WebError } from "./errors.js";
 import { env, hubBaseUrl, isHubId, notFound, type HubOptions } from "./hub.js";
 import { BadWeightsError, wasmCall } from "./errors.js";
+import { isNotFound, isPermissionDenied, readError } from "./runtime-env.js";
 
 /** transformers.js's progress events. */
 export type ProgressInfo =
@@ -137,12 +138,8 @@ class DirSource implements FileSource {
     try {
       bytes = await fs.readFile(path.join(this.location, name));
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "ENOENT") return undefined;
-      throw new MissingFileError(`cannot read ${path.join(this.location, name)}: ${(e as Error).message}`, {
-        path: path.join(this.location, name),
-        cause: e,
-      });
+      if (isNotFound(e)) return undefined;
+      throw readError(e, path.join(this.location, name), this.location);
     }
     this.report.whole(name, bytes.byteLength);
     return bytes;
@@ -167,8 +164,8 @@ class DirSource implements FileSource {
       handle = await fs.open(file, "r");
       size = (await handle.stat()).size;
     } catch (e) {
-      if ((e as { code?: string }).code === "ENOENT") return undefined;
-      throw new MissingFileError(`cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
+      if (isNotFound(e)) return undefined;
+      throw readError(e, file, this.location);
     }
     const report = this.report;
     async function* chunks(): AsyncGenerator<Uint8Array> {
@@ -496,7 +493,13 @@ async function findLocalDir(candidates: string[]): Promise<{ dir?: string; tried
     const dir = path.resolve(c);
     if (tried.includes(dir)) continue;
     tried.push(dir);
-    const st = await fs.stat(dir).catch(() => undefined);
+    let st: Awaited<ReturnType<typeof fs.stat>> | undefined;
+    try {
+      st = await fs.stat(dir);
+    } catch (e) {
+      // a refused read (Deno without --allow-read, EACCES) says so; only an absent path falls through to the Hub
+      if (isPermissionDenied(e)) throw readError(e, dir);
+    }
     if (st?.isDirectory()) return { dir, tried };
     if (st && notDir === undefined) notDir = dir;
   }

@@ -17,6 +17,7 @@
  */
 
 import { MissingFileError } from "./errors.js";
+import { readEnv } from "./runtime-env.js";
 
 /** transformers.js's `env`: global defaults of every load (each also settable per call, see `LoadOptions`). */
 export interface Env {
@@ -96,13 +97,7 @@ export function notFound(source: string, tried: string[], opts: HubOptions): Mis
 /** The user cache directory of this platform, or `undefined` when it cannot be found (no permission to read the
  * environment, as Deno without `--allow-env`). */
 export async function defaultCacheDir(): Promise<string | undefined> {
-  const procEnv = (name: string): string | undefined => {
-    try {
-      return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
-    } catch {
-      return undefined;
-    }
-  };
+  const procEnv = readEnv;
   const own = procEnv("T5_WEB_CACHE_DIR");
   if (own) return own;
   try {

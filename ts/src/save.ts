@@ -1,33 +1,27 @@
 /**
- * Writing a checkpoint's files (`save_pretrained`): into a directory where there is a filesystem (Node, Deno, Bun),
- * or handed back as a file map (name → bytes) anywhere, which `from_pretrained` loads like a directory.
+ * `save_pretrained` of the models: files as name → bytes, written into a directory where there is a file system
+ * (Node, Bun, Deno) and returned as a file map everywhere (browsers, workers: keep or upload the map; it loads back
+ * with `fromPretrained(map)`).
  */
 
-import { BadInputError, MissingFileError } from "./errors.js";
+import { BadInputError } from "./errors.js";
 
-function hasFs(): boolean {
-  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  return typeof p?.versions?.node === "string";
-}
+/** A directory path (Node / Bun / Deno) to write the files into. */
+export type SaveTarget = string;
 
-/** Write `files` into `directory` (created if needed) and return their paths; without a directory, the file map. */
-export async function saveFiles(files: Record<string, string | Uint8Array>, directory?: string): Promise<string[] | Record<string, Uint8Array>> {
-  const bytes = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === "string" ? new TextEncoder().encode(v) : v]));
-  if (directory === undefined) return bytes;
-  if (typeof directory !== "string" || directory === "") throw new BadInputError(`save_pretrained: the directory must be a non-empty string, got ${JSON.stringify(directory)}`);
-  if (!hasFs()) throw new BadInputError("save_pretrained: no filesystem in this runtime; call save_pretrained() without a directory to get the files as a map");
-  const fs = await import("node:fs/promises");
-  const path = await import("node:path");
-  const out: string[] = [];
+/** Write `files` into `dir` (created when missing) when given; returns the files. */
+export async function savePretrained(files: Map<string, Uint8Array>, dir: SaveTarget | undefined): Promise<Map<string, Uint8Array>> {
+  if (dir === undefined) return files;
+  if (typeof dir !== "string" || dir === "") throw new BadInputError("save_pretrained: the directory must be a non-empty path string");
+  let fs: typeof import("node:fs/promises");
+  let path: typeof import("node:path");
   try {
-    await fs.mkdir(directory, { recursive: true });
-    for (const [name, b] of Object.entries(bytes)) {
-      const file = path.join(directory, name);
-      await fs.writeFile(file, b);
-      out.push(file);
-    }
+    fs = await import("node:fs/promises");
+    path = await import("node:path");
   } catch (e) {
-    throw new MissingFileError(`save_pretrained: cannot write into ${directory}: ${(e as Error).message}`, { path: directory, cause: e });
+    throw new BadInputError("save_pretrained(dir) needs a file system (Node, Bun, Deno); call save_pretrained() for the files as a map", { cause: e });
   }
-  return out;
+  await fs.mkdir(dir, { recursive: true });
+  for (const [name, bytes] of files) await fs.writeFile(path.join(dir, name), bytes);
+  return files;
 }

@@ -14,7 +14,7 @@
 import { BadInputError, DisposedError, InputTooLongError, T5WebError, wasmCall } from "./errors.js";
 import { openSource, readRequired, type LoadOptions, type ModelSource } from "./files.js";
 import { IdTensor, idRow, idRows, type IdsRow, type IdsRows } from "./ids.js";
-import { saveFiles } from "./save.js";
+import { savePretrained, type SaveTarget } from "./save.js";
 import { initWasm, wasmIfReady } from "./wasm.js";
 import type { WasmTokenizer } from "#t5-wasm";
 
@@ -471,23 +471,24 @@ export class T5Tokenizer {
   }
 
   /**
-   * transformers' `save_pretrained(directory)`: writes `tokenizer.json` and `tokenizer_config.json` into the
-   * directory (Node, Deno, Bun) and returns their paths; without a directory (any runtime) returns the two files as
-   * a file map (name → bytes) that {@link T5Tokenizer.from_pretrained} loads back. Loading either gives identical ids.
+   * transformers' `save_pretrained(directory)`: `tokenizer.json` and `tokenizer_config.json`, written into the
+   * directory when one is given (Node, Bun, Deno) and returned as a file map (name → bytes) in every runtime, as the
+   * models' `save_pretrained`; {@link T5Tokenizer.from_pretrained} loads either back to identical ids.
    */
-  save_pretrained(directory: string): Promise<string[]>;
-  save_pretrained(): Promise<Record<string, Uint8Array>>;
-  save_pretrained(directory?: string): Promise<string[] | Record<string, Uint8Array>> {
+  async save_pretrained(directory?: SaveTarget): Promise<Map<string, Uint8Array>> {
     const tk = this.live;
     const saved = JSON.parse(wasmCall(() => tk.savedFiles())) as { tokenizer_json: string; tokenizer_config_json: string };
-    return saveFiles({ "tokenizer_config.json": saved.tokenizer_config_json, "tokenizer.json": saved.tokenizer_json }, directory);
+    const utf8 = new TextEncoder();
+    const files = new Map([
+      ["tokenizer_config.json", utf8.encode(saved.tokenizer_config_json)],
+      ["tokenizer.json", utf8.encode(saved.tokenizer_json)],
+    ]);
+    return savePretrained(files, directory);
   }
 
   /** transformers' `save_vocabulary`: for this (tokenizer.json-backed) tokenizer, the files of {@link save_pretrained}. */
-  save_vocabulary(directory: string): Promise<string[]>;
-  save_vocabulary(): Promise<Record<string, Uint8Array>>;
-  save_vocabulary(directory?: string): Promise<string[] | Record<string, Uint8Array>> {
-    return directory === undefined ? this.save_pretrained() : this.save_pretrained(directory);
+  save_vocabulary(directory?: SaveTarget): Promise<Map<string, Uint8Array>> {
+    return this.save_pretrained(directory);
   }
 
   /** transformers' `unk_token_id`. */
