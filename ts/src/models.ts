@@ -108,6 +108,12 @@ export interface ModelLoadOptions extends LoadOptions {
    * loads as "q8" / "q4". `false` reads each file whole first (the engine keeps it until the model is built).
    */
   stream_weights?: boolean;
+  /**
+   * The memory (bytes) the model may take while it loads: files, copies and the built weights, summed
+   * from headers and the config before each large allocation (default: what one WebAssembly memory can
+   * give, 4 GiB). Beyond it the load fails with `ModelTooLargeError`.
+   */
+  max_memory?: number;
 }
 
 /** @internal What a model class is made from (models.ts, worker.ts). */
@@ -193,6 +199,10 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       wasmCall(() => builder.setDtype(dtype), "dtype");
     }
     wasmCall(() => builder.setKind(kind));
+    if (opts.max_memory !== undefined) {
+      const limit = opts.max_memory;
+      wasmCall(() => builder.setMemoryLimit(limit), "max_memory");
+    }
     // model.safetensors, sharded safetensors (streamed), pytorch_model.bin or its shards (files.ts); a model
     // larger than one WebAssembly memory in this dtype is a ModelTooLargeError from the first file's header
     // (the config's size, unless pre-quantized) and from each header (its tensors), before their data is read.

@@ -511,10 +511,12 @@ impl WasmModelBuilder {
             Some(text) => GenerationConfig::from_json(&text, &config).map_err(js_err)?,
             None => GenerationConfig::from_model_config(&config),
         };
+        let mut store = WeightStore::new();
+        store.set_memory_limit(t5_core::formats::default_memory_limit());
         Ok(WasmModelBuilder {
             config,
             generation,
-            store: WeightStore::new(),
+            store,
             dtype: t5_core::WeightDtype::F32,
             stream: None,
             memory_limit: t5_core::formats::default_memory_limit(),
@@ -545,6 +547,7 @@ impl WasmModelBuilder {
             Some(b) if b.is_finite() && b >= 0.0 => Some(b as u64),
             Some(b) => return Err(bad_input(format!("memory limit {b} is not a byte count"))),
         };
+        self.store.set_memory_limit(self.memory_limit);
         Ok(())
     }
 
@@ -636,6 +639,9 @@ impl WasmModelBuilder {
         if store.names().is_empty() {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
+        // what the model will hold, from the store's index, before the first conversion
+        let lm_head = kind == ModelKind::ConditionalGeneration;
+        t5_core::formats::check_build_fits(&store, &self.config, kind != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map_err(js_err)?;
         let head = t5_core::heads::Head::load(task, &self.config, &store, &Cpu).map_err(js_err)?;
         let model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
         drop(store);
@@ -837,7 +843,8 @@ impl WasmModelBuilder {
     /// a `generation_config.json` next to the file, when there is one.
     #[wasm_bindgen(js_name = fromGguf)]
     pub fn from_gguf(name: &str, bytes: Vec<u8>, generation_config_json: Option<String>) -> JsResult<WasmModelBuilder> {
-        let (config, mut generation, store) = t5_core::formats::gguf::load(name, bytes).map_err(js_err)?;
+        let (config, mut generation, mut store) = t5_core::formats::gguf::load(name, bytes).map_err(js_err)?;
+        store.set_memory_limit(t5_core::formats::default_memory_limit());
         if let Some(text) = generation_config_json {
             generation = GenerationConfig::from_json(&text, &config).map_err(js_err)?;
         }

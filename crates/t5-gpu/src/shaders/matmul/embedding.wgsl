@@ -1,7 +1,7 @@
-// out[r, :] = table[ids[r] - row0, :] for the ids that fall in this chunk of the table.
+// out[r, :] = table[ids[r] - row0, :] for the ids that fall in this chunk of the table (wload: the weight form's
+// element load, dequantized / unpacked to f32).
 struct P { rows: u32, d: u32, row0: u32, nrows: u32, _a: u32, _b: u32, _c: u32, _d: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-//WEIGHTS
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 

@@ -4,9 +4,14 @@
 //   largest power of two dividing k, the row's scale repeated), [3] 0,
 //   then the int8 codes four per u32 (element i of the chunk, row-major, in byte i), then the f32 scales
 //   ([rows, k / block], row-major: element i has scale i >> w[2]).
-// wload(i): element i dequantized as QWeight::dequantize_row does: f32(q) * scale.
+// wload(i): element i dequantized as QWeight::dequantize_row does: f32(q) * scale. wload4(i4): elements
+// 4 i4 .. 4 i4 + 3 from one word of codes and one scale (blocks hold at least 16 weights), same values.
 @group(0) @binding(BINDING) var<storage, read> w: array<u32>;
 fn wload(i: u32) -> f32 {
   let q = bitcast<i32>(w[4u + (i >> 2u)] << (24u - ((i & 3u) << 3u))) >> 24u;
   return f32(q) * bitcast<f32>(w[w[0] + (i >> w[2])]);
+}
+fn wload4(i4: u32) -> vec4<f32> {
+  let q = bitcast<vec4<i32>>(vec4<u32>(w[4u + i4]) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+  return vec4<f32>(q) * bitcast<f32>(w[w[0] + ((i4 << 2u) >> w[2])]);
 }
