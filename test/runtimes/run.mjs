@@ -231,7 +231,9 @@ const impl = {
     // vitest from the repo, running a spec inside the scratch project (which resolves "t5-web" from its node_modules)
     symlinkSync(join(repo, "node_modules/vitest"), join(scratch, "node_modules/vitest"), "dir");
     writeFileSync(join(scratch, "vitest.config.mjs"), `export default { test: { include: ["runtimes/node/*.spec.mjs"], testTimeout: 60000, hookTimeout: 60000, pool: "forks" } };\n`);
-    await run(process.execPath, [join(repo, "node_modules/vitest/vitest.mjs"), "run", "--root", scratch], { echo: true, timeout: 240_000 });
+    // downloads are cached by default in Node: into the scratch dir, not the user's cache
+    const nodeEnv = { ...process.env, XDG_CACHE_HOME: join(scratch, ".cache") };
+    await run(process.execPath, [join(repo, "node_modules/vitest/vitest.mjs"), "run", "--root", scratch], { echo: true, timeout: 240_000, env: nodeEnv });
     // the packed index.d.ts types a consumer's code (strict, no skipLibCheck)
     writeFileSync(
       join(scratch, "types-check.ts"),

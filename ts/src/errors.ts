@@ -47,6 +47,12 @@ export class MissingFileError extends T5WebError {
   static override readonly code: string = "MissingFile";
 }
 
+/** A repository that holds only ONNX weights (`onnx/model.onnx`, as transformers.js's): t5-web reads safetensors,
+ * PyTorch `.bin` and GGUF weights; the message names the file found and what t5-web reads. */
+export class OnnxOnlyError extends MissingFileError {
+  static override readonly code: string = "OnnxOnly";
+}
+
 /**
  * Reading a file was refused: Deno without `--allow-read` for it (the message names the path and the flag), or
  * the operating system's permissions (EACCES / EPERM). Not a {@link MissingFileError}: the file may well exist.

@@ -28,10 +28,12 @@ export {
   TokenizerError,
   ModelTooLargeError,
   DisposedError,
+  OnnxOnlyError,
   GenerationAbortedError,
   type T5WebErrorOptions,
 } from "./errors.js";
 export type { LoadOptions } from "./files.js";
+export { env, type Env, type HubOptions } from "./hub.js";
 export {
   AutoModelForSeq2SeqLM,
   T5EncoderModel,
@@ -55,7 +57,18 @@ export {
   type Text2TextGenerationOutput,
   type Text2TextGenerationPipeline,
 } from "./pipeline.js";
-export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions, type TokenizerLoadOptions } from "./tokenizer.js";
+export {
+  AutoTokenizer,
+  T5Tokenizer,
+  type BatchEncoding,
+  type DecodeOptions,
+  type ReturnTensors,
+  type T5TokenizerInit,
+  type TensorBatchEncoding,
+  type TokenizerCallOptions,
+  type TokenizerLoadOptions,
+} from "./tokenizer.js";
+export { IdTensor, type IdsRow, type IdsRows, type TensorLike } from "./ids.js";
 export { initWasm, wasmMemory, wasmFlavour, hasRelaxedSimd, type WasmSource, type WasmFlavour } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";

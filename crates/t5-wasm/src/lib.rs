@@ -24,6 +24,7 @@ use wasm_bindgen::prelude::*;
 mod heads;
 pub mod options;
 pub mod results;
+mod tokenizer;
 
 pub use options::GenerateOptions;
 pub use results::{ForwardResult, GenerateResult, GpuGenerateStats};
