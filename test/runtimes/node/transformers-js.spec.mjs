@@ -1,5 +1,3 @@
-// PENDING (not run: the runtime tests run *.spec.mjs): needs from_pretrained / Hub ids / model(inputs) from the api and hub
-// branches (issue 14); renamed to transformers-js.spec.mjs once they land and it passes.
 // transformers.js's own usage of T5 — text2text-generation, summarization and translation pipelines, the
 // AutoTokenizer / AutoModelForSeq2SeqLM example of its docs, its tiny-random T5 model tests (forward with
 // `decoder_input_ids`, `generate({ ...inputs, max_length })`) and its T5 tokenization tests — run against the
