@@ -38,7 +38,7 @@ export interface Env {
   /** Cache downloads in a directory (default true in Node; see {@link Env.cacheDir}). */
   useFSCache: boolean;
   /** The download cache directory; `null` (default): the `T5_WEB_CACHE_DIR` environment variable, else the user
-   * cache directory (`$XDG_CACHE_HOME/t5-web`, `~/.cache/t5-web`, `%LOCALAPPDATA%\t5-web`). */
+   * cache directory (`$XDG_CACHE_HOME/t5-web`, `~/.cache/t5-web`, `%LOCALAPPDATA%\t5-web\cache`). */
   cacheDir: string | null;
 }
 
