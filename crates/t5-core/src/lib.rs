@@ -3,6 +3,8 @@
 //! The data path reads like the model: [`config`] → [`weights`] → [`model`] (encoder, decoder with
 //! cache, head) → [`generate`]. Numerics run behind the small [`backend::Backend`] interface
 //! ([`backend::cpu::Cpu`] today); [`tokenizer`] wraps the `tokenizers` crate.
+// the threaded wasm build (nightly, -Zbuild-std): memory.atomic.wait32 / notify for the CPU pool
+#![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
 
 pub mod backend;
 pub mod config;

@@ -292,6 +292,33 @@ impl QWeight {
         }
     }
 
+    /// Rows `r0..r1` as a weight of their own (the same storage form, scales and zeros included).
+    pub fn rows(&self, r0: usize, r1: usize) -> QWeight {
+        let (n, k) = self.dims();
+        assert!(r0 <= r1 && r1 <= n, "rows {r0}..{r1} of a weight with {n}");
+        let m = r1 - r0;
+        match self {
+            QWeight::F32 { data, .. } => QWeight::F32 { n: m, k, data: data[r0 * k..r1 * k].to_vec() },
+            QWeight::F16 { data, .. } => QWeight::F16 { n: m, k, data: data[r0 * k..r1 * k].to_vec() },
+            QWeight::BF16 { data, .. } => QWeight::BF16 { n: m, k, data: data[r0 * k..r1 * k].to_vec() },
+            QWeight::Q8 { codes, scales, .. } => {
+                let per_row = scales.len() / n.max(1);
+                QWeight::Q8 { n: m, k, codes: codes[r0 * k..r1 * k].to_vec(), scales: scales[r0 * per_row..r1 * per_row].to_vec() }
+            }
+            QWeight::Q4 { group, packed, scales, zeros, .. } => {
+                let gpr = k / group;
+                QWeight::Q4 {
+                    n: m,
+                    k,
+                    group: *group,
+                    packed: packed[r0 * k / 2..r1 * k / 2].to_vec(),
+                    scales: scales[r0 * gpr..r1 * gpr].to_vec(),
+                    zeros: zeros[r0 * gpr..r1 * gpr].to_vec(),
+                }
+            }
+        }
+    }
+
     /// Row `r` dequantized into `out` (`k` values): the embedding lookup of every storage form.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         match self {
