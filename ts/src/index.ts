@@ -54,7 +54,7 @@ export {
   type Text2TextGenerationPipeline,
 } from "./pipeline.js";
 export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions, type TokenizerLoadOptions } from "./tokenizer.js";
-export { initWasm, wasmMemory, wasmFlavour, hasRelaxedSimd, type WasmSource, type WasmFlavour } from "./wasm.js";
+export { initWasm, wasmMemory, wasmFlavour, wasmThreads, hasRelaxedSimd, threadsSupported, type InitOptions, type WasmSource, type WasmFlavour } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";
 export type { GenerationStreamer, GenerateOutput } from "./models.js";

@@ -11,7 +11,7 @@
 import { BadConfigError, BadInputError, DisposedError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
 import { addWeightFiles, ggufSource, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
-import { initWasm } from "./wasm.js";
+import { ensureThreads, initWasm } from "./wasm.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
 import type { WasmGpuModel, WasmModel } from "#t5-wasm";
@@ -283,6 +283,16 @@ export interface ModelLoadOptions extends LoadOptions {
    * loads as "q8" / "q4". `false` reads each file whole first (the engine keeps it until the model is built).
    */
   stream_weights?: boolean;
+  /**
+   * CPU threads (`device: 'cpu'`): the matmuls and attention are split across this many threads,
+   * the calling one included, with results bit-identical to one thread. Default: every hardware
+   * thread, at most 8. `1`: the calling thread only (the single-thread engine builds). More than one
+   * runs the threaded engine build, where the runtime allows it (Node, Deno, browser pages that are
+   * cross-origin isolated: COOP `same-origin` + COEP `require-corp`); elsewhere (workerd, pages that
+   * are not isolated) one thread, as `model.threads` says. The engine build is chosen when the engine
+   * is first initialised (the first `fromPretrained`), see `wasmFlavour()`.
+   */
+  num_threads?: number;
 }
 
 /** What one WebGPU `generateAsync` recorded (dispatches / submits from the second decode step). */
@@ -309,8 +319,31 @@ interface Loaded {
   deviceNote?: string;
 }
 
+/** `num_threads`, checked: a positive integer, or `undefined` (automatic). */
+function numThreads(opts: ModelLoadOptions): number | undefined {
+  const n = opts.num_threads;
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= 64)) {
+    throw new BadConfigError(`num_threads ${JSON.stringify(n)}: expected an integer from 1 to 64`);
+  }
+  return n;
+}
+
+/** `T5_WEB_CPU_GRAIN` (environment variable or `globalThis`): the smallest job split across threads (tests: 0). */
+function cpuGrain(): number | undefined {
+  const g = globalThis as { T5_WEB_CPU_GRAIN?: string; process?: { env?: Record<string, string | undefined> } };
+  let v = g.T5_WEB_CPU_GRAIN;
+  try {
+    v ??= g.process?.env?.T5_WEB_CPU_GRAIN;
+  } catch {
+    // Deno without --allow-env
+  }
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
 async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<Loaded> {
-  const wasm = await initWasm();
+  const threads = numThreads(opts);
+  const wasm = await initWasm(undefined, { numThreads: threads });
   const device = opts.device ?? "cpu";
   if (device !== "cpu" && device !== "webgpu" && device !== "auto") {
     throw new BadConfigError(`unknown device ${JSON.stringify(device)}: expected "webgpu", "cpu" or "auto"`);
@@ -359,6 +392,11 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       wasmCall(() => builder.setDtype(dtype), "dtype");
     }
     wasmCall(() => builder.setKind(kind));
+    // 0: every thread of the engine's pool, at most 8; more than the pool has start more workers
+    if (threads !== undefined) await ensureThreads(threads);
+    builder.setNumThreads(threads ?? 0);
+    const grain = cpuGrain();
+    if (grain !== undefined) builder.setGrain(grain);
     // model.safetensors, sharded safetensors (streamed), pytorch_model.bin or its shards (files.ts); a model
     // larger than one WebAssembly memory in this dtype is a ModelTooLargeError from the first file's header
     // (the config's size, unless pre-quantized) and from each header (its tensors), before their data is read.
@@ -400,10 +438,13 @@ export abstract class T5PreTrainedModel {
   readonly device: "cpu" | "webgpu";
   /** With `device: 'auto'` on the CPU: why WebGPU was not used. */
   readonly deviceNote: string | undefined;
+  /** CPU threads the model's work is split across (1 on WebGPU, and where the runtime has no threads). */
+  readonly threads: number;
   private inner: WasmModel | WasmGpuModel | undefined;
 
   protected constructor(loaded: Loaded) {
     this.inner = loaded.inner;
+    this.threads = "numThreads" in loaded.inner ? loaded.inner.numThreads : 1;
     this.config = loaded.config;
     this.location = loaded.location;
     this.device = loaded.device;

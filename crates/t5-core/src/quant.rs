@@ -292,29 +292,40 @@ impl QWeight {
         }
     }
 
-    /// Rows `r0..r1` as a weight of their own (the same storage form, scales and zeros included).
-    pub fn rows(&self, r0: usize, r1: usize) -> QWeight {
+    /// Rows `r..` moved out into a weight of their own (the same storage form, scales and zeros
+    /// included); `self` keeps rows `..r`, its buffers shrunk in place (as `Vec::split_off`, so a
+    /// weight cut into blocks from its end never needs twice its memory).
+    pub fn split_rows_off(&mut self, r: usize) -> QWeight {
+        fn cut<T>(v: &mut Vec<T>, at: usize) -> Vec<T> {
+            let tail = v.split_off(at);
+            v.shrink_to_fit();
+            tail
+        }
         let (n, k) = self.dims();
-        assert!(r0 <= r1 && r1 <= n, "rows {r0}..{r1} of a weight with {n}");
-        let m = r1 - r0;
+        assert!(r <= n, "row {r} of a weight with {n}");
+        let m = n - r;
         match self {
-            QWeight::F32 { data, .. } => QWeight::F32 { n: m, k, data: data[r0 * k..r1 * k].to_vec() },
-            QWeight::F16 { data, .. } => QWeight::F16 { n: m, k, data: data[r0 * k..r1 * k].to_vec() },
-            QWeight::BF16 { data, .. } => QWeight::BF16 { n: m, k, data: data[r0 * k..r1 * k].to_vec() },
-            QWeight::Q8 { codes, scales, .. } => {
-                let per_row = scales.len() / n.max(1);
-                QWeight::Q8 { n: m, k, codes: codes[r0 * k..r1 * k].to_vec(), scales: scales[r0 * per_row..r1 * per_row].to_vec() }
+            QWeight::F32 { n, data, .. } => {
+                *n = r;
+                QWeight::F32 { n: m, k, data: cut(data, r * k) }
             }
-            QWeight::Q4 { group, packed, scales, zeros, .. } => {
-                let gpr = k / group;
-                QWeight::Q4 {
-                    n: m,
-                    k,
-                    group: *group,
-                    packed: packed[r0 * k / 2..r1 * k / 2].to_vec(),
-                    scales: scales[r0 * gpr..r1 * gpr].to_vec(),
-                    zeros: zeros[r0 * gpr..r1 * gpr].to_vec(),
-                }
+            QWeight::F16 { n, data, .. } => {
+                *n = r;
+                QWeight::F16 { n: m, k, data: cut(data, r * k) }
+            }
+            QWeight::BF16 { n, data, .. } => {
+                *n = r;
+                QWeight::BF16 { n: m, k, data: cut(data, r * k) }
+            }
+            QWeight::Q8 { n: rows, codes, scales, .. } => {
+                let per_row = scales.len() / (*rows).max(1);
+                *rows = r;
+                QWeight::Q8 { n: m, k, codes: cut(codes, r * k), scales: cut(scales, r * per_row) }
+            }
+            QWeight::Q4 { n: rows, group, packed, scales, zeros, .. } => {
+                let gpr = k / *group;
+                *rows = r;
+                QWeight::Q4 { n: m, k, group: *group, packed: cut(packed, r * k / 2), scales: cut(scales, r * gpr), zeros: cut(zeros, r * gpr) }
             }
         }
     }

@@ -25,14 +25,17 @@ pub struct CpuWeight {
 }
 
 impl CpuWeight {
-    /// `w` in (at most) `parts` blocks of whole multiples of [`ALIGN`] rows.
-    pub fn split(w: QWeight, parts: usize) -> CpuWeight {
+    /// `w` in (at most) `parts` blocks of whole multiples of [`ALIGN`] rows, cut off its end one at
+    /// a time (the weight never takes much more than its own size while it is split).
+    pub fn split(mut w: QWeight, parts: usize) -> CpuWeight {
         let (n, k) = w.dims();
         let block_rows = n.div_ceil(parts.max(1)).div_ceil(ALIGN) * ALIGN;
         if parts <= 1 || block_rows >= n {
             return CpuWeight { n, k, block_rows: n.max(1), blocks: vec![w] };
         }
-        let blocks = (0..n).step_by(block_rows).map(|r0| w.rows(r0, (r0 + block_rows).min(n))).collect();
+        let mut blocks: Vec<QWeight> = (1..n.div_ceil(block_rows)).rev().map(|p| w.split_rows_off(p * block_rows)).collect();
+        blocks.push(w);
+        blocks.reverse();
         CpuWeight { n, k, block_rows, blocks }
     }
 

@@ -156,6 +156,10 @@ pub fn run(threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
     // wait for every worker given the job: they hold a pointer to it
     let mut spins = 0u32;
     while job.done.load(Ordering::Acquire) < job.given {
+        if WORKER_FAILED.load(Ordering::Relaxed) {
+            // a wasm worker trapped (panic = abort there): it will never finish; fail, not hang
+            panic!("a thread of the CPU pool stopped (it trapped); the engine cannot go on");
+        }
         spins = spins.saturating_add(1);
         #[cfg(not(target_arch = "wasm32"))]
         if spins > 2000 {
@@ -236,6 +240,15 @@ fn spawn_worker() -> Option<&'static Worker> {
     let handle = std::thread::Builder::new().name("t5-cpu".into()).spawn(move || serve(w)).ok()?;
     let _ = w.thread.set(handle.thread().clone());
     Some(w)
+}
+
+/// Set when a wasm worker trapped ([`worker_failed`]).
+static WORKER_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Called by the host when a wasm worker's [`worker_main`] trapped: a caller waiting for it fails
+/// instead of waiting forever.
+pub fn worker_failed() {
+    WORKER_FAILED.store(true, Ordering::Relaxed);
 }
 
 /// Entry point of a wasm worker (a Web Worker / worker thread the host started on the module's
