@@ -50,13 +50,16 @@ async function startOne(init: Init): Promise<Started> {
   if (isNode()) {
     const { Worker } = await import("node:worker_threads");
     const w = new Worker(url);
+    // referenced until it is ready (the caller awaits it), then unref'd: an idle pool never keeps the process
+    // alive (after the "message" listener is gone: one added after unref() refs the worker again, nodejs/node#53036)
     const ready = new Promise<void>((resolve, reject) => {
-      w.once("message", (m: unknown) => (m === "ready" ? resolve() : reject(fail(m))));
+      w.once("message", (m: unknown) => {
+        if (m !== "ready") return reject(fail(m));
+        w.unref();
+        resolve();
+      });
       w.once("error", (e) => reject(fail(e)));
     });
-    // after the listeners (a message listener added after unref() refs the worker again, nodejs/node#53036):
-    // an idle pool never keeps the process alive
-    w.unref();
     w.postMessage(init);
     return { ready };
   }
