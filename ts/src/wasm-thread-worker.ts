@@ -30,8 +30,9 @@ function serve(init: Init, post: (m: unknown) => void): void {
   }
 }
 
-const g = globalThis as unknown as { WorkerGlobalScope?: unknown; postMessage?: (m: unknown) => void; addEventListener?: (t: string, f: (e: MessageEvent) => void, o?: { once: boolean }) => void };
-if (typeof g.WorkerGlobalScope !== "undefined" && typeof g.postMessage === "function") {
+const g = globalThis as unknown as { Deno?: unknown; WorkerGlobalScope?: unknown; postMessage?: (m: unknown) => void; addEventListener?: (t: string, f: (e: MessageEvent) => void, o?: { once: boolean }) => void };
+// Node and Deno start this as a worker_threads worker (wasm-threads.ts), browsers as a module Web Worker
+if (typeof g.Deno === "undefined" && typeof g.WorkerGlobalScope !== "undefined" && typeof g.postMessage === "function") {
   g.addEventListener!("message", (e) => serve(e.data as Init, (m) => g.postMessage!(m)), { once: true });
 } else {
   const { parentPort } = await import("node:worker_threads");

@@ -2,8 +2,8 @@
  * The threaded engine build's workers (see `wasm.ts`): each one instantiates the same compiled module
  * on the main instance's shared memory (`wasm-thread-worker.ts`) and joins the engine's CPU pool
  * (`crates/t5-core/src/backend/cpu/pool.rs`), where it waits for work with `memory.atomic.wait`.
- * Node: `worker_threads` (unref'd: an idle pool never keeps the process alive); browsers and Deno:
- * module Web Workers. The worker script is `wasm-thread-worker.js` next to this module (the npm
+ * Node and Deno: `worker_threads` (unref'd: an idle pool never keeps the process alive; Deno's Web Workers
+ * cannot be); browsers: module Web Workers. The worker script is `wasm-thread-worker.js` next to this module (the npm
  * bundles and tsc's `dist/`), or, under vitest (sources), tsc's `dist/` copy.
  */
 
@@ -17,6 +17,10 @@ interface Started {
 function isNode(): boolean {
   const g = globalThis as { process?: { versions?: { node?: string } }; Deno?: unknown };
   return typeof g.process?.versions?.node === "string" && typeof g.Deno === "undefined";
+}
+
+function isDeno(): boolean {
+  return typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 }
 
 let scriptUrl: Promise<URL> | undefined;
@@ -47,7 +51,8 @@ function fail(why: unknown): T5WebError {
 async function startOne(init: Init): Promise<Started> {
   scriptUrl ??= workerScript();
   const url = await scriptUrl;
-  if (isNode()) {
+  // Deno too: its Web Workers keep the process alive for good, its node:worker_threads ones can be unref'd
+  if (isNode() || isDeno()) {
     const { Worker } = await import("node:worker_threads");
     const w = new Worker(url);
     // referenced until it is ready (the caller awaits it), then unref'd: an idle pool never keeps the process
