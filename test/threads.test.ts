@@ -44,14 +44,14 @@ describe.skipIf(!threaded)("threaded build", () => {
           [1, THREADS].map((n) => T5ForConditionalGeneration.fromPretrained(modelDir(dir), { dtype, num_threads: n })),
         );
         loaded.push(one!, many!);
-        const run = (lm: T5ForConditionalGeneration) => {
-          const out = lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+        const run = async (lm: T5ForConditionalGeneration) => {
+          const out = await lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
           const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask };
-          const greedy = lm.generate(inputs, { max_new_tokens: 8 });
-          const beam = lm.generate(inputs, { max_new_tokens: 8, num_beams: 3, return_dict_in_generate: true });
+          const greedy = await lm.generate(inputs, { max_new_tokens: 8 });
+          const beam = await lm.generate(inputs, { max_new_tokens: 8, num_beams: 3, return_dict_in_generate: true });
           return { logits: Array.from(out.logits.data), greedy, beam };
         };
-        expect(run(many!)).toStrictEqual(run(one!));
+        expect(await run(many!)).toStrictEqual(await run(one!));
       });
     }
   }
@@ -62,8 +62,8 @@ describe.skipIf(!threaded)("threaded build", () => {
     const mask = Array.from({ length: 8 }, (_, r) => o.attention_mask[r % o.attention_mask.length]!);
     const [one, many] = await Promise.all([1, THREADS].map((n) => T5EncoderModel.fromPretrained(modelDir("tiny-t5"), { num_threads: n })));
     loaded.push(one!, many!);
-    const a = one!.forward({ input_ids: ids, attention_mask: mask }).last_hidden_state.data;
-    const b = many!.forward({ input_ids: ids, attention_mask: mask }).last_hidden_state.data;
+    const a = (await one!.forward({ input_ids: ids, attention_mask: mask })).last_hidden_state.data;
+    const b = (await many!.forward({ input_ids: ids, attention_mask: mask })).last_hidden_state.data;
     expect(Array.from(b)).toStrictEqual(Array.from(a));
   });
 });

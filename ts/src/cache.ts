@@ -13,6 +13,8 @@
  * file is simply fetched.
  */
 
+import { readEnv } from "./runtime-env.js";
+
 export interface CacheOptions {
   /** Use the cache (default true; in Node a cache needs `cache_dir` or `T5_WEB_CACHE_DIR`). */
   use_cache?: boolean;
@@ -40,10 +42,6 @@ async function sha256(bytes: Uint8Array | string): Promise<string> {
   return hex(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
 }
 
-function nodeEnv(name: string): string | undefined {
-  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-  return p?.env?.[name];
-}
 
 function hasNodeFs(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
@@ -144,7 +142,7 @@ class CacheApiCache implements FileCache {
 /** The cache for these options in this runtime, or `undefined` for none. */
 export async function openCache(opts: CacheOptions): Promise<FileCache | undefined> {
   if (opts.use_cache === false) return undefined;
-  const dir = opts.cache_dir ?? nodeEnv(CACHE_DIR_ENV);
+  const dir = opts.cache_dir ?? readEnv(CACHE_DIR_ENV);
   if (hasNodeFs() && dir) return new DirCache(dir);
   const caches = (globalThis as { caches?: CacheStorage }).caches;
   if (typeof caches?.open === "function" && typeof crypto?.subtle?.digest === "function") {

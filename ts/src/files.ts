@@ -20,6 +20,7 @@
 import { openCache, type CacheOptions, type FileCache } from "./cache.js";
 import { BadConfigError, BadJsonError, MissingFileError, T5WebError } from "./errors.js";
 import { BadWeightsError, wasmCall } from "./errors.js";
+import { isNotFound, isPermissionDenied, readError } from "./runtime-env.js";
 
 /** transformers.js's progress events. */
 export type ProgressInfo =
@@ -134,12 +135,8 @@ class DirSource implements FileSource {
     try {
       bytes = await fs.readFile(path.join(this.location, name));
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "ENOENT") return undefined;
-      throw new MissingFileError(`cannot read ${path.join(this.location, name)}: ${(e as Error).message}`, {
-        path: path.join(this.location, name),
-        cause: e,
-      });
+      if (isNotFound(e)) return undefined;
+      throw readError(e, path.join(this.location, name), this.location);
     }
     this.report.whole(name, bytes.byteLength);
     return bytes;
@@ -155,8 +152,8 @@ class DirSource implements FileSource {
       handle = await fs.open(file, "r");
       size = (await handle.stat()).size;
     } catch (e) {
-      if ((e as { code?: string }).code === "ENOENT") return undefined;
-      throw new MissingFileError(`cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
+      if (isNotFound(e)) return undefined;
+      throw readError(e, file, this.location);
     }
     const report = this.report;
     async function* chunks(): AsyncGenerator<Uint8Array> {
@@ -471,7 +468,8 @@ export async function openSource(source: ModelSource, opts: LoadOptions = {}): P
     let st;
     try {
       st = await fs.stat(dir);
-    } catch {
+    } catch (e) {
+      if (isPermissionDenied(e)) throw readError(e, dir);
       throw new MissingFileError(`model directory not found: ${dir}`, { path: dir });
     }
     if (!st.isDirectory()) throw new MissingFileError(`not a directory: ${dir}`, { path: dir });

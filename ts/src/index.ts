@@ -5,7 +5,7 @@
  * import { AutoTokenizer, AutoModelForSeq2SeqLM, pipeline } from "t5-web";
  * const tokenizer = await AutoTokenizer.fromPretrained("path/or/https://host/t5-small");
  * const model = await AutoModelForSeq2SeqLM.fromPretrained("path/or/https://host/t5-small");
- * const ids = model.generate(tokenizer(["translate English to German: Hello"], { padding: true }), { max_new_tokens: 20 });
+ * const ids = await model.generate(tokenizer(["translate English to German: Hello"], { padding: true }), { max_new_tokens: 20 });
  * tokenizer.batchDecode(ids, { skip_special_tokens: true });
  * model.dispose(); tokenizer.dispose();
  * ```
@@ -15,6 +15,7 @@ export { T5Config, type T5ConfigFields } from "./config.js";
 export {
   T5WebError,
   MissingFileError,
+  PermissionDeniedError,
   BadJsonError,
   BadConfigError,
   UnsupportedActivationError,
@@ -27,6 +28,7 @@ export {
   TokenizerError,
   ModelTooLargeError,
   DisposedError,
+  GenerationAbortedError,
   type T5WebErrorOptions,
 } from "./errors.js";
 export type { LoadOptions } from "./files.js";
@@ -75,7 +77,8 @@ export {
   WebGPUUnavailableError,
   type Device,
 } from "./webgpu.js";
-export type { GpuGenerateStats, ModelLoadOptions } from "./models.js";
+export type { ModelLoadOptions, EngineGenerateOptions, EncoderInputs } from "./models.js";
+export type { GpuGenerateStats } from "./engine.js";
 export {
   AutoModel,
   AutoModelForQuestionAnswering,
@@ -89,5 +92,6 @@ export {
   type Seq2SeqSequenceClassifierOutput,
   type SequenceClassifierInputs,
   type TokenClassifierOutput,
+  type TokenClassifierInputs,
 } from "./heads.js";
 export { PastKeyValues, type EncoderOutputsLike, type ExtraOutputs, type FloatsLike, type FullForwardInputs } from "./outputs.js";

@@ -9,6 +9,8 @@
  * the flag) the baseline.
  */
 
+import { readEnv } from "./runtime-env.js";
+
 /** The smallest module that uses a relaxed-SIMD instruction (`i8x16.relaxed_swizzle` on two constants). */
 const RELAXED_PROBE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
@@ -72,14 +74,7 @@ export const DEFAULT_MAX_THREADS = 8;
 
 /** The `T5_WEB_WASM` setting (environment variable in Node / Deno, or `globalThis.T5_WEB_WASM`). */
 function forcedFlavour(): string | undefined {
-  const g = globalThis as { T5_WEB_WASM?: string; process?: { env?: Record<string, string | undefined> } };
-  let forced = g.T5_WEB_WASM;
-  try {
-    forced ??= g.process?.env?.T5_WEB_WASM;
-  } catch {
-    // Deno without --allow-env
-  }
-  return forced;
+  return (globalThis as { T5_WEB_WASM?: string }).T5_WEB_WASM ?? readEnv("T5_WEB_WASM");
 }
 
 /**

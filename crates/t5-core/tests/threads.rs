@@ -101,7 +101,7 @@ fn gguf_files() {
     for file in ["tiny-t5-f32", "tiny-t5-f16", "tiny-t5-bf16", "tiny-t5-q8_0", "tiny-t5-q4_0", "tiny-t5-q4_1", "tiny-t5-untied-q4_1"] {
         let name = format!("{file}.gguf");
         let bytes = std::fs::read(fixtures().join("gguf").join(&name)).unwrap();
-        let (cfg, gen, store) = t5_core::gguf::load(&name, bytes).unwrap();
+        let (cfg, gen, store) = t5_core::formats::gguf::load(&name, bytes).unwrap();
         let load = |b| T5::load(cfg.clone(), &store, ModelKind::ConditionalGeneration, b).unwrap();
         check(&name, load, &gen);
     }

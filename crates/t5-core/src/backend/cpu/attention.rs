@@ -83,7 +83,7 @@ fn head(
         let qrow = &q.data[qo..qo + s.head_dim];
         kernels::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
         if s.half {
-            scores.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
+            scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
         }
         let visible =
             |j: usize| key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i);
@@ -92,7 +92,7 @@ fn head(
             if let Some(bias) = bias {
                 scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
                 if s.half {
-                    scores[j] = crate::quant::round_f16(scores[j]);
+                    scores[j] = crate::dtype::float16::round_f16(scores[j]);
                 }
             }
             if visible(j) {
@@ -115,7 +115,7 @@ fn head(
         // SAFETY: this (b, i, h) output row belongs to this task only.
         let o = unsafe { out.slice(qo, s.head_dim) };
         for j in 0..s.kv_len {
-            let p = if s.half { crate::quant::round_f16(scores[j] * inv) } else { scores[j] * inv };
+            let p = if s.half { crate::dtype::float16::round_f16(scores[j] * inv) } else { scores[j] * inv };
             if p != 0.0 {
                 o.iter_mut().zip(vrow(j)).for_each(|(a, v)| *a += p * v);
             }

@@ -8,7 +8,7 @@
 
 use super::pool::{self, SharedMut};
 use super::qkernels;
-use crate::quant::{QWeight, WeightDtype};
+use crate::dtype::{QWeight, WeightDtype};
 
 /// Row blocks start at multiples of this.
 pub const ALIGN: usize = 16;
