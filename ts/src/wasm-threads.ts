@@ -48,13 +48,22 @@ function fail(why: unknown): T5WebError {
   return new T5WebError(`t5-web: a thread of the WebAssembly engine failed to start: ${String((why as Error)?.message ?? why)}`, { cause: why });
 }
 
+/**
+ * The Node options a worker thread inherits: the parent's, less `--input-type` (allowed only with string input:
+ * a worker started from `node --input-type=module -e "…"` fails with ERR_INPUT_TYPE_NOT_ALLOWED).
+ */
+export function workerExecArgv(): string[] {
+  const argv = typeof process === "undefined" ? [] : process.execArgv;
+  return argv.filter((a, i) => !a.startsWith("--input-type") && argv[i - 1] !== "--input-type");
+}
+
 async function startOne(init: Init): Promise<Started> {
   scriptUrl ??= workerScript();
   const url = await scriptUrl;
   // Deno too: its Web Workers keep the process alive for good, its node:worker_threads ones can be unref'd
   if (isNode() || isDeno()) {
     const { Worker } = await import("node:worker_threads");
-    const w = new Worker(url);
+    const w = new Worker(url, { execArgv: workerExecArgv() });
     // referenced until it is ready (the caller awaits it), then unref'd: an idle pool never keeps the process
     // alive (after the "message" listener is gone: one added after unref() refs the worker again, nodejs/node#53036)
     const ready = new Promise<void>((resolve, reject) => {

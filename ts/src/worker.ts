@@ -19,6 +19,7 @@
  */
 
 import { fromWasmError, T5WebError } from "./errors.js";
+import { workerExecArgv } from "./wasm-threads.js";
 import { T5Config } from "./config.js";
 import type { Engine, EngineForwardInput, EngineInput, EngineOptions, RawForward, RawGenerate, StepCallback } from "./engine.js";
 import type { LoadOptions, ModelSource, ProgressCallback } from "./files.js";
@@ -82,7 +83,7 @@ function isNode(): boolean {
 async function spawn(workerUrl: URL | string | undefined): Promise<Endpoint> {
   if (isNode()) {
     const { Worker } = await import("node:worker_threads");
-    const w = new Worker(workerUrl ?? new URL("./node-worker.js", import.meta.url));
+    const w = new Worker(workerUrl ?? new URL("./node-worker.js", import.meta.url), { execArgv: workerExecArgv() });
     return {
       post: (m) => w.postMessage(m),
       onMessage: (fn) => w.on("message", fn),
