@@ -5,6 +5,7 @@
 //! ([`backend::cpu::Cpu`] today); [`tokenizer`] wraps the `tokenizers` crate.
 
 pub mod backend;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod generate;

@@ -631,8 +631,10 @@ impl WasmModelBuilder {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
         let head = t5_core::heads::Head::load(task, &self.config, &store, &Cpu).map_err(js_err)?;
-        let model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
+        let mut model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
         drop(store);
+        // calls are checked against the same budget as the load (crates/t5-core/src/budget.rs)
+        model.set_memory_limit(self.memory_limit.or(t5_core::weights::default_memory_limit()));
         Ok(WasmModel { model, generation: self.generation.clone(), task, head })
     }
 }
