@@ -26,7 +26,9 @@ export {
   InputTooLongError,
   TokenizerError,
   ModelTooLargeError,
+  MemoryBudgetError,
   DisposedError,
+  EngineFailureError,
   type T5WebErrorOptions,
 } from "./errors.js";
 export type { LoadOptions } from "./files.js";
@@ -54,7 +56,7 @@ export {
   type Text2TextGenerationPipeline,
 } from "./pipeline.js";
 export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions, type TokenizerLoadOptions } from "./tokenizer.js";
-export { initWasm, wasmMemory, wasmFlavour, hasRelaxedSimd, type WasmSource, type WasmFlavour } from "./wasm.js";
+export { initWasm, wasmMemory, wasmInstanceCount, wasmFlavour, hasRelaxedSimd, type WasmSource, type WasmFlavour } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";
 export type { GenerationStreamer, GenerateOutput } from "./models.js";

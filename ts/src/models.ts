@@ -15,6 +15,7 @@ import { initWasm } from "./wasm.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
 import type { WasmGpuModel, WasmModel } from "#t5-wasm";
+import { engineFailed, guardEngine } from "./engine-guard.js";
 
 /** A dense float tensor: row-major `data` with shape `dims` (transformers.js' `Tensor` shape). */
 export class Tensor {
@@ -339,7 +340,7 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
     // config and weights from the GGUF file (crates/t5-core/src/gguf.rs)
     const bytes = await readRequired(src, gguf.file);
     const genText = await readJsonText(src, "generation_config.json", false);
-    builder = wasmCall(() => wasm.WasmModelBuilder.fromGguf(gguf.file, bytes, genText), gguf.file);
+    builder = guardEngine(wasmCall(() => wasm.WasmModelBuilder.fromGguf(gguf.file, bytes, genText), gguf.file), "the model being loaded");
     const b = builder;
     try {
       config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(b.configJson()), gguf.file)) as Record<string, unknown>);
@@ -351,7 +352,7 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
     const configText = await readJsonText(src, "config.json", true);
     const genText = await readJsonText(src, "generation_config.json", false);
     config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(configText), "config.json")) as Record<string, unknown>);
-    builder = wasmCall(() => new wasm.WasmModelBuilder(configText, genText));
+    builder = guardEngine(wasmCall(() => new wasm.WasmModelBuilder(configText, genText)), "the model being loaded");
   }
   try {
     if (opts.dtype !== undefined) {
@@ -390,6 +391,14 @@ export async function loadModelAs<T>(dirOrUrl: ModelSource, kind: Kind, opts: Mo
   }
 }
 
+/** `generate`'s first argument as `{input_ids, attention_mask?}`; anything but ids or an object of them is a BadInputError. */
+function generateInputs(inputs: GenerateInputs): { input_ids: IdsLike; attention_mask?: IdsLike } {
+  if (inputs === null || typeof inputs !== "object") {
+    throw new BadInputError(`generate: expected input_ids (an array of id rows or a Tensor) or {input_ids, attention_mask}, got ${inputs === null ? "null" : typeof inputs}`);
+  }
+  return Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
+}
+
 /** Shared by the three model classes. */
 export abstract class T5PreTrainedModel {
   /** The parsed config.json. */
@@ -403,7 +412,8 @@ export abstract class T5PreTrainedModel {
   private inner: WasmModel | WasmGpuModel | undefined;
 
   protected constructor(loaded: Loaded) {
-    this.inner = loaded.inner;
+    // engine-guard.ts: a trap poisons this model only (later calls: EngineFailureError); dispose() never throws
+    this.inner = guardEngine(loaded.inner, `this ${new.target.name}`);
     this.config = loaded.config;
     this.location = loaded.location;
     this.device = loaded.device;
@@ -447,12 +457,18 @@ export abstract class T5PreTrainedModel {
 
   /** Free the model's WebAssembly memory. Later use throws {@link DisposedError}. */
   dispose(): void {
-    if (this.inner) {
-      // WebGPU: destroys every GPU buffer of the model (and its device) before freeing the handle
-      if (this.device === "webgpu") (this.inner as WasmGpuModel).dispose();
-      this.inner.free();
-      this.inner = undefined;
+    const inner = this.inner;
+    if (!inner) return;
+    this.inner = undefined;
+    // WebGPU: destroys every GPU buffer of the model (and its device) before freeing the handle
+    if (this.device === "webgpu" && !engineFailed(inner)) {
+      try {
+        (inner as WasmGpuModel).dispose();
+      } catch {
+        // the handle is freed below all the same
+      }
     }
+    inner.free(); // guarded: never throws
   }
 
   [Symbol.dispose](): void {
@@ -554,7 +570,7 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
   generate(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): GenerateOutput;
   generate(inputs: GenerateInputs, options?: GenerateOptions): number[][];
   generate(inputs: GenerateInputs, options: GenerateOptions = {}): number[][] | GenerateOutput {
-    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
+    const enc = generateInputs(inputs);
     const { input, mask: m } = this.encoderInput(enc);
     const { json, call } = splitGenerateOptions(options);
     const { streamer, signal, callback_function } = call;
@@ -589,7 +605,7 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
    * A `streamer` is told each step as with {@link generate}.
    */
   async *generateStream(inputs: GenerateInputs, options: GenerateOptions = {}): AsyncGenerator<number[], GenerateOutput, undefined> {
-    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
+    const enc = generateInputs(inputs);
     const { input, mask: m } = this.encoderInput(enc);
     const { json, call } = splitGenerateOptions(options);
     const { streamer, signal, callback_function } = call;
@@ -630,7 +646,7 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
   async generateAsync(inputs: GenerateInputs, options: GenerateOptions = {}): Promise<number[][] | GenerateOutput> {
     const g = this.liveGpu;
     if (!g) return this.generate(inputs, options);
-    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
+    const enc = generateInputs(inputs);
     const { input, mask: m } = this.encoderInput(enc);
     const { json: genJson, call } = splitGenerateOptions(options);
     const { streamer, signal, callback_function } = call;

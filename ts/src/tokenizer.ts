@@ -15,6 +15,7 @@ import { BadInputError, DisposedError, InputTooLongError, wasmCall } from "./err
 import { openSource, readRequired, type LoadOptions, type ModelSource } from "./files.js";
 import { initWasm } from "./wasm.js";
 import type { WasmTokenizer } from "#t5-wasm";
+import { guardEngine } from "./engine-guard.js";
 
 export interface TokenizerCallOptions {
   /** `true` / "longest": pad to the longest row; "max_length": pad to `max_length`
@@ -133,7 +134,8 @@ export class T5Tokenizer {
     // prototype is this class; no `Function` constructor involved, so it is CSP-safe.
     const self = ((texts: TextInput, a?: TextInput | TokenizerCallOptions, b?: TokenizerCallOptions) => self._call(texts, a, b)) as T5Tokenizer;
     Object.setPrototypeOf(self, new.target.prototype);
-    Object.defineProperty(self, "inner", { value: inner, writable: true, enumerable: false });
+    // engine-guard.ts: a trap poisons this tokenizer only; dispose() never throws
+    Object.defineProperty(self, "inner", { value: guardEngine(inner, "this T5Tokenizer"), writable: true, enumerable: false });
     return self;
   }
 

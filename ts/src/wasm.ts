@@ -13,29 +13,51 @@
  * Two builds ship, baseline SIMD128 and relaxed SIMD (fused multiply-adds); the relaxed one loads
  * where the runtime validates it (`wasm-features.ts`; `T5_WEB_WASM=simd128` forces the baseline).
  * {@link wasmFlavour} says which one runs.
+ *
+ * Instances: the glue is bundled as a factory (`pkg/t5_web_factory.js`, scripts/glue-factory.mjs), so the engine can
+ * run as several independent instances, each with its own memory. One is current; loads use it. After a trap in one
+ * of its objects (engine-guard.ts) it is marked failed: the next load compiles nothing (the module is kept) but
+ * instantiates afresh, the failed instance keeps serving the models already loaded on it, and its memory (with all
+ * that the failure grew) is released when the last of them is disposed and garbage collected.
  * Callers with their own copy (a CDN, a bundler asset URL, bytes, a compiled module) pass it to
  * {@link initWasm} before the first `fromPretrained`.
  */
 
-import init, * as bindings from "#t5-wasm";
-import { T5WebError } from "./errors.js";
+import type * as Glue from "#t5-wasm";
+import { createBindings } from "#t5-wasm-factory";
+import { onEngineTrap, T5WebError } from "./errors.js";
 import { defaultWasmSource } from "./wasm-locate.js";
 import type { WasmFlavour } from "./wasm-features.js";
 
 export { hasRelaxedSimd, type WasmFlavour } from "./wasm-features.js";
 
-export type Bindings = typeof bindings;
+export type Bindings = typeof Glue;
 
 /** What {@link initWasm} accepts in place of the packaged `t5_web_bg.wasm`. */
 export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Response;
 
-let ready: Promise<Bindings> | undefined;
-let flavour: WasmFlavour | undefined;
-let memory: WebAssembly.Memory | undefined;
+interface Instance {
+  bindings: Bindings;
+  memory: WebAssembly.Memory;
+  /** a trap happened in one of its objects: new loads get a fresh instance */
+  failed: boolean;
+}
 
-/** The engine's linear memory once initialised (its `buffer.byteLength` is the high-water mark: it never shrinks). */
+let ready: Promise<Instance> | undefined;
+let current: Instance | undefined;
+let flavour: WasmFlavour | undefined;
+/** the compiled engine, kept for fresh instances */
+let compiled: WebAssembly.Module | undefined;
+let instances = 0;
+
+/** The current engine instance's linear memory (its `buffer.byteLength` is the high-water mark: it never shrinks). */
 export function wasmMemory(): WebAssembly.Memory | undefined {
-  return memory;
+  return current?.memory;
+}
+
+/** How many engine instances this process has started (a fresh one follows each failed one). */
+export function wasmInstanceCount(): number {
+  return instances;
 }
 
 function isNode(): boolean {
@@ -43,9 +65,11 @@ function isNode(): boolean {
   return typeof p?.versions?.node === "string";
 }
 
-async function load(source?: WasmSource): Promise<Bindings> {
+async function load(source?: WasmSource): Promise<Instance> {
   let input: WasmSource;
-  if (source !== undefined) {
+  if (compiled !== undefined) {
+    input = compiled;
+  } else if (source !== undefined) {
     input = source;
     flavour = "custom";
     if (isNode() && (typeof source === "string" || source instanceof URL)) {
@@ -57,24 +81,50 @@ async function load(source?: WasmSource): Promise<Bindings> {
     input = found.source;
     flavour = found.flavour;
   }
-  memory = (await init({ module_or_path: input })).memory;
+  const bindings = createBindings();
+  const memory = (await bindings.default({ module_or_path: input })).memory;
+  compiled ??= bindings.wasmModule();
   flavour ??= "custom";
-  return bindings;
+  instances++;
+  current = { bindings, memory, failed: false };
+  return current;
 }
 
 /**
- * Initialise the engine (idempotent: later calls return the first call's result). Pass `source` to
- * load the `.wasm` from somewhere other than the packaged file.
+ * Initialise the engine (idempotent: later calls return the first call's result, until a trap marks the instance
+ * failed; then the next call starts a fresh one). Pass `source` to load the `.wasm` from somewhere other than the
+ * packaged file.
  */
-export function initWasm(source?: WasmSource): Promise<Bindings> {
+export async function initWasm(source?: WasmSource): Promise<Bindings> {
+  if (current?.failed && ready) {
+    const failed = current;
+    const p = await ready;
+    if (p === failed) ready = undefined;
+  }
   if (!ready) {
     ready = load(source).catch((e: unknown) => {
       ready = undefined; // allow a retry, e.g. after building the engine
       throw e instanceof T5WebError ? e : new T5WebError(`t5-web: cannot initialise the WebAssembly engine: ${String(e)}`, { cause: e });
     });
   }
-  return ready;
+  return (await ready).bindings;
 }
+
+/**
+ * Mark the instance that owns `obj` (a wasm-bindgen object; default: the current instance) failed after a trap: the
+ * next {@link initWasm} starts a fresh one. An object of an older instance changes nothing.
+ */
+export function markInstanceFailed(obj?: object): void {
+  if (!current) return;
+  if (obj !== undefined) {
+    const ctor = (Object.getPrototypeOf(obj) as { constructor?: unknown } | null)?.constructor;
+    const owned = Object.values(current.bindings).includes(ctor as never);
+    if (!owned) return;
+  }
+  current.failed = true;
+}
+
+onEngineTrap(() => markInstanceFailed());
 
 /**
  * Which engine build is running: `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`
