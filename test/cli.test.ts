@@ -238,6 +238,16 @@ describe("t5-web run", () => {
     expect(r.err).toMatch(/^t5-web: input 1: \w+Error: /);
   });
 
+  it("empty stdin exits 1 with a message; an over-budget call is one line and exit 1", async () => {
+    const e = await run(["run", "--model", tiny, "--max-new-tokens", "1"], []);
+    expect(e.code).toBe(1);
+    expect(e.err).toMatch(/^t5-web: no input: stdin was empty/);
+    const b = await run(["run", "--model", tiny, "--max-new-tokens", "2", "--input", "x", "--num-beams", "100000"]);
+    expect(b.code).toBe(1);
+    expect(b.err).toMatch(/^t5-web: input 1: MemoryBudgetError: .*\n$/);
+    expect(b.err.split("\n")).toHaveLength(2);
+  });
+
   it("--device webgpu without a GPU path is a clear error; auto runs on the CPU", async () => {
     const r = await run(["run", "--model", tiny, "--device", "webgpu", "--input", "x"]);
     // no GPU on the test machines: the loader's typed WebGPU error (a GPU machine runs it)
