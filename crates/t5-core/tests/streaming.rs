@@ -4,15 +4,14 @@
 //! are reported as fallbacks the same way; the memory check speaks before any tensor data is read;
 //! broken streams are typed errors.
 
+mod common;
+
+use common::fixtures;
 use std::path::PathBuf;
 use t5_core::config::T5Config;
 use t5_core::hub::{load_dir, weight_files};
-use t5_core::weights::{check_model_fits, estimate_model_bytes, ShardStream};
+use t5_core::formats::{check_model_fits, estimate_model_bytes, ShardStream};
 use t5_core::{Batch, Cpu, ModelKind, T5Error, WeightDtype, WeightStore, T5};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
 
 /// Stream every weight file of `dir` in pieces of `piece` bytes.
 fn stream_dir(dir: &str, piece: usize, dtype: WeightDtype, limit: Option<u64>) -> Result<WeightStore, T5Error> {

@@ -1223,7 +1223,7 @@ impl Gpu {
     fn upload_quant(&self, w: QWeight) -> GpuWeight {
         let (q, n, k, group, codes, row_code_bytes, scales, zeros): (QKind, usize, usize, usize, &[u8], usize, &[f32], &[f32]) = match &w {
             QWeight::Q8 { n, k, codes, scales } => {
-                let group = t5_core::quant::q8_group(*n, *k, scales.len());
+                let group = t5_core::dtype::quant::q8_group(*n, *k, scales.len());
                 (QKind::Q8, *n, *k, group, bytemuck::cast_slice(codes), *k, scales, &[])
             }
             QWeight::Q4 { n, k, group, packed, scales, zeros } => (QKind::Q4, *n, *k, *group, packed, *k / 2, scales, zeros),

@@ -17,7 +17,7 @@ use t5_core::config::{GenerationConfig, T5Config};
 use t5_core::generate::{generate, GenerateOutput, Generation};
 use t5_core::model::{Batch, ModelKind, T5};
 use t5_core::tokenizer::{CallOptions, EncodeInput, EncodeOptions, Padding, Sequence, Tokenizer, Truncation};
-use t5_core::weights::{shard_files_from_index as core_shard_files, WeightStore};
+use t5_core::formats::{shard_files_from_index as core_shard_files, WeightStore};
 use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
@@ -488,7 +488,7 @@ pub struct WasmModelBuilder {
     /// storage form of the linear weights ("fp32" unless `setDtype` says otherwise)
     dtype: t5_core::WeightDtype,
     /// the safetensors file being streamed (`beginShard` … `pushShard` … `endShard`)
-    stream: Option<t5_core::weights::ShardStream>,
+    stream: Option<t5_core::formats::ShardStream>,
     /// memory the weights may take (default: one wasm32 memory, 4 GiB)
     memory_limit: Option<u64>,
     /// whether the model to be built has a decoder (`setKind`; default true), for the size check
@@ -511,7 +511,7 @@ impl WasmModelBuilder {
             store: WeightStore::new(),
             dtype: t5_core::WeightDtype::F32,
             stream: None,
-            memory_limit: t5_core::weights::default_memory_limit(),
+            memory_limit: t5_core::formats::default_memory_limit(),
             has_decoder: true,
         })
     }
@@ -559,7 +559,7 @@ impl WasmModelBuilder {
         let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
         let base = task.base_kind();
         let lm_head = base == ModelKind::ConditionalGeneration && !self.config.tie_word_embeddings;
-        t5_core::weights::check_model_fits(&self.config, base != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map(|b| b as f64).map_err(js_err)
+        t5_core::formats::check_model_fits(&self.config, base != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map(|b| b as f64).map_err(js_err)
     }
 
     /// Start streaming the safetensors file `name` (`size`: its length in bytes when known). Its
@@ -576,7 +576,7 @@ impl WasmModelBuilder {
             Some(s) => return Err(bad_input(format!("file size {s} is not a byte count"))),
             None => None,
         };
-        let stream = t5_core::weights::ShardStream::new(name, size, self.dtype, self.memory_limit);
+        let stream = t5_core::formats::ShardStream::new(name, size, self.dtype, self.memory_limit);
         // the first file: the whole model's size from the config, once its header shows it is not pre-quantized
         self.stream = Some(if self.store.names().is_empty() { stream.with_config_check(&self.config, self.has_decoder) } else { stream });
         Ok(())
@@ -890,11 +890,11 @@ impl WasmModelBuilder {
     /// a `generation_config.json` next to the file, when there is one.
     #[wasm_bindgen(js_name = fromGguf)]
     pub fn from_gguf(name: &str, bytes: Vec<u8>, generation_config_json: Option<String>) -> JsResult<WasmModelBuilder> {
-        let (config, mut generation, store) = t5_core::gguf::load(name, bytes).map_err(js_err)?;
+        let (config, mut generation, store) = t5_core::formats::gguf::load(name, bytes).map_err(js_err)?;
         if let Some(text) = generation_config_json {
             generation = GenerationConfig::from_json(&text, &config).map_err(js_err)?;
         }
-        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::weights::default_memory_limit(), has_decoder: true })
+        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::formats::default_memory_limit(), has_decoder: true })
     }
 
     /// The builder's config as config.json text (for `parseConfig`).

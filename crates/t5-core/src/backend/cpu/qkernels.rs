@@ -13,7 +13,7 @@
 //!   dequantized model) and multiplied against all input rows with the f32 tile kernel.
 
 use super::kernels;
-use crate::quant::QWeight;
+use crate::dtype::QWeight;
 
 /// Weight rows dequantized at a time for multi-row inputs.
 const STRIP: usize = 32;
@@ -175,7 +175,7 @@ pub mod fixed {
     /// and converts to f32 exactly (checked by [`q4_dot`] in the unit tests).
     pub const Q4_GROUP_MAX: usize = 256;
 
-    /// q4 (`row`: one row's packed nibbles, [`crate::quant::q4_code`] layout; groups of `group`, a
+    /// q4 (`row`: one row's packed nibbles, [`crate::dtype::quant::q4_code`] layout; groups of `group`, a
     /// multiple of 64 up to [`Q4_GROUP_MAX`]): `unit · Σ_g scale_g Σ_{t∈g} q_t X_t` (codes `q` in
     /// 0..16, the zero points left to the caller), summed as the SIMD kernel sums it: per group,
     /// exact products in 4 i32 lanes per limb (weight `t` in lane `(t mod 8) / 2`; the additions and
@@ -198,7 +198,7 @@ pub mod fixed {
         for (g, &scale) in scales.iter().enumerate().take(row.len() * 2 / group) {
             let (mut ah, mut al) = ([0i32; 4], [0i32; 4]);
             for t in g * group..(g + 1) * group {
-                let (q, l) = (crate::quant::q4_code(row, t) as i32, (t % 8) / 2);
+                let (q, l) = (crate::dtype::quant::q4_code(row, t) as i32, (t % 8) / 2);
                 ah[l] = ah[l].checked_add(q * fx.hi[t] as i32).expect("i32 lane overflow (hi)");
                 al[l] = al[l].checked_add(q * fx.lo[t] as i32).expect("i32 lane overflow (lo)");
             }
@@ -211,7 +211,8 @@ pub mod fixed {
 }
 
 pub mod scalar {
-    use crate::quant::{q4_code, QWeight};
+    use crate::dtype::quant::q4_code;
+    use crate::dtype::QWeight;
 
     pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
         let (n, k) = w.dims();
@@ -237,7 +238,7 @@ pub mod scalar {
                 }
             }
             QWeight::Q8 { codes, scales, .. } => {
-                let group = crate::quant::q8_group(n, k, scales.len());
+                let group = crate::dtype::quant::q8_group(n, k, scales.len());
                 let bpr = k / group;
                 for j in 0..n {
                     let mut total = 0.0f32;
@@ -290,7 +291,7 @@ pub mod scalar {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::kernels::avx2::hsum;
-    use crate::quant::QWeight;
+    use crate::dtype::QWeight;
     use core::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -330,7 +331,7 @@ mod avx2 {
                 }
             }
             QWeight::Q8 { codes, scales, .. } => {
-                let group = crate::quant::q8_group(n, k, scales.len());
+                let group = crate::dtype::quant::q8_group(n, k, scales.len());
                 if group % 16 != 0 {
                     return super::scalar::matvec(x, w, out);
                 }
@@ -548,7 +549,7 @@ mod avx2 {
 /// [`avx512::bf16`], the same pass structure.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use crate::quant::QWeight;
+    use crate::dtype::QWeight;
     use core::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
@@ -900,7 +901,7 @@ mod avx512 {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
     use super::kernels::simd128::{hsum, madd};
-    use crate::quant::QWeight;
+    use crate::dtype::QWeight;
     use core::arch::wasm32::*;
 
     /// f16 bits (in the low 16 bits of each u32 lane) → f32, exact for finite values (normal and
@@ -941,7 +942,7 @@ mod simd128 {
                 }
                 QWeight::Q8 { codes, scales, .. } => {
                     // one scale per row (group = k) or per 32-weight block (GGUF Q8_0)
-                    let group = crate::quant::q8_group(n, k, scales.len());
+                    let group = crate::dtype::quant::q8_group(n, k, scales.len());
                     if group % 16 != 0 || k % group != 0 {
                         return super::scalar::matvec(x, w, out);
                     }
@@ -1345,7 +1346,7 @@ mod simd128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::{QWeight, WeightDtype};
+    use crate::dtype::{QWeight, WeightDtype};
     use crate::tensor::Tensor;
 
     fn naive(m: usize, x: &[f32], w: &Tensor) -> Vec<f64> {
@@ -1538,7 +1539,7 @@ mod tests {
     /// against `X = ±2^28` in groups of [`fixed::Q4_GROUP_MAX`].
     #[test]
     fn fixed_point_q4_stays_within_its_bound() {
-        use crate::quant::q4_code;
+        use crate::dtype::quant::q4_code;
         let (n, k) = (11, 1024);
         let x: Vec<f32> = (0..k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0 * [1.0, 1e-3, 30.0][i % 3]).collect();
         let m = x.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));

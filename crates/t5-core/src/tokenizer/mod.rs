@@ -2,6 +2,8 @@
 //! (Unigram + precompiled normalizer + Metaspace; the post-processor appends `</s>`), with the
 //! few settings transformers reads from `tokenizer_config.json`.
 
+pub mod spiece;
+
 use crate::error::{Result, T5Error};
 use serde_json::Value;
 mod check;
@@ -258,7 +260,7 @@ pub struct TokenSpans {
 
 impl Tokenizer {
     /// From the bytes of a SentencePiece `spiece.model` and, when present, `tokenizer_config.json`: the tokenizer of
-    /// a checkpoint without `tokenizer.json`, built as transformers 5.24 builds it (see [`crate::spiece::t5_tokenizer`]
+    /// a checkpoint without `tokenizer.json`, built as transformers 5.24 builds it (see [`spiece::t5_tokenizer`]
     /// for the pipeline; `extra_ids` and `added_tokens_decoder` are read from the config, `legacy` and
     /// `add_prefix_space` change nothing, as in transformers 5.24's `T5Tokenizer`). The other settings
     /// (pad/eos tokens, `clean_up_tokenization_spaces`, `model_max_length`, `padding_side`) are read as
@@ -269,15 +271,15 @@ impl Tokenizer {
             Some(b) => serde_json::from_slice(b).map_err(|e| T5Error::Tokenizer(format!("tokenizer_config.json: {e}")))?,
             None => Value::Object(Default::default()),
         };
-        let model = crate::spiece::SpModel::parse(spiece_model)?;
-        let inner = crate::spiece::t5_tokenizer(&model, &cfg)?;
+        let model = crate::formats::spiece::SpModel::parse(spiece_model)?;
+        let inner = spiece::t5_tokenizer(&model, &cfg)?;
         Ok(Self::from_hf(inner, &cfg))
     }
 
     /// The settings [`Tokenizer::from_bytes`] reads from `tokenizer_config.json`, around a built tokenizer
     /// (the same reading as `from_bytes`; keep the two in step).
     fn from_hf(inner: HfTokenizer, cfg: &Value) -> Self {
-        let token_of = |key: &str, default: &str| crate::spiece::config_token(cfg, key, default);
+        let token_of = |key: &str, default: &str| spiece::config_token(cfg, key, default);
         let pad_token = token_of("pad_token", "<pad>");
         let pad_id = inner.token_to_id(&pad_token).unwrap_or(0);
         let eos_id = inner.token_to_id(&token_of("eos_token", "</s>"));
