@@ -14,7 +14,7 @@ use crate::backend::Backend;
 use crate::config::{GenerationConfig, T5Config};
 use crate::error::{Result, T5Error};
 use crate::model::T5;
-use crate::weights::MEMORY_RESERVE;
+use crate::formats::MEMORY_RESERVE;
 
 /// `a × b × ...` checked; `None` on overflow.
 fn prod(xs: &[u64]) -> Option<u64> {

@@ -389,7 +389,7 @@ impl<B: Backend> T5<B> {
             None
         };
         let (weight_fallbacks, weight_bytes) = (l.fallbacks.into_inner(), l.bytes.get());
-        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes, half, memory_limit: crate::weights::default_memory_limit() })
+        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes, half, memory_limit: crate::formats::default_memory_limit() })
     }
 
     /// Weights stored in another form than requested at load, with the form they got.

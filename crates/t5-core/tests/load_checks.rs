@@ -100,7 +100,7 @@ fn gguf_relative_buckets_are_checked_too() {
     let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
     assert_eq!(&bytes[at..at + 8], &[4, 0, 0, 0, 32, 0, 0, 0], "u32 32");
     bytes[at + 4] = 1;
-    let err = t5_core::gguf::load("tiny-t5-f32.gguf", bytes).err().expect("1 bucket must fail");
+    let err = t5_core::formats::gguf::load("tiny-t5-f32.gguf", bytes).err().expect("1 bucket must fail");
     assert_eq!(err.code(), "BadConfig", "{err}");
     assert!(err.to_string().contains("relative_attention_num_buckets: 1 is too few"), "{err}");
 }

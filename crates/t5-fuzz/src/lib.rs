@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use t5_core::config::{GenerationConfig, T5Config};
 use t5_core::tokenizer::Tokenizer;
-use t5_core::weights::{ShardStream, WeightStore};
+use t5_core::{ShardStream, WeightStore};
 use t5_core::{Batch, Cpu, ModelKind, WeightDtype, T5};
 
 /// One fuzz target: a name (its corpus folder) and the function under test.
@@ -44,11 +44,11 @@ fn shard_stream(data: &[u8]) {
 }
 
 fn gguf(data: &[u8]) {
-    let _ = t5_core::gguf::load("model.gguf", data.to_vec());
+    let _ = t5_core::formats::gguf::load("model.gguf", data.to_vec());
 }
 
 fn pickle(data: &[u8]) {
-    let _ = t5_core::pickle::read_torch_checkpoint(data, "pytorch_model.bin");
+    let _ = t5_core::formats::pickle::read_torch_checkpoint(data, "pytorch_model.bin");
 }
 
 fn spiece(data: &[u8]) {
@@ -89,7 +89,7 @@ pub fn check_config_invariants(cfg: &T5Config) {
         }
     }
     for dtype in [WeightDtype::F32, WeightDtype::Q4] {
-        let _ = t5_core::weights::estimate_model_bytes(cfg, true, true, dtype);
+        let _ = t5_core::formats::estimate_model_bytes(cfg, true, true, dtype);
     }
     let _ = t5_core::budget::encode_bytes(cfg, 1, 512);
 }

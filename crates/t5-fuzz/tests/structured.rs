@@ -3,7 +3,7 @@
 
 use bolero::{check, TypeGenerator};
 use serde_json::json;
-use t5_core::weights::WeightStore;
+use t5_core::WeightStore;
 use t5_core::T5Config;
 
 #[derive(Debug, TypeGenerator)]

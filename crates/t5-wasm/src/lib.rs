@@ -634,7 +634,7 @@ impl WasmModelBuilder {
         let mut model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
         drop(store);
         // calls are checked against the same budget as the load (crates/t5-core/src/budget.rs)
-        model.set_memory_limit(self.memory_limit.or(t5_core::weights::default_memory_limit()));
+        model.set_memory_limit(self.memory_limit.or(t5_core::formats::default_memory_limit()));
         Ok(WasmModel { model, generation: self.generation.clone(), task, head })
     }
 }

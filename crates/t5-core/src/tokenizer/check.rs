@@ -3,7 +3,7 @@
 //! panics at load), `spm_precompiled` reserves the trie size its 4-byte header claims (a 4-byte
 //! value reserves up to 4 GiB), and its lookup indexes the trie unchecked (a corrupt trie panics on
 //! the first text that reaches the bad unit). Every `Precompiled` normalizer (also inside a
-//! `Sequence`) is decoded here and walked by [`crate::spiece::check_precompiled_charsmap`].
+//! `Sequence`) is decoded here and walked by [`crate::formats::spiece::check_precompiled_charsmap`].
 
 use crate::error::{Result, T5Error};
 use serde_json::Value;
@@ -50,7 +50,7 @@ fn check_normalizer(n: &Value, path: &str, depth: usize) -> Result<()> {
             if bytes.is_empty() {
                 return Err(err(&field, "empty (a Precompiled normalizer needs its charsmap)"));
             }
-            crate::spiece::check_precompiled_charsmap(&bytes).map_err(|e| match e {
+            crate::formats::spiece::check_precompiled_charsmap(&bytes).map_err(|e| match e {
                 T5Error::Tokenizer(m) => err(&field, m.trim_start_matches("spiece.model: ").trim_start_matches("precompiled_charsmap: ")),
                 other => other,
             })
