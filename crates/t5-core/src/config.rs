@@ -454,7 +454,7 @@ impl GenerationConfig {
     /// Total decoder length below which EOS is suppressed (`min_new_tokens` takes precedence).
     pub fn total_min_length(&self) -> usize {
         match self.min_new_tokens {
-            Some(n) => n + 1,
+            Some(n) => n.saturating_add(1),
             None => self.min_length,
         }
     }
