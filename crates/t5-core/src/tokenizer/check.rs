@@ -29,34 +29,45 @@ fn check_normalizer(n: &Value, path: &str, depth: usize) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(err(path, format!("normalizers nested more than {MAX_DEPTH} deep")));
     }
-    let Some(o) = n.as_object() else { return Ok(()) };
-    match o.get("type").and_then(Value::as_str) {
-        Some("Sequence") => {
-            if let Some(Value::Array(items)) = o.get("normalizers") {
-                for (i, item) in items.iter().enumerate() {
-                    check_normalizer(item, &format!("{path}.normalizers[{i}]"), depth + 1)?;
+    // every object of the subtree: `tokenizers` also reads untagged (legacy) normalizers, e.g. a
+    // Sequence whose "type" key is missing or misspelt still has its `normalizers` read
+    match n {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_normalizer(item, &format!("{path}[{i}]"), depth + 1)?;
+            }
+            Ok(())
+        }
+        Value::Object(o) => {
+            if o.get("type").and_then(Value::as_str) == Some("Precompiled") || o.contains_key("precompiled_charsmap") {
+                check_precompiled(o, path)?;
+            }
+            for (k, v) in o {
+                if v.is_object() || v.is_array() {
+                    check_normalizer(v, &format!("{path}.{k}"), depth + 1)?;
                 }
             }
             Ok(())
         }
-        Some("Precompiled") => {
-            let field = format!("{path}.precompiled_charsmap");
-            let text = match o.get("precompiled_charsmap") {
-                Some(Value::String(s)) => s,
-                Some(other) => return Err(err(&field, format!("expected a base64 string, got {}", crate::config::show_value(other)))),
-                None => return Err(err(&field, "missing (a Precompiled normalizer needs its charsmap)")),
-            };
-            let bytes = decode_base64(text).ok_or_else(|| err(&field, "not valid base64"))?;
-            if bytes.is_empty() {
-                return Err(err(&field, "empty (a Precompiled normalizer needs its charsmap)"));
-            }
-            crate::formats::spiece::check_precompiled_charsmap(&bytes).map_err(|e| match e {
-                T5Error::Tokenizer(m) => err(&field, m.trim_start_matches("spiece.model: ").trim_start_matches("precompiled_charsmap: ")),
-                other => other,
-            })
-        }
         _ => Ok(()),
     }
+}
+
+fn check_precompiled(o: &serde_json::Map<String, Value>, path: &str) -> Result<()> {
+    let field = format!("{path}.precompiled_charsmap");
+    let text = match o.get("precompiled_charsmap") {
+        Some(Value::String(s)) => s,
+        Some(other) => return Err(err(&field, format!("expected a base64 string, got {}", crate::config::show_value(other)))),
+        None => return Err(err(&field, "missing (a Precompiled normalizer needs its charsmap)")),
+    };
+    let bytes = decode_base64(text).ok_or_else(|| err(&field, "not valid base64"))?;
+    if bytes.is_empty() {
+        return Err(err(&field, "empty (a Precompiled normalizer needs its charsmap)"));
+    }
+    crate::formats::spiece::check_precompiled_charsmap(&bytes).map_err(|e| match e {
+        T5Error::Tokenizer(m) => err(&field, m.trim_start_matches("spiece.model: ").trim_start_matches("precompiled_charsmap: ")),
+        other => other,
+    })
 }
 
 /// Standard base64 (`+/`), padding optional, no whitespace: what `base64::decode` of the
