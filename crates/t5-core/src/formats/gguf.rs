@@ -263,7 +263,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Gguf> {
             return Err(r.bad(format!("tensor {name:?} ({}): rows of {} are not whole {bw}-weight blocks", ty.name(), dims[0])));
         }
         let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| r.bad(format!("tensor {name:?}: {dims:?} overflows")))?;
-        let size = numel / bw * bb;
+        let size = (numel / bw).checked_mul(bb).ok_or_else(|| r.bad(format!("tensor {name:?}: {dims:?} overflows")))?;
         if offset % alignment as u64 != 0 {
             return Err(r.bad(format!("tensor {name:?}: offset {offset} is not a multiple of the alignment {alignment}")));
         }
