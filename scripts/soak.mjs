@@ -13,11 +13,11 @@ const opts = [{ max_new_tokens: 8 }, { max_new_tokens: 8, num_beams: 4 }, { max_
 
 let t = performance.now();
 const model = await AutoModelForSeq2SeqLM.fromPretrained(dir);
-for (let i = 0; i < 40; i++) model.generate([[37, 9, 5, 1]], opts[i % opts.length]);
+for (let i = 0; i < 40; i++) model.generateSync([[37, 9, 5, 1]], opts[i % opts.length]);
 const warmGen = wasmMemory().buffer.byteLength;
 console.log(`generate: warm-up done, memory ${mib()} MiB`);
 for (let i = 1; i <= calls; i++) {
-  model.generate([[37, 9, 5, 1, 8, 22]], opts[i % opts.length]);
+  model.generateSync([[37, 9, 5, 1, 8, 22]], opts[i % opts.length]);
   if (i % 1000 === 0) console.log(`generate: ${i} calls, memory ${mib()} MiB, ${((performance.now() - t) / 1000).toFixed(0)} s`);
 }
 model.dispose();

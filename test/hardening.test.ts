@@ -129,7 +129,7 @@ describe("tokenizer.json precompiled_charsmap", () => {
 
 describe("call-time budgets", () => {
   it("12,000 raw input_ids: InputTooLongError naming the longest that fits", () => {
-    const e = thrown(() => model.generate([Array.from({ length: 12_000 }, () => 5)], { max_new_tokens: 2 }));
+    const e = thrown(() => model.generateSync([Array.from({ length: 12_000 }, () => 5)], { max_new_tokens: 2 }));
     expect(e).toBeInstanceOf(InputTooLongError);
     expect(e.message).toMatch(/input of 12000 tokens is longer than the maximum of \d+/);
   });
@@ -142,17 +142,18 @@ describe("call-time budgets", () => {
       { cache_implementation: "static", max_new_tokens: 50_000_000 },
       { max_new_tokens: 2 ** 31 },
     ]) {
-      const e = thrown(() => model.generate(ids, opts as never));
+      const e = thrown(() => model.generateSync(ids, opts as never));
       expect(e, JSON.stringify(opts)).toBeInstanceOf(MemoryBudgetError);
       expect(e).toBeInstanceOf(BadInputError);
     }
     // and the model still answers
-    expect(model.generate(ids, { max_new_tokens: 3 })[0]!.length).toBeGreaterThan(1);
+    expect(model.generateSync(ids, { max_new_tokens: 3 })[0]!.length).toBeGreaterThan(1);
   });
 
-  it("generate(null) is a BadInputError", () => {
-    expect(thrown(() => model.generate(null as never))).toBeInstanceOf(BadInputError);
-    expect(thrown(() => model.generate(undefined as never))).toBeInstanceOf(BadInputError);
+  it("generate(null) is a BadInputError", async () => {
+    expect(thrown(() => model.generateSync(null as never))).toBeInstanceOf(BadInputError);
+    expect(thrown(() => model.generateSync(undefined as never))).toBeInstanceOf(BadInputError);
+    await expect(model.generate(null as never)).rejects.toBeInstanceOf(BadInputError);
   });
 });
 
@@ -214,7 +215,7 @@ describe("a trapped call", () => {
 
   it("new loads get a fresh instance; models of the failed one keep working and dispose cleanly", async () => {
     const ids = [[5, 6, 7, 1]];
-    const want = model.generate(ids, { max_new_tokens: 4 });
+    const want = model.generateSync(ids, { max_new_tokens: 4 });
     const oldMemory = wasmMemory();
     const count = wasmInstanceCount();
     markInstanceFailed(); // as engine-guard.ts does after a trap
@@ -222,8 +223,8 @@ describe("a trapped call", () => {
     expect(wasmInstanceCount()).toBe(count + 1);
     expect(wasmMemory()).not.toBe(oldMemory);
     const fresh = (await AutoModelForSeq2SeqLM.fromPretrained(TINY)) as T5ForConditionalGeneration;
-    expect(fresh.generate(ids, { max_new_tokens: 4 })).toEqual(want);
-    expect(model.generate(ids, { max_new_tokens: 4 })).toEqual(want);
+    expect(fresh.generateSync(ids, { max_new_tokens: 4 })).toEqual(want);
+    expect(model.generateSync(ids, { max_new_tokens: 4 })).toEqual(want);
     fresh.dispose();
     expect(() => fresh.dispose()).not.toThrow();
   });

@@ -15,11 +15,11 @@ describe("soak", () => {
   it("120 generate calls: memory flat after warm-up", { timeout: 180_000 }, async () => {
     const model = (await AutoModelForSeq2SeqLM.fromPretrained(TINY)) as T5ForConditionalGeneration;
     const opts = [{ max_new_tokens: 6 }, { max_new_tokens: 6, num_beams: 3 }, { max_new_tokens: 6, do_sample: true, seed: 3 }];
-    for (let i = 0; i < 12; i++) model.generate([[37, 9, 5, 1]], opts[i % 3]);
+    for (let i = 0; i < 12; i++) model.generateSync([[37, 9, 5, 1]], opts[i % 3]);
     const warm = memory();
-    const first = model.generate([[37, 9, 5, 1]], opts[0]);
+    const first = model.generateSync([[37, 9, 5, 1]], opts[0]);
     for (let i = 0; i < 120; i++) {
-      const out = model.generate([[37, 9, 5, 1]], opts[i % 3]);
+      const out = model.generateSync([[37, 9, 5, 1]], opts[i % 3]);
       if (i % 3 === 0) expect(out).toEqual(first);
     }
     expect(memory()).toBe(warm);
@@ -39,8 +39,8 @@ describe("soak", () => {
     const b = { input_ids: [[8, 22, 1]] };
     const optsA = { max_new_tokens: 8, num_beams: 2 };
     const optsB = { max_new_tokens: 8 };
-    const wantA = model.generate(a, optsA);
-    const wantB = model.generate(b, optsB);
+    const wantA = model.generateSync(a, optsA);
+    const wantB = model.generateSync(b, optsB);
     const drain = async (it: AsyncGenerator<number[], { sequences: number[][] }, undefined>) => {
       for (;;) {
         const r = await it.next();
@@ -53,7 +53,7 @@ describe("soak", () => {
     // a synchronous call between the steps of a stream is independent too
     const it = model.generateStream(a, optsA);
     await it.next();
-    expect(model.generate(b, optsB)).toEqual(wantB);
+    expect(model.generateSync(b, optsB)).toEqual(wantB);
     expect(await drain(it)).toEqual(wantA);
     model.dispose();
   });

@@ -8,6 +8,8 @@ try {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     stderrIsTTY: process.stderr.isTTY === true,
+    stdoutIsTTY: process.stdout.isTTY === true,
+    stdinIsTTY: process.stdin.isTTY === true,
   });
 } catch (e) {
   // main() answers every expected failure itself; anything else still gets one line, not a stack trace

@@ -10,28 +10,37 @@
  *   fetched with a streaming compile (bundlers recognise the pattern and copy the asset);
  * - workerd / Cloudflare Workers (`workerd`, `worker`): `import wasm from "./t5_web_bg.wasm"`, a
  *   `WebAssembly.Module` (workerd may not compile wasm from bytes at run time).
- * Two builds ship, baseline SIMD128 and relaxed SIMD (fused multiply-adds); the relaxed one loads
- * where the runtime validates it (`wasm-features.ts`; `T5_WEB_WASM=simd128` forces the baseline).
- * {@link wasmFlavour} says which one runs.
+ * Three builds ship, baseline SIMD128, relaxed SIMD (fused multiply-adds) and threads (SIMD128 on a
+ * shared memory, with its own glue `pkg/t5_web_threads.js`, `#t5-wasm-threads`): the threaded one
+ * loads where workers can share a memory and more than one thread is wanted (the first
+ * initialisation's `numThreads`; default every hardware thread, at most 8), then starts the workers
+ * of the engine's CPU pool (`wasm-threads.ts`); else the relaxed one where the runtime validates it
+ * (`wasm-features.ts`; `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` forces one).
+ * {@link wasmFlavour} says which one runs, {@link wasmThreads} how many threads it has.
  *
- * Instances: the glue is bundled as a factory (`pkg/t5_web_factory.js`, scripts/glue-factory.mjs), so the engine can
- * run as several independent instances, each with its own memory. One is current; loads use it. After a trap in one
- * of its objects (engine-guard.ts) it is marked failed: the next load compiles nothing (the module is kept) but
- * instantiates afresh, the failed instance keeps serving the models already loaded on it, and its memory (with all
- * that the failure grew) is released when the last of them is disposed and garbage collected.
+ * Instances: the single-thread glue is bundled as a factory (`pkg/t5_web_factory.js`, scripts/glue-factory.mjs), so
+ * the engine can run as several independent instances, each with its own memory. One is current; loads use it. After
+ * a trap in one of its objects (engine-guard.ts) it is marked failed: the next load compiles nothing (the module is
+ * kept) but instantiates afresh, the failed instance keeps serving the models already loaded on it, and its memory
+ * (with all that the failure grew) is released when the last of them is disposed and garbage collected. The threaded
+ * glue is one per process (its shared memory and workers): after a trap in the threaded instance, fresh instances are
+ * single-thread builds.
  * Callers with their own copy (a CDN, a bundler asset URL, bytes, a compiled module) pass it to
  * {@link initWasm} before the first `fromPretrained`.
  */
 
 import type * as Glue from "#t5-wasm";
 import { createBindings } from "#t5-wasm-factory";
+import initThreaded, * as threaded from "#t5-wasm-threads";
 import { onEngineTrap, T5WebError } from "./errors.js";
 import { defaultWasmSource } from "./wasm-locate.js";
-import type { WasmFlavour } from "./wasm-features.js";
+import { DEFAULT_MAX_THREADS, hardwareThreads, type WasmFlavour } from "./wasm-features.js";
+import { ensureWorkers, workersStarted } from "./wasm-threads.js";
 
-export { hasRelaxedSimd, type WasmFlavour } from "./wasm-features.js";
+export { hasRelaxedSimd, threadsSupported, type WasmFlavour } from "./wasm-features.js";
 
-export type Bindings = typeof Glue;
+/** The engine's API, the same in every build (the loaders `default` / `initSync` differ: the threaded one takes a memory). */
+export type Bindings = Omit<typeof Glue, "default" | "initSync">;
 
 /** What {@link initWasm} accepts in place of the packaged `t5_web_bg.wasm`. */
 export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Response;
@@ -39,9 +48,21 @@ export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Resp
 interface Instance {
   bindings: Bindings;
   memory: WebAssembly.Memory;
+  flavour: WasmFlavour;
+  /** the threaded build (its pool's workers share `memory`) */
+  threaded: boolean;
   /** a trap happened in one of its objects: new loads get a fresh instance */
   failed: boolean;
 }
+
+/** What the first initialisation is told (later ones are ignored). */
+export interface InitOptions {
+  /** Threads wanted (default every hardware thread, at most 8): more than 1 loads the threaded build where possible. */
+  numThreads?: number;
+}
+
+/** The threaded build: its compiled module and shared memory, for more workers. */
+let shared: { module: WebAssembly.Module; memory: WebAssembly.Memory } | undefined;
 
 let ready: Promise<Instance> | undefined;
 let current: Instance | undefined;
@@ -65,49 +86,102 @@ function isNode(): boolean {
   return typeof p?.versions?.node === "string";
 }
 
-async function load(source?: WasmSource): Promise<Instance> {
+async function compile(source: URL | Uint8Array): Promise<WebAssembly.Module> {
+  if (source instanceof Uint8Array) return WebAssembly.compile(source as BufferSource);
+  const res = await fetch(source);
+  if (!res.ok) throw new T5WebError(`t5-web: cannot fetch the WebAssembly engine ${source.href}: HTTP ${res.status}`);
+  if (typeof WebAssembly.compileStreaming === "function" && res.headers.get("content-type")?.startsWith("application/wasm")) {
+    return WebAssembly.compileStreaming(res);
+  }
+  return WebAssembly.compile(await res.arrayBuffer());
+}
+
+async function load(source?: WasmSource, opts: InitOptions = {}): Promise<Instance> {
   let input: WasmSource;
+  let fl: WasmFlavour;
   if (compiled !== undefined) {
+    // a fresh instance after a failed one: the module compiled for the first
     input = compiled;
+    fl = flavour!;
   } else if (source !== undefined) {
     input = source;
-    flavour = "custom";
+    fl = "custom";
     if (isNode() && (typeof source === "string" || source instanceof URL)) {
       const url = source instanceof URL ? source : new URL(source, "file://" + process.cwd() + "/");
       if (url.protocol === "file:") input = await (await import("node:fs/promises")).readFile(url);
     }
   } else {
-    const found = await defaultWasmSource();
+    // the threaded glue is one per process: after its instance failed, fresh ones are single-thread builds
+    const wanted = shared ? 1 : (opts.numThreads ?? Math.min(await hardwareThreads(), DEFAULT_MAX_THREADS));
+    const found = await defaultWasmSource(wanted);
+    if (found.flavour === "threads") {
+      const module = await compile(found.source);
+      await initThreaded({ module_or_path: module });
+      const mem = threaded.sharedMemory() as WebAssembly.Memory;
+      shared = { module, memory: mem };
+      instances++;
+      current = { bindings: threaded, memory: mem, flavour: "threads", threaded: true, failed: false };
+      flavour = "threads";
+      await grow(wanted);
+      return current;
+    }
     input = found.source;
-    flavour = found.flavour;
+    fl = found.flavour;
   }
   const bindings = createBindings();
   const memory = (await bindings.default({ module_or_path: input })).memory;
   compiled ??= bindings.wasmModule();
-  flavour ??= "custom";
   instances++;
-  current = { bindings, memory, failed: false };
+  current = { bindings, memory, flavour: fl, threaded: false, failed: false };
+  flavour = fl;
   return current;
+}
+
+/**
+ * Make the engine's CPU pool `threads` threads strong (the calling one included) where it runs the
+ * threaded build; elsewhere nothing (one thread).
+ */
+export async function ensureThreads(threads: number): Promise<void> {
+  await initWasm();
+  if (current?.threaded) await grow(threads);
+}
+
+/** Start workers until the pool has `threads` threads, and wait until each has joined it (it says "ready" just before). */
+async function grow(threads: number): Promise<void> {
+  await ensureWorkers(threads - 1, shared!);
+  const until = Date.now() + 10_000;
+  while (threaded.threadCapacity() < 1 + workersStarted() && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
+}
+
+/** Threads the engine can split work across now: 1 + the pool's workers (1 in the single-thread builds). */
+export function wasmThreads(): number {
+  return current?.threaded ? 1 + workersStarted() : 1;
 }
 
 /**
  * Initialise the engine (idempotent: later calls return the first call's result, until a trap marks the instance
  * failed; then the next call starts a fresh one). Pass `source` to load the `.wasm` from somewhere other than the
- * packaged file.
+ * packaged file; `opts` count at the first initialisation.
  */
-export async function initWasm(source?: WasmSource): Promise<Bindings> {
+export async function initWasm(source?: WasmSource, opts?: InitOptions): Promise<Bindings> {
   if (current?.failed && ready) {
     const failed = current;
     const p = await ready;
     if (p === failed) ready = undefined;
   }
   if (!ready) {
-    ready = load(source).catch((e: unknown) => {
+    ready = load(source, opts).catch((e: unknown) => {
       ready = undefined; // allow a retry, e.g. after building the engine
       throw e instanceof T5WebError ? e : new T5WebError(`t5-web: cannot initialise the WebAssembly engine: ${String(e)}`, { cause: e });
     });
   }
   return (await ready).bindings;
+}
+
+/** The current instance's bindings when {@link initWasm} has finished, else `undefined` (for the synchronous constructors). */
+export function wasmIfReady(): Bindings | undefined {
+  // a failed instance: undefined, so that the caller awaits initWasm() (a fresh instance)
+  return current && !current.failed ? current.bindings : undefined;
 }
 
 /**
@@ -127,7 +201,7 @@ export function markInstanceFailed(obj?: object): void {
 onEngineTrap(() => markInstanceFailed());
 
 /**
- * Which engine build is running: `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`
+ * Which engine build is running: `"threads"` / `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`
  * (a source passed to {@link initWasm}), or `undefined` before initialisation.
  */
 export function wasmFlavour(): WasmFlavour | undefined {

@@ -206,7 +206,7 @@ fn broken_streams_are_typed_errors() {
     assert_eq!(run(&head, None).unwrap_err().code(), "BadWeights");
 }
 
-/// Manual check on a large checkpoint (README "Models larger than 4 GiB"): `T5_BIG_DIR=<dir> cargo test --release
+/// Manual check on a large checkpoint (docs/development.md "Models larger than 4 GiB"): `T5_BIG_DIR=<dir> cargo test --release
 /// -p t5-core --test streaming -- --ignored`. Streams the file as q8 in 8 MiB pieces and loads it whole as q8:
 /// identical logits; writes them to `<dir>/native-q8-logits.json` for `test/runtimes/large-model.mjs` to compare
 /// with the wasm build.

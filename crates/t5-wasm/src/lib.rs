@@ -11,10 +11,10 @@
 //! before they reach the engine: the release profile aborts on panic, and an abort kills the wasm
 //! instance for every model living in it.
 
-use js_sys::{Array, Float32Array, Int32Array, Object, Reflect, Uint32Array};
+use js_sys::{Array, Int32Array, Object, Reflect, Uint32Array};
 use serde_json::Value;
 use t5_core::config::{GenerationConfig, T5Config};
-use t5_core::generate::{generate, GenerateOutput, Generation};
+use t5_core::generate::{generate, Generation};
 use t5_core::model::{Batch, ModelKind, T5};
 use t5_core::tokenizer::{CallOptions, EncodeInput, EncodeOptions, Padding, Sequence, Tokenizer, Truncation};
 use t5_core::formats::{shard_files_from_index as core_shard_files, WeightStore};
@@ -22,6 +22,12 @@ use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
 mod heads;
+pub mod options;
+pub mod results;
+mod tokenizer;
+
+pub use options::GenerateOptions;
+pub use results::{ForwardResult, GenerateResult, GpuGenerateStats};
 // WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
 #[cfg(target_arch = "wasm32")]
 mod gpu;
@@ -74,6 +80,44 @@ fn make_batch(ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -
         return Err(bad_input(format!("{} input ids for a [{batch}, {seq}] batch", ids.len())));
     }
     Batch::new(ids, mask, batch, seq).map_err(js_err)
+}
+
+// ---------------------------------------------------------------------------------------------
+// threads
+
+/// Threads a model can use now: 1 + the pool workers started (the threaded build; 1 elsewhere).
+#[wasm_bindgen(js_name = threadCapacity)]
+pub fn thread_capacity() -> u32 {
+    t5_core::backend::cpu::pool::capacity() as u32
+}
+
+/// Whether this module was built with threads (shared memory and atomics).
+#[wasm_bindgen(js_name = threadsBuilt)]
+pub fn threads_built() -> bool {
+    cfg!(target_feature = "atomics")
+}
+
+/// The threaded build's shared memory, for the pool's workers to instantiate the module on.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[wasm_bindgen(js_name = sharedMemory)]
+pub fn shared_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
+/// The threaded build: a worker's `workerMain` trapped. Work waiting for it then fails instead of
+/// hanging.
+#[wasm_bindgen(js_name = workerFailed)]
+pub fn worker_failed() {
+    t5_core::backend::cpu::pool::worker_failed()
+}
+
+/// The threaded build's pool worker: called once in each worker (a Web Worker / worker thread
+/// that instantiated this module on the main instance's shared memory); registers the thread with
+/// the CPU pool and serves its jobs. Never returns.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[wasm_bindgen(js_name = workerMain)]
+pub fn worker_main() {
+    t5_core::backend::cpu::pool::worker_main()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,6 +537,10 @@ pub struct WasmModelBuilder {
     memory_limit: Option<u64>,
     /// whether the model to be built has a decoder (`setKind`; default true), for the size check
     has_decoder: bool,
+    /// CPU threads of the model (`setNumThreads`; 0 = every pool thread, at most 8)
+    threads: usize,
+    /// smallest job split across threads (`setGrain`; `None`: the default)
+    grain: Option<usize>,
 }
 
 #[wasm_bindgen]
@@ -505,14 +553,18 @@ impl WasmModelBuilder {
             Some(text) => GenerationConfig::from_json(&text, &config).map_err(js_err)?,
             None => GenerationConfig::from_model_config(&config),
         };
+        let mut store = WeightStore::new();
+        store.set_memory_limit(t5_core::formats::default_memory_limit());
         Ok(WasmModelBuilder {
             config,
             generation,
-            store: WeightStore::new(),
+            store,
             dtype: t5_core::WeightDtype::F32,
             stream: None,
             memory_limit: t5_core::formats::default_memory_limit(),
             has_decoder: true,
+            threads: 0,
+            grain: None,
         })
     }
 
@@ -522,6 +574,21 @@ impl WasmModelBuilder {
     pub fn set_dtype(&mut self, dtype: &str) -> JsResult<()> {
         self.dtype = t5_core::WeightDtype::parse(dtype).map_err(js_err)?;
         Ok(())
+    }
+
+    /// CPU threads the model uses (the calling thread included): 1 = the calling thread only, 0 =
+    /// automatic (every pool thread, at most 8). More than the pool has (see `threadCapacity`) are
+    /// not used. Results are bit-identical at any count.
+    #[wasm_bindgen(js_name = setNumThreads)]
+    pub fn set_num_threads(&mut self, threads: u32) {
+        self.threads = threads as usize;
+    }
+
+    /// Smallest job (multiply-adds) split across threads; 0 splits every job (tests of the threaded
+    /// paths on tiny models). Results do not depend on it.
+    #[wasm_bindgen(js_name = setGrain)]
+    pub fn set_grain(&mut self, grain: u32) {
+        self.grain = Some(grain as usize);
     }
 
     /// Add one safetensors file of the checkpoint (its name is used in error messages).
@@ -539,6 +606,7 @@ impl WasmModelBuilder {
             Some(b) if b.is_finite() && b >= 0.0 => Some(b as u64),
             Some(b) => return Err(bad_input(format!("memory limit {b} is not a byte count"))),
         };
+        self.store.set_memory_limit(self.memory_limit);
         Ok(())
     }
 
@@ -630,8 +698,13 @@ impl WasmModelBuilder {
         if store.names().is_empty() {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
-        let head = t5_core::heads::Head::load(task, &self.config, &store, &Cpu).map_err(js_err)?;
-        let mut model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
+        // what the model will hold, from the store's index, before the first conversion
+        let lm_head = kind == ModelKind::ConditionalGeneration;
+        t5_core::formats::check_build_fits(&store, &self.config, kind != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map_err(js_err)?;
+        let cpu = Cpu::with_threads(self.threads);
+        let cpu = self.grain.map_or(cpu, |g| cpu.with_grain(g));
+        let head = t5_core::heads::Head::load(task, &self.config, &store, &cpu).map_err(js_err)?;
+        let mut model = T5::load_with_dtype(self.config.clone(), &store, kind, cpu, self.dtype).map_err(js_err)?;
         drop(store);
         // calls are checked against the same budget as the load (crates/t5-core/src/budget.rs)
         model.set_memory_limit(self.memory_limit.or(t5_core::formats::default_memory_limit()));
@@ -655,6 +728,12 @@ impl WasmModel {
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         heads::task_name(self.task).unwrap_or_else(|| kind_name(self.model.kind)).into()
+    }
+
+    /// CPU threads this model's work is split across (1: the calling thread only).
+    #[wasm_bindgen(getter, js_name = numThreads)]
+    pub fn num_threads(&self) -> u32 {
+        self.model.backend().threads() as u32
     }
 
     /// Weights stored in another form than the requested dtype, as JSON `[[name, dtype], ...]`.
@@ -689,8 +768,7 @@ impl WasmModel {
     }
 
     /// transformers' `forward(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)`.
-    /// `labels` use -100 for ignored positions. Returns `{encoder_last_hidden_state, encoder_shape,
-    /// decoder_last_hidden_state?, decoder_shape?, logits?, logits_shape?, loss?}` (Float32Arrays + dims).
+    /// `labels` use -100 for ignored positions.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -701,11 +779,65 @@ impl WasmModel {
         decoder_ids: Option<Vec<u32>>,
         labels: Option<Vec<i32>>,
         decoder_mask: Option<Vec<u32>>,
-    ) -> JsResult<Object> {
+    ) -> JsResult<ForwardResult> {
+        let a = ForwardArgs::new(&self.model.config, self.model.kind, ids, mask, batch, seq, decoder_ids, labels, decoder_mask)?;
+        let out = self.model.forward(&a.input, a.decoder_ids.as_deref(), a.labels.as_deref(), a.decoder_mask.as_deref()).map_err(js_err)?;
+        Ok(ForwardResult::new(out, batch, a.dec_len))
+    }
+
+    /// Generation as transformers' `generate` (greedy, sampling, beam search, beam sampling; logits
+    /// processors; static or growing KV cache), all of it at once; `options`: see [`GenerateOptions`] (over the
+    /// model's generation config). The facade drives [`Self::start_generation`] instead, yielding between steps.
+    pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<GenerateResult> {
+        let (input, gen) = self.generation_input(ids, mask, batch, seq, options)?;
+        let out = generate(&self.model, &input, &gen, |_| true).map_err(js_err)?;
+        Ok(GenerateResult::new(out, None))
+    }
+
+    /// Generation one step at a time: the returned [`WasmGeneration`] runs a decoder step per
+    /// `step(model)` call, so that the caller can yield to its event loop between steps (async
+    /// iteration, cancellation by an `AbortSignal`).
+    #[wasm_bindgen(js_name = startGeneration)]
+    pub fn start_generation(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<WasmGeneration> {
+        let (input, gen) = self.generation_input(ids, mask, batch, seq, options)?;
+        let inner = Generation::new(&self.model, &input, &gen).map_err(js_err)?;
+        Ok(WasmGeneration { inner: Some(inner) })
+    }
+
+    fn generation_input(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<(Batch, GenerationConfig)> {
+        generation_input(&self.model.config, self.model.kind, &self.generation, ids, mask, batch, seq, options)
+    }
+}
+
+/// Encoder input and generation config of a `generate` call, on either device: options checked once, here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn generation_input(config: &T5Config, kind: ModelKind, base: &GenerationConfig, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<(Batch, GenerationConfig)> {
+    if kind != ModelKind::ConditionalGeneration {
+        return Err(bad_input("generate needs a model with an LM head (T5ForConditionalGeneration)"));
+    }
+    let options = GenerateOptions::from_js(options)?;
+    let input = make_batch(ids, mask, batch, seq)?;
+    let gen = options::generation_config(base, &options, config.vocab_size).map_err(js_err)?;
+    Ok((input, gen))
+}
+
+/// The checked inputs of the base classes' `forward`, on either device.
+pub(crate) struct ForwardArgs {
+    pub input: Batch,
+    pub decoder_ids: Option<Vec<u32>>,
+    /// as the engine takes them (T5Model computes no loss: none when decoder ids are given)
+    pub labels: Option<Vec<i64>>,
+    pub decoder_mask: Option<Vec<u32>>,
+    /// decoder positions per row
+    pub dec_len: Option<usize>,
+}
+
+impl ForwardArgs {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(config: &T5Config, kind: ModelKind, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, decoder_ids: Option<Vec<u32>>, labels: Option<Vec<i32>>, decoder_mask: Option<Vec<u32>>) -> JsResult<Self> {
         let input = make_batch(ids, mask, batch, seq)?;
-        let has_decoder = self.model.kind != ModelKind::Encoder;
         let mut dec_len = None;
-        if has_decoder {
+        if kind != ModelKind::Encoder {
             // decoder rows: from decoder_input_ids, else from labels (shifted right)
             let n = match (&decoder_ids, &labels) {
                 (Some(d), _) => d.len(),
@@ -715,19 +847,18 @@ impl WasmModel {
             if n == 0 || n % batch != 0 {
                 return Err(bad_input(format!("{n} decoder positions do not split into a batch of {batch}")));
             }
-            let t = n / batch;
             if let Some(l) = &labels {
                 if l.len() != n {
                     return Err(bad_input(format!("labels have {} values, decoder_input_ids {n}", l.len())));
                 }
-                if self.model.kind == ModelKind::ConditionalGeneration {
-                    let vocab = self.model.config.vocab_size as i64;
+                if kind == ModelKind::ConditionalGeneration {
+                    let vocab = config.vocab_size as i64;
                     if let Some(&bad) = l.iter().find(|&&x| x != -100 && (x < 0 || x as i64 >= vocab)) {
                         return Err(bad_input(format!("label {bad} is neither -100 nor a token id below the vocabulary size {vocab}")));
                     }
                 }
                 if decoder_ids.is_none() {
-                    if self.model.config.decoder_start_token_id.is_none() || self.model.config.pad_token_id.is_none() {
+                    if config.decoder_start_token_id.is_none() || config.pad_token_id.is_none() {
                         return Err(js_err(T5Error::BadConfig("shifting labels right needs decoder_start_token_id and pad_token_id in the config".into())));
                     }
                     if let Some(&bad) = l.iter().find(|&&x| x < 0 && x != -100) {
@@ -741,120 +872,11 @@ impl WasmModel {
                 }
                 check_mask_values("decoder_attention_mask", m)?;
             }
-            dec_len = Some(t);
+            dec_len = Some(n / batch);
         }
-        let labels64: Option<Vec<i64>> = labels.map(|l| l.into_iter().map(i64::from).collect());
-        // T5Model computes no loss: do not hand it labels together with decoder ids
-        let labels_for_engine = if self.model.kind == ModelKind::Model && decoder_ids.is_some() { None } else { labels64.as_deref() };
-        let out = self
-            .model
-            .forward(&input, decoder_ids.as_deref(), labels_for_engine, decoder_mask.as_deref())
-            .map_err(js_err)?;
-        let obj = Object::new();
-        set(&obj, "encoder_shape", shape_array(&out.encoder_last_hidden_state.shape));
-        set(&obj, "encoder_last_hidden_state", Float32Array::from(out.encoder_last_hidden_state.data.as_slice()));
-        if let Some(h) = out.decoder_last_hidden_state {
-            set(&obj, "decoder_shape", shape_array(&h.shape));
-            set(&obj, "decoder_last_hidden_state", Float32Array::from(h.data.as_slice()));
-        }
-        if let Some(l) = out.logits {
-            // the engine returns logits as [batch * t, vocab] or [batch, t, vocab]; report 3-D
-            let vocab = l.cols();
-            let t = dec_len.unwrap_or(1);
-            set(&obj, "logits_shape", shape_array(&[batch, t, vocab]));
-            set(&obj, "logits", Float32Array::from(l.data.as_slice()));
-        }
-        if let Some(loss) = out.loss {
-            set(&obj, "loss", loss as f64);
-        }
-        Ok(obj)
+        let labels = if kind == ModelKind::Model && decoder_ids.is_some() { None } else { labels.map(|l| l.into_iter().map(i64::from).collect()) };
+        Ok(ForwardArgs { input, decoder_ids, labels, decoder_mask, dec_len })
     }
-
-    /// Generation as transformers' `generate` (greedy, sampling, beam search, beam sampling; logits
-    /// processors; static or growing KV cache). `options_json` overlays the model's generation config
-    /// with transformers' names (max_new_tokens, max_length, min_new_tokens, min_length, eos_token_id,
-    /// pad_token_id, decoder_start_token_id, num_beams, do_sample, num_return_sequences, length_penalty,
-    /// early_stopping, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size, bad_words_ids,
-    /// forced_eos_token_id, cache_implementation, seed). Returns `{sequences: Uint32Array, batch, length,
-    /// sequences_scores?: Float32Array}`: `batch` rows (inputs × num_return_sequences), each starting with
-    /// the decoder start token, padded as transformers pads them; `sequences_scores` for beam search.
-    ///
-    /// `on_step` (optional): called after each generated position as `on_step(index, tokens)` with the
-    /// new token of each row (`Uint32Array`, `pad_token_id` for finished rows; beam search: the newest
-    /// token of each input's best running beam); returning `false` stops generation there (streaming and
-    /// cancellation). An exception thrown by it stops generation and is rethrown.
-    pub fn generate(
-        &self,
-        ids: Vec<u32>,
-        mask: Option<Vec<u32>>,
-        batch: usize,
-        seq: usize,
-        options_json: Option<String>,
-        on_step: Option<js_sys::Function>,
-    ) -> JsResult<Object> {
-        let (input, gen) = self.generation_input(ids, mask, batch, seq, options_json)?;
-        let mut thrown: Option<JsValue> = None;
-        let out = generate(&self.model, &input, &gen, |step| match &on_step {
-            None => true,
-            Some(f) => match f.call2(&JsValue::NULL, &JsValue::from(step.index as u32), &Uint32Array::from(step.tokens).into()) {
-                Ok(v) => v != JsValue::FALSE,
-                Err(e) => {
-                    thrown = Some(e);
-                    false
-                }
-            },
-        })
-        .map_err(js_err)?;
-        if let Some(e) = thrown {
-            return Err(e);
-        }
-        Ok(generate_output(out))
-    }
-
-    /// [`Self::generate`] one step at a time: the returned [`WasmGeneration`] runs a decoder step per
-    /// `step(model)` call, so that the caller can yield to its event loop between steps (async
-    /// iteration, cancellation by an `AbortSignal`).
-    #[wasm_bindgen(js_name = startGeneration)]
-    pub fn start_generation(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>) -> JsResult<WasmGeneration> {
-        let (input, gen) = self.generation_input(ids, mask, batch, seq, options_json)?;
-        let inner = Generation::new(&self.model, &input, &gen).map_err(js_err)?;
-        Ok(WasmGeneration { inner: Some(inner) })
-    }
-
-    fn generation_input(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>) -> JsResult<(Batch, GenerationConfig)> {
-        if self.model.kind != ModelKind::ConditionalGeneration {
-            return Err(bad_input("generate needs a model with an LM head (T5ForConditionalGeneration)"));
-        }
-        let input = make_batch(ids, mask, batch, seq)?;
-        let mut gen = self.generation.clone();
-        if let Some(text) = options_json {
-            let v: Value = serde_json::from_str(&text).map_err(|e| js_err(T5Error::BadConfig(format!("generation options: {e}"))))?;
-            gen.apply_json(&v).map_err(js_err)?;
-        }
-        let vocab = self.model.config.vocab_size;
-        for (what, id) in [("decoder_start_token_id", gen.decoder_start_token_id), ("pad_token_id", gen.pad_token_id)] {
-            if id as usize >= vocab {
-                return Err(bad_input(format!("{what} {id} is outside the vocabulary of {vocab}")));
-            }
-        }
-        gen.validate(vocab).map_err(js_err)?;
-        Ok((input, gen))
-    }
-}
-
-/// `{sequences, batch, length, sequences_scores?}` of a generation.
-pub(crate) fn generate_output(out: GenerateOutput) -> Object {
-    let rows = out.sequences;
-    let length = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let flat: Vec<u32> = rows.concat();
-    let obj = Object::new();
-    set(&obj, "sequences", Uint32Array::from(flat.as_slice()));
-    set(&obj, "batch", rows.len() as u32);
-    set(&obj, "length", length as u32);
-    if let Some(s) = out.sequences_scores {
-        set(&obj, "sequences_scores", Float32Array::from(s.as_slice()));
-    }
-    obj
 }
 
 /// A generation in progress (see [`WasmModel::start_generation`]).
@@ -874,9 +896,9 @@ impl WasmGeneration {
 
     /// The sequences so far (all of them once `step` returned `undefined`), as [`WasmModel::generate`]
     /// returns them. The generation is then over.
-    pub fn finish(&mut self) -> JsResult<Object> {
+    pub fn finish(&mut self) -> JsResult<GenerateResult> {
         let g = self.inner.take().ok_or_else(|| bad_input("this generation has already finished"))?;
-        Ok(generate_output(g.finish()))
+        Ok(GenerateResult::new(g.finish(), None))
     }
 }
 
@@ -890,11 +912,12 @@ impl WasmModelBuilder {
     /// a `generation_config.json` next to the file, when there is one.
     #[wasm_bindgen(js_name = fromGguf)]
     pub fn from_gguf(name: &str, bytes: Vec<u8>, generation_config_json: Option<String>) -> JsResult<WasmModelBuilder> {
-        let (config, mut generation, store) = t5_core::formats::gguf::load(name, bytes).map_err(js_err)?;
+        let (config, mut generation, mut store) = t5_core::formats::gguf::load(name, bytes).map_err(js_err)?;
+        store.set_memory_limit(t5_core::formats::default_memory_limit());
         if let Some(text) = generation_config_json {
             generation = GenerationConfig::from_json(&text, &config).map_err(js_err)?;
         }
-        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::formats::default_memory_limit(), has_decoder: true })
+        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::formats::default_memory_limit(), has_decoder: true, threads: 0, grain: None })
     }
 
     /// The builder's config as config.json text (for `parseConfig`).

@@ -5,7 +5,8 @@ use crate::config::T5Config;
 use crate::dtype::quant::Q4_GROUP;
 use crate::dtype::WeightDtype;
 use crate::error::{Result, T5Error};
-use crate::names;
+use crate::names::{self, Stack, Weight};
+use super::store::WeightStore;
 
 /// Bytes of an `[n, k]` weight in the storage form `dtype` gives it (see [`WeightDtype::storage_for`]).
 pub fn stored_weight_bytes(name: &str, n: u64, k: u64, dtype: WeightDtype) -> u64 {
@@ -88,4 +89,51 @@ pub fn check_model_fits(cfg: &T5Config, has_decoder: bool, lm_head: bool, dtype:
         gib(limit),
         gib(MEMORY_RESERVE)
     )))
+}
+
+/// Whether building the model from `store` fits `limit`: what the store holds (files, weights
+/// converted while streaming) plus what the model built from it will hold (every weight the
+/// config implies, in the requested `dtype`, GGUF blocks and pre-quantized tensors as stored) plus
+/// the largest weight's f32 form while it converts, from the store's index alone. Checked before
+/// the first conversion; a [`T5Error::ModelTooLarge`] otherwise. Returns the bytes needed.
+/// `lm_head`: the model reads `lm_head.weight` when the store has it.
+pub fn check_build_fits(store: &WeightStore, cfg: &T5Config, has_decoder: bool, lm_head: bool, dtype: WeightDtype, limit: Option<u64>) -> Result<u64> {
+    let gated = cfg.feed_forward().map(|f| f.gated).unwrap_or(false);
+    let find = |w: Weight| -> Option<(u64, u64)> {
+        let (hf, shape) = (w.hf_name(), w.shape(cfg));
+        let prefixed = format!("transformer.{hf}");
+        let found = store.build_bytes(&hf, &shape, w.is_linear(), dtype).or_else(|| store.build_bytes(&prefixed, &shape, w.is_linear(), dtype));
+        found
+    };
+    let (mut built, mut transient) = (0u64, 0u64);
+    for w in names::model_weights(cfg, gated, has_decoder, lm_head) {
+        let found = match w {
+            Weight::Shared => find(w).or_else(|| find(Weight::EmbedTokens(Stack::Encoder))),
+            _ => find(w),
+        };
+        // a missing weight: the load names it (and counting stops at it, whatever the layer count says)
+        let Some((b, t)) = found else {
+            if w == Weight::LmHead {
+                continue;
+            }
+            break;
+        };
+        built = built.saturating_add(b);
+        transient = transient.max(t);
+    }
+    let held = store.resident_bytes();
+    let need = held.saturating_add(built).saturating_add(transient);
+    match limit {
+        Some(limit) if need.saturating_add(MEMORY_RESERVE) > limit => Err(T5Error::ModelTooLarge(format!(
+            "the checkpoint's files hold {}, the model built from them takes {} more as {} (plus {} while one weight converts): more than the memory limit of {} ({} kept for the engine); {}",
+            gib(held),
+            gib(built),
+            dtype.name(),
+            gib(transient),
+            gib(limit),
+            gib(MEMORY_RESERVE),
+            if dtype == WeightDtype::Q4 { "no storage form fits" } else { "stream the weights, or load them with a smaller dtype (\"q8\" or \"q4\")" }
+        ))),
+        _ => Ok(need),
+    }
 }

@@ -106,13 +106,21 @@ pub struct Gguf {
     pub tensors: Vec<TensorInfo>,
     pub alignment: usize,
     pub data_start: usize,
+    /// the file's length: what every size and count of the metadata is bounded by
+    pub file_len: u64,
 }
 
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
     file: &'a str,
+    /// bytes the decoded metadata takes in memory so far (a one-byte array element becomes a
+    /// [`Value`]), bounded by [`MAX_METADATA_BYTES`]
+    decoded: u64,
 }
+
+/// Most memory the decoded metadata may take (a real T5's, with a 250k-token vocabulary, takes ~30 MB).
+pub const MAX_METADATA_BYTES: u64 = 64 << 20;
 
 impl<'a> Reader<'a> {
     fn bad(&self, msg: String) -> T5Error {
@@ -158,6 +166,14 @@ impl<'a> Reader<'a> {
         let b = self.take(n, what)?;
         String::from_utf8(b.to_vec()).map_err(|_| self.bad(format!("{what} is not UTF-8")))
     }
+    /// Count `bytes` of decoded metadata against [`MAX_METADATA_BYTES`] before they are allocated.
+    fn charge(&mut self, bytes: u64, what: &str) -> Result<()> {
+        self.decoded = self.decoded.saturating_add(bytes);
+        if self.decoded > MAX_METADATA_BYTES {
+            return Err(T5Error::ModelTooLarge(format!("{}: GGUF metadata ({what}) decodes to more than {MAX_METADATA_BYTES} bytes", self.file)));
+        }
+        Ok(())
+    }
     fn value(&mut self, ty: u32, what: &str, depth: usize) -> Result<Value> {
         Ok(match ty {
             0 => Value::U8(self.u8(what)?),
@@ -172,7 +188,11 @@ impl<'a> Reader<'a> {
                 1 => Value::Bool(true),
                 b => return Err(self.bad(format!("{what}: boolean byte {b}"))),
             },
-            8 => Value::String(self.string(what)?),
+            8 => {
+                let s = self.string(what)?;
+                self.charge(s.len() as u64, what)?;
+                Value::String(s)
+            }
             9 => {
                 if depth > 4 {
                     return Err(self.bad(format!("{what}: arrays nested too deeply")));
@@ -187,6 +207,7 @@ impl<'a> Reader<'a> {
                     other => return Err(self.bad(format!("{what}: unknown metadata value type {other}"))),
                 };
                 let n = self.count(what, min)?;
+                self.charge((n as u64).saturating_mul(std::mem::size_of::<Value>() as u64), what)?;
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
                     v.push(self.value(ety, what, depth + 1)?);
@@ -205,7 +226,7 @@ impl<'a> Reader<'a> {
 /// tensor's byte range checked against the file. Bad magic, an unknown version, a truncated file →
 /// [`T5Error::BadWeights`]; a tensor type the engine does not read → [`T5Error::UnsupportedDtype`].
 pub fn parse(bytes: &[u8], file: &str) -> Result<Gguf> {
-    let mut r = Reader { b: bytes, pos: 0, file };
+    let mut r = Reader { b: bytes, pos: 0, file, decoded: 0 };
     let magic = r.take(4, "magic")?;
     if magic != MAGIC {
         return Err(r.bad(format!("not a GGUF file: magic {magic:02x?}, expected \"GGUF\"")));
@@ -218,9 +239,14 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Gguf> {
     let n_tensors = r.count("tensor count", 24)?;
     let n_kv = r.count("metadata count", 12)?;
     let mut metadata = Vec::with_capacity(n_kv);
+    let mut keys = std::collections::HashSet::new();
     for _ in 0..n_kv {
         let key = r.string("metadata key")?;
+        if !keys.insert(key.clone()) {
+            return Err(r.bad(format!("metadata key {key:?} appears twice")));
+        }
         let ty = r.u32("metadata value type")?;
+        r.charge(std::mem::size_of::<Value>() as u64 + key.len() as u64, "keys")?;
         let v = r.value(ty, &format!("metadata value {key:?}"), 0)?;
         metadata.push((key, v));
     }
@@ -240,14 +266,14 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Gguf> {
         }
         let mut dims = Vec::with_capacity(n_dims);
         for _ in 0..n_dims {
-            let d = r.u64("tensor dimensions")?;
-            dims.push(usize::try_from(d).map_err(|_| r.bad(format!("tensor {name:?}: dimension {d}")))?);
+            dims.push(r.u64("tensor dimensions")?);
         }
         let ty_id = r.u32("tensor type")?;
         let offset = r.u64("tensor offset")?;
         raw.push((name, dims, ty_id, offset));
     }
-    let data_start = r.pos.div_ceil(alignment) * alignment;
+    // 64-bit arithmetic throughout: on wasm32 a usize product wraps (a 4 GiB tensor would be 0 bytes)
+    let data_start = (r.pos as u64).div_ceil(alignment as u64) * alignment as u64;
     let mut tensors = Vec::with_capacity(raw.len());
     let mut seen = std::collections::HashSet::new();
     for (name, dims, ty_id, offset) in raw {
@@ -259,28 +285,35 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Gguf> {
             dtype: format!("GGUF {} (ggml type {ty_id}); the engine reads F32, F16, BF16, Q8_0, Q4_0 and Q4_1", ggml_type_name(ty_id)),
         })?;
         let (bw, bb) = ty.block();
+        let (bw, bb) = (bw as u64, bb as u64);
         if dims[0] % bw != 0 {
             return Err(r.bad(format!("tensor {name:?} ({}): rows of {} are not whole {bw}-weight blocks", ty.name(), dims[0])));
         }
-        let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| r.bad(format!("tensor {name:?}: {dims:?} overflows")))?;
-        let size = (numel / bw).checked_mul(bb).ok_or_else(|| r.bad(format!("tensor {name:?}: {dims:?} overflows")))?;
+        let size = dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .and_then(|numel| (numel / bw).checked_mul(bb))
+            .ok_or_else(|| r.bad(format!("tensor {name:?}: dimensions {dims:?} overflow 64 bits")))?;
         if offset % alignment as u64 != 0 {
             return Err(r.bad(format!("tensor {name:?}: offset {offset} is not a multiple of the alignment {alignment}")));
         }
-        let start = (data_start as u64).checked_add(offset);
-        let end = start.and_then(|s| s.checked_add(size as u64));
+        let start = data_start.checked_add(offset);
+        let end = start.and_then(|s| s.checked_add(size));
         match (start, end) {
-            (Some(s), Some(e)) if e <= bytes.len() as u64 => tensors.push(TensorInfo { name, dims, ty, start: s as usize, end: e as usize }),
+            // within the file, so every number below fits a usize
+            (Some(s), Some(e)) if e <= bytes.len() as u64 => {
+                let dims = dims.iter().map(|&d| d as usize).collect();
+                tensors.push(TensorInfo { name, dims, ty, start: s as usize, end: e as usize })
+            }
             _ => {
                 return Err(r.bad(format!(
-                    "truncated GGUF file: tensor {name:?} ({} bytes at offset {offset} after the header's {data_start}) ends past the file's {} bytes",
-                    size,
+                    "truncated GGUF file: tensor {name:?} ({size} bytes at offset {offset} after the header's {data_start}) ends past the file's {} bytes",
                     bytes.len()
                 )))
             }
         }
     }
-    Ok(Gguf { version, metadata, tensors, alignment, data_start })
+    Ok(Gguf { version, metadata, tensors, alignment, data_start: data_start as usize, file_len: bytes.len() as u64 })
 }
 
 impl Gguf {
@@ -296,16 +329,26 @@ impl Gguf {
         self.tensors.iter().find(|t| t.name == name)
     }
 
+    /// An unsigned integer of the metadata, checked to fit 64 bits and this platform's usize (never
+    /// truncated: 4294967297 is not 1 on wasm32).
     fn uint(&self, key: &str) -> Result<Option<usize>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| T5Error::BadConfig(format!("GGUF {key} is {v:?}, not an unsigned integer"))),
+            Some(v) => {
+                let x = v.as_u64().ok_or_else(|| T5Error::BadConfig(format!("GGUF {key} is {v:?}, not an unsigned integer")))?;
+                usize::try_from(x).map(Some).map_err(|_| T5Error::BadConfig(format!("GGUF {key} is {x}, too large for this platform")))
+            }
         }
     }
 
-    fn required(&self, key: &str) -> Result<usize> {
-        self.uint(key)?.ok_or_else(|| T5Error::BadConfig(format!("GGUF metadata has no {key}")))
+    /// [`Gguf::uint`] for a count or size, bounded by what the file can hold (`bound`, named by `what`).
+    fn bounded(&self, key: &str, bound: u64, what: &str) -> Result<Option<usize>> {
+        match self.uint(key)? {
+            Some(x) if x as u64 > bound => Err(T5Error::BadConfig(format!("GGUF {key} is {x}, more than the file can hold ({what} {bound})"))),
+            x => Ok(x),
+        }
     }
+
 }
 
 /// transformers' name of a T5 GGUF tensor (`None` for names outside the T5 map), by the one
@@ -327,21 +370,29 @@ pub fn config(g: &Gguf, file: &str) -> Result<T5Config> {
         }
     };
     let k = |s: &str| format!("{arch}.{s}");
-    let d_model = g.required(&k("embedding_length"))?;
-    let num_heads = g.required(&k("attention.head_count"))?;
+    // every size is a tensor dimension, so at most the file's length; every layer count at most the
+    // number of tensors (a corrupt count is refused before anything is built from it)
+    let (len, n_t) = (g.file_len, g.tensors.len() as u64);
+    let size = |key: &str| g.bounded(key, len, "its length is");
+    let required = |key: &str| size(key)?.ok_or_else(|| T5Error::BadConfig(format!("{file}: GGUF metadata has no {key}")));
+    let d_model = required(&k("embedding_length"))?;
+    let num_heads = required(&k("attention.head_count"))?;
     if num_heads == 0 {
         return Err(T5Error::BadConfig(format!("{file}: {arch}.attention.head_count is 0")));
     }
-    let d_kv = match g.uint(&k("attention.key_length"))? {
+    let d_kv = match size(&k("attention.key_length"))? {
         Some(v) => v,
         None => d_model / num_heads,
     };
-    if let Some(v) = g.uint(&k("attention.value_length"))? {
+    if num_heads.checked_mul(d_kv).is_none_or(|inner| inner as u64 > len) {
+        return Err(T5Error::BadConfig(format!("{file}: {arch}.attention.head_count {num_heads} × key_length {d_kv} is more than the file can hold")));
+    }
+    if let Some(v) = size(&k("attention.value_length"))? {
         if v != d_kv {
             return Err(T5Error::BadConfig(format!("{file}: key_length {d_kv} and value_length {v} differ; T5 uses one d_kv")));
         }
     }
-    let num_layers = g.required(&k("block_count"))?;
+    let num_layers = g.bounded(&k("block_count"), n_t, "tensors:")?.ok_or_else(|| T5Error::BadConfig(format!("{file}: GGUF metadata has no {}", k("block_count"))))?;
     let eps = [k("attention.layer_norm_rms_epsilon"), k("attention.layer_norm_epsilon")]
         .iter()
         .find_map(|key| g.get(key))
@@ -362,11 +413,11 @@ pub fn config(g: &Gguf, file: &str) -> Result<T5Config> {
         "vocab_size": vocab_size,
         "d_model": d_model,
         "d_kv": d_kv,
-        "d_ff": g.required(&k("feed_forward_length"))?,
+        "d_ff": required(&k("feed_forward_length"))?,
         "num_layers": num_layers,
-        "num_decoder_layers": g.uint(&k("decoder_block_count"))?.unwrap_or(num_layers),
+        "num_decoder_layers": g.bounded(&k("decoder_block_count"), n_t, "tensors:")?.unwrap_or(num_layers),
         "num_heads": num_heads,
-        "relative_attention_num_buckets": g.uint(&k("attention.relative_buckets_count"))?.unwrap_or(32),
+        "relative_attention_num_buckets": size(&k("attention.relative_buckets_count"))?.unwrap_or(32),
         "relative_attention_max_distance": 128,
         "layer_norm_epsilon": eps,
         "feed_forward_proj": if gated { "gated-gelu" } else { "relu" },

@@ -19,7 +19,7 @@ pub mod spiece;
 pub mod store;
 pub mod stream;
 
-pub use self::budget::{check_model_fits, default_memory_limit, estimate_model_bytes, MEMORY_RESERVE};
+pub use self::budget::{check_build_fits, check_model_fits, default_memory_limit, estimate_model_bytes, MEMORY_RESERVE};
 pub use self::safetensors::shard_files_from_index;
 pub use self::store::WeightStore;
 pub use self::stream::ShardStream;

@@ -30,6 +30,7 @@ fn index_shard(bytes: &[u8], shard: usize, file: &str) -> Result<Vec<(String, En
 impl WeightStore {
     /// Add one safetensors file (a shard of the checkpoint).
     pub fn add_shard(&mut self, file: &str, bytes: Vec<u8>) -> Result<()> {
+        self.room_after(file, bytes.len() as u64)?;
         let shard = self.shards.len();
         for (name, entry) in index_shard(&bytes, shard, file)? {
             if self.contains(&name) {

@@ -43,6 +43,8 @@ pub struct WeightStore {
     pub(super) converted_meta: HashMap<String, (Vec<usize>, Dtype)>,
     /// `__metadata__` of streamed shards
     pub(super) stream_metadata: Vec<HashMap<String, String>>,
+    /// the memory the store may hold (see [`WeightStore::set_memory_limit`])
+    pub(super) limit: Option<u64>,
 }
 
 impl WeightStore {
@@ -66,7 +68,35 @@ impl WeightStore {
             converted: Default::default(),
             converted_meta: HashMap::new(),
             stream_metadata: Vec::new(),
+            limit: None,
         }
+    }
+
+    /// The memory the store may hold, files and copies together (`None`: no limit, the default):
+    /// a file or copy beyond it is a [`T5Error::ModelTooLarge`] before its tensors are indexed or
+    /// copied. Callers pass the same limit to [`super::stream::ShardStream`] and
+    /// [`super::budget::check_build_fits`].
+    pub fn set_memory_limit(&mut self, limit: Option<u64>) {
+        self.limit = limit;
+    }
+
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// The bytes the limit leaves once the store holds `more` bytes beyond what it holds now
+    /// (`None`: no limit); a [`T5Error::ModelTooLarge`] naming `file` when there are none.
+    pub(super) fn room_after(&self, file: &str, more: u64) -> Result<Option<u64>> {
+        let Some(limit) = self.limit else { return Ok(None) };
+        let held = self.resident_bytes().saturating_add(more).saturating_add(super::budget::MEMORY_RESERVE);
+        limit.checked_sub(held).map(Some).ok_or_else(|| {
+            T5Error::ModelTooLarge(format!(
+                "{file}: the checkpoint's files take {} with this one, more than the memory limit of {} ({} kept for the engine)",
+                super::budget::gib(self.resident_bytes().saturating_add(more)),
+                super::budget::gib(limit),
+                super::budget::gib(super::budget::MEMORY_RESERVE)
+            ))
+        })
     }
 
 
@@ -217,7 +247,8 @@ impl WeightStore {
     /// in the file runs; anything but tensors and state dicts is a `BadWeights` error). Contiguous
     /// tensors stay in the file's bytes; strided views are copied out.
     pub fn add_pytorch(&mut self, file: &str, bytes: Vec<u8>) -> Result<()> {
-        let tensors = super::pickle::read_torch_checkpoint(&bytes, file)?;
+        let room = self.room_after(file, bytes.len() as u64)?;
+        let tensors = super::pickle::read_torch_checkpoint_within(&bytes, file, room)?;
         if let Some(t) = tensors.iter().find(|t| self.contains(&t.name)) {
             return Err(T5Error::BadWeights { file: Some(file.to_string()), msg: format!("tensor {:?} appears in two shards", t.name) });
         }
@@ -272,6 +303,38 @@ impl WeightStore {
         }
         self.shards.push(bytes);
         Ok(())
+    }
+
+    /// What building the model takes for the weight `name` of `shape` (`linear`: stored in the requested
+    /// `dtype`, else f32): `(bytes the model will hold, bytes held while it converts)`, beyond what the
+    /// store holds; `None` when the store lacks it. From the store's index alone: nothing is converted.
+    pub(super) fn build_bytes(&self, name: &str, shape: &[usize], linear: bool, dtype: crate::dtype::WeightDtype) -> Option<(u64, u64)> {
+        if self.converted_meta.contains_key(name) {
+            return Some((0, 0)); // converted while streaming: already held, moved into the model
+        }
+        let numel = shape.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
+        let f32_bytes = numel.saturating_mul(4);
+        if let Some(e) = self.entries.get(name) {
+            return Some(match (linear, shape) {
+                (true, &[n, k]) => {
+                    let (n, k) = (n as u64, k as u64);
+                    let nk = n.saturating_mul(k);
+                    match e.ggml {
+                        // GGUF blocks, converted without loss into the forms of `dtype::ggml::to_qweight`
+                        Some(GgmlType::Q8_0) => (nk.saturating_add(nk / 32 * 4), 0),
+                        Some(GgmlType::Q4_0 | GgmlType::Q4_1) if k % 64 == 0 => (nk / 2 + nk / 32 * 8, 0),
+                        Some(GgmlType::Q4_0) => (nk.saturating_add(nk / 32 * 4), 0),
+                        Some(_) => (f32_bytes, 0),
+                        // converted from its f32 form
+                        None => (super::budget::stored_weight_bytes(name, n, k, dtype), f32_bytes),
+                    }
+                }
+                _ => (f32_bytes, 0),
+            });
+        }
+        // pre-quantized: `<name>.qweight` (+ `.scales`, `.zeros`) copied out as they are
+        let parts = [QWEIGHT_SUFFIX, SCALES_SUFFIX, ZEROS_SUFFIX].map(|suf| self.entries.get(&format!("{name}{suf}")).map_or(0, |e| (e.end - e.start) as u64));
+        (parts[0] > 0).then(|| (parts.iter().sum(), 0))
     }
 
     /// The stored dtype of `name` (`F32`, `F16`, `BF16`, ...).

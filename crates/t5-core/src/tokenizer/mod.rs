@@ -3,10 +3,15 @@
 //! few settings transformers reads from `tokenizer_config.json`.
 
 pub mod spiece;
+mod surface;
+mod vocab;
 
 use crate::error::{Result, T5Error};
 use serde_json::Value;
 mod check;
+
+pub use surface::SavedTokenizer;
+pub use vocab::{VocabSpec, MAX_VOCAB_EXTRA_IDS};
 
 use tokenizers::{PaddingDirection, PostProcessor, PaddingParams, PaddingStrategy, Tokenizer as HfTokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -14,6 +19,8 @@ pub struct Tokenizer {
     inner: HfTokenizer,
     pad_id: u32,
     pad_token: String,
+    /// `unk_token` of tokenizer_config.json (default `<unk>`), for `convert_tokens_to_ids` of unknown tokens
+    unk_token: String,
     eos_id: Option<u32>,
     clean_up_tokenization_spaces: bool,
     model_max_length: Option<usize>,
@@ -99,7 +106,8 @@ impl Tokenizer {
         // transformers stores "no limit" as a huge float
         let model_max_length = cfg.get("model_max_length").and_then(|v| v.as_f64()).filter(|&x| x < 1e9).map(|x| x as usize);
         let padding_left = cfg.get("padding_side").and_then(|v| v.as_str()) == Some("left");
-        Ok(Tokenizer { inner, pad_id, pad_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left, configured: Default::default() })
+        let unk_token = token_of("unk_token", "<unk>");
+        Ok(Tokenizer { inner, pad_id, pad_token, unk_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left, configured: Default::default() })
     }
 
     pub fn pad_token_id(&self) -> u32 {
@@ -286,7 +294,8 @@ impl Tokenizer {
         let clean_up_tokenization_spaces = cfg.get("clean_up_tokenization_spaces").and_then(|v| v.as_bool()).unwrap_or(false);
         let model_max_length = cfg.get("model_max_length").and_then(|v| v.as_f64()).filter(|&x| x < 1e9).map(|x| x as usize);
         let padding_left = cfg.get("padding_side").and_then(|v| v.as_str()) == Some("left");
-        Tokenizer { inner, pad_id, pad_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left, configured: Default::default() }
+        let unk_token = token_of("unk_token", "<unk>");
+        Tokenizer { inner, pad_id, pad_token, unk_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left, configured: Default::default() }
     }
 
     /// Pad batches on the left (`true`) or the right, as transformers' `padding_side` (overrides the config's).

@@ -14,6 +14,9 @@ pub(super) struct Loaded<'a> {
     pub(super) storages: HashMap<String, Range<usize>>,
     /// Bytes copied out so far (strided views, nested storages), bounded like one copy.
     pub(super) copied: std::cell::Cell<u64>,
+    /// Memory the caller can still give (the load's budget less what it holds): copies beyond it
+    /// are a `ModelTooLarge` error before they are made.
+    pub(super) budget: Option<u64>,
 }
 
 pub(super) fn load<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Loaded<'a>> {
@@ -66,7 +69,7 @@ fn load_zip<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Loaded<
     let top = m.run()?;
     let data_prefix = format!("{prefix}data/");
     let storages = entries.iter().filter_map(|(n, r)| n.strip_prefix(&data_prefix).map(|k| (k.to_string(), r.clone()))).collect();
-    Ok(Loaded { file, bytes, arena: m.arena, top, storages, copied: Default::default() })
+    Ok(Loaded { file, bytes, arena: m.arena, top, storages, copied: Default::default(), budget: None })
 }
 
 const LEGACY_MAGIC: i128 = 0x1950a86a20f9469cfc6c;
@@ -83,7 +86,7 @@ fn load_legacy<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Load
     if m.int_of(magic) != Some(LEGACY_MAGIC) {
         // not torch.save: a plain pickle of the object (`pickle.dump(state_dict)`), whose storages
         // come inline through `torch.storage._load_from_bytes`
-        return Ok(Loaded { file, bytes, arena: m.arena, top: magic, storages: HashMap::new(), copied: Default::default() });
+        return Ok(Loaded { file, bytes, arena: m.arena, top: magic, storages: HashMap::new(), copied: Default::default(), budget: None });
     }
     let (m, version) = next(false)?;
     if m.int_of(version) != Some(1001) {
@@ -117,7 +120,7 @@ fn load_legacy<'a>(bytes: &'a [u8], file: &'a str, nested: usize) -> Result<Load
         storages.insert(key, pos + 8..n);
         pos = n;
     }
-    Ok(Loaded { file, bytes, arena: obj.arena, top, storages, copied: Default::default() })
+    Ok(Loaded { file, bytes, arena: obj.arena, top, storages, copied: Default::default(), budget: None })
 }
 
 impl<'a> Loaded<'a> {
@@ -167,17 +170,23 @@ impl<'a> Loaded<'a> {
                 format!("tensor {name:?} (shape {:?}, stride {:?}, offset {}) reaches past its storage of {} bytes", t.shape, t.stride, t.offset, storage.len()),
             ));
         }
-        // a strided view is copied out: bound the copy (stride-0 views can be far larger than
-        // their storage) by the file, so a hostile file cannot ask for unbounded memory
-        let limit = (self.bytes.len() as u64).max(MAX_COPY_FLOOR) * 4;
+        // a strided view is copied out: bound the copies (stride-0 views can be far larger than
+        // their storage) by the file, so a hostile file cannot ask for unbounded memory: views of a
+        // state dict (transposed, permuted, nested storages) copy at most their storages' bytes
+        let limit = (self.bytes.len() as u64).saturating_mul(MAX_COPY_FACTOR).saturating_add(MAX_COPY_FLOOR);
         let nbytes = numel.checked_mul(el).filter(|&n| n <= limit.max(span_bytes)).ok_or_else(|| {
             bad(file, format!("tensor {name:?}: shape {:?} with stride {:?} would expand to more than {limit} bytes", t.shape, t.stride))
         })?;
         let copies = !contiguous_strides(&t.shape, &t.stride) || matches!(t.storage.data, StorageData::Owned(_));
         if copies {
-            let total = self.copied.get() + nbytes;
+            let total = self.copied.get().saturating_add(nbytes);
             if total > limit {
                 return Err(bad(file, format!("tensor {name:?}: copying strided or nested tensors would exceed {limit} bytes")));
+            }
+            if let Some(budget) = self.budget.filter(|&b| total > b) {
+                return Err(T5Error::ModelTooLarge(format!(
+                    "{file}: tensor {name:?}: copying its strided or nested tensors takes {total} bytes, more than the {budget} the memory limit leaves"
+                )));
             }
             self.copied.set(total);
         }

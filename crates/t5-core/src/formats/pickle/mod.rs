@@ -66,14 +66,23 @@ pub fn looks_like_torch(bytes: &[u8]) -> bool {
 /// dict are skipped; a dict that holds its tensors under `"state_dict"`, `"model"` or `"module"`
 /// is looked into.
 pub fn read_torch_checkpoint(bytes: &[u8], file: &str) -> Result<Vec<TorchTensor>> {
-    let loaded = load(bytes, file, 0)?;
+    read_torch_checkpoint_within(bytes, file, None)
+}
+
+/// [`read_torch_checkpoint`] with the bytes its copies (strided views, nested storages) may take:
+/// beyond `budget` a [`T5Error::ModelTooLarge`] before the copy is made.
+pub fn read_torch_checkpoint_within(bytes: &[u8], file: &str, budget: Option<u64>) -> Result<Vec<TorchTensor>> {
+    let mut loaded = load(bytes, file, 0)?;
+    loaded.budget = budget;
     loaded.state_dict()
 }
 
 const MAX_NESTED: usize = 2;
 
-/// Strided views are copied out up to 4 × max(file size, this).
-const MAX_COPY_FLOOR: u64 = 64 << 20;
+/// Strided views and nested storages are copied out up to [`MAX_COPY_FACTOR`] × the file's size plus
+/// this (a stride-0 view of a few bytes cannot ask for gigabytes).
+const MAX_COPY_FLOOR: u64 = 1 << 20;
+const MAX_COPY_FACTOR: u64 = 2;
 
 fn bad(file: &str, msg: impl Into<String>) -> T5Error {
     T5Error::BadWeights { file: Some(file.to_string()), msg: msg.into() }
@@ -257,7 +266,7 @@ mod tests {
         let bytes = 1.5f32.to_le_bytes().to_vec();
         let storage = StorageRef { data: StorageData::Key("0".into()), dtype: Dtype::F32, view_offset: 0, numel: 1 };
         let t = TensorRef { storage, dtype: Dtype::F32, offset: 0, shape, stride };
-        let loaded = Loaded { file: "t", bytes: &bytes, arena: Vec::new(), top: 0, storages: HashMap::from([("0".to_string(), 0..4)]), copied: Default::default() };
+        let loaded = Loaded { file: "t", bytes: &bytes, arena: Vec::new(), top: 0, storages: HashMap::from([("0".to_string(), 0..4)]), copied: Default::default(), budget: None };
         loaded.tensor("x", &t)
     }
 
