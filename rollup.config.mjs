@@ -18,6 +18,7 @@ function t5web(locate) {
     name: "t5-web-resolve",
     resolveId(source) {
       if (source === "#t5-wasm") return resolve(root, "pkg/t5_web.js");
+      if (source === "#t5-wasm-factory") return resolve(root, "pkg/t5_web_factory.js");
       if (source === "#t5-wasm-threads") return resolve(root, "pkg/t5_web_threads.js");
       if (source === "./wasm-locate.js") return resolve(root, "dist", locate);
       if (source === "t5-web:wasm-module" || source === "t5-web:wasm-module-relaxed") return { id: source, external: true };
@@ -63,6 +64,7 @@ export default [
         name: "t5-web-dts-resolve",
         resolveId(source) {
           if (source === "#t5-wasm") return resolve(root, "pkg/t5_web.d.ts");
+          if (source === "#t5-wasm-factory") return resolve(root, "pkg/t5_web_factory.d.ts");
           if (source === "#t5-wasm-threads") return resolve(root, "pkg/t5_web_threads.d.ts");
           return null;
         },

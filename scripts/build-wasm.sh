@@ -56,8 +56,15 @@ up_to_date() {
   [[ -z "$newer" ]]
 }
 
+# pkg/t5_web_factory.js: the glue as a factory of independent engine instances (scripts/glue-factory.mjs);
+# cheap, so made on every run.
+make_factory() {
+  node "$root/scripts/glue-factory.mjs" "$out_dir/t5_web.js" "$out_dir/t5_web_factory.js"
+}
+
 if [[ "${FORCE:-0}" != 1 ]] && up_to_date; then
   echo "build-wasm: pkg/ is up to date (FORCE=1 to rebuild)"
+  make_factory
   report
   exit 0
 fi
@@ -104,5 +111,6 @@ rm -rf "$tmp_out.relaxed"
 # Replace pkg/ in one step so an interrupted build never leaves a half-written pkg/ that looks fresh.
 rm -rf "$out_dir"
 mv "$tmp_out" "$out_dir"
+make_factory
 echo "build-wasm: built in $(( $(date +%s) - start ))s"
 report

@@ -208,7 +208,7 @@ describe("t5-web run", () => {
     const r = await run(["run", "--model", tiny, "--max-new-tokens", "2"], []);
     expect(r.code).toBe(1);
     expect(r.out).toBe("");
-    expect(r.err).toMatch(/no input: give one input per line on stdin .* or --input TEXT/);
+    expect(r.err).toMatch(/no input: stdin was empty: give one input per line on stdin .* or --input TEXT/);
     const s = await spawnCli(["run", "--model", tiny], "");
     expect(s.code).toBe(1);
     expect(s.err).toMatch(/no input/);
@@ -294,6 +294,16 @@ describe("t5-web run", () => {
     const r = await run(["run", "--model", tiny, "--max-new-tokens", "2", "--input", "x", "--num-beams", "2", "--num-return-sequences", "3"]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^t5-web: input 1: \w+Error: /);
+  });
+
+  it("empty stdin exits 1 with a message; an over-budget call is one line and exit 1", async () => {
+    const e = await run(["run", "--model", tiny, "--max-new-tokens", "1"], []);
+    expect(e.code).toBe(1);
+    expect(e.err).toMatch(/^t5-web: no input: stdin was empty/);
+    const b = await run(["run", "--model", tiny, "--max-new-tokens", "2", "--input", "x", "--num-beams", "100000"]);
+    expect(b.code).toBe(1);
+    expect(b.err).toMatch(/^t5-web: input 1: MemoryBudgetError: .*\n$/);
+    expect(b.err.split("\n")).toHaveLength(2);
   });
 
   it("--device webgpu without a GPU path is a clear error; auto runs on the CPU", async () => {

@@ -7,7 +7,7 @@
  *   t5-web --version
  */
 
-import { BadInputError, T5WebError, wasmCall } from "./errors.js";
+import { BadInputError, wasmCall } from "./errors.js";
 import { addWeightFiles, openSource, readJsonText } from "./files.js";
 
 /** The loaders' `progress_callback` events that the bar draws (transformers.js's shape). */
@@ -447,7 +447,7 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
       }
     }
     if (n === 0) {
-      io.stderr("t5-web: no input: give one input per line on stdin (e.g. echo \"summarize: ...\" | t5-web run ...) or --input TEXT\n");
+      io.stderr(`t5-web: no input: ${args.inputs.length > 0 ? "no --input given" : "stdin was empty"}: give one input per line on stdin (e.g. echo "summarize: ..." | t5-web run ...) or --input TEXT\n`);
       return 1;
     }
     return 0;
@@ -455,7 +455,11 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
     io.stderr(`t5-web: ${describe(e)}\n`);
     return 1;
   } finally {
-    pipe.dispose();
+    try {
+      pipe.dispose();
+    } catch {
+      // dispose() does not throw; an exit code is already set
+    }
   }
 }
 
@@ -533,8 +537,8 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   return run(args, io);
 }
 
-function describe(e: unknown): string {
-  if (e instanceof T5WebError) return `${e.name}: ${e.message}`;
-  if (e instanceof Error) return `${e.name}: ${e.message}`;
-  return String(e);
+/** One line: the error's class and message (no stack, newlines folded). */
+export function describe(e: unknown): string {
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return text.replace(/\s*\r?\n\s*/g, " ");
 }

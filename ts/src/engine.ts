@@ -262,11 +262,15 @@ export class GpuEngine implements Engine {
   }
 
   dispose(): void {
-    if (this.inner) {
+    const inner = this.inner;
+    if (!inner) return;
+    this.inner = undefined;
+    try {
       // destroys every GPU buffer of the model (and its device) before freeing the handle
-      this.inner.dispose();
-      this.inner.free();
-      this.inner = undefined;
+      inner.dispose();
+    } catch {
+      // a poisoned model (engine-guard.ts) or a lost device: the handle is freed below all the same
     }
+    inner.free(); // guarded (engine-guard.ts): never throws
   }
 }

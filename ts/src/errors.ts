@@ -15,10 +15,13 @@
  *     - ShapeMismatchError    a tensor has the wrong shape
  *     - UnsupportedDtypeError a tensor has a dtype the engine cannot read
  *   - BadInputError           ids / masks / shapes that cannot be run (e.g. token id out of vocab)
- *     - InputTooLongError     input longer than the tokenizer's model_max_length
+ *     - InputTooLongError     input longer than the tokenizer's model_max_length, or than the memory budget allows
+ *     - MemoryBudgetError     a call would need more working memory than the model's memory limit leaves
  *   - TokenizerError          tokenizer.json cannot be read or used
  *   - ModelTooLargeError      the weights in the requested dtype exceed one WebAssembly memory (4 GiB)
  *   - DisposedError           a disposed model / tokenizer was used
+ *   - EngineFailureError      the WebAssembly engine trapped (a bug, or memory exhausted): the model or tokenizer
+ *                             it happened in is unusable (later calls throw this too; `dispose()` still works)
  */
 
 export interface T5WebErrorOptions {
@@ -97,6 +100,12 @@ export class InputTooLongError extends BadInputError {
   static override readonly code: string = "InputTooLong";
 }
 
+/** A call would need more working memory (activations, every beam's KV cache, logits) than the model's memory limit
+ * (`max_memory`, default one WebAssembly memory) leaves after its weights; said before the call allocates. */
+export class MemoryBudgetError extends BadInputError {
+  static override readonly code: string = "MemoryBudget";
+}
+
 export class TokenizerError extends T5WebError {
   static override readonly code: string = "Tokenizer";
 }
@@ -110,6 +119,21 @@ export class DisposedError extends T5WebError {
   static override readonly code: string = "Disposed";
   constructor(what: string) {
     super(`${what} has been disposed and cannot be used any more`);
+  }
+}
+
+/**
+ * The WebAssembly engine trapped (a Rust panic, an out-of-bounds access, memory exhausted) during `operation`. The
+ * model or tokenizer it happened in is poisoned: every later call throws this error too, naming the operation that
+ * failed first, and `dispose()` succeeds. Other models keep working; later loads get a fresh engine instance.
+ */
+export class EngineFailureError extends T5WebError {
+  static override readonly code: string = "EngineFailure";
+  /** The operation during which the engine failed (e.g. "generate"). */
+  readonly operation: string;
+  constructor(message: string, operation: string, options: T5WebErrorOptions = {}) {
+    super(message, options);
+    this.operation = operation;
   }
 }
 
@@ -133,6 +157,7 @@ const BY_CODE: Record<string, typeof T5WebError> = Object.fromEntries(
     InputTooLongError,
     TokenizerError,
     ModelTooLargeError,
+    MemoryBudgetError,
   ].map((c) => [c.code, c]),
 );
 
@@ -146,9 +171,37 @@ export function fromWasmError(e: unknown, path?: string): T5WebError {
   if (e instanceof Error) {
     const ctor = BY_CODE[e.name];
     if (ctor) return new ctor(e.message, { cause: e, ...(path === undefined ? {} : { path }) });
+    if (isEngineTrap(e)) {
+      trapHook?.();
+      return new EngineFailureError(`WebAssembly engine failure: ${e.message}`, "call", { cause: e });
+    }
     return new T5WebError(`WebAssembly engine failure: ${e.message}`, { cause: e });
   }
   return new T5WebError(`WebAssembly engine failure: ${String(e)}`, { cause: e });
+}
+
+let trapHook: (() => void) | undefined;
+
+/** @internal wasm.ts: told of every trap {@link fromWasmError} sees (the instance is then replaced for new loads). */
+export function onEngineTrap(hook: () => void): void {
+  trapHook = hook;
+}
+
+/** Messages of the wasm-bindgen glue when a Rust object is still borrowed by a call that trapped. */
+const GLUE_FAILURES = /recursive use of an object detected|attempted to take ownership of Rust value while it was borrowed|null pointer passed to rust/;
+
+/**
+ * Whether `e` is a failure of the engine itself rather than an error it reported: a trap (`WebAssembly.RuntimeError`:
+ * `unreachable` after a Rust panic or allocation failure, an out-of-bounds access), a JS `RangeError` from growing the
+ * memory, or the glue refusing an object a trapped call left borrowed. A JS exception thrown by a user callback
+ * (streamer, `callback_function`) is none of these.
+ */
+export function isEngineTrap(e: unknown): boolean {
+  if (typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError) return true;
+  if (!(e instanceof Error)) return false;
+  if (e.name === "RuntimeError") return true;
+  if (e instanceof RangeError && /memory|Maximum call stack/i.test(e.message)) return true;
+  return GLUE_FAILURES.test(e.message);
 }
 
 /** Run a wasm call, rethrowing its errors as typed errors. */

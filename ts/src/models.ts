@@ -17,6 +17,7 @@ import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
 import { CpuEngine, GpuEngine, type Engine, type EngineForwardInput, type EngineInput, type GpuGenerateStats, type RawForward, type RawGenerate, type StepCallback } from "./engine.js";
 import { encoderInput, generateArgs, ids, labelIds, mask, sameShape, type Flat, type IdsLike } from "./inputs.js";
 import { Callable } from "./callable.js";
+import { guardEngine } from "./engine-guard.js";
 import { GenerationCall, type GenerateInputs, type GenerateOptions, type GenerateOutput } from "./generation.js";
 
 export { GENERATE_KEYS, type EngineGenerateOptions, type GenerateInputs, type GenerateOptions, type GenerateOutput, type GenerationStreamer } from "./generation.js";
@@ -161,6 +162,17 @@ function cpuGrain(): number | undefined {
   return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
+/** The class a kind of model is loaded as (for error messages). */
+const MODEL_CLASS: Record<Kind, string> = {
+  "seq2seq-lm": "T5ForConditionalGeneration",
+  "t5-model": "T5Model",
+  encoder: "T5EncoderModel",
+  "seq-cls": "T5ForSequenceClassification",
+  "token-cls": "T5ForTokenClassification",
+  qa: "T5ForQuestionAnswering",
+  auto: "model",
+};
+
 async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<Loaded> {
   const threads = numThreads(opts);
   const wasm = await initWasm(undefined, { numThreads: threads });
@@ -214,7 +226,7 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
     // config and weights from the GGUF file (crates/t5-core/src/gguf.rs)
     const bytes = await readRequired(src, gguf.file);
     const genText = await readJsonText(src, "generation_config.json", false);
-    builder = wasmCall(() => wasm.WasmModelBuilder.fromGguf(gguf.file, bytes, genText), gguf.file);
+    builder = guardEngine(wasmCall(() => wasm.WasmModelBuilder.fromGguf(gguf.file, bytes, genText), gguf.file), "the model being loaded");
     const b = builder;
     try {
       config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(b.configJson()), gguf.file)) as Record<string, unknown>);
@@ -226,7 +238,7 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
     const configText = await readJsonText(src, "config.json", true);
     const genText = await readJsonText(src, "generation_config.json", false);
     config = new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(configText), "config.json")) as Record<string, unknown>);
-    builder = wasmCall(() => new wasm.WasmModelBuilder(configText, genText));
+    builder = guardEngine(wasmCall(() => new wasm.WasmModelBuilder(configText, genText)), "the model being loaded");
   }
   try {
     if (opts.dtype !== undefined) {
@@ -250,10 +262,11 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
     if (!gguf) await addWeightFiles(src, builder, (text) => wasm.shardFilesFromIndex(text), { stream: opts.stream_weights ?? true });
     if (gpu) {
       const g = gpu;
-      const engine = new GpuEngine(wasmCall(() => builder.buildGpu(g, kind)));
+      // engine-guard.ts: a trap poisons this model only (later calls: EngineFailureError); dispose() never throws
+      const engine = new GpuEngine(guardEngine(wasmCall(() => builder.buildGpu(g, kind)), `this ${MODEL_CLASS[kind]}`));
       return { engine, config, location: src.location, device: "webgpu", reopen };
     }
-    const inner = wasmCall(() => builder.build(kind));
+    const inner = guardEngine(wasmCall(() => builder.build(kind)), `this ${MODEL_CLASS[kind]}`);
     return { engine: new CpuEngine(inner), config, location: src.location, device: "cpu", reopen, threads: inner.numThreads, ...(deviceNote === undefined ? {} : { deviceNote }) };
   } finally {
     builder.free();
@@ -342,7 +355,7 @@ export abstract class T5PreTrainedModel extends Callable {
     try {
       e?.dispose();
     } catch {
-      // a lost device or a trapped instance: nothing left to free
+      // a lost device or a trapped instance: nothing left to free (the engines free their guarded handles, engine-guard.ts)
     }
   }
 

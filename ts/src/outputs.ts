@@ -214,8 +214,13 @@ export class PastKeyValues {
   }
 
   dispose(): void {
-    this.inner?.free();
+    const inner = this.inner;
     this.inner = undefined;
+    try {
+      inner?.free();
+    } catch {
+      // left borrowed by a call that trapped (engine-guard.ts): its memory stays with the failed instance
+    }
   }
 }
 

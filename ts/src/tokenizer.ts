@@ -17,6 +17,7 @@ import { IdTensor, idRow, idRows, type IdsRow, type IdsRows } from "./ids.js";
 import { savePretrained, type SaveTarget } from "./save.js";
 import { initWasm, wasmIfReady } from "./wasm.js";
 import type { WasmTokenizer } from "#t5-wasm";
+import { guardEngine } from "./engine-guard.js";
 
 export interface TokenizerCallOptions {
   /** `true` / "longest": pad to the longest row; "max_length": pad to `max_length`
@@ -201,7 +202,8 @@ export class T5Tokenizer {
     // prototype is this class; no `Function` constructor involved, so it is CSP-safe.
     const self = ((texts: TextInput, a?: TextInput | TokenizerCallOptions, b?: TokenizerCallOptions) => self._call(texts, a, b)) as T5Tokenizer;
     Object.setPrototypeOf(self, new.target.prototype);
-    Object.defineProperty(self, "inner", { value: inner, writable: true, enumerable: false });
+    // engine-guard.ts: a trap poisons this tokenizer only; dispose() never throws
+    Object.defineProperty(self, "inner", { value: guardEngine(inner, "this T5Tokenizer"), writable: true, enumerable: false });
     return self;
   }
 

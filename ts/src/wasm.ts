@@ -17,13 +17,22 @@
  * of the engine's CPU pool (`wasm-threads.ts`); else the relaxed one where the runtime validates it
  * (`wasm-features.ts`; `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` forces one).
  * {@link wasmFlavour} says which one runs, {@link wasmThreads} how many threads it has.
+ *
+ * Instances: the single-thread glue is bundled as a factory (`pkg/t5_web_factory.js`, scripts/glue-factory.mjs), so
+ * the engine can run as several independent instances, each with its own memory. One is current; loads use it. After
+ * a trap in one of its objects (engine-guard.ts) it is marked failed: the next load compiles nothing (the module is
+ * kept) but instantiates afresh, the failed instance keeps serving the models already loaded on it, and its memory
+ * (with all that the failure grew) is released when the last of them is disposed and garbage collected. The threaded
+ * glue is one per process (its shared memory and workers): after a trap in the threaded instance, fresh instances are
+ * single-thread builds.
  * Callers with their own copy (a CDN, a bundler asset URL, bytes, a compiled module) pass it to
  * {@link initWasm} before the first `fromPretrained`.
  */
 
-import init, * as bindings from "#t5-wasm";
+import type * as Glue from "#t5-wasm";
+import { createBindings } from "#t5-wasm-factory";
 import initThreaded, * as threaded from "#t5-wasm-threads";
-import { T5WebError } from "./errors.js";
+import { onEngineTrap, T5WebError } from "./errors.js";
 import { defaultWasmSource } from "./wasm-locate.js";
 import { DEFAULT_MAX_THREADS, hardwareThreads, type WasmFlavour } from "./wasm-features.js";
 import { ensureWorkers, workersStarted } from "./wasm-threads.js";
@@ -31,10 +40,20 @@ import { ensureWorkers, workersStarted } from "./wasm-threads.js";
 export { hasRelaxedSimd, threadsSupported, type WasmFlavour } from "./wasm-features.js";
 
 /** The engine's API, the same in every build (the loaders `default` / `initSync` differ: the threaded one takes a memory). */
-export type Bindings = Omit<typeof bindings, "default" | "initSync">;
+export type Bindings = Omit<typeof Glue, "default" | "initSync">;
 
 /** What {@link initWasm} accepts in place of the packaged `t5_web_bg.wasm`. */
 export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Response;
+
+interface Instance {
+  bindings: Bindings;
+  memory: WebAssembly.Memory;
+  flavour: WasmFlavour;
+  /** the threaded build (its pool's workers share `memory`) */
+  threaded: boolean;
+  /** a trap happened in one of its objects: new loads get a fresh instance */
+  failed: boolean;
+}
 
 /** What the first initialisation is told (later ones are ignored). */
 export interface InitOptions {
@@ -42,15 +61,24 @@ export interface InitOptions {
   numThreads?: number;
 }
 
-let ready: Promise<Bindings> | undefined;
-let flavour: WasmFlavour | undefined;
-let memory: WebAssembly.Memory | undefined;
 /** The threaded build: its compiled module and shared memory, for more workers. */
 let shared: { module: WebAssembly.Module; memory: WebAssembly.Memory } | undefined;
 
-/** The engine's linear memory once initialised (its `buffer.byteLength` is the high-water mark: it never shrinks). */
+let ready: Promise<Instance> | undefined;
+let current: Instance | undefined;
+let flavour: WasmFlavour | undefined;
+/** the compiled engine, kept for fresh instances */
+let compiled: WebAssembly.Module | undefined;
+let instances = 0;
+
+/** The current engine instance's linear memory (its `buffer.byteLength` is the high-water mark: it never shrinks). */
 export function wasmMemory(): WebAssembly.Memory | undefined {
-  return memory;
+  return current?.memory;
+}
+
+/** How many engine instances this process has started (a fresh one follows each failed one). */
+export function wasmInstanceCount(): number {
+  return instances;
 }
 
 function isNode(): boolean {
@@ -68,34 +96,45 @@ async function compile(source: URL | Uint8Array): Promise<WebAssembly.Module> {
   return WebAssembly.compile(await res.arrayBuffer());
 }
 
-async function load(source?: WasmSource, opts: InitOptions = {}): Promise<Bindings> {
+async function load(source?: WasmSource, opts: InitOptions = {}): Promise<Instance> {
   let input: WasmSource;
-  if (source !== undefined) {
+  let fl: WasmFlavour;
+  if (compiled !== undefined) {
+    // a fresh instance after a failed one: the module compiled for the first
+    input = compiled;
+    fl = flavour!;
+  } else if (source !== undefined) {
     input = source;
-    flavour = "custom";
+    fl = "custom";
     if (isNode() && (typeof source === "string" || source instanceof URL)) {
       const url = source instanceof URL ? source : new URL(source, "file://" + process.cwd() + "/");
       if (url.protocol === "file:") input = await (await import("node:fs/promises")).readFile(url);
     }
   } else {
-    const wanted = opts.numThreads ?? Math.min(await hardwareThreads(), DEFAULT_MAX_THREADS);
+    // the threaded glue is one per process: after its instance failed, fresh ones are single-thread builds
+    const wanted = shared ? 1 : (opts.numThreads ?? Math.min(await hardwareThreads(), DEFAULT_MAX_THREADS));
     const found = await defaultWasmSource(wanted);
     if (found.flavour === "threads") {
       const module = await compile(found.source);
       await initThreaded({ module_or_path: module });
       const mem = threaded.sharedMemory() as WebAssembly.Memory;
       shared = { module, memory: mem };
-      memory = mem;
+      instances++;
+      current = { bindings: threaded, memory: mem, flavour: "threads", threaded: true, failed: false };
       flavour = "threads";
       await grow(wanted);
-      return threaded;
+      return current;
     }
     input = found.source;
-    flavour = found.flavour;
+    fl = found.flavour;
   }
-  memory = (await init({ module_or_path: input })).memory;
-  flavour ??= "custom";
-  return bindings;
+  const bindings = createBindings();
+  const memory = (await bindings.default({ module_or_path: input })).memory;
+  compiled ??= bindings.wasmModule();
+  instances++;
+  current = { bindings, memory, flavour: fl, threaded: false, failed: false };
+  flavour = fl;
+  return current;
 }
 
 /**
@@ -104,7 +143,7 @@ async function load(source?: WasmSource, opts: InitOptions = {}): Promise<Bindin
  */
 export async function ensureThreads(threads: number): Promise<void> {
   await initWasm();
-  if (shared) await grow(threads);
+  if (current?.threaded) await grow(threads);
 }
 
 /** Start workers until the pool has `threads` threads, and wait until each has joined it (it says "ready" just before). */
@@ -116,27 +155,50 @@ async function grow(threads: number): Promise<void> {
 
 /** Threads the engine can split work across now: 1 + the pool's workers (1 in the single-thread builds). */
 export function wasmThreads(): number {
-  return shared ? 1 + workersStarted() : 1;
+  return current?.threaded ? 1 + workersStarted() : 1;
 }
 
 /**
- * Initialise the engine (idempotent: later calls return the first call's result). Pass `source` to
- * load the `.wasm` from somewhere other than the packaged file.
+ * Initialise the engine (idempotent: later calls return the first call's result, until a trap marks the instance
+ * failed; then the next call starts a fresh one). Pass `source` to load the `.wasm` from somewhere other than the
+ * packaged file; `opts` count at the first initialisation.
  */
-export function initWasm(source?: WasmSource, opts?: InitOptions): Promise<Bindings> {
+export async function initWasm(source?: WasmSource, opts?: InitOptions): Promise<Bindings> {
+  if (current?.failed && ready) {
+    const failed = current;
+    const p = await ready;
+    if (p === failed) ready = undefined;
+  }
   if (!ready) {
     ready = load(source, opts).catch((e: unknown) => {
       ready = undefined; // allow a retry, e.g. after building the engine
       throw e instanceof T5WebError ? e : new T5WebError(`t5-web: cannot initialise the WebAssembly engine: ${String(e)}`, { cause: e });
     });
   }
-  return ready;
+  return (await ready).bindings;
 }
 
-/** The bindings when {@link initWasm} has finished, else `undefined` (for the synchronous constructors). */
+/** The current instance's bindings when {@link initWasm} has finished, else `undefined` (for the synchronous constructors). */
 export function wasmIfReady(): Bindings | undefined {
-  return memory ? bindings : undefined;
+  // a failed instance: undefined, so that the caller awaits initWasm() (a fresh instance)
+  return current && !current.failed ? current.bindings : undefined;
 }
+
+/**
+ * Mark the instance that owns `obj` (a wasm-bindgen object; default: the current instance) failed after a trap: the
+ * next {@link initWasm} starts a fresh one. An object of an older instance changes nothing.
+ */
+export function markInstanceFailed(obj?: object): void {
+  if (!current) return;
+  if (obj !== undefined) {
+    const ctor = (Object.getPrototypeOf(obj) as { constructor?: unknown } | null)?.constructor;
+    const owned = Object.values(current.bindings).includes(ctor as never);
+    if (!owned) return;
+  }
+  current.failed = true;
+}
+
+onEngineTrap(() => markInstanceFailed());
 
 /**
  * Which engine build is running: `"threads"` / `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`

@@ -5,6 +5,11 @@ use crate::error::{Result, T5Error};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod check;
+pub use check::{MAX_LAYERS, MAX_TENSOR_ELEMENTS};
+/// A JSON value as error messages quote it (cut short).
+pub(crate) use check::show as show_value;
+
 /// Activation of the feed-forward block, as transformers' `ACT2FN` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {
@@ -127,32 +132,30 @@ pub struct FeedForwardKind {
 }
 
 impl T5Config {
+    /// `config.json`: JSON errors, type errors naming the field, then [`Self::validate`].
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: T5Config = serde_json::from_str(text).map_err(|e| T5Error::BadConfig(e.to_string()))?;
-        cfg.validate()?;
-        Ok(cfg)
+        check::parse(text, "config.json")
     }
 
+    /// [`Self::from_json`] for a config read from (or built from the metadata of) `file`, which
+    /// the errors name.
+    pub fn from_json_in(text: &str, file: &str) -> Result<Self> {
+        check::parse(text, file)
+    }
+
+    /// A config from a parsed JSON value (`file`: what the errors name).
+    pub fn from_value_in(v: &Value, file: &str) -> Result<Self> {
+        check::from_value(v, file)
+    }
+
+    /// Every load-time check (see `config/check.rs`): errors name `config.json` and the field.
     pub fn validate(&self) -> Result<()> {
-        self.feed_forward()?;
-        let checks = [
-            ("vocab_size", self.vocab_size),
-            ("d_model", self.d_model),
-            ("d_kv", self.d_kv),
-            ("d_ff", self.d_ff),
-            ("num_heads", self.num_heads),
-            ("relative_attention_num_buckets", self.relative_attention_num_buckets),
-            ("relative_attention_max_distance", self.relative_attention_max_distance),
-        ];
-        for (name, v) in checks {
-            if v == 0 {
-                return Err(T5Error::BadConfig(format!("{name} must be positive")));
-            }
-        }
-        if !(self.layer_norm_epsilon >= 0.0) {
-            return Err(T5Error::BadConfig("layer_norm_epsilon must be >= 0".into()));
-        }
-        Ok(())
+        check::validate(self, "config.json")
+    }
+
+    /// [`Self::validate`] naming `file` in the errors.
+    pub fn validate_in(&self, file: &str) -> Result<()> {
+        check::validate(self, file)
     }
 
     /// transformers: `act_info = feed_forward_proj.split("-")`, gated iff the first part is
@@ -185,20 +188,14 @@ impl T5Config {
         self.scale_decoder_outputs.unwrap_or(self.tie_word_embeddings)
     }
 
+    /// `eos_token_id` as a list (validated at load; a config built by hand with a value that is
+    /// not an id or a list of ids gives none).
     pub fn eos_token_ids(&self) -> Vec<u32> {
-        value_to_ids(self.eos_token_id.as_ref())
+        check::eos_ids(self.eos_token_id.as_ref(), "config.json").unwrap_or_default()
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("config serializes")
-    }
-}
-
-pub(crate) fn value_to_ids(v: Option<&Value>) -> Vec<u32> {
-    match v {
-        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_u64().map(|x| x as u32)).collect(),
-        _ => vec![],
     }
 }
 
@@ -328,43 +325,58 @@ impl GenerationConfig {
 
     /// `generation_config.json` over the model config's defaults.
     pub fn from_json(text: &str, cfg: &T5Config) -> Result<Self> {
-        let v: Value = serde_json::from_str(text).map_err(|e| T5Error::BadConfig(format!("generation_config.json: {e}")))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| T5Error::BadConfig(format!("generation_config.json: not valid JSON: {e}")))?;
         let mut g = Self::from_model_config(cfg);
-        g.apply_json(&v)?;
+        g.apply_json_in(&v, "generation_config.json")?;
         Ok(g)
     }
 
-    /// Overlay the keys present in a JSON object (generation_config.json or user options), with
-    /// transformers' names. Unknown keys are ignored (generation_config.json holds many).
+    /// [`Self::apply_json_in`] for call options (errors say "generation options: <key>: ...").
     pub fn apply_json(&mut self, v: &Value) -> Result<()> {
-        let obj = v.as_object().ok_or_else(|| T5Error::BadConfig("generation config must be a JSON object".into()))?;
+        self.apply_json_in(v, "generation options")
+    }
+
+    /// Overlay the keys present in a JSON object (generation_config.json or user options), with
+    /// transformers' names. Unknown keys are ignored (generation_config.json holds many). Errors
+    /// name `source` and the key: `generation_config.json: num_beams: expected a non-negative
+    /// integer, got "four"`.
+    pub fn apply_json_in(&mut self, v: &Value, source: &str) -> Result<()> {
+        use check::show;
+        let obj = v.as_object().ok_or_else(|| T5Error::BadConfig(format!("{source}: expected a JSON object, got {}", check::type_name(v))))?;
+        let err = |k: &str, what: &str, x: &Value| T5Error::BadConfig(format!("{source}: {k}: expected {what}, got {}", show(x)));
         let uint = |k: &str| -> Result<Option<usize>> {
             match obj.get(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(x) => x.as_u64().map(|x| Some(x as usize)).ok_or_else(|| T5Error::BadConfig(format!("{k} must be a non-negative integer"))),
+                Some(x) => x
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .map(Some)
+                    .ok_or_else(|| err(k, "a non-negative integer", x)),
             }
         };
         let float = |k: &str| -> Result<Option<f64>> {
             match obj.get(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(x) => x.as_f64().map(Some).ok_or_else(|| T5Error::BadConfig(format!("{k} must be a number"))),
+                Some(x) => x.as_f64().map(Some).ok_or_else(|| err(k, "a number", x)),
+            }
+        };
+        let id = |x: &Value| x.as_u64().filter(|&n| n <= u32::MAX as u64).map(|n| n as u32);
+        let one_id = |k: &str| -> Result<Option<u32>> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => id(x).map(Some).ok_or_else(|| err(k, "a token id (an integer below 2^32)", x)),
             }
         };
         let ids = |k: &str| -> Result<Option<Vec<u32>>> {
+            let what = "a token id or a list of token ids";
             match obj.get(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::Number(n)) => n.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| Some(vec![x as u32])).ok_or_else(|| T5Error::BadConfig(format!("{k} must be a token id or a list of token ids"))),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|x| x.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| x as u32))
-                    .collect::<Option<Vec<u32>>>()
-                    .map(Some)
-                    .ok_or_else(|| T5Error::BadConfig(format!("{k} must be a token id or a list of token ids"))),
-                Some(_) => Err(T5Error::BadConfig(format!("{k} must be a token id or a list of token ids"))),
+                Some(Value::Array(a)) => a.iter().map(id).collect::<Option<Vec<u32>>>().map(Some).ok_or_else(|| err(k, what, &obj[k])),
+                Some(x) => id(x).map(|t| Some(vec![t])).ok_or_else(|| err(k, what, x)),
             }
         };
-        if let Some(x) = uint("decoder_start_token_id")? { self.decoder_start_token_id = x as u32; }
-        if let Some(x) = uint("pad_token_id")? { self.pad_token_id = x as u32; }
+        if let Some(x) = one_id("decoder_start_token_id")? { self.decoder_start_token_id = x; }
+        if let Some(x) = one_id("pad_token_id")? { self.pad_token_id = x; }
         if obj.contains_key("eos_token_id") { self.eos_token_id = ids("eos_token_id")?.unwrap_or_default(); }
         if obj.contains_key("max_length") { self.max_length = uint("max_length")?; }
         if obj.contains_key("max_new_tokens") { self.max_new_tokens = uint("max_new_tokens")?; }
@@ -374,12 +386,12 @@ impl GenerationConfig {
         match obj.get("do_sample") {
             None | Some(Value::Null) => {}
             Some(Value::Bool(b)) => self.do_sample = *b,
-            Some(_) => return Err(T5Error::BadConfig("do_sample must be true or false".into())),
+            Some(x) => return Err(err("do_sample", "true or false", x)),
         }
         if let Some(x) = uint("num_return_sequences")? { self.num_return_sequences = x; }
         if let Some(x) = float("length_penalty")? { self.length_penalty = x; }
         if let Some(v) = obj.get("early_stopping") {
-            self.early_stopping = EarlyStopping::from_value(v).ok_or_else(|| T5Error::BadConfig("early_stopping must be true, false or \"never\"".into()))?;
+            self.early_stopping = EarlyStopping::from_value(v).ok_or_else(|| err("early_stopping", "true, false or \"never\"", v))?;
         }
         if let Some(x) = float("temperature")? { self.temperature = x; }
         if let Some(x) = uint("top_k")? { self.top_k = x; }
@@ -391,23 +403,23 @@ impl GenerationConfig {
                 Value::Null => None,
                 Value::Array(rows) => Some(
                     rows.iter()
-                        .map(|r| r.as_array().and_then(|r| r.iter().map(|x| x.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| x as u32)).collect::<Option<Vec<u32>>>()))
+                        .map(|r| r.as_array().and_then(|r| r.iter().map(id).collect::<Option<Vec<u32>>>()))
                         .collect::<Option<Vec<Vec<u32>>>>()
-                        .ok_or_else(|| T5Error::BadConfig("bad_words_ids must be a list of lists of token ids".into()))?,
+                        .ok_or_else(|| err("bad_words_ids", "a list of lists of token ids", v))?,
                 ),
-                _ => return Err(T5Error::BadConfig("bad_words_ids must be a list of lists of token ids".into())),
+                _ => return Err(err("bad_words_ids", "a list of lists of token ids", v)),
             };
         }
         if obj.contains_key("forced_eos_token_id") { self.forced_eos_token_id = ids("forced_eos_token_id")?; }
         match obj.get("cache_implementation") {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => self.cache_implementation = Some(s.clone()),
-            Some(_) => return Err(T5Error::BadConfig("cache_implementation must be a string".into())),
+            Some(x) => return Err(err("cache_implementation", "\"static\" or \"dynamic\"", x)),
         }
-        if obj.contains_key("seed") {
-            self.seed = match obj.get("seed") {
-                Some(Value::Null) | None => None,
-                Some(x) => Some(x.as_u64().ok_or_else(|| T5Error::BadConfig("seed must be a non-negative integer".into()))?),
+        if let Some(x) = obj.get("seed") {
+            self.seed = match x {
+                Value::Null => None,
+                x => Some(x.as_u64().ok_or_else(|| err("seed", "a non-negative integer", x))?),
             };
         }
         Ok(())
@@ -421,7 +433,7 @@ impl GenerationConfig {
     pub fn apply_task_params(&mut self, cfg: &T5Config, task: &str) -> Result<bool> {
         match cfg.task_specific_params.as_ref().and_then(|t| t.get(task)) {
             Some(p) if p.is_object() => {
-                self.apply_json(p)?;
+                self.apply_json_in(p, &format!("config.json: task_specific_params.{task}"))?;
                 Ok(true)
             }
             Some(_) => Err(T5Error::BadConfig(format!("task_specific_params.{task} must be an object"))),
@@ -433,7 +445,7 @@ impl GenerationConfig {
     /// `_prepare_generated_length`).
     pub fn total_max_length(&self) -> usize {
         match (self.max_new_tokens, self.max_length) {
-            (Some(n), _) => n + 1,
+            (Some(n), _) => n.saturating_add(1),
             (None, Some(m)) => m,
             (None, None) => DEFAULT_MAX_NEW_TOKENS + 1,
         }
@@ -442,7 +454,7 @@ impl GenerationConfig {
     /// Total decoder length below which EOS is suppressed (`min_new_tokens` takes precedence).
     pub fn total_min_length(&self) -> usize {
         match self.min_new_tokens {
-            Some(n) => n + 1,
+            Some(n) => n.saturating_add(1),
             None => self.min_length,
         }
     }

@@ -40,6 +40,10 @@ pub enum T5Error {
     /// from the config / the safetensors header before the weights are read.
     #[error("model too large: {0}")]
     ModelTooLarge(String),
+    /// A call would need more working memory (activations, KV caches of every beam, logits) than
+    /// the model's memory limit leaves after its weights; said before the call allocates.
+    #[error("over the memory budget: {0}")]
+    MemoryBudget(String),
 }
 
 impl T5Error {
@@ -57,6 +61,7 @@ impl T5Error {
             T5Error::MissingFile(_) => "MissingFile",
             T5Error::Tokenizer(_) => "Tokenizer",
             T5Error::ModelTooLarge(_) => "ModelTooLarge",
+            T5Error::MemoryBudget(_) => "MemoryBudget",
         }
     }
 }

@@ -133,6 +133,7 @@ impl<B: Backend> Generation<B> {
             return Err(T5Error::BadInput("generate needs a model with an LM head (T5ForConditionalGeneration)".into()));
         }
         gen.validate(model.config.vocab_size)?;
+        crate::budget::check_generate(model, input.batch, input.seq, gen)?;
         let inner = if gen.num_beams > 1 {
             Inner::Beam(beam::BeamState::new(model, input, gen, device_top_k)?)
         } else {

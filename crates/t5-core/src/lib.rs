@@ -13,6 +13,7 @@
 
 pub mod act;
 pub mod backend;
+pub mod budget;
 pub mod config;
 pub mod dtype;
 pub mod error;

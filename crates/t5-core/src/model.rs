@@ -242,6 +242,8 @@ pub struct T5<B: Backend> {
     weight_fallbacks: Vec<(String, WeightDtype)>,
     weight_bytes: usize,
     half: Half,
+    /// memory the model and its calls may use ([`crate::budget`]); default one wasm32 memory on 32-bit targets
+    memory_limit: Option<u64>,
 }
 
 struct Loader<'a, B: Backend> {
@@ -387,7 +389,7 @@ impl<B: Backend> T5<B> {
             None
         };
         let (weight_fallbacks, weight_bytes) = (l.fallbacks.into_inner(), l.bytes.get());
-        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes, half })
+        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes, half, memory_limit: crate::formats::default_memory_limit() })
     }
 
     /// Weights stored in another form than requested at load, with the form they got.
@@ -402,6 +404,17 @@ impl<B: Backend> T5<B> {
 
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// The memory the weights and a call's working memory may take together (`None`: unlimited);
+    /// calls over it fail before they allocate ([`crate::budget`]).
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    /// Set [`Self::memory_limit`] (a load's `max_memory`).
+    pub fn set_memory_limit(&mut self, limit: Option<u64>) {
+        self.memory_limit = limit;
     }
 
     /// The activation numerics ([`Half`]).
@@ -520,6 +533,7 @@ impl<B: Backend> T5<B> {
     /// [`Self::encode`], recording hidden states / attentions into `rec` as `flags` ask.
     pub fn encode_with(&self, input: &Batch, mut rec: Option<(&mut StackOutputs, OutputFlags)>) -> Result<B::Tensor> {
         self.check_ids(&input.ids)?;
+        crate::budget::check_encode(self, input.batch, input.seq)?;
         let be = &self.backend;
         let enc = &self.encoder;
         let (b, s) = (input.batch, input.seq);
@@ -753,6 +767,8 @@ impl<B: Backend> T5<B> {
     /// [`ForwardOutput::tensors`] back (synchronously as [`T5::forward`] does, or asynchronously where a read
     /// cannot block: a GPU) and [`ForwardOutput::finish`]es on the host (the loss).
     pub fn forward_device(&self, input: &Batch, decoder_input_ids: Option<&[u32]>, labels: Option<&[i64]>, decoder_mask: Option<&[u32]>) -> Result<ForwardOutput<B::Tensor>> {
+        let dec_positions = decoder_input_ids.map(<[u32]>::len).or(labels.map(<[i64]>::len)).unwrap_or(0);
+        crate::budget::check_forward(self, input.batch, input.seq, dec_positions / input.batch.max(1))?;
         let enc = self.encode(input)?;
         let mut out = ForwardOutput { encoder_last_hidden_state: enc, decoder_last_hidden_state: None, logits: None, labels: None };
         if self.kind == ModelKind::Encoder {

@@ -704,8 +704,10 @@ impl WasmModelBuilder {
         let cpu = Cpu::with_threads(self.threads);
         let cpu = self.grain.map_or(cpu, |g| cpu.with_grain(g));
         let head = t5_core::heads::Head::load(task, &self.config, &store, &cpu).map_err(js_err)?;
-        let model = T5::load_with_dtype(self.config.clone(), &store, kind, cpu, self.dtype).map_err(js_err)?;
+        let mut model = T5::load_with_dtype(self.config.clone(), &store, kind, cpu, self.dtype).map_err(js_err)?;
         drop(store);
+        // calls are checked against the same budget as the load (crates/t5-core/src/budget.rs)
+        model.set_memory_limit(self.memory_limit.or(t5_core::formats::default_memory_limit()));
         Ok(WasmModel { model, generation: self.generation.clone(), task, head })
     }
 }

@@ -8,6 +8,7 @@ mod vocab;
 
 use crate::error::{Result, T5Error};
 use serde_json::Value;
+mod check;
 
 pub use surface::SavedTokenizer;
 pub use vocab::{VocabSpec, MAX_VOCAB_EXTRA_IDS};
@@ -85,6 +86,7 @@ pub fn clean_up_tokenization(s: &str) -> String {
 impl Tokenizer {
     /// From the bytes of `tokenizer.json` and, when present, `tokenizer_config.json`.
     pub fn from_bytes(tokenizer_json: &[u8], tokenizer_config: Option<&[u8]>) -> Result<Self> {
+        check::check_tokenizer_json(tokenizer_json)?;
         let inner = HfTokenizer::from_bytes(tokenizer_json).map_err(|e| T5Error::Tokenizer(format!("tokenizer.json: {e}")))?;
         let cfg: Value = match tokenizer_config {
             Some(b) => serde_json::from_slice(b).map_err(|e| T5Error::Tokenizer(format!("tokenizer_config.json: {e}")))?,
