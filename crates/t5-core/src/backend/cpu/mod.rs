@@ -1,6 +1,6 @@
-//! The CPU backend: host tensors, SIMD matmul (see `kernels`), everything else in plain loops.
+//! The CPU backend: host tensors, SIMD matmul (see `gemm`), everything else in plain loops.
 
-pub mod kernels;
+pub mod gemm;
 pub mod qkernels;
 
 use super::{AttentionMask, AttentionShape, Backend};
@@ -300,7 +300,7 @@ pub fn attention_host(
             for i in 0..s.q_len {
                 let qo = (b * s.q_len + i) * inner + h * s.head_dim;
                 let qrow = &q.data[qo..qo + s.head_dim];
-                kernels::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
+                gemm::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
                 if s.half {
                     scores.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
                 }
