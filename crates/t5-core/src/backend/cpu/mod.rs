@@ -1,5 +1,7 @@
 //! The CPU backend: host tensors, SIMD matmul (see `gemm`), everything else in plain loops.
 
+pub mod attention;
+pub mod fixed;
 pub mod gemm;
 pub mod qkernels;
 
@@ -274,6 +276,9 @@ pub fn attention_host(
     s: AttentionShape,
     mut probs: Option<&mut [f32]>,
 ) -> Tensor {
+    if s.q_len > 1 && !s.half && probs.is_none() {
+        return attention::attention(q, k, v, bias, mask, s);
+    }
     let inner = s.heads * s.head_dim;
     let mut out = vec![0.0f32; s.batch * s.q_len * inner];
     let mut scores = vec![0.0f32; s.kv_len];

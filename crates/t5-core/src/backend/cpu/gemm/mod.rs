@@ -1,11 +1,50 @@
-//! CPU kernels. `matmul_nt` is the hot path (every linear layer): `out[m,n] = x[m,k] · w[n,k]^T`,
-//! both operands contiguous along `k`, so each output is a dot product of two contiguous rows.
-//! Register-blocked 4×4 (4 rows of x against 4 rows of w) with SIMD accumulators:
-//! WASM SIMD128 (`f32x4`; fused multiply-adds in the relaxed-SIMD build) in the wasm build, AVX2+FMA (runtime-detected) natively, scalar otherwise.
+//! The f32 matrix product of every linear layer and of attention: `out[m,n] = x[m,k] · w[n,k]^T`.
+//!
+//! * Several rows (encoder, prompt, cross-attention K/V): the packed-panel GEMM ([`packed`]), a
+//!   register-blocked micro-kernel per ISA (AVX-512F or AVX2+FMA runtime-detected natively, SIMD128
+//!   in wasm with fused multiply-adds in the relaxed-SIMD build, portable otherwise), each output
+//!   one in-order sum whatever [`Block`] computes it.
+//! * Fewer than [`PACKED_MIN_ROWS`] rows (a decode step, one query's attention scores): dot-product
+//!   tiles of at most 4×4 (4 rows of x against 4 rows of w) with SIMD accumulators along `k`, where
+//!   packing `w` would cost as much as the product.
+//! One file per ISA: [`scalar`], `avx2`, `avx512`, `simd128`.
+
+pub mod int;
+pub mod packed;
+pub use packed::{gemm, pack_nn, pack_nt, Block, Operands};
+
+/// Rows from which [`matmul_nt`] packs `w` into panels (the packing reads `w` once, as one row of
+/// the product does).
+pub const PACKED_MIN_ROWS: usize = 4;
 
 /// `out[i*n + j] = sum_k x[i*k + kk] * w[j*k + kk]`.
 pub fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+    matmul_nt_block(m, n, k, x, w, out, Block::all(m, n))
+}
+
+/// [`matmul_nt`] for the outputs in `block` only (the others are left as they are). The kernel is
+/// chosen from the whole product's `m`, so every block of one product computes each of its outputs
+/// exactly as [`matmul_nt`] does (threads split a product into blocks).
+pub fn matmul_nt_block(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32], block: Block) {
     assert!(x.len() >= m * k && w.len() >= n * k && out.len() >= m * n);
+    assert!(block.rows.end <= m && block.cols.end <= n, "matmul_nt_block: block outside {m} x {n}");
+    if m >= PACKED_MIN_ROWS {
+        return gemm(Operands { k, x, ldx: k, out, ldo: n }, block, &mut pack_nt(w, k, k));
+    }
+    let (r0, c0) = (block.rows.start, block.cols.start);
+    let (mb, nb) = (block.rows.len(), block.cols.len());
+    if (mb, nb) == (m, n) {
+        return tiles(m, n, k, x, w, out);
+    }
+    let mut tmp = vec![0.0f32; mb * nb];
+    tiles(mb, nb, k, &x[r0 * k..], &w[c0 * k..], &mut tmp);
+    for i in 0..mb {
+        out[(r0 + i) * n + c0..(r0 + i) * n + c0 + nb].copy_from_slice(&tmp[i * nb..(i + 1) * nb]);
+    }
+}
+
+/// The dot-product tiles (few rows).
+fn tiles(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         return simd128::matmul_nt(m, n, k, x, w, out);
@@ -77,26 +116,8 @@ pub(crate) mod scalar;
 pub(crate) mod simd128;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matmul_matches_naive_f64() {
-        let (m, n, k) = (7, 11, 37);
-        let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
-        let w: Vec<f32> = (0..n * k).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
-        let mut out = vec![0.0; m * n];
-        matmul_nt(m, n, k, &x, &w, &mut out);
-        let mut sc = vec![0.0; m * n];
-        scalar::matmul_nt(m, n, k, &x, &w, &mut sc);
-        for i in 0..m {
-            for j in 0..n {
-                let r: f64 = (0..k).map(|t| x[i * k + t] as f64 * w[j * k + t] as f64).sum();
-                assert!((out[i * n + j] as f64 - r).abs() < 1e-4, "simd ({i},{j}) {} vs {r}", out[i * n + j]);
-                assert!((sc[i * n + j] as f64 - r).abs() < 1e-4, "scalar ({i},{j})");
-            }
-        }
-    }
-}
+mod tests;

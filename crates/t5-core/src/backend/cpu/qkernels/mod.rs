@@ -8,40 +8,59 @@
 //!   and q4 with groups of 64-256 sum exact integer products against a fixed-point copy of `x`
 //!   instead ([`fixed`]); GGUF Q4_0 / Q4_1 are q4 with groups
 //!   of 32 (the low and the high nibbles of each 64-weight chunk are two groups).
-//! * several input rows (encoder, prompt): a strip of [`STRIP`] weight rows is dequantized into a
-//!   small f32 scratch buffer (exactly torchao's dequantization, so the products equal those of the
-//!   dequantized model) and multiplied against all input rows with the f32 tile kernel.
+//! * several input rows (encoder, prompt): in wasm, q8 with one scale per row and q4 with groups of
+//!   64-256 take the integer GEMM ([`gemm::int`]: the integer matvec's exact sums, several input
+//!   rows per weight load); everything else the packed-panel f32 GEMM ([`gemm::packed`]), whose
+//!   packer dequantizes the weight rows of each panel (exactly torchao's dequantization, so the
+//!   products equal those of the dequantized model) before transposing them in.
 
-use super::gemm;
+use super::gemm::int::{FixedRows, IntWeights};
+use super::gemm::{self, Block, Operands};
 use crate::quant::QWeight;
-
-/// Weight rows dequantized at a time for multi-row inputs.
-const STRIP: usize = 32;
 
 /// `out[i*n + j] = Σ_t x[i*k + t] · w[j, t]` for `m` input rows.
 pub fn linear(m: usize, x: &[f32], w: &QWeight, out: &mut [f32]) {
+    let n = w.dims().0;
+    linear_block(m, x, w, out, Block::all(m, n))
+}
+
+/// [`linear`] for the outputs in `block` only; each computed as [`linear`] computes it (the kernel
+/// is chosen from the whole product's `m`). One input row takes the fused matvec, which computes
+/// every column: a block of it must span all of them.
+pub fn linear_block(m: usize, x: &[f32], w: &QWeight, out: &mut [f32], block: Block) {
     let (n, k) = w.dims();
     assert!(x.len() >= m * k && out.len() >= m * n);
     if let QWeight::F32 { data, .. } = w {
-        return gemm::matmul_nt(m, n, k, x, data, out);
+        return gemm::matmul_nt_block(m, n, k, x, data, out, block);
     }
     if m == 1 {
+        assert_eq!(block.cols, 0..n, "linear_block: one row takes every column");
+        if block.rows.is_empty() {
+            return;
+        }
         return matvec(x, w, out);
     }
-    let mut scratch = vec![0.0f32; STRIP.min(n) * k];
-    let mut tmp = vec![0.0f32; m * STRIP.min(n)];
-    let mut j0 = 0;
-    while j0 < n {
-        let nb = STRIP.min(n - j0);
-        for jj in 0..nb {
-            w.dequantize_row(j0 + jj, &mut scratch[jj * k..(jj + 1) * k]);
+    if let Some(isa) = gemm::int::int_isa() {
+        let form = match w {
+            QWeight::Q8 { codes, scales, .. } if scales.len() == n => Some((IntWeights::Q8 { codes, scales }, None)),
+            QWeight::Q4 { group, packed, scales, zeros, .. } => Some((IntWeights::Q4 { packed, group: *group, scales, zeros }, Some(*group))),
+            _ => None,
+        };
+        if let Some((iw, group)) = form.filter(|(iw, _)| iw.fits(k)) {
+            if let Some(fx) = FixedRows::new(m, k, x, group) {
+                return gemm::int::int_gemm_with(isa, &fx, &iw, k, out, n, block);
+            }
         }
-        gemm::matmul_nt(m, nb, k, x, &scratch[..nb * k], &mut tmp[..m * nb]);
-        for i in 0..m {
-            out[i * n + j0..i * n + j0 + nb].copy_from_slice(&tmp[i * nb..(i + 1) * nb]);
-        }
-        j0 += nb;
     }
+    let mut rows = Vec::new();
+    let mut pack = |j0: usize, nr: usize, nrmax: usize, panel: &mut [f32]| {
+        rows.resize(nr * k, 0.0);
+        for (c, r) in rows.chunks_exact_mut(k).enumerate() {
+            w.dequantize_row(j0 + c, r);
+        }
+        gemm::packed::transpose_in(&rows, k, k, nr, nrmax, panel);
+    };
+    gemm::gemm(Operands { k, x, ldx: k, out, ldo: n }, block, &mut pack);
 }
 
 /// One input row against every weight row, fused.
@@ -90,7 +109,7 @@ fn group_sums(x: &[f32], group: usize) -> Vec<f32> {
     x.chunks_exact(group).map(|g| g.iter().sum()).collect()
 }
 
-pub mod fixed;
+pub use super::fixed;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
