@@ -8,9 +8,8 @@
 //!   and q4 with groups of 64-256 sum exact integer products against a fixed-point copy of `x`
 //!   instead ([`fixed`]); GGUF Q4_0 / Q4_1 are q4 with groups
 //!   of 32 (the low and the high nibbles of each 64-weight chunk are two groups).
-//! * several input rows (encoder, prompt): in wasm, q8 with one scale per row and q4 with groups of
-//!   64-256 take the integer GEMM ([`gemm::int`]: the integer matvec's exact sums, several input
-//!   rows per weight load); everything else the packed-panel f32 GEMM ([`gemm::packed`]), whose
+//! * several input rows (encoder, prompt): the integer GEMM where [`gemm::int::int_isa`] names one
+//!   (none at present: measured slower), else the packed-panel f32 GEMM ([`gemm::packed`]), whose
 //!   packer dequantizes the weight rows of each panel (exactly torchao's dequantization, so the
 //!   products equal those of the dequantized model) before transposing them in.
 
