@@ -25,22 +25,22 @@ const encoder = await T5EncoderModel.fromPretrained(dir, { dtype });
 const in32 = { input_ids: [input ?? ids(32, 37)] };
 const rows8 = Array.from({ length: 8 }, (_, r) => ids(128, 53 + r));
 const enc32 = [], enc8 = [], gen = [];
-for (let i = 0; i < warmup; i++) encoder.forward(in32);
+for (let i = 0; i < warmup; i++) encoder.forwardSync(in32);
 for (let i = 0; i < runs; i++) {
   t = performance.now();
-  encoder.forward(in32);
+  encoder.forwardSync(in32);
   enc32.push(performance.now() - t);
   t = performance.now();
-  encoder.forward({ input_ids: rows8 });
+  encoder.forwardSync({ input_ids: rows8 });
   enc8.push(performance.now() - t);
 }
 const newTokens = 64;
 const genOpts = { max_new_tokens: newTokens, min_new_tokens: newTokens };
-for (let i = 0; i < warmup; i++) await model.generate(in32, genOpts);
+for (let i = 0; i < warmup; i++) model.generateSync(in32, genOpts);
 let outIds = null;
 for (let i = 0; i < runs; i++) {
   t = performance.now();
-  const out = await model.generate(in32, genOpts);
+  const out = model.generateSync(in32, genOpts);
   gen.push(performance.now() - t);
   if (out[0].length !== newTokens + 1) throw new Error(`expected ${newTokens + 1} ids, got ${out[0].length}`);
   outIds = Array.from(out[0], Number);

@@ -28,23 +28,23 @@ async function measure(device) {
   const in32 = { input_ids: [ids(32, 37)] };
   const rows8 = Array.from({ length: 8 }, (_, r) => ids(128, 53 + r));
   const enc32 = [], enc8 = [], gen = [];
-  await encoder.forwardAsync(in32); // warm-up (pipelines, pool)
+  await encoder.forward(in32); // warm-up (pipelines, pool)
   for (let i = 0; i < runs; i++) {
     t = performance.now();
-    await encoder.forwardAsync(in32);
+    await encoder.forward(in32);
     enc32.push(performance.now() - t);
     if (big) {
       t = performance.now();
-      await encoder.forwardAsync({ input_ids: rows8 });
+      await encoder.forward({ input_ids: rows8 });
       enc8.push(performance.now() - t);
     }
   }
   log(device, "encoder done");
   const newTokens = 32;
-  await model.generateAsync(in32, { max_new_tokens: 2, min_new_tokens: 2 });
+  await model.generate(in32, { max_new_tokens: 2, min_new_tokens: 2 });
   for (let i = 0; i < runs; i++) {
     t = performance.now();
-    await model.generateAsync(in32, { max_new_tokens: newTokens, min_new_tokens: newTokens });
+    await model.generate(in32, { max_new_tokens: newTokens, min_new_tokens: newTokens });
     gen.push(performance.now() - t);
   }
   log(device, "generate done");
@@ -52,7 +52,7 @@ async function measure(device) {
   const one = [];
   for (let i = 0; i < runs; i++) {
     t = performance.now();
-    await model.generateAsync(in32, { max_new_tokens: 1 });
+    await model.generate(in32, { max_new_tokens: 1 });
     one.push(performance.now() - t);
   }
   const out = {

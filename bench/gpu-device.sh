@@ -1,29 +1,58 @@
 #!/usr/bin/env bash
-# The GPU benchmark on a lent GPU machine (the `device` tool; no registries there, so nothing is built
-# on it): carries native binaries built here and runs them beside PyTorch on the same random checkpoints.
-# Prepare here (x86-64):
-#   cargo build --release -p t5-bench -p t5-gpu --examples
-#   cargo test --release -p t5-gpu --test parity --test fp16 --no-run   # copy the printed binaries to .devbin/{parity,fp16}
-#   mkdir -p .devbin && cp target/release/examples/{bench,bench_dtypes} target/release/t5-bench .devbin/
+# The real-GPU figures of issue 17 in ONE run on a lent GPU machine (the `device` tool: no registries, no
+# network, so nothing is built there): carries native binaries built here and runs them beside PyTorch on
+# the same random checkpoints, then writes bench/gpu-results.md's new section (date, GPU, driver).
+# Prepare here (x86-64), then run with the device tool: carry [".gl", ".devbin"], command:
+#   bash bench/gpu-device.sh        (about 8-10 minutes on an H100; timeout_s 580)
+#   export CARGO_TARGET_DIR=...; cargo build --release -p t5-bench -p t5-gpu --examples
+#   cargo test --release -p t5-gpu --test parity --test fp16 --test quant --no-run   # copy the printed binaries to .devbin/{parity,fp16,quant}
+#   mkdir -p .devbin && cp $CARGO_TARGET_DIR/release/examples/bench_dtypes $CARGO_TARGET_DIR/release/t5-bench .devbin/
 #   .gl/: the Vulkan loader debs (see /work/.library/device/README.md)
-# Then run with the device tool: carry [".gl", ".devbin"], command: bash bench/gpu-device.sh
+# Steps: 1. parity / fp16 / quant tests on the GPU (GPU vs CPU vs transformers oracles);
+# 2. t5-small / t5-base / t5-large (random weights, real configs): encoder 8x128 tok/s, greedy decode tok/s at
+# batch 1 and 8, for fp32, fp16 (packed and shader-f16 paths), q8, q4 (bench_dtypes --md);
+# 3. PyTorch on the same GPU: fp32 eager, bf16 eager, bf16 with cache_implementation="static" (torch_gpu.py --md).
 set -u
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$icd" ] && export VK_DRIVER_FILES=$icd
 unset VK_ICD_FILENAMES
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 export T5_REAL_GPU=1
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+echo "GPU: $gpu"
 mkdir -p /tmp/m /work && ln -sfn "$PWD" /work/main   # the test binaries read fixtures from /work/main
-for s in t5-small t5-base t5-large; do .devbin/t5-bench make-random bench/configs/$s.json /tmp/m/$s >/dev/null 2>&1; done
-echo "== parity and fp16 tests (GPU vs CPU / transformers fp16 oracle on the fixtures)"
-timeout 120 .devbin/parity --test-threads=1 --nocapture 2>&1 | grep -E "test result|panicked|FAILED|max \|gpu - cpu\| = [0-9.e-]+$" | sort | uniq -c | sort -rn | head -12
-timeout 120 .devbin/fp16 --test-threads=1 --nocapture 2>&1 | grep -E "test |test result|panicked|max" | head -20
-echo "== t5-web native wgpu: fp32 / fp16 / CPU (t5-small)"
-timeout 120 .devbin/bench_dtypes /tmp/m/t5-small 5
-echo "== batch sizes, per-op timing, encoder breakdown"
-timeout 150 .devbin/bench /tmp/m/t5-small --runs 3 --tokens 64 --ops --no-cpu
-timeout 120 .devbin/bench /tmp/m/t5-base --runs 3 --tokens 64 --no-cpu
-timeout 150 .devbin/bench /tmp/m/t5-large --runs 3 --tokens 64 --no-cpu
-echo "== PyTorch (transformers) fp32, t5-small"
-timeout 100 python3 bench/torch_gpu.py /tmp/m/t5-small --tokens 64 --runs 3 2>/dev/null
+out=/tmp/gpu-results.md
+{
+  echo
+  echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — $gpu (bench/gpu-device.sh)"
+  echo
+} >"$out"
+echo "== 1. parity / fp16 / quant tests on the GPU"
+for t in parity fp16 quant; do
+  r=$(timeout 150 .devbin/$t --test-threads=1 2>&1 | grep -E "^test result|panicked|FAILED" | head -5)
+  echo "$t: $r"
+  echo "- tests/$t.rs: $(echo "$r" | tr '\n' ' ')" >>"$out"
+done
+{
+  echo
+  echo "Random weights with the real configs; greedy decode: 32 new tokens after 32 input tokens (tok/s over steps"
+  echo "2..32; batch 8: 8 rows), encoder: 8 rows x 128 tokens. Median of 3. PyTorch rows: transformers on the same GPU."
+  echo
+  echo "| model | backend | encoder 8×128 (tok/s) | decode b1 (tok/s) | decode b8 (tok/s) | weights (MiB) |"
+  echo "|---|---|---|---|---|---|"
+} >>"$out"
+for s in t5-small t5-base t5-large; do
+  echo "== 2./3. $s"
+  timeout 90 .devbin/t5-bench make-random bench/configs/$s.json /tmp/m/$s >/dev/null 2>&1 || { echo "| $s | make-random failed | | | | |" >>"$out"; continue; }
+  timeout 200 .devbin/bench_dtypes /tmp/m/$s 3 --no-cpu --md $s 2>/dev/null | tee -a "$out"
+  for mode in "fp32" "bf16" "bf16 --static"; do
+    label="$s | PyTorch $mode"
+    # shellcheck disable=SC2086
+    timeout 120 python3 bench/torch_gpu.py /tmp/m/$s --runs 3 --tokens 32 --dtype $mode --md "${label/--static/static cache}" 2>/dev/null | sed 's/ |$/ | - |/' | tee -a "$out"
+  done
+  rm -rf /tmp/m/$s
+done
+cat "$out" >>bench/gpu-results.md
+[ -n "${OUT:-}" ] && cp "$out" "$OUT/gpu-results-section.md"   # what the device tool brings back
+echo "== appended to bench/gpu-results.md:"
+cat "$out"

@@ -19,11 +19,11 @@ console.log("|---|---|---|---|");
 for (const [name, opts] of strategies) {
   for (const cache of ["dynamic", "static"]) {
     const o = { ...opts, max_new_tokens: n, min_new_tokens: n, cache_implementation: cache };
-    model.generate(input, o);
+    model.generateSync(input, o);
     const t = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
-      const out = model.generate(input, o);
+      const out = model.generateSync(input, o);
       t.push(performance.now() - t0);
       if (out[0].length !== n + 1) throw new Error(`expected ${n + 1} ids`);
     }

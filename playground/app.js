@@ -1,16 +1,25 @@
-// The playground: loads a model in a Web Worker (t5-web's createGenerationWorker) from a URL or
-// local files, and streams generated tokens into the page.
+// The playground: loads a model in a Web Worker (t5-web's createGenerationWorker) by Hub id, URL or
+// local files, with a dtype (fp32 / q8 / q4) and a device (CPU / WebGPU), and streams generated tokens
+// into the page. It opens on t5-web's default model (models/t5-numbers, next to this page in a checkout
+// or the runtime tests' scratch directory) with its task "numbers to words: 1204".
 import { createGenerationWorker } from "t5-web";
 
 const $ = (id) => document.getElementById(id);
 let worker;
 let running;
+let current; // { source, label } of the model loaded last
+
+/** A Hub id ("google-t5/t5-small") is passed as is; URLs and paths ("/…", "./…", "../…") are made absolute. */
+function sourceOf(text) {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || /^\.{0,2}\//.test(text) ? new URL(text, location.href).href : text;
+}
 
 function fmtBytes(n) {
   return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
 }
 
 async function load(source, label) {
+  current = { source, label };
   $("generate").disabled = true;
   $("model-status").textContent = `loading ${label}…`;
   $("progress-bar").style.width = "0";
@@ -20,13 +29,14 @@ async function load(source, label) {
   try {
     worker = await createGenerationWorker(source, {
       device: $("device").value,
+      dtype: $("dtype").value,
       progress_callback: (e) => {
         if (e.status === "progress" && e.file.endsWith(".safetensors")) $("progress-bar").style.width = `${e.progress.toFixed(0)}%`;
         if (e.status === "initiate") $("model-status").textContent = `loading ${label}: ${e.file}…`;
       },
     });
     $("progress-bar").style.width = "100%";
-    $("model-status").textContent = `loaded ${label} in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
+    $("model-status").textContent = `loaded ${label} (${$("dtype").value}) in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
     $("stat-backend").textContent = worker.info.backend;
     $("stat-size").textContent = fmtBytes(worker.info.bytes);
     $("generate").disabled = false;
@@ -82,9 +92,12 @@ async function generate() {
 }
 
 $("load-url").addEventListener("click", () => {
-  const url = $("model-url").value.trim();
-  if (url) load(new URL(url, location.href).href, url);
+  const text = $("model-url").value.trim();
+  if (text) load(sourceOf(text), text);
 });
+$("model-url").addEventListener("keydown", (e) => e.key === "Enter" && $("load-url").click());
+// a new dtype or device reloads the model
+for (const id of ["dtype", "device"]) $(id).addEventListener("change", () => current && load(current.source, current.label));
 $("model-files").addEventListener("change", (e) => {
   const files = [...e.target.files];
   if (files.length) load(files, `${files.length} local files`);
@@ -95,8 +108,15 @@ $("task").addEventListener("change", updatePreview);
 $("input").addEventListener("input", updatePreview);
 updatePreview();
 
-const fromQuery = new URLSearchParams(location.search).get("model");
-if (fromQuery) {
-  $("model-url").value = fromQuery;
-  load(new URL(fromQuery, location.href).href, fromQuery);
+if (!navigator.gpu) {
+  $("device").querySelector("option[value=webgpu]").disabled = true;
+  $("webgpu-note").textContent = "no WebGPU in this browser";
 }
+// ?model=…&dtype=…&device=…&task=…&text=… override the defaults (links, tests)
+const query = new URLSearchParams(location.search);
+for (const [param, id] of [["model", "model-url"], ["dtype", "dtype"], ["device", "device"], ["task", "task"], ["text", "input"]]) {
+  if (query.has(param)) $(id).value = query.get(param);
+}
+updatePreview();
+const first = $("model-url").value.trim();
+load(sourceOf(first), first);

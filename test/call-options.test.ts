@@ -188,11 +188,11 @@ describe("models on a left-padded batch", () => {
         expect(inputs.input_ids).toEqual(lp.input_ids);
         expect(inputs.attention_mask[0]![0]).toBe(0);
         const key = `left.${name}.encoder_last_hidden_state`;
-        expect(compareTensor(key, enc.forward(inputs).last_hidden_state, tensors.get(key)!, o.fp64_diff[key])).toBeUndefined();
-        const seqs = lm.generate(inputs, { max_new_tokens: lp.max_new_tokens });
+        expect(compareTensor(key, enc.forwardSync(inputs).last_hidden_state, tensors.get(key)!, o.fp64_diff[key])).toBeUndefined();
+        const seqs = lm.generateSync(inputs, { max_new_tokens: lp.max_new_tokens });
         expect(seqs).toEqual(lp.models[name].sequences);
         texts.forEach((t, i) => {
-          const alone = lm.generate(left(t), { max_new_tokens: lp.max_new_tokens });
+          const alone = lm.generateSync(left(t), { max_new_tokens: lp.max_new_tokens });
           expect(alone[0], `row ${i} alone`).toEqual(lp.models[name].sequences_single[i]);
           expect(seqs[i]!.slice(0, alone[0]!.length), `row ${i} of the batch`).toEqual(alone[0]);
         });

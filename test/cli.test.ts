@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, copyFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -7,18 +7,20 @@ import { DEFAULT_MODEL, FALLBACK_MODEL, USAGE, main, parseArgs, progressBar, res
 import { pipeline } from "../ts/src/index.js";
 import { FIXTURES, ROOT, modelDir } from "./helpers/oracle.js";
 
-async function run(argv: string[], stdin: string[] = [], stderrIsTTY = false) {
+async function run(argv: string[], stdin: string[] = [], stderrIsTTY = false, stdoutIsTTY = false) {
   let out = "";
   let err = "";
+  const writes: string[] = [];
   const code = await main(argv, {
     stdin: (async function* () {
       yield* stdin;
     })(),
-    stdout: (t) => (out += t),
+    stdout: (t) => (writes.push(t), (out += t)),
     stderr: (t) => (err += t),
     stderrIsTTY,
+    stdoutIsTTY,
   });
-  return { code, out, err };
+  return { code, out, err, writes };
 }
 
 /** `node dist/cli.js ...` with `input` on stdin. */
@@ -125,6 +127,24 @@ describe("t5-web CLI: help and usage", () => {
     expect(parseArgs(["convert", "a", "b"])).toEqual({ command: "convert", input: "a", output: "b" });
   });
 
+  it("--version / -V print the package's version", async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+    for (const flag of ["--version", "-V"]) {
+      const r = await run([flag]);
+      expect(r).toMatchObject({ code: 0, out: `t5-web ${version}\n`, err: "" });
+    }
+    const s = await spawnCli(["--version"]);
+    expect(s).toMatchObject({ code: 0, out: `t5-web ${version}\n` });
+    if (existsSync(join(ROOT, "dist/npm/cli.js"))) expect((await spawnCli(["--version"], "", "dist/npm/cli.js")).out).toBe(`t5-web ${version}\n`);
+  });
+
+  it("the help's examples name a model that an npm installation can load (a Hub id)", () => {
+    const examples = USAGE.slice(USAGE.indexOf("Examples:")).split("\n").filter((l) => l.includes("t5-web run"));
+    expect(examples[0]).toMatch(/--model google-t5\/t5-small/);
+    // the one example without --model says where it works
+    for (const l of examples.filter((l) => !l.includes("--model"))) expect(l).toMatch(/in a checkout/);
+  });
+
   it("bad usage exits 2 with a message", async () => {
     const cases: [string[], RegExp][] = [
       [["serve"], /unknown command "serve"/],
@@ -182,6 +202,44 @@ describe("t5-web run", () => {
       expect(r.code, r.err).toBe(0);
       expect(r.out).toBe(`${want![key]}\n`);
     }
+  });
+
+  it("empty stdin is an error with a message (exit 1), not a silent success", async () => {
+    const r = await run(["run", "--model", tiny, "--max-new-tokens", "2"], []);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/no input: give one input per line on stdin .* or --input TEXT/);
+    const s = await spawnCli(["run", "--model", tiny], "");
+    expect(s.code).toBe(1);
+    expect(s.err).toMatch(/no input/);
+    // a terminal on stdin: a hint that inputs are read from it (Ctrl-D with nothing typed: the same error)
+    let err = "";
+    const code = await main(["run", "--model", tiny], { stdin: (async function* () {})(), stdout: () => {}, stderr: (t) => (err += t), stdinIsTTY: true });
+    expect(code).toBe(1);
+    expect(err).toMatch(/^t5-web: reading inputs from the terminal, one per line \(end with Ctrl-D\)\nt5-web: no input/);
+  });
+
+  it("on a terminal, tokens are printed as they are generated; the text equals the pipeline's", async () => {
+    const texts = ["numbers to words: 1204", "numbers to words: 77641"];
+    const pipe = await pipeline("text2text-generation", join(ROOT, DEFAULT_MODEL));
+    const want: string[] = [];
+    for (const t of texts) want.push((await pipe(t, { max_new_tokens: 16 }))[0]!.generated_text);
+    pipe.dispose();
+    const r = await run(["run", "--model", join(ROOT, DEFAULT_MODEL), "--max-new-tokens", "16"], texts.map((t) => `${t}\n`), false, true);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(want.map((t) => `${t}\n`).join(""));
+    // each output arrived in several writes (one per token that extends the text), not one line at once
+    const words = want.map((t) => t.split(" ").length);
+    expect(r.writes.length).toBeGreaterThanOrEqual(words[0]! + words[1]!);
+    // not on a pipe: one write per output line
+    const p = await run(["run", "--model", join(ROOT, DEFAULT_MODEL), "--max-new-tokens", "16"], texts.map((t) => `${t}\n`));
+    expect(p.out).toBe(r.out);
+    expect(p.writes).toEqual(want.map((t) => `${t}\n`));
+    // beam search cannot stream (the best beam changes): printed whole, same as on a pipe
+    const b = await run(["run", "--model", join(ROOT, DEFAULT_MODEL), "--num-beams", "2", "--input", texts[0]!], [], false, true);
+    expect(b.code).toBe(0);
+    expect(b.writes).toHaveLength(1);
   });
 
   it("--json: one object per input with the pipeline's outputs", async () => {

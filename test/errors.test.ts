@@ -202,37 +202,37 @@ describe("input errors", () => {
   afterAll(() => lm.dispose());
 
   it("token id out of vocab", () => {
-    expect(() => lm.forward({ input_ids: [[5, 32128, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[5, 32128, 1]], decoder_input_ids: [[0]] })).toThrow(/outside the vocabulary/);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], decoder_input_ids: [[0, 40000]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], labels: [[40000, 1]] })).toThrow(BadInputError);
-    expect(() => lm.generate([[5, 99999, 1]], { max_new_tokens: 2 })).toThrow(BadInputError);
-    expect(() => lm.generate([[5, 6, 1]], { max_new_tokens: 2, decoder_start_token_id: 99999 })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 32128, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 32128, 1]], decoder_input_ids: [[0]] })).toThrow(/outside the vocabulary/);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], decoder_input_ids: [[0, 40000]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], labels: [[40000, 1]] })).toThrow(BadInputError);
+    expect(() => lm.generateSync([[5, 99999, 1]], { max_new_tokens: 2 })).toThrow(BadInputError);
+    expect(() => lm.generateSync([[5, 6, 1]], { max_new_tokens: 2, decoder_start_token_id: 99999 })).toThrow(BadInputError);
   });
 
   it("ids that are not ids", () => {
-    expect(() => lm.forward({ input_ids: [[5, -1, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[5, 1.5, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], labels: [[-5, 1]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], attention_mask: [[1, 2, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, -1, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 1.5, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], labels: [[-5, 1]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], attention_mask: [[1, 2, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
   });
 
   it("shapes that do not fit", () => {
-    expect(() => lm.forward({ input_ids: [[5, 6], [7]], decoder_input_ids: [[0], [0]] })).toThrow(/different lengths/);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], attention_mask: [[1, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], decoder_input_ids: [[0], [0]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], decoder_input_ids: [[0, 3]], labels: [[3]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], decoder_input_ids: [[0, 3]], decoder_attention_mask: [[1]] })).toThrow(BadInputError);
-    expect(() => lm.forward({ input_ids: [[]], decoder_input_ids: [[0]] })).toThrow(/empty/);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]], labels: [[]] })).toThrow(/empty/);
-    expect(() => lm.forward({ input_ids: [[5, 6, 1]] })).toThrow(/decoder_input_ids or labels/);
-    expect(() => lm.generate({ input_ids: { data: [1, 2, 3], dims: [2, 2] } })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6], [7]], decoder_input_ids: [[0], [0]] })).toThrow(/different lengths/);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], attention_mask: [[1, 1]], decoder_input_ids: [[0]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], decoder_input_ids: [[0], [0]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], decoder_input_ids: [[0, 3]], labels: [[3]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], decoder_input_ids: [[0, 3]], decoder_attention_mask: [[1]] })).toThrow(BadInputError);
+    expect(() => lm.forwardSync({ input_ids: [[]], decoder_input_ids: [[0]] })).toThrow(/empty/);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]], labels: [[]] })).toThrow(/empty/);
+    expect(() => lm.forwardSync({ input_ids: [[5, 6, 1]] })).toThrow(/decoder_input_ids or labels/);
+    expect(() => lm.generateSync({ input_ids: { data: [1, 2, 3], dims: [2, 2] } })).toThrow(BadInputError);
   });
 
   it("generation options", () => {
-    expect(() => lm.generate([[5, 6, 1]], { max_new_token: 3 } as never)).toThrow(BadConfigError);
-    expect(() => lm.generate([[5, 6, 1]], { num_beams: 0 })).toThrow(BadConfigError);
-    expect(() => lm.generate([[5, 6, 1]], { max_new_tokens: -1 })).toThrow(BadConfigError);
+    expect(() => lm.generateSync([[5, 6, 1]], { max_new_token: 3 } as never)).toThrow(BadConfigError);
+    expect(() => lm.generateSync([[5, 6, 1]], { num_beams: 0 })).toThrow(BadConfigError);
+    expect(() => lm.generateSync([[5, 6, 1]], { max_new_tokens: -1 })).toThrow(BadConfigError);
   });
 
   it("the engine survives bad calls made straight to the wasm bindings", async () => {
@@ -249,9 +249,11 @@ describe("input errors", () => {
       ["labels vs decoder ids", () => m.forward(new Uint32Array([5, 1]), undefined, 1, 2, new Uint32Array([0, 5]), new Int32Array([5]))],
       ["decoder mask length", () => m.forward(new Uint32Array([5, 1]), undefined, 1, 2, new Uint32Array([0, 5]), undefined, new Uint32Array([1]))],
       ["decoder mask values", () => m.forward(new Uint32Array([5, 1]), undefined, 1, 2, new Uint32Array([0, 5]), undefined, new Uint32Array([1, 7]))],
-      ["mask length", () => m.generate(new Uint32Array([5, 1]), new Uint32Array([1]), 1, 2)],
-      ["bad options", () => m.generate(new Uint32Array([5, 1]), undefined, 1, 2, "[1]")],
-      ["bad pad id", () => m.generate(new Uint32Array([5, 1]), undefined, 1, 2, '{"pad_token_id": 4000000}')],
+      ["mask length", () => m.generate(new Uint32Array([5, 1]), new Uint32Array([1]), 1, 2, undefined)],
+      ["bad options", () => m.generate(new Uint32Array([5, 1]), undefined, 1, 2, [1])],
+      ["NaN option", () => m.generate(new Uint32Array([5, 1]), undefined, 1, 2, { max_new_tokens: NaN })],
+      ["unknown option", () => m.generate(new Uint32Array([5, 1]), undefined, 1, 2, { max_new_token: 3 })],
+      ["bad pad id", () => m.generate(new Uint32Array([5, 1]), undefined, 1, 2, { pad_token_id: 4000000 })],
       ["bad kind", () => new w.WasmModelBuilder("{}").build("decoder")],
       ["no shards", () => new w.WasmModelBuilder("{}").build("encoder")],
       ["garbage shard", () => new w.WasmModelBuilder("{}").addShard("x", new Uint8Array([1, 2, 3]))],
@@ -267,10 +269,9 @@ describe("input errors", () => {
       expect(["BadInput", "BadConfig", "BadWeights"], `${what}: ${(err as Error).name}: ${(err as Error).message}`).toContain((err as Error).name);
     }
     // still alive and correct
-    const out = m.generate(Uint32Array.from(o.input_ids[0]!), Uint32Array.from(o.attention_mask[0]!), 1, o.input_ids[0]!.length, '{"max_new_tokens": 12}') as {
-      sequences: Uint32Array;
-    };
+    const out = m.generate(Uint32Array.from(o.input_ids[0]!), Uint32Array.from(o.attention_mask[0]!), 1, o.input_ids[0]!.length, { max_new_tokens: 12 });
     expect(Array.from(out.sequences)).toEqual(o.greedy.sequences[0]);
+    out.free();
     m.free();
   });
 });
@@ -288,7 +289,7 @@ describe("disposed models", () => {
     expect(m.disposed).toBe(true);
     const e = (() => {
       try {
-        m.forward({ input_ids: [[5, 1]], decoder_input_ids: [[0]] });
+        m.forwardSync({ input_ids: [[5, 1]], decoder_input_ids: [[0]] });
       } catch (err) {
         return err;
       }
@@ -301,7 +302,7 @@ describe("disposed models", () => {
   it("generate after dispose", async () => {
     const m = await T5ForConditionalGeneration.fromPretrained(TINY);
     m.dispose();
-    expect(() => m.generate([[5, 1]])).toThrow(DisposedError);
+    expect(() => m.generateSync([[5, 1]])).toThrow(DisposedError);
   });
 
   it("pipeline after dispose", async () => {

@@ -23,7 +23,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 async function logits(source: string, opts = {}): Promise<Float32Array> {
   const lm = await T5ForConditionalGeneration.fromPretrained(source, opts);
   try {
-    const out = lm.forward({ input_ids: o.json.input_ids, attention_mask: o.json.attention_mask, decoder_input_ids: o.json.decoder_input_ids });
+    const out = lm.forwardSync({ input_ids: o.json.input_ids, attention_mask: o.json.attention_mask, decoder_input_ids: o.json.decoder_input_ids });
     const bad = compareTensor("logits", out.logits, o.tensors.get("logits")!, o.json.fp64_diff["logits"]!);
     expect(bad, source).toBeUndefined();
     return out.logits.data;

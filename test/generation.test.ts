@@ -36,7 +36,7 @@ describe.each(["tiny-t5", "tiny-t5-v1_1"])("%s", (name) => {
   const inputs = () => ({ input_ids: o.input_ids, attention_mask: o.attention_mask });
 
   it.each(o.cases.map((c) => [c.name, c] as const))("%s: ids as transformers (batched)", (_n, c) => {
-    const out = lm.generate(inputs(), { ...(c.kwargs as GenerateOptions), return_dict_in_generate: true });
+    const out = lm.generateSync(inputs(), { ...(c.kwargs as GenerateOptions), return_dict_in_generate: true });
     expect(out.sequences).toEqual(c.sequences);
     if (c.sequences_scores) {
       const tol = 1e-4 + 4 * c.sequences_scores_fp64_diff!;
@@ -49,14 +49,14 @@ describe.each(["tiny-t5", "tiny-t5-v1_1"])("%s", (name) => {
     for (const c of o.cases.filter((c) => c.name !== "preset")) {
       o.input_ids.forEach((row, r) => {
         const n = o.attention_mask[r]!.filter((x) => x === 1).length;
-        expect(lm.generate([row.slice(0, n)], c.kwargs as GenerateOptions), `${c.name} row ${r}`).toEqual(c.sequences_single[r]);
+        expect(lm.generateSync([row.slice(0, n)], c.kwargs as GenerateOptions), `${c.name} row ${r}`).toEqual(c.sequences_single[r]);
       });
     }
   });
 
   it("static KV cache gives the same ids as the growing one", () => {
     for (const c of o.cases.filter((c) => c.name.startsWith("beam") || c.name === "repetition_penalty")) {
-      expect(lm.generate(inputs(), { ...(c.kwargs as GenerateOptions), cache_implementation: "static" }), c.name).toEqual(c.sequences);
+      expect(lm.generateSync(inputs(), { ...(c.kwargs as GenerateOptions), cache_implementation: "static" }), c.name).toEqual(c.sequences);
     }
   });
 });
@@ -77,21 +77,19 @@ describe("sampling, streaming, cancellation", () => {
 
   it("sampling is reproducible by seed and top_k = 1 equals greedy", () => {
     const opts = { do_sample: true, max_new_tokens: 10, top_k: 0, temperature: 1.5 };
-    const a = lm.generate(inputs(), { ...opts, seed: 1 });
-    expect(lm.generate(inputs(), { ...opts, seed: 1 })).toEqual(a);
-    expect(lm.generate(inputs(), { ...opts, seed: 2 })).not.toEqual(a);
-    expect(lm.generate(inputs(), { ...opts, seed: 1, cache_implementation: "static" })).toEqual(a);
-    expect(lm.generate(inputs(), { do_sample: true, top_k: 1, max_new_tokens: 12, seed: 3 })).toEqual(greedy12());
-    const many = lm.generate(inputs(), { ...opts, seed: 4, num_return_sequences: 2, top_p: 0.9 });
+    const a = lm.generateSync(inputs(), { ...opts, seed: 1 });
+    expect(lm.generateSync(inputs(), { ...opts, seed: 1 })).toEqual(a);
+    expect(lm.generateSync(inputs(), { ...opts, seed: 2 })).not.toEqual(a);
+    expect(lm.generateSync(inputs(), { ...opts, seed: 1, cache_implementation: "static" })).toEqual(a);
+    expect(lm.generateSync(inputs(), { do_sample: true, top_k: 1, max_new_tokens: 12, seed: 3 })).toEqual(greedy12());
+    const many = lm.generateSync(inputs(), { ...opts, seed: 4, num_return_sequences: 2, top_p: 0.9 });
     expect(many).toHaveLength(6);
   });
 
   it("TextStreamer and callback_function see the tokens as they come", () => {
-    const pieces: string[] = [];
     const steps: number[][] = [];
-    const seqs = lm.generate(inputs(), {
+    const seqs = lm.generateSync(inputs(), {
       max_new_tokens: 12,
-      streamer: new TextStreamer(tok, { callback_function: (t) => pieces.push(t) }),
       callback_function: ({ tokens }) => {
         steps.push(tokens);
       },
@@ -99,16 +97,23 @@ describe("sampling, streaming, cancellation", () => {
     expect(seqs).toEqual(greedy12());
     expect(steps).toHaveLength(12);
     expect(steps.map((s) => s[0])).toEqual(seqs[0]!.slice(1));
-    expect(pieces.join("")).toBe(tok.decode(seqs[0]!, { skip_special_tokens: true }) + "\n");
+    // TextStreamer streams one row (transformers.js: batch size 1), without a forced trailing newline
+    const pieces: string[] = [];
+    const c = o.cases.find((c) => c.name === "min_new_tokens_8")!;
+    const n = o.attention_mask[0]!.filter((x) => x === 1).length;
+    const row = lm.generateSync([o.input_ids[0]!.slice(0, n)], { ...(c.kwargs as GenerateOptions), streamer: new TextStreamer(tok, { callback_function: (t) => pieces.push(t) }) });
+    expect(row).toEqual(c.sequences_single[0]);
+    expect(pieces.join("")).toBe(tok.decode(row[0]!, { skip_special_tokens: true }));
+    expect(() => lm.generateSync(inputs(), { max_new_tokens: 2, streamer: new TextStreamer(tok, { callback_function: () => {} }) })).toThrow(/batch of 1/);
   });
 
   it("callback_function returning false and an aborted signal stop generation", () => {
-    const seqs = lm.generate(inputs(), { max_new_tokens: 12, callback_function: ({ index }) => index < 3 });
+    const seqs = lm.generateSync(inputs(), { max_new_tokens: 12, callback_function: ({ index }) => index < 3 });
     expect(seqs.map((s) => s.length)).toEqual([5, 5, 5]);
     const ctl = new AbortController();
     let n = 0;
     expect(() =>
-      lm.generate(inputs(), {
+      lm.generateSync(inputs(), {
         max_new_tokens: 12,
         num_beams: 2,
         signal: ctl.signal,
@@ -167,11 +172,11 @@ describe("sampling, streaming, cancellation", () => {
   });
 
   it("bad options are typed errors", () => {
-    expect(() => lm.generate(inputs(), { num_beams: 2, streamer: new TextStreamer(tok, { callback_function: () => {} }) })).toThrow(BadConfigError);
-    expect(() => lm.generate(inputs(), { num_beams: 2, num_return_sequences: 3 })).toThrow(BadConfigError);
-    expect(() => lm.generate(inputs(), { do_sample: true, temperature: 0 })).toThrow(BadConfigError);
-    expect(() => lm.generate(inputs(), { early_stopping: "sometimes" as never })).toThrow(BadConfigError);
-    expect(() => lm.generate(inputs(), { cache_implementation: "sliding" as never })).toThrow(BadConfigError);
-    expect(() => lm.generate(inputs(), { top_n: 3 } as never)).toThrow(BadConfigError);
+    expect(() => lm.generateSync(inputs(), { num_beams: 2, streamer: new TextStreamer(tok, { callback_function: () => {} }) })).toThrow(BadConfigError);
+    expect(() => lm.generateSync(inputs(), { num_beams: 2, num_return_sequences: 3 })).toThrow(BadConfigError);
+    expect(() => lm.generateSync(inputs(), { do_sample: true, temperature: 0 })).toThrow(BadConfigError);
+    expect(() => lm.generateSync(inputs(), { early_stopping: "sometimes" as never })).toThrow(BadConfigError);
+    expect(() => lm.generateSync(inputs(), { cache_implementation: "sliding" as never })).toThrow(BadConfigError);
+    expect(() => lm.generateSync(inputs(), { top_n: 3 } as never)).toThrow(BadConfigError);
   });
 });

@@ -32,20 +32,20 @@ describe.each(Object.keys(o.types))("tiny-t5 GGUF %s", (ty) => {
       expect(lm.config.feed_forward_proj).toBe("gated-gelu");
       const want = f32(`${ty}.logits`);
       const diff = o.types[ty].fp64_diff.logits as number;
-      const out = lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+      const out = lm.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
       expect(compareTensor("logits", out.logits, want, diff)).toBeUndefined();
       const v = want.shape[2]!;
-      const one = lm.forward({ input_ids: [o.input_ids[0]], decoder_input_ids: [[o.decoder_input_ids[0][0]]] });
+      const one = lm.forwardSync({ input_ids: [o.input_ids[0]], decoder_input_ids: [[o.decoder_input_ids[0][0]]] });
       expect(compareTensor("logits[0, 0]", one.logits, { shape: [1, 1, v], data: want.data.slice(0, v) }, diff)).toBeUndefined();
       const g = o.types[ty].greedy;
-      const ids = lm.generate({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: g.max_new_tokens });
+      const ids = lm.generateSync({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: g.max_new_tokens });
       expect(ids).toEqual(g.sequences);
     } finally {
       lm.dispose();
     }
     const enc = await T5EncoderModel.fromPretrained(`${DIR}tiny-t5-${ty}.gguf`);
     try {
-      const h = enc.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask });
+      const h = enc.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask });
       const name = "encoder_last_hidden_state";
       expect(compareTensor(name, h.last_hidden_state, f32(`${ty}.${name}`), o.types[ty].fp64_diff[name])).toBeUndefined();
     } finally {
@@ -58,16 +58,16 @@ it("an untied head (`output`) and an encoder-only file (t5encoder)", async () =>
   const lm = await T5ForConditionalGeneration.fromPretrained(`${DIR}${o.untied.file}`);
   try {
     expect(lm.config.tie_word_embeddings).toBe(false);
-    const out = lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+    const out = lm.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
     expect(compareTensor("untied logits", out.logits, f32("untied-q4_1.logits"), o.untied.fp64_diff.logits)).toBeUndefined();
-    const ids = lm.generate({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.untied.greedy.max_new_tokens });
+    const ids = lm.generateSync({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.untied.greedy.max_new_tokens });
     expect(ids).toEqual(o.untied.greedy.sequences);
   } finally {
     lm.dispose();
   }
   const enc = await T5EncoderModel.fromPretrained(`${DIR}tiny-t5encoder-q4_0.gguf`);
   try {
-    const h = enc.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask });
+    const h = enc.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask });
     const name = "encoder_last_hidden_state";
     expect(compareTensor(name, h.last_hidden_state, f32(`q4_0.${name}`), o.types.q4_0.fp64_diff[name])).toBeUndefined();
   } finally {
@@ -89,7 +89,7 @@ it("a .gguf path, a file: URL and an in-memory File give the same logits", async
   for (const src of sources) {
     const lm = await T5ForConditionalGeneration.fromPretrained(src);
     try {
-      const out = lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+      const out = lm.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
       expect(compareTensor(`logits from ${String(src)}`, out.logits, want, o.types.q4_0.fp64_diff.logits)).toBeUndefined();
     } finally {
       lm.dispose();

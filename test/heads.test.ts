@@ -39,18 +39,18 @@ describe("T5ForSequenceClassification", () => {
   });
 
   it("logits and the single-label loss (integer labels)", () => {
-    const out = m.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.labels });
+    const out = m.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.labels });
     expectTensor("seq_cls.logits", out.logits);
     expectScalar("seq_cls.loss_single", out.loss);
   });
 
   it("multi-label loss (float targets)", () => {
-    const out = m.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.multi_labels });
+    const out = m.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.multi_labels });
     expectScalar("seq_cls.loss_multi", out.loss);
   });
 
   it("explicit decoder_input_ids", () => {
-    const out = m.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, decoder_input_ids: c.decoder_input_ids });
+    const out = m.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, decoder_input_ids: c.decoder_input_ids });
     expectTensor("seq_cls.logits_dec", out.logits);
   });
 
@@ -59,19 +59,19 @@ describe("T5ForSequenceClassification", () => {
     const want = tensors.get("seq_cls.logits")!;
     c.input_ids.forEach((row: number[], r: number) => {
       const len = c.attention_mask[r].reduce((a: number, b: number) => a + b, 0);
-      const out = m.forward({ input_ids: [row.slice(0, len)] });
+      const out = m.forwardSync({ input_ids: [row.slice(0, len)] });
       const w = want.data.subarray(r * 3, r * 3 + 3);
       out.logits.data.forEach((x, j) => expect(Math.abs(x - w[j]!), `row ${r}`).toBeLessThanOrEqual(1e-4 + 4 * o.fp64_diff["seq_cls.logits"]));
     });
   });
 
   it("rows with different EOS counts: transformers' error, typed", () => {
-    expect(() => m.forward({ input_ids: c.bad_input_ids })).toThrow(BadInputError);
-    expect(() => m.forward({ input_ids: c.bad_input_ids })).toThrow(c.bad_error);
+    expect(() => m.forwardSync({ input_ids: c.bad_input_ids })).toThrow(BadInputError);
+    expect(() => m.forwardSync({ input_ids: c.bad_input_ids })).toThrow(c.bad_error);
   });
 
   it("optional outputs", () => {
-    const out = m.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, output_hidden_states: true, output_attentions: true });
+    const out = m.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, output_hidden_states: true, output_attentions: true });
     expect(out.encoder_hidden_states).toHaveLength(3);
     expect(out.decoder_hidden_states).toHaveLength(3);
     expect(out.cross_attentions).toHaveLength(2);
@@ -84,7 +84,7 @@ describe("sequence classification problem types", () => {
   it("regression (num_labels 1)", async () => {
     const m = await T5ForSequenceClassification.fromPretrained(headsDir("seq-cls-regression"));
     try {
-      const out = m.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.regression_labels });
+      const out = m.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.regression_labels });
       expectTensor("seq_cls_regression.logits", out.logits);
       expectScalar("seq_cls_regression.loss", out.loss);
     } finally {
@@ -95,7 +95,7 @@ describe("sequence classification problem types", () => {
     const m = await T5ForSequenceClassification.fromPretrained(headsDir("seq-cls-multi"));
     try {
       expect(m.config.problem_type).toBe("multi_label_classification");
-      const out = m.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.multi_labels });
+      const out = m.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.multi_labels });
       expectTensor("seq_cls_multi.logits", out.logits);
       expectScalar("seq_cls_multi.loss", out.loss);
     } finally {
@@ -109,7 +109,7 @@ describe("T5ForTokenClassification", () => {
     const m = await AutoModelForTokenClassification.fromPretrained(headsDir("token-cls"));
     try {
       const c = o.token_cls;
-      const out = m.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.labels });
+      const out = m.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, labels: c.labels });
       expectTensor("token_cls.logits", out.logits);
       expectScalar("token_cls.loss", out.loss);
       expect(m.config.id2label!["1"]).toBe("B-PER");
@@ -124,7 +124,7 @@ describe("T5ForQuestionAnswering", () => {
     const m = await AutoModelForQuestionAnswering.fromPretrained(headsDir("qa"));
     try {
       const c = o.qa;
-      const out = m.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, start_positions: c.start_positions, end_positions: c.end_positions });
+      const out = m.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, start_positions: c.start_positions, end_positions: c.end_positions });
       expectTensor("qa.start_logits", out.start_logits);
       expectTensor("qa.end_logits", out.end_logits);
       expectScalar("qa.loss", out.loss);
@@ -159,7 +159,7 @@ describe("optional outputs (tiny-t5)", () => {
   afterAll(() => lm?.dispose());
 
   it("hidden states and attentions (encoder, decoder, cross) with a decoder_attention_mask", () => {
-    const out = lm.forward({
+    const out = lm.forwardSync({
       input_ids: c.input_ids,
       attention_mask: c.attention_mask,
       decoder_input_ids: c.decoder_input_ids,
@@ -177,7 +177,7 @@ describe("optional outputs (tiny-t5)", () => {
 
   it("past_key_values returned, its tensors, and given back with encoder_outputs", () => {
     const split: number = c.split;
-    const first = lm.forward({
+    const first = lm.forwardSync({
       input_ids: c.input_ids,
       attention_mask: c.attention_mask,
       decoder_input_ids: c.decoder_input_ids.map((r: number[]) => r.slice(0, split)),
@@ -190,7 +190,7 @@ describe("optional outputs (tiny-t5)", () => {
     expect(pkv.get_seq_length()).toBe(split);
     const legacy = pkv.to_legacy_cache();
     legacy.forEach((layer, l) => ["self_k", "self_v", "cross_k", "cross_v"].forEach((n, j) => expectTensor(`outputs.past.${l}.${n}`, layer[j])));
-    const second = lm.forward({
+    const second = lm.forwardSync({
       encoder_outputs: { last_hidden_state: first.encoder_last_hidden_state },
       attention_mask: c.attention_mask,
       decoder_input_ids: c.decoder_input_ids.map((r: number[]) => r.slice(split)),
@@ -202,7 +202,7 @@ describe("optional outputs (tiny-t5)", () => {
     expect(pkv.get_seq_length()).toBe(c.decoder_input_ids[0].length);
     pkv.dispose();
     // the legacy layout given back in
-    const again = lm.forward({
+    const again = lm.forwardSync({
       input_ids: c.input_ids,
       attention_mask: c.attention_mask,
       decoder_input_ids: c.decoder_input_ids.map((r: number[]) => r.slice(split)),
@@ -217,9 +217,9 @@ describe("optional outputs (tiny-t5)", () => {
     const base = await T5Model.fromPretrained(modelDir("tiny-t5"));
     const enc = await T5EncoderModel.fromPretrained(modelDir("tiny-t5"));
     try {
-      const b = base.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, decoder_input_ids: c.decoder_input_ids, output_attentions: true });
+      const b = base.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, decoder_input_ids: c.decoder_input_ids, output_attentions: true });
       expect(b.cross_attentions).toHaveLength(2);
-      const e = enc.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, output_hidden_states: true, output_attentions: true });
+      const e = enc.forwardSync({ input_ids: c.input_ids, attention_mask: c.attention_mask, output_hidden_states: true, output_attentions: true });
       e.hidden_states!.forEach((t, i) => expectTensor(`outputs.encoder_hidden_states.${i}`, t));
       e.attentions!.forEach((t, i) => expectTensor(`outputs.encoder_attentions.${i}`, t));
     } finally {

@@ -46,7 +46,7 @@ describe("loading from a URL", () => {
     const [lm, tok] = await Promise.all([AutoModelForSeq2SeqLM.fromPretrained(`${base}/${dir}`), AutoTokenizer.fromPretrained(`${base}/${dir}/`)]);
     try {
       expect(tok(o.texts, { padding: true }).input_ids).toEqual(o.input_ids);
-      expect(lm.generate(tok(o.texts, { padding: true }), { max_new_tokens: o.greedy.max_new_tokens })).toEqual(o.greedy.sequences);
+      expect(lm.generateSync(tok(o.texts, { padding: true }), { max_new_tokens: o.greedy.max_new_tokens })).toEqual(o.greedy.sequences);
     } finally {
       lm.dispose();
       tok.dispose();

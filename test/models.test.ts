@@ -66,25 +66,25 @@ describe.each(MODELS)("$dir", ({ dir, oracle: stem }) => {
   });
 
   it("encoder last_hidden_state (T5EncoderModel)", () => {
-    const out = enc.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask });
+    const out = enc.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask });
     expectClose("encoder_last_hidden_state", out.last_hidden_state);
   });
 
   it("decoder last_hidden_state (T5Model)", () => {
-    const out = base.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+    const out = base.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
     expectClose("decoder_last_hidden_state", out.last_hidden_state);
     expectClose("encoder_last_hidden_state", out.encoder_last_hidden_state);
   });
 
   it("logits from decoder_input_ids (T5ForConditionalGeneration)", () => {
-    const out = lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+    const out = lm.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
     expectClose("logits", out.logits);
     expectClose("encoder_last_hidden_state", out.encoder_last_hidden_state);
     expect(out.loss).toBeUndefined();
   });
 
   it("logits and loss from labels (shifted right, -100 ignored)", () => {
-    const out = lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, labels: o.labels });
+    const out = lm.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask, labels: o.labels });
     expectClose("logits_from_labels", out.logits);
     expect(out.loss).toBeDefined();
     expect(
@@ -96,27 +96,27 @@ describe.each(MODELS)("$dir", ({ dir, oracle: stem }) => {
   it("accepts integer tensors {data, dims} as input", () => {
     const flat = Int32Array.from(o.input_ids.flat());
     const dims = [o.input_ids.length, o.input_ids[0]!.length];
-    const out = enc.forward({ input_ids: { data: flat, dims }, attention_mask: { data: o.attention_mask.flat(), dims } });
+    const out = enc.forwardSync({ input_ids: { data: flat, dims }, attention_mask: { data: o.attention_mask.flat(), dims } });
     expectClose("encoder_last_hidden_state", out.last_hidden_state);
   });
 
   if (o.long_input_ids) {
     it("encoder on a long input (relative position buckets past max_distance)", () => {
-      const out = enc.forward({ input_ids: [o.long_input_ids!] });
+      const out = enc.forwardSync({ input_ids: [o.long_input_ids!] });
       expectClose("long_encoder_last_hidden_state", out.last_hidden_state);
       expect(tok.encode(o.long_text!)).toEqual(o.long_input_ids);
     });
   }
 
   it("greedy generate, batched", () => {
-    const seqs = lm.generate({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.greedy.max_new_tokens });
+    const seqs = lm.generateSync({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.greedy.max_new_tokens });
     expect(seqs).toEqual(o.greedy.sequences);
   });
 
   it("greedy generate, one row at a time", () => {
     o.texts.forEach((text, i) => {
       const e = tok(text);
-      const seqs = lm.generate(e, { max_new_tokens: o.greedy.max_new_tokens });
+      const seqs = lm.generateSync(e, { max_new_tokens: o.greedy.max_new_tokens });
       expect(seqs, `row ${i}`).toEqual([o.greedy.sequences_single[i]]);
     });
   });

@@ -27,14 +27,14 @@ describe.each(["q4", "q8", "bf16", "fp16"] as const)("tiny-t5-q128 %s", (dtype) 
     try {
       const want = f32(`${dtype}.logits`);
       const diff = o.dtypes[dtype].fp64_diff.logits as number;
-      const out = lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+      const out = lm.forwardSync({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
       expect(compareTensor("logits", out.logits, want, diff)).toBeUndefined();
       // one row, one decoder position: the fused matrix × vector kernels
       const v = want.shape[2]!;
-      const one = lm.forward({ input_ids: [o.input_ids[0]], decoder_input_ids: [[o.decoder_input_ids[0][0]]] });
+      const one = lm.forwardSync({ input_ids: [o.input_ids[0]], decoder_input_ids: [[o.decoder_input_ids[0][0]]] });
       expect(compareTensor("logits[0, 0]", one.logits, { shape: [1, 1, v], data: want.data.slice(0, v) }, diff)).toBeUndefined();
       const g = o.dtypes[dtype].greedy;
-      const ids = lm.generate({ input_ids: [o.input_ids[0]] }, { max_new_tokens: g.max_new_tokens });
+      const ids = lm.generateSync({ input_ids: [o.input_ids[0]] }, { max_new_tokens: g.max_new_tokens });
       const row0 = (g.sequences[0] as number[]).slice(0, ids[0]!.length);
       expect(ids[0]).toEqual(row0);
     } finally {

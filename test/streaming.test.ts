@@ -117,7 +117,7 @@ it("q8 and q4 stream in with the wasm memory high-water mark well below the file
 
   const q8 = await T5ForConditionalGeneration.fromPretrained(dir, { dtype: "q8", progress_callback: (e) => events.push(e) });
   const afterQ8 = mem.buffer.byteLength;
-  const q8Logits = q8.forward(input).logits;
+  const q8Logits = q8.forwardSync(input).logits;
   q8.dispose();
   // the file arrived in 8 MiB reads, each reported
   const progress = events.filter((e) => e.status === "progress" && e.file === "model.safetensors");
@@ -131,7 +131,7 @@ it("q8 and q4 stream in with the wasm memory high-water mark well below the file
   ]);
   const q4 = await T5ForConditionalGeneration.fromPretrained(files, { dtype: "q4" });
   const afterQ4 = mem.buffer.byteLength;
-  const q4Logits = q4.forward(input).logits;
+  const q4Logits = q4.forwardSync(input).logits;
   q4.dispose();
 
   const streamedPeak = mem.buffer.byteLength - start;
@@ -144,10 +144,10 @@ it("q8 and q4 stream in with the wasm memory high-water mark well below the file
 
   // the same models from whole files: identical logits, and the engine held the whole file
   const wholeQ8 = await T5ForConditionalGeneration.fromPretrained(dir, { dtype: "q8", stream_weights: false });
-  const wholeQ8Logits = wholeQ8.forward(input).logits;
+  const wholeQ8Logits = wholeQ8.forwardSync(input).logits;
   wholeQ8.dispose();
   const wholeQ4 = await T5ForConditionalGeneration.fromPretrained(dir, { dtype: "q4", stream_weights: false });
-  const wholeQ4Logits = wholeQ4.forward(input).logits;
+  const wholeQ4Logits = wholeQ4.forwardSync(input).logits;
   wholeQ4.dispose();
   const wholePeak = mem.buffer.byteLength - start;
   console.log(`whole-file loads: wasm memory +${mib(wholePeak)}`);

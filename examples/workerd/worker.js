@@ -26,7 +26,7 @@ export default {
     if (!loaded.has(key)) loaded.set(key, Promise.all([AutoTokenizer.fromPretrained(source), AutoModelForSeq2SeqLM.fromPretrained(source)]));
     const [tokenizer, model] = await loaded.get(key);
     const texts = request.method === "POST" ? (await request.json()).texts : url.searchParams.getAll("text");
-    const ids = model.generate(tokenizer(texts, { padding: true }), { max_new_tokens: 12 });
+    const ids = await model.generate(tokenizer(texts, { padding: true }), { max_new_tokens: 12 });
     return Response.json({ ids, text: tokenizer.batchDecode(ids, { skip_special_tokens: true }) });
   },
 };

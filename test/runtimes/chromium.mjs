@@ -100,7 +100,47 @@ try {
   check(r.after.length === 3, "worker after abort");
   log(`Web Worker: streamed tokens exact; aborted after ${r.seen} tokens (${r.ticks} timer ticks meanwhile); usable again`);
 
-  // 4. the playground: model by URL, type, pick a task, click, streamed output, screenshot
+  // 4. the playground opens on the default model (models/t5-numbers) and its task: the first click gives the
+  // right answer, the same text as t5-web in Node (expected.numbers, made by run.mjs from the installed package)
+  await page.setViewportSize({ width: 1000, height: 900 });
+  await page.goto(`${base}/playground/index.html`);
+  await page.waitForSelector("body[data-model=ready]", { timeout: 60_000 });
+  check((await page.inputValue("#model-url")) === "../models/t5-numbers/", "the playground's default model");
+  check((await page.inputValue("#task")) === "numbers to words: " && (await page.inputValue("#input")) === "1204", "the playground's default task and input");
+  await page.evaluate(() => {
+    window.outputUpdates = 0;
+    new MutationObserver((records) => (window.outputUpdates += records.length)).observe(document.getElementById("output"), { childList: true, characterData: true, subtree: true });
+  });
+  await page.click("#generate");
+  await page.waitForSelector("body[data-gen=done]", { timeout: 60_000 });
+  const numbers = await page.textContent("#output");
+  check(numbers === expected.numbers.fp32, `playground's first answer ${JSON.stringify(numbers)} != Node's ${JSON.stringify(expected.numbers.fp32)}`);
+  check(numbers === "one thousand two hundred four", `playground's first answer is wrong: ${JSON.stringify(numbers)}`);
+  const numberUpdates = await page.evaluate(() => window.outputUpdates);
+  check(numberUpdates >= 4, `the output changed ${numberUpdates} times: tokens did not stream in`);
+  await page.screenshot({ path: join(artifacts, "playground-default.png"), fullPage: true });
+  check((await page.evaluate(() => document.body.innerText)).includes("one thousand two hundred four"), "the answer is not on the page");
+  log(`playground default: "numbers to words: 1204" → "${numbers}" (= Node), ${numberUpdates} updates; screenshot test/artifacts/playground-default.png`);
+  // the dtype picker reloads the model; q8 / q4 give Node's q8 / q4 text; words to numbers
+  for (const dtype of ["q8", "q4"]) {
+    await page.selectOption("#dtype", dtype);
+    await page.waitForFunction((d) => document.body.dataset.model === "ready" && document.getElementById("model-status").textContent.includes(`(${d})`), dtype, { timeout: 60_000 });
+    await page.click("#generate");
+    await page.waitForSelector("body[data-gen=done]", { timeout: 60_000 });
+    const got = await page.textContent("#output");
+    check(got === expected.numbers[dtype], `playground ${dtype}: ${JSON.stringify(got)} != Node's ${JSON.stringify(expected.numbers[dtype])}`);
+  }
+  await page.selectOption("#task", "words to numbers: ");
+  await page.fill("#input", "six hundred seventy three");
+  await page.click("#generate");
+  await page.waitForSelector("body[data-gen=done]", { timeout: 60_000 });
+  check((await page.textContent("#output")) === expected.numbers.words, `words to numbers (q4): ${await page.textContent("#output")} != ${expected.numbers.words}`);
+  log(`playground dtype picker: q8 "${expected.numbers.q8}", q4 "${expected.numbers.q4}" (= Node); words to numbers "${expected.numbers.words}"`);
+  // the WebGPU option: this Chromium runs with --disable-gpu, so it is disabled with a note or fails with a message
+  const webgpu = await page.evaluate(() => ({ disabled: document.querySelector("#device option[value=webgpu]").disabled, note: document.getElementById("webgpu-note").textContent }));
+  log(`playground WebGPU option: ${webgpu.disabled ? `disabled (${webgpu.note})` : "enabled"}`);
+
+  // 5. the playground with a model by URL: type, pick a task, click, streamed output, screenshot
   const want = await (async () => {
     await page.goto(`${base}/examples/browser/index.html?model=/models/tiny-t5-v1_1/&text=${encodeURIComponent(expected.texts[0])}`);
     await page.waitForFunction(() => window.result !== undefined, null, { timeout: 60_000 });
@@ -145,11 +185,14 @@ try {
   check((await page.textContent("#output")) === want, "playground output after Stop");
   log(`playground: Stop after ${stoppedAt} tokens, then the same output again`);
 
-  // local files through the file input
+  // local files through the file input (after the default model has loaded)
   const model = join(scratch, "models/tiny-t5-v1_1");
   await page.goto(`${base}/playground/index.html`);
-  await page.setInputFiles("#model-files", readdirSync(model).map((f) => join(model, f)));
   await page.waitForSelector("body[data-model=ready]", { timeout: 60_000 });
+  await page.selectOption("#task", "translate English to German: ");
+  await page.fill("#input", "The house is wonderful.");
+  await page.setInputFiles("#model-files", readdirSync(model).map((f) => join(model, f)));
+  await page.waitForFunction(() => document.body.dataset.model === "ready" && document.getElementById("model-status").textContent.includes("local files"), null, { timeout: 60_000 });
   await page.fill("#max-tokens", String(expected.max_new_tokens));
   await page.click("#generate");
   await page.waitForSelector("body[data-gen=done]", { timeout: 60_000 });

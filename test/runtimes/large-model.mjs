@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Manual check (not part of `npm test`: it needs a checkpoint of several GB): a T5 checkpoint larger
 // than one WebAssembly memory (4 GiB) loads through the packed Node build by streaming, as q8 and q4;
-// fp32 is refused with ModelTooLargeError before the weights are read. See README "Models larger than 4 GiB".
+// fp32 is refused with ModelTooLargeError before the weights are read. See docs/development.md "Models larger than 4 GiB".
 //
 //   npm run build   # or build:wasm + build:ts + build:npm
 //   target/release/t5-bench make-random big-config.json /tmp/t5-big   # a >4 GiB fp32 checkpoint
@@ -34,13 +34,13 @@ for (const dtype of dtypes.length ? dtypes : ["fp32", "q8", "q4"]) {
     const lm = await T5ForConditionalGeneration.fromPretrained(dir, { dtype, progress_callback });
     const load_s = (performance.now() - t0) / 1000;
     const t1 = performance.now();
-    const ids = lm.generate([[37, 1000, 5, 8, 1]], { max_new_tokens: 8 });
+    const ids = lm.generateSync([[37, 1000, 5, 8, 1]], { max_new_tokens: 8 });
     const generate_s = (performance.now() - t1) / 1000;
     const out = { dtype, load_s: +load_s.toFixed(1), read_bytes: read, wasm_memory_bytes: mem.buffer.byteLength, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, generate_s: +generate_s.toFixed(2), ids: ids[0] };
     const native = join(dir, "native-q8-logits.json");
     if (dtype === "q8" && existsSync(native)) {
       const want = JSON.parse(readFileSync(native, "utf8"));
-      const got = lm.forward({ input_ids: [[37, 1000, 5, 8, 1]], decoder_input_ids: [[0, 5, 9]] }).logits;
+      const got = lm.forwardSync({ input_ids: [[37, 1000, 5, 8, 1]], decoder_input_ids: [[0, 5, 9]] }).logits;
       let worst = 0;
       let scale = 0;
       for (let i = 0; i < want.data.length; i++) {

@@ -6,7 +6,8 @@
 // 2. a scratch directory with the tarball installed by `npm install`, the fixture model
 //    test/fixtures/tiny-t5-v1_1, expected ids (oracle `greedy.sequences`), examples/ and playground/;
 // 3. one stage per runtime, each checking the exact ids:
-//    node     vitest (test/runtimes/node/package.spec.mjs) + examples/node/generate.mjs
+//    node     vitest (test/runtimes/node/*.spec.mjs: the package; transformers.js's own T5 usage against
+//             the oracle fixtures) + examples/node/generate.mjs
 //    chromium headless Debian chromium via playwright-core: examples/browser, a worker page, the
 //             Cache API, the playground (screenshot in test/artifacts/)
 //    deno     examples/deno/generate.ts from a directory and from a URL (then from the Cache API), imported
@@ -46,7 +47,32 @@ const model = join(scratch, "models/tiny-t5-v1_1");
 cpSync(join(repo, "test/fixtures/tiny-t5-v1_1"), model, { recursive: true });
 const oracle = JSON.parse(readFileSync(join(repo, "test/fixtures/oracle/tiny-t5-v1_1.json"), "utf8"));
 const expected = { texts: oracle.texts, max_new_tokens: oracle.greedy.max_new_tokens, sequences: oracle.greedy.sequences };
+// the default model, which the playground opens on, and its answers from the installed package in Node
+cpSync(join(repo, "models/t5-numbers"), join(scratch, "models/t5-numbers"), { recursive: true });
+expected.numbers = JSON.parse(
+  execFileSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `import { pipeline } from "t5-web";
+const out = {};
+for (const dtype of ["fp32", "q8", "q4"]) {
+  const p = await pipeline("text2text-generation", "models/t5-numbers", { dtype });
+  out[dtype] = (await p("numbers to words: 1204", { max_new_tokens: 40 }))[0].generated_text;
+  if (dtype === "q4") out.words = (await p("words to numbers: six hundred seventy three", { max_new_tokens: 40 }))[0].generated_text;
+  p.dispose();
+}
+console.log(JSON.stringify(out));`,
+    ],
+    { cwd: scratch, encoding: "utf8" },
+  ),
+);
 writeFileSync(join(scratch, "expected.json"), JSON.stringify(expected));
+// for runtimes/node/transformers-js.spec.mjs: fixtures served at Hub URLs, and transformers' outputs on them
+for (const f of ["tiny-t5", "oracle/tiny-t5-v1_1.json", "oracle/tiny-t5-v1_1.safetensors", "oracle/generation/tiny-t5.json", "oracle/tokenizer.json", "heads/oracle.json"]) {
+  cpSync(join(repo, "test/fixtures", f), join(scratch, "fixtures", f), { recursive: true });
+}
 cpSync(join(repo, "examples"), join(scratch, "examples"), { recursive: true });
 if (existsSync(join(repo, "playground"))) cpSync(join(repo, "playground"), join(scratch, "playground"), { recursive: true });
 cpSync(join(repo, "test/runtimes"), join(scratch, "runtimes"), { recursive: true });
@@ -205,21 +231,27 @@ const impl = {
     // vitest from the repo, running a spec inside the scratch project (which resolves "t5-web" from its node_modules)
     symlinkSync(join(repo, "node_modules/vitest"), join(scratch, "node_modules/vitest"), "dir");
     writeFileSync(join(scratch, "vitest.config.mjs"), `export default { test: { include: ["runtimes/node/*.spec.mjs"], testTimeout: 60000, hookTimeout: 60000, pool: "forks" } };\n`);
-    await run(process.execPath, [join(repo, "node_modules/vitest/vitest.mjs"), "run", "--root", scratch], { echo: true, timeout: 240_000 });
+    // downloads are cached by default in Node: into the scratch dir, not the user's cache
+    const nodeEnv = { ...process.env, XDG_CACHE_HOME: join(scratch, ".cache") };
+    await run(process.execPath, [join(repo, "node_modules/vitest/vitest.mjs"), "run", "--root", scratch], { echo: true, timeout: 240_000, env: nodeEnv });
     // the packed index.d.ts types a consumer's code (strict, no skipLibCheck)
     writeFileSync(
       join(scratch, "types-check.ts"),
       `import { AutoTokenizer, AutoModelForSeq2SeqLM, pipeline, createGenerationWorker, type ProgressInfo } from "t5-web";
 const tok = await AutoTokenizer.fromPretrained("m", { progress_callback: (e: ProgressInfo) => console.log(e.status) });
 const lm = await AutoModelForSeq2SeqLM.fromPretrained(new Map([["config.json", new Uint8Array(1)]]), { cache_dir: "/tmp/c" });
-const ids: number[][] = lm.generate(tok(["x"], { padding: true }), { max_new_tokens: 3, streamer: { put(v: number[][]) {}, end() {} } });
+const ids: number[][] = await lm.generate(tok(["x"], { padding: true }), { max_new_tokens: 3, streamer: { put(v: number[][]) {}, end() {} } });
+const spread: number[][] = await lm.generate({ ...tok(["x"]), max_new_tokens: 3 });
+const sync: number[][] = lm.generateSync([[1n, 2n]], { max_new_tokens: 3 });
+const dims: number[] = (await lm({ input_ids: new BigInt64Array([1n]), decoder_input_ids: [[0]] })).logits.dims;
 const p = await pipeline("text2text-generation", "m");
 const out: string = (await p("x"))[0]!.generated_text;
 const w = await createGenerationWorker("m");
 await w.generate("x", { on_token: (e) => e.text, signal: new AbortController().signal });
+const fromWorker: number[][] = await w.model.generate([[1]], { signal: AbortSignal.timeout(10) });
 // @ts-expect-error: not a generation option
 lm.generate([[1]], { max_new_tokens: "3" });
-export { ids, out };
+export { ids, out, spread, sync, dims, fromWorker };
 `,
     );
     writeFileSync(
@@ -237,7 +269,8 @@ export { ids, out };
     // Deno picks the package's `deno` condition: the browser build, which fetches the wasm by URL
     const resolved = (await run(bin("deno"), ["eval", "console.log(import.meta.resolve('t5-web'))"], { env })).trim();
     if (!resolved.endsWith("/node_modules/t5-web/dist/npm/browser.js")) throw new Error(`deno resolved t5-web to ${resolved}`);
-    const args = ["run", "--allow-read", "--allow-net=127.0.0.1", "--allow-env", "examples/deno/generate.ts"];
+    // no --allow-env anywhere: t5-web must not need it
+    const args = ["run", "--allow-read", "--allow-net=127.0.0.1", "examples/deno/generate.ts"];
     const fromDir = lastJson(await run(bin("deno"), [...args, "models/tiny-t5-v1_1", ...expected.texts], { env }));
     sameIds(fromDir.ids, expected.sequences, "deno, model from a directory");
     const fromUrl = lastJson(await run(bin("deno"), [...args, `${base}/models/tiny-t5-v1_1/`, ...expected.texts], { env }));
@@ -254,7 +287,7 @@ export { ids, out };
     const npmResolved = (await run(bin("deno"), ["eval", "--cached-only", "console.log(import.meta.resolve('npm:t5-web'))"], { env: npmEnv, cwd: join(scratch, "npm-spec") })).trim();
     if (!npmResolved.endsWith("/node_modules/t5-web/dist/npm/browser.js")) throw new Error(`deno resolved npm:t5-web to ${npmResolved}`);
     const viaNpm = lastJson(
-      await run(bin("deno"), ["run", "--cached-only", "--allow-read", "--allow-env", "generate.ts", join(scratch, "models/tiny-t5-v1_1"), ...expected.texts], { env: npmEnv, cwd: join(scratch, "npm-spec") }),
+      await run(bin("deno"), ["run", "--cached-only", "--allow-read", "generate.ts", join(scratch, "models/tiny-t5-v1_1"), ...expected.texts], { env: npmEnv, cwd: join(scratch, "npm-spec") }),
     );
     sameIds(viaNpm.ids, expected.sequences, "deno, import from \"npm:t5-web\"");
     // the second run from the URL is served by the Cache API: no request for the weights
@@ -264,11 +297,21 @@ export { ids, out };
     const after = requests.filter((p) => p.endsWith("model.safetensors")).length;
     if (after !== before) throw new Error(`deno: the cached weights were fetched again (${after - before} requests)`);
     // the worker helper in Deno (a module Web Worker)
-    const w = lastJson(await run(bin("deno"), ["run", "--allow-read", "--allow-env", "runtimes/deno/worker.ts"], { env }));
+    const w = lastJson(await run(bin("deno"), ["run", "--allow-read", "runtimes/deno/worker.ts"], { env }));
     sameIds(w.tokens, expected.sequences[0].slice(1), "deno worker, streamed tokens");
     if (JSON.stringify(w.first) !== JSON.stringify([w.want[0]]) || JSON.stringify(w.after) !== JSON.stringify(w.want)) throw new Error(`deno worker: ${JSON.stringify(w)}`);
     if (w.aborted !== "AbortError" || w.seen >= 3000) throw new Error(`deno worker abort: ${w.aborted} after ${w.seen} tokens`);
-    log(`deno: ids exact from a directory, a URL and the Cache API, and through "npm:t5-web" (offline, nodeModulesDir manual); worker: streamed, aborted after ${w.seen} tokens; "${fromDir.text[0]}"`);
+    // a read Deno denies is a PermissionDeniedError naming the path and the flag, not "not found"
+    // (the package itself may be read: the engine's .wasm is fetched from it by file: URL)
+    const denied = await run(bin("deno"), ["run", `--allow-read=${join(scratch, "node_modules")}`, "examples/deno/generate.ts", "models/tiny-t5-v1_1", "x"], { env }).then(
+      () => "",
+      (e) => e.message,
+    );
+    for (const want of ["PermissionDeniedError", "Deno denied reading", join(scratch, "models/tiny-t5-v1_1"), "--allow-read"]) {
+      if (!denied.includes(want)) throw new Error(`deno without read permission for the model: no ${JSON.stringify(want)} in\n${denied}`);
+    }
+    if (/not found/i.test(denied)) throw new Error(`deno without read permission reported "not found":\n${denied}`);
+    log(`deno: ids exact from a directory, a URL and the Cache API, and through "npm:t5-web" (offline, nodeModulesDir manual); worker: streamed, aborted after ${w.seen} tokens; "${fromDir.text[0]}"; no --allow-env; a denied read is a PermissionDeniedError naming the path and --allow-read`);
   },
   async workerd() {
     for (const f of ["config.capnp", "worker.js"]) cpSync(join(scratch, "examples/workerd", f), join(scratch, f));

@@ -58,8 +58,8 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
 
     it("forward: logits, hidden states and loss within 1e-3 of the CPU", async () => {
       const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids, labels: o.labels };
-      const c = cpu.forward(inputs);
-      const g = await gpu.forwardAsync(inputs);
+      const c = cpu.forwardSync(inputs);
+      const g = await gpu.forward(inputs);
       expect(g.logits.dims).toEqual(c.logits.dims);
       expect(maxDiff(g.logits.data, c.logits.data)).toBeLessThanOrEqual(TOL);
       expect(maxDiff(g.encoder_last_hidden_state.data, c.encoder_last_hidden_state.data)).toBeLessThanOrEqual(TOL);
@@ -70,8 +70,8 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
     it("greedy ids identical to the CPU and to transformers; one submit per step", async () => {
       const opts = { max_new_tokens: o.greedy.max_new_tokens };
       const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask };
-      const c = cpu.generate(inputs, opts);
-      const g = await gpu.generateAsync(inputs, opts);
+      const c = cpu.generateSync(inputs, opts);
+      const g = await gpu.generate(inputs, opts);
       expect(g).toEqual(c);
       expect(g).toEqual(o.greedy.sequences);
       const s = gpu.lastGenerateStats!;
@@ -90,9 +90,9 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
       for (const cname of ["beam3_return2_scores", "beam4_lp2_early_eos", "beam_combo"]) {
         const c = gen.cases.find((x) => x.name === cname)!;
         const opts = { ...c.kwargs, return_dict_in_generate: true as const };
-        const g = await gpu.generateAsync(inputs, opts);
+        const g = await gpu.generate(inputs, opts);
         expect(g.sequences, cname).toEqual(c.sequences);
-        const want = cpu.generate(inputs, opts);
+        const want = cpu.generateSync(inputs, opts);
         expect(g.sequences).toEqual(want.sequences);
         expect(g.sequences_scores!.length).toBe(want.sequences_scores!.length);
         g.sequences_scores!.forEach((v, i) => expect(Math.abs(v - want.sequences_scores![i]!)).toBeLessThanOrEqual(TOL));
@@ -107,8 +107,8 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
         { do_sample: true, top_k: 0, top_p: 0.9, seed: 12, max_new_tokens: 8 },
         { repetition_penalty: 1.3, no_repeat_ngram_size: 2, max_new_tokens: 8 },
       ]) {
-        const g = await gpu.generateAsync(inputs, opts);
-        expect(g, JSON.stringify(opts)).toEqual(cpu.generate(inputs, opts));
+        const g = await gpu.generate(inputs, opts);
+        expect(g, JSON.stringify(opts)).toEqual(cpu.generateSync(inputs, opts));
         const s = gpu.lastGenerateStats!;
         const whole = rows * (opts.num_return_sequences ?? 1) * vocab * 4;
         if (opts.top_k) expect(s.read_back_per_step * 100).toBeLessThan(whole);
@@ -116,8 +116,20 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
       }
     });
 
-    it("sync calls on a GPU model are a typed error", () => {
-      expect(() => gpu.generate([[1, 2, 3]])).toThrow(BadInputError);
+    it("sync calls on a GPU model are a typed error; the async ones are the same on every device", async () => {
+      expect(() => gpu.generateSync([[1, 2, 3]])).toThrow(BadInputError);
+      expect(() => gpu.forwardSync({ input_ids: [[1, 2, 3]], decoder_input_ids: [[0]] })).toThrow(/runs on the CPU only/);
+      // options checked by the same engine code on the GPU: NaN names the option
+      await expect(gpu.generate([[37, 629, 19, 1]], { max_new_tokens: NaN })).rejects.toThrow(/max_new_tokens.*NaN/);
+      // generate({...inputs, ...options}), model(inputs) and generateStream on WebGPU
+      const x = { input_ids: [[37, 629, 19, 1]], attention_mask: [[1, 1, 1, 1]] };
+      const want = cpu.generateSync(x, { max_new_tokens: 5 });
+      expect(await gpu.generate({ ...x, max_new_tokens: 5 })).toEqual(want);
+      const steps: number[][] = [];
+      for await (const s of gpu.generateStream(x, { max_new_tokens: 5 })) steps.push(s);
+      expect(steps.map((s) => s[0])).toEqual(want[0]!.slice(1));
+      const called = await gpu({ ...x, decoder_input_ids: [[0, 5]] });
+      expect(maxDiff(called.logits.data, cpu.forwardSync({ ...x, decoder_input_ids: [[0, 5]] }).logits.data)).toBeLessThanOrEqual(TOL);
     });
   });
 
@@ -138,7 +150,7 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
     const cpu = await T5EncoderModel.fromPretrained(modelDir("tiny-t5"));
     const gpu = await T5EncoderModel.fromPretrained(modelDir("tiny-t5"), { device: "webgpu", maxChunkBytes: 1 << 16 });
     const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask };
-    expect(maxDiff((await gpu.forwardAsync(inputs)).last_hidden_state.data, cpu.forward(inputs).last_hidden_state.data)).toBeLessThanOrEqual(TOL);
+    expect(maxDiff((await gpu.forward(inputs)).last_hidden_state.data, cpu.forwardSync(inputs).last_hidden_state.data)).toBeLessThanOrEqual(TOL);
     expect(Number(gpu.gpuInfo!.max_chunk_bytes)).toBe(1 << 16);
     cpu.dispose();
     gpu.dispose();
@@ -155,7 +167,7 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
     const want = readF32Tensors(readFileSync(`${ORACLE}${name}.safetensors`)).get("logits")!.data;
     const gpu = await T5ForConditionalGeneration.fromPretrained(modelDir(name), { device: "webgpu", dtype: "fp16" });
     expect(gpu.device).toBe("webgpu");
-    const g = await gpu.forwardAsync({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+    const g = await gpu.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
     expect(g.logits.data.length).toBe(want.length);
     let worst = 0;
     for (let i = 0; i < want.length; i++) {
@@ -165,7 +177,7 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
       worst = Math.max(worst, d);
     }
     console.log(`fp16 overflow fixture on Dawn: max |logits - transformers fp16| = ${worst}`);
-    const ids = await gpu.generateAsync({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.greedy.max_new_tokens });
+    const ids = await gpu.generate({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.greedy.max_new_tokens });
     expect(ids).toEqual(o.greedy.sequences);
     gpu.dispose();
     // bf16 is CPU-only: a typed error on 'webgpu'
@@ -191,14 +203,14 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
     const gpu = await T5ForConditionalGeneration.fromPretrained(`${FIXTURES}${dir}`, { ...opts, device: "webgpu", ...(maxChunkBytes === undefined ? {} : { maxChunkBytes }) });
     expect(gpu.device).toBe("webgpu");
     const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids };
-    const c = cpu.forward(inputs);
-    const g = await gpu.forwardAsync(inputs);
+    const c = cpu.forwardSync(inputs);
+    const g = await gpu.forward(inputs);
     const worst = maxDiff(g.logits.data, c.logits.data);
     expect(worst).toBeLessThanOrEqual(TOL);
     expect(maxDiff(g.encoder_last_hidden_state.data, c.encoder_last_hidden_state.data)).toBeLessThanOrEqual(TOL);
     const gen = { input_ids: o.input_ids, attention_mask: o.attention_mask };
-    const ids = await gpu.generateAsync(gen, { max_new_tokens: 8 });
-    expect(ids).toEqual(cpu.generate(gen, { max_new_tokens: 8 }));
+    const ids = await gpu.generate(gen, { max_new_tokens: 8 });
+    expect(ids).toEqual(cpu.generateSync(gen, { max_new_tokens: 8 }));
     console.log(`${dir} ${dtype ?? "as stored"} on Dawn: max |logits gpu - cpu| = ${worst}; ${JSON.stringify(gpu.lastGenerateStats)}`);
     cpu.dispose();
     gpu.dispose();
@@ -207,18 +219,18 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
   it("split weights (64 KiB pieces) give the same ids", async () => {
     const { json: o } = loadOracle("tiny-t5");
     const gpu = await T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"), { device: "webgpu", maxChunkBytes: 1 << 16 });
-    const g = await gpu.generateAsync({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.greedy.max_new_tokens });
+    const g = await gpu.generate({ input_ids: o.input_ids, attention_mask: o.attention_mask }, { max_new_tokens: o.greedy.max_new_tokens });
     expect(g).toEqual(o.greedy.sequences);
     gpu.dispose();
   });
 
   it("dispose frees every GPU buffer", async () => {
     const gpu = await T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"), { device: "webgpu" });
-    await gpu.generateAsync([[37, 629, 19, 1]], { max_new_tokens: 3 });
+    await gpu.generate([[37, 629, 19, 1]], { max_new_tokens: 3 });
     const before = Number(gpu.gpuInfo!.live_buffers);
     expect(before).toBeGreaterThan(10);
     // the engine handle reports its count after dispose through a kept reference
-    const inner = (gpu as unknown as { inner: { dispose(): void; liveBuffers: number; free(): void } }).inner;
+    const inner = (gpu as unknown as { inner: { model: { dispose(): void; liveBuffers: number; free(): void } } }).inner.model;
     inner.dispose();
     expect(inner.liveBuffers).toBe(0);
     gpu.dispose();
@@ -226,12 +238,12 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
 
   it("device loss: typed error, then the model reloads on the CPU", async () => {
     const gpu = await T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"), { device: "webgpu" });
-    (gpu as unknown as { inner: { destroyDevice(): void } }).inner.destroyDevice();
+    (gpu as unknown as { inner: { model: { destroyDevice(): void } } }).inner.model.destroyDevice();
     await new Promise((r) => setTimeout(r, 50));
-    await expect(gpu.generateAsync([[37, 629, 19, 1]], { max_new_tokens: 3 })).rejects.toBeInstanceOf(DeviceLostError);
+    await expect(gpu.generate([[37, 629, 19, 1]], { max_new_tokens: 3 })).rejects.toBeInstanceOf(DeviceLostError);
     gpu.dispose();
     const cpu = await T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"), { device: "cpu" });
-    expect(cpu.generate([[37, 629, 19, 1]], { max_new_tokens: 3 })).toHaveLength(1);
+    expect(cpu.generateSync([[37, 629, 19, 1]], { max_new_tokens: 3 })).toHaveLength(1);
     cpu.dispose();
   });
 

@@ -26,6 +26,12 @@ async function builder(dir) {
   return b;
 }
 
+// the engine's GpuGenerateStats (an exported struct with getters) as a plain object for the test runner
+function plainStats(s) {
+  const keys = ["prefill_dispatches", "dispatches_per_step", "fused_per_step", "submits_per_step", "read_back_per_step", "bind_groups_per_step", "bind_groups_created", "steps"];
+  return Object.fromEntries(keys.map((k) => [k, s[k]]));
+}
+
 export async function run(name) {
   await init();
   const o = JSON.parse(new TextDecoder().decode(await bytes(`/test/fixtures/oracle/${name}.json`)));
@@ -45,7 +51,7 @@ export async function run(name) {
   gpuDev.free();
   const c = cpu.forward(ids, mask, batch, seq, dec, labels, undefined);
   const g = await gpu.forward(ids, mask, batch, seq, dec, labels, undefined);
-  const opts = JSON.stringify({ max_new_tokens: o.greedy.max_new_tokens });
+  const opts = { max_new_tokens: o.greedy.max_new_tokens };
   const cg = cpu.generate(ids, mask, batch, seq, opts);
   const gg = await gpu.generate(ids, mask, batch, seq, opts);
   const rows = (r) => Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
@@ -55,8 +61,8 @@ export async function run(name) {
     ["beam", { num_beams: 3, num_return_sequences: 2, max_new_tokens: 8 }],
     ["sample", { do_sample: true, top_k: 20, seed: 3, max_new_tokens: 8 }],
   ]) {
-    const c2 = cpu.generate(ids, mask, batch, seq, JSON.stringify(kw));
-    const g2 = await gpu.generate(ids, mask, batch, seq, JSON.stringify(kw));
+    const c2 = cpu.generate(ids, mask, batch, seq, kw);
+    const g2 = await gpu.generate(ids, mask, batch, seq, kw);
     searches[what] = {
       cpu_ids: rows(c2),
       gpu_ids: rows(g2),
@@ -75,7 +81,7 @@ export async function run(name) {
     cpu_ids: rows(cg),
     gpu_ids: rows(gg),
     oracle_ids: o.greedy.sequences,
-    stats: gg.stats,
+    stats: plainStats(gg.stats),
   };
   gpu.dispose();
   result.live_after_dispose = gpu.liveBuffers;
@@ -114,7 +120,7 @@ export async function runFp16() {
     if (!(d <= o.tolerance.atol + o.tolerance.rtol * Math.abs(want[i]))) over++;
     worst = Math.max(worst, d);
   }
-  const gg = await gpu.generate(ids, mask, batch, seq, JSON.stringify({ max_new_tokens: o.greedy.max_new_tokens }));
+  const gg = await gpu.generate(ids, mask, batch, seq, { max_new_tokens: o.greedy.max_new_tokens });
   const rows = (r) => Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
   const result = { adapter: info.adapter, shader_f16: info.shader_f16, n: g.logits.length, want_n: want.length, worst, over, nonfinite, ids: rows(gg), oracle_ids: o.greedy.sequences };
   gpu.dispose();
@@ -145,7 +151,7 @@ export async function runQuant(dtype) {
   gpuDev.free();
   const c = cpu.forward(ids, mask, batch, seq, dec, undefined, undefined);
   const g = await gpu.forward(ids, mask, batch, seq, dec, undefined, undefined);
-  const opts = JSON.stringify({ max_new_tokens: 8 });
+  const opts = { max_new_tokens: 8 };
   const cg = cpu.generate(ids, mask, batch, seq, opts);
   const gg = await gpu.generate(ids, mask, batch, seq, opts);
   const rows = (r) => Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
@@ -155,7 +161,7 @@ export async function runQuant(dtype) {
     encoder: maxDiff(g.encoder_last_hidden_state, c.encoder_last_hidden_state),
     cpu_ids: rows(cg),
     gpu_ids: rows(gg),
-    stats: gg.stats,
+    stats: plainStats(gg.stats),
   };
   gpu.dispose();
   result.live_after_dispose = gpu.liveBuffers;

@@ -1,11 +1,15 @@
 /**
  * The download cache for files loaded from http(s) URLs.
  *
- * - Node: a directory, set with the `cache_dir` option or the `T5_WEB_CACHE_DIR` environment
- *   variable (no cache when neither is set). Each entry is `<sha256(url)>.bin` plus a
- *   `<sha256(url)>.json` holding the URL, size and SHA-256 of the bytes.
- * - Browsers, Deno, workers: the Cache API (`caches.open(cache_name)`, default "t5-web"); the size and
- *   SHA-256 travel in the stored response's headers.
+ * - Node: a directory, on by default (`env.useFSCache`): the `cache_dir` option, else `env.cacheDir`,
+ *   else the `T5_WEB_CACHE_DIR` environment variable, else the user cache directory
+ *   (`$XDG_CACHE_HOME/t5-web`, `~/.cache/t5-web`, `%LOCALAPPDATA%\t5-web\cache`). Each entry is
+ *   `<sha256(url)>.bin` plus a `<sha256(url)>.json` holding the URL, size and SHA-256 of the bytes.
+ *   Deno uses a directory only when one is named (option, `env.cacheDir` or the variable).
+ * - Browsers, Deno, workers: the Cache API (`caches.open(cache_name)`, default "t5-web"; `env.useBrowserCache`);
+ *   the size and SHA-256 travel in the stored response's headers.
+ * - `use_cache: false` (per call) turns caching off; `env.useFSCache = false` / `env.useBrowserCache = false`
+ *   globally.
  *
  * Every hit is checked against its recorded size and SHA-256; an entry that does not match (a
  * truncated write, a corrupted disk, a tampered cache) is deleted and the file fetched again.
@@ -13,10 +17,15 @@
  * file is simply fetched.
  */
 
+import { BadInputError } from "./errors.js";
+import { defaultCacheDir, env } from "./hub.js";
+import { readEnv } from "./runtime-env.js";
+
 export interface CacheOptions {
-  /** Use the cache (default true; in Node a cache needs `cache_dir` or `T5_WEB_CACHE_DIR`). */
+  /** Use the download cache (default true; see `env.useFSCache` / `env.useBrowserCache`). */
   use_cache?: boolean;
-  /** Node: the cache directory (default: the `T5_WEB_CACHE_DIR` environment variable). */
+  /** Node / Deno: the cache directory (default: `env.cacheDir`, the `T5_WEB_CACHE_DIR` environment variable, the
+   * user cache directory). */
   cache_dir?: string;
   /** Cache API: the cache's name (default "t5-web"). */
   cache_name?: string;
@@ -40,9 +49,8 @@ async function sha256(bytes: Uint8Array | string): Promise<string> {
   return hex(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
 }
 
-function nodeEnv(name: string): string | undefined {
-  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-  return p?.env?.[name];
+function isDeno(): boolean {
+  return typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 }
 
 function hasNodeFs(): boolean {
@@ -143,11 +151,22 @@ class CacheApiCache implements FileCache {
 
 /** The cache for these options in this runtime, or `undefined` for none. */
 export async function openCache(opts: CacheOptions): Promise<FileCache | undefined> {
+  if (opts.use_cache !== undefined && typeof opts.use_cache !== "boolean") {
+    throw new BadInputError(`use_cache must be a boolean, got ${JSON.stringify(opts.use_cache)}`);
+  }
+  if (opts.cache_dir !== undefined && (typeof opts.cache_dir !== "string" || opts.cache_dir === "")) {
+    throw new BadInputError(`cache_dir must be a non-empty string, got ${JSON.stringify(opts.cache_dir)}`);
+  }
   if (opts.use_cache === false) return undefined;
-  const dir = opts.cache_dir ?? nodeEnv(CACHE_DIR_ENV);
-  if (hasNodeFs() && dir) return new DirCache(dir);
+  if (hasNodeFs()) {
+    if (opts.cache_dir) return new DirCache(opts.cache_dir);
+    if (env.useFSCache) {
+      const dir = env.cacheDir ?? readEnv(CACHE_DIR_ENV) ?? (isDeno() ? undefined : await defaultCacheDir());
+      if (dir) return new DirCache(dir);
+    }
+  }
   const caches = (globalThis as { caches?: CacheStorage }).caches;
-  if (typeof caches?.open === "function" && typeof crypto?.subtle?.digest === "function") {
+  if (env.useBrowserCache && typeof caches?.open === "function" && typeof crypto?.subtle?.digest === "function") {
     try {
       return new CacheApiCache(await caches.open(opts.cache_name ?? "t5-web"));
     } catch {

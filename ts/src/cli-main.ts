@@ -2,8 +2,9 @@
  * The `t5-web` command (entry point: cli.ts), modelled on `transformers run`. Kept separate from the
  * entry so tests can call {@link main} with their own streams.
  *
- *   t5-web run [--task text2text-generation] [--model <dir|url>] [generation flags] [--json] < inputs
+ *   t5-web run [--task text2text-generation] [--model <hub id|dir|url>] [generation flags] [--json] < inputs
  *   t5-web convert <in dir|url> <out dir>
+ *   t5-web --version
  */
 
 import { BadInputError, T5WebError, wasmCall } from "./errors.js";
@@ -25,14 +26,15 @@ export const FALLBACK_MODEL = "test/fixtures/tiny-t5";
 const TASKS = ["text2text-generation", "summarization", "translation"] as const;
 
 export const USAGE = `Usage:
-  t5-web run [--task TASK] [--model <dir|url>] [options] [--input TEXT]...   < inputs.txt
+  t5-web run [--task TASK] [--model <hub id|dir|url>] [options] [--input TEXT]...   < inputs.txt
   t5-web convert <in dir|url> <out dir>
-  t5-web --help
+  t5-web --help | --version
 
 Commands:
   run       Generate with a T5 checkpoint in the Hugging Face layout (config.json, weights,
             tokenizer.json or spiece.model). Reads one input per line from stdin (or the
-            --input values) and writes one output per line to stdout, in order.
+            --input values) and writes one output per line to stdout, in order. On a
+            terminal each output is printed token by token as it is generated.
   convert   Write <out dir>/model.safetensors from the weights of <in>: pytorch_model.bin
             (read with a restricted unpickler that runs no code), pytorch_model.bin.index.json
             shards, model.safetensors.index.json shards or model.safetensors. Dtypes are kept;
@@ -41,8 +43,9 @@ Commands:
 
 Run options:
   --task TASK              ${TASKS.join(" | ")} (default: text2text-generation)
-  --model <dir|url>        model directory or base URL (default: ${DEFAULT_MODEL}; while that is
-                           absent: ${FALLBACK_MODEL})
+  --model <hub id|dir|url> a Hugging Face Hub id (e.g. google-t5/t5-small; downloaded once, then
+                           cached), a model directory or a base URL. Default: ${DEFAULT_MODEL} in a
+                           checkout of t5-web (an npm installation ships no model: pass --model)
   --device cpu|webgpu|auto where to compute (default: cpu). webgpu needs a runtime with WebGPU
                            (navigator.gpu); auto uses it when present, else the CPU.
   --tokenizer <dir|url>    where tokenizer.json / spiece.model are (default: the model's)
@@ -72,15 +75,18 @@ Generation options (over the model's generation_config.json; as transformers' ge
 
 Other:
   -h, --help               show this help
+  -V, --version            print the version
 
-Exit status: 0 on success, 1 when the model cannot be loaded or an input cannot be run (the
-message names the typed error, e.g. MissingFileError, InputTooLongError), 2 on bad usage.
+Exit status: 0 on success, 1 when the model cannot be loaded, there is no input, or an input
+cannot be run (the message names the typed error, e.g. MissingFileError, InputTooLongError),
+2 on bad usage.
 A progress bar is drawn on stderr while the model loads, when stderr is a terminal.
 
 Examples:
-  echo "numbers to words: 1204" | t5-web run
-  t5-web run --model ./t5-small --num-beams 4 --max-new-tokens 40 --input "summarize: ..."
-  t5-web run --model https://example.org/t5-small/ --json < inputs.txt
+  echo "translate English to German: The house is wonderful." | t5-web run --model google-t5/t5-small
+  t5-web run --model google-t5/t5-small --num-beams 4 --max-new-tokens 40 --input "summarize: ..."
+  t5-web run --model ./t5-small --dtype q8 --json < inputs.txt
+  echo "numbers to words: 1204" | t5-web run        (in a checkout: the default model)
   t5-web convert ./old-t5-checkpoint ./t5-safetensors
 `;
 
@@ -90,6 +96,10 @@ export interface CliIO {
   stderr: (text: string) => void;
   /** Whether stderr is a terminal (draws the loading progress bar). */
   stderrIsTTY?: boolean;
+  /** Whether stdout is a terminal (outputs are printed token by token as they are generated). */
+  stdoutIsTTY?: boolean;
+  /** Whether stdin is a terminal (a hint says that inputs are read from it, one per line). */
+  stdinIsTTY?: boolean;
 }
 
 class UsageError extends Error {}
@@ -146,8 +156,9 @@ function parseNumber(flag: string, v: string, kind: "int" | "posint" | "float"):
 }
 
 /** The command line → what to do (exported for tests). Throws on bad usage. */
-export function parseArgs(argv: string[]): RunArgs | ConvertArgs | "help" {
+export function parseArgs(argv: string[]): RunArgs | ConvertArgs | "help" | "version" {
   if (argv.length === 0 || argv.includes("-h") || argv.includes("--help")) return "help";
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) return "version";
   const [cmd, ...rest] = argv;
   if (cmd === "convert") {
     const pos = rest.filter((a) => !a.startsWith("--"));
@@ -191,7 +202,7 @@ export function parseArgs(argv: string[]): RunArgs | ConvertArgs | "help" {
       }
       case "--model":
         args.model = value();
-        if (args.model === "") throw new UsageError("--model needs a directory or URL");
+        if (args.model === "") throw new UsageError("--model needs a Hub id, a directory or a URL");
         break;
       case "--tokenizer":
         args.tokenizer = value();
@@ -225,6 +236,19 @@ export function parseArgs(argv: string[]): RunArgs | ConvertArgs | "help" {
     }
   }
   return args;
+}
+
+/** The `version` of t5-web's package.json (the package root is one or two levels above this module). */
+export async function packageVersion(): Promise<string> {
+  const fs = await import("node:fs");
+  const { fileURLToPath } = await import("node:url");
+  for (const up of ["../", "../../"]) {
+    const file = fileURLToPath(new URL(`${up}package.json`, import.meta.url));
+    if (!fs.existsSync(file)) continue;
+    const pkg = JSON.parse(fs.readFileSync(file, "utf8")) as { name?: unknown; version?: unknown };
+    if (pkg.name === "t5-web" && typeof pkg.version === "string") return pkg.version;
+  }
+  return "(unknown version)";
 }
 
 /** Package root (dist/ or ts/src/ are one or two levels below) joined with `rel`, if it exists. */
@@ -289,6 +313,63 @@ function webgpuAvailable(): boolean {
   return typeof (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu === "object";
 }
 
+/** An output on one line (outputs are separated by newlines). */
+function oneLine(text: string): string {
+  return text.replace(/\r?\n/g, " ");
+}
+
+/**
+ * Whether generation for `args` can be streamed: one sequence per input, no beams (the running best beam changes).
+ * The number of beams comes from the flags, else the task's `task_specific_params` (as the pipeline applies them),
+ * else the model's generation config.
+ */
+export function streamable(args: RunArgs, config: Record<string, unknown>, generationConfig: Record<string, unknown>): boolean {
+  const tsp = (config["task_specific_params"] ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  const taskKey = args.task === "translation" ? Object.keys(tsp).find((k) => k.startsWith("translation")) : args.task;
+  const preset = (taskKey !== undefined ? tsp[taskKey] : undefined) ?? {};
+  const setting = (key: string): unknown => args.generate[key] ?? preset[key] ?? generationConfig[key];
+  return Number(setting("num_beams") ?? 1) <= 1 && Number(setting("num_return_sequences") ?? 1) <= 1;
+}
+
+/**
+ * Prints the first row's text as its tokens are generated (a `generate()` streamer): each step writes what the
+ * decoded text gained; {@link finish} writes the rest of the pipeline's final text and the newline.
+ */
+export class TokenPrinter {
+  private readonly ids: number[] = [];
+  /** What has been written so far. */
+  shown = "";
+
+  constructor(
+    private readonly decode: (ids: number[]) => string,
+    private readonly write: (text: string) => void,
+  ) {}
+
+  put(value: number[][]): void {
+    const id = value[0]?.[0];
+    if (id === undefined) return;
+    this.ids.push(id);
+    this.show(oneLine(this.decode(this.ids)));
+  }
+
+  end(): void {}
+
+  /** The final text: its unwritten rest, or (if it does not continue what was written) the line written again. */
+  finish(text: string): void {
+    if (text.startsWith(this.shown)) this.write(`${text.slice(this.shown.length)}\n`);
+    else this.write(`\r\x1b[2K${text}\n`);
+    this.shown = "";
+    this.ids.length = 0;
+  }
+
+  private show(text: string): void {
+    // a prefix of the ids can decode to text the longer sequence revises (a piece joined with the next): wait
+    if (!text.startsWith(this.shown) || text.length === this.shown.length) return;
+    this.write(text.slice(this.shown.length));
+    this.shown = text;
+  }
+}
+
 /** The text of one pipeline output object (generated_text / summary_text / translation_text). */
 function outputText(o: Record<string, unknown>): string {
   for (const k of ["generated_text", "summary_text", "translation_text"]) {
@@ -303,7 +384,10 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
   const bar = io.stderrIsTTY ? progressBar(io.stderr) : undefined;
   const modelPath = args.model || (await resolveDefaultModel());
   if (modelPath === undefined) {
-    io.stderr(`t5-web: no default model here (${DEFAULT_MODEL} is not next to this installation): pass --model <dir|url>\n`);
+    io.stderr(
+      `t5-web: no default model here (${DEFAULT_MODEL} ships only with a checkout of t5-web, not with the npm package): ` +
+        `pass --model <hub id|dir|url>, e.g. --model google-t5/t5-small\n`,
+    );
     return 1;
   }
   let pipe;
@@ -322,7 +406,7 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
     return 1;
   }
   bar?.finish();
-  const { device: ran, deviceNote } = pipe.model as unknown as { device?: unknown; deviceNote?: unknown };
+  const { device: ran, deviceNote } = pipe.model;
   if (device === "auto" && typeof deviceNote === "string") io.stderr(`t5-web: note: ${deviceNote}\n`);
   if (device === "webgpu" && ran !== "webgpu") {
     pipe.dispose();
@@ -330,29 +414,41 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
     return 1;
   }
   try {
-    const opts = { truncation: args.truncate, ...args.generate };
+    const opts: Record<string, unknown> = { truncation: args.truncate, ...args.generate };
     const source: AsyncIterable<string> =
       args.inputs.length > 0
         ? (async function* () {
             yield* args.inputs;
           })()
         : lines(io.stdin);
+    // on a terminal, one output per input is printed token by token (not with beams or several sequences)
+    const stream = io.stdoutIsTTY === true && !args.json && streamable(args, pipe.model.config, pipe.model.generation_config);
+    if (args.inputs.length === 0 && io.stdinIsTTY === true) io.stderr("t5-web: reading inputs from the terminal, one per line (end with Ctrl-D)\n");
     let n = 0;
     for await (const text of source) {
       n++;
       let outs: Record<string, unknown>[];
+      const printer = stream ? new TokenPrinter((ids) => pipe.tokenizer.decode(ids, { skip_special_tokens: true }), io.stdout) : undefined;
+      if (printer) opts["streamer"] = printer;
       try {
-        outs = (await pipe(text, opts as Parameters<typeof pipe>[1])) as unknown as Record<string, unknown>[];
+        outs = (await pipe(text, opts as Parameters<typeof pipe>[1])).map((o) => ({ ...o }));
       } catch (e) {
+        if (printer?.shown) io.stdout("\n");
         const where = args.inputs.length > 0 ? `input ${n}` : `line ${n} of stdin`;
         io.stderr(`t5-web: ${where}: ${describe(e)}\n`);
         return 1;
       }
       if (args.json) {
         io.stdout(`${JSON.stringify({ input: text, outputs: outs })}\n`);
+      } else if (printer) {
+        printer.finish(oneLine(outputText(outs[0] ?? {})));
       } else {
-        for (const o of outs) io.stdout(`${outputText(o).replace(/\r?\n/g, " ")}\n`);
+        for (const o of outs) io.stdout(`${oneLine(outputText(o))}\n`);
       }
+    }
+    if (n === 0) {
+      io.stderr("t5-web: no input: give one input per line on stdin (e.g. echo \"summarize: ...\" | t5-web run ...) or --input TEXT\n");
+      return 1;
     }
     return 0;
   } catch (e) {
@@ -419,6 +515,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   }
   if (args === "help") {
     io.stdout(USAGE);
+    return 0;
+  }
+  if (args === "version") {
+    io.stdout(`t5-web ${await packageVersion()}\n`);
     return 0;
   }
   if (args.command === "convert") {

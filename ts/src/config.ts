@@ -97,10 +97,15 @@ export class T5Config implements T5ConfigFields {
     return new T5Config(JSON.parse(wasmCall(() => wasm.parseConfig(text), "config.json")) as Record<string, unknown>);
   }
 
-  /** `config.json` of a model directory or base URL. */
+  /** `config.json` of a model directory, base URL, Hub id (`owner/name`) or in-memory files. */
   static async fromPretrained(dirOrUrl: ModelSource, opts: LoadOptions = {}): Promise<T5Config> {
     const src = await openSource(dirOrUrl, opts);
     return T5Config.fromJSON(await readJsonText(src, "config.json", true));
+  }
+
+  /** transformers' name of {@link fromPretrained}: `config.json` of a directory, URL, Hub id or in-memory files. */
+  static from_pretrained(dirOrUrl: ModelSource, opts: LoadOptions = {}): Promise<T5Config> {
+    return T5Config.fromPretrained(dirOrUrl, opts);
   }
 
   /** Plain object with every field (what `JSON.stringify` writes). */

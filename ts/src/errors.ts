@@ -1,11 +1,12 @@
 /**
  * Typed errors of t5-web. Every error the library throws is a {@link T5WebError}; the engine's
  * errors arrive from WebAssembly as a plain `Error` whose `name` is the engine's error code and are
- * mapped onto these classes by {@link fromWasmError}.
+ * mapped onto these classes by `fromWasmError`.
  *
  * Hierarchy:
  * - T5WebError
  *   - MissingFileError        a file or directory of the checkpoint is absent / cannot be fetched
+ *   - PermissionDeniedError   the runtime or the OS refused to read a file (Deno without --allow-read)
  *   - BadJsonError            a JSON file does not parse
  *   - BadConfigError          config.json / generation_config.json / options are invalid
  *     - UnsupportedActivationError   feed_forward_proj names an unknown activation
@@ -44,6 +45,20 @@ export class T5WebError extends Error {
 
 export class MissingFileError extends T5WebError {
   static override readonly code: string = "MissingFile";
+}
+
+/** A repository that holds only ONNX weights (`onnx/model.onnx`, as transformers.js's): t5-web reads safetensors,
+ * PyTorch `.bin` and GGUF weights; the message names the file found and what t5-web reads. */
+export class OnnxOnlyError extends MissingFileError {
+  static override readonly code: string = "OnnxOnly";
+}
+
+/**
+ * Reading a file was refused: Deno without `--allow-read` for it (the message names the path and the flag), or
+ * the operating system's permissions (EACCES / EPERM). Not a {@link MissingFileError}: the file may well exist.
+ */
+export class PermissionDeniedError extends T5WebError {
+  static override readonly code: string = "PermissionDenied";
 }
 
 export class BadJsonError extends T5WebError {
@@ -96,6 +111,12 @@ export class DisposedError extends T5WebError {
   constructor(what: string) {
     super(`${what} has been disposed and cannot be used any more`);
   }
+}
+
+/** Generation stopped by its `AbortSignal` (`signal` option); `cause` is the signal's reason (e.g. the
+ * `TimeoutError` of `AbortSignal.timeout()`). */
+export class GenerationAbortedError extends T5WebError {
+  static override readonly code: string = "Aborted";
 }
 
 /** Engine error code (`T5Error::code()`) → error class. */

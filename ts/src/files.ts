@@ -18,8 +18,10 @@
  */
 
 import { openCache, type CacheOptions, type FileCache } from "./cache.js";
-import { BadConfigError, BadJsonError, MissingFileError, T5WebError } from "./errors.js";
+import { BadConfigError, BadInputError, BadJsonError, MissingFileError, OnnxOnlyError, T5WebError } from "./errors.js";
+import { env, hubBaseUrl, isHubId, notFound, type HubOptions } from "./hub.js";
 import { BadWeightsError, wasmCall } from "./errors.js";
+import { isNotFound, isPermissionDenied, readError } from "./runtime-env.js";
 
 /** transformers.js's progress events. */
 export type ProgressInfo =
@@ -41,7 +43,7 @@ export type FileMap =
 /** What `fromPretrained` accepts: a directory path, a base URL, in-memory files, or one `.gguf` path / URL / `File`. */
 export type ModelSource = string | URL | FileMap | File;
 
-export interface LoadOptions extends CacheOptions {
+export interface LoadOptions extends CacheOptions, HubOptions {
   /** `fetch` to use for URLs (default: the global one), e.g. to add headers. */
   fetch?: typeof globalThis.fetch;
   /** Called with transformers.js-shaped progress events while files load. */
@@ -55,6 +57,8 @@ export interface FileSource {
   read(name: string): Promise<Uint8Array | undefined>;
   /** `name` in pieces, or `undefined` when the file does not exist (progress reported as the pieces are read). */
   stream?(name: string): Promise<ByteStream | undefined>;
+  /** Whether `name` exists, without reading it (a `HEAD` request for URLs). */
+  exists?(name: string): Promise<boolean>;
 }
 
 /** A file read piece by piece: its size when known, and the pieces in order. */
@@ -134,15 +138,20 @@ class DirSource implements FileSource {
     try {
       bytes = await fs.readFile(path.join(this.location, name));
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "ENOENT") return undefined;
-      throw new MissingFileError(`cannot read ${path.join(this.location, name)}: ${(e as Error).message}`, {
-        path: path.join(this.location, name),
-        cause: e,
-      });
+      if (isNotFound(e)) return undefined;
+      throw readError(e, path.join(this.location, name), this.location);
     }
     this.report.whole(name, bytes.byteLength);
     return bytes;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    const fs = await import("node:fs/promises");
+    const path = await import("node:path");
+    return fs.stat(path.join(this.location, name)).then(
+      (st) => st.isFile(),
+      () => false,
+    );
   }
 
   async stream(name: string): Promise<ByteStream | undefined> {
@@ -155,8 +164,8 @@ class DirSource implements FileSource {
       handle = await fs.open(file, "r");
       size = (await handle.stat()).size;
     } catch (e) {
-      if ((e as { code?: string }).code === "ENOENT") return undefined;
-      throw new MissingFileError(`cannot read ${file}: ${(e as Error).message}`, { path: file, cause: e });
+      if (isNotFound(e)) return undefined;
+      throw readError(e, file, this.location);
     }
     const report = this.report;
     async function* chunks(): AsyncGenerator<Uint8Array> {
@@ -266,6 +275,17 @@ class UrlSource implements FileSource {
     if (this.cache) await this.cache.put(url.href, bytes);
     this.report.done(name);
     return bytes;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    const url = new URL(name, this.base);
+    try {
+      const res = await this.fetchFn(url, { method: "HEAD" });
+      await res.body?.cancel().catch(() => undefined);
+      return res.ok;
+    } catch {
+      return false;
+    }
   }
 
   /** Fetch `url` for file `name` with progress events: `undefined` for 404 / 410, a typed error otherwise. */
@@ -379,6 +399,10 @@ class MemorySource implements FileSource {
     private readonly report: Reporter,
   ) {}
 
+  async exists(name: string): Promise<boolean> {
+    return this.files.has(name);
+  }
+
   async read(name: string): Promise<Uint8Array | undefined> {
     const f = this.files.get(name);
     if (f === undefined) return undefined;
@@ -447,12 +471,49 @@ function toFileMap(x: unknown): Map<string, Bytesish> | undefined {
   return out;
 }
 
+/** `revision` / `local_files_only` of a call, checked. */
+function hubOptions(opts: LoadOptions): { revision: string; local_files_only: boolean } {
+  const { revision, local_files_only } = opts;
+  if (revision !== undefined && (typeof revision !== "string" || revision === "")) {
+    throw new BadInputError(`revision must be a non-empty string (a branch, tag or commit), got ${JSON.stringify(revision)}`);
+  }
+  if (local_files_only !== undefined && typeof local_files_only !== "boolean") {
+    throw new BadInputError(`local_files_only must be a boolean, got ${JSON.stringify(local_files_only)}`);
+  }
+  return { revision: revision ?? "main", local_files_only: local_files_only ?? false };
+}
+
+/** The first of `candidates` that is a directory (Node / Deno), with the paths tried. */
+async function findLocalDir(candidates: string[]): Promise<{ dir?: string; tried: string[]; notDir?: string }> {
+  const path = await import("node:path");
+  const fs = await import("node:fs/promises");
+  const tried: string[] = [];
+  let notDir: string | undefined;
+  for (const c of candidates) {
+    const dir = path.resolve(c);
+    if (tried.includes(dir)) continue;
+    tried.push(dir);
+    let st: Awaited<ReturnType<typeof fs.stat>> | undefined;
+    try {
+      st = await fs.stat(dir);
+    } catch (e) {
+      // a refused read (Deno without --allow-read, EACCES) says so; only an absent path falls through to the Hub
+      if (isPermissionDenied(e)) throw readError(e, dir);
+    }
+    if (st?.isDirectory()) return { dir, tried };
+    if (st && notDir === undefined) notDir = dir;
+  }
+  return { tried, notDir };
+}
+
 /**
- * A directory path, a base URL, or in-memory files. Strings with a scheme (`https://…`, `file://…`)
- * are URLs; other strings are directory paths under Node / Deno, and URLs relative to the page
- * elsewhere.
+ * A directory path, a base URL, a Hub id, or in-memory files. Strings with a scheme (`https://…`,
+ * `file://…`) are URLs; other strings are local directories where there is a filesystem (as given, then under
+ * `env.localModelPath`) and otherwise, when shaped like one, Hub ids (`owner/name`, see hub.ts); in browsers
+ * Hub-shaped strings are Hub ids and other strings URLs relative to the page.
  */
 export async function openSource(source: ModelSource, opts: LoadOptions = {}): Promise<FileSource> {
+  const hub = hubOptions(opts);
   if (typeof source !== "string" && !(source instanceof URL)) {
     const files = toFileMap(source);
     if (!files) throw new T5WebError(`cannot load a model from ${String(source)}`);
@@ -464,23 +525,32 @@ export async function openSource(source: ModelSource, opts: LoadOptions = {}): P
   else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dirOrUrl)) url = new URL(dirOrUrl);
 
   if (isNode() && (url === undefined || url.protocol === "file:")) {
-    const { fileURLToPath } = await import("node:url");
     const path = await import("node:path");
-    const fs = await import("node:fs/promises");
-    const dir = path.resolve(url ? fileURLToPath(url) : (dirOrUrl as string));
-    let st;
-    try {
-      st = await fs.stat(dir);
-    } catch {
-      throw new MissingFileError(`model directory not found: ${dir}`, { path: dir });
+    if (url) {
+      const { fileURLToPath } = await import("node:url");
+      const dir = path.resolve(fileURLToPath(url));
+      const found = await findLocalDir([dir]);
+      if (!found.dir) throw new MissingFileError(found.notDir ? `not a directory: ${dir}` : `model directory not found: ${dir}`, { path: dir });
+      return new DirSource(found.dir, new Reporter(opts.progress_callback, dir));
     }
-    if (!st.isDirectory()) throw new MissingFileError(`not a directory: ${dir}`, { path: dir });
-    return new DirSource(dir, new Reporter(opts.progress_callback, typeof dirOrUrl === "string" ? dirOrUrl : dir));
+    const s = dirOrUrl as string;
+    const candidates = env.allowLocalModels ? [s, ...(env.localModelPath ? [path.join(env.localModelPath, s)] : [])] : [];
+    const found = await findLocalDir(candidates);
+    if (found.dir) return new DirSource(found.dir, new Reporter(opts.progress_callback, s));
+    if (found.notDir && !isHubId(s)) throw new MissingFileError(`not a directory: ${found.notDir}`, { path: found.notDir });
+    if (!isHubId(s) || hub.local_files_only || !env.allowRemoteModels) throw notFound(s, found.tried, hub);
+    url = hubBaseUrl(s, hub.revision);
   }
   if (url === undefined) {
+    const s = dirOrUrl as string;
     const base = (globalThis as { location?: { href?: string } }).location?.href;
-    if (!base) throw new MissingFileError(`cannot resolve ${String(dirOrUrl)}: not a URL and no filesystem here`);
-    url = new URL(dirOrUrl as string, base);
+    if (isHubId(s) && !(env.allowLocalModels && base)) {
+      if (hub.local_files_only || !env.allowRemoteModels) throw notFound(s, [], hub);
+      url = hubBaseUrl(s, hub.revision);
+    } else {
+      if (!base) throw new MissingFileError(`cannot resolve ${s}: not a URL and no filesystem here`);
+      url = new URL(isHubId(s) ? `${env.localModelPath}${s}` : s, base);
+    }
   }
   const fetchFn = opts.fetch ?? globalThis.fetch;
   if (typeof fetchFn !== "function") throw new T5WebError("no fetch() available to load from a URL");
@@ -493,7 +563,8 @@ export async function openSource(source: ModelSource, opts: LoadOptions = {}): P
 export async function readRequired(src: FileSource, name: string): Promise<Uint8Array> {
   const bytes = await src.read(name);
   if (bytes === undefined) {
-    throw new MissingFileError(`${name} not found in ${src.location}`, { path: joinLocation(src.location, name) });
+    const at = joinLocation(src.location, name);
+    throw new MissingFileError(`${name} not found in ${src.location} (tried ${at})`, { path: at });
   }
   return bytes;
 }
@@ -594,11 +665,23 @@ export async function addWeightFiles(
     }
     return files;
   }
+  const reads = "model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json, or a .gguf file (model_file_name)";
+  for (const onnx of ONNX_FILES) {
+    if (await src.exists?.(onnx)) {
+      throw new OnnxOnlyError(
+        `${src.location} has only ONNX weights (${joinLocation(src.location, onnx)}); t5-web runs its own engine and reads ${reads}: use the original (non-ONNX) repository of the model, or convert it`,
+        { path: joinLocation(src.location, onnx) },
+      );
+    }
+  }
   throw new MissingFileError(
-    `no weights in ${src.location}: neither model.safetensors nor model.safetensors.index.json, nor pytorch_model.bin or pytorch_model.bin.index.json`,
+    `no weights in ${src.location}: neither model.safetensors nor model.safetensors.index.json, nor pytorch_model.bin or pytorch_model.bin.index.json (tried ${joinLocation(src.location, "model.safetensors")}); t5-web also reads .gguf files (model_file_name)`,
     { path: src.location },
   );
 }
+
+/** The files of transformers.js-style ONNX repositories (Xenova/…, onnx-community/…), for the ONNX-only error. */
+const ONNX_FILES = ["onnx/model.onnx", "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx", "model.onnx"];
 
 const isGgufName = (name: string) => /\.gguf$/i.test(name);
 

@@ -16,6 +16,7 @@ import {
   type ModelLoadOptions,
   type Tensor,
 } from "./models.js";
+import type { FullOutput } from "./outputs.js";
 import type { ModelSource } from "./files.js";
 import { runFull, type EngineKind, type ExtraOutputs, type FloatsLike, type FullForwardInputs } from "./outputs.js";
 
@@ -32,6 +33,14 @@ export interface Seq2SeqSequenceClassifierOutput extends ExtraOutputs {
   logits: Tensor;
   loss?: number;
   encoder_last_hidden_state?: Tensor;
+}
+
+export interface TokenClassifierInputs {
+  input_ids: IdsLike;
+  attention_mask?: IdsLike;
+  labels?: IdsLike;
+  output_hidden_states?: boolean;
+  output_attentions?: boolean;
 }
 
 /** transformers' `TokenClassifierOutput`. */
@@ -58,8 +67,9 @@ abstract class T5HeadModel extends T5PreTrainedModel {
     return this.config.num_labels ?? 2;
   }
 
-  protected run(inputs: FullForwardInputs): Record<string, unknown> {
-    return runFull(this.live, this.kind, this.config, inputs);
+  /** The head's forward (CPU only: the heads do not run on WebGPU). */
+  protected run(inputs: FullForwardInputs): FullOutput {
+    return runFull(this.cpu(`${this.constructor.name}.forward`).model, this.kind, this.config, inputs);
   }
 }
 
@@ -72,8 +82,12 @@ export class T5ForSequenceClassification extends T5HeadModel {
     return loadModelAs(dirOrUrl, "seq-cls", opts, () => T5ForSequenceClassification);
   }
 
-  forward(inputs: SequenceClassifierInputs): Seq2SeqSequenceClassifierOutput {
-    return this.run(inputs) as unknown as Seq2SeqSequenceClassifierOutput;
+  async forward(inputs: SequenceClassifierInputs): Promise<Seq2SeqSequenceClassifierOutput> {
+    return this.forwardSync(inputs);
+  }
+
+  forwardSync(inputs: SequenceClassifierInputs): Seq2SeqSequenceClassifierOutput {
+    return this.run(inputs) as Seq2SeqSequenceClassifierOutput;
   }
 }
 
@@ -85,9 +99,13 @@ export class T5ForTokenClassification extends T5HeadModel {
     return loadModelAs(dirOrUrl, "token-cls", opts, () => T5ForTokenClassification);
   }
 
-  forward(inputs: { input_ids: IdsLike; attention_mask?: IdsLike; labels?: IdsLike; output_hidden_states?: boolean; output_attentions?: boolean }): TokenClassifierOutput {
+  async forward(inputs: TokenClassifierInputs): Promise<TokenClassifierOutput> {
+    return this.forwardSync(inputs);
+  }
+
+  forwardSync(inputs: TokenClassifierInputs): TokenClassifierOutput {
     if (inputs.input_ids === undefined) throw new BadInputError("input_ids are required");
-    return this.run(inputs) as unknown as TokenClassifierOutput;
+    return this.run(inputs) as TokenClassifierOutput;
   }
 }
 
@@ -99,24 +117,54 @@ export class T5ForQuestionAnswering extends T5HeadModel {
     return loadModelAs(dirOrUrl, "qa", opts, () => T5ForQuestionAnswering);
   }
 
-  forward(inputs: FullForwardInputs): Seq2SeqQuestionAnsweringModelOutput {
-    return this.run(inputs) as unknown as Seq2SeqQuestionAnsweringModelOutput;
+  async forward(inputs: FullForwardInputs): Promise<Seq2SeqQuestionAnsweringModelOutput> {
+    return this.forwardSync(inputs);
+  }
+
+  forwardSync(inputs: FullForwardInputs): Seq2SeqQuestionAnsweringModelOutput {
+    return this.run(inputs) as Seq2SeqQuestionAnsweringModelOutput;
   }
 }
 
+export interface T5ForSequenceClassification {
+  /** `await model(inputs)`: {@link T5ForSequenceClassification.forward}. */
+  (inputs: SequenceClassifierInputs): Promise<Seq2SeqSequenceClassifierOutput>;
+}
+export interface T5ForTokenClassification {
+  (inputs: TokenClassifierInputs): Promise<TokenClassifierOutput>;
+}
+export interface T5ForQuestionAnswering {
+  (inputs: FullForwardInputs): Promise<Seq2SeqQuestionAnsweringModelOutput>;
+}
+
 export class AutoModelForSequenceClassification {
+  /** transformers' name of `fromPretrained`. */
+  static from_pretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForSequenceClassification> {
+    return this.fromPretrained(dirOrUrl, opts);
+  }
+
   static fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForSequenceClassification> {
     return T5ForSequenceClassification.fromPretrained(dirOrUrl, opts);
   }
 }
 
 export class AutoModelForTokenClassification {
+  /** transformers' name of `fromPretrained`. */
+  static from_pretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForTokenClassification> {
+    return this.fromPretrained(dirOrUrl, opts);
+  }
+
   static fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForTokenClassification> {
     return T5ForTokenClassification.fromPretrained(dirOrUrl, opts);
   }
 }
 
 export class AutoModelForQuestionAnswering {
+  /** transformers' name of `fromPretrained`. */
+  static from_pretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForQuestionAnswering> {
+    return this.fromPretrained(dirOrUrl, opts);
+  }
+
   static fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForQuestionAnswering> {
     return T5ForQuestionAnswering.fromPretrained(dirOrUrl, opts);
   }
@@ -136,6 +184,11 @@ const CLASS_OF_KIND: Record<string, unknown> = {
 export class AutoModel {
   /** The class config.json's `architectures` names (T5ForConditionalGeneration, T5Model, T5EncoderModel or one of
    * the heads); T5ForConditionalGeneration when it names none. */
+  /** transformers' name of `fromPretrained`. */
+  static from_pretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<AnyT5Model> {
+    return this.fromPretrained(dirOrUrl, opts);
+  }
+
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<AnyT5Model> {
     return loadModelAs<AnyT5Model>(dirOrUrl, "auto", opts, (kind) => {
       const cls = CLASS_OF_KIND[kind];

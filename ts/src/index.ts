@@ -5,7 +5,7 @@
  * import { AutoTokenizer, AutoModelForSeq2SeqLM, pipeline } from "t5-web";
  * const tokenizer = await AutoTokenizer.fromPretrained("path/or/https://host/t5-small");
  * const model = await AutoModelForSeq2SeqLM.fromPretrained("path/or/https://host/t5-small");
- * const ids = model.generate(tokenizer(["translate English to German: Hello"], { padding: true }), { max_new_tokens: 20 });
+ * const ids = await model.generate(tokenizer(["translate English to German: Hello"], { padding: true }), { max_new_tokens: 20 });
  * tokenizer.batchDecode(ids, { skip_special_tokens: true });
  * model.dispose(); tokenizer.dispose();
  * ```
@@ -15,6 +15,7 @@ export { T5Config, type T5ConfigFields } from "./config.js";
 export {
   T5WebError,
   MissingFileError,
+  PermissionDeniedError,
   BadJsonError,
   BadConfigError,
   UnsupportedActivationError,
@@ -27,9 +28,12 @@ export {
   TokenizerError,
   ModelTooLargeError,
   DisposedError,
+  OnnxOnlyError,
+  GenerationAbortedError,
   type T5WebErrorOptions,
 } from "./errors.js";
 export type { LoadOptions } from "./files.js";
+export { env, type Env, type HubOptions } from "./hub.js";
 export {
   AutoModelForSeq2SeqLM,
   T5EncoderModel,
@@ -53,7 +57,18 @@ export {
   type Text2TextGenerationOutput,
   type Text2TextGenerationPipeline,
 } from "./pipeline.js";
-export { AutoTokenizer, T5Tokenizer, type BatchEncoding, type DecodeOptions, type TokenizerCallOptions, type TokenizerLoadOptions } from "./tokenizer.js";
+export {
+  AutoTokenizer,
+  T5Tokenizer,
+  type BatchEncoding,
+  type DecodeOptions,
+  type ReturnTensors,
+  type T5TokenizerInit,
+  type TensorBatchEncoding,
+  type TokenizerCallOptions,
+  type TokenizerLoadOptions,
+} from "./tokenizer.js";
+export { IdTensor, type IdsRow, type IdsRows, type TensorLike } from "./ids.js";
 export { initWasm, wasmMemory, wasmFlavour, hasRelaxedSimd, type WasmSource, type WasmFlavour } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";
@@ -75,7 +90,8 @@ export {
   WebGPUUnavailableError,
   type Device,
 } from "./webgpu.js";
-export type { GpuGenerateStats, ModelLoadOptions } from "./models.js";
+export type { ModelLoadOptions, EngineGenerateOptions, EncoderInputs } from "./models.js";
+export type { GpuGenerateStats } from "./engine.js";
 export {
   AutoModel,
   AutoModelForQuestionAnswering,
@@ -89,5 +105,6 @@ export {
   type Seq2SeqSequenceClassifierOutput,
   type SequenceClassifierInputs,
   type TokenClassifierOutput,
+  type TokenClassifierInputs,
 } from "./heads.js";
 export { PastKeyValues, type EncoderOutputsLike, type ExtraOutputs, type FloatsLike, type FullForwardInputs } from "./outputs.js";

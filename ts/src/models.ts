@@ -14,7 +14,13 @@ import { addWeightFiles, ggufSource, openSource, readJsonText, readRequired, typ
 import { initWasm } from "./wasm.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
-import type { WasmGpuModel, WasmModel } from "#t5-wasm";
+import { CpuEngine, GpuEngine, type Engine, type EngineForwardInput, type EngineInput, type GpuGenerateStats, type RawForward, type RawGenerate, type StepCallback } from "./engine.js";
+import { encoderInput, generateArgs, ids, labelIds, mask, sameShape, type Flat, type IdsLike } from "./inputs.js";
+import { Callable } from "./callable.js";
+import { GenerationCall, type GenerateInputs, type GenerateOptions, type GenerateOutput } from "./generation.js";
+
+export { GENERATE_KEYS, type EngineGenerateOptions, type GenerateInputs, type GenerateOptions, type GenerateOutput, type GenerationStreamer } from "./generation.js";
+import { savePretrained, type SaveTarget } from "./save.js";
 
 /** A dense float tensor: row-major `data` with shape `dims` (transformers.js' `Tensor` shape). */
 export class Tensor {
@@ -39,8 +45,7 @@ export class Tensor {
   }
 }
 
-/** Token ids: rows of numbers, one row, or an integer tensor `{data, dims: [batch, seq]}`. */
-export type IdsLike = number[][] | number[] | { data: ArrayLike<number | bigint>; dims: readonly number[] };
+export type { IdsLike } from "./inputs.js";
 
 export interface ForwardInputs {
   input_ids: IdsLike;
@@ -70,189 +75,8 @@ export interface EncoderOutput {
   last_hidden_state: Tensor;
 }
 
-/** Options of {@link T5ForConditionalGeneration.generate} (over the model's generation_config.json), transformers' names. */
-export interface GenerateOptions {
-  max_new_tokens?: number;
-  /** Maximum length of the output including the decoder start token (unset: 20 new tokens, as transformers 5). */
-  max_length?: number;
-  min_new_tokens?: number;
-  min_length?: number;
-  eos_token_id?: number | number[];
-  pad_token_id?: number;
-  decoder_start_token_id?: number;
-  /** Beam search when > 1 (CPU). */
-  num_beams?: number;
-  /** Multinomial sampling (beam sampling with `num_beams > 1`). */
-  do_sample?: boolean;
-  /** Sequences per input (beam search: at most `num_beams`; sampling: independent samples). */
-  num_return_sequences?: number;
-  /** Beam scores are divided by `generated_length ** length_penalty` (default 1). */
-  length_penalty?: number;
-  /** Beam search stopping: `true`, `false` (default, heuristic) or `"never"` (canonical). */
-  early_stopping?: boolean | "never";
-  temperature?: number;
-  /** Default 50 when sampling; 0 disables. */
-  top_k?: number;
-  top_p?: number;
-  repetition_penalty?: number;
-  no_repeat_ngram_size?: number;
-  /** Token sequences that must not be generated. */
-  bad_words_ids?: number[][];
-  /** Forced as the last token when `max_length` is reached. */
-  forced_eos_token_id?: number | number[];
-  /** `"static"`: the KV cache is allocated once for the longest allowed length and written in place; default: growing. */
-  cache_implementation?: "static" | "dynamic";
-  /**
-   * Seed of t5-web's own sampling PRNG: the same seed gives the same samples (not torch's RNG stream, so not the
-   * ids transformers samples for `torch.manual_seed(seed)`). Default 0.
-   */
-  seed?: number;
-  /** With `true`, {@link T5ForConditionalGeneration.generate} returns `{sequences, sequences_scores?}`. */
-  return_dict_in_generate?: boolean;
-  /** Accepted for transformers compatibility; beam search always reports `sequences_scores`. */
-  output_scores?: boolean;
-  /** Told each step's new tokens as they are generated (transformers.js' streamer interface). Not with beam search. */
-  streamer?: GenerationStreamer;
-  /**
-   * Called after each step with its index and the new token of each row (beam search: of each input's best running
-   * beam); returning `false` stops generation there.
-   */
-  callback_function?: (step: { index: number; tokens: number[] }) => unknown;
-  /** Stops generation after the current step; generate then throws the signal's reason. */
-  signal?: AbortSignal;
-}
-
-/** `put([[token of row 0], [token of row 1], …])` after each step, `end()` once generation stops. */
-export interface GenerationStreamer {
-  put(value: number[][]): void;
-  end(): void;
-}
-
-/** What `generate(…, {return_dict_in_generate: true})` returns. */
-export interface GenerateOutput {
-  sequences: number[][];
-  /** Beam search: the length-penalised score of each returned sequence (transformers' `sequences_scores`). */
-  sequences_scores?: number[];
-}
-
-/** The option names {@link T5ForConditionalGeneration.generate} accepts (pipelines filter task presets by it). */
-export const GENERATE_KEYS: ReadonlySet<string> = new Set([
-  "max_new_tokens",
-  "max_length",
-  "min_new_tokens",
-  "min_length",
-  "eos_token_id",
-  "pad_token_id",
-  "decoder_start_token_id",
-  "num_beams",
-  "do_sample",
-  "num_return_sequences",
-  "length_penalty",
-  "early_stopping",
-  "temperature",
-  "top_k",
-  "top_p",
-  "repetition_penalty",
-  "no_repeat_ngram_size",
-  "bad_words_ids",
-  "forced_eos_token_id",
-  "cache_implementation",
-  "seed",
-]);
-
-/** Options that shape what generate returns or who hears about it, not the engine's generation config. */
-const CALL_KEYS = new Set(["return_dict_in_generate", "output_scores", "streamer", "callback_function", "signal"]);
-
-interface RawGenerate {
-  sequences: Uint32Array;
-  batch: number;
-  length: number;
-  sequences_scores?: Float32Array;
-}
-
-function rowsOf(r: RawGenerate): number[][] {
-  return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
-}
-
-/** Split generate options into the engine's JSON and the call-side options, rejecting unknown names. */
-function splitGenerateOptions(options: GenerateOptions): { json: string; call: GenerateOptions } {
-  const engine: Record<string, unknown> = {};
-  const call: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(options)) {
-    if (CALL_KEYS.has(k)) call[k] = v;
-    else if (GENERATE_KEYS.has(k)) engine[k] = v;
-    else throw new BadConfigError(`unknown generation option ${JSON.stringify(k)} (supported: ${[...GENERATE_KEYS, ...CALL_KEYS].join(", ")})`);
-  }
-  if (call["streamer"] !== undefined && ((options.num_beams ?? 1) > 1)) {
-    // as transformers: "`streamer` cannot be used with beam search (yet!)"
-    throw new BadConfigError("streamer cannot be used with beam search (num_beams > 1)");
-  }
-  return { json: JSON.stringify(engine), call: call as GenerateOptions };
-}
-
-/** Encoder input for {@link T5ForConditionalGeneration.generate}: a tokenizer output or rows of ids. */
-export type GenerateInputs = { input_ids: IdsLike; attention_mask?: IdsLike } | IdsLike;
-
-interface Flat<T> {
-  data: T;
-  batch: number;
-  seq: number;
-}
-
-/** Rows/tensor → flat row-major values, checking that it is rectangular and holds integers in range. */
-function flatten<T extends Uint32Array | Int32Array>(x: IdsLike, name: string, make: (n: number) => T, min: number, max: number): Flat<T> {
-  let batch: number, seq: number, get: (i: number) => number | bigint;
-  if (Array.isArray(x)) {
-    const rows: unknown[] = x.length > 0 && Array.isArray(x[0]) ? x : [x];
-    batch = rows.length;
-    seq = batch > 0 ? (rows[0] as unknown[]).length : 0;
-    for (const r of rows) {
-      if (!Array.isArray(r)) throw new BadInputError(`${name} must be an array of rows`);
-      if (r.length !== seq) throw new BadInputError(`${name} rows have different lengths (${seq} and ${r.length}); pad them and pass an attention mask`);
-    }
-    get = (i) => (rows[Math.floor(i / seq)] as number[])[i % seq]!;
-  } else if (x && typeof x === "object" && "dims" in x && "data" in x) {
-    const dims = x.dims;
-    if (dims.length === 1) [batch, seq] = [1, dims[0]!];
-    else if (dims.length === 2) [batch, seq] = [dims[0]!, dims[1]!];
-    else throw new BadInputError(`${name} must be 2-D [batch, seq], got dims [${dims.join(", ")}]`);
-    if (x.data.length !== batch * seq) throw new BadInputError(`${name} has ${x.data.length} values for dims [${dims.join(", ")}]`);
-    get = (i) => x.data[i]!;
-  } else {
-    throw new BadInputError(`${name} must be number[][], number[] or {data, dims}`);
-  }
-  if (batch === 0 || seq === 0) throw new BadInputError(`${name} is empty (batch ${batch}, length ${seq})`);
-  const data = make(batch * seq);
-  for (let i = 0; i < data.length; i++) {
-    const v = Number(get(i));
-    if (!Number.isInteger(v) || v < min || v > max) throw new BadInputError(`${name}: ${String(get(i))} is not a valid value`);
-    data[i] = v;
-  }
-  return { data, batch, seq };
-}
-
-const ids = (x: IdsLike, name: string) => flatten(x, name, (n) => new Uint32Array(n), 0, 0xffffffff);
-const mask = (x: IdsLike, name: string) => flatten(x, name, (n) => new Uint32Array(n), 0, 1);
-const labelIds = (x: IdsLike, name: string) => flatten(x, name, (n) => new Int32Array(n), -100, 0x7fffffff);
-
-function sameShape(a: Flat<unknown>, b: Flat<unknown>, an: string, bn: string): void {
-  if (a.batch !== b.batch || a.seq !== b.seq) {
-    throw new BadInputError(`${bn} is [${b.batch}, ${b.seq}] but ${an} is [${a.batch}, ${a.seq}]`);
-  }
-}
-
 /** The engine's model kinds (the head classes are in heads.ts; "auto": from config.json's `architectures`). */
 export type Kind = "seq2seq-lm" | "t5-model" | "encoder" | "seq-cls" | "token-cls" | "qa" | "auto";
-
-interface RawForward {
-  encoder_last_hidden_state: Float32Array;
-  encoder_shape: number[];
-  decoder_last_hidden_state?: Float32Array;
-  decoder_shape?: number[];
-  logits?: Float32Array;
-  logits_shape?: number[];
-  loss?: number;
-}
 
 /** Storage form of the linear weights: load-time conversion (pre-quantized checkpoints load as stored). */
 export type WeightDtype = "fp32" | "fp16" | "bf16" | "q8" | "q4";
@@ -270,7 +94,8 @@ export interface ModelLoadOptions extends LoadOptions {
    * `'cpu'` (default): the WebAssembly engine on the CPU. `'webgpu'`: the same model on the GPU
    * through `navigator.gpu` (`dtype` "fp32"; "fp16": float16 weights and transformers' float16
    * numerics, fp32 `wo` and the inf clamp; "q8" / "q4": the packed weights stay packed on the GPU, as the
-   * CPU's q8 / q4; "bf16" runs on the CPU only; results come through `forwardAsync` / `generateAsync`);
+   * CPU's q8 / q4; "bf16" runs on the CPU only; `forward` / `generate` / `model(inputs)` are async on every device,
+   * `forwardSync` / `generateSync` run on the CPU only);
    * fails with `WebGPUUnavailableError` when there is none. `'auto'`: WebGPU when available, else
    * the CPU, with the reason in `model.deviceNote`.
    */
@@ -283,26 +108,19 @@ export interface ModelLoadOptions extends LoadOptions {
    * loads as "q8" / "q4". `false` reads each file whole first (the engine keeps it until the model is built).
    */
   stream_weights?: boolean;
+  /**
+   * The memory (bytes) the model may take while it loads: files, copies and the built weights, summed
+   * from headers and the config before each large allocation (default: what one WebAssembly memory can
+   * give, 4 GiB). Beyond it the load fails with `ModelTooLargeError`.
+   */
+  max_memory?: number;
 }
 
-/** What one WebGPU `generateAsync` recorded (dispatches / submits from the second decode step). */
-export interface GpuGenerateStats {
-  prefill_dispatches: number;
-  dispatches_per_step: number;
-  /** element-wise ops per step folded into a matmul (dispatches unfused = dispatches_per_step + this) */
-  fused_per_step: number;
-  submits_per_step: number;
-  /** bytes read back per step: 4 per row greedy (the argmax), (2k + 2) · 4 per row for a top-k, whole logits rows otherwise */
-  read_back_per_step: number;
-  /** bind groups created per step from the third on (0: all cached) */
-  bind_groups_per_step: number;
-  /** bind groups created by the call (0 when the same shape ran before) */
-  bind_groups_created: number;
-  steps: number;
-}
-
-interface Loaded {
-  inner: WasmModel | WasmGpuModel;
+/** @internal What a model class is made from (models.ts, worker.ts). */
+export interface Loaded {
+  engine: Engine;
+  /** Re-reads the checkpoint for `save_pretrained`: config.json and the weights as one safetensors file. */
+  reopen?: Reopen;
   config: T5Config;
   location: string;
   device: "cpu" | "webgpu";
@@ -333,6 +151,28 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
   }
   const gguf = ggufSource(dirOrUrl, opts.model_file_name);
   const src: FileSource = await openSource(gguf ? gguf.source : dirOrUrl, opts);
+  const { progress_callback: _progress, ...quiet } = opts;
+  const reopen: Reopen = async () => {
+    const again = await openSource(gguf ? gguf.source : dirOrUrl, quiet);
+    const files = new Map<string, Uint8Array>();
+    let b: InstanceType<typeof wasm.WasmModelBuilder>;
+    if (gguf) {
+      const bytes = await readRequired(again, gguf.file);
+      b = wasmCall(() => wasm.WasmModelBuilder.fromGguf(gguf.file, bytes, undefined), gguf.file);
+      files.set("config.json", new TextEncoder().encode(b.configJson()));
+    } else {
+      const configText = await readJsonText(again, "config.json", true);
+      files.set("config.json", new TextEncoder().encode(configText));
+      b = wasmCall(() => new wasm.WasmModelBuilder(configText, undefined));
+    }
+    try {
+      if (!gguf) await addWeightFiles(again, b, (text) => wasm.shardFilesFromIndex(text));
+      files.set("model.safetensors", wasmCall(() => b.toSafetensors()));
+    } finally {
+      b.free();
+    }
+    return files;
+  };
   let builder: InstanceType<typeof wasm.WasmModelBuilder>;
   let config: T5Config;
   if (gguf) {
@@ -359,6 +199,10 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       wasmCall(() => builder.setDtype(dtype), "dtype");
     }
     wasmCall(() => builder.setKind(kind));
+    if (opts.max_memory !== undefined) {
+      const limit = opts.max_memory;
+      wasmCall(() => builder.setMemoryLimit(limit), "max_memory");
+    }
     // model.safetensors, sharded safetensors (streamed), pytorch_model.bin or its shards (files.ts); a model
     // larger than one WebAssembly memory in this dtype is a ModelTooLargeError from the first file's header
     // (the config's size, unless pre-quantized) and from each header (its tensors), before their data is read.
@@ -366,11 +210,11 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
     if (!gguf) await addWeightFiles(src, builder, (text) => wasm.shardFilesFromIndex(text), { stream: opts.stream_weights ?? true });
     if (gpu) {
       const g = gpu;
-      const inner = wasmCall(() => builder.buildGpu(g, kind));
-      return { inner, config, location: src.location, device: "webgpu" };
+      const engine = new GpuEngine(wasmCall(() => builder.buildGpu(g, kind)));
+      return { engine, config, location: src.location, device: "webgpu", reopen };
     }
     const inner = wasmCall(() => builder.build(kind));
-    return { inner, config, location: src.location, device: "cpu", ...(deviceNote === undefined ? {} : { deviceNote }) };
+    return { engine: new CpuEngine(inner), config, location: src.location, device: "cpu", reopen, ...(deviceNote === undefined ? {} : { deviceNote }) };
   } finally {
     builder.free();
     gpu?.free();
@@ -382,16 +226,20 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
 export async function loadModelAs<T>(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions, pick: (built: string) => unknown): Promise<T> {
   const loaded = await loadModel(dirOrUrl, kind, opts);
   try {
-    const cls = pick((loaded.inner as { kind?: string }).kind ?? kind) as new (l: Loaded) => T;
+    const cls = pick(loaded.engine.kind) as new (l: Loaded) => T;
     return new cls(loaded);
   } catch (e) {
-    loaded.inner.free();
+    loaded.engine.dispose();
     throw e;
   }
 }
 
-/** Shared by the three model classes. */
-export abstract class T5PreTrainedModel {
+
+/** What `save_pretrained` re-reads: the checkpoint the model was loaded from. */
+type Reopen = () => Promise<Map<string, Uint8Array>>;
+
+/** Shared by the model classes: the engine, the config, calling conventions, `save_pretrained`, `dispose`. */
+export abstract class T5PreTrainedModel extends Callable {
   /** The parsed config.json. */
   readonly config: T5Config;
   /** Where the model was loaded from (directory or base URL). */
@@ -400,40 +248,39 @@ export abstract class T5PreTrainedModel {
   readonly device: "cpu" | "webgpu";
   /** With `device: 'auto'` on the CPU: why WebGPU was not used. */
   readonly deviceNote: string | undefined;
-  private inner: WasmModel | WasmGpuModel | undefined;
+  private inner: Engine | undefined;
+  private readonly reopen: Reopen | undefined;
 
-  protected constructor(loaded: Loaded) {
-    this.inner = loaded.inner;
+  /** @internal */
+  constructor(loaded: Loaded) {
+    super();
+    this.inner = loaded.engine;
     this.config = loaded.config;
     this.location = loaded.location;
     this.device = loaded.device;
     this.deviceNote = loaded.deviceNote;
+    this.reopen = loaded.reopen;
   }
 
-  private get engine(): WasmModel | WasmGpuModel {
+  /** The engine, on either device. */
+  protected get engine(): Engine {
     if (!this.inner) throw new DisposedError(`this ${this.constructor.name}`);
     return this.inner;
   }
 
-  /** The CPU engine; a WebGPU model answers asynchronously only. */
-  protected get live(): WasmModel {
+  /** The CPU engine, for the synchronous methods and the optional outputs of `forward` (CPU only). */
+  protected cpu(what: string): CpuEngine {
     const e = this.engine;
-    if (this.device === "webgpu") {
-      throw new BadInputError(`this ${this.constructor.name} runs on WebGPU, whose results arrive asynchronously: use forwardAsync() / generateAsync()`);
+    if (!(e instanceof CpuEngine)) {
+      throw new BadInputError(`${what} runs on the CPU only; this ${this.constructor.name} runs on WebGPU: use await forward() / generate()`);
     }
-    return e as WasmModel;
-  }
-
-  /** The WebGPU engine (undefined on the CPU). */
-  protected get liveGpu(): WasmGpuModel | undefined {
-    const e = this.engine;
-    return this.device === "webgpu" ? (e as WasmGpuModel) : undefined;
+    return e;
   }
 
   /** WebGPU models: adapter, limits, dispatch / submit counters, live GPU buffers (undefined on the CPU). */
   get gpuInfo(): Record<string, unknown> | undefined {
-    const g = this.liveGpu;
-    return g ? (JSON.parse(g.deviceInfo()) as Record<string, unknown>) : undefined;
+    const e = this.engine;
+    return e instanceof GpuEngine ? (JSON.parse(e.model.deviceInfo()) as Record<string, unknown>) : undefined;
   }
 
   /** The generation config in use (generation_config.json over the model config). */
@@ -445,13 +292,14 @@ export abstract class T5PreTrainedModel {
     return this.inner === undefined;
   }
 
-  /** Free the model's WebAssembly memory. Later use throws {@link DisposedError}. */
+  /** Free the model's WebAssembly (and GPU) memory. Later use throws {@link DisposedError}. Never throws. */
   dispose(): void {
-    if (this.inner) {
-      // WebGPU: destroys every GPU buffer of the model (and its device) before freeing the handle
-      if (this.device === "webgpu") (this.inner as WasmGpuModel).dispose();
-      this.inner.free();
-      this.inner = undefined;
+    const e = this.inner;
+    this.inner = undefined;
+    try {
+      e?.dispose();
+    } catch {
+      // a lost device or a trapped instance: nothing left to free
     }
   }
 
@@ -459,33 +307,41 @@ export abstract class T5PreTrainedModel {
     this.dispose();
   }
 
-  protected encoderInput(inputs: { input_ids: IdsLike; attention_mask?: IdsLike }) {
-    const input = ids(inputs.input_ids, "input_ids");
-    let m: Uint32Array | undefined;
-    if (inputs.attention_mask !== undefined) {
-      const fm = mask(inputs.attention_mask, "attention_mask");
-      sameShape(input, fm, "input_ids", "attention_mask");
-      m = fm.data;
-    }
-    return { input, mask: m };
+  /** `model(inputs)`, as transformers.js: `forward`. */
+  protected _call(inputs: unknown): unknown {
+    return this.forward(inputs as never);
   }
 
-  protected runForward(inputs: ForwardInputs): RawForward {
-    const a = this.forwardArgs(inputs);
-    const model = this.live;
-    return wasmCall(() => model.forward(...a) as RawForward);
+  abstract forward(inputs: never): Promise<unknown>;
+
+  /** transformers' name of `fromPretrained`. */
+  static from_pretrained<T>(this: { fromPretrained(src: ModelSource, opts?: ModelLoadOptions): Promise<T> }, src: ModelSource, opts: ModelLoadOptions = {}): Promise<T> {
+    return this.fromPretrained(src, opts);
   }
 
-  /** {@link runForward} on either device. */
-  protected async runForwardAsync(inputs: ForwardInputs): Promise<RawForward> {
-    const g = this.liveGpu;
-    if (!g) return this.runForward(inputs);
-    const a = this.forwardArgs(inputs);
-    return gpuAwait(() => g.forward(...a) as Promise<RawForward>);
+  /**
+   * transformers' `save_pretrained`: `config.json`, `generation_config.json` (the generation config in use) and
+   * `model.safetensors` (the weights of the checkpoint the model was loaded from, as stored there — a `dtype`
+   * conversion at load time is not written back). Writes them into `dir` where there is a file system (Node, Bun,
+   * Deno); returns them as a file map everywhere (which `fromPretrained` loads back).
+   */
+  async save_pretrained(dir?: SaveTarget): Promise<Map<string, Uint8Array>> {
+    const gen = this.engine.generationConfig();
+    if (!this.reopen) throw new BadInputError("this model was not loaded from files: nothing to save");
+    const files = await this.reopen();
+    files.set("generation_config.json", new TextEncoder().encode(JSON.stringify(JSON.parse(gen), null, 2) + "\n"));
+    return savePretrained(files, dir);
   }
 
-  private forwardArgs(inputs: ForwardInputs) {
-    const { input, mask: m } = this.encoderInput(inputs);
+  /** {@link save_pretrained} in camelCase. */
+  savePretrained(dir?: SaveTarget): Promise<Map<string, Uint8Array>> {
+    return this.save_pretrained(dir);
+  }
+
+  /** The base classes' forward inputs, checked once for every device. */
+  protected forwardInput(inputs: ForwardInputs): EngineForwardInput {
+    const enc = encoderInput(inputs);
+    const input: Flat<Uint32Array> = { data: enc.ids, batch: enc.batch, seq: enc.seq };
     let dec: Flat<Uint32Array> | undefined;
     let lab: Flat<Int32Array> | undefined;
     let dmask: Flat<Uint32Array> | undefined;
@@ -497,7 +353,7 @@ export abstract class T5PreTrainedModel {
       if (f && f.batch !== input.batch) throw new BadInputError(`${n} has batch ${f.batch}, input_ids ${input.batch}`);
       if (f && ref) sameShape(ref, f, dec ? "decoder_input_ids" : "labels", n);
     }
-    return [input.data, m, input.batch, input.seq, dec?.data, lab?.data, dmask?.data] as const;
+    return { ...enc, decoder_ids: dec?.data, labels: lab?.data, decoder_mask: dmask?.data };
   }
 }
 
@@ -507,210 +363,244 @@ function needDecoderInput(inputs: ForwardInputs): void {
   }
 }
 
-/** transformers' `T5ForConditionalGeneration`: encoder, decoder, LM head. */
+function tensor(data: Float32Array | undefined, dims: number[] | undefined, what: string): Tensor {
+  if (data === undefined || dims === undefined) throw new BadInputError(`the engine returned no ${what}`);
+  return new Tensor(data, dims);
+}
+
+function lmOutput(r: RawForward): Seq2SeqLMOutput {
+  const out: Seq2SeqLMOutput = {
+    logits: tensor(r.logits, r.logits_shape, "logits"),
+    decoder_last_hidden_state: tensor(r.decoder_last_hidden_state, r.decoder_shape, "decoder_last_hidden_state"),
+    encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
+  };
+  if (r.loss !== undefined) out.loss = r.loss;
+  return out;
+}
+
+function modelOutput(r: RawForward): Seq2SeqModelOutput {
+  return {
+    last_hidden_state: tensor(r.decoder_last_hidden_state, r.decoder_shape, "decoder_last_hidden_state"),
+    encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
+  };
+}
+
+/** transformers' `T5ForConditionalGeneration`: encoder, decoder, LM head. Callable: `await model(inputs)` is
+ * `await model.forward(inputs)`. */
 export class T5ForConditionalGeneration extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
     return new T5ForConditionalGeneration(await loadModel(dirOrUrl, "seq2seq-lm", opts));
   }
 
-  /** Dispatch statistics of the last WebGPU {@link generateAsync}. */
+  /** Dispatch statistics of the last WebGPU {@link generate}. */
   lastGenerateStats: GpuGenerateStats | undefined;
 
-  /** `model(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)`, and transformers'
-   * optional inputs / outputs (`output_hidden_states`, `output_attentions`, `encoder_outputs`, `past_key_values`,
-   * `use_cache`: see outputs.ts). */
-  forward(inputs: ForwardInputs | FullForwardInputs): Seq2SeqLMOutput & ExtraOutputs {
-    if (wantsFull(inputs)) {
-      needDecoderInput(inputs as ForwardInputs);
-      return runFull(this.live, "seq2seq-lm", this.config, inputs as FullForwardInputs) as unknown as Seq2SeqLMOutput & ExtraOutputs;
-    }
+  /** `model(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)` on either device, and
+   * transformers' optional inputs / outputs (`output_hidden_states`, `output_attentions`, `encoder_outputs`,
+   * `past_key_values`, `use_cache`: see outputs.ts; CPU only). */
+  async forward(inputs: ForwardInputs | FullForwardInputs): Promise<Seq2SeqLMOutput & ExtraOutputs> {
     needDecoderInput(inputs as ForwardInputs);
-    return this.lmOutput(this.runForward(inputs as ForwardInputs));
+    if (wantsFull(inputs)) return this.forwardSync(inputs);
+    return lmOutput(await this.engine.forward(this.forwardInput(inputs as ForwardInputs)));
   }
 
-  /** {@link forward} on either device (WebGPU results arrive asynchronously). */
-  async forwardAsync(inputs: ForwardInputs): Promise<Seq2SeqLMOutput> {
-    needDecoderInput(inputs);
-    return this.lmOutput(await this.runForwardAsync(inputs));
+  /** {@link forward}, synchronously (CPU only). */
+  forwardSync(inputs: ForwardInputs | FullForwardInputs): Seq2SeqLMOutput & ExtraOutputs {
+    needDecoderInput(inputs as ForwardInputs);
+    const cpu = this.cpu("forwardSync");
+    if (wantsFull(inputs)) return runFull(cpu.model, "seq2seq-lm", this.config, inputs as FullForwardInputs) as Seq2SeqLMOutput & ExtraOutputs;
+    return lmOutput(cpu.forwardSync(this.forwardInput(inputs as ForwardInputs)));
   }
 
-  private lmOutput(r: RawForward): Seq2SeqLMOutput {
-    const out: Seq2SeqLMOutput = {
-      logits: new Tensor(r.logits!, r.logits_shape!),
-      decoder_last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
-      encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
+  /** @deprecated {@link forward} is async on every device. */
+  forwardAsync(inputs: ForwardInputs): Promise<Seq2SeqLMOutput & ExtraOutputs> {
+    return this.forward(inputs);
+  }
+
+  private prepare(inputs: GenerateInputs, options: GenerateOptions | undefined): { input: EngineInput; call: GenerationCall } {
+    const { input, options: all } = generateArgs<GenerateOptions>(inputs, options);
+    const given = all.decoder_start_token_id;
+    // the prompt the streamer is told first; a bad value is the engine's error to report
+    const start = Number.isInteger(given) && given! >= 0 ? given! : Number(this.generation_config["decoder_start_token_id"] ?? 0);
+    // the rows generated: inputs × num_return_sequences (beam search, which cannot stream, steps per input)
+    const nrs = all.num_return_sequences ?? this.generation_config["num_return_sequences"];
+    const beams = all.num_beams ?? this.generation_config["num_beams"];
+    const rows = input.batch * (Number.isInteger(nrs) && Number(beams ?? 1) <= 1 ? Number(nrs) : 1);
+    return { input, call: new GenerationCall(all, rows, start) };
+  }
+
+  /**
+   * transformers' `generate(**inputs, …)` on either device: greedy search, sampling (`do_sample`), beam search
+   * (`num_beams`) with the logits processors of {@link GenerateOptions}. One row per input and returned sequence,
+   * each starting with the decoder start token and padded as transformers pads them. With
+   * `return_dict_in_generate: true`: `{sequences, sequences_scores}`. Both `generate(inputs, options)` and
+   * transformers.js' `generate({...inputs, ...options})`. On the CPU it yields to the event loop between decode
+   * steps, so timers and an `AbortSignal` (`signal`, e.g. `AbortSignal.timeout(ms)`) fire during it. On WebGPU every
+   * step's logits are reduced on the GPU; `lastGenerateStats` then holds dispatches and bytes read per step.
+   */
+  generate(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): Promise<GenerateOutput>;
+  generate(inputs: GenerateInputs & { return_dict_in_generate: true }, options?: GenerateOptions): Promise<GenerateOutput>;
+  generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][]>;
+  async generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][] | GenerateOutput> {
+    const { input, call } = this.prepare(inputs, options);
+    const engine = this.engine;
+    const r = await engine.generate(input, call.engineOptions, call.onStep);
+    if (engine.device === "webgpu") this.lastGenerateStats = r.stats;
+    return call.finish(r);
+  }
+
+  /** {@link generate}, synchronously (CPU only; blocks the event loop until done: for workers and scripts). */
+  generateSync(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): GenerateOutput;
+  generateSync(inputs: GenerateInputs, options?: GenerateOptions): number[][];
+  generateSync(inputs: GenerateInputs, options?: GenerateOptions): number[][] | GenerateOutput {
+    const cpu = this.cpu("generateSync");
+    const { input, call } = this.prepare(inputs, options);
+    return call.finish(cpu.generateSync(input, call.engineOptions, call.onStep));
+  }
+
+  /** @deprecated {@link generate} is async on every device. */
+  generateAsync(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): Promise<GenerateOutput>;
+  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][]>;
+  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][] | GenerateOutput> {
+    return this.generate(inputs, options);
+  }
+
+  /**
+   * {@link generate} as an async iterator, on every device: yields the new token of each row after every step (beam
+   * search: of each input's best running beam) and returns the final sequences (`{sequences, sequences_scores?}`).
+   * An `AbortSignal` (`options.signal`) stops it between steps (the iterator then throws a
+   * {@link GenerationAbortedError}); leaving a `for await` loop early stops it too. A `streamer` is told each step as
+   * with {@link generate}.
+   */
+  async *generateStream(inputs: GenerateInputs, options?: GenerateOptions): AsyncGenerator<number[], GenerateOutput, undefined> {
+    const { input, call } = this.prepare(inputs, options);
+    // the engine pushes each step's tokens; this generator hands them out as they come
+    const queue: number[][] = [];
+    let wake: (() => void) | undefined;
+    let stop = false;
+    let done = false;
+    let failure: { e: unknown } | undefined;
+    let result: RawGenerate | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
     };
-    if (r.loss !== undefined) out.loss = r.loss;
-    return out;
-  }
-
-  /**
-   * transformers' `generate(**inputs, …)`: greedy search, sampling (`do_sample`), beam search (`num_beams`) with the
-   * logits processors of {@link GenerateOptions}. One row per input and returned sequence, each starting with the
-   * decoder start token and padded as transformers pads them. With `return_dict_in_generate: true`:
-   * `{sequences, sequences_scores}`. Synchronous: `streamer` / `callback_function` / `signal` are consulted between
-   * steps (an `AbortSignal` aborted by a timer needs {@link generateStream}, which yields between steps).
-   */
-  generate(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): GenerateOutput;
-  generate(inputs: GenerateInputs, options?: GenerateOptions): number[][];
-  generate(inputs: GenerateInputs, options: GenerateOptions = {}): number[][] | GenerateOutput {
-    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
-    const { input, mask: m } = this.encoderInput(enc);
-    const { json, call } = splitGenerateOptions(options);
-    const { streamer, signal, callback_function } = call;
-    signal?.throwIfAborted();
-    const model = this.live;
-    // per-step callback of the engine (false stops generation): streaming and cancellation
-    const onStep =
-      streamer || signal || callback_function
-        ? (index: number, tokens: Uint32Array) => {
-            streamer?.put(Array.from(tokens, (t) => [t]));
-            const go = callback_function ? callback_function({ index, tokens: Array.from(tokens) }) : true;
-            return go !== false && !signal?.aborted;
-          }
-        : undefined;
-    const r = wasmCall(() => model.generate(input.data, m, input.batch, input.seq, json, onStep) as RawGenerate);
-    streamer?.end();
-    signal?.throwIfAborted();
-    const sequences = rowsOf(r);
-    if (call.return_dict_in_generate) {
-      const out: GenerateOutput = { sequences };
-      if (r.sequences_scores) out.sequences_scores = Array.from(r.sequences_scores);
-      return out;
-    }
-    return sequences;
-  }
-
-  /**
-   * {@link generate} as an async iterator: yields the new token of each row after every step (beam search: of each
-   * input's best running beam) and returns the final sequences (`{sequences, sequences_scores?}`) when done. It
-   * yields to the event loop between steps, so an `AbortSignal` (`options.signal`, e.g. `AbortSignal.timeout`) stops
-   * it between steps (the iterator then throws the signal's reason); leaving a `for await` loop early stops it too.
-   * A `streamer` is told each step as with {@link generate}.
-   */
-  async *generateStream(inputs: GenerateInputs, options: GenerateOptions = {}): AsyncGenerator<number[], GenerateOutput, undefined> {
-    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
-    const { input, mask: m } = this.encoderInput(enc);
-    const { json, call } = splitGenerateOptions(options);
-    const { streamer, signal, callback_function } = call;
-    signal?.throwIfAborted();
-    const model = this.live;
-    const gen = wasmCall(() => model.startGeneration(input.data, m, input.batch, input.seq, json));
+    const onStep: StepCallback = (index, tokens) => {
+      const go = call.onStep ? call.onStep(index, tokens) : true;
+      queue.push(Array.from(tokens));
+      notify();
+      return go && !stop;
+    };
+    const engine = this.engine;
+    const running = engine.generate(input, call.engineOptions, onStep).then(
+      (r) => {
+        result = r;
+      },
+      (e: unknown) => {
+        failure = { e };
+      },
+    ).finally(() => {
+      done = true;
+      notify();
+    });
     try {
-      for (let index = 0; ; index++) {
-        const tokens = wasmCall(() => gen.step(this.live));
-        if (tokens === undefined) break;
-        const row = Array.from(tokens);
-        streamer?.put(row.map((t) => [t]));
-        if (callback_function && callback_function({ index, tokens: row }) === false) break;
-        yield row;
-        // a macrotask turn: timers (AbortSignal.timeout) and I/O get to run between steps
-        await new Promise<void>((resolve) => setTimeout(resolve, 0));
-        signal?.throwIfAborted();
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (done) break;
+        await new Promise<void>((resolve) => (wake = resolve));
       }
-      streamer?.end();
-      const r = wasmCall(() => gen.finish() as RawGenerate);
-      const out: GenerateOutput = { sequences: rowsOf(r) };
-      if (r.sequences_scores) out.sequences_scores = Array.from(r.sequences_scores);
-      return out;
+      if (failure) throw failure.e;
+      if (engine.device === "webgpu") this.lastGenerateStats = result!.stats;
+      return call.finishDict(result!);
     } finally {
-      gen.free();
+      // a consumer that left early: stop the engine after its current step and let it finish
+      stop = true;
+      await running;
     }
-  }
-
-  /**
-   * {@link generate} on either device, with the same options and results. On WebGPU every search runs (greedy,
-   * sampling, beam search, beam sampling, every logits processor) and each step's logits are reduced on the GPU:
-   * greedy search reads back one id per row, beam search and top-k sampling each row's top k and log-sum-exp; only
-   * processors that need whole rows (repetition penalty, n-grams, bad words, forced EOS, top-p without top-k, beam
-   * sampling) read the logits. `lastGenerateStats` then holds dispatches and bytes read per step.
-   */
-  async generateAsync(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): Promise<GenerateOutput>;
-  async generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][]>;
-  async generateAsync(inputs: GenerateInputs, options: GenerateOptions = {}): Promise<number[][] | GenerateOutput> {
-    const g = this.liveGpu;
-    if (!g) return this.generate(inputs, options);
-    const enc = Array.isArray(inputs) || "dims" in inputs ? { input_ids: inputs as IdsLike } : (inputs as { input_ids: IdsLike; attention_mask?: IdsLike });
-    const { input, mask: m } = this.encoderInput(enc);
-    const { json: genJson, call } = splitGenerateOptions(options);
-    const { streamer, signal, callback_function } = call;
-    signal?.throwIfAborted();
-    const onStep =
-      streamer || signal || callback_function
-        ? (index: number, tokens: Uint32Array) => {
-            streamer?.put(Array.from(tokens, (t) => [t]));
-            const go = callback_function ? callback_function({ index, tokens: Array.from(tokens) }) : true;
-            return go !== false && !signal?.aborted;
-          }
-        : undefined;
-    const r = await gpuAwait(() => g.generate(input.data, m, input.batch, input.seq, genJson, onStep) as Promise<RawGenerate & { stats: GpuGenerateStats }>);
-    this.lastGenerateStats = r.stats;
-    streamer?.end();
-    signal?.throwIfAborted();
-    const sequences = rowsOf(r);
-    if (call.return_dict_in_generate) {
-      const out: GenerateOutput = { sequences };
-      if (r.sequences_scores) out.sequences_scores = Array.from(r.sequences_scores);
-      return out;
-    }
-    return sequences;
   }
 }
 
-/** transformers' `T5Model`: encoder and decoder, no LM head. */
+export interface T5ForConditionalGeneration {
+  /** `await model(inputs)`: {@link T5ForConditionalGeneration.forward}. */
+  (inputs: ForwardInputs | FullForwardInputs): Promise<Seq2SeqLMOutput & ExtraOutputs>;
+}
+
+/** transformers' `T5Model`: encoder and decoder, no LM head. Callable like the LM. */
 export class T5Model extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5Model> {
     return new T5Model(await loadModel(dirOrUrl, "t5-model", opts));
   }
 
-  /** {@link forward} on either device. */
-  async forwardAsync(inputs: ForwardInputs): Promise<Seq2SeqModelOutput> {
-    needDecoderInput(inputs);
-    const r = await this.runForwardAsync(inputs);
-    return {
-      last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
-      encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
-    };
+  async forward(inputs: ForwardInputs | FullForwardInputs): Promise<Seq2SeqModelOutput & ExtraOutputs> {
+    needDecoderInput(inputs as ForwardInputs);
+    if (wantsFull(inputs)) return this.forwardSync(inputs);
+    return modelOutput(await this.engine.forward(this.forwardInput(inputs as ForwardInputs)));
   }
 
-  forward(inputs: ForwardInputs | FullForwardInputs): Seq2SeqModelOutput & ExtraOutputs {
+  forwardSync(inputs: ForwardInputs | FullForwardInputs): Seq2SeqModelOutput & ExtraOutputs {
     needDecoderInput(inputs as ForwardInputs);
-    if (wantsFull(inputs)) return runFull(this.live, "t5-model", this.config, inputs as FullForwardInputs) as unknown as Seq2SeqModelOutput & ExtraOutputs;
-    const r = this.runForward(inputs as ForwardInputs);
-    return {
-      last_hidden_state: new Tensor(r.decoder_last_hidden_state!, r.decoder_shape!),
-      encoder_last_hidden_state: new Tensor(r.encoder_last_hidden_state, r.encoder_shape),
-    };
+    const cpu = this.cpu("forwardSync");
+    if (wantsFull(inputs)) return runFull(cpu.model, "t5-model", this.config, inputs as FullForwardInputs) as Seq2SeqModelOutput & ExtraOutputs;
+    return modelOutput(cpu.forwardSync(this.forwardInput(inputs as ForwardInputs)));
+  }
+
+  /** @deprecated {@link forward} is async on every device. */
+  forwardAsync(inputs: ForwardInputs): Promise<Seq2SeqModelOutput & ExtraOutputs> {
+    return this.forward(inputs);
   }
 }
 
-/** transformers' `T5EncoderModel`: the encoder alone. */
+export interface T5Model {
+  (inputs: ForwardInputs | FullForwardInputs): Promise<Seq2SeqModelOutput & ExtraOutputs>;
+}
+
+/** The inputs of the encoder-only classes. */
+export interface EncoderInputs {
+  input_ids: IdsLike;
+  attention_mask?: IdsLike;
+  output_hidden_states?: boolean;
+  output_attentions?: boolean;
+}
+
+/** transformers' `T5EncoderModel`: the encoder alone. Callable like the LM. */
 export class T5EncoderModel extends T5PreTrainedModel {
   static async fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5EncoderModel> {
     return new T5EncoderModel(await loadModel(dirOrUrl, "encoder", opts));
   }
 
-  /** {@link forward} on either device. */
-  async forwardAsync(inputs: { input_ids: IdsLike; attention_mask?: IdsLike }): Promise<EncoderOutput> {
-    const g = this.liveGpu;
-    if (!g) return this.forward(inputs);
-    const { input, mask: m } = this.encoderInput(inputs);
-    const data = await gpuAwait(() => g.encode(input.data, m, input.batch, input.seq) as Promise<Float32Array>);
+  async forward(inputs: EncoderInputs): Promise<EncoderOutput & ExtraOutputs> {
+    if (wantsFull(inputs)) return this.forwardSync(inputs);
+    const input = encoderInput(inputs);
+    const data = await this.engine.encode(input);
     return { last_hidden_state: new Tensor(data, [input.batch, input.seq, data.length / (input.batch * input.seq)]) };
   }
 
-  forward(inputs: { input_ids: IdsLike; attention_mask?: IdsLike; output_hidden_states?: boolean; output_attentions?: boolean }): EncoderOutput & ExtraOutputs {
-    if (wantsFull(inputs)) return runFull(this.live, "encoder", this.config, inputs) as unknown as EncoderOutput & ExtraOutputs;
-    const { input, mask: m } = this.encoderInput(inputs);
-    const model = this.live;
-    const data = wasmCall(() => model.encode(input.data, m, input.batch, input.seq));
+  forwardSync(inputs: EncoderInputs): EncoderOutput & ExtraOutputs {
+    const cpu = this.cpu("forwardSync");
+    if (wantsFull(inputs)) return runFull(cpu.model, "encoder", this.config, inputs) as EncoderOutput & ExtraOutputs;
+    const input = encoderInput(inputs);
+    const data = cpu.encodeSync(input);
     return { last_hidden_state: new Tensor(data, [input.batch, input.seq, data.length / (input.batch * input.seq)]) };
   }
+
+  /** @deprecated {@link forward} is async on every device. */
+  forwardAsync(inputs: EncoderInputs): Promise<EncoderOutput & ExtraOutputs> {
+    return this.forward(inputs);
+  }
+}
+
+export interface T5EncoderModel {
+  (inputs: EncoderInputs): Promise<EncoderOutput & ExtraOutputs>;
 }
 
 export class AutoModelForSeq2SeqLM {
   /** The seq2seq LM of a model directory or base URL (T5 only: `T5ForConditionalGeneration`). */
   static fromPretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
+    return T5ForConditionalGeneration.fromPretrained(dirOrUrl, opts);
+  }
+
+  static from_pretrained(dirOrUrl: ModelSource, opts: ModelLoadOptions = {}): Promise<T5ForConditionalGeneration> {
     return T5ForConditionalGeneration.fromPretrained(dirOrUrl, opts);
   }
 }

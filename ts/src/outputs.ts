@@ -8,7 +8,8 @@
 
 import { BadInputError, wasmCall } from "./errors.js";
 import type { T5Config } from "./config.js";
-import { Tensor, type IdsLike } from "./models.js";
+import { Tensor } from "./models.js";
+import type { IdsLike } from "./inputs.js";
 import type { WasmCache, WasmModel } from "#t5-wasm";
 
 /** Float values: nested arrays, a typed array, or a tensor `{data, dims}`. */
@@ -62,6 +63,12 @@ export function wantsFull(inputs: object): boolean {
   return FULL_KEYS.some((k) => (inputs as Record<string, unknown>)[k] !== undefined) || (inputs as { input_ids?: unknown }).input_ids === undefined;
 }
 
+type NumberArray = Float32Array | Float64Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | BigInt64Array | BigUint64Array;
+
+function isNumberArray(x: unknown): x is NumberArray {
+  return ArrayBuffer.isView(x) && !(x instanceof DataView);
+}
+
 interface Flat<T> {
   data: T;
   batch: number;
@@ -82,8 +89,8 @@ function flat<T extends Uint32Array | Int32Array | Float32Array>(x: unknown, nam
       if (!Array.isArray(r) || r.length !== seq) throw new BadInputError(`${name} rows must be arrays of one length`);
     }
     get = (i) => (rows[Math.floor(i / seq)] as number[])[i % seq]!;
-  } else if (ArrayBuffer.isView(x) && !(x instanceof DataView)) {
-    const a = x as unknown as ArrayLike<number>;
+  } else if (isNumberArray(x)) {
+    const a = x;
     [batch, seq, rank] = [1, a.length, 1];
     get = (i) => a[i]!;
   } else if (x && typeof x === "object" && "dims" in x && "data" in x) {
@@ -212,8 +219,19 @@ export class PastKeyValues {
   }
 }
 
+/** Every output {@link runFull} can give; each class's output type picks those of its class. */
+export interface FullOutput extends ExtraOutputs {
+  loss?: number;
+  logits?: Tensor;
+  start_logits?: Tensor;
+  end_logits?: Tensor;
+  last_hidden_state?: Tensor;
+  encoder_last_hidden_state?: Tensor;
+  decoder_last_hidden_state?: Tensor;
+}
+
 /** The full forward of the model's class; the output object uses transformers' field names. */
-export function runFull(model: WasmModel, kind: EngineKind, config: T5Config, inputs: FullForwardInputs): Record<string, unknown> {
+export function runFull(model: WasmModel, kind: EngineKind, config: T5Config, inputs: FullForwardInputs): FullOutput {
   const input = inputs.input_ids === undefined ? undefined : ids(inputs.input_ids, "input_ids");
   let enc: Float32Array | undefined;
   let batch = input?.batch;
@@ -263,34 +281,34 @@ export function runFull(model: WasmModel, kind: EngineKind, config: T5Config, in
     () =>
       model.forwardFull(input?.data, m?.data, batch!, seq!, enc, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep, hs, at, cache, useCache) as RawFull,
   );
-  const out: Record<string, unknown> = {};
-  if (r.loss !== undefined) out["loss"] = r.loss;
-  if (r.logits) out["logits"] = T(r.logits);
-  if (r.start_logits) out["start_logits"] = T(r.start_logits);
-  if (r.end_logits) out["end_logits"] = T(r.end_logits);
+  const out: FullOutput = {};
+  if (r.loss !== undefined) out.loss = r.loss;
+  if (r.logits) out.logits = T(r.logits);
+  if (r.start_logits) out.start_logits = T(r.start_logits);
+  if (r.end_logits) out.end_logits = T(r.end_logits);
   const encoderOnly = kind === "encoder" || kind === "token-cls";
   if (encoderOnly) {
-    if (r.encoder_last_hidden_state && kind === "encoder") out["last_hidden_state"] = T(r.encoder_last_hidden_state);
-    if (r.encoder_hidden_states) out["hidden_states"] = TL(r.encoder_hidden_states);
-    if (r.encoder_attentions) out["attentions"] = TL(r.encoder_attentions);
+    if (r.encoder_last_hidden_state && kind === "encoder") out.last_hidden_state = T(r.encoder_last_hidden_state);
+    if (r.encoder_hidden_states) out.hidden_states = TL(r.encoder_hidden_states);
+    if (r.encoder_attentions) out.attentions = TL(r.encoder_attentions);
     return out;
   }
   if (r.decoder_last_hidden_state) {
-    if (kind === "t5-model") out["last_hidden_state"] = T(r.decoder_last_hidden_state);
-    if (kind === "seq2seq-lm") out["decoder_last_hidden_state"] = T(r.decoder_last_hidden_state);
+    if (kind === "t5-model") out.last_hidden_state = T(r.decoder_last_hidden_state);
+    if (kind === "seq2seq-lm") out.decoder_last_hidden_state = T(r.decoder_last_hidden_state);
   }
-  if (r.encoder_last_hidden_state) out["encoder_last_hidden_state"] = T(r.encoder_last_hidden_state);
-  if (r.encoder_hidden_states) out["encoder_hidden_states"] = TL(r.encoder_hidden_states);
-  if (r.encoder_attentions) out["encoder_attentions"] = TL(r.encoder_attentions);
-  if (r.decoder_hidden_states) out["decoder_hidden_states"] = TL(r.decoder_hidden_states);
-  if (r.decoder_attentions) out["decoder_attentions"] = TL(r.decoder_attentions);
-  if (r.cross_attentions) out["cross_attentions"] = TL(r.cross_attentions);
+  if (r.encoder_last_hidden_state) out.encoder_last_hidden_state = T(r.encoder_last_hidden_state);
+  if (r.encoder_hidden_states) out.encoder_hidden_states = TL(r.encoder_hidden_states);
+  if (r.encoder_attentions) out.encoder_attentions = TL(r.encoder_attentions);
+  if (r.decoder_hidden_states) out.decoder_hidden_states = TL(r.decoder_hidden_states);
+  if (r.decoder_attentions) out.decoder_attentions = TL(r.decoder_attentions);
+  if (r.cross_attentions) out.cross_attentions = TL(r.cross_attentions);
   if (r.cache) {
     if (past) {
       past.inner = r.cache;
-      out["past_key_values"] = past;
+      out.past_key_values = past;
     } else {
-      out["past_key_values"] = new PastKeyValues(r.cache, model);
+      out.past_key_values = new PastKeyValues(r.cache, model);
     }
   }
   return out;

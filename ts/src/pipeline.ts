@@ -206,7 +206,8 @@ const CLASSES: Record<string, { cls: Function; load: (src: ModelSource, o: Model
 /**
  * Build a pipeline. `model`: a loaded model of the task's class, or a directory / base URL / file map.
  */
-export async function pipeline<T extends SupportedTask>(task: T, model: AnyModel | ModelSource, options: PipelineOptions = {}): Promise<PipelineFor<T>> {
+export async function pipeline<T extends SupportedTask>(task: T, model: AnyModel | ModelSource, options?: PipelineOptions): Promise<PipelineFor<T>>;
+export async function pipeline(task: SupportedTask, model: AnyModel | ModelSource, options: PipelineOptions = {}): Promise<AnyPipeline> {
   const name = ALIASES[task] ?? task;
   const family = name.startsWith("translation") ? "translation" : name;
   const entry = CLASSES[family];
@@ -251,19 +252,25 @@ export async function pipeline<T extends SupportedTask>(task: T, model: AnyModel
       default:
         run = generation(name, m as T5ForConditionalGeneration, tok) as typeof run;
     }
-    return wrap(task, run, m, tok, owned) as unknown as PipelineFor<T>;
+    return wrap(task, run, m, tok, owned);
   } catch (e) {
     for (const o of owned) o.dispose();
     throw e;
   }
 }
 
-function wrap(task: string, run: (inputs: never, opts?: never) => Promise<unknown>, model: AnyModel, tokenizer: T5Tokenizer, owned: { dispose(): void }[]) {
+/** Any pipeline (what `pipeline()` builds, before its task picks the type). */
+type AnyPipeline = PipelineFor<SupportedTask>;
+
+function wrap(task: string, run: (inputs: never, opts?: never) => Promise<unknown>, model: AnyModel, tokenizer: T5Tokenizer, owned: { dispose(): void }[]): AnyPipeline {
   let disposed = false;
-  const p = (async (inputs: never, opts?: never) => {
+  const call = async (inputs: unknown, opts?: unknown): Promise<never> => {
     if (disposed) throw new DisposedError("this pipeline");
-    return run(inputs, opts);
-  }) as unknown as PipelineBase<AnyModel>;
+    // the task's runner checks its inputs and resolves to the task's output type (PipelineFor picks it)
+    return run(inputs as never, opts as never) as Promise<never>;
+  };
+  // the properties are set just below (read-only, as defineProperties makes them)
+  const p = call as typeof call & PipelineBase<never>;
   Object.defineProperties(p, {
     task: { value: task, enumerable: true },
     model: { value: model, enumerable: true },
@@ -329,7 +336,7 @@ function generation(task: string, model: T5ForConditionalGeneration, tokenizer: 
       const chunk = list.slice(i, i + bs).map((t) => prefix + t);
       const enc = tokenizer(chunk, { padding: true, truncation: truncation ?? false, allow_long_inputs: allow_long_inputs ?? false });
       // generateAsync: the same as generate on the CPU; on WebGPU (device option) results arrive asynchronously
-      const seqs = await model.generateAsync(enc, { ...presets, ...generate });
+      const seqs = await model.generate(enc, { ...presets, ...generate });
       const decoded = tokenizer.batchDecode(seqs, { skip_special_tokens: true, clean_up_tokenization_spaces: clean_up_tokenization_spaces ?? false });
       for (const text of decoded) out.push({ [key]: text });
       // let other work run between batches (generation itself is synchronous in the engine)
@@ -349,7 +356,7 @@ function featureExtraction(model: T5EncoderModel, tokenizer: T5Tokenizer) {
     if (!["none", "mean", "cls", "first_token", "eos", "last_token"].includes(pooling)) throw new BadInputError(`unknown pooling ${JSON.stringify(pooling)}`);
     // transformers.js: padding and truncation
     const enc = tokenizer(list, { padding: true, truncation: tokenizer.model_max_length !== undefined });
-    const h = (await model.forwardAsync(enc)).last_hidden_state;
+    const h = (await model.forward(enc)).last_hidden_state;
     const [b, s, d] = h.dims as [number, number, number];
     let out: Tensor;
     if (pooling === "none") {
@@ -439,7 +446,7 @@ function textClassification(model: T5ForSequenceClassification, tokenizer: T5Tok
           attention_mask: rows.map((r) => [...Array<number>(r.length).fill(1), ...Array<number>(len - r.length).fill(0)]),
         };
       }
-      const logits = model.forward(enc).logits;
+      const logits = (await model.forward(enc)).logits;
       const n = logits.dims[1]!;
       for (let r = 0; r < chunk.length; r++) {
         const row = logits.data.subarray(r * n, (r + 1) * n);
@@ -543,7 +550,7 @@ function tokenClassification(model: T5ForTokenClassification, tokenizer: T5Token
         return_offsets_mapping: true,
         return_special_tokens_mask: true,
       });
-      const logits = model.forward({ input_ids: enc.input_ids, attention_mask: enc.attention_mask }).logits;
+      const logits = (await model.forward({ input_ids: enc.input_ids, attention_mask: enc.attention_mask })).logits;
       const [, seq, n] = logits.dims as [number, number, number];
       chunk.forEach((input, r) => {
         // the sentence start / end index: the text, or the words joined with the delimiter
@@ -692,7 +699,7 @@ function questionAnswering(model: T5ForQuestionAnswering, tokenizer: T5Tokenizer
     // all windows in one padded batch (padding on the right; the decoder is causal, the encoder masked)
     const seq = Math.max(...enc.input_ids.map((r) => r.length));
     const pad = tokenizer.pad_token_id;
-    const out = model.forward({
+    const out = await model.forward({
       input_ids: enc.input_ids.map((r) => [...r, ...Array<number>(seq - r.length).fill(pad)]),
       attention_mask: enc.input_ids.map((r) => [...Array<number>(r.length).fill(1), ...Array<number>(seq - r.length).fill(0)]),
     });

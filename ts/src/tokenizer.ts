@@ -11,9 +11,11 @@
  * `allow_long_inputs: true`. Tokenizers without a `model_max_length` never throw it.
  */
 
-import { BadInputError, DisposedError, InputTooLongError, wasmCall } from "./errors.js";
+import { BadInputError, DisposedError, InputTooLongError, T5WebError, wasmCall } from "./errors.js";
 import { openSource, readRequired, type LoadOptions, type ModelSource } from "./files.js";
-import { initWasm } from "./wasm.js";
+import { IdTensor, idRow, idRows, type IdsRow, type IdsRows } from "./ids.js";
+import { savePretrained, type SaveTarget } from "./save.js";
+import { initWasm, wasmIfReady } from "./wasm.js";
 import type { WasmTokenizer } from "#t5-wasm";
 
 export interface TokenizerCallOptions {
@@ -43,7 +45,15 @@ export interface TokenizerCallOptions {
   add_special_tokens?: boolean;
   /** Do not throw {@link InputTooLongError} for untruncated rows longer than `model_max_length`. */
   allow_long_inputs?: boolean;
+  /** transformers' `return_tensors` ("pt", "np", …; `true`): `input_ids` / `attention_mask` as int64 {@link IdTensor}s
+   * (`[batch, seq]`: rows must have one length, so pad). Default: lists (`number[][]`). */
+  return_tensors?: ReturnTensors;
+  /** transformers.js's name of the same choice (there a boolean, default true; here default false). */
+  return_tensor?: boolean;
 }
+
+/** What `return_tensors` accepts: any of transformers' framework names (all give an {@link IdTensor}) or `true`. */
+export type ReturnTensors = "pt" | "np" | "tf" | "jax" | "mlx" | "js" | boolean;
 
 export interface DecodeOptions {
   skip_special_tokens?: boolean;
@@ -101,22 +111,67 @@ function rowsOf(input: TextInput, words: boolean, what: string): [string[], Uint
   throw new BadInputError(`${what} with is_split_into_words must be an array of words or an array of such arrays`);
 }
 
-type TokenIds = ArrayLike<number>;
+/** A tokenizer call's output with `return_tensors`: int64 `[batch, seq]` tensors (transformers.js's shape). */
+export type TensorBatchEncoding = Omit<BatchEncoding, "input_ids" | "attention_mask" | "special_tokens_mask"> & {
+  input_ids: IdTensor;
+  attention_mask: IdTensor;
+  special_tokens_mask?: IdTensor;
+};
 
-function checkIds(ids: TokenIds, what: string): Uint32Array {
-  const out = new Uint32Array(ids.length);
-  for (let i = 0; i < ids.length; i++) {
-    const v = ids[i]!;
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new BadInputError(`${what}: ${String(v)} is not a token id`);
-    out[i] = v;
-  }
-  return out;
-}
+type TensorCall = TokenizerCallOptions & ({ return_tensors: Exclude<ReturnTensors, false> } | { return_tensor: true });
 
 /** The callable form: `tokenizer(texts, options)` / `tokenizer(texts, text_pair, options)` is `tokenizer._call(…)`. */
 export interface T5Tokenizer {
+  (texts: TextInput, options: TensorCall): TensorBatchEncoding;
+  (texts: TextInput, textPair: TextInput, options: TensorCall): TensorBatchEncoding;
   (texts: TextInput, options?: TokenizerCallOptions): BatchEncoding;
   (texts: TextInput, textPair: TextInput, options?: TokenizerCallOptions): BatchEncoding;
+}
+
+/**
+ * transformers 5.24's `T5Tokenizer(vocab=…, extra_ids=100, eos_token, unk_token, pad_token,
+ * additional_special_tokens)`: a Unigram tokenizer over an in-memory vocabulary, built by the engine exactly as
+ * transformers builds it (no normalizer, Metaspace, `</s>` appended; the Unigram unknown id is 2, as there).
+ *
+ * Sentinels: transformers 5.24 numbers the `<extra_id_N>` it adds ascending (`<extra_id_0>` = the first id after the
+ * vocabulary), every pretrained T5 checkpoint descending (`<extra_id_0>` = the last id). t5-web follows the
+ * checkpoints (what pretrained weights expect); every other id is transformers'.
+ */
+export interface T5TokenizerInit {
+  /** `[piece, score]` pairs in id order, or piece → score (a `Map`, or an object: its key order, which JavaScript
+   * puts integer-like keys first in). */
+  vocab: readonly (readonly [string, number])[] | ReadonlyMap<string, number> | Readonly<Record<string, number>>;
+  /** Number of sentinels `<extra_id_0>` … (default 100). */
+  extra_ids?: number;
+  eos_token?: string;
+  unk_token?: string;
+  pad_token?: string;
+  additional_special_tokens?: string[];
+  model_max_length?: number;
+  padding_side?: "left" | "right";
+  clean_up_tokenization_spaces?: boolean;
+}
+
+const INIT_KEYS = ["vocab", "extra_ids", "eos_token", "unk_token", "pad_token", "additional_special_tokens", "model_max_length", "padding_side", "clean_up_tokenization_spaces"];
+
+/** The engine's JSON of a {@link T5TokenizerInit} (checked: unknown keys, non-finite scores and bad types are errors). */
+function vocabSpecJson(init: T5TokenizerInit): string {
+  if (typeof init !== "object" || init === null) throw new BadInputError("T5Tokenizer: expected { vocab, … }");
+  for (const k of Object.keys(init)) if (!INIT_KEYS.includes(k)) throw new BadInputError(`T5Tokenizer: unknown option ${k} (known: ${INIT_KEYS.join(", ")})`);
+  const v = init.vocab as unknown;
+  const pairs: unknown[] = Array.isArray(v) ? v : v instanceof Map ? [...v.entries()] : typeof v === "object" && v !== null ? Object.entries(v) : [];
+  if (!Array.isArray(v) && (typeof v !== "object" || v === null)) throw new BadInputError("T5Tokenizer: vocab must be a list of [piece, score], a Map or an object of piece → score");
+  const vocab = pairs.map((p, i) => {
+    if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== "string" || typeof p[1] !== "number" || !Number.isFinite(p[1])) {
+      throw new BadInputError(`T5Tokenizer: vocab[${i}] must be [piece, finite score], got ${JSON.stringify(p)}`);
+    }
+    return p;
+  });
+  const { extra_ids, model_max_length } = init;
+  for (const [k, n] of [["extra_ids", extra_ids], ["model_max_length", model_max_length]] as const) {
+    if (n !== undefined && (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0)) throw new BadInputError(`T5Tokenizer: ${k} must be a non-negative integer, got ${String(n)}`);
+  }
+  return JSON.stringify({ ...init, vocab });
 }
 
 /** {@link T5Tokenizer.fromPretrained}'s options: where to load from, and transformers' `padding_side` init argument. */
@@ -127,8 +182,21 @@ export interface TokenizerLoadOptions extends LoadOptions {
 export class T5Tokenizer {
   private declare inner: WasmTokenizer | undefined;
 
-  /** @internal Use {@link AutoTokenizer.fromPretrained} or {@link T5Tokenizer.fromPretrained}. */
-  constructor(inner: WasmTokenizer) {
+  /**
+   * `new T5Tokenizer({ vocab, extra_ids, … })`: transformers' `T5Tokenizer(vocab=…)` (see {@link T5TokenizerInit});
+   * needs the engine initialised (`await initWasm()`, or any earlier load) — {@link T5Tokenizer.fromVocab} awaits it.
+   * (Internally also built around an engine tokenizer: use {@link AutoTokenizer.from_pretrained} for files.)
+   */
+  constructor(init: T5TokenizerInit | WasmTokenizer) {
+    let inner: WasmTokenizer;
+    if (typeof init === "object" && init !== null && "vocab" in init) {
+      const wasm = wasmIfReady();
+      if (!wasm) throw new T5WebError("new T5Tokenizer({ vocab }) needs the engine: await initWasm() first, or use await T5Tokenizer.fromVocab({ vocab })");
+      const json = vocabSpecJson(init);
+      inner = wasmCall(() => wasm.WasmTokenizer.fromVocab(json), "vocab");
+    } else {
+      inner = init as WasmTokenizer;
+    }
     // An instance is a function (so that `tokenizer(texts)` works like Python's `__call__`) whose
     // prototype is this class; no `Function` constructor involved, so it is CSP-safe.
     const self = ((texts: TextInput, a?: TextInput | TokenizerCallOptions, b?: TokenizerCallOptions) => self._call(texts, a, b)) as T5Tokenizer;
@@ -141,6 +209,12 @@ export class T5Tokenizer {
   static async fromBytes(tokenizerJson: Uint8Array, tokenizerConfig?: Uint8Array): Promise<T5Tokenizer> {
     const wasm = await initWasm();
     return new T5Tokenizer(wasmCall(() => new wasm.WasmTokenizer(tokenizerJson, tokenizerConfig), "tokenizer.json"));
+  }
+
+  /** transformers' `T5Tokenizer(vocab=…)`, after initialising the engine (see {@link T5TokenizerInit}). */
+  static async fromVocab(init: T5TokenizerInit): Promise<T5Tokenizer> {
+    await initWasm();
+    return new T5Tokenizer(init);
   }
 
   /** From `spiece.model` bytes (a slow-tokenizer checkpoint) and optional `tokenizer_config.json` bytes. */
@@ -167,6 +241,11 @@ export class T5Tokenizer {
         : await T5Tokenizer.fromBytes(await readRequired(src, "tokenizer.json"), cfg);
     if (side !== undefined) tok.padding_side = side;
     return tok;
+  }
+
+  /** transformers' name of {@link fromPretrained}: a directory, a URL, a Hub id (`owner/name`) or in-memory files. */
+  static from_pretrained(dirOrUrl: ModelSource, opts: TokenizerLoadOptions = {}): Promise<T5Tokenizer> {
+    return T5Tokenizer.fromPretrained(dirOrUrl, opts);
   }
 
   private get live(): WasmTokenizer {
@@ -237,6 +316,14 @@ export class T5Tokenizer {
     if (options.return_offsets_mapping) out.offset_mapping = starts.map((_, i) => rowOf(r.starts, i, (v, k) => [v, r.ends[starts[i]! + k]!] as [number, number]));
     if (options.return_special_tokens_mask) out.special_tokens_mask = starts.map((_, i) => rowOf(r.special, i, (v) => v));
     if (options.return_overflowing_tokens) out.overflow_to_sample_mapping = Array.from(r.sample);
+    const rt = options.return_tensors ?? options.return_tensor ?? false;
+    if (!["pt", "np", "tf", "jax", "mlx", "js", true, false].includes(rt)) throw new BadInputError(`return_tensors: unknown value ${JSON.stringify(rt)}`);
+    if (rt !== false) {
+      const t = out as unknown as Record<string, unknown>;
+      t.input_ids = IdTensor.fromRows(input_ids, "return_tensors");
+      t.attention_mask = IdTensor.fromRows(attention_mask, "return_tensors");
+      if (out.special_tokens_mask) t.special_tokens_mask = IdTensor.fromRows(out.special_tokens_mask, "return_tensors");
+    }
     const ids = (what: string, src: Int32Array) => (i = 0) => {
       if (!Number.isInteger(i) || i < 0 || i >= starts.length) throw new BadInputError(`${what}(${String(i)}): batch index out of range 0..${starts.length - 1}`);
       return rowOf(src, i, (v) => (v < 0 ? null : v));
@@ -255,28 +342,22 @@ export class T5Tokenizer {
     return this._call([text], { ...options, padding: false }).input_ids[0]!;
   }
 
-  /** transformers' `decode(ids, skip_special_tokens)`. */
-  decode(ids: TokenIds, options: DecodeOptions = {}): string {
-    const u = checkIds(ids, "decode");
+  /** transformers' `decode(ids, skip_special_tokens)`: ids as a list, typed array (`BigInt64Array` too) or tensor. */
+  decode(ids: IdsRow, options: DecodeOptions = {}): string {
+    const u = idRow(ids, "decode");
     const tk = this.live;
     return wasmCall(() => tk.decode(u, options.skip_special_tokens ?? false, options.clean_up_tokenization_spaces));
   }
 
-  /** transformers' `batch_decode(rows, skip_special_tokens)`. */
-  batchDecode(rows: TokenIds[], options: DecodeOptions = {}): string[] {
-    const lengths = new Uint32Array(rows.map((r) => r.length));
-    const flat = new Uint32Array(lengths.reduce((a, b) => a + b, 0));
-    let at = 0;
-    for (const r of rows) {
-      flat.set(checkIds(r, "batchDecode"), at);
-      at += r.length;
-    }
+  /** transformers' `batch_decode(rows, skip_special_tokens)`: rows as lists / typed arrays, or a 2-D tensor. */
+  batchDecode(rows: IdsRows, options: DecodeOptions = {}): string[] {
+    const { flat, lengths } = idRows(rows, "batch_decode");
     const tk = this.live;
     return wasmCall(() => tk.decodeBatch(flat, lengths, options.skip_special_tokens ?? false, options.clean_up_tokenization_spaces));
   }
 
   /** Alias of {@link batchDecode} with transformers' name. */
-  batch_decode(rows: TokenIds[], options: DecodeOptions = {}): string[] {
+  batch_decode(rows: IdsRows, options: DecodeOptions = {}): string[] {
     return this.batchDecode(rows, options);
   }
 
@@ -324,9 +405,95 @@ export class T5Tokenizer {
     return tokens.map((t) => tk.tokenToId(t));
   }
 
-  convertIdsToTokens(ids: TokenIds): (string | undefined)[] {
+  convertIdsToTokens(ids: IdsRow): (string | undefined)[] {
     const tk = this.live;
-    return Array.from(checkIds(ids, "convertIdsToTokens"), (id) => tk.idToToken(id));
+    return Array.from(idRow(ids, "convertIdsToTokens"), (id) => tk.idToToken(id));
+  }
+
+  /** transformers' `tokenize(text, pair, add_special_tokens=False)`: the token strings. */
+  tokenize(text: string, options: { pair?: string; add_special_tokens?: boolean } = {}): string[] {
+    if (typeof text !== "string" || (options.pair !== undefined && typeof options.pair !== "string")) throw new BadInputError("tokenize: text (and pair) must be strings");
+    const tk = this.live;
+    return wasmCall(() => tk.tokenize(text, options.pair, options.add_special_tokens ?? false));
+  }
+
+  /** transformers' `convert_tokens_to_ids`: one token → its id, a list → a list; unknown tokens → `unk_token_id`. */
+  convert_tokens_to_ids(tokens: string): number;
+  convert_tokens_to_ids(tokens: string[]): number[];
+  convert_tokens_to_ids(tokens: string | string[]): number | number[] {
+    const tk = this.live;
+    const one = (t: unknown) => {
+      if (typeof t !== "string") throw new BadInputError(`convert_tokens_to_ids: ${String(t)} is not a token string`);
+      const id = tk.tokenToIdOrUnk(t);
+      if (id === undefined) throw new BadInputError(`convert_tokens_to_ids: ${JSON.stringify(t)} is not in the vocabulary and there is no unk token`);
+      return id;
+    };
+    return Array.isArray(tokens) ? tokens.map(one) : one(tokens);
+  }
+
+  /** transformers' `convert_ids_to_tokens`: one id → its token, ids → a list (`undefined` for an id out of range). */
+  convert_ids_to_tokens(ids: number | bigint): string | undefined;
+  convert_ids_to_tokens(ids: IdsRow): (string | undefined)[];
+  convert_ids_to_tokens(ids: number | bigint | IdsRow): string | undefined | (string | undefined)[] {
+    if (typeof ids === "number" || typeof ids === "bigint") return this.convertIdsToTokens([ids])[0];
+    return this.convertIdsToTokens(ids);
+  }
+
+  get_sentinel_tokens(): string[] {
+    return this.getSentinelTokens();
+  }
+
+  get_sentinel_token_ids(): number[] {
+    return this.getSentinelTokenIds();
+  }
+
+  /**
+   * transformers' `get_special_tokens_mask(ids, ids1?, already_has_special_tokens?)`: with
+   * `already_has_special_tokens`, 1 for each special token among the ids (a second sequence is then an error);
+   * without, the mask once `</s>` is appended to each sequence (`[0…0, 1]`, with `ids1` `[0…0, 1, 0…0, 1]`).
+   * The third argument may also be `{ already_has_special_tokens }`, and so may the second.
+   */
+  get_special_tokens_mask(ids: IdsRow, ids1?: IdsRow | null | { already_has_special_tokens?: boolean }, already_has_special_tokens?: boolean | { already_has_special_tokens?: boolean }): number[] {
+    const isOpts = (x: unknown): x is { already_has_special_tokens?: boolean } =>
+      typeof x === "object" && x !== null && !Array.isArray(x) && !ArrayBuffer.isView(x) && !("dims" in x);
+    let second = ids1;
+    let already = already_has_special_tokens;
+    if (isOpts(second)) {
+      already = second;
+      second = undefined;
+    }
+    const flag = isOpts(already) ? already.already_has_special_tokens : already;
+    if (flag !== undefined && typeof flag !== "boolean") throw new BadInputError("get_special_tokens_mask: already_has_special_tokens must be a boolean");
+    const a = idRow(ids, "get_special_tokens_mask");
+    const b = second === undefined || second === null ? undefined : idRow(second, "get_special_tokens_mask (ids1)");
+    const tk = this.live;
+    return Array.from(wasmCall(() => tk.specialTokensMaskOf(a, b, flag ?? false)));
+  }
+
+  /**
+   * transformers' `save_pretrained(directory)`: `tokenizer.json` and `tokenizer_config.json`, written into the
+   * directory when one is given (Node, Bun, Deno) and returned as a file map (name → bytes) in every runtime, as the
+   * models' `save_pretrained`; {@link T5Tokenizer.from_pretrained} loads either back to identical ids.
+   */
+  async save_pretrained(directory?: SaveTarget): Promise<Map<string, Uint8Array>> {
+    const tk = this.live;
+    const saved = JSON.parse(wasmCall(() => tk.savedFiles())) as { tokenizer_json: string; tokenizer_config_json: string };
+    const utf8 = new TextEncoder();
+    const files = new Map([
+      ["tokenizer_config.json", utf8.encode(saved.tokenizer_config_json)],
+      ["tokenizer.json", utf8.encode(saved.tokenizer_json)],
+    ]);
+    return savePretrained(files, directory);
+  }
+
+  /** transformers' `save_vocabulary`: for this (tokenizer.json-backed) tokenizer, the files of {@link save_pretrained}. */
+  save_vocabulary(directory?: SaveTarget): Promise<Map<string, Uint8Array>> {
+    return this.save_pretrained(directory);
+  }
+
+  /** transformers' `unk_token_id`. */
+  get unk_token_id(): number | undefined {
+    return this.live.unkTokenId;
   }
 
   get pad_token_id(): number {
@@ -376,8 +543,13 @@ export class T5Tokenizer {
 }
 
 export class AutoTokenizer {
-  /** The tokenizer of a model directory or base URL. */
+  /** The tokenizer of a model directory, base URL, Hub id (`owner/name`) or in-memory files. */
   static fromPretrained(dirOrUrl: ModelSource, opts: TokenizerLoadOptions = {}): Promise<T5Tokenizer> {
+    return T5Tokenizer.fromPretrained(dirOrUrl, opts);
+  }
+
+  /** transformers' name of {@link fromPretrained}. */
+  static from_pretrained(dirOrUrl: ModelSource, opts: TokenizerLoadOptions = {}): Promise<T5Tokenizer> {
     return T5Tokenizer.fromPretrained(dirOrUrl, opts);
   }
 }

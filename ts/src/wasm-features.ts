@@ -5,6 +5,8 @@
  * one is picked where this probe validates; elsewhere (Node 20, Safari, Firefox without the flag) the baseline.
  */
 
+import { readEnv } from "./runtime-env.js";
+
 /** The smallest module that uses a relaxed-SIMD instruction (`i8x16.relaxed_swizzle` on two constants). */
 const RELAXED_PROBE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
@@ -34,13 +36,7 @@ export type WasmFlavour = "relaxed-simd" | "simd128" | "custom";
  * (environment variable in Node / Deno, or `globalThis.T5_WEB_WASM`), which forces the baseline.
  */
 export function preferredFlavour(): Exclude<WasmFlavour, "custom"> {
-  const g = globalThis as { T5_WEB_WASM?: string; process?: { env?: Record<string, string | undefined> } };
-  let forced = g.T5_WEB_WASM;
-  try {
-    forced ??= g.process?.env?.T5_WEB_WASM;
-  } catch {
-    // Deno without --allow-env
-  }
+  const forced = (globalThis as { T5_WEB_WASM?: string }).T5_WEB_WASM ?? readEnv("T5_WEB_WASM");
   if (forced === "simd128") return "simd128";
   return hasRelaxedSimd() ? "relaxed-simd" : "simd128";
 }

@@ -76,6 +76,11 @@ export function initWasm(source?: WasmSource): Promise<Bindings> {
   return ready;
 }
 
+/** The bindings when {@link initWasm} has finished, else `undefined` (for the synchronous constructors). */
+export function wasmIfReady(): Bindings | undefined {
+  return memory ? bindings : undefined;
+}
+
 /**
  * Which engine build is running: `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`
  * (a source passed to {@link initWasm}), or `undefined` before initialisation.

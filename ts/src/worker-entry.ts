@@ -6,7 +6,8 @@
  */
 
 import { pipeline, type Text2TextCallOptions, type Text2TextGenerationPipeline } from "./pipeline.js";
-import type { FromWorker, ToWorker } from "./worker-protocol.js";
+import type { EngineReply, EngineRequest, FromWorker, ToWorker } from "./worker-protocol.js";
+import type { RawForward } from "./engine.js";
 import type { ProgressInfo } from "./files.js";
 
 interface Port {
@@ -15,7 +16,7 @@ interface Port {
 }
 
 async function port(): Promise<Port> {
-  const g = globalThis as unknown as { postMessage?: (m: unknown) => void; addEventListener?: (t: string, f: (e: MessageEvent) => void) => void; WorkerGlobalScope?: unknown };
+  const g: { postMessage?: (m: unknown) => void; addEventListener?: (t: string, f: (e: MessageEvent) => void) => void; WorkerGlobalScope?: unknown } = globalThis;
   if (typeof g.WorkerGlobalScope !== "undefined" && typeof g.postMessage === "function") {
     return {
       post: (m) => g.postMessage!(m),
@@ -38,8 +39,60 @@ let pipe: Text2TextGenerationPipeline | undefined;
 let queue: Promise<unknown> = Promise.resolve();
 
 function fail(id: number | undefined, e: unknown, aborted = false) {
-  const err = e as { name?: string; message?: string };
-  io.post({ type: "error", id, name: err?.name ?? "Error", message: err?.message ?? String(e), aborted });
+  const err = e as { name?: string; message?: string; code?: unknown };
+  const code = typeof err?.code === "string" ? err.code : undefined;
+  io.post({ type: "error", id, name: err?.name ?? "Error", message: err?.message ?? String(e), aborted, ...(code === undefined ? {} : { code }) });
+}
+
+/** Engine generations asked to stop (by a `stop` message, read between steps). */
+const stopped = new Set<number>();
+
+/** One call of the engine interface on the worker's model, through its public API (the same code path as on the
+ * main thread). */
+async function engineCall(id: number, req: EngineRequest): Promise<EngineReply> {
+  if (!pipe) throw new Error("no model loaded");
+  const model = pipe.model;
+  const t = (data: Uint32Array | Int32Array, batch: number, seq: number) => ({ data, dims: [batch, seq] });
+  const { ids, mask, batch, seq } = req.input;
+  const enc = { input_ids: t(ids, batch, seq), ...(mask ? { attention_mask: t(mask, batch, seq) } : {}) };
+  if (req.op === "generate") {
+    const out = await model.generate(enc, {
+      ...req.options,
+      return_dict_in_generate: true,
+      callback_function: ({ index, tokens }) => {
+        if (req.stream) io.post({ type: "step", id, index, tokens: Uint32Array.from(tokens) });
+        return !stopped.has(id);
+      },
+    });
+    const length = out.sequences[0]?.length ?? 0;
+    const sequences = new Uint32Array(out.sequences.length * length);
+    out.sequences.forEach((row, i) => sequences.set(row, i * length));
+    const scores = out.sequences_scores ? Float32Array.from(out.sequences_scores) : undefined;
+    return { sequences, batch: out.sequences.length, length, sequences_scores: scores, stats: model.lastGenerateStats };
+  }
+  if (req.op === "encode") {
+    const h = await pipe.model.forward({ ...enc, decoder_input_ids: t(new Uint32Array(batch), batch, 1) });
+    return h.encoder_last_hidden_state.data;
+  }
+  const { decoder_ids, labels, decoder_mask } = req.input;
+  const dlen = (decoder_ids ?? labels)?.length;
+  const dseq = dlen === undefined ? 0 : dlen / batch;
+  const out = await model.forward({
+    ...enc,
+    ...(decoder_ids ? { decoder_input_ids: t(decoder_ids, batch, dseq) } : {}),
+    ...(labels ? { labels: t(labels, batch, dseq) } : {}),
+    ...(decoder_mask ? { decoder_attention_mask: t(decoder_mask, batch, dseq) } : {}),
+  });
+  const r: RawForward = {
+    encoder_last_hidden_state: out.encoder_last_hidden_state.data,
+    encoder_shape: out.encoder_last_hidden_state.dims,
+    decoder_last_hidden_state: out.decoder_last_hidden_state.data,
+    decoder_shape: out.decoder_last_hidden_state.dims,
+    logits: out.logits.data,
+    logits_shape: out.logits.dims,
+    loss: out.loss,
+  };
+  return r;
 }
 
 async function handle(msg: ToWorker): Promise<void> {
@@ -53,10 +106,22 @@ async function handle(msg: ToWorker): Promise<void> {
           io.post({ type: "progress", info });
         },
       });
-      const device = (pipe.model as { device?: string }).device ?? "cpu";
-      io.post({ type: "loaded", info: { location: pipe.model.location, bytes, backend: device === "cpu" ? "cpu (wasm simd128)" : device } });
+      const m = pipe.model;
+      const config = JSON.parse(JSON.stringify(m.config)) as Record<string, unknown>;
+      const generation_config = JSON.stringify(m.generation_config);
+      io.post({ type: "loaded", info: { location: m.location, bytes, backend: m.device === "cpu" ? "cpu (wasm simd128)" : m.device, device: m.device, config, generation_config } });
     } catch (e) {
       fail(undefined, e);
+    }
+    return;
+  }
+  if (msg.type === "engine") {
+    try {
+      io.post({ type: "engine-result", id: msg.id, result: await engineCall(msg.id, msg.request) });
+    } catch (e) {
+      fail(msg.id, e);
+    } finally {
+      stopped.delete(msg.id);
     }
     return;
   }
@@ -66,6 +131,7 @@ async function handle(msg: ToWorker): Promise<void> {
     const tok = pipe.tokenizer;
     const ac = new AbortController();
     const streamed: number[] = [];
+    let prompt = true;
     try {
       const options: Text2TextCallOptions & { signal: AbortSignal; streamer: Streamer } = {
         ...msg.options,
@@ -73,6 +139,8 @@ async function handle(msg: ToWorker): Promise<void> {
         streamer: {
           put(value: number[][]) {
             if (flag && Atomics.load(flag, 0) !== 0) ac.abort(new DOMException("generation aborted", "AbortError"));
+            // the first put is the prompt (the decoder start token), not a generated token
+            if (prompt) return void (prompt = false);
             if (!msg.stream) return;
             const t = value[0]?.[0];
             if (t === undefined) return;
@@ -92,5 +160,7 @@ async function handle(msg: ToWorker): Promise<void> {
 }
 
 io.listen((msg) => {
+  // a stop is read at once (between the steps of the running generation), everything else in order
+  if (msg.type === "stop") return void stopped.add(msg.id);
   queue = queue.then(() => handle(msg));
 });

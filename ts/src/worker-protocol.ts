@@ -2,22 +2,42 @@
 
 import type { ModelSource } from "./files.js";
 import type { Text2TextCallOptions, Text2TextGenerationOutput } from "./pipeline.js";
+import type { EngineForwardInput, EngineInput, RawForward, RawGenerate } from "./engine.js";
+
+/** A call of the engine interface (engine.ts) run by the worker's model. */
+export type EngineRequest =
+  | { op: "generate"; input: EngineInput; options: Record<string, unknown>; stream: boolean }
+  | { op: "forward"; input: EngineForwardInput }
+  | { op: "encode"; input: EngineInput };
+
+export type EngineReply = RawGenerate | RawForward | Float32Array;
 
 export type ToWorker =
   | { type: "load"; model: ModelSource; options: Record<string, unknown> }
   /** `flag`: an Int32Array over a SharedArrayBuffer; the main side sets [0] = 1 to abort. */
-  | { type: "generate"; id: number; texts: string | string[]; options: Text2TextCallOptions; flag?: Int32Array; stream: boolean };
+  | { type: "generate"; id: number; texts: string | string[]; options: Text2TextCallOptions; flag?: Int32Array; stream: boolean }
+  | { type: "engine"; id: number; request: EngineRequest }
+  /** Stop the engine generation `id` after its current step (the worker's CPU generation yields between steps). */
+  | { type: "stop"; id: number };
 
 export type FromWorker =
   | { type: "loaded"; info: WorkerModelInfo }
   | { type: "progress"; info: unknown }
   | { type: "token"; id: number; index: number; tokens: number[]; text: string }
+  | { type: "step"; id: number; index: number; tokens: Uint32Array }
   | { type: "result"; id: number; output: Text2TextGenerationOutput[] }
-  | { type: "error"; id?: number; name: string; message: string; aborted?: boolean };
+  | { type: "engine-result"; id: number; result: EngineReply }
+  /** `code`: the T5WebError code (`BadConfig`, …) where there is one. */
+  | { type: "error"; id?: number; name: string; code?: string; message: string; aborted?: boolean };
 
 export interface WorkerModelInfo {
   location: string;
   /** Bytes of the files loaded for the model and tokenizer. */
   bytes: number;
   backend: string;
+  /** Where the worker's model runs. */
+  device: "cpu" | "webgpu";
+  /** The model's config.json fields and generation config (JSON), for the main side's `model`. */
+  config: Record<string, unknown>;
+  generation_config: string;
 }

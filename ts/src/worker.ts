@@ -18,10 +18,13 @@
  * signal's reason (an `AbortError`).
  */
 
-import { T5WebError } from "./errors.js";
+import { fromWasmError, T5WebError } from "./errors.js";
+import { T5Config } from "./config.js";
+import type { Engine, EngineForwardInput, EngineInput, EngineOptions, RawForward, RawGenerate, StepCallback } from "./engine.js";
 import type { LoadOptions, ModelSource, ProgressCallback } from "./files.js";
+import { T5ForConditionalGeneration } from "./models.js";
 import type { Text2TextCallOptions, Text2TextGenerationOutput } from "./pipeline.js";
-import type { FromWorker, ToWorker, WorkerModelInfo } from "./worker-protocol.js";
+import type { EngineReply, EngineRequest, FromWorker, ToWorker, WorkerModelInfo } from "./worker-protocol.js";
 
 export type { WorkerModelInfo } from "./worker-protocol.js";
 
@@ -42,6 +45,8 @@ export interface WorkerGenerateOptions extends Omit<Text2TextCallOptions, "strea
 export interface WorkerOptions extends Omit<LoadOptions, "fetch"> {
   /** Passed to `fromPretrained` in the worker ("cpu" | "webgpu" | "auto" where the engine has WebGPU). */
   device?: string;
+  /** Passed to `fromPretrained` in the worker: storage of the weights ("fp32" | "fp16" | "bf16" | "q8" | "q4"). */
+  dtype?: string;
   /** Worker script to run (default: the package's own `node-worker.js` / `browser-worker.js`). */
   workerUrl?: URL | string;
 }
@@ -49,6 +54,13 @@ export interface WorkerOptions extends Omit<LoadOptions, "fetch"> {
 export interface GenerationWorker {
   /** What was loaded: location, bytes, backend. */
   readonly info: WorkerModelInfo;
+  /**
+   * The worker's model behind the model API of the main thread: `await model.generate(inputs, options)`,
+   * `generateStream`, `await model.forward(inputs)` / `await model(inputs)`, with the same results as a model loaded
+   * here (every option, streamer, callback and `AbortSignal`: they run on this side, the steps in the worker).
+   * The synchronous methods are not available (the model is in another thread).
+   */
+  readonly model: T5ForConditionalGeneration;
   generate(texts: string | string[], options?: WorkerGenerateOptions): Promise<Text2TextGenerationOutput[]>;
   terminate(): void;
 }
@@ -103,6 +115,51 @@ function portable(model: ModelSource): ModelSource {
   return model;
 }
 
+type Request = (req: EngineRequest, onStep: ((index: number, tokens: Uint32Array) => void) | undefined) => { id: number; done: Promise<EngineReply>; stop(): void };
+
+/** The engine interface (engine.ts) over a worker: each call is a message; steps come back as they are made. */
+class WorkerEngine implements Engine {
+  readonly kind = "seq2seq-lm";
+  constructor(
+    readonly device: "cpu" | "webgpu",
+    private readonly request: Request,
+    private readonly genConfig: string,
+  ) {}
+
+  async forward(input: EngineForwardInput): Promise<RawForward> {
+    return (await this.request({ op: "forward", input }, undefined).done) as RawForward;
+  }
+
+  async encode(input: EngineInput): Promise<Float32Array> {
+    return (await this.request({ op: "encode", input }, undefined).done) as Float32Array;
+  }
+
+  async generate(input: EngineInput, options: EngineOptions, onStep: StepCallback | undefined): Promise<RawGenerate> {
+    let stopped = false;
+    let thrown: { e: unknown } | undefined;
+    const call = this.request({ op: "generate", input, options, stream: onStep !== undefined }, (index, tokens) => {
+      if (stopped || !onStep) return;
+      try {
+        if (onStep(index, tokens)) return;
+      } catch (e) {
+        // a throwing streamer / callback stops generation and is rethrown, as on the other engines
+        thrown = { e };
+      }
+      stopped = true;
+      call.stop();
+    });
+    const r = (await call.done) as RawGenerate;
+    if (thrown) throw thrown.e;
+    return r;
+  }
+
+  generationConfig(): string {
+    return this.genConfig;
+  }
+
+  dispose(): void {}
+}
+
 /** Start a worker and load `model` in it (a directory, a base URL, or in-memory files). */
 export async function createGenerationWorker(model: ModelSource, options: WorkerOptions = {}): Promise<GenerationWorker> {
   const { workerUrl, progress_callback, ...loadOptions } = options;
@@ -110,14 +167,16 @@ export async function createGenerationWorker(model: ModelSource, options: Worker
   let info: WorkerModelInfo | undefined;
   let nextId = 1;
   const pending = new Map<number, { resolve: (o: Text2TextGenerationOutput[]) => void; reject: (e: unknown) => void; on_token?: (e: TokenEvent) => void }>();
+  const engineCalls = new Map<number, { resolve: (r: EngineReply) => void; reject: (e: unknown) => void; onStep: ((index: number, tokens: Uint32Array) => void) | undefined }>();
 
   const start = async (): Promise<Endpoint> => {
     const e = await spawn(workerUrl);
     await new Promise<void>((resolve, reject) => {
       e.onError((err) => {
         reject(err);
-        for (const p of pending.values()) p.reject(new T5WebError(`t5-web worker failed: ${String((err as Error)?.message ?? err)}`));
+        for (const p of [...pending.values(), ...engineCalls.values()]) p.reject(new T5WebError(`t5-web worker failed: ${String((err as Error)?.message ?? err)}`));
         pending.clear();
+        engineCalls.clear();
       });
       e.onMessage((m) => {
         if (m.type === "progress") (progress_callback as ProgressCallback | undefined)?.(m.info as never);
@@ -125,12 +184,24 @@ export async function createGenerationWorker(model: ModelSource, options: Worker
           info = m.info;
           resolve();
         } else if (m.type === "token") pending.get(m.id)?.on_token?.({ index: m.index, tokens: m.tokens, text: m.text });
+        else if (m.type === "step") engineCalls.get(m.id)?.onStep?.(m.index, m.tokens);
+        else if (m.type === "engine-result") {
+          engineCalls.get(m.id)?.resolve(m.result);
+          engineCalls.delete(m.id);
+        }
         else if (m.type === "result") {
           pending.get(m.id)?.resolve(m.output);
           pending.delete(m.id);
         } else if (m.type === "error") {
           const err = Object.assign(new Error(m.message), { name: m.name });
           if (m.id === undefined) return reject(err);
+          const call = engineCalls.get(m.id);
+          if (call) {
+            // the model API's typed errors, by code, as on the main thread
+            call.reject(m.code === undefined ? err : fromWasmError(Object.assign(new Error(m.message), { name: m.code })));
+            engineCalls.delete(m.id);
+            return;
+          }
           pending.get(m.id)?.reject(err);
           pending.delete(m.id);
         }
@@ -147,10 +218,36 @@ export async function createGenerationWorker(model: ModelSource, options: Worker
   ep = await start();
   const shared = typeof SharedArrayBuffer !== "undefined" && (isNode() || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true);
 
+  const request: Request = (req, onStep) => {
+    const id = nextId++;
+    const done = (async () => {
+      if (!ep) ep = await start();
+      const current = ep;
+      current.busy(true);
+      try {
+        return await new Promise<EngineReply>((resolve, reject) => {
+          engineCalls.set(id, { resolve, reject, onStep });
+          current.post({ type: "engine", id, request: req });
+        });
+      } finally {
+        if (pending.size === 0 && engineCalls.size === 0) current.busy(false);
+      }
+    })();
+    return { id, done, stop: () => ep?.post({ type: "stop", id }) };
+  };
+  const loaded = info!;
+  const workerModel = new T5ForConditionalGeneration({
+    engine: new WorkerEngine(loaded.device, request, loaded.generation_config),
+    config: new T5Config(loaded.config),
+    location: loaded.location,
+    device: loaded.device,
+  });
+
   return {
     get info() {
       return info!;
     },
+    model: workerModel,
     async generate(texts, opts = {}) {
       const { signal, on_token, ...rest } = opts;
       signal?.throwIfAborted();
@@ -188,8 +285,9 @@ export async function createGenerationWorker(model: ModelSource, options: Worker
     terminate() {
       ep?.terminate();
       ep = undefined;
-      for (const p of pending.values()) p.reject(new T5WebError("t5-web worker terminated"));
+      for (const p of [...pending.values(), ...engineCalls.values()]) p.reject(new T5WebError("t5-web worker terminated"));
       pending.clear();
+      engineCalls.clear();
     },
   };
 }

@@ -3,7 +3,7 @@
 //! Prints one line per dtype: encoder 8×128 and 1×512 tokens, median of 5 runs, in tokens per second.
 use std::time::Instant;
 use t5_core::hub::load_dir;
-use t5_core::quant::WeightDtype;
+use t5_core::WeightDtype;
 use t5_core::{Batch, Cpu, ModelKind, T5};
 
 fn main() {

@@ -14,7 +14,10 @@ use std::path::Path;
 use std::time::Instant;
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
-use t5_core::quant::{quantize_checkpoint, WeightDtype, Q4_GROUP};
+use t5_core::dtype::quant::Q4_GROUP;
+use t5_core::formats::safetensors::quantize_checkpoint;
+use t5_core::names::{self, Part, Proj, Weight};
+use t5_core::WeightDtype;
 use t5_core::{Batch, Cpu, ModelKind, T5Config, WeightStore, T5};
 
 /// `VmRSS` and `VmHWM` (peak) of this process in bytes (Linux; 0 elsewhere).
@@ -151,44 +154,23 @@ impl Rng {
 fn make_random(config_path: &Path, out: &Path) {
     let text = std::fs::read_to_string(config_path).expect("read config");
     let cfg = T5Config::from_json(&text).expect("config");
-    let ff = cfg.feed_forward().unwrap();
-    let (d, inner, dff) = (cfg.d_model, cfg.inner_dim(), cfg.d_ff);
-    let mut shapes: Vec<(String, Vec<usize>, f32)> = vec![("shared.weight".into(), vec![cfg.vocab_size, d], 1.0)];
-    // T5's init scales (transformers `_init_weights`), so activations stay in a realistic range
-    let attn = |p: &str, v: &mut Vec<(String, Vec<usize>, f32)>| {
-        v.push((format!("{p}.q.weight"), vec![inner, d], ((d * cfg.d_kv) as f32).powf(-0.5)));
-        v.push((format!("{p}.k.weight"), vec![inner, d], (d as f32).powf(-0.5)));
-        v.push((format!("{p}.v.weight"), vec![inner, d], (d as f32).powf(-0.5)));
-        v.push((format!("{p}.o.weight"), vec![d, inner], (inner as f32).powf(-0.5)));
-    };
-    for (stack, layers) in [("encoder", cfg.num_layers), ("decoder", cfg.decoder_layers())] {
-        for i in 0..layers {
-            let p = format!("{stack}.block.{i}.layer");
-            attn(&format!("{p}.0.SelfAttention"), &mut shapes);
-            shapes.push((format!("{p}.0.layer_norm.weight"), vec![d], 0.0));
-            if i == 0 {
-                shapes.push((format!("{p}.0.SelfAttention.relative_attention_bias.weight"), vec![cfg.relative_attention_num_buckets, cfg.num_heads], (d as f32).powf(-0.5)));
-            }
-            let mut f = 1;
-            if stack == "decoder" {
-                attn(&format!("{p}.1.EncDecAttention"), &mut shapes);
-                shapes.push((format!("{p}.1.layer_norm.weight"), vec![d], 0.0));
-                f = 2;
-            }
-            if ff.gated {
-                shapes.push((format!("{p}.{f}.DenseReluDense.wi_0.weight"), vec![dff, d], (d as f32).powf(-0.5)));
-                shapes.push((format!("{p}.{f}.DenseReluDense.wi_1.weight"), vec![dff, d], (d as f32).powf(-0.5)));
-            } else {
-                shapes.push((format!("{p}.{f}.DenseReluDense.wi.weight"), vec![dff, d], (d as f32).powf(-0.5)));
-            }
-            shapes.push((format!("{p}.{f}.DenseReluDense.wo.weight"), vec![d, dff], (dff as f32).powf(-0.5)));
-            shapes.push((format!("{p}.{f}.layer_norm.weight"), vec![d], 0.0));
-        }
-        shapes.push((format!("{stack}.final_layer_norm.weight"), vec![d], 0.0));
-    }
-    if !cfg.tie_word_embeddings {
-        shapes.push(("lm_head.weight".into(), vec![cfg.vocab_size, d], (d as f32).powf(-0.5)));
-    }
+    let gated = cfg.feed_forward().unwrap().gated;
+    let (d, inner, dff) = (cfg.d_model as f32, cfg.inner_dim() as f32, cfg.d_ff as f32);
+    // every weight of the tensor-name table, with T5's init scales (transformers `_init_weights`), so
+    // activations stay in a realistic range (0: a norm weight, all ones)
+    let shapes: Vec<(String, Vec<usize>, f32)> = names::model_weights(&cfg, gated, true, !cfg.tie_word_embeddings)
+        .map(|w| {
+            let std = match w {
+                Weight::Shared => 1.0,
+                Weight::Block(_, _, Part::SelfAttn(Proj::Q) | Part::Cross(Proj::Q)) => (d * cfg.d_kv as f32).powf(-0.5),
+                Weight::Block(_, _, Part::SelfAttn(Proj::O) | Part::Cross(Proj::O)) => inner.powf(-0.5),
+                Weight::Block(_, _, Part::Wo) => dff.powf(-0.5),
+                Weight::Block(_, _, Part::SelfNorm | Part::CrossNorm | Part::FfNorm) | Weight::FinalNorm(_) => 0.0,
+                _ => d.powf(-0.5),
+            };
+            (w.hf_name(), w.shape(&cfg), std)
+        })
+        .collect();
     let mut rng = Rng(0x5eed);
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
         .into_iter()
@@ -222,7 +204,7 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
     let t0 = Instant::now();
     let (cfg, mut gen, store) = load_dir(dir).expect("load");
     // a pre-quantized checkpoint (t5-bench quantize) loads as stored: report its dtype
-    let note = store.metadata(t5_core::quant::METADATA_KEY);
+    let note = store.metadata(t5_core::dtype::quant::METADATA_KEY);
     let prequantized = note.is_some();
     let dtype = note
         .and_then(|n| serde_json::from_str::<serde_json::Value>(&n).ok())

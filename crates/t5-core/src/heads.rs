@@ -21,7 +21,7 @@ use crate::config::T5Config;
 use crate::error::{Result, T5Error};
 use crate::model::{Batch, DecoderCache, ModelKind, OutputFlags, StackOutputs, T5};
 use crate::tensor::Tensor;
-use crate::weights::WeightStore;
+use crate::formats::WeightStore;
 use serde_json::Value;
 
 /// The model classes of transformers' T5.

@@ -3,7 +3,7 @@
 
 use crate::config::{GenerationConfig, T5Config};
 use crate::error::{Result, T5Error};
-use crate::weights::{shard_files_from_index, WeightStore};
+use crate::formats::{shard_files_from_index, WeightStore};
 use std::path::Path;
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -92,7 +92,7 @@ pub fn load_gguf(path: impl AsRef<Path>) -> Result<(T5Config, GenerationConfig, 
         path.to_path_buf()
     };
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let (config, mut generation, store) = crate::gguf::load(&name, read(&file)?)?;
+    let (config, mut generation, store) = crate::formats::gguf::load(&name, read(&file)?)?;
     if let Some(gen_path) = file.parent().map(|d| d.join("generation_config.json")).filter(|p| p.exists()) {
         generation = GenerationConfig::from_json(&read_string(&gen_path)?, &config)?;
     }

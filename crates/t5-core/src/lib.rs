@@ -1,30 +1,34 @@
 //! t5-core: the T5 engine of t5-web.
 //!
-//! The data path reads like the model: [`config`] → [`weights`] → [`model`] (encoder, decoder with
-//! cache, head) → [`generate`]. Numerics run behind the small [`backend::Backend`] interface
-//! ([`backend::cpu::Cpu`] today); [`tokenizer`] wraps the `tokenizers` crate.
+//! The data path reads like the model: [`config`] → [`formats`] (safetensors, pytorch_model.bin,
+//! GGUF → a [`WeightStore`]) → [`model`] (encoder, decoder with cache, head) → [`generate`]. Weight
+//! forms and quantization in [`dtype`]; the names of every weight in [`names`]. Numerics run behind
+//! the small [`backend::Backend`] interface ([`backend::cpu::Cpu`] today); [`tokenizer`] wraps the
+//! `tokenizers` crate.
+//!
+//! Layers never reach up: [`formats`] knows [`dtype`], [`names`] and [`config`], never a backend or
+//! the model; [`dtype`] knows neither formats nor backends.
 
+pub mod act;
 pub mod backend;
 pub mod config;
+pub mod dtype;
 pub mod error;
+pub mod formats;
 pub mod generate;
-pub mod gguf;
 pub mod heads;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod hub;
 pub mod model;
-pub mod pickle;
+pub mod names;
 pub mod position;
-pub mod quant;
-pub mod spiece;
 pub mod tensor;
 pub mod tokenizer;
-pub mod weights;
 
 pub use backend::cpu::Cpu;
 pub use config::{GenerationConfig, T5Config};
 pub use error::{Result, T5Error};
 pub use model::{Batch, ModelKind, Seq2SeqOutput, T5};
-pub use quant::{QWeight, WeightDtype};
+pub use dtype::{QWeight, WeightDtype};
 pub use tensor::Tensor;
-pub use weights::WeightStore;
+pub use formats::{ShardStream, WeightStore};

@@ -6,9 +6,10 @@ use crate::backend::{AttentionMask, AttentionShape, Backend};
 use crate::config::{FeedForwardKind, T5Config};
 use crate::error::{Result, T5Error};
 use crate::position::compute_bias;
-use crate::quant::WeightDtype;
+use crate::dtype::WeightDtype;
 use crate::tensor::Tensor;
-use crate::weights::WeightStore;
+use crate::formats::WeightStore;
+use crate::names::{Part, Proj, Stack as StackName, Weight};
 
 /// Which parts of the checkpoint a head needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +194,7 @@ impl OutputFlags {
 /// `"transformer."` when the checkpoint keeps its base model under transformers' `base_model_prefix`
 /// (T5ForSequenceClassification, T5ForTokenClassification), `""` otherwise.
 pub fn base_model_prefix(store: &WeightStore) -> &'static str {
-    if store.has_weight("transformer.shared.weight") || store.has_weight("transformer.encoder.embed_tokens.weight") {
+    if [Weight::Shared, Weight::EmbedTokens(StackName::Encoder)].iter().any(|w| store.has_weight(&format!("transformer.{}", w.hf_name()))) {
         "transformer."
     } else {
         ""
@@ -253,6 +254,8 @@ struct Loader<'a, B: Backend> {
     fallbacks: std::cell::RefCell<Vec<(String, WeightDtype)>>,
     bytes: std::cell::Cell<usize>,
     half: Half,
+    /// `transformer.` for a checkpoint that keeps the base model under it, else empty
+    prefix: String,
 }
 
 impl<'a, B: Backend> Loader<'a, B> {
@@ -289,58 +292,48 @@ impl<'a, B: Backend> Loader<'a, B> {
     fn host(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let mut t = self.store.get(name, shape)?;
         if self.half != Half::Off {
-            t.data.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
+            t.data.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
         }
         Ok(t)
     }
     fn vector(&self, name: &str, len: usize) -> Result<B::Tensor> {
         Ok(self.backend.upload(self.host(name, &[len])?))
     }
-    fn attention(&self, prefix: &str) -> Result<Attention<B>> {
-        let (d, inner) = (self.cfg.d_model, self.cfg.inner_dim());
-        Ok(Attention {
-            q: self.weight(&format!("{prefix}.q.weight"), &[inner, d])?,
-            k: self.weight(&format!("{prefix}.k.weight"), &[inner, d])?,
-            v: self.weight(&format!("{prefix}.v.weight"), &[inner, d])?,
-            o: self.weight(&format!("{prefix}.o.weight"), &[d, inner])?,
-        })
+    /// A weight of the tensor-name table ([`crate::names`]), under the checkpoint's base-model prefix.
+    fn name(&self, w: Weight) -> String {
+        format!("{}{}", self.prefix, w.hf_name())
     }
-    fn feed_forward(&self, prefix: &str) -> Result<FeedForward<B>> {
-        let (d, ff) = (self.cfg.d_model, self.cfg.d_ff);
+    fn linear(&self, w: Weight) -> Result<B::Weight> {
+        self.weight(&self.name(w), &w.shape(self.cfg))
+    }
+    fn norm(&self, w: Weight) -> Result<B::Tensor> {
+        self.vector(&self.name(w), self.cfg.d_model)
+    }
+    fn attention(&self, stack: StackName, i: usize, cross: bool) -> Result<Attention<B>> {
+        let w = |p| Weight::Block(stack, i, if cross { Part::Cross(p) } else { Part::SelfAttn(p) });
+        Ok(Attention { q: self.linear(w(Proj::Q))?, k: self.linear(w(Proj::K))?, v: self.linear(w(Proj::V))?, o: self.linear(w(Proj::O))? })
+    }
+    fn feed_forward(&self, stack: StackName, i: usize) -> Result<FeedForward<B>> {
         let kind = self.cfg.feed_forward()?;
-        let (wi, wi_1) = if kind.gated {
-            (self.weight(&format!("{prefix}.wi_0.weight"), &[ff, d])?, Some(self.weight(&format!("{prefix}.wi_1.weight"), &[ff, d])?))
-        } else {
-            (self.weight(&format!("{prefix}.wi.weight"), &[ff, d])?, None)
-        };
-        Ok(FeedForward { kind, wi, wi_1, wo: self.weight(&format!("{prefix}.wo.weight"), &[d, ff])? })
+        let w = |part| Weight::Block(stack, i, part);
+        let (wi, wi_1) = if kind.gated { (self.linear(w(Part::Wi0))?, Some(self.linear(w(Part::Wi1))?)) } else { (self.linear(w(Part::Wi))?, None) };
+        Ok(FeedForward { kind, wi, wi_1, wo: self.linear(w(Part::Wo))? })
     }
-    fn stack(&self, name: &str, layers: usize, is_decoder: bool) -> Result<Stack<B>> {
-        let d = self.cfg.d_model;
+    fn stack(&self, stack: StackName, layers: usize) -> Result<Stack<B>> {
+        let is_decoder = stack == StackName::Decoder;
         let mut blocks = Vec::with_capacity(layers);
         for i in 0..layers {
-            let p = format!("{name}.block.{i}.layer");
-            let ff_layer = if is_decoder { 2 } else { 1 };
+            let b = |part| Weight::Block(stack, i, part);
             blocks.push(Block {
-                self_norm: self.vector(&format!("{p}.0.layer_norm.weight"), d)?,
-                self_attn: self.attention(&format!("{p}.0.SelfAttention"))?,
-                cross: if is_decoder {
-                    Some((self.vector(&format!("{p}.1.layer_norm.weight"), d)?, self.attention(&format!("{p}.1.EncDecAttention"))?))
-                } else {
-                    None
-                },
-                ff_norm: self.vector(&format!("{p}.{ff_layer}.layer_norm.weight"), d)?,
-                ff: self.feed_forward(&format!("{p}.{ff_layer}.DenseReluDense"))?,
+                self_norm: self.norm(b(Part::SelfNorm))?,
+                self_attn: self.attention(stack, i, false)?,
+                cross: if is_decoder { Some((self.norm(b(Part::CrossNorm))?, self.attention(stack, i, true)?)) } else { None },
+                ff_norm: self.norm(b(Part::FfNorm))?,
+                ff: self.feed_forward(stack, i)?,
             });
         }
-        Ok(Stack {
-            blocks,
-            final_norm: self.vector(&format!("{name}.final_layer_norm.weight"), d)?,
-            relative_bias: self.host(
-                &format!("{name}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
-                &[self.cfg.relative_attention_num_buckets, self.cfg.num_heads],
-            )?,
-        })
+        let bias = Weight::Block(stack, 0, Part::RelBias);
+        Ok(Stack { blocks, final_norm: self.norm(Weight::FinalNorm(stack))?, relative_bias: self.host(&self.name(bias), &bias.shape(self.cfg))? })
     }
 }
 
@@ -371,24 +364,22 @@ impl<B: Backend> T5<B> {
         if kind.has_decoder() && config.decoder_layers() == 0 {
             return Err(T5Error::BadConfig("num_decoder_layers must be positive".into()));
         }
-        let l = Loader { store, backend: &backend, cfg: &config, dtype, fallbacks: Default::default(), bytes: Default::default(), half };
-        let emb_shape = [config.vocab_size, config.d_model];
         // T5ForSequenceClassification / T5ForTokenClassification keep the base model under `transformer.`
         // (base_model_prefix); every class loads from either layout, as transformers does.
-        let p = base_model_prefix(store);
-        let shared_name = [format!("{p}shared.weight"), format!("{p}encoder.embed_tokens.weight")]
-            .into_iter()
-            .find(|n| store.has_weight(n))
-            .unwrap_or_else(|| format!("{p}shared.weight"));
-        let shared = l.weight(&shared_name, &emb_shape)?;
-        let encoder = l.stack(&format!("{p}encoder"), config.num_layers, false)?;
-        let decoder = if kind.has_decoder() { Some(l.stack(&format!("{p}decoder"), config.decoder_layers(), true)?) } else { None };
-        // The head: `lm_head.weight` whenever the file has it; tied to `shared` otherwise.
+        let prefix = base_model_prefix(store).to_string();
+        let l = Loader { store, backend: &backend, cfg: &config, dtype, fallbacks: Default::default(), bytes: Default::default(), half, prefix };
+        let shared_w = [Weight::Shared, Weight::EmbedTokens(StackName::Encoder)].into_iter().find(|&w| store.has_weight(&l.name(w))).unwrap_or(Weight::Shared);
+        let shared = l.linear(shared_w)?;
+        let encoder = l.stack(StackName::Encoder, config.num_layers)?;
+        let decoder = if kind.has_decoder() { Some(l.stack(StackName::Decoder, config.decoder_layers())?) } else { None };
+        // The head: `lm_head.weight` whenever the file has it (never under the base-model prefix);
+        // tied to `shared` otherwise.
         let lm_head = if kind == ModelKind::ConditionalGeneration {
-            if store.has_weight("lm_head.weight") {
-                Some(l.weight("lm_head.weight", &emb_shape)?)
+            let head = Weight::LmHead.hf_name();
+            if store.has_weight(&head) {
+                Some(l.weight(&head, &Weight::LmHead.shape(&config))?)
             } else if !config.tie_word_embeddings {
-                return Err(T5Error::MissingTensor("lm_head.weight".into()));
+                return Err(T5Error::MissingTensor(head));
             } else {
                 None
             }

@@ -6,18 +6,16 @@
 //! alone.
 
 use serde_json::Value;
-use std::path::PathBuf;
+mod common;
+
+use common::{fixtures, read_json, rows};
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
 use t5_core::tokenizer::{CallOptions, EncodeInput, EncodedRow, Padding, Sequence, Tokenizer, Truncation};
 use t5_core::{Batch, Cpu, ModelKind, Tensor, T5};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
-
 fn oracle() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("pipelines/oracle.json")).unwrap()).unwrap()
+    read_json(fixtures().join("pipelines/oracle.json"))
 }
 
 fn tokenizer() -> Tokenizer {
@@ -27,10 +25,6 @@ fn tokenizer() -> Tokenizer {
 
 fn u32s(v: &Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
-}
-
-fn rows(v: &Value) -> Vec<Vec<u32>> {
-    v.as_array().unwrap().iter().map(u32s).collect()
 }
 
 fn strs(v: &Value) -> Vec<String> {

@@ -1,12 +1,15 @@
 //! Bad input gets a typed error that names the problem, never a panic or garbage.
 
 use std::path::PathBuf;
+mod common;
+
+use common::fixtures;
 use t5_core::hub::load_dir;
-use t5_core::weights::WeightStore;
+use t5_core::WeightStore;
 use t5_core::{Batch, Cpu, ModelKind, T5Config, T5Error, T5};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures").join(name)
+    fixtures().join(name)
 }
 
 fn tiny_config() -> T5Config {

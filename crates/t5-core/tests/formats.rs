@@ -5,39 +5,25 @@
 
 use serde_json::Value;
 use std::path::PathBuf;
-use t5_core::hub::load_dir;
-use t5_core::pickle::{read_torch_checkpoint, TensorBytes};
-use t5_core::{Batch, Cpu, ModelKind, Tensor, WeightStore, T5};
+mod common;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
+use common::{assert_close_tensor, fixtures, Oracle};
+use t5_core::hub::load_dir;
+use t5_core::formats::pickle::{read_torch_checkpoint, TensorBytes};
+use t5_core::{Cpu, ModelKind, Tensor, WeightStore, T5};
 
 fn formats() -> PathBuf {
     fixtures().join("formats")
 }
 
-fn oracle() -> (Value, Tensor) {
-    let dir = fixtures().join("oracle");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tiny-t5-f16.json")).unwrap()).unwrap();
-    let bytes = std::fs::read(dir.join("tiny-t5-f16.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let v = st.tensor("logits").unwrap();
-    let data = v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    (json, Tensor::new(v.shape().to_vec(), data))
-}
-
-fn rows(json: &Value, key: &str) -> Vec<Vec<u32>> {
-    json[key].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
+fn oracle() -> Oracle {
+    Oracle::load(fixtures().join("oracle"), "tiny-t5-f16")
 }
 
 /// Logits of the oracle's inputs and decoder ids with the model of `store`.
 fn logits(cfg: t5_core::T5Config, store: &WeightStore) -> Tensor {
-    let (json, _) = oracle();
-    let ids = rows(&json, "input_ids");
-    let mask = rows(&json, "attention_mask");
-    let dec = rows(&json, "decoder_input_ids").concat();
-    let input = Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap();
+    let o = oracle();
+    let (input, dec) = (o.input(), o.rows("decoder_input_ids").concat());
     let m = T5::load(cfg, store, ModelKind::ConditionalGeneration, Cpu).unwrap();
     m.forward(&input, Some(&dec), None, None).unwrap().logits.unwrap()
 }
@@ -48,10 +34,8 @@ fn dir_logits(dir: PathBuf) -> Tensor {
 }
 
 fn check_oracle(what: &str, ours: &Tensor) {
-    let (json, want) = oracle();
-    let tol = (1e-4 + 4.0 * json["fp64_diff"]["logits"].as_f64().unwrap()) as f32;
-    let worst = ours.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(worst <= tol, "{what}: logits {worst:e} away from transformers (tolerance {tol:e})");
+    let o = oracle();
+    assert_close_tensor(&format!("{what}: logits"), ours, &o.tensor("logits"), o.tolerance(&["fp64_diff", "logits"]));
 }
 
 #[test]

@@ -4,21 +4,15 @@
 //! (non-finite logits), as transformers' does.
 
 use serde_json::Value;
-use std::path::PathBuf;
+mod common;
+
+use common::{batch, fixtures, read_json, rows};
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
 use t5_core::model::Half;
 use t5_core::{Batch, Cpu, ModelKind, Tensor, WeightStore, T5};
 
 const NAME: &str = "tiny-t5-fp16-overflow";
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
-
-fn rows(v: &Value) -> Vec<Vec<u32>> {
-    v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
-}
 
 struct Oracle {
     json: Value,
@@ -27,7 +21,7 @@ struct Oracle {
 
 fn oracle() -> Oracle {
     let dir = fixtures().join("oracle");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{NAME}.json"))).unwrap()).unwrap();
+    let json = read_json(dir.join(format!("{NAME}.json")));
     let bytes = std::fs::read(dir.join(format!("{NAME}.safetensors"))).unwrap();
     let store = WeightStore::from_shards(vec![("oracle.safetensors".into(), bytes)]).unwrap();
     let dec = rows(&json["decoder_input_ids"]);
@@ -36,9 +30,7 @@ fn oracle() -> Oracle {
 }
 
 fn input(o: &Oracle) -> Batch {
-    let ids = rows(&o.json["input_ids"]);
-    let mask = rows(&o.json["attention_mask"]);
-    Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
+    batch(&o.json)
 }
 
 /// `|ours - oracle| <= atol + rtol * |oracle|` everywhere; returns the largest excess ratio.

@@ -6,7 +6,9 @@
 //! equal to greedy, and sample frequencies that follow the softmax; abort through the callback.
 
 use serde_json::Value;
-use std::path::PathBuf;
+mod common;
+
+use common::{batch, fixtures, read_json, rows};
 use t5_core::config::GenerationConfig;
 use t5_core::generate::{generate, GenerateOutput, Generation};
 use t5_core::hub::load_dir;
@@ -14,28 +16,13 @@ use t5_core::{Batch, Cpu, ModelKind, T5Config, T5Error, T5};
 
 const MODELS: [&str; 2] = ["tiny-t5", "tiny-t5-v1_1"];
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
-
 fn oracle(name: &str) -> Value {
-    let p = fixtures().join("oracle/generation").join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    read_json(fixtures().join("oracle/generation").join(format!("{name}.json")))
 }
 
 fn load(name: &str) -> (T5<Cpu>, GenerationConfig) {
     let (cfg, gen, store) = load_dir(fixtures().join(name)).unwrap();
     (T5::load(cfg, &store, ModelKind::ConditionalGeneration, Cpu).unwrap(), gen)
-}
-
-fn rows(v: &Value) -> Vec<Vec<u32>> {
-    v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
-}
-
-fn batch(o: &Value) -> Batch {
-    let ids = rows(&o["input_ids"]);
-    let mask = rows(&o["attention_mask"]);
-    Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
 }
 
 fn single(o: &Value, r: usize) -> Batch {

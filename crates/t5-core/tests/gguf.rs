@@ -4,60 +4,27 @@
 //! greedy ids identical; the conversion of the quantized blocks is lossless; the F32 and BF16
 //! files give exactly the safetensors model's logits; malformed files are typed errors.
 
-use serde_json::Value;
 use std::path::PathBuf;
+mod common;
+
+use common::{assert_close, fixtures, Oracle};
 use t5_core::generate::greedy;
-use t5_core::gguf::{self, GgmlType};
+use t5_core::formats::gguf::{self, GgmlType};
 use t5_core::hub::load_dir;
-use t5_core::quant::QWeight;
+use t5_core::QWeight;
 use t5_core::{Batch, Cpu, ModelKind, T5Error, Tensor, WeightStore, T5};
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures/gguf")
+    fixtures().join("gguf")
 }
 
-struct Oracle {
-    json: Value,
-    tensors: Vec<u8>,
+fn oracle() -> Oracle {
+    Oracle::load(dir(), "oracle")
 }
 
-impl Oracle {
-    fn load() -> Oracle {
-        let json = serde_json::from_str(&std::fs::read_to_string(dir().join("oracle.json")).unwrap()).unwrap();
-        Oracle { json, tensors: std::fs::read(dir().join("oracle.safetensors")).unwrap() }
-    }
-    fn tensor(&self, name: &str) -> Tensor {
-        let st = safetensors::SafeTensors::deserialize(&self.tensors).unwrap();
-        let v = st.tensor(name).unwrap_or_else(|_| panic!("{name} missing"));
-        Tensor::new(v.shape().to_vec(), v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-    }
-    fn rows(&self, key: &str) -> Vec<Vec<u32>> {
-        self.json[key].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
-    }
-    fn input(&self) -> Batch {
-        let (ids, mask) = (self.rows("input_ids"), self.rows("attention_mask"));
-        Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
-    }
-    fn tolerance(&self, ty: &str, name: &str) -> f32 {
-        (1e-4 + 4.0 * self.json["types"][ty]["fp64_diff"][name].as_f64().unwrap()) as f32
-    }
-    fn types(&self) -> Vec<String> {
-        self.json["types"].as_object().unwrap().keys().cloned().collect()
-    }
-}
-
-fn assert_close(what: &str, ours: &[f32], theirs: &Tensor, tol: f32) {
-    assert_eq!(ours.len(), theirs.data.len(), "{what}: size");
-    let (mut worst, mut at) = (0.0f32, 0);
-    for (i, (a, b)) in ours.iter().zip(&theirs.data).enumerate() {
-        let d = (a - b).abs();
-        if !(d <= worst) {
-            worst = d;
-            at = i;
-        }
-    }
-    assert!(worst <= tol, "{what}: max |ours - transformers| = {worst:e} at {at} (ours {}, theirs {}), tolerance {tol:e}", ours[at], theirs.data[at]);
-    eprintln!("{what}: max diff {worst:e} (tolerance {tol:e})");
+/// The GGUF types the oracle covers.
+fn types(o: &Oracle) -> Vec<String> {
+    o.json["types"].as_object().unwrap().keys().cloned().collect()
 }
 
 fn file(ty: &str) -> PathBuf {
@@ -67,7 +34,7 @@ fn file(ty: &str) -> PathBuf {
 #[test]
 fn config_comes_from_the_gguf_metadata() {
     let (want, _, _) = load_dir(dir().join("tiny-t5-gguf")).unwrap();
-    for ty in Oracle::load().types() {
+    for ty in types(&oracle()) {
         let (cfg, gen, _) = load_dir(file(&ty)).unwrap();
         assert_eq!(
             (cfg.vocab_size, cfg.d_model, cfg.d_kv, cfg.d_ff, cfg.num_layers, cfg.decoder_layers(), cfg.num_heads),
@@ -86,14 +53,14 @@ fn config_comes_from_the_gguf_metadata() {
 
 #[test]
 fn every_type_matches_transformers_on_the_dequantized_weights() {
-    let o = Oracle::load();
+    let o = oracle();
     let input = o.input();
     let dec = o.rows("decoder_input_ids");
-    for ty in o.types() {
+    for ty in types(&o) {
         let (cfg, gen, store) = load_dir(file(&ty)).unwrap();
         let lm = T5::load(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu).unwrap();
         let out = lm.forward(&input, Some(&dec.concat()), None, None).unwrap();
-        assert_close(&format!("{ty} logits"), &out.logits.unwrap().data, &o.tensor(&format!("{ty}.logits")), o.tolerance(&ty, "logits"));
+        assert_close(&format!("{ty} logits"), &out.logits.unwrap().data, &o.tensor(&format!("{ty}.logits")), o.tolerance(&["types", &ty, "fp64_diff", "logits"]));
         // one row, one decoder position at a time: the fused matrix × vector kernels (m = 1)
         let want = o.tensor(&format!("{ty}.logits"));
         let len0 = o.rows("attention_mask")[0].iter().filter(|&&m| m == 1).count();
@@ -106,10 +73,10 @@ fn every_type_matches_transformers_on_the_dequantized_weights() {
             steps.extend(lm.lm_logits(&hid).unwrap().data);
         }
         let n = dec[0].len() * cfg.vocab_size;
-        assert_close(&format!("{ty} logits, row 0 step by step"), &steps, &Tensor::new(vec![n], want.data[..n].to_vec()), o.tolerance(&ty, "logits"));
+        assert_close(&format!("{ty} logits, row 0 step by step"), &steps, &Tensor::new(vec![n], want.data[..n].to_vec()), o.tolerance(&["types", &ty, "fp64_diff", "logits"]));
         let enc = T5::load(cfg.clone(), &store, ModelKind::Encoder, Cpu).unwrap();
         let name = "encoder_last_hidden_state";
-        assert_close(&format!("{ty} {name}"), &enc.encode(&input).unwrap().data, &o.tensor(&format!("{ty}.{name}")), o.tolerance(&ty, name));
+        assert_close(&format!("{ty} {name}"), &enc.encode(&input).unwrap().data, &o.tensor(&format!("{ty}.{name}")), o.tolerance(&["types", &ty, "fp64_diff", name]));
         let g = &o.json["types"][&ty]["greedy"];
         assert!(g["min_top_gap"].as_f64().unwrap() > 1e-3, "{ty}: the fixture's greedy margin is too small to compare ids");
         let mut gen = gen.clone();
@@ -121,7 +88,7 @@ fn every_type_matches_transformers_on_the_dequantized_weights() {
 }
 
 fn logits_of(store: &WeightStore, cfg: t5_core::T5Config) -> Vec<u32> {
-    let o = Oracle::load();
+    let o = oracle();
     let lm = T5::load(cfg, store, ModelKind::ConditionalGeneration, Cpu).unwrap();
     let out = lm.forward(&o.input(), Some(&o.rows("decoder_input_ids").concat()), None, None).unwrap();
     out.logits.unwrap().data.iter().map(|v| v.to_bits()).collect()
@@ -165,7 +132,7 @@ fn quantized_blocks_convert_without_loss() {
             let mut reference = vec![0.0f32; n * k];
             let bb = gguf::tensor_bytes(&bytes, t).len() / (n * k / 32);
             for (b, o) in gguf::tensor_bytes(&bytes, t).chunks_exact(bb).zip(reference.chunks_exact_mut(32)) {
-                gguf::dequantize_block(t.ty, b, o);
+                t5_core::dtype::ggml::dequantize_block(t.ty, b, o);
             }
             let ours = q.to_tensor();
             if let Some(i) = (0..reference.len()).find(|&i| ours.data[i].to_bits() != reference[i].to_bits()) {
@@ -278,13 +245,13 @@ fn malformed_files_are_typed_errors_never_panics() {
 
 #[test]
 fn an_untied_head_is_the_output_tensor() {
-    let o = Oracle::load();
+    let o = oracle();
     let spec = &o.json["untied"];
     let (cfg, gen, store) = load_dir(dir().join(spec["file"].as_str().unwrap())).unwrap();
     assert!(!cfg.tie_word_embeddings && !cfg.scales_decoder_output());
     let lm = T5::load(cfg, &store, ModelKind::ConditionalGeneration, Cpu).unwrap();
     let out = lm.forward(&o.input(), Some(&o.rows("decoder_input_ids").concat()), None, None).unwrap();
-    let tol = (1e-4 + 4.0 * spec["fp64_diff"]["logits"].as_f64().unwrap()) as f32;
+    let tol = o.tolerance(&["untied", "fp64_diff", "logits"]);
     assert_close("untied q4_1 logits", &out.logits.unwrap().data, &o.tensor("untied-q4_1.logits"), tol);
     let g = &spec["greedy"];
     assert!(g["min_top_gap"].as_f64().unwrap() > 1e-3);
@@ -296,14 +263,14 @@ fn an_untied_head_is_the_output_tensor() {
 
 #[test]
 fn an_encoder_only_file_builds_the_encoder() {
-    let o = Oracle::load();
+    let o = oracle();
     let (cfg, _, store) = load_dir(dir().join("tiny-t5encoder-q4_0.gguf")).unwrap();
     assert!(!cfg.is_encoder_decoder);
     assert_eq!(cfg.architectures.as_deref(), Some(&["T5EncoderModel".to_string()][..]));
     let enc = T5::load(cfg.clone(), &store, ModelKind::Encoder, Cpu).unwrap();
     let h = enc.encode(&o.input()).unwrap();
     let name = "encoder_last_hidden_state";
-    assert_close("t5encoder q4_0", &h.data, &o.tensor(&format!("q4_0.{name}")), o.tolerance("q4_0", name));
+    assert_close("t5encoder q4_0", &h.data, &o.tensor(&format!("q4_0.{name}")), o.tolerance(&["types", "q4_0", "fp64_diff", name]));
     // the same weights as the full q4_0 file: the same numbers
     let (cfg2, _, full) = load_dir(file("q4_0")).unwrap();
     let h2 = T5::load(cfg2, &full, ModelKind::Encoder, Cpu).unwrap().encode(&o.input()).unwrap();

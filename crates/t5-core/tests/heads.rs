@@ -3,54 +3,40 @@
 //! and values likewise, typed errors where transformers raises.
 
 use serde_json::Value;
-use std::path::PathBuf;
+mod common;
+
+use common::{assert_close_tensor, fixtures, rows, Oracle};
 use t5_core::heads::{past_key_values, ForwardArgs, Labels, Task, TaskModel};
 use t5_core::hub::load_dir;
 use t5_core::model::OutputFlags;
 use t5_core::{Cpu, T5Error, Tensor};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
+fn oracle() -> Oracle {
+    Oracle::load(fixtures().join("heads"), "oracle")
 }
 
-struct Oracle {
-    json: Value,
-    bytes: Vec<u8>,
+/// The heads oracle's tolerances (`fp64_diff.<name>`) and scalars.
+trait HeadsOracle {
+    fn tol(&self, name: &str) -> f32;
+    fn close(&self, name: &str, ours: &Tensor);
+    fn close_scalar(&self, name: &str, ours: f32);
 }
 
-impl Oracle {
-    fn load() -> Oracle {
-        let dir = fixtures().join("heads");
-        Oracle {
-            json: serde_json::from_str(&std::fs::read_to_string(dir.join("oracle.json")).unwrap()).unwrap(),
-            bytes: std::fs::read(dir.join("oracle.safetensors")).unwrap(),
-        }
-    }
-    fn tensor(&self, name: &str) -> Tensor {
-        let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
-        let v = st.tensor(name).unwrap_or_else(|_| panic!("oracle tensor {name}"));
-        Tensor::new(v.shape().to_vec(), v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-    }
+impl HeadsOracle for Oracle {
     fn tol(&self, name: &str) -> f32 {
-        (1e-4 + 4.0 * self.json["fp64_diff"][name].as_f64().unwrap_or_else(|| panic!("fp64_diff.{name}"))) as f32
-    }
-    fn scalar(&self, name: &str) -> f32 {
-        self.json["scalars"][name].as_f64().unwrap() as f32
+        self.tolerance(&["fp64_diff", name])
     }
     fn close(&self, name: &str, ours: &Tensor) {
-        let want = self.tensor(name);
-        assert_eq!(ours.shape, want.shape, "{name}: shape");
-        let worst = ours.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, |m, d| if d > m || d.is_nan() { d } else { m });
-        assert!(worst <= self.tol(name), "{name}: max diff {worst:e} > {:e}", self.tol(name));
+        assert_close_tensor(name, ours, &self.tensor(name), self.tol(name));
     }
     fn close_scalar(&self, name: &str, ours: f32) {
-        let want = self.scalar(name);
+        let want = self.json["scalars"][name].as_f64().unwrap() as f32;
         assert!((ours - want).abs() <= self.tol(name), "{name}: {ours} vs transformers {want}");
     }
 }
 
 fn flat_u32(v: &Value) -> (Vec<u32>, usize, usize) {
-    let rows: Vec<Vec<u32>> = v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect();
+    let rows = rows(v);
     (rows.concat(), rows.len(), rows[0].len())
 }
 
@@ -75,7 +61,7 @@ fn load(dir: &str, task: Option<Task>) -> TaskModel<Cpu> {
 
 #[test]
 fn sequence_classification() {
-    let o = Oracle::load();
+    let o = oracle();
     let c = &o.json["seq_cls"];
     let m = load("heads/seq-cls", None);
     assert_eq!(m.task, Task::SequenceClassification, "picked from architectures");
@@ -128,7 +114,7 @@ fn sequence_classification() {
 
 #[test]
 fn sequence_classification_regression_and_multi_label() {
-    let o = Oracle::load();
+    let o = oracle();
     let c = &o.json["seq_cls_small"];
     let (ids, b, s) = flat_u32(&c["input_ids"]);
     let (mask, _, _) = flat_u32(&c["attention_mask"]);
@@ -152,7 +138,7 @@ fn sequence_classification_regression_and_multi_label() {
 
 #[test]
 fn token_classification() {
-    let o = Oracle::load();
+    let o = oracle();
     let c = &o.json["token_cls"];
     let m = load("heads/token-cls", None);
     assert_eq!(m.task, Task::TokenClassification);
@@ -167,7 +153,7 @@ fn token_classification() {
 
 #[test]
 fn question_answering() {
-    let o = Oracle::load();
+    let o = oracle();
     let c = &o.json["qa"];
     let m = load("heads/qa", None);
     assert_eq!(m.task, Task::QuestionAnswering);
@@ -196,7 +182,7 @@ fn head_classes_load_from_each_others_layouts() {
 
 #[test]
 fn hidden_states_attentions_and_cache() {
-    let o = Oracle::load();
+    let o = oracle();
     let c = &o.json["outputs"];
     let m = load("tiny-t5", Some(Task::ConditionalGeneration));
     let (ids, b, s) = flat_u32(&c["input_ids"]);

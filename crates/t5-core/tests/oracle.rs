@@ -3,63 +3,16 @@
 //! spread of the oracle itself), greedy ids identical, batched and one row at a time.
 
 use serde_json::Value;
-use std::path::PathBuf;
+mod common;
+
+use common::{assert_close_tensor, fixtures, read_json, rows, Oracle};
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
-use t5_core::{Batch, Cpu, ModelKind, Tensor, T5};
+use t5_core::{Batch, Cpu, ModelKind, T5};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
-
-struct Oracle {
-    json: Value,
-    tensors: Vec<u8>,
-}
-
-impl Oracle {
-    fn load(name: &str) -> Oracle {
-        let dir = fixtures().join("oracle");
-        let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap()).unwrap();
-        let tensors = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
-        Oracle { json, tensors }
-    }
-
-    fn tensor(&self, name: &str) -> Tensor {
-        let st = safetensors::SafeTensors::deserialize(&self.tensors).unwrap();
-        let v = st.tensor(name).unwrap();
-        let data = v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        Tensor::new(v.shape().to_vec(), data)
-    }
-
-    fn tolerance(&self, name: &str) -> f32 {
-        let spread = self.json["fp64_diff"][name].as_f64().unwrap_or_else(|| panic!("fp64_diff.{name} missing"));
-        (1e-4 + 4.0 * spread) as f32
-    }
-
-    fn rows_u32(&self, key: &str) -> Vec<Vec<u32>> {
-        self.json[key].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
-    }
-
-    fn input(&self) -> Batch {
-        let ids = self.rows_u32("input_ids");
-        let mask = self.rows_u32("attention_mask");
-        Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
-    }
-}
-
-fn assert_close(what: &str, ours: &Tensor, theirs: &Tensor, tol: f32) {
-    assert_eq!(ours.shape, theirs.shape, "{what}: shape");
-    let (mut worst, mut at) = (0.0f32, 0);
-    for (i, (a, b)) in ours.data.iter().zip(&theirs.data).enumerate() {
-        let d = (a - b).abs();
-        if !(d <= worst) {
-            worst = d;
-            at = i;
-        }
-    }
-    assert!(worst <= tol, "{what}: max |ours - transformers| = {worst:e} at {at} (ours {}, theirs {}), tolerance {tol:e}", ours.data[at], theirs.data[at]);
-    eprintln!("{what}: max diff {worst:e} (tolerance {tol:e})");
+/// The oracle `name` of `test/fixtures/oracle`.
+fn oracle(name: &str) -> Oracle {
+    Oracle::load(fixtures().join("oracle"), name)
 }
 
 fn model(dir: &str, kind: ModelKind) -> T5<Cpu> {
@@ -68,36 +21,36 @@ fn model(dir: &str, kind: ModelKind) -> T5<Cpu> {
 }
 
 fn check_model(dir: &str, oracle: &str) {
-    let o = Oracle::load(oracle);
+    let o = Oracle::load(fixtures().join("oracle"), oracle);
     let input = o.input();
-    let dec_rows = o.rows_u32("decoder_input_ids");
+    let dec_rows = o.rows("decoder_input_ids");
     let dec_ids = dec_rows.concat();
 
     // T5EncoderModel
     let enc = model(dir, ModelKind::Encoder);
     let out = enc.forward(&input, None, None, None).unwrap();
     let name = "encoder_last_hidden_state";
-    assert_close(&format!("{dir} {name}"), &out.encoder_last_hidden_state, &o.tensor(name), o.tolerance(name));
+    assert_close_tensor(&format!("{dir} {name}"), &out.encoder_last_hidden_state, &o.tensor(name), o.tolerance(&["fp64_diff", name]));
 
     // T5Model
     let m = model(dir, ModelKind::Model);
     let out = m.forward(&input, Some(&dec_ids), None, None).unwrap();
     let name = "decoder_last_hidden_state";
-    assert_close(&format!("{dir} {name}"), out.decoder_last_hidden_state.as_ref().unwrap(), &o.tensor(name), o.tolerance(name));
+    assert_close_tensor(&format!("{dir} {name}"), out.decoder_last_hidden_state.as_ref().unwrap(), &o.tensor(name), o.tolerance(&["fp64_diff", name]));
 
     // T5ForConditionalGeneration: logits for given decoder ids
     let lm = model(dir, ModelKind::ConditionalGeneration);
     let out = lm.forward(&input, Some(&dec_ids), None, None).unwrap();
-    assert_close(&format!("{dir} logits"), out.logits.as_ref().unwrap(), &o.tensor("logits"), o.tolerance("logits"));
+    assert_close_tensor(&format!("{dir} logits"), out.logits.as_ref().unwrap(), &o.tensor("logits"), o.tolerance(&["fp64_diff", "logits"]));
 
     // labels: shifted right inside, loss ignoring -100
     let labels: Vec<i64> = o.json["labels"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap())).collect();
     assert!(labels.contains(&-100), "fixture labels should exercise ignore_index");
     let out = lm.forward(&input, None, Some(&labels), None).unwrap();
-    assert_close(&format!("{dir} logits_from_labels"), out.logits.as_ref().unwrap(), &o.tensor("logits_from_labels"), o.tolerance("logits_from_labels"));
+    assert_close_tensor(&format!("{dir} logits_from_labels"), out.logits.as_ref().unwrap(), &o.tensor("logits_from_labels"), o.tolerance(&["fp64_diff", "logits_from_labels"]));
     let loss = out.loss.unwrap();
     let want = o.json["loss"].as_f64().unwrap() as f32;
-    let tol = o.tolerance("loss");
+    let tol = o.tolerance(&["fp64_diff", "loss"]);
     assert!((loss - want).abs() <= tol, "{dir} loss {loss} vs transformers {want} (tolerance {tol:e})");
 
     // greedy, batched with padding and one row at a time
@@ -105,11 +58,11 @@ fn check_model(dir: &str, oracle: &str) {
     let mut gen = gen;
     gen.max_new_tokens = Some(o.json["greedy"]["max_new_tokens"].as_u64().unwrap() as usize);
     let got = greedy(&lm, &input, &gen, |_| true).unwrap();
-    let want: Vec<Vec<u32>> = o.json["greedy"]["sequences"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect();
+    let want: Vec<Vec<u32>> = rows(&o.json["greedy"]["sequences"]);
     assert_eq!(got, want, "{dir}: batched greedy ids differ from transformers");
-    let singles: Vec<Vec<u32>> = o.json["greedy"]["sequences_single"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect();
-    let ids = o.rows_u32("input_ids");
-    let mask = o.rows_u32("attention_mask");
+    let singles: Vec<Vec<u32>> = rows(&o.json["greedy"]["sequences_single"]);
+    let ids = o.rows("input_ids");
+    let mask = o.rows("attention_mask");
     for (r, want) in singles.iter().enumerate() {
         let len = mask[r].iter().filter(|&&m| m == 1).count();
         let one = Batch::new(ids[r][..len].to_vec(), None, 1, len).unwrap();
@@ -140,19 +93,19 @@ fn tiny_t5_f16_sharded() {
 
 #[test]
 fn long_input_beyond_max_distance() {
-    let o = Oracle::load("tiny-t5");
+    let o = oracle("tiny-t5");
     let ids: Vec<u32> = o.json["long_input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
     assert!(ids.len() > 128, "long input should pass relative_attention_max_distance");
     let enc = model("tiny-t5", ModelKind::Encoder);
     let n = ids.len();
     let out = enc.forward(&Batch::new(ids, None, 1, n).unwrap(), None, None, None).unwrap();
     let name = "long_encoder_last_hidden_state";
-    assert_close(name, &out.encoder_last_hidden_state, &o.tensor(name), o.tolerance(name));
+    assert_close_tensor(name, &out.encoder_last_hidden_state, &o.tensor(name), o.tolerance(&["fp64_diff", name]));
 }
 
 #[test]
 fn relative_position_buckets_match_transformers() {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("oracle/buckets.json")).unwrap()).unwrap();
+    let v: Value = read_json(fixtures().join("oracle/buckets.json"));
     let cases = v.as_array().map(|a| a.clone()).unwrap_or_else(|| v["cases"].as_array().cloned().unwrap_or_else(|| panic!("unexpected buckets.json layout: {v}")));
     assert!(!cases.is_empty());
     for case in cases {

@@ -5,64 +5,22 @@
 //! Pre-quantized safetensors round trip without the original weights.
 
 use serde_json::Value;
-use std::path::PathBuf;
+mod common;
+
+use common::{assert_close, fixtures, Oracle};
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
-use t5_core::quant::{quantize_checkpoint, QWeight, WeightDtype, METADATA_KEY};
+use t5_core::dtype::quant::METADATA_KEY;
+use t5_core::formats::safetensors::quantize_checkpoint;
+use t5_core::{QWeight, WeightDtype};
 use t5_core::{Batch, Cpu, ModelKind, Tensor, WeightStore, T5};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
-
-struct Oracle {
-    json: Value,
-    tensors: Vec<u8>,
-}
-
-impl Oracle {
-    fn load(name: &str) -> Oracle {
-        let dir = fixtures().join("quant");
-        let json = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap()).unwrap();
-        Oracle { json, tensors: std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap() }
-    }
-    fn raw(&self, name: &str) -> (Vec<usize>, Vec<u8>) {
-        let st = safetensors::SafeTensors::deserialize(&self.tensors).unwrap();
-        let v = st.tensor(name).unwrap_or_else(|_| panic!("{name} missing"));
-        (v.shape().to_vec(), v.data().to_vec())
-    }
-    fn tensor(&self, name: &str) -> Tensor {
-        let (shape, b) = self.raw(name);
-        Tensor::new(shape, b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-    }
-    fn rows(&self, key: &str) -> Vec<Vec<u32>> {
-        self.json[key].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
-    }
-    fn input(&self) -> Batch {
-        let (ids, mask) = (self.rows("input_ids"), self.rows("attention_mask"));
-        Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
-    }
-    fn tolerance(&self, dtype: &str, name: &str) -> f32 {
-        (1e-4 + 4.0 * self.json["dtypes"][dtype]["fp64_diff"][name].as_f64().unwrap()) as f32
-    }
-}
-
-fn assert_close(what: &str, ours: &[f32], theirs: &Tensor, tol: f32) {
-    assert_eq!(ours.len(), theirs.data.len(), "{what}: size");
-    let (mut worst, mut at) = (0.0f32, 0);
-    for (i, (a, b)) in ours.iter().zip(&theirs.data).enumerate() {
-        let d = (a - b).abs();
-        if !(d <= worst) {
-            worst = d;
-            at = i;
-        }
-    }
-    assert!(worst <= tol, "{what}: max |ours - transformers| = {worst:e} at {at} (ours {}, theirs {}), tolerance {tol:e}", ours[at], theirs.data[at]);
-    eprintln!("{what}: max diff {worst:e} (tolerance {tol:e})");
+fn oracle(model: &str) -> Oracle {
+    Oracle::load(fixtures().join("quant"), model)
 }
 
 fn check(model: &str) {
-    let o = Oracle::load(model);
+    let o = oracle(model);
     let (cfg, gen, store) = load_dir(fixtures().join(model)).unwrap();
     let input = o.input();
     let dec = o.rows("decoder_input_ids");
@@ -80,7 +38,7 @@ fn check(model: &str) {
         let out = lm.forward(&input, Some(&dec.concat()), None, None).unwrap();
         let logits = out.logits.unwrap();
         let ours = if row0 { &logits.data[..logits.data.len() / input.batch] } else { &logits.data[..] };
-        assert_close(&format!("{model} {dt_name} logits"), ours, &o.tensor(&format!("{dt_name}.logits")), o.tolerance(dt_name, "logits"));
+        assert_close(&format!("{model} {dt_name} logits"), ours, &o.tensor(&format!("{dt_name}.logits")), o.tolerance(&["dtypes", dt_name, "fp64_diff", "logits"]));
         // one row, one decoder position at a time: the fused matrix × vector kernels (m = 1)
         let want0 = o.tensor(&format!("{dt_name}.logits"));
         let len0 = o.rows("attention_mask")[0].iter().filter(|&&m| m == 1).count();
@@ -95,11 +53,11 @@ fn check(model: &str) {
         }
         let t = dec[0].len();
         let want_row0 = Tensor::new(vec![t * v], want0.data[..t * v].to_vec());
-        assert_close(&format!("{model} {dt_name} logits, row 0 step by step"), &step_logits, &want_row0, o.tolerance(dt_name, "logits"));
+        assert_close(&format!("{model} {dt_name} logits, row 0 step by step"), &step_logits, &want_row0, o.tolerance(&["dtypes", dt_name, "fp64_diff", "logits"]));
         let enc = T5::load_with_dtype(cfg.clone(), &store, ModelKind::Encoder, Cpu, dtype).unwrap();
         let h = enc.encode(&input).unwrap();
         let name = "encoder_last_hidden_state";
-        assert_close(&format!("{model} {dt_name} {name}"), &h.data, &o.tensor(&format!("{dt_name}.{name}")), o.tolerance(dt_name, name));
+        assert_close(&format!("{model} {dt_name} {name}"), &h.data, &o.tensor(&format!("{dt_name}.{name}")), o.tolerance(&["dtypes", dt_name, "fp64_diff", name]));
         let g = &spec["greedy"];
         if g["min_top_gap"].as_f64().unwrap() > 1e-3 {
             let mut gen = gen.clone();
@@ -138,7 +96,7 @@ fn f32s(b: &[u8]) -> Vec<f32> {
 fn quantization_is_bit_identical_to_python() {
     let mut checked = 0;
     for model in ["tiny-t5-q128", "tiny-t5"] {
-        let o = Oracle::load(model);
+        let o = oracle(model);
         let (_, _, store) = load_dir(fixtures().join(model)).unwrap();
         let st = safetensors::SafeTensors::deserialize(&o.tensors).unwrap();
         let names: Vec<String> = st.names().into_iter().filter(|n| n.starts_with("packed.") && n.ends_with(".qweight")).map(|n| n.to_string()).collect();
@@ -172,7 +130,7 @@ fn quantization_is_bit_identical_to_python() {
 fn quantized_safetensors_round_trip_without_original_weights() {
     let dir = fixtures().join("tiny-t5-q128");
     let (cfg, _, store) = load_dir(&dir).unwrap();
-    let o = Oracle::load("tiny-t5-q128");
+    let o = oracle("tiny-t5-q128");
     let input = o.input();
     let dec = o.rows("decoder_input_ids").concat();
     for dtype in [WeightDtype::Q4, WeightDtype::Q8] {

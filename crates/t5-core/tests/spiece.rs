@@ -6,7 +6,7 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use t5_core::spiece::{check_precompiled_charsmap, SpModel};
+use t5_core::formats::spiece::{check_precompiled_charsmap, SpModel};
 use t5_core::tokenizer::{EncodeOptions, Tokenizer};
 use t5_core::T5Error;
 

@@ -4,15 +4,14 @@
 //! are reported as fallbacks the same way; the memory check speaks before any tensor data is read;
 //! broken streams are typed errors.
 
+mod common;
+
+use common::fixtures;
 use std::path::PathBuf;
 use t5_core::config::T5Config;
 use t5_core::hub::{load_dir, weight_files};
-use t5_core::weights::{check_model_fits, estimate_model_bytes, ShardStream};
+use t5_core::formats::{check_model_fits, estimate_model_bytes, ShardStream};
 use t5_core::{Batch, Cpu, ModelKind, T5Error, WeightDtype, WeightStore, T5};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
-}
 
 /// Stream every weight file of `dir` in pieces of `piece` bytes.
 fn stream_dir(dir: &str, piece: usize, dtype: WeightDtype, limit: Option<u64>) -> Result<WeightStore, T5Error> {
@@ -207,7 +206,7 @@ fn broken_streams_are_typed_errors() {
     assert_eq!(run(&head, None).unwrap_err().code(), "BadWeights");
 }
 
-/// Manual check on a large checkpoint (README "Models larger than 4 GiB"): `T5_BIG_DIR=<dir> cargo test --release
+/// Manual check on a large checkpoint (docs/development.md "Models larger than 4 GiB"): `T5_BIG_DIR=<dir> cargo test --release
 /// -p t5-core --test streaming -- --ignored`. Streams the file as q8 in 8 MiB pieces and loads it whole as q8:
 /// identical logits; writes them to `<dir>/native-q8-logits.json` for `test/runtimes/large-model.mjs` to compare
 /// with the wasm build.

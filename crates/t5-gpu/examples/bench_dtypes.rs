@@ -1,11 +1,14 @@
 //! Native GPU benchmark (wgpu over Vulkan, no Node): encoder and greedy-decode speed of one checkpoint
 //! on the GPU (fp32; fp16 = transformers' float16 numerics, with the weights packed two per u32 and, where the
-//! adapter has `shader-f16`, through the `_h` kernels; q8 / q4 = packed weights dequantized in the kernels)
+//! adapter has `shader-f16`, through the `shader-f16` kernels; q8 / q4 = packed weights dequantized in the kernels)
 //! against the native CPU backend (fp32, q8, q4), with resident weight bytes,
 //! dispatches (and element-wise ops fused) per decode step and bind groups created. Reported, not asserted.
 //!
 //!   cargo run --release -p t5-bench -- make-random ../shared/models/t5-small/config.json bench/.cache/t5-small-random
-//!   cargo run --release -p t5-gpu --example bench_dtypes -- bench/.cache/t5-small-random [runs]
+//!   cargo run --release -p t5-gpu --example bench_dtypes -- bench/.cache/t5-small-random [runs] [--no-cpu] [--md LABEL]
+//!
+//! Greedy decode is timed at batch 1 and batch 8 (8 rows of 32 tokens). `--md LABEL` prints only the rows of
+//! bench/gpu-results.md's table: `| LABEL | backend | encoder 8×128 (tok/s) | decode b1 | decode b8 (tok/s) | weights (MiB) |`.
 //!
 //! On a machine without a GPU wgpu picks a software Vulkan driver (lavapipe / SwiftShader): those
 //! figures are not GPU figures (the adapter line says which it is).
@@ -37,6 +40,7 @@ struct Row {
     enc8x128_tok_s: f64,
     gen32_ms: f64,
     decode_tok_s: f64,
+    decode8_tok_s: f64,
     stats: Option<GenerateStats>,
 }
 
@@ -70,7 +74,27 @@ fn bench_gpu(name: &str, m: &T5<Gpu>, load_s: f64, base: &GenerationConfig, runs
         t
     }).collect());
     let one = median((0..runs).map(|_| time(|| pollster::block_on(greedy_async(m, &in32, &g1, |_| true)).unwrap()).0).collect());
-    Row { name: name.into(), weight_bytes: m.weight_bytes(), load_s, enc32_ms: enc32, enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3), gen32_ms: gen, decode_tok_s: 31.0 / ((gen - one) / 1e3), stats }
+    let b8 = batch8();
+    pollster::block_on(greedy_async(m, &b8, &g32, |_| true)).unwrap();
+    let gen8 = median((0..runs).map(|_| time(|| pollster::block_on(greedy_async(m, &b8, &g32, |_| true)).unwrap()).0).collect());
+    let one8 = median((0..runs).map(|_| time(|| pollster::block_on(greedy_async(m, &b8, &g1, |_| true)).unwrap()).0).collect());
+    Row {
+        name: name.into(),
+        weight_bytes: m.weight_bytes(),
+        load_s,
+        enc32_ms: enc32,
+        enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3),
+        gen32_ms: gen,
+        decode_tok_s: 31.0 / ((gen - one) / 1e3),
+        decode8_tok_s: 8.0 * 31.0 / ((gen8 - one8) / 1e3),
+        stats,
+    }
+}
+
+/// 8 rows of 32 tokens (the batch-8 decode input).
+fn batch8() -> Batch {
+    let rows: Vec<Vec<u32>> = (0..8).map(|r| ids(32, 41 + r)).collect();
+    Batch::from_rows(&rows).unwrap()
 }
 
 fn bench_cpu(name: &str, m: &T5<Cpu>, load_s: f64, base: &GenerationConfig, runs: usize) -> Row {
@@ -83,7 +107,20 @@ fn bench_cpu(name: &str, m: &T5<Cpu>, load_s: f64, base: &GenerationConfig, runs
     let (g32, g1) = (gen_config(base, 32), gen_config(base, 1));
     let gen = median((0..runs).map(|_| time(|| greedy(m, &in32, &g32, |_| true).unwrap()).0).collect());
     let one = median((0..runs).map(|_| time(|| greedy(m, &in32, &g1, |_| true).unwrap()).0).collect());
-    Row { name: name.into(), weight_bytes: m.weight_bytes(), load_s, enc32_ms: enc32, enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3), gen32_ms: gen, decode_tok_s: 31.0 / ((gen - one) / 1e3), stats: None }
+    let b8 = batch8();
+    let gen8 = median((0..runs.min(3)).map(|_| time(|| greedy(m, &b8, &g32, |_| true).unwrap()).0).collect());
+    let one8 = median((0..runs.min(3)).map(|_| time(|| greedy(m, &b8, &g1, |_| true).unwrap()).0).collect());
+    Row {
+        name: name.into(),
+        weight_bytes: m.weight_bytes(),
+        load_s,
+        enc32_ms: enc32,
+        enc8x128_tok_s: 8.0 * 128.0 / (enc8 / 1e3),
+        gen32_ms: gen,
+        decode_tok_s: 31.0 / ((gen - one) / 1e3),
+        decode8_tok_s: 8.0 * 31.0 / ((gen8 - one8) / 1e3),
+        stats: None,
+    }
 }
 
 fn main() {
@@ -94,6 +131,7 @@ fn main() {
     };
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     let with_cpu = !args.iter().any(|a| a == "--no-cpu");
+    let md = args.iter().position(|a| a == "--md").and_then(|i| args.get(i + 1)).cloned();
     let (config, base, store) = load_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
     let gpu = match pollster::block_on(Gpu::new(GpuOptions::default())) {
         Ok(g) => g,
@@ -142,14 +180,20 @@ fn main() {
             rows.push(bench_cpu(name, &m, load_s, &base, runs));
         }
     }
-    println!("| backend | weights (MiB) | load (s) | encoder 32 tok (ms) | encoder 8×128 (tok/s) | generate 32 (ms) | greedy decode (tok/s) | dispatches / step (unfused) | bind groups created / step |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    if let Some(label) = md {
+        for r in &rows {
+            println!("| {label} | {} | {:.0} | {:.1} | {:.1} | {:.1} |", r.name, r.enc8x128_tok_s, r.decode_tok_s, r.decode8_tok_s, r.weight_bytes as f64 / 1048576.0);
+        }
+        return;
+    }
+    println!("| backend | weights (MiB) | load (s) | encoder 32 tok (ms) | encoder 8×128 (tok/s) | generate 32 (ms) | greedy decode (tok/s) | decode batch 8 (tok/s) | dispatches / step (unfused) | bind groups created / step |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let (d, bg) = match &r.stats {
             Some(s) => (format!("{} ({})", s.dispatches_per_step, s.dispatches_per_step + s.fused_per_step), format!("{}", s.bind_groups_per_step)),
             None => ("-".into(), "-".into()),
         };
-        println!("| {} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} |", r.name, r.weight_bytes as f64 / 1048576.0, r.load_s, r.enc32_ms, r.enc8x128_tok_s, r.gen32_ms, r.decode_tok_s, d, bg);
+        println!("| {} | {:.1} | {:.2} | {:.1} | {:.0} | {:.0} | {:.1} | {:.1} | {} | {} |", r.name, r.weight_bytes as f64 / 1048576.0, r.load_s, r.enc32_ms, r.enc8x128_tok_s, r.gen32_ms, r.decode_tok_s, r.decode8_tok_s, d, bg);
     }
     if info.device_type == "Cpu" {
         println!("\nNOTE: the adapter is a software Vulkan driver (CPU emulation): these are not GPU figures.");

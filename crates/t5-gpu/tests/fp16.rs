@@ -29,16 +29,14 @@ struct Oracle {
 impl Oracle {
     fn load() -> Oracle {
         let dir = fixtures().join("oracle");
-        let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{NAME}.json"))).unwrap()).unwrap();
+        let json = read_json(dir.join(format!("{NAME}.json")));
         let store = WeightStore::from_shards(vec![("oracle.safetensors".into(), std::fs::read(dir.join(format!("{NAME}.safetensors"))).unwrap())]).unwrap();
         let dec = rows(&json["decoder_input_ids"]);
         let logits = store.get("logits", &[dec.len(), dec[0].len(), 512]).unwrap();
         Oracle { json, logits }
     }
     fn input(&self) -> Batch {
-        let ids = rows(&self.json["input_ids"]);
-        let mask = rows(&self.json["attention_mask"]);
-        Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
+        batch(&self.json)
     }
     fn dec(&self) -> Vec<u32> {
         rows(&self.json["decoder_input_ids"]).concat()
@@ -232,7 +230,8 @@ fn unguarded(opts: GpuOptions) {
 /// Float16-valued inputs; the GPU's sums run in another order than the CPU's, hence a relative bound.
 #[test]
 fn shader_f16_kernels_match_cpu() {
-    use t5_core::quant::{round_f16, QWeight};
+    use t5_core::dtype::float16::round_f16;
+    use t5_core::QWeight;
     let cases = [(1, 37, 40), (3, 70, 8), (8, 5, 12), (9, 67, 20), (33, 130, 36), (70, 65, 64), (2, 9, 6), (17, 9, 6)];
     let val = |i: usize, s: u32| round_f16(((i as u32).wrapping_mul(2654435761).wrapping_add(s) >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0);
     for (software, chunk) in [(true, None), (false, None), (true, Some(256u64)), (false, Some(256u64))] {

@@ -21,19 +21,16 @@ struct Case {
 
 impl Case {
     fn load(name: &str) -> Case {
-        let text = std::fs::read_to_string(fixtures().join(format!("oracle/{name}.json"))).unwrap();
-        Case { json: serde_json::from_str(&text).unwrap() }
+        Case { json: read_json(fixtures().join(format!("oracle/{name}.json"))) }
     }
     fn rows(&self, key: &str) -> Vec<Vec<u32>> {
-        self.json[key].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
+        rows(&self.json[key])
     }
     fn labels(&self) -> Vec<i64> {
         self.json["labels"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap())).collect()
     }
     fn input(&self) -> Batch {
-        let ids = self.rows("input_ids");
-        let mask = self.rows("attention_mask");
-        Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
+        batch(&self.json)
     }
 }
 

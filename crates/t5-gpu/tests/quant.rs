@@ -29,20 +29,18 @@ impl Case {
     /// A fixture directory with the inputs of its `quant/<name>.json` oracle.
     fn dir(name: &str) -> Case {
         let (config, _, store) = load_dir(fixtures().join(name)).unwrap();
-        let json: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("quant/{name}.json"))).unwrap()).unwrap();
+        let json = read_json(fixtures().join(format!("quant/{name}.json")));
         Case::new(name.into(), config, store, &json)
     }
     /// A GGUF file of test/fixtures/gguf with that directory's oracle inputs.
     fn gguf(ty: &str) -> Case {
         let dir = fixtures().join("gguf");
         let (config, _, store) = load_dir(dir.join(format!("tiny-t5-{ty}.gguf"))).unwrap();
-        let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("oracle.json")).unwrap()).unwrap();
+        let json = read_json(dir.join("oracle.json"));
         Case::new(format!("gguf {ty}"), config, store, &json)
     }
     fn new(name: String, config: T5Config, store: WeightStore, json: &Value) -> Case {
-        let (ids, mask) = (rows(&json["input_ids"]), rows(&json["attention_mask"]));
-        let input = Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap();
-        Case { name, config, store, input, dec: rows(&json["decoder_input_ids"]).concat() }
+        Case { name, config, store, input: batch(json), dec: rows(&json["decoder_input_ids"]).concat() }
     }
 }
 

@@ -8,17 +8,16 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Float32Array, Object, Promise, Uint32Array};
-use serde_json::Value;
+use js_sys::{Float32Array, Promise, Uint32Array};
 use t5_core::config::GenerationConfig;
-use t5_core::model::{Half, ModelKind, T5};
+use t5_core::model::{Half, T5};
 use t5_core::{T5Error, WeightDtype};
 use t5_gpu::generate::{encode_async, forward_async, generate_async};
 use t5_gpu::{Gpu, GpuError, GpuOptions};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{bad_input, check_mask_values, generate_output, js_err, kind_name, make_batch, named_err, parse_kind, set, shape_array, JsResult, WasmModelBuilder};
+use crate::{generation_input, js_err, kind_name, make_batch, named_err, parse_kind, ForwardArgs, ForwardResult, GenerateResult, GpuGenerateStats, JsResult, WasmModelBuilder};
 
 fn gpu_err(e: GpuError) -> JsValue {
     match e {
@@ -165,102 +164,32 @@ impl WasmGpuModel {
         })
     }
 
-    /// As `WasmModel.forward`, resolving to the same object.
+    /// As `WasmModel.forward`, resolving to a [`ForwardResult`].
     #[allow(clippy::too_many_arguments)]
     pub fn forward(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, decoder_ids: Option<Vec<u32>>, labels: Option<Vec<i32>>, decoder_mask: Option<Vec<u32>>) -> Promise {
         let prep = || -> JsResult<_> {
             let model = self.live()?;
-            let input = make_batch(ids, mask, batch, seq)?;
-            let mut dec_len = None;
-            if model.kind != ModelKind::Encoder {
-                let n = match (&decoder_ids, &labels) {
-                    (Some(d), _) => d.len(),
-                    (None, Some(l)) => l.len(),
-                    (None, None) => return Err(bad_input("decoder_input_ids or labels are required")),
-                };
-                if n == 0 || n % batch != 0 {
-                    return Err(bad_input(format!("{n} decoder positions do not split into a batch of {batch}")));
-                }
-                if let Some(l) = &labels {
-                    if l.len() != n {
-                        return Err(bad_input(format!("labels have {} values, decoder_input_ids {n}", l.len())));
-                    }
-                    let vocab = model.config.vocab_size as i64;
-                    if model.kind == ModelKind::ConditionalGeneration {
-                        if let Some(&bad) = l.iter().find(|&&x| x != -100 && (x < 0 || x as i64 >= vocab)) {
-                            return Err(bad_input(format!("label {bad} is neither -100 nor a token id below the vocabulary size {vocab}")));
-                        }
-                    }
-                    if decoder_ids.is_none() {
-                        if model.config.decoder_start_token_id.is_none() || model.config.pad_token_id.is_none() {
-                            return Err(js_err(T5Error::BadConfig("shifting labels right needs decoder_start_token_id and pad_token_id in the config".into())));
-                        }
-                        if let Some(&bad) = l.iter().find(|&&x| x < 0 && x != -100) {
-                            return Err(bad_input(format!("label {bad} is not a token id or -100")));
-                        }
-                    }
-                }
-                if let Some(m) = &decoder_mask {
-                    if m.len() != n {
-                        return Err(bad_input(format!("decoder_attention_mask has {} values, decoder_input_ids {n}", m.len())));
-                    }
-                    check_mask_values("decoder_attention_mask", m)?;
-                }
-                dec_len = Some(n / batch);
-            }
-            Ok((model, input, dec_len))
+            let a = ForwardArgs::new(&model.config, model.kind, ids, mask, batch, seq, decoder_ids, labels, decoder_mask)?;
+            Ok((model, a))
         };
-        let (model, input, dec_len) = match prep() {
+        let (model, a) = match prep() {
             Ok(x) => x,
             Err(e) => return Promise::reject(&e),
         };
         future_to_promise(async move {
-            let labels64: Option<Vec<i64>> = labels.map(|l| l.into_iter().map(i64::from).collect());
-            let labels_for_engine = if model.kind == ModelKind::Model && decoder_ids.is_some() { None } else { labels64.as_deref() };
-            let out = forward_async(&model, &input, decoder_ids.as_deref(), labels_for_engine, decoder_mask.as_deref()).await.map_err(gpu_err)?;
-            let obj = Object::new();
-            set(&obj, "encoder_shape", shape_array(&out.encoder_last_hidden_state.shape));
-            set(&obj, "encoder_last_hidden_state", Float32Array::from(out.encoder_last_hidden_state.data.as_slice()));
-            if let Some(h) = out.decoder_last_hidden_state {
-                set(&obj, "decoder_shape", shape_array(&h.shape));
-                set(&obj, "decoder_last_hidden_state", Float32Array::from(h.data.as_slice()));
-            }
-            if let Some(l) = out.logits {
-                let vocab = l.cols();
-                set(&obj, "logits_shape", shape_array(&[batch, dec_len.unwrap_or(1), vocab]));
-                set(&obj, "logits", Float32Array::from(l.data.as_slice()));
-            }
-            if let Some(loss) = out.loss {
-                set(&obj, "loss", loss as f64);
-            }
-            Ok(obj.into())
+            let out = forward_async(&model, &a.input, a.decoder_ids.as_deref(), a.labels.as_deref(), a.decoder_mask.as_deref()).await.map_err(gpu_err)?;
+            Ok(ForwardResult::new(out, batch, a.dec_len).into())
         })
     }
 
     /// Generation as `WasmModel.generate` (greedy, sampling, beam search, every processor; each
-    /// step's logits reduced on the GPU: see `t5_gpu::generate::generate_async`); resolves to
-    /// `{sequences, batch, length, sequences_scores?, stats}` where `stats` = `{prefill_dispatches,
-    /// dispatches_per_step, fused_per_step, submits_per_step, read_back_per_step,
-    /// bind_groups_per_step, bind_groups_created, steps}`.
-    /// `on_step(index, tokens: Uint32Array)` is called after every step; a falsy return stops.
-    pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>, on_step: Option<js_sys::Function>) -> Promise {
+    /// step's logits reduced on the GPU: see `t5_gpu::generate::generate_async`); resolves to a
+    /// [`GenerateResult`] with `stats`. `options`: the [`crate::GenerateOptions`], checked as on the CPU.
+    /// `on_step(index, tokens: Uint32Array)` is called after every step; `false` (or a throw) stops.
+    pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue, on_step: Option<js_sys::Function>) -> Promise {
         let prep = || -> JsResult<_> {
             let model = self.live()?;
-            if model.kind != ModelKind::ConditionalGeneration {
-                return Err(bad_input("generate needs a model with an LM head (T5ForConditionalGeneration)"));
-            }
-            let input = make_batch(ids, mask, batch, seq)?;
-            let mut gen = self.generation.clone();
-            if let Some(text) = options_json {
-                let v: Value = serde_json::from_str(&text).map_err(|e| js_err(T5Error::BadConfig(format!("generation options: {e}"))))?;
-                gen.apply_json(&v).map_err(js_err)?;
-            }
-            let vocab = model.config.vocab_size;
-            for (what, id) in [("decoder_start_token_id", gen.decoder_start_token_id), ("pad_token_id", gen.pad_token_id)] {
-                if id as usize >= vocab {
-                    return Err(bad_input(format!("{what} {id} is outside the vocabulary of {vocab}")));
-                }
-            }
+            let (input, gen) = generation_input(&model.config, model.kind, &self.generation, ids, mask, batch, seq, options)?;
             Ok((model, input, gen))
         };
         let (model, input, gen) = match prep() {
@@ -268,23 +197,32 @@ impl WasmGpuModel {
             Err(e) => return Promise::reject(&e),
         };
         future_to_promise(async move {
+            let mut thrown: Option<JsValue> = None;
             let step = |st: t5_core::generate::Step<'_>| match &on_step {
-                Some(f) => f.call2(&JsValue::NULL, &JsValue::from(st.index as u32), &Uint32Array::from(st.tokens)).map(|v| v.is_truthy()).unwrap_or(false),
+                Some(f) => match f.call2(&JsValue::NULL, &JsValue::from(st.index as u32), &Uint32Array::from(st.tokens)) {
+                    Ok(v) => v != JsValue::FALSE,
+                    Err(e) => {
+                        thrown = Some(e);
+                        false
+                    }
+                },
                 None => true,
             };
             let (out, stats) = generate_async(&model, &input, &gen, step).await.map_err(gpu_err)?;
-            let obj = generate_output(out);
-            let s = Object::new();
-            set(&s, "prefill_dispatches", stats.prefill_dispatches as f64);
-            set(&s, "dispatches_per_step", stats.dispatches_per_step as f64);
-            set(&s, "fused_per_step", stats.fused_per_step as f64);
-            set(&s, "submits_per_step", stats.submits_per_step as f64);
-            set(&s, "read_back_per_step", stats.read_back_per_step as f64);
-            set(&s, "bind_groups_per_step", stats.bind_groups_per_step as f64);
-            set(&s, "bind_groups_created", stats.bind_groups_created as f64);
-            set(&s, "steps", stats.steps as u32);
-            set(&obj, "stats", s);
-            Ok(obj.into())
+            if let Some(e) = thrown {
+                return Err(e);
+            }
+            let stats = GpuGenerateStats {
+                prefill_dispatches: stats.prefill_dispatches as f64,
+                dispatches_per_step: stats.dispatches_per_step as f64,
+                fused_per_step: stats.fused_per_step as f64,
+                submits_per_step: stats.submits_per_step as f64,
+                read_back_per_step: stats.read_back_per_step as f64,
+                bind_groups_per_step: stats.bind_groups_per_step as f64,
+                bind_groups_created: stats.bind_groups_created as f64,
+                steps: stats.steps as f64,
+            };
+            Ok(GenerateResult::new(out, Some(stats)).into())
         })
     }
 }

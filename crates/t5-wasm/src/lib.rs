@@ -11,17 +11,23 @@
 //! before they reach the engine: the release profile aborts on panic, and an abort kills the wasm
 //! instance for every model living in it.
 
-use js_sys::{Array, Float32Array, Int32Array, Object, Reflect, Uint32Array};
+use js_sys::{Array, Int32Array, Object, Reflect, Uint32Array};
 use serde_json::Value;
 use t5_core::config::{GenerationConfig, T5Config};
-use t5_core::generate::{generate, GenerateOutput, Generation};
+use t5_core::generate::{generate, Generation};
 use t5_core::model::{Batch, ModelKind, T5};
 use t5_core::tokenizer::{CallOptions, EncodeInput, EncodeOptions, Padding, Sequence, Tokenizer, Truncation};
-use t5_core::weights::{shard_files_from_index as core_shard_files, WeightStore};
+use t5_core::formats::{shard_files_from_index as core_shard_files, WeightStore};
 use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
 
 mod heads;
+pub mod options;
+pub mod results;
+mod tokenizer;
+
+pub use options::GenerateOptions;
+pub use results::{ForwardResult, GenerateResult, GpuGenerateStats};
 // WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
 #[cfg(target_arch = "wasm32")]
 mod gpu;
@@ -488,7 +494,7 @@ pub struct WasmModelBuilder {
     /// storage form of the linear weights ("fp32" unless `setDtype` says otherwise)
     dtype: t5_core::WeightDtype,
     /// the safetensors file being streamed (`beginShard` … `pushShard` … `endShard`)
-    stream: Option<t5_core::weights::ShardStream>,
+    stream: Option<t5_core::formats::ShardStream>,
     /// memory the weights may take (default: one wasm32 memory, 4 GiB)
     memory_limit: Option<u64>,
     /// whether the model to be built has a decoder (`setKind`; default true), for the size check
@@ -505,13 +511,15 @@ impl WasmModelBuilder {
             Some(text) => GenerationConfig::from_json(&text, &config).map_err(js_err)?,
             None => GenerationConfig::from_model_config(&config),
         };
+        let mut store = WeightStore::new();
+        store.set_memory_limit(t5_core::formats::default_memory_limit());
         Ok(WasmModelBuilder {
             config,
             generation,
-            store: WeightStore::new(),
+            store,
             dtype: t5_core::WeightDtype::F32,
             stream: None,
-            memory_limit: t5_core::weights::default_memory_limit(),
+            memory_limit: t5_core::formats::default_memory_limit(),
             has_decoder: true,
         })
     }
@@ -539,6 +547,7 @@ impl WasmModelBuilder {
             Some(b) if b.is_finite() && b >= 0.0 => Some(b as u64),
             Some(b) => return Err(bad_input(format!("memory limit {b} is not a byte count"))),
         };
+        self.store.set_memory_limit(self.memory_limit);
         Ok(())
     }
 
@@ -559,7 +568,7 @@ impl WasmModelBuilder {
         let task = heads::parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(heads::task_of_kind))?;
         let base = task.base_kind();
         let lm_head = base == ModelKind::ConditionalGeneration && !self.config.tie_word_embeddings;
-        t5_core::weights::check_model_fits(&self.config, base != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map(|b| b as f64).map_err(js_err)
+        t5_core::formats::check_model_fits(&self.config, base != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map(|b| b as f64).map_err(js_err)
     }
 
     /// Start streaming the safetensors file `name` (`size`: its length in bytes when known). Its
@@ -576,7 +585,7 @@ impl WasmModelBuilder {
             Some(s) => return Err(bad_input(format!("file size {s} is not a byte count"))),
             None => None,
         };
-        let stream = t5_core::weights::ShardStream::new(name, size, self.dtype, self.memory_limit);
+        let stream = t5_core::formats::ShardStream::new(name, size, self.dtype, self.memory_limit);
         // the first file: the whole model's size from the config, once its header shows it is not pre-quantized
         self.stream = Some(if self.store.names().is_empty() { stream.with_config_check(&self.config, self.has_decoder) } else { stream });
         Ok(())
@@ -630,6 +639,9 @@ impl WasmModelBuilder {
         if store.names().is_empty() {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
+        // what the model will hold, from the store's index, before the first conversion
+        let lm_head = kind == ModelKind::ConditionalGeneration;
+        t5_core::formats::check_build_fits(&store, &self.config, kind != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map_err(js_err)?;
         let head = t5_core::heads::Head::load(task, &self.config, &store, &Cpu).map_err(js_err)?;
         let model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
         drop(store);
@@ -687,8 +699,7 @@ impl WasmModel {
     }
 
     /// transformers' `forward(input_ids, attention_mask, decoder_input_ids | labels, decoder_attention_mask)`.
-    /// `labels` use -100 for ignored positions. Returns `{encoder_last_hidden_state, encoder_shape,
-    /// decoder_last_hidden_state?, decoder_shape?, logits?, logits_shape?, loss?}` (Float32Arrays + dims).
+    /// `labels` use -100 for ignored positions.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -699,11 +710,65 @@ impl WasmModel {
         decoder_ids: Option<Vec<u32>>,
         labels: Option<Vec<i32>>,
         decoder_mask: Option<Vec<u32>>,
-    ) -> JsResult<Object> {
+    ) -> JsResult<ForwardResult> {
+        let a = ForwardArgs::new(&self.model.config, self.model.kind, ids, mask, batch, seq, decoder_ids, labels, decoder_mask)?;
+        let out = self.model.forward(&a.input, a.decoder_ids.as_deref(), a.labels.as_deref(), a.decoder_mask.as_deref()).map_err(js_err)?;
+        Ok(ForwardResult::new(out, batch, a.dec_len))
+    }
+
+    /// Generation as transformers' `generate` (greedy, sampling, beam search, beam sampling; logits
+    /// processors; static or growing KV cache), all of it at once; `options`: see [`GenerateOptions`] (over the
+    /// model's generation config). The facade drives [`Self::start_generation`] instead, yielding between steps.
+    pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<GenerateResult> {
+        let (input, gen) = self.generation_input(ids, mask, batch, seq, options)?;
+        let out = generate(&self.model, &input, &gen, |_| true).map_err(js_err)?;
+        Ok(GenerateResult::new(out, None))
+    }
+
+    /// Generation one step at a time: the returned [`WasmGeneration`] runs a decoder step per
+    /// `step(model)` call, so that the caller can yield to its event loop between steps (async
+    /// iteration, cancellation by an `AbortSignal`).
+    #[wasm_bindgen(js_name = startGeneration)]
+    pub fn start_generation(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<WasmGeneration> {
+        let (input, gen) = self.generation_input(ids, mask, batch, seq, options)?;
+        let inner = Generation::new(&self.model, &input, &gen).map_err(js_err)?;
+        Ok(WasmGeneration { inner: Some(inner) })
+    }
+
+    fn generation_input(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<(Batch, GenerationConfig)> {
+        generation_input(&self.model.config, self.model.kind, &self.generation, ids, mask, batch, seq, options)
+    }
+}
+
+/// Encoder input and generation config of a `generate` call, on either device: options checked once, here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn generation_input(config: &T5Config, kind: ModelKind, base: &GenerationConfig, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<(Batch, GenerationConfig)> {
+    if kind != ModelKind::ConditionalGeneration {
+        return Err(bad_input("generate needs a model with an LM head (T5ForConditionalGeneration)"));
+    }
+    let options = GenerateOptions::from_js(options)?;
+    let input = make_batch(ids, mask, batch, seq)?;
+    let gen = options::generation_config(base, &options, config.vocab_size).map_err(js_err)?;
+    Ok((input, gen))
+}
+
+/// The checked inputs of the base classes' `forward`, on either device.
+pub(crate) struct ForwardArgs {
+    pub input: Batch,
+    pub decoder_ids: Option<Vec<u32>>,
+    /// as the engine takes them (T5Model computes no loss: none when decoder ids are given)
+    pub labels: Option<Vec<i64>>,
+    pub decoder_mask: Option<Vec<u32>>,
+    /// decoder positions per row
+    pub dec_len: Option<usize>,
+}
+
+impl ForwardArgs {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(config: &T5Config, kind: ModelKind, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, decoder_ids: Option<Vec<u32>>, labels: Option<Vec<i32>>, decoder_mask: Option<Vec<u32>>) -> JsResult<Self> {
         let input = make_batch(ids, mask, batch, seq)?;
-        let has_decoder = self.model.kind != ModelKind::Encoder;
         let mut dec_len = None;
-        if has_decoder {
+        if kind != ModelKind::Encoder {
             // decoder rows: from decoder_input_ids, else from labels (shifted right)
             let n = match (&decoder_ids, &labels) {
                 (Some(d), _) => d.len(),
@@ -713,19 +778,18 @@ impl WasmModel {
             if n == 0 || n % batch != 0 {
                 return Err(bad_input(format!("{n} decoder positions do not split into a batch of {batch}")));
             }
-            let t = n / batch;
             if let Some(l) = &labels {
                 if l.len() != n {
                     return Err(bad_input(format!("labels have {} values, decoder_input_ids {n}", l.len())));
                 }
-                if self.model.kind == ModelKind::ConditionalGeneration {
-                    let vocab = self.model.config.vocab_size as i64;
+                if kind == ModelKind::ConditionalGeneration {
+                    let vocab = config.vocab_size as i64;
                     if let Some(&bad) = l.iter().find(|&&x| x != -100 && (x < 0 || x as i64 >= vocab)) {
                         return Err(bad_input(format!("label {bad} is neither -100 nor a token id below the vocabulary size {vocab}")));
                     }
                 }
                 if decoder_ids.is_none() {
-                    if self.model.config.decoder_start_token_id.is_none() || self.model.config.pad_token_id.is_none() {
+                    if config.decoder_start_token_id.is_none() || config.pad_token_id.is_none() {
                         return Err(js_err(T5Error::BadConfig("shifting labels right needs decoder_start_token_id and pad_token_id in the config".into())));
                     }
                     if let Some(&bad) = l.iter().find(|&&x| x < 0 && x != -100) {
@@ -739,120 +803,11 @@ impl WasmModel {
                 }
                 check_mask_values("decoder_attention_mask", m)?;
             }
-            dec_len = Some(t);
+            dec_len = Some(n / batch);
         }
-        let labels64: Option<Vec<i64>> = labels.map(|l| l.into_iter().map(i64::from).collect());
-        // T5Model computes no loss: do not hand it labels together with decoder ids
-        let labels_for_engine = if self.model.kind == ModelKind::Model && decoder_ids.is_some() { None } else { labels64.as_deref() };
-        let out = self
-            .model
-            .forward(&input, decoder_ids.as_deref(), labels_for_engine, decoder_mask.as_deref())
-            .map_err(js_err)?;
-        let obj = Object::new();
-        set(&obj, "encoder_shape", shape_array(&out.encoder_last_hidden_state.shape));
-        set(&obj, "encoder_last_hidden_state", Float32Array::from(out.encoder_last_hidden_state.data.as_slice()));
-        if let Some(h) = out.decoder_last_hidden_state {
-            set(&obj, "decoder_shape", shape_array(&h.shape));
-            set(&obj, "decoder_last_hidden_state", Float32Array::from(h.data.as_slice()));
-        }
-        if let Some(l) = out.logits {
-            // the engine returns logits as [batch * t, vocab] or [batch, t, vocab]; report 3-D
-            let vocab = l.cols();
-            let t = dec_len.unwrap_or(1);
-            set(&obj, "logits_shape", shape_array(&[batch, t, vocab]));
-            set(&obj, "logits", Float32Array::from(l.data.as_slice()));
-        }
-        if let Some(loss) = out.loss {
-            set(&obj, "loss", loss as f64);
-        }
-        Ok(obj)
+        let labels = if kind == ModelKind::Model && decoder_ids.is_some() { None } else { labels.map(|l| l.into_iter().map(i64::from).collect()) };
+        Ok(ForwardArgs { input, decoder_ids, labels, decoder_mask, dec_len })
     }
-
-    /// Generation as transformers' `generate` (greedy, sampling, beam search, beam sampling; logits
-    /// processors; static or growing KV cache). `options_json` overlays the model's generation config
-    /// with transformers' names (max_new_tokens, max_length, min_new_tokens, min_length, eos_token_id,
-    /// pad_token_id, decoder_start_token_id, num_beams, do_sample, num_return_sequences, length_penalty,
-    /// early_stopping, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size, bad_words_ids,
-    /// forced_eos_token_id, cache_implementation, seed). Returns `{sequences: Uint32Array, batch, length,
-    /// sequences_scores?: Float32Array}`: `batch` rows (inputs × num_return_sequences), each starting with
-    /// the decoder start token, padded as transformers pads them; `sequences_scores` for beam search.
-    ///
-    /// `on_step` (optional): called after each generated position as `on_step(index, tokens)` with the
-    /// new token of each row (`Uint32Array`, `pad_token_id` for finished rows; beam search: the newest
-    /// token of each input's best running beam); returning `false` stops generation there (streaming and
-    /// cancellation). An exception thrown by it stops generation and is rethrown.
-    pub fn generate(
-        &self,
-        ids: Vec<u32>,
-        mask: Option<Vec<u32>>,
-        batch: usize,
-        seq: usize,
-        options_json: Option<String>,
-        on_step: Option<js_sys::Function>,
-    ) -> JsResult<Object> {
-        let (input, gen) = self.generation_input(ids, mask, batch, seq, options_json)?;
-        let mut thrown: Option<JsValue> = None;
-        let out = generate(&self.model, &input, &gen, |step| match &on_step {
-            None => true,
-            Some(f) => match f.call2(&JsValue::NULL, &JsValue::from(step.index as u32), &Uint32Array::from(step.tokens).into()) {
-                Ok(v) => v != JsValue::FALSE,
-                Err(e) => {
-                    thrown = Some(e);
-                    false
-                }
-            },
-        })
-        .map_err(js_err)?;
-        if let Some(e) = thrown {
-            return Err(e);
-        }
-        Ok(generate_output(out))
-    }
-
-    /// [`Self::generate`] one step at a time: the returned [`WasmGeneration`] runs a decoder step per
-    /// `step(model)` call, so that the caller can yield to its event loop between steps (async
-    /// iteration, cancellation by an `AbortSignal`).
-    #[wasm_bindgen(js_name = startGeneration)]
-    pub fn start_generation(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>) -> JsResult<WasmGeneration> {
-        let (input, gen) = self.generation_input(ids, mask, batch, seq, options_json)?;
-        let inner = Generation::new(&self.model, &input, &gen).map_err(js_err)?;
-        Ok(WasmGeneration { inner: Some(inner) })
-    }
-
-    fn generation_input(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options_json: Option<String>) -> JsResult<(Batch, GenerationConfig)> {
-        if self.model.kind != ModelKind::ConditionalGeneration {
-            return Err(bad_input("generate needs a model with an LM head (T5ForConditionalGeneration)"));
-        }
-        let input = make_batch(ids, mask, batch, seq)?;
-        let mut gen = self.generation.clone();
-        if let Some(text) = options_json {
-            let v: Value = serde_json::from_str(&text).map_err(|e| js_err(T5Error::BadConfig(format!("generation options: {e}"))))?;
-            gen.apply_json(&v).map_err(js_err)?;
-        }
-        let vocab = self.model.config.vocab_size;
-        for (what, id) in [("decoder_start_token_id", gen.decoder_start_token_id), ("pad_token_id", gen.pad_token_id)] {
-            if id as usize >= vocab {
-                return Err(bad_input(format!("{what} {id} is outside the vocabulary of {vocab}")));
-            }
-        }
-        gen.validate(vocab).map_err(js_err)?;
-        Ok((input, gen))
-    }
-}
-
-/// `{sequences, batch, length, sequences_scores?}` of a generation.
-pub(crate) fn generate_output(out: GenerateOutput) -> Object {
-    let rows = out.sequences;
-    let length = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let flat: Vec<u32> = rows.concat();
-    let obj = Object::new();
-    set(&obj, "sequences", Uint32Array::from(flat.as_slice()));
-    set(&obj, "batch", rows.len() as u32);
-    set(&obj, "length", length as u32);
-    if let Some(s) = out.sequences_scores {
-        set(&obj, "sequences_scores", Float32Array::from(s.as_slice()));
-    }
-    obj
 }
 
 /// A generation in progress (see [`WasmModel::start_generation`]).
@@ -872,9 +827,9 @@ impl WasmGeneration {
 
     /// The sequences so far (all of them once `step` returned `undefined`), as [`WasmModel::generate`]
     /// returns them. The generation is then over.
-    pub fn finish(&mut self) -> JsResult<Object> {
+    pub fn finish(&mut self) -> JsResult<GenerateResult> {
         let g = self.inner.take().ok_or_else(|| bad_input("this generation has already finished"))?;
-        Ok(generate_output(g.finish()))
+        Ok(GenerateResult::new(g.finish(), None))
     }
 }
 
@@ -888,11 +843,12 @@ impl WasmModelBuilder {
     /// a `generation_config.json` next to the file, when there is one.
     #[wasm_bindgen(js_name = fromGguf)]
     pub fn from_gguf(name: &str, bytes: Vec<u8>, generation_config_json: Option<String>) -> JsResult<WasmModelBuilder> {
-        let (config, mut generation, store) = t5_core::gguf::load(name, bytes).map_err(js_err)?;
+        let (config, mut generation, mut store) = t5_core::formats::gguf::load(name, bytes).map_err(js_err)?;
+        store.set_memory_limit(t5_core::formats::default_memory_limit());
         if let Some(text) = generation_config_json {
             generation = GenerationConfig::from_json(&text, &config).map_err(js_err)?;
         }
-        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::weights::default_memory_limit(), has_decoder: true })
+        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::formats::default_memory_limit(), has_decoder: true })
     }
 
     /// The builder's config as config.json text (for `parseConfig`).

@@ -56,7 +56,7 @@ afterAll(() => new Promise((r) => server.close(r)));
 async function generate(source, opts = {}) {
   const [tok, lm] = await Promise.all([AutoTokenizer.fromPretrained(source, opts), AutoModelForSeq2SeqLM.fromPretrained(source, opts)]);
   try {
-    return lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens });
+    return await lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens });
   } finally {
     lm.dispose();
     tok.dispose();
@@ -153,15 +153,17 @@ describe("t5-web from the packed tarball, in Node", () => {
   it("streamer gets each token; an AbortSignal stops generation", async () => {
     const [tok, lm] = await Promise.all([AutoTokenizer.fromPretrained(modelDir), AutoModelForSeq2SeqLM.fromPretrained(modelDir)]);
     const steps = [];
-    const ids = lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens, streamer: { put: (v) => steps.push(v.map((r) => r[0])), end: () => steps.push("end") } });
+    const ids = await lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens, streamer: { put: (v) => steps.push(v.map((r) => r[0])), end: () => steps.push("end") } });
     expect(ids).toEqual(expected.sequences);
     expect(steps.at(-1)).toBe("end");
-    expect(steps.slice(0, -1)).toEqual(expected.sequences[0].slice(1).map((_, i) => expected.sequences.map((row) => row[i + 1])));
+    // first the prompt (the decoder start token of each row), as transformers.js
+    expect(steps[0]).toEqual(expected.sequences.map((row) => row[0]));
+    expect(steps.slice(1, -1)).toEqual(expected.sequences[0].slice(1).map((_, i) => expected.sequences.map((row) => row[i + 1])));
     const ac = new AbortController();
     let n = 0;
-    expect(() =>
+    await expect(
       lm.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens, signal: ac.signal, streamer: { put: () => ++n === 3 && ac.abort(), end() {} } }),
-    ).toThrow(/abort/i);
+    ).rejects.toThrow(/abort/i);
     expect(n).toBe(3);
     lm.dispose();
     tok.dispose();
@@ -190,6 +192,33 @@ describe("t5-web from the packed tarball, in Node", () => {
     }
   });
 
+  it("a worker thread's model: the model API (async generate, generateStream, model(inputs)) with the main thread's results", async () => {
+    const [tok, lm] = await Promise.all([AutoTokenizer.fromPretrained(modelDir), AutoModelForSeq2SeqLM.fromPretrained(modelDir)]);
+    const gen = await createGenerationWorker(modelDir);
+    try {
+      const m = gen.model;
+      const enc = tok(expected.texts, { padding: true });
+      const opts = { max_new_tokens: expected.max_new_tokens };
+      expect(await m.generate(enc, opts)).toEqual(expected.sequences);
+      expect(await m.generate({ ...enc, ...opts })).toEqual(expected.sequences);
+      const steps = [];
+      for await (const s of m.generateStream(enc, opts)) steps.push(s);
+      expect(steps).toEqual(expected.sequences[0].slice(1).map((_, i) => expected.sequences.map((row) => row[i + 1])));
+      const x = { ...enc, decoder_input_ids: expected.sequences.map((r) => r.slice(0, 3)) };
+      const [here, there] = [await lm(x), await m(x)];
+      expect(Array.from(there.logits.data)).toEqual(Array.from(here.logits.data));
+      expect(there.logits.dims).toEqual(here.logits.dims);
+      const one = tok([expected.texts[0]]);
+      await expect(m.generate(one, { max_new_tokens: 3000, min_new_tokens: 3000, signal: AbortSignal.timeout(300) })).rejects.toMatchObject({ code: "Aborted" });
+      await expect(m.generate(one, { max_new_tokens: NaN })).rejects.toMatchObject({ name: "BadConfigError" });
+      expect(await m.generate(enc, opts)).toEqual(expected.sequences); // still usable
+    } finally {
+      gen.terminate();
+      lm.dispose();
+      tok.dispose();
+    }
+  });
+
   it("examples/node/generate.mjs prints the exact ids", async () => {
     const { stdout } = await promisify(execFile)(process.execPath, ["examples/node/generate.mjs", modelDir, ...expected.texts], { cwd: root });
     expect(JSON.parse(stdout).ids).toEqual(expected.sequences);
@@ -203,5 +232,16 @@ describe("t5-web from the packed tarball, in Node", () => {
   it("the t5-web bin runs from the tarball", async () => {
     const { stdout } = await promisify(execFile)(join(root, "node_modules/.bin/t5-web"), ["--help"], { cwd: root });
     expect(stdout).toMatch(/Usage:\s+t5-web/);
+    const version = JSON.parse(readFileSync(join(root, "node_modules/t5-web/package.json"), "utf8")).version;
+    expect((await promisify(execFile)(join(root, "node_modules/.bin/t5-web"), ["--version"], { cwd: root })).stdout).toBe(`t5-web ${version}\n`);
+    // an npm installation ships no model: without --model, run says what to pass (and exits 1)
+    const noModel = await promisify(execFile)(join(root, "node_modules/.bin/t5-web"), ["run", "--input", "x"], { cwd: root }).then(
+      () => undefined,
+      (e) => e,
+    );
+    expect(noModel?.code).toBe(1);
+    expect(noModel.stderr).toMatch(/pass --model <hub id\|dir\|url>, e\.g\. --model google-t5\/t5-small/);
+    // the help's first example names that model
+    expect(stdout).toMatch(/echo "translate English to German: The house is wonderful\." \| t5-web run --model google-t5\/t5-small/);
   });
 });

@@ -9,7 +9,7 @@
 pub mod cpu;
 
 use crate::config::Activation;
-use crate::quant::{QWeight, WeightDtype};
+use crate::dtype::{QWeight, WeightDtype};
 use crate::tensor::Tensor;
 
 /// Which keys each query may attend to.
@@ -147,35 +147,35 @@ pub trait Backend {
     /// that mode.
     fn round_half(&self, x: &mut Self::Tensor) {
         let mut t = self.download(x);
-        t.data.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
+        t.data.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
         *x = self.upload(t);
     }
-    /// [`Backend::rms_norm`] in float16 mode ([`crate::quant::rms_norm_f16_row`]: both products rounded).
+    /// [`Backend::rms_norm`] in float16 mode ([`crate::dtype::float16::rms_norm_f16_row`]: both products rounded).
     fn rms_norm_half(&self, x: &Self::Tensor, weight: &Self::Tensor, eps: f32) -> Self::Tensor {
         let (t, w) = (self.download(x), self.download(weight));
         let mut out = Vec::with_capacity(t.data.len());
         for r in 0..t.rows() {
-            crate::quant::rms_norm_f16_row(t.row(r), &w.data, eps, &mut out);
+            crate::dtype::float16::rms_norm_f16_row(t.row(r), &w.data, eps, &mut out);
         }
         self.upload(Tensor::new(t.shape.clone(), out))
     }
-    /// [`Backend::activate`] in float16 mode ([`crate::quant::act_f16`]).
+    /// [`Backend::activate`] in float16 mode ([`crate::dtype::float16::act_f16`]).
     fn activate_half(&self, x: &mut Self::Tensor, act: Activation) {
         let mut t = self.download(x);
-        t.data.iter_mut().for_each(|v| *v = crate::quant::act_f16(*v, act));
+        t.data.iter_mut().for_each(|v| *v = crate::dtype::float16::act_f16(*v, act));
         *x = self.upload(t);
     }
     /// [`Backend::gated_activate`] in float16 mode: `round(act_f16(gate) * up)`.
     fn gated_activate_half(&self, gate: &mut Self::Tensor, up: &Self::Tensor, act: Activation) {
         let (mut g, u) = (self.download(gate), self.download(up));
-        g.data.iter_mut().zip(&u.data).for_each(|(a, b)| *a = crate::quant::round_f16(crate::quant::act_f16(*a, act) * b));
+        g.data.iter_mut().zip(&u.data).for_each(|(a, b)| *a = crate::dtype::float16::round_f16(crate::dtype::float16::act_f16(*a, act) * b));
         *gate = self.upload(g);
     }
     /// T5Block's float16 clamp in place: when any value of the tensor is ±inf, clamp every value to
-    /// ±(65504 - 1000) ([`crate::quant::clamp_f16_inf`]). Only called in [`crate::model::Half::Guarded`] mode.
+    /// ±(65504 - 1000) ([`crate::dtype::float16::clamp_f16_inf`]). Only called in [`crate::model::Half::Guarded`] mode.
     fn clamp_half(&self, x: &mut Self::Tensor) {
         let mut t = self.download(x);
-        crate::quant::clamp_f16_inf(&mut t.data);
+        crate::dtype::float16::clamp_f16_inf(&mut t.data);
         *x = self.upload(t);
     }
     /// Rows `[batch, seq, d]` → `[batch, 1, d]` taking position `seq - 1` of each batch row.

@@ -1,10 +1,10 @@
 //! What the GPU test files share: the fixture directory, opening the GPU (or skipping with
-//! `T5_GPU_TESTS=skip`), id rows from oracle JSON, and the 1e-3 GPU-vs-CPU comparison.
+//! `T5_GPU_TESTS=skip`), oracle JSON, its id rows and input batch, and the 1e-3 GPU-vs-CPU comparison.
 #![allow(dead_code)]
 
 use serde_json::Value;
 use std::path::PathBuf;
-use t5_core::Tensor;
+use t5_core::{Batch, Tensor};
 use t5_gpu::{Gpu, GpuOptions};
 
 pub const TOL: f32 = 1e-3;
@@ -22,6 +22,18 @@ pub fn gpu(opts: GpuOptions) -> Option<Gpu> {
         }
         Err(e) => panic!("{e}\n(install a Vulkan driver: `bash scripts/setup.sh` installs Mesa lavapipe; T5_GPU_TESTS=skip skips)"),
     }
+}
+
+pub fn read_json(path: impl AsRef<std::path::Path>) -> Value {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The batch of a JSON holding `input_ids` and `attention_mask`.
+pub fn batch(json: &Value) -> Batch {
+    let (ids, mask) = (rows(&json["input_ids"]), rows(&json["attention_mask"]));
+    Batch::new(ids.concat(), Some(mask.concat()), ids.len(), ids[0].len()).unwrap()
 }
 
 pub fn rows(v: &Value) -> Vec<Vec<u32>> {

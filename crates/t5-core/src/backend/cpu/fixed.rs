@@ -83,7 +83,7 @@ pub fn dot(codes: &[i8], fx: &FixedX) -> i64 {
 /// and converts to f32 exactly (checked by [`q4_dot`] in the unit tests).
 pub const Q4_GROUP_MAX: usize = 256;
 
-/// q4 (`row`: one row's packed nibbles, [`crate::quant::q4_code`] layout; groups of `group`, a
+/// q4 (`row`: one row's packed nibbles, [`crate::dtype::quant::q4_code`] layout; groups of `group`, a
 /// multiple of 64 up to [`Q4_GROUP_MAX`]): `unit · Σ_g scale_g Σ_{t∈g} q_t X_t` (codes `q` in
 /// 0..16, the zero points left to the caller), summed as the SIMD kernel sums it: per group,
 /// exact products in 4 i32 lanes per limb (weight `t` in lane `(t mod 8) / 2`; the additions and
@@ -106,7 +106,7 @@ pub fn q4_dot(row: &[u8], group: usize, scales: &[f32], fx: &FixedX) -> f32 {
     for (g, &scale) in scales.iter().enumerate().take(row.len() * 2 / group) {
         let (mut ah, mut al) = ([0i32; 4], [0i32; 4]);
         for t in g * group..(g + 1) * group {
-            let (q, l) = (crate::quant::q4_code(row, t) as i32, (t % 8) / 2);
+            let (q, l) = (crate::dtype::quant::q4_code(row, t) as i32, (t % 8) / 2);
             ah[l] = ah[l].checked_add(q * fx.hi[t] as i32).expect("i32 lane overflow (hi)");
             al[l] = al[l].checked_add(q * fx.lo[t] as i32).expect("i32 lane overflow (lo)");
         }

@@ -6,40 +6,13 @@ pub mod gemm;
 pub mod qkernels;
 
 use super::{AttentionMask, AttentionShape, Backend};
+pub use crate::act::{apply_act, gelu, gelu_new, silu};
 use crate::config::Activation;
-use crate::quant::{QWeight, WeightDtype};
+use crate::dtype::{QWeight, WeightDtype};
 use crate::tensor::Tensor;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Cpu;
-
-/// tanh-approximated GELU (`gelu_new`), as transformers' `NewGELUActivation`.
-#[inline]
-pub fn gelu_new(x: f32) -> f32 {
-    const C: f32 = 0.797_884_6; // sqrt(2/pi)
-    0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
-}
-
-/// exact GELU: `x * 0.5 * (1 + erf(x / sqrt(2)))`.
-#[inline]
-pub fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
-#[inline]
-pub fn apply_act(x: f32, act: Activation) -> f32 {
-    match act {
-        Activation::Relu => x.max(0.0),
-        Activation::Gelu => gelu(x),
-        Activation::GeluNew => gelu_new(x),
-        Activation::Silu => silu(x),
-    }
-}
 
 impl Backend for Cpu {
     type Tensor = Tensor;
@@ -117,28 +90,28 @@ impl Backend for Cpu {
     }
 
     fn round_half(&self, x: &mut Tensor) {
-        x.data.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
+        x.data.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
     }
 
     fn rms_norm_half(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Tensor {
         let mut out = Vec::with_capacity(x.numel());
         for r in 0..x.rows() {
-            crate::quant::rms_norm_f16_row(x.row(r), &weight.data, eps, &mut out);
+            crate::dtype::float16::rms_norm_f16_row(x.row(r), &weight.data, eps, &mut out);
         }
         Tensor::new(x.shape.clone(), out)
     }
 
     fn activate_half(&self, x: &mut Tensor, act: Activation) {
-        x.data.iter_mut().for_each(|a| *a = crate::quant::act_f16(*a, act));
+        x.data.iter_mut().for_each(|a| *a = crate::dtype::float16::act_f16(*a, act));
     }
 
     fn gated_activate_half(&self, gate: &mut Tensor, up: &Tensor, act: Activation) {
         assert_eq!(gate.shape, up.shape);
-        gate.data.iter_mut().zip(&up.data).for_each(|(g, u)| *g = crate::quant::round_f16(crate::quant::act_f16(*g, act) * u));
+        gate.data.iter_mut().zip(&up.data).for_each(|(g, u)| *g = crate::dtype::float16::round_f16(crate::dtype::float16::act_f16(*g, act) * u));
     }
 
     fn clamp_half(&self, x: &mut Tensor) {
-        crate::quant::clamp_f16_inf(&mut x.data);
+        crate::dtype::float16::clamp_f16_inf(&mut x.data);
     }
 
     fn add_assign(&self, x: &mut Tensor, y: &Tensor) {
@@ -307,7 +280,7 @@ pub fn attention_host(
                 let qrow = &q.data[qo..qo + s.head_dim];
                 gemm::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
                 if s.half {
-                    scores.iter_mut().for_each(|v| *v = crate::quant::round_f16(*v));
+                    scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
                 }
                 let visible = |j: usize| {
                     key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i)
@@ -317,7 +290,7 @@ pub fn attention_host(
                     if let Some(bias) = bias {
                         scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
                         if s.half {
-                            scores[j] = crate::quant::round_f16(scores[j]);
+                            scores[j] = crate::dtype::float16::round_f16(scores[j]);
                         }
                     }
                     if visible(j) {
@@ -337,7 +310,7 @@ pub fn attention_host(
                 }
                 let o = &mut out[qo..qo + s.head_dim];
                 for j in 0..s.kv_len {
-                    let p = if s.half { crate::quant::round_f16(scores[j] * inv) } else { scores[j] * inv };
+                    let p = if s.half { crate::dtype::float16::round_f16(scores[j] * inv) } else { scores[j] * inv };
                     if p != 0.0 {
                         o.iter_mut().zip(vrow(j)).for_each(|(a, v)| *a += p * v);
                     }

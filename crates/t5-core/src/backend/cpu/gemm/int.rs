@@ -12,7 +12,7 @@ use super::packed::Block;
 use crate::backend::cpu::fixed::{self, FixedX};
 
 /// Integer weights the kernels take: q8 with one scale per row, q4 with groups of a multiple of 64
-/// up to [`fixed::Q4_GROUP_MAX`] ([`crate::quant::q4_code`] layout).
+/// up to [`fixed::Q4_GROUP_MAX`] ([`crate::dtype::quant::q4_code`] layout).
 #[derive(Clone, Copy)]
 pub enum IntWeights<'a> {
     Q8 { codes: &'a [i8], scales: &'a [f32] },

@@ -124,7 +124,7 @@ fn matmul_nt_block_matches_matmul_nt() {
 mod int {
     use super::super::int::{every_int, int_gemm_with, reference, FixedRows, IntWeights};
     use super::super::Block;
-    use crate::quant::{QWeight, WeightDtype};
+    use crate::dtype::{QWeight, WeightDtype};
     use crate::tensor::Tensor;
 
     /// q8 (one scale per row) and q4 (groups of 64, 128, 256) weights, and their dequantized f32.

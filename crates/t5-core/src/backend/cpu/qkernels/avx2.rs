@@ -1,7 +1,7 @@
 //! AVX2 + FMA + F16C one-row kernels (runtime-detected).
 
 use crate::backend::cpu::gemm::avx2::hsum;
-use crate::quant::QWeight;
+use crate::dtype::QWeight;
 use core::arch::x86_64::*;
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -41,7 +41,7 @@ pub unsafe fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
             }
         }
         QWeight::Q8 { codes, scales, .. } => {
-            let group = crate::quant::q8_group(n, k, scales.len());
+            let group = crate::dtype::quant::q8_group(n, k, scales.len());
             if group % 16 != 0 {
                 return super::scalar::matvec(x, w, out);
             }

@@ -9,7 +9,7 @@
 //! about 27 GB/s, where AVX2's one-row-at-a-time kernel reached about 16); bf16 takes
 //! [`avx512::bf16`], the same pass structure.
 
-use crate::quant::QWeight;
+use crate::dtype::QWeight;
 use core::arch::x86_64::*;
 
 #[target_feature(enable = "avx512f")]

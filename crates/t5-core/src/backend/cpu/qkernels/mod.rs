@@ -15,7 +15,7 @@
 
 use super::gemm::int::{FixedRows, IntWeights};
 use super::gemm::{self, Block, Operands};
-use crate::quant::QWeight;
+use crate::dtype::QWeight;
 
 /// `out[i*n + j] = Σ_t x[i*k + t] · w[j, t]` for `m` input rows.
 pub fn linear(m: usize, x: &[f32], w: &QWeight, out: &mut [f32]) {

@@ -1,6 +1,7 @@
 //! Portable one-row kernels: the reference every SIMD kernel is checked against.
 
-use crate::quant::{q4_code, QWeight};
+use crate::dtype::quant::q4_code;
+use crate::dtype::QWeight;
 
 pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
     let (n, k) = w.dims();
@@ -26,7 +27,7 @@ pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
             }
         }
         QWeight::Q8 { codes, scales, .. } => {
-            let group = crate::quant::q8_group(n, k, scales.len());
+            let group = crate::dtype::quant::q8_group(n, k, scales.len());
             let bpr = k / group;
             for j in 0..n {
                 let mut total = 0.0f32;

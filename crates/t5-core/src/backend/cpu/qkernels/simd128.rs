@@ -1,7 +1,7 @@
 //! WASM SIMD128 one-row kernels (fused multiply-adds in the relaxed-SIMD build).
 
 use crate::backend::cpu::gemm::simd128::{hsum, madd};
-use crate::quant::QWeight;
+use crate::dtype::QWeight;
 use core::arch::wasm32::*;
 
 /// f16 bits (in the low 16 bits of each u32 lane) → f32, exact for finite values (normal and
@@ -42,7 +42,7 @@ pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
             }
             QWeight::Q8 { codes, scales, .. } => {
                 // one scale per row (group = k) or per 32-weight block (GGUF Q8_0)
-                let group = crate::quant::q8_group(n, k, scales.len());
+                let group = crate::dtype::quant::q8_group(n, k, scales.len());
                 if group % 16 != 0 || k % group != 0 {
                     return super::scalar::matvec(x, w, out);
                 }

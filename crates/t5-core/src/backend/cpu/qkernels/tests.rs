@@ -1,5 +1,5 @@
 use super::*;
-use crate::quant::{QWeight, WeightDtype};
+use crate::dtype::{QWeight, WeightDtype};
 use crate::tensor::Tensor;
 
 fn naive(m: usize, x: &[f32], w: &Tensor) -> Vec<f64> {
@@ -192,7 +192,7 @@ fn q8_tails_match_their_dequantized_weights() {
 /// against `X = ±2^28` in groups of [`fixed::Q4_GROUP_MAX`].
 #[test]
 fn fixed_point_q4_stays_within_its_bound() {
-    use crate::quant::q4_code;
+    use crate::dtype::quant::q4_code;
     let (n, k) = (11, 1024);
     let x: Vec<f32> = (0..k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0 * [1.0, 1e-3, 30.0][i % 3]).collect();
     let m = x.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));

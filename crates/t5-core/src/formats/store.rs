@@ -1,0 +1,355 @@
+//! The [`WeightStore`] every file format fills: the tensors of a checkpoint (one or more files, by
+//! transformers' names) held as their file bytes, converted from f32 / f16 / bf16 / f64 to f32 host
+//! tensors on demand (or, for linear weights converted while streaming, already in their storage
+//! form), with shape checks that name the tensor. The formats that fill it: [`super::safetensors`],
+//! [`super::stream`], [`super::pickle`], [`super::gguf`].
+
+use crate::dtype::quant::{QWEIGHT_SUFFIX, SCALES_SUFFIX, ZEROS_SUFFIX};
+use crate::dtype::QWeight;
+use crate::dtype::ggml::{to_qweight, GgmlType};
+use crate::error::{Result, T5Error};
+use crate::tensor::Tensor;
+use safetensors::tensor::Dtype;
+use std::collections::HashMap;
+
+/// Where one tensor's bytes are.
+pub(super) struct Entry {
+    pub(super) shard: usize,
+    pub(super) dtype: Dtype,
+    pub(super) shape: Vec<usize>,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    /// a quantized GGUF tensor (`dtype` is then `U8`, the raw blocks)
+    pub(super) ggml: Option<GgmlType>,
+}
+
+/// The tensors of a GGUF file for [`WeightStore::add_gguf`]: `(name, shape, type, start, end)`.
+pub type GgmlEntries = Vec<(String, Vec<usize>, GgmlType, usize, usize)>;
+
+/// The tensors of a checkpoint, possibly spread over several shard files.
+///
+/// Tensors arrive either as whole files ([`WeightStore::add_shard`], [`WeightStore::add_file`]:
+/// the file's bytes are kept until the model is built) or streamed piece by piece
+/// ([`super::stream::ShardStream`]: each tensor is kept in its own buffer, and the linear weights the model
+/// loader converts are converted to the requested storage form as soon as they are complete, so
+/// neither the whole file nor its f32 form is ever held).
+pub struct WeightStore {
+    pub(super) shards: Vec<Vec<u8>>,
+    pub(super) names: Vec<String>,
+    pub(super) entries: HashMap<String, Entry>,
+    /// linear weights converted while streaming, taken out by [`WeightStore::get_packed`]
+    pub(super) converted: std::sync::Mutex<HashMap<String, QWeight>>,
+    /// shape and stored dtype of each converted weight (kept after it is taken)
+    pub(super) converted_meta: HashMap<String, (Vec<usize>, Dtype)>,
+    /// `__metadata__` of streamed shards
+    pub(super) stream_metadata: Vec<HashMap<String, String>>,
+    /// the memory the store may hold (see [`WeightStore::set_memory_limit`])
+    pub(super) limit: Option<u64>,
+}
+
+impl WeightStore {
+    /// A store over the given shard files (name for error messages, bytes).
+    pub fn from_shards(files: Vec<(String, Vec<u8>)>) -> Result<Self> {
+        if files.is_empty() {
+            return Err(T5Error::BadWeights { file: None, msg: "no weight files given".into() });
+        }
+        let mut store = WeightStore::new();
+        for (file, bytes) in files {
+            store.add_shard(&file, bytes)?;
+        }
+        Ok(store)
+    }
+
+    pub fn new() -> Self {
+        WeightStore {
+            shards: Vec::new(),
+            names: Vec::new(),
+            entries: HashMap::new(),
+            converted: Default::default(),
+            converted_meta: HashMap::new(),
+            stream_metadata: Vec::new(),
+            limit: None,
+        }
+    }
+
+    /// The memory the store may hold, files and copies together (`None`: no limit, the default):
+    /// a file or copy beyond it is a [`T5Error::ModelTooLarge`] before its tensors are indexed or
+    /// copied. Callers pass the same limit to [`super::stream::ShardStream`] and
+    /// [`super::budget::check_build_fits`].
+    pub fn set_memory_limit(&mut self, limit: Option<u64>) {
+        self.limit = limit;
+    }
+
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// The bytes the limit leaves once the store holds `more` bytes beyond what it holds now
+    /// (`None`: no limit); a [`T5Error::ModelTooLarge`] naming `file` when there are none.
+    pub(super) fn room_after(&self, file: &str, more: u64) -> Result<Option<u64>> {
+        let Some(limit) = self.limit else { return Ok(None) };
+        let held = self.resident_bytes().saturating_add(more).saturating_add(super::budget::MEMORY_RESERVE);
+        limit.checked_sub(held).map(Some).ok_or_else(|| {
+            T5Error::ModelTooLarge(format!(
+                "{file}: the checkpoint's files take {} with this one, more than the memory limit of {} ({} kept for the engine)",
+                super::budget::gib(self.resident_bytes().saturating_add(more)),
+                super::budget::gib(limit),
+                super::budget::gib(super::budget::MEMORY_RESERVE)
+            ))
+        })
+    }
+
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name) || self.converted_meta.contains_key(name)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        match self.entries.get(name) {
+            Some(e) => Some(e.shape.as_slice()),
+            None => self.converted_meta.get(name).map(|(s, _)| s.as_slice()),
+        }
+    }
+
+    /// The tensor `name` as f32, checked against `expected` shape.
+    pub fn get(&self, name: &str, expected: &[usize]) -> Result<Tensor> {
+        let Some(e) = self.entries.get(name) else {
+            // a weight converted while streaming: its dequantized values (while it is still here)
+            if let Some((shape, _)) = self.converted_meta.get(name) {
+                if shape != expected {
+                    return Err(T5Error::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found: shape.clone() });
+                }
+                let conv = self.converted.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(q) = conv.get(name) {
+                    return Ok(q.to_tensor());
+                }
+                return Err(T5Error::BadWeights { file: None, msg: format!("tensor {name:?} was already handed to the model") });
+            }
+            return Err(T5Error::MissingTensor(name.to_string()));
+        };
+        if e.shape != expected {
+            return Err(T5Error::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found: e.shape.clone() });
+        }
+        let raw = &self.shards[e.shard][e.start..e.end];
+        if let Some(ty) = e.ggml {
+            let (n, k) = (e.shape[..e.shape.len() - 1].iter().product(), e.shape[e.shape.len() - 1]);
+            return Ok(Tensor::new(expected.to_vec(), to_qweight(ty, n, k, raw).to_tensor().data));
+        }
+        let data = decode_f32(name, e.dtype, raw)?;
+        Ok(Tensor::new(expected.to_vec(), data))
+    }
+
+    /// Whether `name` is a weight converted to its storage form while streaming.
+    pub fn is_converted(&self, name: &str) -> bool {
+        self.converted_meta.contains_key(name)
+    }
+
+    /// Bytes held: raw tensor / file bytes plus the weights converted while streaming.
+    pub fn resident_bytes(&self) -> u64 {
+        let conv = self.converted.lock().unwrap_or_else(|p| p.into_inner());
+        self.shards.iter().map(|s| s.len() as u64).sum::<u64>() + conv.values().map(|q| q.bytes() as u64).sum::<u64>()
+    }
+
+    /// Whether the checkpoint has the weight `name`, plain or pre-quantized (`<name>.qweight`).
+    pub fn has_weight(&self, name: &str) -> bool {
+        self.contains(name) || self.contains(&format!("{name}{}", QWEIGHT_SUFFIX))
+    }
+
+    /// The `[n, k]` weight `name` in its packed form when the checkpoint stores it quantized
+    /// (`<name>.qweight` + `.scales` (+ `.zeros`), see [`crate::dtype::quant`]); `None` when it is stored plainly.
+    pub fn get_packed(&self, name: &str, expected: &[usize]) -> Result<Option<QWeight>> {
+        if let Some((shape, _)) = self.converted_meta.get(name) {
+            if shape != expected {
+                return Err(T5Error::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found: shape.clone() });
+            }
+            // taken, not copied: the converted weight moves into the model
+            let mut conv = self.converted.lock().unwrap_or_else(|p| p.into_inner());
+            return match conv.remove(name) {
+                Some(q) => Ok(Some(q)),
+                None => Err(T5Error::BadWeights { file: None, msg: format!("tensor {name:?} was already handed to the model") }),
+            };
+        }
+        if let Some(e) = self.entries.get(name) {
+            // quantized GGUF blocks, converted without loss into the fused-kernel forms
+            if let (Some(ty), [n, k]) = (e.ggml, e.shape.as_slice()) {
+                if e.shape != expected {
+                    return Err(T5Error::ShapeMismatch { name: name.to_string(), expected: expected.to_vec(), found: e.shape.clone() });
+                }
+                return Ok(Some(to_qweight(ty, *n, *k, &self.shards[e.shard][e.start..e.end])));
+            }
+        }
+        let qname = format!("{name}{QWEIGHT_SUFFIX}");
+        if self.contains(name) || !self.contains(&qname) {
+            return Ok(None);
+        }
+        let (n, k) = (expected[0], expected[1]);
+        let bad = |msg: String| T5Error::BadWeights { file: None, msg: format!("{name}: {msg}") };
+        let raw = |t: &str| -> Result<(&Entry, &[u8])> {
+            let e = self.entries.get(t).ok_or_else(|| T5Error::MissingTensor(t.to_string()))?;
+            Ok((e, &self.shards[e.shard][e.start..e.end]))
+        };
+        let f32s = |t: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let (e, b) = raw(t)?;
+            if e.dtype != Dtype::F32 {
+                return Err(T5Error::UnsupportedDtype { name: t.to_string(), dtype: format!("{:?}", e.dtype) });
+            }
+            if e.shape != shape {
+                return Err(T5Error::ShapeMismatch { name: t.to_string(), expected: shape.to_vec(), found: e.shape.clone() });
+            }
+            Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        };
+        let (e, bytes) = raw(&qname)?;
+        match e.dtype {
+            Dtype::U8 => {
+                if k % 64 != 0 || e.shape != [n, k / 2] {
+                    return Err(T5Error::ShapeMismatch { name: qname, expected: vec![n, k / 2], found: e.shape.clone() });
+                }
+                let sname = format!("{name}{SCALES_SUFFIX}");
+                let groups = self.shape(&sname).and_then(|s| s.get(1).copied()).ok_or_else(|| bad("q4 scales missing or not 2-D".into()))?;
+                if groups == 0 || k % groups != 0 || (k / groups) % 64 != 0 {
+                    return Err(bad(format!("{groups} groups per row do not split {k} inputs into multiples of 64")));
+                }
+                let scales = f32s(&sname, &[n, groups])?;
+                let zeros = f32s(&format!("{name}{ZEROS_SUFFIX}"), &[n, groups])?;
+                Ok(Some(QWeight::Q4 { n, k, group: k / groups, packed: bytes.to_vec(), scales, zeros }))
+            }
+            Dtype::I8 => {
+                if e.shape != [n, k] {
+                    return Err(T5Error::ShapeMismatch { name: qname, expected: vec![n, k], found: e.shape.clone() });
+                }
+                let scales = f32s(&format!("{name}{SCALES_SUFFIX}"), &[n])?;
+                Ok(Some(QWeight::Q8 { n, k, codes: bytes.iter().map(|&b| b as i8).collect(), scales }))
+            }
+            other => Err(T5Error::UnsupportedDtype { name: qname, dtype: format!("{other:?}") }),
+        }
+    }
+
+    /// Free the raw bytes once every tensor has been converted.
+    pub fn into_nothing(self) {}
+}
+
+impl Default for WeightStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch checkpoints and conversion to safetensors
+
+impl WeightStore {
+    /// Add a PyTorch checkpoint file (`pytorch_model.bin` or one shard of it): torch.save's zip
+    /// format or the legacy format, read by the restricted unpickler of [`super::pickle`] (no code
+    /// in the file runs; anything but tensors and state dicts is a `BadWeights` error). Contiguous
+    /// tensors stay in the file's bytes; strided views are copied out.
+    pub fn add_pytorch(&mut self, file: &str, bytes: Vec<u8>) -> Result<()> {
+        let room = self.room_after(file, bytes.len() as u64)?;
+        let tensors = super::pickle::read_torch_checkpoint_within(&bytes, file, room)?;
+        if let Some(t) = tensors.iter().find(|t| self.contains(&t.name)) {
+            return Err(T5Error::BadWeights { file: Some(file.to_string()), msg: format!("tensor {:?} appears in two shards", t.name) });
+        }
+        let file_shard = self.shards.len();
+        self.shards.push(bytes);
+        for t in tensors {
+            let (shard, start, end) = match t.data {
+                super::pickle::TensorBytes::File(r) => (file_shard, r.start, r.end),
+                super::pickle::TensorBytes::Owned(v) => {
+                    let n = v.len();
+                    self.shards.push(v);
+                    (self.shards.len() - 1, 0, n)
+                }
+            };
+            self.names.push(t.name.clone());
+            self.entries.insert(t.name, Entry { shard, dtype: t.dtype, shape: t.shape, start, end, ggml: None });
+        }
+        Ok(())
+    }
+
+    /// Add a weights file of either kind, told apart by its first bytes: safetensors (an 8-byte
+    /// header length that fits the file, then `{`), else a PyTorch checkpoint (zip archive or
+    /// pickle stream); anything else gets the safetensors parser's error.
+    pub fn add_file(&mut self, file: &str, bytes: Vec<u8>) -> Result<()> {
+        let safetensors_like = bytes.len() > 8 && {
+            let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0xff; 8]));
+            n.checked_add(8).is_some_and(|end| end <= bytes.len() as u64) && bytes[8] == b'{'
+        };
+        if !safetensors_like && super::pickle::looks_like_torch(&bytes) {
+            self.add_pytorch(file, bytes)
+        } else {
+            self.add_shard(file, bytes)
+        }
+    }
+
+    /// Add the tensors of a GGUF file (see [`super::gguf::load`]): `entries` name each tensor (by
+    /// transformers' name), its shape (outermost first), GGUF type and byte range in `bytes`.
+    pub fn add_gguf(&mut self, file: &str, bytes: Vec<u8>, entries: GgmlEntries) -> Result<()> {
+        let shard = self.shards.len();
+        for (name, shape, ty, start, end) in entries {
+            if self.entries.contains_key(&name) {
+                return Err(T5Error::BadWeights { file: Some(file.to_string()), msg: format!("tensor {name:?} appears twice") });
+            }
+            let (dtype, ggml) = match ty {
+                GgmlType::F32 => (Dtype::F32, None),
+                GgmlType::F16 => (Dtype::F16, None),
+                GgmlType::BF16 => (Dtype::BF16, None),
+                q => (Dtype::U8, Some(q)),
+            };
+            self.names.push(name.clone());
+            self.entries.insert(name, Entry { shard, dtype, shape, start, end, ggml });
+        }
+        self.shards.push(bytes);
+        Ok(())
+    }
+
+    /// What building the model takes for the weight `name` of `shape` (`linear`: stored in the requested
+    /// `dtype`, else f32): `(bytes the model will hold, bytes held while it converts)`, beyond what the
+    /// store holds; `None` when the store lacks it. From the store's index alone: nothing is converted.
+    pub(super) fn build_bytes(&self, name: &str, shape: &[usize], linear: bool, dtype: crate::dtype::WeightDtype) -> Option<(u64, u64)> {
+        if self.converted_meta.contains_key(name) {
+            return Some((0, 0)); // converted while streaming: already held, moved into the model
+        }
+        let numel = shape.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
+        let f32_bytes = numel.saturating_mul(4);
+        if let Some(e) = self.entries.get(name) {
+            return Some(match (linear, shape) {
+                (true, &[n, k]) => {
+                    let (n, k) = (n as u64, k as u64);
+                    let nk = n.saturating_mul(k);
+                    match e.ggml {
+                        // GGUF blocks, converted without loss into the forms of `dtype::ggml::to_qweight`
+                        Some(GgmlType::Q8_0) => (nk.saturating_add(nk / 32 * 4), 0),
+                        Some(GgmlType::Q4_0 | GgmlType::Q4_1) if k % 64 == 0 => (nk / 2 + nk / 32 * 8, 0),
+                        Some(GgmlType::Q4_0) => (nk.saturating_add(nk / 32 * 4), 0),
+                        Some(_) => (f32_bytes, 0),
+                        // converted from its f32 form
+                        None => (super::budget::stored_weight_bytes(name, n, k, dtype), f32_bytes),
+                    }
+                }
+                _ => (f32_bytes, 0),
+            });
+        }
+        // pre-quantized: `<name>.qweight` (+ `.scales`, `.zeros`) copied out as they are
+        let parts = [QWEIGHT_SUFFIX, SCALES_SUFFIX, ZEROS_SUFFIX].map(|suf| self.entries.get(&format!("{name}{suf}")).map_or(0, |e| (e.end - e.start) as u64));
+        (parts[0] > 0).then(|| (parts.iter().sum(), 0))
+    }
+
+    /// The stored dtype of `name` (`F32`, `F16`, `BF16`, ...).
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        self.entries.get(name).map(|e| e.dtype)
+    }
+}
+
+/// f32 values of a tensor's little-endian bytes in a float dtype.
+pub(super) fn decode_f32(name: &str, dtype: Dtype, raw: &[u8]) -> Result<Vec<f32>> {
+    Ok(match dtype {
+        Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F16 => raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::BF16 => raw.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(),
+        other => return Err(T5Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{other:?}") }),
+    })
+}

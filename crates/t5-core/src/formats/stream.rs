@@ -1,0 +1,431 @@
+//! Streaming safetensors files tensor by tensor ([`ShardStream`]).
+
+use super::budget::{check_model_fits, gib, stored_weight_bytes, MEMORY_RESERVE};
+use super::store::{decode_f32, Entry, WeightStore};
+use crate::config::T5Config;
+use crate::dtype::quant::{pack_q4, quantize_q4, quantize_q8, Q4_GROUP};
+use crate::dtype::{QWeight, WeightDtype};
+use crate::error::{Result, T5Error};
+use crate::names::{is_linear_weight, Stack, Weight};
+use crate::tensor::Tensor;
+use safetensors::tensor::Dtype;
+use std::collections::HashMap;
+
+/// What happens to one tensor of a streamed file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Action {
+    /// kept as its raw bytes (norms, position bias, head weights, pre-quantized parts)
+    Keep,
+    /// converted to the requested storage form once complete
+    Convert,
+    /// never read by the model (`decoder.embed_tokens.weight` and, next to `shared.weight`,
+    /// `encoder.embed_tokens.weight`: copies of the shared table)
+    Skip,
+}
+
+/// A linear weight converted row by row as its bytes arrive (every storage form but fp16, whose
+/// "any value beyond the f16 range keeps the whole tensor f32" rule needs the whole tensor): the
+/// same values as [`QWeight::from_tensor`] on the whole tensor, since every form is row-local.
+enum RowAcc {
+    F32(Vec<f32>),
+    BF16(Vec<u16>),
+    Q8 { codes: Vec<i8>, scales: Vec<f32> },
+    Q4 { packed: Vec<u8>, scales: Vec<f32>, zeros: Vec<f32> },
+}
+
+impl RowAcc {
+    fn new(form: WeightDtype, n: usize, k: usize) -> Option<RowAcc> {
+        Some(match form {
+            WeightDtype::F32 => RowAcc::F32(Vec::with_capacity(n * k)),
+            WeightDtype::BF16 => RowAcc::BF16(Vec::with_capacity(n * k)),
+            WeightDtype::Q8 => RowAcc::Q8 { codes: Vec::with_capacity(n * k), scales: Vec::with_capacity(n) },
+            WeightDtype::Q4 => RowAcc::Q4 { packed: Vec::with_capacity(n * k / 2), scales: Vec::with_capacity(n * k / Q4_GROUP), zeros: Vec::with_capacity(n * k / Q4_GROUP) },
+            WeightDtype::F16 => return None,
+        })
+    }
+
+    fn push_row(&mut self, row: &[f32]) {
+        let k = row.len();
+        match self {
+            RowAcc::F32(d) => d.extend_from_slice(row),
+            RowAcc::BF16(d) => d.extend(row.iter().map(|&v| half::bf16::from_f32(v).to_bits())),
+            RowAcc::Q8 { codes, scales } => {
+                let (c, s) = quantize_q8(row, 1, k);
+                codes.extend_from_slice(&c);
+                scales.extend_from_slice(&s);
+            }
+            RowAcc::Q4 { packed, scales, zeros } => {
+                let (c, s, z) = quantize_q4(row, 1, k, Q4_GROUP);
+                packed.extend_from_slice(&pack_q4(&c, 1, k));
+                scales.extend_from_slice(&s);
+                zeros.extend_from_slice(&z);
+            }
+        }
+    }
+
+    fn finish(self, n: usize, k: usize) -> QWeight {
+        match self {
+            RowAcc::F32(data) => QWeight::F32 { n, k, data },
+            RowAcc::BF16(data) => QWeight::BF16 { n, k, data },
+            RowAcc::Q8 { codes, scales } => QWeight::Q8 { n, k, codes, scales },
+            RowAcc::Q4 { packed, scales, zeros } => QWeight::Q4 { n, k, group: Q4_GROUP, packed, scales, zeros },
+        }
+    }
+}
+
+struct Planned {
+    name: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    start: u64,
+    end: u64,
+    action: Action,
+}
+
+/// One safetensors file pushed piece by piece into a [`WeightStore`]: the header is parsed as soon
+/// as it has arrived (and the memory the file will take is checked against the limit before any
+/// tensor data is read), then each tensor's bytes are gathered into a buffer of its own size and,
+/// when complete, converted (linear weights: to the requested storage form) or kept. At most one
+/// tensor's raw bytes (plus its f32 form while converting) are held beyond what the store keeps.
+pub struct ShardStream {
+    file: String,
+    dtype: WeightDtype,
+    limit: Option<u64>,
+    /// the file's size when the caller knows it (checked against the header)
+    size: Option<u64>,
+    received: u64,
+    head: Vec<u8>,
+    header_len: Option<u64>,
+    plan: Vec<Planned>,
+    metadata: Option<HashMap<String, String>>,
+    planned: bool,
+    /// index of the tensor being gathered
+    cur: usize,
+    /// the tensor's bytes, or (row by row conversion) the current row's
+    buf: Vec<u8>,
+    /// row by row conversion of the current tensor, and its row length in bytes
+    acc: Option<(RowAcc, usize)>,
+    /// bytes of data (after the header) consumed so far
+    data_pos: u64,
+    data_len: u64,
+    /// the whole model's config, checked against the limit once the header shows a plain
+    /// (not pre-quantized) checkpoint: set for a checkpoint's first file
+    config_check: Option<(T5Config, bool)>,
+}
+
+/// Largest header accepted (as the safetensors crate: 100 MB).
+const MAX_HEADER: u64 = 100_000_000;
+
+impl ShardStream {
+    /// Start streaming the file `file` (its name is used in errors); `size`: its length when known;
+    /// `dtype`: the storage form of the linear weights; `limit`: the memory the whole store may take.
+    pub fn new(file: &str, size: Option<u64>, dtype: WeightDtype, limit: Option<u64>) -> Self {
+        ShardStream {
+            file: file.to_string(),
+            dtype,
+            limit,
+            size,
+            received: 0,
+            head: Vec::new(),
+            header_len: None,
+            plan: Vec::new(),
+            metadata: None,
+            planned: false,
+            cur: 0,
+            buf: Vec::new(),
+            acc: None,
+            data_pos: 0,
+            data_len: 0,
+            config_check: None,
+        }
+    }
+
+    /// Also check the whole model's size from `config` (in the requested dtype; with its decoder and,
+    /// when untied, its LM head if `has_decoder`) once the header has arrived, unless the file is
+    /// pre-quantized (its tensors then keep their stored forms, which the header check counts exactly).
+    /// For the first file of a sharded checkpoint this speaks before any shard's data is read.
+    pub fn with_config_check(mut self, config: &T5Config, has_decoder: bool) -> Self {
+        self.config_check = Some((config.clone(), has_decoder));
+        self
+    }
+
+    fn bad(&self, msg: impl Into<String>) -> T5Error {
+        T5Error::BadWeights { file: Some(self.file.clone()), msg: msg.into() }
+    }
+
+    /// Whether the header has been read (and the memory check passed).
+    pub fn header_done(&self) -> bool {
+        self.planned
+    }
+
+    /// The next piece of the file.
+    pub fn push(&mut self, store: &mut WeightStore, mut chunk: &[u8]) -> Result<()> {
+        self.received += chunk.len() as u64;
+        if let Some(size) = self.size {
+            if self.received > size {
+                return Err(self.bad(format!("more than the announced {size} bytes")));
+            }
+        }
+        while !self.planned {
+            // the 8-byte header length, then the JSON header
+            let want = match self.header_len {
+                None => 8,
+                Some(n) => 8 + n,
+            };
+            let take = ((want - self.head.len() as u64) as usize).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if (self.head.len() as u64) < want {
+                return Ok(());
+            }
+            if self.header_len.is_none() {
+                let n = u64::from_le_bytes(self.head[..8].try_into().unwrap_or([0; 8]));
+                if n == 0 || n > MAX_HEADER {
+                    return Err(self.bad(format!("header length {n} is not a safetensors header")));
+                }
+                if let Some(size) = self.size {
+                    if 8 + n > size {
+                        return Err(self.bad(format!("header of {n} bytes is longer than the file ({size} bytes)")));
+                    }
+                }
+                self.header_len = Some(n);
+                continue;
+            }
+            self.plan(store)?;
+        }
+        self.push_data(store, chunk)
+    }
+
+    /// Parse the header, decide each tensor's fate, check the memory it will take.
+    fn plan(&mut self, store: &mut WeightStore) -> Result<()> {
+        let text = std::str::from_utf8(&self.head[8..]).map_err(|e| self.bad(format!("header is not UTF-8: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| self.bad(format!("header is not JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| self.bad("header is not a JSON object"))?;
+        let mut plan = Vec::with_capacity(obj.len());
+        for (name, info) in obj {
+            if name == "__metadata__" {
+                let m: HashMap<String, String> = serde_json::from_value(info.clone()).map_err(|e| self.bad(format!("__metadata__: {e}")))?;
+                self.metadata = Some(m);
+                continue;
+            }
+            let dtype: Dtype = info
+                .get("dtype")
+                .cloned()
+                .and_then(|d| serde_json::from_value(d).ok())
+                .ok_or_else(|| self.bad(format!("tensor {name:?}: missing or unknown dtype")))?;
+            let shape: Vec<usize> = info
+                .get("shape")
+                .cloned()
+                .and_then(|s| serde_json::from_value(s).ok())
+                .ok_or_else(|| self.bad(format!("tensor {name:?}: missing or bad shape")))?;
+            let offs: (u64, u64) = info
+                .get("data_offsets")
+                .cloned()
+                .and_then(|o| serde_json::from_value(o).ok())
+                .ok_or_else(|| self.bad(format!("tensor {name:?}: missing or bad data_offsets")))?;
+            let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).ok_or_else(|| self.bad(format!("tensor {name:?}: shape overflows")))?;
+            let bits = numel.checked_mul(dtype.bitsize() as u64).ok_or_else(|| self.bad(format!("tensor {name:?}: shape overflows")))?;
+            if bits % 8 != 0 || offs.1 < offs.0 || offs.1 - offs.0 != bits / 8 {
+                return Err(self.bad(format!("tensor {name:?}: data_offsets {offs:?} do not match its dtype and shape")));
+            }
+            plan.push(Planned { name: name.clone(), dtype, shape, start: offs.0, end: offs.1, action: Action::Keep });
+        }
+        plan.sort_by_key(|p| (p.start, p.end));
+        let mut at = 0u64;
+        for p in &plan {
+            if p.start != at {
+                return Err(self.bad(format!("tensor {:?}: data_offsets leave a gap or overlap", p.name)));
+            }
+            at = p.end;
+        }
+        self.data_len = at;
+        if let Some(size) = self.size {
+            let header = self.head.len() as u64;
+            if header + at != size {
+                return Err(self.bad(format!("header describes {} bytes of data but the file has {}", at, size.saturating_sub(header))));
+            }
+        }
+        let prequantized = plan.iter().any(|p| p.name.ends_with(crate::dtype::quant::QWEIGHT_SUFFIX))
+            || self.metadata.as_ref().is_some_and(|m| m.contains_key(crate::dtype::quant::METADATA_KEY));
+        if let (Some((cfg, dec)), false) = (&self.config_check, prequantized) {
+            check_model_fits(cfg, *dec, *dec && !cfg.tie_word_embeddings, self.dtype, self.limit)?;
+        }
+        let names: std::collections::HashSet<String> = plan.iter().map(|p| p.name.clone()).collect();
+        let mut needed = store.resident_bytes();
+        let mut transient = 0u64;
+        let float = |d: Dtype| matches!(d, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64);
+        for p in &mut plan {
+            if store.contains(&p.name) {
+                return Err(self.bad(format!("tensor {:?} appears in two shards", p.name)));
+            }
+            let prefix = if p.name.starts_with("transformer.") { "transformer." } else { "" };
+            let base = &p.name[prefix.len()..];
+            let shared = format!("{prefix}{}", Weight::Shared.hf_name());
+            let shared_here = names.contains(&shared) || store.contains(&shared);
+            let w = Weight::from_hf(base);
+            p.action = if w == Some(Weight::EmbedTokens(Stack::Decoder)) || (w == Some(Weight::EmbedTokens(Stack::Encoder)) && shared_here) {
+                Action::Skip
+            } else if is_linear_weight(&p.name) && p.shape.len() == 2 && float(p.dtype) {
+                Action::Convert
+            } else {
+                Action::Keep
+            };
+            let raw = p.end - p.start;
+            match p.action {
+                Action::Skip => {}
+                Action::Keep => needed += raw,
+                Action::Convert => {
+                    let (n, k) = (p.shape[0] as u64, p.shape[1] as u64);
+                    let stored = stored_weight_bytes(&p.name, n, k, self.dtype);
+                    needed += stored;
+                    if self.dtype.storage_for(&p.name, k as usize) == WeightDtype::F16 {
+                        // fp16 converts whole tensors: the raw bytes and their f32 form
+                        transient = transient.max(raw + n * k * 4);
+                    } else {
+                        // one row at a time (raw + f32 + codes)
+                        transient = transient.max(k * 16);
+                    }
+                }
+            }
+            if p.action == Action::Keep {
+                transient = transient.max(raw);
+            }
+        }
+        if let Some(limit) = self.limit {
+            let total = needed + transient + MEMORY_RESERVE;
+            if total > limit {
+                return Err(T5Error::ModelTooLarge(format!(
+                    "{}: its tensors take {} as {} (with what is already loaded), plus {} while one converts, more than the {} one WebAssembly memory can hold ({} kept for the engine); {}",
+                    self.file,
+                    gib(needed),
+                    self.dtype.name(),
+                    gib(transient),
+                    gib(limit),
+                    gib(MEMORY_RESERVE),
+                    if self.dtype == WeightDtype::Q4 { "no storage form fits".to_string() } else { "load it with a smaller dtype (\"q8\" or \"q4\")".to_string() }
+                )));
+            }
+        }
+        self.plan = plan;
+        self.planned = true;
+        self.head = Vec::new();
+        if let Some(m) = self.metadata.take() {
+            store.stream_metadata.push(m);
+        }
+        self.start_tensor(store)
+    }
+
+    /// Prepare the buffer of the tensor at `cur`, finishing empty tensors at once.
+    fn start_tensor(&mut self, store: &mut WeightStore) -> Result<()> {
+        while self.cur < self.plan.len() {
+            let p = &self.plan[self.cur];
+            let len = p.end - p.start;
+            if len > 0 {
+                let len = usize::try_from(len).map_err(|_| self.bad(format!("tensor {:?} is larger than this platform can address", p.name)))?;
+                let too_big = |what: usize| T5Error::ModelTooLarge(format!("{}: no memory left for tensor {:?} ({what} bytes)", self.file, p.name));
+                self.buf = Vec::new();
+                self.acc = None;
+                if p.action == Action::Convert {
+                    let (n, k) = (p.shape[0], p.shape[1]);
+                    if let Some(acc) = RowAcc::new(self.dtype.storage_for(&p.name, k), n, k) {
+                        self.acc = Some((acc, len / n));
+                        self.buf.try_reserve_exact(len / n).map_err(|_| too_big(len / n))?;
+                        return Ok(());
+                    }
+                }
+                if p.action != Action::Skip {
+                    self.buf.try_reserve_exact(len).map_err(|_| too_big(len))?;
+                }
+                return Ok(());
+            }
+            self.finish_tensor(store)?;
+        }
+        Ok(())
+    }
+
+    fn push_data(&mut self, store: &mut WeightStore, mut chunk: &[u8]) -> Result<()> {
+        while !chunk.is_empty() {
+            if self.cur >= self.plan.len() {
+                return Err(self.bad(format!("more bytes than the header's {} bytes of data", self.data_len)));
+            }
+            let p = &self.plan[self.cur];
+            let mut left = (p.end - self.data_pos) as usize;
+            if let Some((_, row)) = &self.acc {
+                left = left.min(row - self.buf.len());
+            }
+            let take = left.min(chunk.len());
+            if p.action != Action::Skip {
+                self.buf.extend_from_slice(&chunk[..take]);
+            }
+            self.data_pos += take as u64;
+            chunk = &chunk[take..];
+            if let Some((acc, row)) = &mut self.acc {
+                if self.buf.len() == *row {
+                    let values = decode_f32(&p.name, p.dtype, &self.buf)?;
+                    acc.push_row(&values);
+                    self.buf.clear();
+                }
+            }
+            if self.data_pos == p.end {
+                self.finish_tensor(store)?;
+                self.start_tensor(store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The tensor at `cur` is complete: convert or keep it.
+    fn finish_tensor(&mut self, store: &mut WeightStore) -> Result<()> {
+        let p = &self.plan[self.cur];
+        let bytes = std::mem::take(&mut self.buf);
+        self.cur += 1;
+        if p.action == Action::Skip {
+            return Ok(());
+        }
+        if store.contains(&p.name) {
+            return Err(self.bad(format!("tensor {:?} appears in two shards", p.name)));
+        }
+        store.names.push(p.name.clone());
+        match p.action {
+            Action::Convert => {
+                let (n, k) = (p.shape[0], p.shape[1]);
+                let q = match self.acc.take() {
+                    Some((acc, _)) => acc.finish(n, k),
+                    None => {
+                        let data = decode_f32(&p.name, p.dtype, &bytes)?;
+                        drop(bytes);
+                        QWeight::from_tensor(Tensor::new(vec![n, k], data), self.dtype.storage_for(&p.name, k))
+                    }
+                };
+                store.converted_meta.insert(p.name.clone(), (p.shape.clone(), p.dtype));
+                store.converted.lock().unwrap_or_else(|e| e.into_inner()).insert(p.name.clone(), q);
+            }
+            _ => {
+                let (shard, end) = (store.shards.len(), bytes.len());
+                store.shards.push(bytes);
+                store.entries.insert(p.name.clone(), Entry { shard, dtype: p.dtype, shape: p.shape.clone(), start: 0, end, ggml: None });
+            }
+        }
+        Ok(())
+    }
+
+    /// The file has ended: every tensor must be complete.
+    pub fn finish(self, _store: &mut WeightStore) -> Result<()> {
+        if !self.planned {
+            return Err(self.bad(format!("truncated: the file ended after {} bytes, inside its header", self.received)));
+        }
+        if self.cur < self.plan.len() || self.data_pos != self.data_len {
+            return Err(self.bad(format!(
+                "truncated: the file ended after {} bytes, inside tensor {:?}",
+                self.received,
+                self.plan.get(self.cur).map(|p| p.name.as_str()).unwrap_or("")
+            )));
+        }
+        if let Some(size) = self.size {
+            if self.received != size {
+                return Err(self.bad(format!("{} bytes arrived, {size} announced", self.received)));
+            }
+        }
+        Ok(())
+    }
+}
