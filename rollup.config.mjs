@@ -1,11 +1,12 @@
 // Builds the npm package's ESM bundles from tsc's output (dist/*.js) into dist/npm/:
 //   node.js (+ cli.js, node-worker.js)     exports condition `node`
+//   wasm-thread-worker.js                 a thread of the threaded engine build (all runtimes)
 //   browser.js (+ browser-worker.js)      `browser`, `deno`, `default`
 //   workerd.js                            `workerd`, `worker`
 //   index.d.ts                            types for all of them (rollup-plugin-dts)
 // Each flavour differs only in how it finds the engine's .wasm (ts/src/wasm-locate*.ts: the
-// SIMD128 or the relaxed-SIMD build); the
-// wasm-bindgen glue (pkg/t5_web.js) is bundled in. scripts/build-npm.sh runs this and wasm-opt.
+// SIMD128, the relaxed-SIMD or the threaded build); the
+// wasm-bindgen glues (pkg/t5_web.js, pkg/t5_web_threads.js) are bundled in. scripts/build-npm.sh runs this and wasm-opt.
 import { dts } from "rollup-plugin-dts";
 import { resolve } from "node:path";
 
@@ -17,6 +18,7 @@ function t5web(locate) {
     name: "t5-web-resolve",
     resolveId(source) {
       if (source === "#t5-wasm") return resolve(root, "pkg/t5_web.js");
+      if (source === "#t5-wasm-threads") return resolve(root, "pkg/t5_web_threads.js");
       if (source === "./wasm-locate.js") return resolve(root, "dist", locate);
       if (source === "t5-web:wasm-module" || source === "t5-web:wasm-module-relaxed") return { id: source, external: true };
       if (source.startsWith("node:")) return { id: source, external: true };
@@ -45,7 +47,13 @@ const flavour = (locate, input) => ({
 });
 
 export default [
-  flavour("wasm-locate.js", { node: "dist/index.js", cli: "dist/cli.js", "node-worker": "dist/worker-entry.js" }),
+  flavour("wasm-locate.js", {
+    node: "dist/index.js",
+    cli: "dist/cli.js",
+    "node-worker": "dist/worker-entry.js",
+    // a thread of the threaded engine build, for every runtime (wasm-threads.ts)
+    "wasm-thread-worker": "dist/wasm-thread-worker.js",
+  }),
   flavour("wasm-locate.browser.js", { browser: "dist/index.js", "browser-worker": "dist/worker-entry.js" }),
   flavour("wasm-locate.workerd.js", { workerd: "dist/index.js" }),
   {
@@ -55,6 +63,7 @@ export default [
         name: "t5-web-dts-resolve",
         resolveId(source) {
           if (source === "#t5-wasm") return resolve(root, "pkg/t5_web.d.ts");
+          if (source === "#t5-wasm-threads") return resolve(root, "pkg/t5_web_threads.d.ts");
           return null;
         },
       },

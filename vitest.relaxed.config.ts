@@ -9,7 +9,7 @@ export default defineConfig({
     environment: "node",
     pool: "forks",
     execArgv: ["--experimental-wasm-relaxed-simd"],
-    env: { T5_EXPECT_WASM: "relaxed-simd" },
+    env: { T5_WEB_WASM: "relaxed-simd", T5_EXPECT_WASM: "relaxed-simd" },
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Build the engine to WebAssembly, twice, and generate the JS glue:
+# Build the engine to WebAssembly, three times, and generate the JS glue:
 #   baseline (SIMD128, .cargo/config.toml):      pkg/t5_web_bg.wasm
 #   relaxed SIMD (+relaxed-simd: fused madd):     pkg/t5_web_relaxed_bg.wasm (own target dir, so neither
 #                                                 build invalidates the other's cache)
 #   wasm-bindgen --target web --out-dir pkg --out-name t5_web target/.../t5_wasm.wasm
-# Both builds come from the same sources, so their wasm-bindgen glue is identical (checked): one
-# pkg/t5_web.js serves both; ts/src/wasm-locate*.ts picks the relaxed one where the runtime validates it.
+#   threads (SIMD128 + shared memory and atomics): pkg/t5_web_threads_bg.wasm with its own glue
+#                                                 pkg/t5_web_threads.js (own target dir; nightly
+#                                                 -Zbuild-std: the std of the wasm32 target is not
+#                                                 built with atomics)
+# The two single-thread builds come from the same sources, so their wasm-bindgen glue is identical
+# (checked): one pkg/t5_web.js serves both; ts/src/wasm-locate*.ts picks the relaxed one where the
+# runtime validates it. The threaded one imports a shared memory, which its own glue creates and
+# which ts/src/wasm-threads.ts hands to the pool's workers.
 # Skips all work when pkg/ is newer than every input (Rust sources, manifests, lockfile, cargo
 # config, this script), so cached CI runs stay fast. FORCE=1 rebuilds anyway.
-# Needs: rustup target wasm32-unknown-unknown, and the wasm-bindgen CLI at the version pinned in
+# Needs: rustup target wasm32-unknown-unknown, a nightly toolchain with rust-src (threaded build;
+# rustup toolchain install nightly --component rust-src), and the wasm-bindgen CLI at the version pinned in
 # crates/t5-wasm/Cargo.toml (cargo install wasm-bindgen-cli --version <pin>).
 set -euo pipefail
 
@@ -20,12 +27,15 @@ wasm_in="$target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
 relaxed_target_dir="$target_dir/relaxed-simd"
 relaxed_in="$relaxed_target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
 out_dir="$root/pkg"
-outputs=("$out_dir/t5_web.js" "$out_dir/t5_web_bg.wasm" "$out_dir/t5_web.d.ts" "$out_dir/t5_web_relaxed_bg.wasm")
+threads_target_dir="$target_dir/threads"
+threads_in="$threads_target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
+outputs=("$out_dir/t5_web.js" "$out_dir/t5_web_bg.wasm" "$out_dir/t5_web.d.ts" "$out_dir/t5_web_relaxed_bg.wasm"
+  "$out_dir/t5_web_threads.js" "$out_dir/t5_web_threads_bg.wasm" "$out_dir/t5_web_threads.d.ts")
 
 report() {
   local raw gz
   local f
-  for f in t5_web_bg.wasm t5_web_relaxed_bg.wasm; do
+  for f in t5_web_bg.wasm t5_web_relaxed_bg.wasm t5_web_threads_bg.wasm; do
     raw=$(wc -c <"$out_dir/$f")
     gz=$(gzip -9 -c "$out_dir/$f" | wc -c)
     printf 'pkg/%s: %d bytes (%.2f MiB), gzip -9 %d bytes (%.2f MiB)\n' \
@@ -68,6 +78,17 @@ start=$(date +%s)
 cargo build -p t5-wasm --release --target wasm32-unknown-unknown
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
   cargo build -p t5-wasm --release --target wasm32-unknown-unknown --target-dir "$relaxed_target_dir"
+t_threads=$(date +%s)
+# threads: shared memory + atomics need a std built with them (-Zbuild-std, nightly + rust-src). The
+# memory is imported (the main instance's glue creates it, each worker instantiates on it), shared, may
+# grow to 4 GiB, and the thread-local storage symbols are exported for wasm-bindgen's per-thread start.
+threads_flags="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals"
+threads_flags+=" -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296"
+for sym in __wasm_init_tls __tls_size __tls_align __tls_base; do threads_flags+=" -C link-arg=--export=$sym"; done
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$threads_flags" \
+  cargo +nightly build -p t5-wasm --release --target wasm32-unknown-unknown --target-dir "$threads_target_dir" \
+  -Z build-std=std,panic_abort
+echo "build-wasm: threaded build in $(( $(date +%s) - t_threads ))s"
 tmp_out="$out_dir.tmp.$$"
 rm -rf "$tmp_out" "$tmp_out.relaxed"
 wasm-bindgen --target web --out-dir "$tmp_out" --out-name t5_web "$wasm_in"
@@ -78,6 +99,7 @@ if ! cmp -s "$tmp_out/t5_web.js" "$tmp_out.relaxed/t5_web.js"; then
   exit 1
 fi
 mv "$tmp_out.relaxed/t5_web_bg.wasm" "$tmp_out/t5_web_relaxed_bg.wasm"
+wasm-bindgen --target web --out-dir "$tmp_out" --out-name t5_web_threads "$threads_in"
 rm -rf "$tmp_out.relaxed"
 # Replace pkg/ in one step so an interrupted build never leaves a half-written pkg/ that looks fresh.
 rm -rf "$out_dir"

@@ -61,6 +61,24 @@ try {
   check(wasmRequests[0] === "t5_web_relaxed_bg.wasm", `engine build fetched: ${JSON.stringify(wasmRequests)}`);
   log(`examples/browser: ids exact on ${wasmRequests[0]}; "${r.text[0]}"`);
 
+  // 1b. the same page cross-origin isolated (COOP + COEP): the threaded build, its workers, the same ids
+  {
+    const iso = await context.newPage();
+    const isoWasm = [];
+    iso.on("request", (q) => q.url().endsWith(".wasm") && isoWasm.push(q.url().split("/").pop()));
+    iso.on("pageerror", (e) => errors.push(String(e)));
+    await iso.goto(exampleUrl.replace(`${base}/`, `${base}/isolated/`).replace("model=/models/", "model=/isolated/models/"));
+    await iso.waitForFunction(() => window.result !== undefined, null, { timeout: 60_000 });
+    const ri = await iso.evaluate(() => ({ ...window.result, isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+    check(!ri.error, `isolated example page failed: ${ri.error} ${errors.join("; ")}`);
+    check(ri.isolated === true, "the /isolated/ page is not cross-origin isolated");
+    check(isoWasm[0] === "t5_web_threads_bg.wasm", `isolated page fetched ${JSON.stringify(isoWasm)}`);
+    check(same(ri.ids, expected.sequences), `threaded ids ${JSON.stringify(ri.ids)} != ${JSON.stringify(expected.sequences)}`);
+    check(ri.threads === Math.min(ri.cores, 8), `threads ${ri.threads} with ${ri.cores} hardware threads`);
+    log(`examples/browser isolated: ids exact on ${isoWasm[0]} with ${ri.threads} threads`);
+    await iso.close();
+  }
+
   // 2. the Cache API: a reload reads the weights from the cache; a corrupted entry is fetched again
   r = await runExample();
   check(same(r.ids, expected.sequences), "ids after reload");
@@ -147,7 +165,8 @@ try {
     return (await page.evaluate(() => window.result)).text[0];
   })();
   await page.setViewportSize({ width: 1000, height: 900 });
-  await page.goto(`${base}/playground/index.html?model=/models/tiny-t5-v1_1/`);
+  // served cross-origin isolated, as playground/serve.mjs serves it: the worker runs the threaded engine build
+  await page.goto(`${base}/isolated/playground/index.html?model=/isolated/models/tiny-t5-v1_1/`);
   await page.waitForSelector("body[data-model=ready]", { timeout: 60_000 });
   await page.selectOption("#task", "translate English to German: ");
   await page.fill("#input", "");

@@ -35,7 +35,7 @@ const packed = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destina
 const files = packed.files.map((f) => f.path);
 const forbidden = files.filter((f) => /\.map$|\.rs$|^test\/|fixtures|^crates\/|^pkg\//.test(f));
 if (forbidden.length) throw new Error(`tarball holds files it must not: ${forbidden.join(", ")}`);
-for (const need of ["dist/npm/node.js", "dist/npm/browser.js", "dist/npm/workerd.js", "dist/npm/index.d.ts", "dist/npm/t5_web_bg.wasm", "dist/npm/t5_web_relaxed_bg.wasm", "package.json"]) {
+for (const need of ["dist/npm/node.js", "dist/npm/browser.js", "dist/npm/workerd.js", "dist/npm/index.d.ts", "dist/npm/t5_web_bg.wasm", "dist/npm/t5_web_relaxed_bg.wasm", "dist/npm/t5_web_threads_bg.wasm", "dist/npm/wasm-thread-worker.js", "package.json"]) {
   if (!files.includes(need)) throw new Error(`tarball lacks ${need}`);
 }
 log(`tarball ${packed.filename}: ${packed.size} bytes (${(packed.size / 1048576).toFixed(2)} MiB), unpacked ${packed.unpackedSize} bytes, ${files.length} files`);
@@ -82,11 +82,19 @@ log(`scratch: ${scratch}`);
 const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".css": "text/css" };
 const requests = [];
 // /gzip/<path>: gzip-encoded with CORS, for a cross-origin page (Content-Encoding hidden from it)
+// /isolated/<path>: with COOP same-origin + COEP require-corp, so a page is cross-origin isolated
+// (SharedArrayBuffer: the threaded engine build)
 const server = createServer((req, res) => {
   let path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
   requests.push(path);
   const gzip = path.startsWith("/gzip/");
   if (gzip) path = path.slice("/gzip".length);
+  const isolated = path.startsWith("/isolated/");
+  if (isolated) {
+    path = path.slice("/isolated".length);
+    res.setHeader("cross-origin-opener-policy", "same-origin");
+    res.setHeader("cross-origin-embedder-policy", "require-corp");
+  }
   const file = normalize(join(scratch, path));
   if (!file.startsWith(scratch) || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end("not found");
   if (gzip) {

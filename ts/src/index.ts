@@ -69,7 +69,7 @@ export {
   type TokenizerLoadOptions,
 } from "./tokenizer.js";
 export { IdTensor, type IdsRow, type IdsRows, type TensorLike } from "./ids.js";
-export { initWasm, wasmMemory, wasmFlavour, hasRelaxedSimd, type WasmSource, type WasmFlavour } from "./wasm.js";
+export { initWasm, wasmMemory, wasmFlavour, wasmThreads, hasRelaxedSimd, threadsSupported, type InitOptions, type WasmSource, type WasmFlavour } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";
 export type { GenerationStreamer, GenerateOutput } from "./models.js";

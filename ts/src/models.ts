@@ -11,7 +11,7 @@
 import { BadConfigError, BadInputError, DisposedError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
 import { addWeightFiles, ggufSource, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
-import { initWasm } from "./wasm.js";
+import { ensureThreads, initWasm } from "./wasm.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
 import { CpuEngine, GpuEngine, type Engine, type EngineForwardInput, type EngineInput, type GpuGenerateStats, type RawForward, type RawGenerate, type StepCallback } from "./engine.js";
@@ -114,6 +114,16 @@ export interface ModelLoadOptions extends LoadOptions {
    * give, 4 GiB). Beyond it the load fails with `ModelTooLargeError`.
    */
   max_memory?: number;
+  /**
+   * CPU threads (`device: 'cpu'`): the matmuls and attention are split across this many threads,
+   * the calling one included, with results bit-identical to one thread. Default: every hardware
+   * thread, at most 8. `1`: the calling thread only (the single-thread engine builds). More than one
+   * runs the threaded engine build, where the runtime allows it (Node, Deno, browser pages that are
+   * cross-origin isolated: COOP `same-origin` + COEP `require-corp`); elsewhere (workerd, pages that
+   * are not isolated) one thread, as `model.threads` says. The engine build is chosen when the engine
+   * is first initialised (the first `fromPretrained`), see `wasmFlavour()`.
+   */
+  num_threads?: number;
 }
 
 /** @internal What a model class is made from (models.ts, worker.ts). */
@@ -125,10 +135,35 @@ export interface Loaded {
   location: string;
   device: "cpu" | "webgpu";
   deviceNote?: string;
+  /** CPU threads the model's work is split across (1 on WebGPU). */
+  threads?: number;
+}
+
+/** `num_threads`, checked: a positive integer, or `undefined` (automatic). */
+function numThreads(opts: ModelLoadOptions): number | undefined {
+  const n = opts.num_threads;
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= 64)) {
+    throw new BadConfigError(`num_threads ${JSON.stringify(n)}: expected an integer from 1 to 64`);
+  }
+  return n;
+}
+
+/** `T5_WEB_CPU_GRAIN` (environment variable or `globalThis`): the smallest job split across threads (tests: 0). */
+function cpuGrain(): number | undefined {
+  const g = globalThis as { T5_WEB_CPU_GRAIN?: string; process?: { env?: Record<string, string | undefined> } };
+  let v = g.T5_WEB_CPU_GRAIN;
+  try {
+    v ??= g.process?.env?.T5_WEB_CPU_GRAIN;
+  } catch {
+    // Deno without --allow-env
+  }
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
 async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<Loaded> {
-  const wasm = await initWasm();
+  const threads = numThreads(opts);
+  const wasm = await initWasm(undefined, { numThreads: threads });
   const device = opts.device ?? "cpu";
   if (device !== "cpu" && device !== "webgpu" && device !== "auto") {
     throw new BadConfigError(`unknown device ${JSON.stringify(device)}: expected "webgpu", "cpu" or "auto"`);
@@ -203,6 +238,11 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       const limit = opts.max_memory;
       wasmCall(() => builder.setMemoryLimit(limit), "max_memory");
     }
+    // 0: every thread of the engine's pool, at most 8; more than the pool has start more workers
+    if (threads !== undefined) await ensureThreads(threads);
+    builder.setNumThreads(threads ?? 0);
+    const grain = cpuGrain();
+    if (grain !== undefined) builder.setGrain(grain);
     // model.safetensors, sharded safetensors (streamed), pytorch_model.bin or its shards (files.ts); a model
     // larger than one WebAssembly memory in this dtype is a ModelTooLargeError from the first file's header
     // (the config's size, unless pre-quantized) and from each header (its tensors), before their data is read.
@@ -214,7 +254,7 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       return { engine, config, location: src.location, device: "webgpu", reopen };
     }
     const inner = wasmCall(() => builder.build(kind));
-    return { engine: new CpuEngine(inner), config, location: src.location, device: "cpu", reopen, ...(deviceNote === undefined ? {} : { deviceNote }) };
+    return { engine: new CpuEngine(inner), config, location: src.location, device: "cpu", reopen, threads: inner.numThreads, ...(deviceNote === undefined ? {} : { deviceNote }) };
   } finally {
     builder.free();
     gpu?.free();
@@ -248,6 +288,8 @@ export abstract class T5PreTrainedModel extends Callable {
   readonly device: "cpu" | "webgpu";
   /** With `device: 'auto'` on the CPU: why WebGPU was not used. */
   readonly deviceNote: string | undefined;
+  /** CPU threads the model's work is split across (1 on WebGPU, and where the runtime has no threads). */
+  readonly threads: number;
   private inner: Engine | undefined;
   private readonly reopen: Reopen | undefined;
 
@@ -255,6 +297,7 @@ export abstract class T5PreTrainedModel extends Callable {
   constructor(loaded: Loaded) {
     super();
     this.inner = loaded.engine;
+    this.threads = loaded.threads ?? 1;
     this.config = loaded.config;
     this.location = loaded.location;
     this.device = loaded.device;

@@ -1,8 +1,12 @@
 /**
- * Which engine build a runtime can run. Two builds ship: baseline WebAssembly SIMD128
- * (`t5_web_bg.wasm`, every runtime t5-web supports) and relaxed SIMD (`t5_web_relaxed_bg.wasm`: fused
- * multiply-adds in the matrix kernels; V8 11.4+: Chromium 114+, Node 22+, Deno, workerd). The relaxed
- * one is picked where this probe validates; elsewhere (Node 20, Safari, Firefox without the flag) the baseline.
+ * Which engine build a runtime can run. Three builds ship: baseline WebAssembly SIMD128
+ * (`t5_web_bg.wasm`, every runtime t5-web supports), relaxed SIMD (`t5_web_relaxed_bg.wasm`: fused
+ * multiply-adds in the matrix kernels; V8 11.4+: Chromium 114+, Node 22+, Deno, workerd) and threads
+ * (`t5_web_threads_bg.wasm`: SIMD128 on a shared memory, its matmuls and attention split across a pool of
+ * workers; own glue `t5_web_threads.js`). The threaded one is picked where workers can share a memory
+ * ({@link threadsSupported}: Node, Deno, cross-origin isolated pages) and more than one thread is
+ * wanted; else the relaxed one where this probe validates; elsewhere (Node 20, Safari, Firefox without
+ * the flag) the baseline.
  */
 
 import { readEnv } from "./runtime-env.js";
@@ -28,20 +32,66 @@ export function hasRelaxedSimd(): boolean {
   }
 }
 
-/** Which engine build runs: the two packaged ones, or one the caller passed to `initWasm`. */
-export type WasmFlavour = "relaxed-simd" | "simd128" | "custom";
+/** Which engine build runs: the three packaged ones, or one the caller passed to `initWasm`. */
+export type WasmFlavour = "threads" | "relaxed-simd" | "simd128" | "custom";
+
+/** A packaged build. */
+export type PackagedFlavour = Exclude<WasmFlavour, "custom">;
+
+function isNode(): boolean {
+  const g = globalThis as { process?: { versions?: { node?: string } }; Deno?: unknown };
+  return typeof g.process?.versions?.node === "string" && typeof g.Deno === "undefined";
+}
 
 /**
- * The packaged build to load: relaxed SIMD where supported, unless `T5_WEB_WASM=simd128` is set
- * (environment variable in Node / Deno, or `globalThis.T5_WEB_WASM`), which forces the baseline.
+ * Whether this runtime can run the threaded build: `SharedArrayBuffer` (in browsers only on
+ * cross-origin isolated pages: COOP `same-origin` + COEP `require-corp`) and workers that share a
+ * `WebAssembly.Memory` (Node's `worker_threads`, Deno's and browsers' module workers). workerd has no
+ * workers: never.
  */
-export function preferredFlavour(): Exclude<WasmFlavour, "custom"> {
-  const forced = (globalThis as { T5_WEB_WASM?: string }).T5_WEB_WASM ?? readEnv("T5_WEB_WASM");
+export function threadsSupported(): boolean {
+  const g = globalThis as { Worker?: unknown; Deno?: unknown; crossOriginIsolated?: boolean; WorkerGlobalScope?: unknown };
+  if (typeof SharedArrayBuffer !== "function") return false;
+  if (isNode()) return true;
+  if (typeof g.Worker !== "function") return false;
+  if (typeof g.Deno !== "undefined") return true;
+  return g.crossOriginIsolated === true;
+}
+
+/** Hardware threads of this machine (`navigator.hardwareConcurrency`, Node: `os.availableParallelism()`). */
+export async function hardwareThreads(): Promise<number> {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  if (typeof nav?.hardwareConcurrency === "number" && nav.hardwareConcurrency > 0) return nav.hardwareConcurrency;
+  if (isNode()) {
+    const os = await import("node:os");
+    return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  }
+  return 1;
+}
+
+/** Most threads the automatic setting uses (as natively: `t5_core`'s `DEFAULT_MAX_THREADS`). */
+export const DEFAULT_MAX_THREADS = 8;
+
+/** The `T5_WEB_WASM` setting (environment variable in Node / Deno, or `globalThis.T5_WEB_WASM`). */
+function forcedFlavour(): string | undefined {
+  return (globalThis as { T5_WEB_WASM?: string }).T5_WEB_WASM ?? readEnv("T5_WEB_WASM");
+}
+
+/**
+ * The packaged build to load for `threads` wanted threads (1: one thread): the threaded build where
+ * {@link threadsSupported} and `threads > 1`, else relaxed SIMD where supported, else the baseline.
+ * `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` forces one (`threads` only where supported).
+ */
+export function preferredFlavour(threads = DEFAULT_MAX_THREADS): PackagedFlavour {
+  const forced = forcedFlavour();
   if (forced === "simd128") return "simd128";
+  if (forced === "relaxed-simd" && hasRelaxedSimd()) return "relaxed-simd";
+  if (forced === "threads" && threadsSupported()) return "threads";
+  if (forced === undefined && threads > 1 && threadsSupported()) return "threads";
   return hasRelaxedSimd() ? "relaxed-simd" : "simd128";
 }
 
 /** File name of a packaged build. */
-export function wasmFileName(flavour: Exclude<WasmFlavour, "custom">): string {
-  return flavour === "relaxed-simd" ? "t5_web_relaxed_bg.wasm" : "t5_web_bg.wasm";
+export function wasmFileName(flavour: PackagedFlavour): string {
+  return { threads: "t5_web_threads_bg.wasm", "relaxed-simd": "t5_web_relaxed_bg.wasm", simd128: "t5_web_bg.wasm" }[flavour];
 }

@@ -1,21 +1,35 @@
 /**
  * Where the engine's `.wasm` is by default: the Node build (and the sources under vitest).
  * Node / Bun / Deno-with-`fs`: read the file with `fs` — next to the bundle (`dist/npm/`) or in
- * `pkg/` (sources). Without `fs`: the URL next to this module. The relaxed-SIMD build where the
- * runtime validates it (Node 22+), else the SIMD128 baseline (see `wasm-features.ts`).
+ * `pkg/` (sources). Without `fs`: the URL next to this module. The threaded build when more than one
+ * thread is wanted, else the relaxed-SIMD build where the runtime validates it (Node 22+), else the
+ * SIMD128 baseline (see `wasm-features.ts`); a threaded build that is not there (an engine built
+ * without it) falls back to the single-thread ones.
  * Rollup swaps this module for `wasm-locate.browser.ts` / `wasm-locate.workerd.ts` in those builds.
  */
 
 import { T5WebError } from "./errors.js";
-import { preferredFlavour, wasmFileName, type WasmFlavour } from "./wasm-features.js";
+import { preferredFlavour, wasmFileName, type PackagedFlavour } from "./wasm-features.js";
 
 function isNode(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
   return typeof p?.versions?.node === "string";
 }
 
-export async function defaultWasmSource(): Promise<{ source: URL | Uint8Array; flavour: WasmFlavour }> {
-  const flavour = preferredFlavour();
+export async function defaultWasmSource(threads?: number): Promise<{ source: URL | Uint8Array; flavour: PackagedFlavour }> {
+  const flavour = preferredFlavour(threads);
+  if (flavour === "threads") {
+    try {
+      return await find(flavour);
+    } catch (e) {
+      if (!(e instanceof T5WebError)) throw e;
+      return find(preferredFlavour(1));
+    }
+  }
+  return find(flavour);
+}
+
+async function find(flavour: PackagedFlavour): Promise<{ source: URL | Uint8Array; flavour: PackagedFlavour }> {
   const name = wasmFileName(flavour);
   const here = new URL(`./${name}`, import.meta.url);
   if (!isNode()) return { source: here, flavour };

@@ -7,9 +7,10 @@
 import wasmModule from "t5-web:wasm-module";
 // @ts-ignore -- resolved by the rollup build (external), typed below
 import relaxedModule from "t5-web:wasm-module-relaxed";
-import { preferredFlavour, type WasmFlavour } from "./wasm-features.js";
+import { preferredFlavour, type PackagedFlavour } from "./wasm-features.js";
 
-export async function defaultWasmSource(): Promise<{ source: WebAssembly.Module; flavour: WasmFlavour }> {
-  const flavour = preferredFlavour();
+/** workerd has no workers: never the threaded build. */
+export async function defaultWasmSource(_threads?: number): Promise<{ source: WebAssembly.Module; flavour: PackagedFlavour }> {
+  const flavour = preferredFlavour(1);
   return { source: (flavour === "relaxed-simd" ? relaxedModule : wasmModule) as WebAssembly.Module, flavour };
 }

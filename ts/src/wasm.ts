@@ -10,28 +10,43 @@
  *   fetched with a streaming compile (bundlers recognise the pattern and copy the asset);
  * - workerd / Cloudflare Workers (`workerd`, `worker`): `import wasm from "./t5_web_bg.wasm"`, a
  *   `WebAssembly.Module` (workerd may not compile wasm from bytes at run time).
- * Two builds ship, baseline SIMD128 and relaxed SIMD (fused multiply-adds); the relaxed one loads
- * where the runtime validates it (`wasm-features.ts`; `T5_WEB_WASM=simd128` forces the baseline).
- * {@link wasmFlavour} says which one runs.
+ * Three builds ship, baseline SIMD128, relaxed SIMD (fused multiply-adds) and threads (SIMD128 on a
+ * shared memory, with its own glue `pkg/t5_web_threads.js`, `#t5-wasm-threads`): the threaded one
+ * loads where workers can share a memory and more than one thread is wanted (the first
+ * initialisation's `numThreads`; default every hardware thread, at most 8), then starts the workers
+ * of the engine's CPU pool (`wasm-threads.ts`); else the relaxed one where the runtime validates it
+ * (`wasm-features.ts`; `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` forces one).
+ * {@link wasmFlavour} says which one runs, {@link wasmThreads} how many threads it has.
  * Callers with their own copy (a CDN, a bundler asset URL, bytes, a compiled module) pass it to
  * {@link initWasm} before the first `fromPretrained`.
  */
 
 import init, * as bindings from "#t5-wasm";
+import initThreaded, * as threaded from "#t5-wasm-threads";
 import { T5WebError } from "./errors.js";
 import { defaultWasmSource } from "./wasm-locate.js";
-import type { WasmFlavour } from "./wasm-features.js";
+import { DEFAULT_MAX_THREADS, hardwareThreads, type WasmFlavour } from "./wasm-features.js";
+import { ensureWorkers, workersStarted } from "./wasm-threads.js";
 
-export { hasRelaxedSimd, type WasmFlavour } from "./wasm-features.js";
+export { hasRelaxedSimd, threadsSupported, type WasmFlavour } from "./wasm-features.js";
 
-export type Bindings = typeof bindings;
+/** The engine's API, the same in every build (the loaders `default` / `initSync` differ: the threaded one takes a memory). */
+export type Bindings = Omit<typeof bindings, "default" | "initSync">;
 
 /** What {@link initWasm} accepts in place of the packaged `t5_web_bg.wasm`. */
 export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Response;
 
+/** What the first initialisation is told (later ones are ignored). */
+export interface InitOptions {
+  /** Threads wanted (default every hardware thread, at most 8): more than 1 loads the threaded build where possible. */
+  numThreads?: number;
+}
+
 let ready: Promise<Bindings> | undefined;
 let flavour: WasmFlavour | undefined;
 let memory: WebAssembly.Memory | undefined;
+/** The threaded build: its compiled module and shared memory, for more workers. */
+let shared: { module: WebAssembly.Module; memory: WebAssembly.Memory } | undefined;
 
 /** The engine's linear memory once initialised (its `buffer.byteLength` is the high-water mark: it never shrinks). */
 export function wasmMemory(): WebAssembly.Memory | undefined {
@@ -43,7 +58,17 @@ function isNode(): boolean {
   return typeof p?.versions?.node === "string";
 }
 
-async function load(source?: WasmSource): Promise<Bindings> {
+async function compile(source: URL | Uint8Array): Promise<WebAssembly.Module> {
+  if (source instanceof Uint8Array) return WebAssembly.compile(source as BufferSource);
+  const res = await fetch(source);
+  if (!res.ok) throw new T5WebError(`t5-web: cannot fetch the WebAssembly engine ${source.href}: HTTP ${res.status}`);
+  if (typeof WebAssembly.compileStreaming === "function" && res.headers.get("content-type")?.startsWith("application/wasm")) {
+    return WebAssembly.compileStreaming(res);
+  }
+  return WebAssembly.compile(await res.arrayBuffer());
+}
+
+async function load(source?: WasmSource, opts: InitOptions = {}): Promise<Bindings> {
   let input: WasmSource;
   if (source !== undefined) {
     input = source;
@@ -53,7 +78,18 @@ async function load(source?: WasmSource): Promise<Bindings> {
       if (url.protocol === "file:") input = await (await import("node:fs/promises")).readFile(url);
     }
   } else {
-    const found = await defaultWasmSource();
+    const wanted = opts.numThreads ?? Math.min(await hardwareThreads(), DEFAULT_MAX_THREADS);
+    const found = await defaultWasmSource(wanted);
+    if (found.flavour === "threads") {
+      const module = await compile(found.source);
+      await initThreaded({ module_or_path: module });
+      const mem = threaded.sharedMemory() as WebAssembly.Memory;
+      shared = { module, memory: mem };
+      memory = mem;
+      flavour = "threads";
+      await grow(wanted);
+      return threaded;
+    }
     input = found.source;
     flavour = found.flavour;
   }
@@ -63,12 +99,33 @@ async function load(source?: WasmSource): Promise<Bindings> {
 }
 
 /**
+ * Make the engine's CPU pool `threads` threads strong (the calling one included) where it runs the
+ * threaded build; elsewhere nothing (one thread).
+ */
+export async function ensureThreads(threads: number): Promise<void> {
+  await initWasm();
+  if (shared) await grow(threads);
+}
+
+/** Start workers until the pool has `threads` threads, and wait until each has joined it (it says "ready" just before). */
+async function grow(threads: number): Promise<void> {
+  await ensureWorkers(threads - 1, shared!);
+  const until = Date.now() + 10_000;
+  while (threaded.threadCapacity() < 1 + workersStarted() && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
+}
+
+/** Threads the engine can split work across now: 1 + the pool's workers (1 in the single-thread builds). */
+export function wasmThreads(): number {
+  return shared ? 1 + workersStarted() : 1;
+}
+
+/**
  * Initialise the engine (idempotent: later calls return the first call's result). Pass `source` to
  * load the `.wasm` from somewhere other than the packaged file.
  */
-export function initWasm(source?: WasmSource): Promise<Bindings> {
+export function initWasm(source?: WasmSource, opts?: InitOptions): Promise<Bindings> {
   if (!ready) {
-    ready = load(source).catch((e: unknown) => {
+    ready = load(source, opts).catch((e: unknown) => {
       ready = undefined; // allow a retry, e.g. after building the engine
       throw e instanceof T5WebError ? e : new T5WebError(`t5-web: cannot initialise the WebAssembly engine: ${String(e)}`, { cause: e });
     });
@@ -82,7 +139,7 @@ export function wasmIfReady(): Bindings | undefined {
 }
 
 /**
- * Which engine build is running: `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`
+ * Which engine build is running: `"threads"` / `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`
  * (a source passed to {@link initWasm}), or `undefined` before initialisation.
  */
 export function wasmFlavour(): WasmFlavour | undefined {

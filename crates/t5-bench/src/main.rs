@@ -1,6 +1,6 @@
 //! `t5-bench make-random <config.json> <out-dir>`: a random-weight checkpoint of that shape
 //! (t5-small's real config gives t5-small's real cost).
-//! `t5-bench run <model-dir> [--json] [--dtype fp32|fp16|bf16|q8|q4] [--runs N] [--warmup N] [--input ids.json]`:
+//! `t5-bench run <model-dir> [--json] [--dtype fp32|fp16|bf16|q8|q4] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)]`:
 //! resident memory, load time, encoder tokens/s, greedy decode tokens/s and the memory-bandwidth bound, native.
 //! `--input` replaces the synthetic 32-token input with the ids in that JSON array (the JSON then also
 //! holds the greedy ids); `--json` also lists every timed run (`*_all`), for medians across processes.
@@ -198,6 +198,8 @@ struct RunOpts {
     runs: usize,
     warmup: usize,
     input: Option<Vec<u32>>,
+    /// CPU threads (0: every core, at most 8)
+    threads: usize,
 }
 
 fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
@@ -210,7 +212,8 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
         .and_then(|n| serde_json::from_str::<serde_json::Value>(&n).ok())
         .and_then(|v| v["dtype"].as_str().and_then(|d| WeightDtype::parse(d).ok()))
         .unwrap_or(dtype);
-    let model = T5::load_with_dtype(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu, dtype).expect("model");
+    let cpu = Cpu::with_threads(opts.threads);
+    let model = T5::load_with_dtype(cfg.clone(), &store, ModelKind::ConditionalGeneration, cpu, dtype).expect("model");
     drop(store);
     let load_s = t0.elapsed().as_secs_f64();
     trim();
@@ -262,7 +265,7 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
     if json {
         println!(
             "{}",
-            serde_json::json!({"runtime": "native", "dtype": dtype.name(), "prequantized": prequantized, "load_s": load_s, "encoder_32_ms": e32 * 1e3, "encoder_8x128_tok_s": 1024.0 / e8,
+            serde_json::json!({"runtime": "native", "threads": model.backend().threads(), "dtype": dtype.name(), "prequantized": prequantized, "load_s": load_s, "encoder_32_ms": e32 * 1e3, "encoder_8x128_tok_s": 1024.0 / e8,
                 "generate_64_ms": g * 1e3, "decode_tok_s": decode_tps, "rss_mb": rss_b as f64 / 1e6, "peak_rss_mb": peak_b as f64 / 1e6,
                 "weights_mb": model.weight_bytes() as f64 / 1e6, "fallbacks": fallbacks, "step_mb": step_bytes / 1e6,
                 "bandwidth_gbs": bw, "bw_at_step": true, "bound_tok_s": bound, "runs": runs, "warmup": opts.warmup, "input_tokens": n_in,
@@ -373,7 +376,7 @@ fn main() {
                 let text = std::fs::read_to_string(p).expect("read --input");
                 serde_json::from_str::<Vec<u32>>(&text).expect("--input: a JSON array of token ids")
             });
-            let opts = RunOpts { runs: count("--runs", 5).max(1), warmup: count("--warmup", 0), input };
+            let opts = RunOpts { runs: count("--runs", 5).max(1), warmup: count("--warmup", 0), input, threads: count("--threads", 0) };
             run(Path::new(&args[2]), args.iter().any(|a| a == "--json"), dtype, &opts)
         }
         Some("quantize") if args.len() == 5 => quantize(Path::new(&args[2]), WeightDtype::parse(&args[3]).expect("dtype"), Path::new(&args[4])),
@@ -385,7 +388,7 @@ fn main() {
         Some("agreement") if args.len() >= 3 => agreement(Path::new(&args[2]), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100)),
         Some("strategies") if args.len() >= 3 => strategies::run(Path::new(&args[2]), args.iter().any(|a| a == "--json")),
         _ => {
-            eprintln!("usage: t5-bench make-random <config.json> <out-dir> | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth [MB]");
+            eprintln!("usage: t5-bench make-random <config.json> <out-dir> | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth [MB]");
             std::process::exit(2);
         }
     }

@@ -8,6 +8,8 @@
 //!
 //! Layers never reach up: [`formats`] knows [`dtype`], [`names`] and [`config`], never a backend or
 //! the model; [`dtype`] knows neither formats nor backends.
+// the threaded wasm build (nightly, -Zbuild-std): memory.atomic.wait32 / notify for the CPU pool
+#![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
 
 pub mod act;
 pub mod backend;

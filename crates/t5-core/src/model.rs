@@ -744,10 +744,19 @@ impl<B: Backend> T5<B> {
     /// decoder_attention_mask)`. With `labels` (`-100` ignored) and no decoder ids, the decoder input
     /// is the labels shifted right, and the mean cross-entropy loss is returned.
     pub fn forward(&self, input: &Batch, decoder_input_ids: Option<&[u32]>, labels: Option<&[i64]>, decoder_mask: Option<&[u32]>) -> Result<Seq2SeqOutput> {
+        let out = self.forward_device(input, decoder_input_ids, labels, decoder_mask)?;
+        let host = out.tensors().into_iter().map(|t| self.backend.download(t)).collect();
+        out.with_host(host).finish()
+    }
+
+    /// [`T5::forward`] up to its device tensors: the one forward path of every backend. The caller reads
+    /// [`ForwardOutput::tensors`] back (synchronously as [`T5::forward`] does, or asynchronously where a read
+    /// cannot block: a GPU) and [`ForwardOutput::finish`]es on the host (the loss).
+    pub fn forward_device(&self, input: &Batch, decoder_input_ids: Option<&[u32]>, labels: Option<&[i64]>, decoder_mask: Option<&[u32]>) -> Result<ForwardOutput<B::Tensor>> {
         let enc = self.encode(input)?;
-        let encoder_last_hidden_state = self.backend.download(&enc);
+        let mut out = ForwardOutput { encoder_last_hidden_state: enc, decoder_last_hidden_state: None, logits: None, labels: None };
         if self.kind == ModelKind::Encoder {
-            return Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state: None, logits: None, loss: None });
+            return Ok(out);
         }
         let shifted;
         let dec_ids: &[u32] = match (decoder_input_ids, labels) {
@@ -761,24 +770,60 @@ impl<B: Backend> T5<B> {
         if dec_ids.is_empty() || dec_ids.len() % input.batch != 0 {
             return Err(T5Error::BadInput("decoder_input_ids do not split into the batch".into()));
         }
-        let t = dec_ids.len() / input.batch;
-        let mut cache = self.start_decoding(&enc, &input.mask)?;
-        let hidden = self.decode(&mut cache, dec_ids, t, decoder_mask)?;
-        let decoder_last_hidden_state = Some(self.backend.download(&hidden));
-        if self.kind == ModelKind::Model {
-            return Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state, logits: None, loss: None });
-        }
-        let logits = self.backend.download(&self.lm_logits(&hidden)?);
-        let loss = match labels {
-            Some(l) => {
-                if l.len() != dec_ids.len() {
-                    return Err(T5Error::BadInput("labels and decoder_input_ids differ in length".into()));
-                }
-                Some(cross_entropy(&logits, l)?)
+        let with_logits = self.kind != ModelKind::Model;
+        if let Some(l) = labels.filter(|_| with_logits) {
+            if l.len() != dec_ids.len() {
+                return Err(T5Error::BadInput("labels and decoder_input_ids differ in length".into()));
             }
-            None => None,
+        }
+        let t = dec_ids.len() / input.batch;
+        let mut cache = self.start_decoding(&out.encoder_last_hidden_state, &input.mask)?;
+        let hidden = self.decode(&mut cache, dec_ids, t, decoder_mask)?;
+        if with_logits {
+            out.logits = Some(self.lm_logits(&hidden)?);
+            out.labels = labels.map(<[i64]>::to_vec);
+        }
+        out.decoder_last_hidden_state = Some(hidden);
+        Ok(out)
+    }
+}
+
+/// The outputs of [`T5::forward_device`] where they were computed (`T` = a backend's tensor), or read back
+/// (`T` = [`Tensor`], see [`ForwardOutput::with_host`]); [`ForwardOutput::finish`] makes the host-side
+/// [`Seq2SeqOutput`] (the loss from the labels).
+pub struct ForwardOutput<T> {
+    pub encoder_last_hidden_state: T,
+    pub decoder_last_hidden_state: Option<T>,
+    pub logits: Option<T>,
+    /// the labels the loss is computed from (`ConditionalGeneration` only)
+    labels: Option<Vec<i64>>,
+}
+
+impl<T> ForwardOutput<T> {
+    /// The tensors to read back, in order: encoder hidden state, decoder hidden state, logits (those present).
+    pub fn tensors(&self) -> Vec<&T> {
+        std::iter::once(&self.encoder_last_hidden_state).chain(self.decoder_last_hidden_state.as_ref()).chain(self.logits.as_ref()).collect()
+    }
+
+    /// The same outputs with `host[i]` in place of `tensors()[i]`.
+    pub fn with_host(self, host: Vec<Tensor>) -> ForwardOutput<Tensor> {
+        assert_eq!(host.len(), 1 + self.decoder_last_hidden_state.is_some() as usize + self.logits.is_some() as usize, "one host tensor per device tensor");
+        let mut it = host.into_iter();
+        let encoder_last_hidden_state = it.next().unwrap();
+        let decoder_last_hidden_state = self.decoder_last_hidden_state.map(|_| it.next().unwrap());
+        let logits = self.logits.map(|_| it.next().unwrap());
+        ForwardOutput { encoder_last_hidden_state, decoder_last_hidden_state, logits, labels: self.labels }
+    }
+}
+
+impl ForwardOutput<Tensor> {
+    /// The host-side output, with the loss when labels were given.
+    pub fn finish(self) -> Result<Seq2SeqOutput> {
+        let loss = match (&self.logits, &self.labels) {
+            (Some(logits), Some(l)) => Some(cross_entropy(logits, l)?),
+            _ => None,
         };
-        Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state, logits: Some(logits), loss })
+        Ok(Seq2SeqOutput { encoder_last_hidden_state: self.encoder_last_hidden_state, decoder_last_hidden_state: self.decoder_last_hidden_state, logits: self.logits, loss })
     }
 }
 

@@ -1,14 +1,15 @@
 //! The async entry points of the GPU path. Numerics are t5-core's `T5<Gpu>` methods (`encode`,
 //! `start_decoding`, `decode`, `lm_logits`), the same generic code the CPU runs; only the reads
-//! await: each generation step reads a reduction of its logits made on the GPU ([`generate_async`]), `forward` reads the
-//! tensors it returns. These run `t5_core::generate::Generation` and mirror `T5::forward` line for line.
+//! await: each generation step reads a reduction of its logits made on the GPU ([`generate_async`]: t5-core's
+//! `Generation` in two halves around the read), [`forward_async`] reads the device tensors of
+//! `T5::forward_device`. No model code is repeated here: only the reads differ from the CPU's.
 
 use t5_core::config::GenerationConfig;
 use t5_core::generate::{GenerateOutput, Generation, Need, Reduced, Step};
-use t5_core::model::{cross_entropy, Batch, ModelKind, Seq2SeqOutput, T5};
+use t5_core::model::{Batch, ModelKind, Seq2SeqOutput, T5};
 use t5_core::T5Error;
 
-use crate::{Gpu, GpuError, GpuResult};
+use crate::{Gpu, GpuResult};
 
 /// Per-step statistics of the last [`generate_async`] call.
 #[derive(Debug, Clone, Default)]
@@ -105,46 +106,25 @@ pub async fn encode_async(model: &T5<Gpu>, input: &Batch) -> GpuResult<t5_core::
     be.download_async(&enc).await
 }
 
-/// `T5::forward` with async reads (same decoder input rules, loss from the same cross-entropy).
+/// `T5::forward` with async reads: [`T5::forward_device`] (the model code every backend runs), then
+/// each output tensor read back asynchronously and the loss computed on the host
+/// ([`t5_core::model::ForwardOutput::finish`]).
 pub async fn forward_async(model: &T5<Gpu>, input: &Batch, decoder_input_ids: Option<&[u32]>, labels: Option<&[i64]>, decoder_mask: Option<&[u32]>) -> GpuResult<Seq2SeqOutput> {
     let be = model.backend();
     be.check()?;
     check_activation_sizes(model, input.batch, input.seq)?;
-    let enc = model.encode(input)?;
-    let encoder_last_hidden_state = be.download_async(&enc).await?;
-    if model.kind == ModelKind::Encoder {
-        return Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state: None, logits: None, loss: None });
-    }
-    let shifted;
-    let dec_ids: &[u32] = match (decoder_input_ids, labels) {
-        (Some(ids), _) => ids,
-        (None, Some(l)) => {
-            shifted = model.shift_right(l, input.batch)?;
-            &shifted
+    if model.kind != ModelKind::Encoder {
+        // the decoder's widest tensors, checked before anything is recorded
+        let n = decoder_input_ids.map(<[u32]>::len).or(labels.map(<[i64]>::len)).unwrap_or(0);
+        if n > 0 && input.batch > 0 && n % input.batch == 0 {
+            check_activation_sizes(model, input.batch, n / input.batch)?;
+            be.check_fits("the logits [batch·target_len, vocab]", (n * model.config.vocab_size) as u64 * 4)?;
         }
-        (None, None) => return Err(T5Error::BadInput("decoder_input_ids or labels are required".into()).into()),
-    };
-    if dec_ids.is_empty() || dec_ids.len() % input.batch != 0 {
-        return Err(T5Error::BadInput("decoder_input_ids do not split into the batch".into()).into());
     }
-    let t = dec_ids.len() / input.batch;
-    check_activation_sizes(model, input.batch, t)?;
-    be.check_fits("the logits [batch·target_len, vocab]", (dec_ids.len() * model.config.vocab_size) as u64 * 4)?;
-    let mut cache = model.start_decoding(&enc, &input.mask)?;
-    let hidden = model.decode(&mut cache, dec_ids, t, decoder_mask)?;
-    let decoder_last_hidden_state = Some(be.download_async(&hidden).await?);
-    if model.kind == ModelKind::Model {
-        return Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state, logits: None, loss: None });
+    let out = model.forward_device(input, decoder_input_ids, labels, decoder_mask)?;
+    let mut host = Vec::new();
+    for t in out.tensors() {
+        host.push(be.download_async(t).await?);
     }
-    let logits = be.download_async(&model.lm_logits(&hidden)?).await?;
-    let loss = match labels {
-        Some(l) => {
-            if l.len() != dec_ids.len() {
-                return Err(GpuError::Core(T5Error::BadInput("labels and decoder_input_ids differ in length".into())));
-            }
-            Some(cross_entropy(&logits, l)?)
-        }
-        None => None,
-    };
-    Ok(Seq2SeqOutput { encoder_last_hidden_state, decoder_last_hidden_state, logits: Some(logits), loss })
+    Ok(out.with_host(host).finish()?)
 }

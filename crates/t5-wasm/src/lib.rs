@@ -83,6 +83,44 @@ fn make_batch(ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -
 }
 
 // ---------------------------------------------------------------------------------------------
+// threads
+
+/// Threads a model can use now: 1 + the pool workers started (the threaded build; 1 elsewhere).
+#[wasm_bindgen(js_name = threadCapacity)]
+pub fn thread_capacity() -> u32 {
+    t5_core::backend::cpu::pool::capacity() as u32
+}
+
+/// Whether this module was built with threads (shared memory and atomics).
+#[wasm_bindgen(js_name = threadsBuilt)]
+pub fn threads_built() -> bool {
+    cfg!(target_feature = "atomics")
+}
+
+/// The threaded build's shared memory, for the pool's workers to instantiate the module on.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[wasm_bindgen(js_name = sharedMemory)]
+pub fn shared_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
+/// The threaded build: a worker's `workerMain` trapped. Work waiting for it then fails instead of
+/// hanging.
+#[wasm_bindgen(js_name = workerFailed)]
+pub fn worker_failed() {
+    t5_core::backend::cpu::pool::worker_failed()
+}
+
+/// The threaded build's pool worker: called once in each worker (a Web Worker / worker thread
+/// that instantiated this module on the main instance's shared memory); registers the thread with
+/// the CPU pool and serves its jobs. Never returns.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[wasm_bindgen(js_name = workerMain)]
+pub fn worker_main() {
+    t5_core::backend::cpu::pool::worker_main()
+}
+
+// ---------------------------------------------------------------------------------------------
 // tokenizer
 
 #[wasm_bindgen]
@@ -499,6 +537,10 @@ pub struct WasmModelBuilder {
     memory_limit: Option<u64>,
     /// whether the model to be built has a decoder (`setKind`; default true), for the size check
     has_decoder: bool,
+    /// CPU threads of the model (`setNumThreads`; 0 = every pool thread, at most 8)
+    threads: usize,
+    /// smallest job split across threads (`setGrain`; `None`: the default)
+    grain: Option<usize>,
 }
 
 #[wasm_bindgen]
@@ -521,6 +563,8 @@ impl WasmModelBuilder {
             stream: None,
             memory_limit: t5_core::formats::default_memory_limit(),
             has_decoder: true,
+            threads: 0,
+            grain: None,
         })
     }
 
@@ -530,6 +574,21 @@ impl WasmModelBuilder {
     pub fn set_dtype(&mut self, dtype: &str) -> JsResult<()> {
         self.dtype = t5_core::WeightDtype::parse(dtype).map_err(js_err)?;
         Ok(())
+    }
+
+    /// CPU threads the model uses (the calling thread included): 1 = the calling thread only, 0 =
+    /// automatic (every pool thread, at most 8). More than the pool has (see `threadCapacity`) are
+    /// not used. Results are bit-identical at any count.
+    #[wasm_bindgen(js_name = setNumThreads)]
+    pub fn set_num_threads(&mut self, threads: u32) {
+        self.threads = threads as usize;
+    }
+
+    /// Smallest job (multiply-adds) split across threads; 0 splits every job (tests of the threaded
+    /// paths on tiny models). Results do not depend on it.
+    #[wasm_bindgen(js_name = setGrain)]
+    pub fn set_grain(&mut self, grain: u32) {
+        self.grain = Some(grain as usize);
     }
 
     /// Add one safetensors file of the checkpoint (its name is used in error messages).
@@ -642,8 +701,10 @@ impl WasmModelBuilder {
         // what the model will hold, from the store's index, before the first conversion
         let lm_head = kind == ModelKind::ConditionalGeneration;
         t5_core::formats::check_build_fits(&store, &self.config, kind != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map_err(js_err)?;
-        let head = t5_core::heads::Head::load(task, &self.config, &store, &Cpu).map_err(js_err)?;
-        let model = T5::load_with_dtype(self.config.clone(), &store, kind, Cpu, self.dtype).map_err(js_err)?;
+        let cpu = Cpu::with_threads(self.threads);
+        let cpu = self.grain.map_or(cpu, |g| cpu.with_grain(g));
+        let head = t5_core::heads::Head::load(task, &self.config, &store, &cpu).map_err(js_err)?;
+        let model = T5::load_with_dtype(self.config.clone(), &store, kind, cpu, self.dtype).map_err(js_err)?;
         drop(store);
         Ok(WasmModel { model, generation: self.generation.clone(), task, head })
     }
@@ -665,6 +726,12 @@ impl WasmModel {
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         heads::task_name(self.task).unwrap_or_else(|| kind_name(self.model.kind)).into()
+    }
+
+    /// CPU threads this model's work is split across (1: the calling thread only).
+    #[wasm_bindgen(getter, js_name = numThreads)]
+    pub fn num_threads(&self) -> u32 {
+        self.model.backend().threads() as u32
     }
 
     /// Weights stored in another form than the requested dtype, as JSON `[[name, dtype], ...]`.
@@ -848,7 +915,7 @@ impl WasmModelBuilder {
         if let Some(text) = generation_config_json {
             generation = GenerationConfig::from_json(&text, &config).map_err(js_err)?;
         }
-        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::formats::default_memory_limit(), has_decoder: true })
+        Ok(WasmModelBuilder { config, generation, store, dtype: t5_core::WeightDtype::F32, stream: None, memory_limit: t5_core::formats::default_memory_limit(), has_decoder: true, threads: 0, grain: None })
     }
 
     /// The builder's config as config.json text (for `parseConfig`).

@@ -146,6 +146,44 @@ impl QWeight {
         }
     }
 
+    /// Rows `r..` moved out into a weight of their own (the same storage form, scales and zeros
+    /// included); `self` keeps rows `..r`, its buffers shrunk in place (as `Vec::split_off`, so a
+    /// weight cut into blocks from its end never needs twice its memory).
+    pub fn split_rows_off(&mut self, r: usize) -> QWeight {
+        fn cut<T>(v: &mut Vec<T>, at: usize) -> Vec<T> {
+            let tail = v.split_off(at);
+            v.shrink_to_fit();
+            tail
+        }
+        let (n, k) = self.dims();
+        assert!(r <= n, "row {r} of a weight with {n}");
+        let m = n - r;
+        match self {
+            QWeight::F32 { n, data, .. } => {
+                *n = r;
+                QWeight::F32 { n: m, k, data: cut(data, r * k) }
+            }
+            QWeight::F16 { n, data, .. } => {
+                *n = r;
+                QWeight::F16 { n: m, k, data: cut(data, r * k) }
+            }
+            QWeight::BF16 { n, data, .. } => {
+                *n = r;
+                QWeight::BF16 { n: m, k, data: cut(data, r * k) }
+            }
+            QWeight::Q8 { n: rows, codes, scales, .. } => {
+                let per_row = scales.len() / (*rows).max(1);
+                *rows = r;
+                QWeight::Q8 { n: m, k, codes: cut(codes, r * k), scales: cut(scales, r * per_row) }
+            }
+            QWeight::Q4 { n: rows, group, packed, scales, zeros, .. } => {
+                let gpr = k / *group;
+                *rows = r;
+                QWeight::Q4 { n: m, k, group: *group, packed: cut(packed, r * k / 2), scales: cut(scales, r * gpr), zeros: cut(zeros, r * gpr) }
+            }
+        }
+    }
+
     /// Row `r` dequantized into `out` (`k` values): the embedding lookup of every storage form.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         match self {

@@ -1,17 +1,22 @@
-//! Attention for several queries (encoder self-attention, cross-attention and a prompt's decoder
-//! self-attention in one pass) without materialising more than [`QB`] × [`KB`] scores: per (batch
-//! row, head) and block of queries, the keys are visited in blocks with an online softmax (running
-//! maximum `m` and denominator `l` per query; the partial output rescaled by `exp(m_old − m_new)`
-//! when the maximum grows), `Q Kᵀ` and `P V` as packed-panel GEMMs ([`super::gemm::packed`]) reading
-//! `Q`, `K` and `V` where they are (row stride: all heads).
+//! T5 multi-head attention on host tensors, one task per (batch row, head) on the CPU pool; each
+//! task computes its (batch row, head) exactly as one thread does, so results are bit-identical at
+//! any thread count.
 //!
-//! Numerics against the one-pass softmax ([`super::attention_host`]): the same scores; the
-//! exponentials are of `s − m_block` instead of `s − m_row`, rescaled when a later block raises
-//! the maximum (one more rounding per block each), and the output is divided by the sum once at the
-//! end instead of scaling each probability. float16 emulation and returned probabilities take the
-//! one-pass path (they round or return the normalised probabilities themselves).
+//! Two per-head paths: the one-pass softmax ([`head`], one query at a time; decode steps, float16
+//! emulation, returned probabilities) and, for several queries, a blocked path ([`head_blocked`])
+//! without materialising more than [`QB`] × [`KB`] scores: per block of queries, the keys are
+//! visited in blocks with an online softmax (running maximum `m` and denominator `l` per query; the
+//! partial output rescaled by `exp(m_old − m_new)` when the maximum grows), `Q Kᵀ` and `P V` as
+//! packed-panel GEMMs ([`super::gemm::packed`]) reading `Q`, `K` and `V` where they are (row
+//! stride: all heads).
+//!
+//! Numerics of the blocked path against the one-pass softmax: the same scores; the exponentials are
+//! of `s − m_block` instead of `s − m_row`, rescaled when a later block raises the maximum (one more
+//! rounding per block each), and the output is divided by the sum once at the end instead of
+//! scaling each probability.
 
 use super::gemm::{self, Block, Operands};
+use super::pool::{self, SharedMut};
 use crate::backend::{AttentionMask, AttentionShape};
 use crate::tensor::Tensor;
 
@@ -20,14 +25,15 @@ pub const QB: usize = 64;
 /// Keys per block.
 pub const KB: usize = 128;
 
-/// `softmax(q kᵀ + bias, masked) v` for all heads, `q` `[batch, q_len, heads · head_dim]`, `k`, `v`
+/// The blocked path on one thread: `softmax(q kᵀ + bias, masked) v` for all heads, `q` `[batch, q_len, heads · head_dim]`, `k`, `v`
 /// `[batch, kv_stride, heads · head_dim]` (`kv_stride ≥ kv_len`), `bias` `[heads, q_len, kv_len]`.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, mask: AttentionMask<'_>, s: AttentionShape) -> Tensor {
     let inner = s.heads * s.head_dim;
     let mut out = vec![0.0f32; s.batch * s.q_len * inner];
+    let shared_out = SharedMut::new(&mut out);
     for b in 0..s.batch {
         for h in 0..s.heads {
-            head(q, k, v, bias, mask, s, b, h, &mut out);
+            head_blocked(q, k, v, bias, mask, s, b, h, shared_out);
         }
     }
     Tensor::new(vec![s.batch, s.q_len, inner], out)
@@ -37,7 +43,17 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, mask
 /// (`[batch · q_len, heads · head_dim]`) and nothing else; every output is computed by this call
 /// alone, in a fixed order.
 #[allow(clippy::too_many_arguments)]
-pub fn head(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, mask: AttentionMask<'_>, s: AttentionShape, b: usize, h: usize, out: &mut [f32]) {
+pub fn head_blocked(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    mask: AttentionMask<'_>,
+    s: AttentionShape,
+    b: usize,
+    h: usize,
+    out: SharedMut<f32>,
+) {
     let (d, inner) = (s.head_dim, s.heads * s.head_dim);
     let kv_stride = if k.shape.len() == 3 { k.shape[1] } else { s.kv_len };
     let key_mask = mask.key_mask.map(|m| &m[b * s.kv_len..(b + 1) * s.kv_len]);
@@ -105,7 +121,134 @@ pub fn head(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, mask: Att
         for ii in 0..qb {
             let inv = if sum[ii] > 0.0 { 1.0 / sum[ii] } else { 0.0 };
             let o = (b * s.q_len + i0 + ii) * inner + h * d;
-            out[o..o + d].iter_mut().zip(&acc[ii * d..(ii + 1) * d]).for_each(|(o, a)| *o = a * inv);
+            // SAFETY: this (b, i, h) output row belongs to this call only.
+            let orow = unsafe { out.slice(o, d) };
+            orow.iter_mut().zip(&acc[ii * d..(ii + 1) * d]).for_each(|(o, a)| *o = a * inv);
+        }
+    }
+}
+
+/// T5 attention on host tensors (see [`crate::backend::Backend::attention`]) on one thread; with
+/// `probs` (`[batch, heads, q_len, kv_len]`) it also writes the attention probabilities there.
+/// Several queries without probabilities (and without float16 emulation) take the blocked path.
+pub fn attention_host(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    mask: AttentionMask<'_>,
+    s: AttentionShape,
+    probs: Option<&mut [f32]>,
+) -> Tensor {
+    attention_threads(1, q, k, v, bias, mask, s, probs)
+}
+
+/// [`attention_host`] on up to `threads` threads: each (batch row, head) is one task, computed
+/// exactly as on one thread.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_threads(
+    threads: usize,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    mask: AttentionMask<'_>,
+    s: AttentionShape,
+    probs: Option<&mut [f32]>,
+) -> Tensor {
+    let inner = s.heads * s.head_dim;
+    let mut out = vec![0.0f32; s.batch * s.q_len * inner];
+    let shared_out = SharedMut::new(&mut out);
+    let shared_probs = probs.map(SharedMut::new);
+    // several queries without float16 emulation or probabilities: the blocked path (per task too)
+    let blocked = s.q_len > 1 && !s.half && shared_probs.is_none();
+    pool::run(threads, s.batch * s.heads, &|t| {
+        let (b, h) = (t / s.heads, t % s.heads);
+        if blocked {
+            head_blocked(q, k, v, bias, mask, s, b, h, shared_out);
+        } else {
+            head(b, h, q, k, v, bias, mask, s, shared_out, shared_probs);
+        }
+    });
+    Tensor::new(vec![s.batch, s.q_len, inner], out)
+}
+
+/// One (batch row, head), one-pass softmax (one query at a time): its output columns `h * head_dim..` of rows `b * q_len..`, and its
+/// probabilities.
+#[allow(clippy::too_many_arguments)]
+fn head(
+    b: usize,
+    h: usize,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    mask: AttentionMask<'_>,
+    s: AttentionShape,
+    out: SharedMut<f32>,
+    probs: Option<SharedMut<f32>>,
+) {
+    let inner = s.heads * s.head_dim;
+    let mut scores = vec![0.0f32; s.kv_len];
+    // gather K of this head contiguously once (the scores are one matrix product), and V for
+    // several queries; a single query (a decode step) reads V where it is (each row is scaled and
+    // added once, so gathering it would only add a copy)
+    let gather_v = s.q_len > 1;
+    let mut kh = vec![0.0f32; s.kv_len * s.head_dim];
+    let mut vh = vec![0.0f32; if gather_v { s.kv_len * s.head_dim } else { 0 }];
+    // keys/values may hold more positions per batch row than kv_len (a preallocated static cache)
+    let kv_stride = if k.shape.len() == 3 { k.shape[1] } else { s.kv_len };
+    debug_assert!(kv_stride >= s.kv_len);
+    let key_mask = mask.key_mask.map(|m| &m[b * s.kv_len..(b + 1) * s.kv_len]);
+    let src = |j: usize| (b * kv_stride + j) * inner + h * s.head_dim;
+    for j in 0..s.kv_len {
+        kh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&k.data[src(j)..src(j) + s.head_dim]);
+        if gather_v {
+            vh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&v.data[src(j)..src(j) + s.head_dim]);
+        }
+    }
+    let vrow = |j: usize| if gather_v { &vh[j * s.head_dim..(j + 1) * s.head_dim] } else { &v.data[src(j)..src(j) + s.head_dim] };
+    for i in 0..s.q_len {
+        let qo = (b * s.q_len + i) * inner + h * s.head_dim;
+        let qrow = &q.data[qo..qo + s.head_dim];
+        gemm::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
+        if s.half {
+            scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
+        }
+        let visible =
+            |j: usize| key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i);
+        let mut max = f32::NEG_INFINITY;
+        for j in 0..s.kv_len {
+            if let Some(bias) = bias {
+                scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
+                if s.half {
+                    scores[j] = crate::dtype::float16::round_f16(scores[j]);
+                }
+            }
+            if visible(j) {
+                max = max.max(scores[j]);
+            }
+        }
+        let mut sum = 0.0f32;
+        for j in 0..s.kv_len {
+            let e = if visible(j) { (scores[j] - max).exp() } else { 0.0 };
+            scores[j] = e;
+            sum += e;
+        }
+        let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+        if let Some(pr) = probs {
+            let row = ((b * s.heads + h) * s.q_len + i) * s.kv_len;
+            // SAFETY: this (b, h, i) probability row belongs to this task only.
+            let pr = unsafe { pr.slice(row, s.kv_len) };
+            pr.iter_mut().zip(&scores).for_each(|(p, &e)| *p = e * inv);
+        }
+        // SAFETY: this (b, i, h) output row belongs to this task only.
+        let o = unsafe { out.slice(qo, s.head_dim) };
+        for j in 0..s.kv_len {
+            let p = if s.half { crate::dtype::float16::round_f16(scores[j] * inv) } else { scores[j] * inv };
+            if p != 0.0 {
+                o.iter_mut().zip(vrow(j)).for_each(|(a, v)| *a += p * v);
+            }
         }
     }
 }

@@ -1,9 +1,16 @@
-//! The CPU backend: host tensors, SIMD matmul (see `gemm`), everything else in plain loops.
+//! The CPU backend: host tensors, SIMD matmul (see `gemm`, `qkernels`), everything else in plain
+//! loops; the matmuls and attention split across threads (`pool`, `parallel`), bit-identical to
+//! one thread.
 
 pub mod attention;
 pub mod fixed;
 pub mod gemm;
+pub mod parallel;
+pub mod pool;
 pub mod qkernels;
+
+pub use attention::{attention_host, attention_threads};
+pub use parallel::CpuWeight;
 
 use super::{AttentionMask, AttentionShape, Backend};
 pub use crate::act::{apply_act, gelu, gelu_new, silu};
@@ -11,13 +18,60 @@ use crate::config::Activation;
 use crate::dtype::{QWeight, WeightDtype};
 use crate::tensor::Tensor;
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Cpu;
+/// The CPU backend. `Cpu` (the constant) uses every core, at most [`DEFAULT_MAX_THREADS`];
+/// [`Cpu::with_threads`] sets the number of threads (1: the calling thread only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu {
+    /// 0: automatic (see [`Cpu::threads`]).
+    threads: usize,
+    /// Smallest job (multiply-adds) worth splitting across threads.
+    grain: usize,
+}
+
+/// The default backend value: all cores, at most [`DEFAULT_MAX_THREADS`].
+#[allow(non_upper_case_globals)]
+pub const Cpu: Cpu = Cpu { threads: 0, grain: DEFAULT_GRAIN };
+
+/// Most threads the automatic setting uses.
+pub const DEFAULT_MAX_THREADS: usize = 8;
+
+/// Jobs below this many multiply-adds run on the calling thread (waking workers costs more).
+pub const DEFAULT_GRAIN: usize = 1 << 16;
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Cpu
+    }
+}
+
+impl Cpu {
+    /// `threads` threads (the caller included); 0 = automatic.
+    pub const fn with_threads(threads: usize) -> Cpu {
+        Cpu { threads, grain: DEFAULT_GRAIN }
+    }
+
+    /// Split jobs of at least `grain` multiply-adds (tests use 0: every job is split).
+    pub const fn with_grain(self, grain: usize) -> Cpu {
+        Cpu { grain, ..self }
+    }
+
+    /// The threads this backend uses: the setting, or (automatic) the cores, at most
+    /// [`DEFAULT_MAX_THREADS`]; never more than the pool can run ([`pool::capacity`]: natively
+    /// [`pool::MAX_THREADS`], in wasm the started workers + 1).
+    pub fn threads(&self) -> usize {
+        let n = if self.threads == 0 { pool::cores().min(DEFAULT_MAX_THREADS) } else { self.threads };
+        n.min(pool::capacity()).max(1)
+    }
+
+    fn split(&self, w: QWeight) -> CpuWeight {
+        CpuWeight::split(w, self.threads())
+    }
+}
 
 impl Backend for Cpu {
     type Tensor = Tensor;
     /// Weights keep their storage form (f32, f16, bf16, q8, q4); see `qkernels`.
-    type Weight = QWeight;
+    type Weight = CpuWeight;
 
     fn name(&self) -> &'static str {
         "cpu"
@@ -31,23 +85,23 @@ impl Backend for Cpu {
         t.clone()
     }
 
-    fn upload_weight(&self, w: Tensor) -> QWeight {
-        QWeight::from_tensor(w, WeightDtype::F32)
+    fn upload_weight(&self, w: Tensor) -> CpuWeight {
+        self.split(QWeight::from_tensor(w, WeightDtype::F32))
     }
 
-    fn upload_weight_as(&self, w: Tensor, dtype: WeightDtype) -> QWeight {
-        QWeight::from_tensor(w, dtype)
+    fn upload_weight_as(&self, w: Tensor, dtype: WeightDtype) -> CpuWeight {
+        self.split(QWeight::from_tensor(w, dtype))
     }
 
-    fn upload_packed(&self, w: QWeight) -> QWeight {
-        w
+    fn upload_packed(&self, w: QWeight) -> CpuWeight {
+        self.split(w)
     }
 
-    fn weight_dtype(&self, w: &QWeight) -> WeightDtype {
+    fn weight_dtype(&self, w: &CpuWeight) -> WeightDtype {
         w.dtype()
     }
 
-    fn weight_bytes(&self, w: &QWeight) -> usize {
+    fn weight_bytes(&self, w: &CpuWeight) -> usize {
         w.bytes()
     }
 
@@ -55,7 +109,7 @@ impl Backend for Cpu {
         &t.shape
     }
 
-    fn embedding(&self, table: &QWeight, ids: &[u32], shape: &[usize]) -> Tensor {
+    fn embedding(&self, table: &CpuWeight, ids: &[u32], shape: &[usize]) -> Tensor {
         let d = table.dims().1;
         let mut data = vec![0.0f32; ids.len() * d];
         for (r, &id) in ids.iter().enumerate() {
@@ -66,12 +120,12 @@ impl Backend for Cpu {
         Tensor::new(s, data)
     }
 
-    fn linear(&self, x: &Tensor, w: &QWeight) -> Tensor {
+    fn linear(&self, x: &Tensor, w: &CpuWeight) -> Tensor {
         let (m, k) = (x.rows(), x.cols());
         let (n, wk) = w.dims();
         assert_eq!(wk, k, "linear: input has {k} features, weight expects {wk}");
         let mut out = vec![0.0; m * n];
-        qkernels::linear(m, &x.data, w, &mut out);
+        parallel::linear(self.threads(), self.grain, m, &x.data, w, &mut out);
         let mut shape = x.shape.clone();
         *shape.last_mut().unwrap() = n;
         Tensor::new(shape, out)
@@ -141,7 +195,9 @@ impl Backend for Cpu {
         mask: AttentionMask<'_>,
         s: AttentionShape,
     ) -> Tensor {
-        attention_host(q, k, v, bias, mask, s, None)
+        let work = s.batch * s.heads * s.q_len * s.kv_len * s.head_dim * 2;
+        let threads = if work < self.grain { 1 } else { self.threads() };
+        attention_threads(threads, q, k, v, bias, mask, s, None)
     }
 
     fn write_seq(&self, dst: &mut Tensor, src: &Tensor, pos: usize) {
@@ -236,89 +292,6 @@ fn argmax_row(row: &[f32], suppress: &[usize]) -> u32 {
     let max = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
     let first = runs().find_map(|(o, run)| run.iter().position(|&v| v == max).map(|p| o + p));
     first.or_else(|| runs().find(|(_, run)| !run.is_empty()).map(|(o, _)| o)).unwrap_or(0) as u32
-}
-
-/// T5 attention on host tensors (see [`Backend::attention`]); with `probs` (`[batch, heads, q_len, kv_len]`) it also
-/// writes the attention probabilities there.
-pub fn attention_host(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    bias: Option<&Tensor>,
-    mask: AttentionMask<'_>,
-    s: AttentionShape,
-    mut probs: Option<&mut [f32]>,
-) -> Tensor {
-    if s.q_len > 1 && !s.half && probs.is_none() {
-        return attention::attention(q, k, v, bias, mask, s);
-    }
-    let inner = s.heads * s.head_dim;
-    let mut out = vec![0.0f32; s.batch * s.q_len * inner];
-    let mut scores = vec![0.0f32; s.kv_len];
-    // per (batch, head): gather K of this head contiguously once (the scores are one matrix
-    // product), and V for several queries; a single query (a decode step) reads V where it is
-    // (each row is scaled and added once, so gathering it would only add a copy)
-    let gather_v = s.q_len > 1;
-    let mut kh = vec![0.0f32; s.kv_len * s.head_dim];
-    let mut vh = vec![0.0f32; if gather_v { s.kv_len * s.head_dim } else { 0 }];
-    // keys/values may hold more positions per batch row than kv_len (a preallocated static cache)
-    let kv_stride = if k.shape.len() == 3 { k.shape[1] } else { s.kv_len };
-    debug_assert!(kv_stride >= s.kv_len);
-    for b in 0..s.batch {
-        let key_mask = mask.key_mask.map(|m| &m[b * s.kv_len..(b + 1) * s.kv_len]);
-        for h in 0..s.heads {
-            let src = |j: usize| (b * kv_stride + j) * inner + h * s.head_dim;
-            for j in 0..s.kv_len {
-                kh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&k.data[src(j)..src(j) + s.head_dim]);
-                if gather_v {
-                    vh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&v.data[src(j)..src(j) + s.head_dim]);
-                }
-            }
-            let vrow = |j: usize| if gather_v { &vh[j * s.head_dim..(j + 1) * s.head_dim] } else { &v.data[src(j)..src(j) + s.head_dim] };
-            for i in 0..s.q_len {
-                let qo = (b * s.q_len + i) * inner + h * s.head_dim;
-                let qrow = &q.data[qo..qo + s.head_dim];
-                gemm::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
-                if s.half {
-                    scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
-                }
-                let visible = |j: usize| {
-                    key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i)
-                };
-                let mut max = f32::NEG_INFINITY;
-                for j in 0..s.kv_len {
-                    if let Some(bias) = bias {
-                        scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
-                        if s.half {
-                            scores[j] = crate::dtype::float16::round_f16(scores[j]);
-                        }
-                    }
-                    if visible(j) {
-                        max = max.max(scores[j]);
-                    }
-                }
-                let mut sum = 0.0f32;
-                for j in 0..s.kv_len {
-                    let e = if visible(j) { (scores[j] - max).exp() } else { 0.0 };
-                    scores[j] = e;
-                    sum += e;
-                }
-                let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-                if let Some(pr) = probs.as_deref_mut() {
-                    let row = ((b * s.heads + h) * s.q_len + i) * s.kv_len;
-                    pr[row..row + s.kv_len].iter_mut().zip(&scores).for_each(|(p, &e)| *p = e * inv);
-                }
-                let o = &mut out[qo..qo + s.head_dim];
-                for j in 0..s.kv_len {
-                    let p = if s.half { crate::dtype::float16::round_f16(scores[j] * inv) } else { scores[j] * inv };
-                    if p != 0.0 {
-                        o.iter_mut().zip(vrow(j)).for_each(|(a, v)| *a += p * v);
-                    }
-                }
-            }
-        }
-    }
-    Tensor::new(vec![s.batch, s.q_len, inner], out)
 }
 
 /// `dst[b, pos..pos + q, :] = src[b, .., :]` for `dst` `[batch, capacity, d]`, `src` `[batch, q, d]`.

@@ -1,0 +1,326 @@
+//! The CPU backend's thread pool: one process-wide set of worker threads that run the tasks of one
+//! job at a time beside the calling thread.
+//!
+//! [`run`]`(threads, tasks, f)` calls `f(0..tasks)`, each index exactly once, on up to `threads`
+//! threads (the caller is one of them) and returns when all have returned. Which thread runs which
+//! index is not fixed, so callers make every task write its own part of the output, computed the
+//! same way whatever the thread count: results are then bit-identical to one thread.
+//!
+//! Workers: natively `std::thread`s, spawned on first use (at most [`MAX_THREADS`]` - 1`). In the
+//! threaded wasm build (`target_feature = "atomics"`), the host starts Web Workers / worker threads
+//! that instantiate the module on the same shared memory and call [`worker_main`], which never
+//! returns; elsewhere in wasm there are no workers and every job runs on the caller.
+//!
+//! Waiting: an idle worker sleeps until its own sequence number changes (`park` natively,
+//! `memory.atomic.wait32` in wasm). The caller never blocks in wasm (a browser's main thread may not
+//! wait): it works on the tasks itself, then spins until the workers are done; natively it parks
+//! after a short spin and the last worker unparks it.
+//!
+//! One job at a time: a call made while another job runs (a task that calls [`run`], or a second
+//! native thread) runs its tasks inline on its own thread.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Most threads one job uses (the caller included).
+pub const MAX_THREADS: usize = 64;
+
+type TaskFn = dyn Fn(usize) + Sync;
+
+/// One job, on the caller's stack for the duration of [`run`].
+struct Job {
+    /// Lifetime erased: [`run`] does not return before every worker given this job is done with it.
+    f: *const TaskFn,
+    tasks: usize,
+    next: AtomicUsize,
+    /// Workers that finished with this job.
+    done: AtomicUsize,
+    /// Workers given this job.
+    given: usize,
+    panicked: AtomicBool,
+    #[cfg(not(target_arch = "wasm32"))]
+    caller: std::thread::Thread,
+}
+
+impl Job {
+    /// Claim and run tasks until none is left; false if one panicked.
+    fn work(&self) -> bool {
+        // SAFETY: `f` outlives the job (see the field).
+        let f = unsafe { &*self.f };
+        catch_unwind(AssertUnwindSafe(|| loop {
+            let t = self.next.fetch_add(1, Ordering::Relaxed);
+            if t >= self.tasks {
+                break;
+            }
+            f(t);
+        }))
+        .is_ok()
+    }
+}
+
+struct Worker {
+    /// Bumped by the caller once per job given to this worker.
+    seq: AtomicU32,
+    job: AtomicPtr<Job>,
+    #[cfg(not(target_arch = "wasm32"))]
+    thread: OnceLock<std::thread::Thread>,
+}
+
+struct Pool {
+    /// Registered workers (never removed; leaked so that they are `'static`).
+    workers: Mutex<Vec<&'static Worker>>,
+    /// Held while a job runs.
+    busy: Mutex<()>,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool { workers: Mutex::new(Vec::new()), busy: Mutex::new(()) })
+}
+
+thread_local! {
+    /// Set on pool workers: a task that calls [`run`] runs its job inline.
+    static IN_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Cores this process may use (native: the OS's answer; wasm: [`capacity`]).
+pub fn cores() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        capacity()
+    }
+}
+
+/// Most threads a job can use: natively [`MAX_THREADS`] (workers are spawned on demand); in wasm
+/// 1 + the workers the host started.
+pub fn capacity() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        MAX_THREADS
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        1 + pool().workers.lock().map_or(0, |w| w.len())
+    }
+}
+
+/// Run `f(t)` for every `t` in `0..tasks` on up to `threads` threads; see the module docs.
+/// A panic in a task is raised again here after every thread has stopped.
+pub fn run(threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+    let want = threads.min(tasks).min(MAX_THREADS);
+    if want <= 1 || IN_WORKER.with(|w| w.get()) {
+        return (0..tasks).for_each(f);
+    }
+    let p = pool();
+    let Ok(_busy) = p.busy.try_lock() else {
+        return (0..tasks).for_each(f);
+    };
+    let workers: Vec<&'static Worker> = {
+        #[allow(unused_mut)] // pushed to natively only
+        let mut ws = p.workers.lock().unwrap_or_else(|e| e.into_inner());
+        #[cfg(not(target_arch = "wasm32"))]
+        while ws.len() < want - 1 {
+            match spawn_worker() {
+                Some(w) => ws.push(w),
+                None => break,
+            }
+        }
+        ws.iter().take(want - 1).copied().collect()
+    };
+    if workers.is_empty() {
+        return (0..tasks).for_each(f);
+    }
+    // SAFETY: only the lifetime is erased; the job is not used after the wait below.
+    let f: &'static TaskFn = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static TaskFn>(f) };
+    let job = Job {
+        f,
+        tasks,
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+        given: workers.len(),
+        panicked: AtomicBool::new(false),
+        #[cfg(not(target_arch = "wasm32"))]
+        caller: std::thread::current(),
+    };
+    for w in &workers {
+        w.job.store(&job as *const Job as *mut Job, Ordering::Release);
+        w.seq.fetch_add(1, Ordering::Release);
+        wake(w);
+    }
+    let ok = job.work();
+    // wait for every worker given the job: they hold a pointer to it
+    let mut spins = 0u32;
+    while job.done.load(Ordering::Acquire) < job.given {
+        if WORKER_FAILED.load(Ordering::Relaxed) {
+            // a wasm worker trapped (panic = abort there): it will never finish; fail, not hang
+            panic!("a thread of the CPU pool stopped (it trapped); the engine cannot go on");
+        }
+        spins = spins.saturating_add(1);
+        #[cfg(not(target_arch = "wasm32"))]
+        if spins > 2000 {
+            std::thread::park();
+            continue;
+        }
+        std::hint::spin_loop();
+    }
+    if !ok || job.panicked.load(Ordering::Relaxed) {
+        panic!("a task of a parallel CPU job panicked");
+    }
+}
+
+fn wake(w: &Worker) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(t) = w.thread.get() {
+        t.unpark();
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+    // SAFETY: `seq` is a live, aligned 32-bit atomic.
+    unsafe {
+        core::arch::wasm32::memory_atomic_notify(w.seq.as_ptr() as *mut i32, 1);
+    }
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+    let _ = w;
+}
+
+/// The worker loop: wait for a job, work on it, report it done; forever.
+fn serve(w: &'static Worker) -> ! {
+    IN_WORKER.with(|c| c.set(true));
+    // 0, not the current value: a job may have been given before this thread first ran
+    let mut seen = 0;
+    loop {
+        let s = w.seq.load(Ordering::Acquire);
+        if s == seen {
+            #[cfg(not(target_arch = "wasm32"))]
+            std::thread::park();
+            #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+            // SAFETY: `seq` is a live, aligned 32-bit atomic; workers may wait.
+            unsafe {
+                core::arch::wasm32::memory_atomic_wait32(w.seq.as_ptr() as *mut i32, s as i32, -1);
+            }
+            #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+            std::hint::spin_loop();
+            continue;
+        }
+        seen = s;
+        // SAFETY: the caller stored the job before bumping `seq` and waits for `done`.
+        let job = unsafe { &*w.job.load(Ordering::Acquire) };
+        if !job.work() {
+            job.panicked.store(true, Ordering::Relaxed);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        let caller = job.caller.clone();
+        // the last access to `job`: after this the caller may return and free it
+        let last = job.done.fetch_add(1, Ordering::AcqRel) + 1 == job.given;
+        #[cfg(not(target_arch = "wasm32"))]
+        if last {
+            caller.unpark();
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = last;
+    }
+}
+
+fn new_worker() -> &'static Worker {
+    Box::leak(Box::new(Worker {
+        seq: AtomicU32::new(0),
+        job: AtomicPtr::new(std::ptr::null_mut()),
+        #[cfg(not(target_arch = "wasm32"))]
+        thread: OnceLock::new(),
+    }))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn spawn_worker() -> Option<&'static Worker> {
+    let w = new_worker();
+    let handle = std::thread::Builder::new().name("t5-cpu".into()).spawn(move || serve(w)).ok()?;
+    let _ = w.thread.set(handle.thread().clone());
+    Some(w)
+}
+
+/// Set when a wasm worker trapped ([`worker_failed`]).
+static WORKER_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Called by the host when a wasm worker's [`worker_main`] trapped: a caller waiting for it fails
+/// instead of waiting forever.
+pub fn worker_failed() {
+    WORKER_FAILED.store(true, Ordering::Relaxed);
+}
+
+/// Entry point of a wasm worker (a Web Worker / worker thread the host started on the module's
+/// shared memory): registers this thread as a pool worker and serves jobs; never returns.
+#[cfg(target_arch = "wasm32")]
+pub fn worker_main() -> ! {
+    let w = new_worker();
+    pool().workers.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+    serve(w)
+}
+
+/// `*mut T` that tasks may share: each task writes a disjoint part (the caller's promise).
+#[derive(Clone, Copy)]
+pub struct SharedMut<T>(*mut T, usize);
+
+// SAFETY: access goes through `slice`, whose contract is that tasks touch disjoint ranges.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    pub fn new(s: &mut [T]) -> Self {
+        SharedMut(s.as_mut_ptr(), s.len())
+    }
+
+    /// `&mut s[off..off + len]`.
+    ///
+    /// # Safety
+    /// No two live slices obtained from the same `SharedMut` overlap, and the original slice is
+    /// not used while they live.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice(&self, off: usize, len: usize) -> &mut [T] {
+        assert!(off + len <= self.1, "SharedMut: {off} + {len} beyond {}", self.1);
+        std::slice::from_raw_parts_mut(self.0.add(off), len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_once() {
+        for threads in [1, 2, 3, 8] {
+            for tasks in [0, 1, 2, 7, 100] {
+                let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+                run(threads, tasks, &|t| {
+                    hits[t].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "threads {threads} tasks {tasks}");
+            }
+        }
+    }
+
+    #[test]
+    fn nested_jobs_run_inline() {
+        let total = AtomicUsize::new(0);
+        run(4, 4, &|_| {
+            run(4, 3, &|_| {
+                total.fetch_add(1, Ordering::Relaxed);
+            });
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 12);
+    }
+
+    #[test]
+    fn a_panicking_task_panics_the_caller_and_the_pool_survives() {
+        let r = catch_unwind(|| run(3, 10, &|t| assert!(t != 5, "task 5")));
+        assert!(r.is_err());
+        let n = AtomicUsize::new(0);
+        run(3, 10, &|_| {
+            n.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(n.load(Ordering::Relaxed), 10);
+    }
+}

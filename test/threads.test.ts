@@ -1,0 +1,75 @@
+/**
+ * The threaded engine build: `num_threads` N gives the same bits as 1 on every fixture model and
+ * storage form (logits, encoder states, greedy and beam ids and scores), N threads really run (the
+ * pool has them), and bad `num_threads` is a typed error. vitest.config.ts sets T5_WEB_CPU_GRAIN=0,
+ * so every job of these tiny models is split across the threads (the default leaves small jobs on
+ * one thread). The oracle suites run on this build too (the default one in Node, with 2+ threads).
+ */
+
+import { afterAll, describe, expect, it } from "vitest";
+import { BadConfigError, T5EncoderModel, T5ForConditionalGeneration, initWasm, threadsSupported, wasmFlavour, wasmThreads } from "../ts/src/index.js";
+import { loadOracle, MODELS, modelDir } from "./helpers/oracle.js";
+
+const THREADS = 3;
+const threaded = process.env.T5_WEB_WASM === undefined || process.env.T5_WEB_WASM === "threads";
+
+describe.skipIf(!threaded)("threaded build", () => {
+  it("runs in Node, with the pool grown to the threads asked for", async () => {
+    expect(threadsSupported()).toBe(true);
+    const engine = await initWasm();
+    expect(wasmFlavour()).toBe("threads");
+    expect(engine.threadsBuilt()).toBe(true);
+    const lm = await T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"), { num_threads: THREADS });
+    try {
+      expect(lm.threads).toBe(THREADS);
+      expect(wasmThreads()).toBeGreaterThanOrEqual(THREADS);
+      // the workers have joined the engine's pool (its capacity counts them)
+      expect(engine.threadCapacity()).toBeGreaterThanOrEqual(THREADS);
+    } finally {
+      lm.dispose();
+    }
+    const one = await T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"), { num_threads: 1 });
+    expect(one.threads).toBe(1);
+    one.dispose();
+  });
+
+  const loaded: { dispose(): void }[] = [];
+  afterAll(() => loaded.forEach((m) => m.dispose()));
+
+  for (const { dir, oracle } of MODELS) {
+    for (const dtype of ["fp32", "bf16", "q8", "q4"] as const) {
+      it(`${dir} ${dtype}: ${THREADS} threads give the bits of 1`, async () => {
+        const o = loadOracle(oracle).json;
+        const [one, many] = await Promise.all(
+          [1, THREADS].map((n) => T5ForConditionalGeneration.fromPretrained(modelDir(dir), { dtype, num_threads: n })),
+        );
+        loaded.push(one!, many!);
+        const run = async (lm: T5ForConditionalGeneration) => {
+          const out = await lm.forward({ input_ids: o.input_ids, attention_mask: o.attention_mask, decoder_input_ids: o.decoder_input_ids });
+          const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask };
+          const greedy = await lm.generate(inputs, { max_new_tokens: 8 });
+          const beam = await lm.generate(inputs, { max_new_tokens: 8, num_beams: 3, return_dict_in_generate: true });
+          return { logits: Array.from(out.logits.data), greedy, beam };
+        };
+        expect(await run(many!)).toStrictEqual(await run(one!));
+      });
+    }
+  }
+
+  it("encoder 1 vs N threads, a batch of 8", async () => {
+    const o = loadOracle("tiny-t5").json;
+    const ids = Array.from({ length: 8 }, (_, r) => o.input_ids[r % o.input_ids.length]!);
+    const mask = Array.from({ length: 8 }, (_, r) => o.attention_mask[r % o.attention_mask.length]!);
+    const [one, many] = await Promise.all([1, THREADS].map((n) => T5EncoderModel.fromPretrained(modelDir("tiny-t5"), { num_threads: n })));
+    loaded.push(one!, many!);
+    const a = (await one!.forward({ input_ids: ids, attention_mask: mask })).last_hidden_state.data;
+    const b = (await many!.forward({ input_ids: ids, attention_mask: mask })).last_hidden_state.data;
+    expect(Array.from(b)).toStrictEqual(Array.from(a));
+  });
+});
+
+describe("num_threads", () => {
+  it.each([0, -1, 1.5, Number.NaN, 65, "2"])("%s is a BadConfigError", async (n) => {
+    await expect(T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"), { num_threads: n as number })).rejects.toThrow(BadConfigError);
+  });
+});

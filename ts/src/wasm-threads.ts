@@ -1,0 +1,99 @@
+/**
+ * The threaded engine build's workers (see `wasm.ts`): each one instantiates the same compiled module
+ * on the main instance's shared memory (`wasm-thread-worker.ts`) and joins the engine's CPU pool
+ * (`crates/t5-core/src/backend/cpu/pool.rs`), where it waits for work with `memory.atomic.wait`.
+ * Node and Deno: `worker_threads` (unref'd: an idle pool never keeps the process alive; Deno's Web Workers
+ * cannot be); browsers: module Web Workers. The worker script is `wasm-thread-worker.js` next to this module (the npm
+ * bundles and tsc's `dist/`), or, under vitest (sources), tsc's `dist/` copy.
+ */
+
+import { T5WebError } from "./errors.js";
+
+interface Started {
+  /** Resolves once the worker has instantiated the module (it then serves the pool forever). */
+  ready: Promise<void>;
+}
+
+function isNode(): boolean {
+  const g = globalThis as { process?: { versions?: { node?: string } }; Deno?: unknown };
+  return typeof g.process?.versions?.node === "string" && typeof g.Deno === "undefined";
+}
+
+function isDeno(): boolean {
+  return typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+}
+
+let scriptUrl: Promise<URL> | undefined;
+
+/** The worker script: next to this module, or (sources under vitest) tsc's `dist/` copy. */
+async function workerScript(): Promise<URL> {
+  const here = new URL("./wasm-thread-worker.js", import.meta.url);
+  if (!isNode() || !here.pathname.endsWith("/ts/src/wasm-thread-worker.js")) return here;
+  const fs = await import("node:fs/promises");
+  const dist = new URL("../../dist/wasm-thread-worker.js", import.meta.url);
+  try {
+    await fs.access(dist);
+    return dist;
+  } catch {
+    throw new T5WebError(`t5-web: the threaded engine's worker script ${dist.pathname} is not built; run \`npm run build:ts\``);
+  }
+}
+
+interface Init {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+}
+
+function fail(why: unknown): T5WebError {
+  return new T5WebError(`t5-web: a thread of the WebAssembly engine failed to start: ${String((why as Error)?.message ?? why)}`, { cause: why });
+}
+
+async function startOne(init: Init): Promise<Started> {
+  scriptUrl ??= workerScript();
+  const url = await scriptUrl;
+  // Deno too: its Web Workers keep the process alive for good, its node:worker_threads ones can be unref'd
+  if (isNode() || isDeno()) {
+    const { Worker } = await import("node:worker_threads");
+    const w = new Worker(url);
+    // referenced until it is ready (the caller awaits it), then unref'd: an idle pool never keeps the process
+    // alive (after the "message" listener is gone: one added after unref() refs the worker again, nodejs/node#53036)
+    const ready = new Promise<void>((resolve, reject) => {
+      w.once("message", (m: unknown) => {
+        if (m !== "ready") return reject(fail(m));
+        w.unref();
+        resolve();
+      });
+      w.once("error", (e) => reject(fail(e)));
+    });
+    w.postMessage(init);
+    return { ready };
+  }
+  const w = new Worker(url, { type: "module", name: "t5-web-thread" });
+  const ready = new Promise<void>((resolve, reject) => {
+    w.addEventListener("message", (e: MessageEvent) => (e.data === "ready" ? resolve() : reject(fail(e.data))), { once: true });
+    w.addEventListener("error", (e: ErrorEvent) => reject(fail(e.message)), { once: true });
+  });
+  w.postMessage(init);
+  return { ready };
+}
+
+let started = 0;
+let pending: Promise<void> = Promise.resolve();
+
+/** Workers started so far (the engine's pool has this many + the calling thread). */
+export function workersStarted(): number {
+  return started;
+}
+
+/** Start workers until `count` run (none are ever stopped); resolves when all are in the pool. */
+export function ensureWorkers(count: number, init: Init): Promise<void> {
+  const run = pending.then(async () => {
+    const more: Started[] = [];
+    while (started + more.length < count) more.push(await startOne(init));
+    await Promise.all(more.map((s) => s.ready));
+    started += more.length;
+  });
+  // a failure is this call's; the next call tries again
+  pending = run.catch(() => {});
+  return run;
+}
