@@ -9,7 +9,7 @@ fn main() {
         let mut outm = vec![0.0f32; m * n];
         let t = Instant::now();
         let reps = 20;
-        for _ in 0..reps { t5_core::backend::cpu::kernels::matmul_nt(m, n, k, &xm, &w, &mut outm); }
+        for _ in 0..reps { t5_core::backend::cpu::gemm::matmul_nt(m, n, k, &xm, &w, &mut outm); }
         let s = t.elapsed().as_secs_f64() / reps as f64;
         println!("m={m}: {:.2} ms, {:.1} GB/s of weights, {:.1} GFLOP/s", s * 1e3, (n * k * 4) as f64 / s / 1e9, (2 * m * n * k) as f64 / s / 1e9);
     }

@@ -1,12 +1,136 @@
-//! T5 multi-head attention on host tensors, one task per (batch row, head) on the CPU pool.
+//! T5 multi-head attention on host tensors, one task per (batch row, head) on the CPU pool; each
+//! task computes its (batch row, head) exactly as one thread does, so results are bit-identical at
+//! any thread count.
+//!
+//! Two per-head paths: the one-pass softmax ([`head`], one query at a time; decode steps, float16
+//! emulation, returned probabilities) and, for several queries, a blocked path ([`head_blocked`])
+//! without materialising more than [`QB`] × [`KB`] scores: per block of queries, the keys are
+//! visited in blocks with an online softmax (running maximum `m` and denominator `l` per query; the
+//! partial output rescaled by `exp(m_old − m_new)` when the maximum grows), `Q Kᵀ` and `P V` as
+//! packed-panel GEMMs ([`super::gemm::packed`]) reading `Q`, `K` and `V` where they are (row
+//! stride: all heads).
+//!
+//! Numerics of the blocked path against the one-pass softmax: the same scores; the exponentials are
+//! of `s − m_block` instead of `s − m_row`, rescaled when a later block raises the maximum (one more
+//! rounding per block each), and the output is divided by the sum once at the end instead of
+//! scaling each probability.
 
-use super::kernels;
+use super::gemm::{self, Block, Operands};
 use super::pool::{self, SharedMut};
 use crate::backend::{AttentionMask, AttentionShape};
 use crate::tensor::Tensor;
 
+/// Queries per block.
+pub const QB: usize = 64;
+/// Keys per block.
+pub const KB: usize = 128;
+
+/// The blocked path on one thread: `softmax(q kᵀ + bias, masked) v` for all heads, `q` `[batch, q_len, heads · head_dim]`, `k`, `v`
+/// `[batch, kv_stride, heads · head_dim]` (`kv_stride ≥ kv_len`), `bias` `[heads, q_len, kv_len]`.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, mask: AttentionMask<'_>, s: AttentionShape) -> Tensor {
+    let inner = s.heads * s.head_dim;
+    let mut out = vec![0.0f32; s.batch * s.q_len * inner];
+    let shared_out = SharedMut::new(&mut out);
+    for b in 0..s.batch {
+        for h in 0..s.heads {
+            head_blocked(q, k, v, bias, mask, s, b, h, shared_out);
+        }
+    }
+    Tensor::new(vec![s.batch, s.q_len, inner], out)
+}
+
+/// One (batch row, head): writes columns `h · head_dim ..` of rows `b · q_len ..` of `out`
+/// (`[batch · q_len, heads · head_dim]`) and nothing else; every output is computed by this call
+/// alone, in a fixed order.
+#[allow(clippy::too_many_arguments)]
+pub fn head_blocked(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    mask: AttentionMask<'_>,
+    s: AttentionShape,
+    b: usize,
+    h: usize,
+    out: SharedMut<f32>,
+) {
+    let (d, inner) = (s.head_dim, s.heads * s.head_dim);
+    let kv_stride = if k.shape.len() == 3 { k.shape[1] } else { s.kv_len };
+    let key_mask = mask.key_mask.map(|m| &m[b * s.kv_len..(b + 1) * s.kv_len]);
+    let kbase = &k.data[b * kv_stride * inner + h * d..];
+    let vbase = &v.data[b * kv_stride * inner + h * d..];
+    let mut scores = vec![0.0f32; QB * KB];
+    let mut pv = vec![0.0f32; QB * d];
+    let mut acc = vec![0.0f32; QB * d];
+    let (mut mx, mut sum) = ([0.0f32; QB], [0.0f32; QB]);
+    for i0 in (0..s.q_len).step_by(QB) {
+        let qb = QB.min(s.q_len - i0);
+        let qrows = &q.data[(b * s.q_len + i0) * inner + h * d..];
+        acc[..qb * d].iter_mut().for_each(|a| *a = 0.0);
+        mx[..qb].iter_mut().for_each(|m| *m = f32::NEG_INFINITY);
+        sum[..qb].iter_mut().for_each(|l| *l = 0.0);
+        for j0 in (0..s.kv_len).step_by(KB) {
+            let kb = KB.min(s.kv_len - j0);
+            let sc = &mut scores[..qb * kb];
+            gemm::gemm(
+                Operands { k: d, x: qrows, ldx: inner, out: sc, ldo: kb },
+                Block::all(qb, kb),
+                &mut gemm::pack_nt(&kbase[j0 * inner..], inner, d),
+            );
+            for ii in 0..qb {
+                let i = i0 + ii;
+                let row = &mut sc[ii * kb..(ii + 1) * kb];
+                let mut m = mx[ii];
+                for (jj, sv) in row.iter_mut().enumerate() {
+                    let j = j0 + jj;
+                    let visible = key_mask.map_or(true, |km| km[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i);
+                    if !visible {
+                        *sv = f32::NEG_INFINITY;
+                        continue;
+                    }
+                    if let Some(bias) = bias {
+                        *sv += bias.data[(h * s.q_len + i) * s.kv_len + j];
+                    }
+                    m = m.max(*sv);
+                }
+                if m == f32::NEG_INFINITY {
+                    // nothing visible yet: this block adds nothing
+                    row.iter_mut().for_each(|p| *p = 0.0);
+                    continue;
+                }
+                let alpha = (mx[ii] - m).exp();
+                mx[ii] = m;
+                let mut l = 0.0f32;
+                for p in row.iter_mut() {
+                    // masked: exp(-inf) = 0
+                    *p = (*p - m).exp();
+                    l += *p;
+                }
+                sum[ii] = sum[ii] * alpha + l;
+                if alpha != 1.0 {
+                    acc[ii * d..(ii + 1) * d].iter_mut().for_each(|a| *a *= alpha);
+                }
+            }
+            gemm::gemm(
+                Operands { k: kb, x: sc, ldx: kb, out: &mut pv[..qb * d], ldo: d },
+                Block::all(qb, d),
+                &mut gemm::pack_nn(&vbase[j0 * inner..], inner),
+            );
+            acc[..qb * d].iter_mut().zip(&pv[..qb * d]).for_each(|(a, p)| *a += p);
+        }
+        for ii in 0..qb {
+            let inv = if sum[ii] > 0.0 { 1.0 / sum[ii] } else { 0.0 };
+            let o = (b * s.q_len + i0 + ii) * inner + h * d;
+            // SAFETY: this (b, i, h) output row belongs to this call only.
+            let orow = unsafe { out.slice(o, d) };
+            orow.iter_mut().zip(&acc[ii * d..(ii + 1) * d]).for_each(|(o, a)| *o = a * inv);
+        }
+    }
+}
+
 /// T5 attention on host tensors (see [`crate::backend::Backend::attention`]) on one thread; with
 /// `probs` (`[batch, heads, q_len, kv_len]`) it also writes the attention probabilities there.
+/// Several queries without probabilities (and without float16 emulation) take the blocked path.
 pub fn attention_host(
     q: &Tensor,
     k: &Tensor,
@@ -36,14 +160,20 @@ pub fn attention_threads(
     let mut out = vec![0.0f32; s.batch * s.q_len * inner];
     let shared_out = SharedMut::new(&mut out);
     let shared_probs = probs.map(SharedMut::new);
+    // several queries without float16 emulation or probabilities: the blocked path (per task too)
+    let blocked = s.q_len > 1 && !s.half && shared_probs.is_none();
     pool::run(threads, s.batch * s.heads, &|t| {
         let (b, h) = (t / s.heads, t % s.heads);
-        head(b, h, q, k, v, bias, mask, s, shared_out, shared_probs);
+        if blocked {
+            head_blocked(q, k, v, bias, mask, s, b, h, shared_out);
+        } else {
+            head(b, h, q, k, v, bias, mask, s, shared_out, shared_probs);
+        }
     });
     Tensor::new(vec![s.batch, s.q_len, inner], out)
 }
 
-/// One (batch row, head): its output columns `h * head_dim..` of rows `b * q_len..`, and its
+/// One (batch row, head), one-pass softmax (one query at a time): its output columns `h * head_dim..` of rows `b * q_len..`, and its
 /// probabilities.
 #[allow(clippy::too_many_arguments)]
 fn head(
@@ -81,7 +211,7 @@ fn head(
     for i in 0..s.q_len {
         let qo = (b * s.q_len + i) * inner + h * s.head_dim;
         let qrow = &q.data[qo..qo + s.head_dim];
-        kernels::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
+        gemm::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
         if s.half {
             scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
         }
@@ -122,3 +252,7 @@ fn head(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "attention_tests.rs"]
+mod tests;

@@ -1,9 +1,10 @@
-//! The CPU backend: host tensors, SIMD matmul (see `kernels`, `qkernels`), everything else in plain
+//! The CPU backend: host tensors, SIMD matmul (see `gemm`, `qkernels`), everything else in plain
 //! loops; the matmuls and attention split across threads (`pool`, `parallel`), bit-identical to
 //! one thread.
 
-mod attention;
-pub mod kernels;
+pub mod attention;
+pub mod fixed;
+pub mod gemm;
 pub mod parallel;
 pub mod pool;
 pub mod qkernels;

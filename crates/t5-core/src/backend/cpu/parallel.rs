@@ -6,6 +6,7 @@
 //! passes of 1, 2, 4 or 8 from row 0; a block that starts at a multiple of 16 gives every row the
 //! same pass, hence the same arithmetic, as the unsplit weight.
 
+use super::gemm;
 use super::pool::{self, SharedMut};
 use super::qkernels;
 use crate::dtype::{QWeight, WeightDtype};
@@ -72,14 +73,18 @@ impl CpuWeight {
 /// the job has at least `grain` multiply-adds.
 ///
 /// Tasks: (weight block, chunk of input rows). Each computes its outputs with `qkernels::linear` on
-/// its block; a chunk has at least 2 rows when `m > 1` (one row takes the matrix-vector kernels, a
-/// different summation order from the multi-row ones).
+/// its block (the packed GEMM for several rows: each output one in-order sum whatever block of
+/// rows and columns computes it). Rows are split into chunks only when `m ≥`
+/// [`gemm::PACKED_MIN_ROWS`], each of at least that many rows, so that every chunk takes the same
+/// kernel as the whole product (fewer rows take the dot-product tiles or, for one row, the
+/// matrix-vector kernels: other summation orders).
 pub fn linear(threads: usize, grain: usize, m: usize, x: &[f32], w: &CpuWeight, out: &mut [f32]) {
     let (n, k) = w.dims();
     assert!(x.len() >= m * k && out.len() >= m * n);
     let threads = if m * n * k < grain { 1 } else { threads };
     let parts = w.blocks();
-    let chunks = if m > 1 && parts < threads { threads.div_ceil(parts).min(m / 2).max(1) } else { 1 };
+    let min_rows = gemm::PACKED_MIN_ROWS;
+    let chunks = if m >= min_rows && parts < threads { threads.div_ceil(parts).min(m / min_rows).max(1) } else { 1 };
     if parts == 1 && chunks == 1 {
         return qkernels::linear(m, x, &w.blocks[0], out);
     }
@@ -122,7 +127,7 @@ mod tests {
         let w = weight(n, k);
         for dtype in [WeightDtype::F32, WeightDtype::F16, WeightDtype::BF16, WeightDtype::Q8, WeightDtype::Q4] {
             let q = QWeight::from_tensor(w.clone(), dtype);
-            for m in 1..=7 {
+            for m in 1..=13 {
                 let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
                 let mut want = vec![0.0; m * n];
                 qkernels::linear(m, &x, &q, &mut want);

@@ -1,0 +1,118 @@
+//! A fixed-point copy of one activation row, for the integer q8 matvec (the wasm kernel; the scalar
+//! [`fixed::dot`] is its portable reference, checked natively).
+//!
+//! With `m = max |x|`, `X_t = round(x_t / m · 2^28)` (`|X_t| ≤ 2^28`) is split into two i16 limbs,
+//! `hi_t = X_t >> 14` (arithmetic, `|hi_t| ≤ 2^14`) and `lo_t = X_t & 0x3fff` (`0..2^14`), so that
+//! `X_t = hi_t · 2^14 + lo_t` exactly. A q8 row's `Σ q_t X_t = 2^14 Σ q hi + Σ q lo` is then exact
+//! integer arithmetic (i16 × i16 products summed in i32 lanes, flushed to i64), and the output is
+//! `scale · (m · 2^-28) · Σ q X`, formed in f64 and rounded once to f32.
+//!
+//! Numerics: the only rounding before the final one is that of `x` itself, `|X_t · m 2^-28 − x_t|
+//! ≤ 2^-29 m` (plus ~2^-53 relative from the f64 scaling), so `|out − scale Σ q x| ≤ scale · Σ|q| ·
+//! 2^-29 m + |out| 2^-24`. Against f32 accumulation of exact products (the float kernels): the same
+//! order for k of a few thousand, and the error here does not grow with the length of the sums.
+//! Non-finite `x` has no fixed-point form ([`FixedX::new`] gives `None`: callers use a float kernel);
+//! all-zero `x` gives `unit = 0`, so every output is 0.
+
+/// Fractional bits of `X = x / m · 2^BITS`.
+pub const BITS: i32 = 28;
+/// Bits of the low limb: `X = hi · 2^LIMB + lo`.
+pub const LIMB: u32 = 14;
+/// Weights of a row summed in i32 lanes before they are flushed into an i64. The SIMD kernel
+/// keeps 4 i32 lanes per limb; each 16 weights add 4 products `q · limb` to every lane, each
+/// `|q · limb| ≤ 128 · 2^14 = 2^21`, so after `FLUSH` weights a lane holds at most
+/// `FLUSH / 16 · 4 · 2^21 = 2^30 < 2^31` (checked by [`dot`], which sums the same lanes with
+/// overflow checks, in the unit tests).
+pub const FLUSH: usize = 2048;
+
+pub struct FixedX {
+    /// `X >> LIMB`, in the order of `x`.
+    pub hi: Vec<i16>,
+    /// `X & (2^LIMB - 1)`.
+    pub lo: Vec<i16>,
+    /// `m · 2^-BITS`: `x_t ≈ X_t · unit`.
+    pub unit: f64,
+}
+
+impl FixedX {
+    /// `None` when `x` holds a non-finite value.
+    pub fn new(x: &[f32]) -> Option<FixedX> {
+        let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        if !m.is_finite() || x.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let (mut hi, mut lo) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+        let one = 1i64 << BITS;
+        let f = if m > 0.0 { one as f64 / m as f64 } else { 0.0 };
+        for &v in x {
+            let q = ((v as f64 * f).round() as i64).clamp(-one, one);
+            hi.push((q >> LIMB) as i16);
+            lo.push((q & ((1 << LIMB) - 1)) as i16);
+        }
+        Some(FixedX { hi, lo, unit: m as f64 / one as f64 })
+    }
+
+    /// A row's output from its exact `Σ q X` and its scale.
+    #[inline(always)]
+    pub fn out(&self, s: i64, scale: f32) -> f32 {
+        (s as f64 * self.unit * scale as f64) as f32
+    }
+}
+
+/// `Σ_t codes_t · X_t`, exactly, summed as the SIMD kernel sums it: products in 4 i32 lanes per
+/// limb (weight `t` in lane `(t mod 8) / 2`), flushed into i64 every [`FLUSH`] weights; the i32
+/// additions are checked, so a test on extreme inputs checks the `FLUSH` bound.
+pub fn dot(codes: &[i8], fx: &FixedX) -> i64 {
+    let mut s = 0i64;
+    for (c, chunk) in codes.chunks(FLUSH).enumerate() {
+        let (mut ah, mut al) = ([0i32; 4], [0i32; 4]);
+        for (i, &q) in chunk.iter().enumerate() {
+            let t = c * FLUSH + i;
+            let l = (t % 8) / 2;
+            ah[l] = ah[l].checked_add(q as i32 * fx.hi[t] as i32).expect("i32 lane overflow (hi)");
+            al[l] = al[l].checked_add(q as i32 * fx.lo[t] as i32).expect("i32 lane overflow (lo)");
+        }
+        let (h, l): (i64, i64) = (ah.iter().map(|&v| v as i64).sum(), al.iter().map(|&v| v as i64).sum());
+        s += (h << LIMB) + l;
+    }
+    s
+}
+
+/// Largest q4 group for [`q4_dot`]: per group, each i32 lane sums `group / 4` products `q · limb`,
+/// `|q · limb| ≤ 15 · 2^14`, so a lane stays below `64 · 15 · 2^14 < 2^24` for groups up to 256
+/// and converts to f32 exactly (checked by [`q4_dot`] in the unit tests).
+pub const Q4_GROUP_MAX: usize = 256;
+
+/// q4 (`row`: one row's packed nibbles, [`crate::dtype::quant::q4_code`] layout; groups of `group`, a
+/// multiple of 64 up to [`Q4_GROUP_MAX`]): `unit · Σ_g scale_g Σ_{t∈g} q_t X_t` (codes `q` in
+/// 0..16, the zero points left to the caller), summed as the SIMD kernel sums it: per group,
+/// exact products in 4 i32 lanes per limb (weight `t` in lane `(t mod 8) / 2`; the additions and
+/// the f32 exactness of the lanes checked), each lane's `2^14 hi + lo` formed in f32 (one
+/// rounding), times the group's scale, accumulated in 4 f32 lanes; the lanes summed, times `unit`
+/// in f64, rounded to f32.
+///
+/// Numerics: the fixed-point `x` adds at most `2^-29 m Σ_g |scale_g| Σ q` (as for q8); the f32
+/// sums of the exact per-group lanes at most `(gpr + 4) 2^-24 Σ_g |scale_g| Σ q |X| unit` (one
+/// rounding per lane value, one per product and sum over the `gpr = k / group` groups, two in the
+/// final lane sum), plus the final rounding to f32, `|out| 2^-24`. The float kernel's error is of
+/// the same order, and grows with the group length too; this one does not.
+pub fn q4_dot(row: &[u8], group: usize, scales: &[f32], fx: &FixedX) -> f32 {
+    assert!(group % 64 == 0 && group <= Q4_GROUP_MAX);
+    let exact = |v: i32| {
+        assert!(v.unsigned_abs() < 1 << 24, "i32 lane not exact in f32");
+        v as f32
+    };
+    let mut tot = [0.0f32; 4];
+    for (g, &scale) in scales.iter().enumerate().take(row.len() * 2 / group) {
+        let (mut ah, mut al) = ([0i32; 4], [0i32; 4]);
+        for t in g * group..(g + 1) * group {
+            let (q, l) = (crate::dtype::quant::q4_code(row, t) as i32, (t % 8) / 2);
+            ah[l] = ah[l].checked_add(q * fx.hi[t] as i32).expect("i32 lane overflow (hi)");
+            al[l] = al[l].checked_add(q * fx.lo[t] as i32).expect("i32 lane overflow (lo)");
+        }
+        for l in 0..4 {
+            tot[l] += (exact(ah[l]) * (1 << LIMB) as f32 + exact(al[l])) * scale;
+        }
+    }
+    (tot.iter().sum::<f32>() as f64 * fx.unit) as f32
+}

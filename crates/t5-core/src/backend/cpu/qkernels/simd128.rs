@@ -1,0 +1,443 @@
+//! WASM SIMD128 one-row kernels (fused multiply-adds in the relaxed-SIMD build).
+
+use crate::backend::cpu::gemm::simd128::{hsum, madd};
+use crate::dtype::QWeight;
+use core::arch::wasm32::*;
+
+/// f16 bits (in the low 16 bits of each u32 lane) → f32, exact for finite values (normal and
+/// subnormal): the exponent is rebased by multiplying by 2^112. Weights stored as f16 are finite.
+#[inline(always)]
+fn f16_to_f32(h: v128) -> v128 {
+    let sign = i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
+    let mag = f32x4_mul(i32x4_shl(v128_and(h, u32x4_splat(0x7fff)), 13), f32x4_splat(f32::from_bits(0x7780_0000))); // 2^112
+    v128_or(mag, sign)
+}
+
+pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
+    let (n, k) = w.dims();
+    let xp = x.as_ptr();
+    // SAFETY (all loads below): rows hold k elements, t + 8 <= k8 <= k.
+    unsafe {
+        match w {
+            QWeight::F32 { .. } => super::scalar::matvec(x, w, out),
+            QWeight::F16 { data, .. } => {
+                for j in 0..n {
+                    let r = data.as_ptr().add(j * k);
+                    out[j] = dot8(xp, k, |t| {
+                        let v = v128_load(r.add(t) as *const v128);
+                        (f16_to_f32(u32x4_extend_low_u16x8(v)), f16_to_f32(u32x4_extend_high_u16x8(v)))
+                    }, |t| half::f16::from_bits(*r.add(t)).to_f32());
+                }
+            }
+            QWeight::BF16 { data, .. } => {
+                let xt = deinterleave8(&x[..k]);
+                let mut j = 0;
+                while j + R <= n {
+                    bf16_rows::<R>(xp, xt.as_ptr(), k, data.as_ptr().add(j * k), &mut out[j..j + R]);
+                    j += R;
+                }
+                for j in j..n {
+                    bf16_rows::<1>(xp, xt.as_ptr(), k, data.as_ptr().add(j * k), &mut out[j..j + 1]);
+                }
+            }
+            QWeight::Q8 { codes, scales, .. } => {
+                // one scale per row (group = k) or per 32-weight block (GGUF Q8_0)
+                let group = crate::dtype::quant::q8_group(n, k, scales.len());
+                if group % 16 != 0 || k % group != 0 {
+                    return super::scalar::matvec(x, w, out);
+                }
+                if group == k {
+                    if let Some(fx) = super::fixed::FixedX::new(&x[..k]) {
+                        let mut j = 0;
+                        while j + RQ <= n {
+                            q8_fixed_rows::<RQ>(&fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + RQ]);
+                            j += RQ;
+                        }
+                        for j in j..n {
+                            q8_fixed_rows::<1>(&fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + 1]);
+                        }
+                        return;
+                    }
+                }
+                let xt = transpose16(&x[..k]);
+                let xp = xt.as_ptr();
+                let mut j = 0;
+                while j + R8 <= n {
+                    q8_rows::<R8>(xp, k, group, codes.as_ptr().add(j * k), scales.as_ptr().add(j * (k / group)), &mut out[j..j + R8]);
+                    j += R8;
+                }
+                for j in j..n {
+                    q8_rows::<1>(xp, k, group, codes.as_ptr().add(j * k), scales.as_ptr().add(j * (k / group)), &mut out[j..j + 1]);
+                }
+            }
+            QWeight::Q4 { group, packed, scales, zeros, .. } => {
+                let group = *group;
+                let gpr = k / group;
+                let xs = super::group_sums(&x[..k], group);
+                let (p, s, z) = (packed.as_ptr(), scales.as_ptr(), zeros.as_ptr());
+                if group % 64 == 0 && group <= super::fixed::Q4_GROUP_MAX {
+                    if let Some(fx) = super::fixed::FixedX::new(&x[..k]) {
+                        let mut j = 0;
+                        while j + RQ4 <= n {
+                            q4_fixed_rows::<RQ4>(&fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + RQ4]);
+                            j += RQ4;
+                        }
+                        for j in j..n {
+                            q4_fixed_rows::<1>(&fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 1]);
+                        }
+                        return;
+                    }
+                }
+                let mut xt = transpose16(&x[..k]);
+                // the codes are masked in place (no shift back down): a nibble in byte s of a lane
+                // is q · 2^(8s), against x · 2^(-8s) (powers of two: exact for every activation
+                // above 2^-102), so every product is the f32 product q · x
+                for c in xt.chunks_exact_mut(16) {
+                    for (s, v) in c.iter_mut().enumerate() {
+                        *v *= [1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16_777_216.0][s / 4];
+                    }
+                }
+                let xp = xt.as_ptr();
+                let mut j = 0;
+                // groups of 32 keep two accumulators per row: 2 rows per pass fit the registers
+                while group == 32 && j + 2 <= n {
+                    q4_rows::<2>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 2]);
+                    j += 2;
+                }
+                while j + R <= n {
+                    q4_rows::<R>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + R]);
+                    j += R;
+                }
+                for j in j..n {
+                    q4_rows::<1>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 1]);
+                }
+            }
+        }
+    }
+}
+
+/// Weight rows per pass of the q4 and bf16 kernels: each activation load serves `R` rows, and
+/// `R` row streams are in flight at once.
+const R: usize = 4;
+
+/// Weight rows per pass of the q8 kernel. 8, not 4, although 8 accumulators, 8 loaded vectors
+/// and the 4 activations are more than x86-64's 16 vector registers: in the wasm micro-benchmark
+/// (`bench/wasm-kernels`) both run at the same speed on a matrix that stays in cache, but on
+/// matrices streamed from memory, as every decode step streams them, 8 rows per pass take
+/// 30-40% less time than 4 (32128 × 512: about 2.7 against 4.0 ms; 8192 × 2048: 2.6 against
+/// 3.0 ms; 2, 6 and 16 rows also beat 4 there, 8 was the best overall).
+const R8: usize = 8;
+
+/// Weight rows per pass of the integer q8 kernel ([`q8_fixed_rows`]), for the same reason as
+/// [`R8`]: in `bench/wasm-kernels` (Node 20) 2, 4, 6 and 8 rows per pass are within noise of each
+/// other on a decode step's matrices, 8 was the fastest on the 32128 × 512 LM head streamed from
+/// memory (2.14 ms against 2.2-2.5) and 6 on a matrix in cache (0.066 ms against 0.069-0.075).
+const RQ: usize = 8;
+
+/// Weight rows per pass of the integer q4 kernel ([`q4_fixed_rows`]): in `bench/wasm-kernels`
+/// (Node 20) 2 and 4 rows per pass are within noise of each other (decode step 4.06 / 4.09 ms,
+/// 32128 × 512: 1.56 / 1.66 ms), 8 rows were slower (step 5.5 ms, 32128 × 512: 1.84 ms).
+const RQ4: usize = 4;
+
+/// `x` with every aligned block of 16 transposed as a 4 × 4 matrix: `xt[16c + 4s + j] =
+/// x[16c + 4j + s]`. The kernels below take the codes apart with 32-bit lane shifts (no shuffle
+/// constants, which V8 would rebuild on every use inside the loop): shifting 16 loaded bytes by
+/// `8s` puts bytes `s, 4 + s, 8 + s, 12 + s` in the lanes, whose activations are `xt[4s..4s+4]`.
+fn transpose16(x: &[f32]) -> Vec<f32> {
+    let mut xt = vec![0.0f32; x.len() / 16 * 16];
+    for (o, c) in xt.chunks_exact_mut(16).zip(x.chunks_exact(16)) {
+        for s in 0..4 {
+            for j in 0..4 {
+                o[4 * s + j] = c[4 * j + s];
+            }
+        }
+    }
+    xt
+}
+
+/// `x` with every aligned block of 8 split into its even and its odd elements:
+/// `xt[8c + i] = x[8c + 2i]`, `xt[8c + 4 + i] = x[8c + 2i + 1]` (`i < 4`).
+fn deinterleave8(x: &[f32]) -> Vec<f32> {
+    let mut xt = vec![0.0f32; x.len() / 8 * 8];
+    for (o, c) in xt.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
+        for i in 0..4 {
+            o[i] = c[2 * i];
+            o[4 + i] = c[2 * i + 1];
+        }
+    }
+    xt
+}
+
+/// bf16, `R` rows from `data` (row stride `k`). 16 loaded bytes are 8 weights, two per 32-bit
+/// lane: the even one becomes its f32 by a shift left by 16, the odd one by masking off the low
+/// half (both exact), against `xt` ([`deinterleave8`]); the last `k % 8` weights one at a time.
+#[inline(always)]
+unsafe fn bf16_rows<const R: usize>(x: *const f32, xt: *const f32, k: usize, data: *const u16, out: &mut [f32]) {
+    let hi = u32x4_splat(0xffff_0000);
+    let k8 = k / 8 * 8;
+    let mut acc = [f32x4_splat(0.0); R];
+    let mut t = 0;
+    while t < k8 {
+        let xe = v128_load(xt.add(t) as *const v128);
+        let xo = v128_load(xt.add(t + 4) as *const v128);
+        for r in 0..R {
+            let v = v128_load(data.add(r * k + t) as *const v128);
+            acc[r] = madd(v128_and(v, hi), xo, madd(i32x4_shl(v, 16), xe, acc[r]));
+        }
+        t += 8;
+    }
+    for r in 0..R {
+        let mut s = hsum(acc[r]);
+        for t in k8..k {
+            s += *x.add(t) * f32::from_bits((*data.add(r * k + t) as u32) << 16);
+        }
+        out[r] = s;
+    }
+}
+
+/// q8, `R` rows from `codes` (row stride `k`, `k % 16 == 0`), one scale per `group` weights
+/// (`group == k`: per row; 32: GGUF Q8_0 blocks), against `xt` ([`transpose16`]). Byte `s` of
+/// each lane is shifted into the top byte and the rest masked off (`q · 2^24`), converted exactly.
+#[inline(always)]
+unsafe fn q8_rows<const R: usize>(xt: *const f32, k: usize, group: usize, codes: *const i8, scales: *const f32, out: &mut [f32]) {
+    let bpr = k / group;
+    let top = u32x4_splat(0xff00_0000);
+    // the lanes hold q · 2^24 (exact), so every product and partial sum is exactly 2^24 times
+    // that of q · x; multiplying by 2^-24 (exact) before the scale takes it back out
+    let unit = f32x4_splat(1.0 / 16_777_216.0);
+    let mut tot = [f32x4_splat(0.0); R];
+    for b in 0..bpr {
+        let mut acc = [f32x4_splat(0.0); R];
+        let mut t = b * group;
+        while t < (b + 1) * group {
+            let mut v = [f32x4_splat(0.0); R];
+            for r in 0..R {
+                v[r] = v128_load(codes.add(r * k + t) as *const v128);
+            }
+            let x0 = v128_load(xt.add(t) as *const v128);
+            let x1 = v128_load(xt.add(t + 4) as *const v128);
+            let x2 = v128_load(xt.add(t + 8) as *const v128);
+            let x3 = v128_load(xt.add(t + 12) as *const v128);
+            for r in 0..R {
+                // byte s moved to the top byte, the rest masked off: q · 2^24 as an i32
+                let w0 = f32x4_convert_i32x4(i32x4_shl(v[r], 24));
+                let w1 = f32x4_convert_i32x4(v128_and(i32x4_shl(v[r], 16), top));
+                let w2 = f32x4_convert_i32x4(v128_and(i32x4_shl(v[r], 8), top));
+                let w3 = f32x4_convert_i32x4(v128_and(v[r], top));
+                acc[r] = madd(w3, x3, madd(w2, x2, madd(w1, x1, madd(w0, x0, acc[r]))));
+            }
+            t += 16;
+        }
+        if bpr == 1 {
+            // one scale per row: Σ q x summed, then scaled once (as the scalar path does)
+            for r in 0..R {
+                out[r] = hsum(acc[r]) * (1.0 / 16_777_216.0) * *scales.add(r);
+            }
+            return;
+        }
+        for r in 0..R {
+            tot[r] = madd(f32x4_mul(acc[r], unit), f32x4_splat(*scales.add(r * bpr + b)), tot[r]);
+        }
+    }
+    for r in 0..R {
+        out[r] = hsum(tot[r]);
+    }
+}
+
+/// q8 with one scale per row, `R` rows from `codes` (row stride `k`, `k % 16 == 0`), as exact
+/// integer sums against the fixed-point `fx` ([`super::fixed`]: numerics there). Per 16 weights of
+/// a row: the codes sign-extended to i16 (two 8-byte extending loads), and four `i32x4.dot_i16x8_s`
+/// (pairs of i16 products summed into i32 lanes) against the two limbs of `X`, the limb vectors
+/// loaded once per pass and shared by the `R` rows. The i32 lanes are flushed into i64 every
+/// [`super::fixed::FLUSH`] weights (the overflow bound is there).
+#[inline(always)]
+unsafe fn q8_fixed_rows<const R: usize>(fx: &super::fixed::FixedX, k: usize, codes: *const i8, scales: *const f32, out: &mut [f32]) {
+    use super::fixed::{FLUSH, LIMB};
+    let (hp, lp) = (fx.hi.as_ptr(), fx.lo.as_ptr());
+    let mut s = [0i64; R];
+    let mut c0 = 0;
+    while c0 < k {
+        let c1 = (c0 + FLUSH).min(k);
+        let (mut ah, mut al) = ([i32x4_splat(0); R], [i32x4_splat(0); R]);
+        let mut t = c0;
+        while t < c1 {
+            let h0 = v128_load(hp.add(t) as *const v128);
+            let h1 = v128_load(hp.add(t + 8) as *const v128);
+            let l0 = v128_load(lp.add(t) as *const v128);
+            let l1 = v128_load(lp.add(t + 8) as *const v128);
+            for r in 0..R {
+                let p = codes.add(r * k + t);
+                let qa = i16x8_load_extend_i8x8(p);
+                let qb = i16x8_load_extend_i8x8(p.add(8));
+                ah[r] = i32x4_add(i32x4_add(ah[r], i32x4_dot_i16x8(qa, h0)), i32x4_dot_i16x8(qb, h1));
+                al[r] = i32x4_add(i32x4_add(al[r], i32x4_dot_i16x8(qa, l0)), i32x4_dot_i16x8(qb, l1));
+            }
+            t += 16;
+        }
+        for r in 0..R {
+            s[r] += (lanes_i64(ah[r]) << LIMB) + lanes_i64(al[r]);
+        }
+        c0 = c1;
+    }
+    for r in 0..R {
+        out[r] = fx.out(s[r], *scales.add(r));
+    }
+}
+
+/// The sum of the four i32 lanes, in i64 (a flushed accumulator's lanes reach 2^30 each).
+#[inline(always)]
+fn lanes_i64(v: v128) -> i64 {
+    i32x4_extract_lane::<0>(v) as i64 + i32x4_extract_lane::<1>(v) as i64 + i32x4_extract_lane::<2>(v) as i64 + i32x4_extract_lane::<3>(v) as i64
+}
+
+/// q4 with groups of a multiple of 64 up to [`super::fixed::Q4_GROUP_MAX`], `R` rows from `packed`
+/// (row stride `k / 2`), as exact integer sums against the fixed-point `fx` ([`super::fixed`];
+/// numerics and the portable reference: [`super::fixed::q4_dot`]). 16 loaded bytes hold the low
+/// nibbles of weights `t..t+16` and the high ones of `t+32..t+48`: zero-extended to u16 (low and
+/// high 8 bytes), the low nibbles masked and the high ones shifted down give four i16x8 vectors of
+/// codes in the order of `x`, each against both limbs with `i32x4.dot_i16x8_s` (limb vectors loaded
+/// once per pass, shared by the `R` rows). Per group, each row's i32 lanes (below 2^24: exact in
+/// f32) are converted, combined as `2^14 hi + lo` and scaled into f32 accumulators; the zero
+/// points through `xs` (group sums of x) as in [`q4_rows`].
+#[inline(always)]
+unsafe fn q4_fixed_rows<const R: usize>(
+    fx: &super::fixed::FixedX,
+    k: usize,
+    group: usize,
+    packed: *const u8,
+    scales: *const f32,
+    zeros: *const f32,
+    xs: &[f32],
+    out: &mut [f32],
+) {
+    let (hp, lp) = (fx.hi.as_ptr(), fx.lo.as_ptr());
+    let gpr = k / group;
+    let nib = i16x8_splat(0x0f);
+    let limb = f32x4_splat((1u32 << super::fixed::LIMB) as f32);
+    let mut tot = [f32x4_splat(0.0); R];
+    let mut zs = [0.0f32; R];
+    for g in 0..gpr {
+        let (mut ah, mut al) = ([i32x4_splat(0); R], [i32x4_splat(0); R]);
+        for c in g * group / 64..(g + 1) * group / 64 {
+            for h in 0..2 {
+                // weights t..t+8, t+8..t+16 (low nibbles), t+32..t+40, t+40..t+48 (high nibbles)
+                let t = c * 64 + h * 16;
+                let hv = [v128_load(hp.add(t) as *const v128), v128_load(hp.add(t + 8) as *const v128), v128_load(hp.add(t + 32) as *const v128), v128_load(hp.add(t + 40) as *const v128)];
+                let lv = [v128_load(lp.add(t) as *const v128), v128_load(lp.add(t + 8) as *const v128), v128_load(lp.add(t + 32) as *const v128), v128_load(lp.add(t + 40) as *const v128)];
+                for r in 0..R {
+                    let v = v128_load(packed.add(r * k / 2 + c * 32 + h * 16) as *const v128);
+                    let (e0, e1) = (u16x8_extend_low_u8x16(v), u16x8_extend_high_u8x16(v));
+                    let q = [v128_and(e0, nib), v128_and(e1, nib), u16x8_shr(e0, 4), u16x8_shr(e1, 4)];
+                    let dh = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], hv[0]), i32x4_dot_i16x8(q[1], hv[1])), i32x4_add(i32x4_dot_i16x8(q[2], hv[2]), i32x4_dot_i16x8(q[3], hv[3])));
+                    let dl = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], lv[0]), i32x4_dot_i16x8(q[1], lv[1])), i32x4_add(i32x4_dot_i16x8(q[2], lv[2]), i32x4_dot_i16x8(q[3], lv[3])));
+                    ah[r] = i32x4_add(ah[r], dh);
+                    al[r] = i32x4_add(al[r], dl);
+                }
+            }
+        }
+        for r in 0..R {
+            let (s0, z0) = (*scales.add(r * gpr + g), *zeros.add(r * gpr + g));
+            // 2^14 hi is exact, so the sum is rounded once (with or without fused madd)
+            let v = madd(f32x4_convert_i32x4(ah[r]), limb, f32x4_convert_i32x4(al[r]));
+            tot[r] = madd(v, f32x4_splat(s0), tot[r]);
+            zs[r] += (z0 - 8.0 * s0) * xs[g];
+        }
+    }
+    for r in 0..R {
+        out[r] = (hsum(tot[r]) as f64 * fx.unit) as f32 + zs[r];
+    }
+}
+
+/// q4, `R` rows from `packed` (row stride `k / 2`), groups of `group` (a multiple of 64, or 32:
+/// low nibbles of each 64-weight chunk one group, high nibbles the next), against `xt`
+/// ([`transpose16`], row `s` of every 4 × 4 block times 2^(-8s)). 16 loaded bytes hold the low
+/// nibbles of weights `t..t+16` and the high ones of `t+32..t+48`; the low nibble of byte `s` of
+/// each lane is masked in place (`q · 2^(8s)`), the high ones the same after one shift by 4.
+/// `Σ q x` per group as before, scaled once; the zero points through `xs` (group sums of x).
+#[inline(always)]
+unsafe fn q4_rows<const R: usize>(
+    xt: *const f32,
+    k: usize,
+    group: usize,
+    packed: *const u8,
+    scales: *const f32,
+    zeros: *const f32,
+    xs: &[f32],
+    out: &mut [f32],
+) {
+    let gpr = k / group;
+    let split = group == 32;
+    let (m0, m1, m2, m3) = (u32x4_splat(0x0f), u32x4_splat(0x0f00), u32x4_splat(0x0f_0000), u32x4_splat(0x0f00_0000));
+    let mut tot = [f32x4_splat(0.0); R];
+    let mut zs = [0.0f32; R];
+    let chunks = if split { 1 } else { group / 64 };
+    for g in (0..gpr).step_by(if split { 2 } else { 1 }) {
+        let (mut al, mut ah) = ([f32x4_splat(0.0); R], [f32x4_splat(0.0); R]);
+        let c0 = if split { g / 2 } else { g * chunks };
+        for c in c0..c0 + chunks {
+            for h in 0..2 {
+                let off = c * 32 + h * 16;
+                let xl = xt.add(c * 64 + h * 16);
+                let xh = xl.add(32);
+                let mut v = [f32x4_splat(0.0); R];
+                for r in 0..R {
+                    v[r] = v128_load(packed.add(r * k / 2 + off) as *const v128);
+                }
+                let (l0, l1, l2, l3) = (v128_load(xl as *const v128), v128_load(xl.add(4) as *const v128), v128_load(xl.add(8) as *const v128), v128_load(xl.add(12) as *const v128));
+                for r in 0..R {
+                    let q0 = f32x4_convert_i32x4(v128_and(v[r], m0));
+                    let q1 = f32x4_convert_i32x4(v128_and(v[r], m1));
+                    let q2 = f32x4_convert_i32x4(v128_and(v[r], m2));
+                    let q3 = f32x4_convert_i32x4(v128_and(v[r], m3));
+                    al[r] = madd(q3, l3, madd(q2, l2, madd(q1, l1, madd(q0, l0, al[r]))));
+                }
+                let (h0, h1, h2, h3) = (v128_load(xh as *const v128), v128_load(xh.add(4) as *const v128), v128_load(xh.add(8) as *const v128), v128_load(xh.add(12) as *const v128));
+                for r in 0..R {
+                    // 16 · q: masked where it lies (the shifted copies are shared with the low nibbles)
+                    let u = u32x4_shr(v[r], 4);
+                    let q0 = f32x4_convert_i32x4(v128_and(u, m0));
+                    let q1 = f32x4_convert_i32x4(v128_and(u, m1));
+                    let q2 = f32x4_convert_i32x4(v128_and(u, m2));
+                    let q3 = f32x4_convert_i32x4(v128_and(u, m3));
+                    // groups of 64+: both halves in one accumulator per row (fewer registers)
+                    let a = if split { &mut ah[r] } else { &mut al[r] };
+                    *a = madd(q3, h3, madd(q2, h2, madd(q1, h1, madd(q0, h0, *a))));
+                }
+            }
+        }
+        for r in 0..R {
+            let (s0, z0) = (*scales.add(r * gpr + g), *zeros.add(r * gpr + g));
+            if split {
+                let (s1, z1) = (*scales.add(r * gpr + g + 1), *zeros.add(r * gpr + g + 1));
+                tot[r] = madd(al[r], f32x4_splat(s0), tot[r]);
+                tot[r] = madd(ah[r], f32x4_splat(s1), tot[r]);
+                zs[r] += (z0 - 8.0 * s0) * xs[g] + (z1 - 8.0 * s1) * xs[g + 1];
+            } else {
+                tot[r] = madd(al[r], f32x4_splat(s0), tot[r]);
+                zs[r] += (z0 - 8.0 * s0) * xs[g];
+            }
+        }
+    }
+    for r in 0..R {
+        out[r] = hsum(tot[r]) + zs[r];
+    }
+}
+
+/// `Σ x[t] · w(t)`, `load(t)` giving weights t..t+4 and t+4..t+8 as f32x4.
+#[inline(always)]
+unsafe fn dot8(xp: *const f32, k: usize, load: impl Fn(usize) -> (v128, v128), one: impl Fn(usize) -> f32) -> f32 {
+    let k8 = k / 8 * 8;
+    let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    let mut t = 0;
+    while t < k8 {
+        let (w0, w1) = load(t);
+        a0 = madd(w0, v128_load(xp.add(t) as *const v128), a0);
+        a1 = madd(w1, v128_load(xp.add(t + 4) as *const v128), a1);
+        t += 8;
+    }
+    let mut s = hsum(f32x4_add(a0, a1));
+    for t in k8..k {
+        s += *xp.add(t) * one(t);
+    }
+    s
+}
