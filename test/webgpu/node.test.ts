@@ -40,8 +40,9 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
     let cpu: T5ForConditionalGeneration;
     let gpu: T5ForConditionalGeneration;
     beforeAll(async () => {
-      cpu = await T5ForConditionalGeneration.fromPretrained(modelDir(name));
+      // the GPU model first: a WebGPU load picks the single-thread engine build (a threaded one refuses WebGPU)
       gpu = await T5ForConditionalGeneration.fromPretrained(modelDir(name), { device: "webgpu" });
+      cpu = await T5ForConditionalGeneration.fromPretrained(modelDir(name));
     });
     afterAll(() => {
       cpu.dispose();

@@ -11,7 +11,7 @@
 import { BadConfigError, BadInputError, DisposedError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
 import { addWeightFiles, ggufSource, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
-import { ensureThreads, initWasm } from "./wasm.js";
+import { ensureThreads, initWasm, wasmFlavour } from "./wasm.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
 import { CpuEngine, GpuEngine, type Engine, type EngineForwardInput, type EngineInput, type GpuGenerateStats, type RawForward, type RawGenerate, type StepCallback } from "./engine.js";
@@ -175,16 +175,24 @@ const MODEL_CLASS: Record<Kind, string> = {
 
 async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptions): Promise<Loaded> {
   const threads = numThreads(opts);
-  const wasm = await initWasm(undefined, { numThreads: threads });
   const device = opts.device ?? "cpu";
   if (device !== "cpu" && device !== "webgpu" && device !== "auto") {
     throw new BadConfigError(`unknown device ${JSON.stringify(device)}: expected "webgpu", "cpu" or "auto"`);
   }
+  // WebGPU models run on a single-thread engine build (the GPU computes; WebGPU objects do not run in the threaded
+  // build): a first load that may use the GPU starts that build unless num_threads asks otherwise
+  const wasm = await initWasm(undefined, { numThreads: device !== "cpu" && threads === undefined ? 1 : threads });
   // open the GPU first: with 'auto' a failure falls back to the CPU before the weights are read
   let gpu: Awaited<ReturnType<typeof wasm.requestGpu>> | undefined;
   let deviceNote: string | undefined;
   if (device !== "cpu") {
     try {
+      if (wasmFlavour() === "threads") {
+        throw new BadConfigError(
+          `device ${JSON.stringify(device)}: WebGPU does not run in the threaded engine build, which an earlier load started ` +
+            `(num_threads > 1 is the default in Node and Deno): load WebGPU models first, or every model with num_threads: 1`,
+        );
+      }
       if (opts.dtype === "bf16") {
         throw new BadConfigError(`dtype ${JSON.stringify(opts.dtype)} runs on the CPU only; WebGPU runs "fp32", "fp16", "q8" and "q4"`);
       }
