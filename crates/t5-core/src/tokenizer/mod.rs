@@ -92,22 +92,7 @@ impl Tokenizer {
             Some(b) => serde_json::from_slice(b).map_err(|e| T5Error::Tokenizer(format!("tokenizer_config.json: {e}")))?,
             None => Value::Object(Default::default()),
         };
-        let token_of = |key: &str, default: &str| -> String {
-            match cfg.get(key) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Object(o)) => o.get("content").and_then(|c| c.as_str()).unwrap_or(default).to_string(),
-                _ => default.to_string(),
-            }
-        };
-        let pad_token = token_of("pad_token", "<pad>");
-        let pad_id = inner.token_to_id(&pad_token).unwrap_or(0);
-        let eos_id = inner.token_to_id(&token_of("eos_token", "</s>"));
-        let clean_up_tokenization_spaces = cfg.get("clean_up_tokenization_spaces").and_then(|v| v.as_bool()).unwrap_or(false);
-        // transformers stores "no limit" as a huge float
-        let model_max_length = cfg.get("model_max_length").and_then(|v| v.as_f64()).filter(|&x| x < 1e9).map(|x| x as usize);
-        let padding_left = cfg.get("padding_side").and_then(|v| v.as_str()) == Some("left");
-        let unk_token = token_of("unk_token", "<unk>");
-        Ok(Tokenizer { inner, pad_id, pad_token, unk_token, eos_id, clean_up_tokenization_spaces, model_max_length, padding_left, configured: Default::default() })
+        Ok(Self::from_hf(inner, &cfg))
     }
 
     pub fn pad_token_id(&self) -> u32 {
@@ -284,8 +269,8 @@ impl Tokenizer {
         Ok(Self::from_hf(inner, &cfg))
     }
 
-    /// The settings [`Tokenizer::from_bytes`] reads from `tokenizer_config.json`, around a built tokenizer
-    /// (the same reading as `from_bytes`; keep the two in step).
+    /// The settings read from `tokenizer_config.json` ([`Tokenizer::from_bytes`] and the in-memory builders),
+    /// around a built tokenizer.
     fn from_hf(inner: HfTokenizer, cfg: &Value) -> Self {
         let token_of = |key: &str, default: &str| spiece::config_token(cfg, key, default);
         let pad_token = token_of("pad_token", "<pad>");
