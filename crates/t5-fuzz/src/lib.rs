@@ -139,6 +139,12 @@ pub fn target(name: &str) -> Option<&'static Target> {
     TARGETS.iter().find(|t| t.name == name)
 }
 
+/// Run the target `name` on `data` (the libFuzzer binaries in `fuzz/` call this: the target bodies
+/// live only here). An unknown name panics.
+pub fn run(name: &str, data: &[u8]) {
+    (target(name).unwrap_or_else(|| panic!("no fuzz target {name:?}")).run)(data)
+}
+
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
 }
