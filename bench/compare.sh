@@ -32,6 +32,8 @@ ROUNDS=${ROUNDS:-$([ -n "$QUICK" ] && echo 1 || echo 3)}
 RUNS=${RUNS:-$([ -n "$QUICK" ] && echo 1 || echo 3)}
 WARMUP=${WARMUP:-$([ -n "$QUICK" ] && echo 0 || echo 1)}
 THREADS=${THREADS:-"1 $(nproc)"}
+SYSTEMS=${SYSTEMS:-"native tjs wasm ortweb torch"}   # a subset for a shorter run (wasm24 / ortweb24 come with NODE24)
+DTYPES=${DTYPES:-"fp32 bf16 q8 q4"}
 SRC=${T5_BENCH_SRC:-../shared/models/t5-small}   # config + tokenizer files of the real t5-small
 PY=${PY:-/tmp/pyenv/bin/python}                   # torch + transformers 5.x
 OX=/tmp/pyenv-onnx/bin/python                     # overlay venv: optimum-onnx 0.1.0 needs transformers<4.58
@@ -110,13 +112,15 @@ one() { # runtime dtype model-kind(bench|check) runs warmup threads
       else (cd bench/js && ORT_THREADS=$th $NODE24 --expose-gc bench_ort_raw.mjs web "$m" "$d" "../../$IDS" "$runs" "$warm"); fi ;;
     torch)
       if [ "$kind" = check ]; then m=$C/t5-small-random-untied; else m=$C/t5-small-random; fi
-      "$PY" bench/torch_bench.py "$m" "$d" "$th" "$IDS" "$runs" "$warm" ;;
+      # OMP_WAIT_POLICY=PASSIVE: on a machine shared with other jobs, spinning OpenMP workers made a 2-thread
+      # bf16 generate take minutes (0.4 tok/s); passive waiting is what a shared host would configure
+      OMP_WAIT_POLICY=PASSIVE "$PY" bench/torch_bench.py "$m" "$d" "$th" "$IDS" "$runs" "$warm" ;;
   esac
 }
 configs=()
 for th in $THREADS; do
-  for d in fp32 bf16 q8 q4; do
-    for rt in native tjs wasm ortweb ${NODE24:+wasm24 ortweb24} torch; do
+  for d in $DTYPES; do
+    for rt in $SYSTEMS ${NODE24:+wasm24 ortweb24}; do
       case $rt:$d in tjs:bf16|ortweb:bf16|ortweb24:bf16|torch:q8|torch:q4) continue ;; esac
       configs+=("$rt:$d:$th")
     done

@@ -1,5 +1,6 @@
-//! `t5-bench make-random <config.json> <out-dir>`: a random-weight checkpoint of that shape
-//! (t5-small's real config gives t5-small's real cost).
+//! `t5-bench make-random <config.json> <out-dir> [--dtype fp32|bf16] [--shard-mb N]`: a random-weight checkpoint of
+//! that shape (t5-small's real config gives t5-small's real cost), written one tensor at a time, in shards of at
+//! most N MB (with `model.safetensors.index.json`) when given.
 //! `t5-bench run <model-dir> [--json] [--dtype fp32|fp16|bf16|q8|q4] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)]`:
 //! resident memory, load time, encoder tokens/s, greedy decode tokens/s and the memory-bandwidth bound, native.
 //! `--input` replaces the synthetic 32-token input with the ids in that JSON array (the JSON then also
@@ -151,7 +152,12 @@ impl Rng {
     }
 }
 
-fn make_random(config_path: &Path, out: &Path) {
+/// A random-weight checkpoint of that config, written tensor by tensor (memory: one tensor at a time,
+/// so an 11 GB t5-v1_1-xl fits a small machine): one `model.safetensors`, or shards of at most
+/// `shard_mb` MB with `model.safetensors.index.json` when the weights are larger; `bf16` stores
+/// bfloat16 (rounded to nearest even) instead of f32.
+fn make_random(config_path: &Path, out: &Path, bf16: bool, shard_mb: u64) {
+    use std::io::Write;
     let text = std::fs::read_to_string(config_path).expect("read config");
     let cfg = T5Config::from_json(&text).expect("config");
     let gated = cfg.feed_forward().unwrap().gated;
@@ -171,21 +177,68 @@ fn make_random(config_path: &Path, out: &Path) {
             (w.hf_name(), w.shape(&cfg), std)
         })
         .collect();
-    let mut rng = Rng(0x5eed);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
-        .into_iter()
-        .map(|(n, s, std)| {
-            let count: usize = s.iter().product();
-            let data: Vec<u8> = (0..count).flat_map(|_| if std == 0.0 { 1.0f32 } else { rng.normal() * std }.to_le_bytes()).collect();
-            (n, s, data)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
-        bytes.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    let width = if bf16 { 2u64 } else { 4 };
+    let size = |s: &[usize]| s.iter().product::<usize>() as u64 * width;
+    // shards: consecutive tensors up to shard_mb each (a larger tensor gets a shard of its own)
+    let mut shards: Vec<Vec<usize>> = vec![vec![]];
+    let mut used = 0u64;
+    for (i, (_, s, _)) in shapes.iter().enumerate() {
+        if used > 0 && used + size(s) > shard_mb * 1_000_000 {
+            shards.push(vec![]);
+            used = 0;
+        }
+        shards.last_mut().unwrap().push(i);
+        used += size(s);
+    }
     std::fs::create_dir_all(out).unwrap();
-    std::fs::write(out.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    let mut rng = Rng(0x5eed);
+    let count = shards.len();
+    let mut weight_map = serde_json::Map::new();
+    let mut total = 0u64;
+    for (si, shard) in shards.iter().enumerate() {
+        let file = if count == 1 { "model.safetensors".to_string() } else { format!("model-{:05}-of-{count:05}.safetensors", si + 1) };
+        let mut header = serde_json::Map::new();
+        let mut off = 0u64;
+        for &i in shard {
+            let (n, s, _) = &shapes[i];
+            header.insert(n.clone(), serde_json::json!({"dtype": if bf16 { "BF16" } else { "F32" }, "shape": s, "data_offsets": [off, off + size(s)]}));
+            off += size(s);
+            weight_map.insert(n.clone(), serde_json::json!(file));
+        }
+        let mut h = serde_json::to_string(&header).unwrap().into_bytes();
+        while h.len() % 8 != 0 {
+            h.push(b' ');
+        }
+        let mut f = std::io::BufWriter::with_capacity(1 << 22, std::fs::File::create(out.join(&file)).unwrap());
+        f.write_all(&(h.len() as u64).to_le_bytes()).unwrap();
+        f.write_all(&h).unwrap();
+        for &i in shard {
+            let (_, s, std) = &shapes[i];
+            let mut buf = Vec::with_capacity(1 << 20);
+            for _ in 0..s.iter().product::<usize>() {
+                let v = if *std == 0.0 { 1.0f32 } else { rng.normal() * std };
+                if bf16 {
+                    let b = v.to_bits();
+                    buf.extend_from_slice(&((b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16).to_le_bytes());
+                } else {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+                if buf.len() >= 1 << 20 {
+                    f.write_all(&buf).unwrap();
+                    buf.clear();
+                }
+            }
+            f.write_all(&buf).unwrap();
+        }
+        f.flush().unwrap();
+        total += off;
+    }
+    if count > 1 {
+        let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+        std::fs::write(out.join("model.safetensors.index.json"), serde_json::to_string_pretty(&index).unwrap()).unwrap();
+    }
     std::fs::write(out.join("config.json"), text).unwrap();
-    eprintln!("wrote {}", out.display());
+    eprintln!("wrote {} ({count} file(s), {:.2} GB)", out.display(), total as f64 / 1e9);
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -381,7 +434,12 @@ fn quantize(dir: &Path, dtype: WeightDtype, out: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(|s| s.as_str()) {
-        Some("make-random") if args.len() == 4 => make_random(Path::new(&args[2]), Path::new(&args[3])),
+        Some("make-random") if args.len() >= 4 => {
+            let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1));
+            let bf16 = flag("--dtype").map(|d| d == "bf16").unwrap_or(false);
+            let shard_mb = flag("--shard-mb").map(|v| v.parse().expect("--shard-mb")).unwrap_or(u64::MAX / 1_000_000);
+            make_random(Path::new(&args[2]), Path::new(&args[3]), bf16, shard_mb)
+        }
         Some("run") if args.len() >= 3 => {
             let dtype = args.iter().position(|a| a == "--dtype").and_then(|i| args.get(i + 1)).map(|d| WeightDtype::parse(d).expect("dtype")).unwrap_or_default();
             let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1));
