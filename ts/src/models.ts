@@ -199,7 +199,7 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       }
       const why = await prepareWebGpu();
       if (why !== undefined) throw gpuError(Object.assign(new Error(why), { name: "WebGPUUnavailable" }));
-      gpu = (await gpuAwait(() => wasm.requestGpu(opts.maxChunkBytes))) as typeof gpu;
+      gpu = await gpuAwait(() => wasm.requestGpu(opts.maxChunkBytes));
     } catch (e) {
       if (device === "webgpu") throw gpuError(e);
       deviceNote = `WebGPU unavailable, running on the CPU: ${(e as Error).message}`;
