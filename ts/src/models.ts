@@ -19,6 +19,7 @@ import { encoderInput, generateArgs, ids, labelIds, mask, sameShape, type Flat, 
 import { Callable } from "./callable.js";
 import { guardEngine } from "./engine-guard.js";
 import { GenerationCall, type GenerateInputs, type GenerateOptions, type GenerateOutput } from "./generation.js";
+import type { GeneratedIds } from "./ids.js";
 
 export { GENERATE_KEYS, type EngineGenerateOptions, type GenerateInputs, type GenerateOptions, type GenerateOutput, type GenerationStreamer } from "./generation.js";
 import { savePretrained, type SaveTarget } from "./save.js";
@@ -198,7 +199,7 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       }
       const why = await prepareWebGpu();
       if (why !== undefined) throw gpuError(Object.assign(new Error(why), { name: "WebGPUUnavailable" }));
-      gpu = (await gpuAwait(() => wasm.requestGpu(opts.maxChunkBytes))) as typeof gpu;
+      gpu = await gpuAwait(() => wasm.requestGpu(opts.maxChunkBytes));
     } catch (e) {
       if (device === "webgpu") throw gpuError(e);
       deviceNote = `WebGPU unavailable, running on the CPU: ${(e as Error).message}`;
@@ -504,8 +505,8 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
    */
   generate(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): Promise<GenerateOutput>;
   generate(inputs: GenerateInputs & { return_dict_in_generate: true }, options?: GenerateOptions): Promise<GenerateOutput>;
-  generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][]>;
-  async generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][] | GenerateOutput> {
+  generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<GeneratedIds>;
+  async generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<GeneratedIds | GenerateOutput> {
     const { input, call } = this.prepare(inputs, options);
     const engine = this.engine;
     const r = await engine.generate(input, call.engineOptions, call.onStep);
@@ -515,8 +516,8 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
 
   /** {@link generate}, synchronously (CPU only; blocks the event loop until done: for workers and scripts). */
   generateSync(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): GenerateOutput;
-  generateSync(inputs: GenerateInputs, options?: GenerateOptions): number[][];
-  generateSync(inputs: GenerateInputs, options?: GenerateOptions): number[][] | GenerateOutput {
+  generateSync(inputs: GenerateInputs, options?: GenerateOptions): GeneratedIds;
+  generateSync(inputs: GenerateInputs, options?: GenerateOptions): GeneratedIds | GenerateOutput {
     const cpu = this.cpu("generateSync");
     const { input, call } = this.prepare(inputs, options);
     return call.finish(cpu.generateSync(input, call.engineOptions, call.onStep));
@@ -524,8 +525,8 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
 
   /** @deprecated {@link generate} is async on every device. */
   generateAsync(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): Promise<GenerateOutput>;
-  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][]>;
-  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][] | GenerateOutput> {
+  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<GeneratedIds>;
+  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<GeneratedIds | GenerateOutput> {
     return this.generate(inputs, options);
   }
 

@@ -35,7 +35,7 @@ pub struct WasmGpu {
 /// Open the WebGPU device. Rejects with `WebGPUUnavailable` (and the reason) when there is no
 /// `navigator.gpu`, no adapter or no device. `max_chunk_bytes`: split weights into pieces of at
 /// most this many bytes (default: the device's maxStorageBufferBindingSize / maxBufferSize).
-#[wasm_bindgen(js_name = requestGpu)]
+#[wasm_bindgen(js_name = requestGpu, unchecked_return_type = "Promise<WasmGpu>")]
 pub fn request_gpu(max_chunk_bytes: Option<f64>) -> Promise {
     future_to_promise(async move {
         let gpu = Gpu::new(GpuOptions { max_chunk_bytes: max_chunk_bytes.map(|m| m as u64), software_kernels: None, max_buffer_bytes: None, shader_f16: None, break_shader_f16_kernels: false }).await.map_err(gpu_err)?;
@@ -151,7 +151,8 @@ impl WasmGpuModel {
         self.gpu.destroy_device();
     }
 
-    /// Encoder `last_hidden_state` (Promise<Float32Array>).
+    /// Encoder `last_hidden_state`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array>")]
     pub fn encode(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -> Promise {
         let run = || -> JsResult<_> { Ok((self.live()?, make_batch(ids, mask, batch, seq)?)) };
         let (model, input) = match run() {
@@ -165,6 +166,7 @@ impl WasmGpuModel {
     }
 
     /// As `WasmModel.forward`, resolving to a [`ForwardResult`].
+    #[wasm_bindgen(unchecked_return_type = "Promise<ForwardResult>")]
     #[allow(clippy::too_many_arguments)]
     pub fn forward(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, decoder_ids: Option<Vec<u32>>, labels: Option<Vec<i32>>, decoder_mask: Option<Vec<u32>>) -> Promise {
         let prep = || -> JsResult<_> {
@@ -186,6 +188,7 @@ impl WasmGpuModel {
     /// step's logits reduced on the GPU: see `t5_gpu::generate::generate_async`); resolves to a
     /// [`GenerateResult`] with `stats`. `options`: the [`crate::GenerateOptions`], checked as on the CPU.
     /// `on_step(index, tokens: Uint32Array)` is called after every step; `false` (or a throw) stops.
+    #[wasm_bindgen(unchecked_return_type = "Promise<GenerateResult>")]
     pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue, on_step: Option<js_sys::Function>) -> Promise {
         let prep = || -> JsResult<_> {
             let model = self.live()?;
