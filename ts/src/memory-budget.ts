@@ -47,13 +47,15 @@ interface NodeProcess {
   availableMemory?: () => number;
 }
 
-/** What the host says about its memory (never throws, never prompts). */
-export async function hostMemory(): Promise<MemoryFacts["host"]> {
-  const g = globalThis as {
-    process?: NodeProcess;
-    Deno?: { systemMemoryInfo?: () => { available: number }; permissions?: { querySync?: (d: { name: "sys"; kind: string }) => { state: string } } };
-    navigator?: { deviceMemory?: number };
-  };
+/** The globals {@link hostMemory} reads. */
+export interface HostGlobals {
+  process?: NodeProcess;
+  Deno?: { systemMemoryInfo?: () => { available: number }; permissions?: { querySync?: (d: { name: "sys"; kind: string }) => { state: string } } };
+  navigator?: { deviceMemory?: number };
+}
+
+/** What the host says about its memory (never throws, never prompts); `g`: the globals to read (tests). */
+export async function hostMemory(g: HostGlobals = globalThis as HostGlobals): Promise<MemoryFacts["host"]> {
   try {
     if (g.Deno !== undefined) {
       const state = g.Deno.permissions?.querySync?.({ name: "sys", kind: "systemMemoryInfo" }).state;
