@@ -36,7 +36,10 @@ describe("memoryBudget", () => {
     expect(host.source).toMatch(/^(process\.availableMemory|os\.freemem)$/);
     expect(host.bytes).toBeGreaterThan(0);
     expect(host.bytes).toBeLessThanOrEqual(totalmem());
-    expect(await defaultMemoryBudget(GiB)).toBe(Math.min(3 * GiB, host.bytes));
+    const avail = vi.spyOn(process, "availableMemory").mockReturnValue(2 * GiB);
+    expect(await defaultMemoryBudget(GiB)).toBe(2 * GiB);
+    avail.mockReturnValue(8 * GiB);
+    expect(await defaultMemoryBudget(GiB)).toBe(3 * GiB);
   });
 
   it("browsers: navigator.deviceMemory; Deno: systemMemoryInfo only when --allow-sys grants it", async () => {
