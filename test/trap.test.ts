@@ -96,6 +96,7 @@ describe("a genuine trap in the engine", { timeout: 120_000 }, () => {
 
     const fresh = await trapAndRecover(victim, true, want);
     if (firstFlavour === "threads") expect(wasmFlavour()).not.toBe("threads");
+    console.log(`trap test: first instance ${firstFlavour}, after the trap ${wasmFlavour()}`);
 
     // the second instance traps too (the async path this time): the third takes over
     fresh.generateSync([Array.from({ length: 1500 }, (_, i) => 3 + (i % 50)).concat([1])], { max_new_tokens: 1 });

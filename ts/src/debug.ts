@@ -8,10 +8,10 @@
  * use it; see docs/hardening.md.
  */
 
-import { initWasm } from "./wasm.js";
+import { armInstanceTrap, initWasm } from "./wasm.js";
 
 /** Arm a trap in the current engine instance's next `startGeneration` (see the module docs). */
 export async function armDebugTrap(): Promise<void> {
-  const wasm = await initWasm();
-  wasm.__t5_debug_arm_trap();
+  await initWasm();
+  armInstanceTrap();
 }
