@@ -171,19 +171,33 @@ fn make_random(config_path: &Path, out: &Path) {
             (w.hf_name(), w.shape(&cfg), std)
         })
         .collect();
-    let mut rng = Rng(0x5eed);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
-        .into_iter()
-        .map(|(n, s, std)| {
-            let count: usize = s.iter().product();
-            let data: Vec<u8> = (0..count).flat_map(|_| if std == 0.0 { 1.0f32 } else { rng.normal() * std }.to_le_bytes()).collect();
-            (n, s, data)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
-        bytes.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    // streamed: the header first (every shape is known), then each tensor generated and written in turn, so an
+    // xl-sized checkpoint (2.85 B parameters, 11.4 GB in f32) holds one tensor in memory; the same values, in the
+    // same order, as the in-memory writer this replaced (one RNG stream over the table's order)
+    let mut header = serde_json::Map::new();
+    let mut offset = 0u64;
+    for (n, s, _) in &shapes {
+        let len = s.iter().product::<usize>() as u64 * 4;
+        header.insert(n.clone(), serde_json::json!({ "dtype": "F32", "shape": s, "data_offsets": [offset, offset + len] }));
+        offset += len;
+    }
+    let mut head = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+    head.resize(head.len().div_ceil(8) * 8, b' ');
     std::fs::create_dir_all(out).unwrap();
-    std::fs::write(out.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    let file = std::fs::File::create(out.join("model.safetensors")).expect("create model.safetensors");
+    let mut w = std::io::BufWriter::with_capacity(1 << 22, file);
+    use std::io::Write;
+    w.write_all(&(head.len() as u64).to_le_bytes()).unwrap();
+    w.write_all(&head).unwrap();
+    let mut rng = Rng(0x5eed);
+    let mut buf = Vec::new();
+    for (_, s, std) in &shapes {
+        let count: usize = s.iter().product();
+        buf.clear();
+        buf.extend((0..count).flat_map(|_| if *std == 0.0 { 1.0f32 } else { rng.normal() * std }.to_le_bytes()));
+        w.write_all(&buf).expect("write model.safetensors");
+    }
+    w.flush().expect("write model.safetensors");
     std::fs::write(out.join("config.json"), text).unwrap();
     eprintln!("wrote {}", out.display());
 }
