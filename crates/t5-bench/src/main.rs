@@ -460,7 +460,7 @@ fn main() {
         Some("agreement") if args.len() >= 3 => agreement(Path::new(&args[2]), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100)),
         Some("strategies") if args.len() >= 3 => strategies::run(Path::new(&args[2]), args.iter().any(|a| a == "--json")),
         _ => {
-            eprintln!("usage: t5-bench make-random <config.json> <out-dir> | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth [MB]");
+            eprintln!("usage: t5-bench make-random <config.json> <out-dir> [--dtype fp32|bf16] [--shard-mb N] | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth [MB]");
             std::process::exit(2);
         }
     }
