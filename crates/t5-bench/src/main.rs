@@ -206,7 +206,7 @@ fn make_random(config_path: &Path, out: &Path, bf16: bool, shard_mb: u64) {
             weight_map.insert(n.clone(), serde_json::json!(file));
         }
         let mut h = serde_json::to_string(&header).unwrap().into_bytes();
-        while h.len() % 8 != 0 {
+        while !h.len().is_multiple_of(8) {
             h.push(b' ');
         }
         let mut f = std::io::BufWriter::with_capacity(1 << 22, std::fs::File::create(out.join(&file)).unwrap());

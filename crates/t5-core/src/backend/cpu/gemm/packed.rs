@@ -181,7 +181,7 @@ impl Panels {
 /// [`gemm`] with `B = Wᵀ` from panels packed once ([`Panels`]); `o.k` must be the panels' `k`.
 pub fn gemm_panels(o: Operands<'_>, block: Block, w: &Panels) {
     let isa = isa();
-    if isa.nr != w.nr || block.cols.start % w.nr != 0 {
+    if isa.nr != w.nr || !block.cols.start.is_multiple_of(w.nr) {
         // panels made for another kernel or a block not on a panel boundary: copy out of them
         let mut pack = |j0: usize, nr: usize, nrmax: usize, panel: &mut [f32]| {
             for t in 0..w.k {
