@@ -11,7 +11,8 @@
 import { BadConfigError, BadInputError, DisposedError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
 import { addWeightFiles, ggufSource, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
-import { ensureThreads, initWasm, wasmFlavour } from "./wasm.js";
+import { ensureThreads, initWasm, wasmFlavour, wasmMemory } from "./wasm.js";
+import { defaultMemoryBudget } from "./memory-budget.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
 import { CpuEngine, GpuEngine, type Engine, type EngineForwardInput, type EngineInput, type GpuGenerateStats, type RawForward, type RawGenerate, type StepCallback } from "./engine.js";
@@ -112,8 +113,11 @@ export interface ModelLoadOptions extends LoadOptions {
   stream_weights?: boolean;
   /**
    * The memory (bytes) the model may take while it loads: files, copies and the built weights, summed
-   * from headers and the config before each large allocation (default: what one WebAssembly memory can
-   * give, 4 GiB). Beyond it the load fails with `ModelTooLargeError`.
+   * from headers and the config before each large allocation; its calls' working memory is checked against
+   * it too. Default: what the runtime can give, the smaller of the WebAssembly address space left (4 GiB
+   * less the engine's memory now) and the host's available memory where the runtime tells it (Node / Bun
+   * `os.freemem()` or a cgroup limit, Deno `systemMemoryInfo` with `--allow-sys`, browsers
+   * `navigator.deviceMemory`). Beyond it the load fails with `ModelTooLargeError`.
    */
   max_memory?: number;
   /**
@@ -255,9 +259,15 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       wasmCall(() => builder.setDtype(dtype), "dtype");
     }
     wasmCall(() => builder.setKind(kind));
-    if (opts.max_memory !== undefined) {
-      const limit = opts.max_memory;
-      wasmCall(() => builder.setMemoryLimit(limit), "max_memory");
+    // max_memory, else what the runtime can give (memory-budget.ts): the engine instance's address space left and
+    // the host's available memory
+    const limit = opts.max_memory ?? (await defaultMemoryBudget(wasmMemory()?.buffer.byteLength ?? 0));
+    wasmCall(() => builder.setMemoryLimit(limit), opts.max_memory !== undefined ? "max_memory" : undefined);
+    // WebGPU: the device's buffer limits, from the config, before any weight is read (buildGpu checks them again
+    // with the load-time memory budget)
+    if (gpu) {
+      const g = gpu;
+      wasmCall(() => builder.checkGpuFits(g, kind));
     }
     // 0: every thread of the engine's pool, at most 8; more than the pool has start more workers
     if (threads !== undefined) await ensureThreads(threads);

@@ -171,19 +171,33 @@ fn make_random(config_path: &Path, out: &Path) {
             (w.hf_name(), w.shape(&cfg), std)
         })
         .collect();
-    let mut rng = Rng(0x5eed);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
-        .into_iter()
-        .map(|(n, s, std)| {
-            let count: usize = s.iter().product();
-            let data: Vec<u8> = (0..count).flat_map(|_| if std == 0.0 { 1.0f32 } else { rng.normal() * std }.to_le_bytes()).collect();
-            (n, s, data)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
-        bytes.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    // streamed: the header first (every shape is known), then each tensor generated and written in turn, so an
+    // xl-sized checkpoint (2.85 B parameters, 11.4 GB in f32) holds one tensor in memory; the same values, in the
+    // same order, as the in-memory writer this replaced (one RNG stream over the table's order)
+    let mut header = serde_json::Map::new();
+    let mut offset = 0u64;
+    for (n, s, _) in &shapes {
+        let len = s.iter().product::<usize>() as u64 * 4;
+        header.insert(n.clone(), serde_json::json!({ "dtype": "F32", "shape": s, "data_offsets": [offset, offset + len] }));
+        offset += len;
+    }
+    let mut head = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+    head.resize(head.len().div_ceil(8) * 8, b' ');
     std::fs::create_dir_all(out).unwrap();
-    std::fs::write(out.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    let file = std::fs::File::create(out.join("model.safetensors")).expect("create model.safetensors");
+    let mut w = std::io::BufWriter::with_capacity(1 << 22, file);
+    use std::io::Write;
+    w.write_all(&(head.len() as u64).to_le_bytes()).unwrap();
+    w.write_all(&head).unwrap();
+    let mut rng = Rng(0x5eed);
+    let mut buf = Vec::new();
+    for (_, s, std) in &shapes {
+        let count: usize = s.iter().product();
+        buf.clear();
+        buf.extend((0..count).flat_map(|_| if *std == 0.0 { 1.0f32 } else { rng.normal() * std }.to_le_bytes()));
+        w.write_all(&buf).expect("write model.safetensors");
+    }
+    w.flush().expect("write model.safetensors");
     std::fs::write(out.join("config.json"), text).unwrap();
     eprintln!("wrote {}", out.display());
 }
@@ -226,8 +240,11 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
     let in32 = Batch::new(ids32, None, 1, n_in).unwrap();
     let ids8x128: Vec<u32> = (0..8 * 128).map(|i| 100 + (i * 53) % 3000).collect();
     let in8x128 = Batch::new(ids8x128, None, 8, 128).unwrap();
+    // the summarization shape: one 512-token input (encoder alone, and 64 forced new tokens)
+    let in512 = Batch::new((0..512).map(|i| 100 + (i * 53) % 3000).collect(), None, 1, 512).unwrap();
     let mut enc32 = vec![];
     let mut enc8 = vec![];
+    let mut enc512 = vec![];
     for _ in 0..opts.warmup {
         model.encode(&in32).unwrap();
     }
@@ -238,6 +255,9 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
         let t = Instant::now();
         model.encode(&in8x128).unwrap();
         enc8.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        model.encode(&in512).unwrap();
+        enc512.push(t.elapsed().as_secs_f64());
     }
     // greedy: 32-token input, exactly 64 new tokens (EOS suppressed), as the anchors measure
     let new_tokens = 64;
@@ -255,9 +275,16 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
         assert_eq!(out[0].len(), new_tokens + 1);
         ids = out[0].clone();
     }
+    let mut summarize = vec![];
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = greedy(&model, &in512, &gen, |_| true).unwrap();
+        summarize.push(t.elapsed().as_secs_f64());
+        assert_eq!(out[0].len(), new_tokens + 1);
+    }
     let ms = |v: &[f64]| v.iter().map(|x| x * 1e3).collect::<Vec<f64>>();
-    let (enc32_all, gen_all) = (ms(&enc32), ms(&gen_t));
-    let (e32, e8, g) = (median(enc32), median(enc8), median(gen_t));
+    let (enc32_all, gen_all, enc8_all, enc512_all, summarize_all) = (ms(&enc32), ms(&gen_t), ms(&enc8), ms(&enc512), ms(&summarize));
+    let (e32, e8, g, e512, sm) = (median(enc32), median(enc8), median(gen_t), median(enc512), median(summarize));
     let decode_tps = new_tokens as f64 / (g - e32);
     let step_bytes = decode_step_bytes(&cfg, dtype);
     let bw = bandwidth(step_bytes as usize);
@@ -269,11 +296,12 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
                 "generate_64_ms": g * 1e3, "decode_tok_s": decode_tps, "rss_mb": rss_b as f64 / 1e6, "peak_rss_mb": peak_b as f64 / 1e6,
                 "weights_mb": model.weight_bytes() as f64 / 1e6, "fallbacks": fallbacks, "step_mb": step_bytes / 1e6,
                 "bandwidth_gbs": bw, "bw_at_step": true, "bound_tok_s": bound, "runs": runs, "warmup": opts.warmup, "input_tokens": n_in,
-                "encoder_32_ms_all": enc32_all, "generate_64_ms_all": gen_all, "ids": if opts.input.is_some() { serde_json::json!(ids) } else { serde_json::Value::Null }})
+                "encoder_32_ms_all": enc32_all, "generate_64_ms_all": gen_all,
+                "encoder_1x512_ms": e512 * 1e3, "summarize_ms": sm * 1e3, "encoder_8x128_ms_all": enc8_all, "encoder_1x512_ms_all": enc512_all, "summarize_ms_all": summarize_all, "ids": if opts.input.is_some() { serde_json::json!(ids) } else { serde_json::Value::Null }})
         );
     } else {
-        println!("native {}: load {load_s:.2} s, RSS {:.1} MB (peak {:.1}), weights {:.1} MB, encoder 32 tok {:.2} ms, encoder 8x128 {:.0} tok/s, generate 64 {:.1} ms, decode {decode_tps:.1} tok/s; {:.1} MB/step at {bw:.1} GB/s -> bound {bound:.0} tok/s",
-            dtype.name(), rss_b as f64 / 1e6, peak_b as f64 / 1e6, model.weight_bytes() as f64 / 1e6, e32 * 1e3, 1024.0 / e8, g * 1e3, step_bytes / 1e6);
+        println!("native {}: load {load_s:.2} s, RSS {:.1} MB (peak {:.1}), weights {:.1} MB, encoder 32 tok {:.2} ms, encoder 8x128 {:.0} tok/s, encoder 1x512 {:.1} ms, summarize (512 in, 64 new) {:.0} ms, generate 64 {:.1} ms, decode {decode_tps:.1} tok/s; {:.1} MB/step at {bw:.1} GB/s -> bound {bound:.0} tok/s",
+            dtype.name(), rss_b as f64 / 1e6, peak_b as f64 / 1e6, model.weight_bytes() as f64 / 1e6, e32 * 1e3, 1024.0 / e8, e512 * 1e3, sm * 1e3, g * 1e3, step_bytes / 1e6);
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConf
         let Some(need) = g.need(model)? else { break };
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows_async(&logits, &suppress).await?),
-            Need::TopK { logits, k, suppress } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress).await?),
+            Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress, &gather).await?),
             Need::Full(logits) => Reduced::Full(be.download_async(&logits).await?.data),
         };
         let step = g.advance(model, reduced)?;

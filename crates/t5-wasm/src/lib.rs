@@ -439,6 +439,28 @@ fn kind_name(kind: ModelKind) -> &'static str {
     }
 }
 
+/// Set by [`debug_arm_trap`]: the next `startGeneration` of this instance traps.
+static DEBUG_TRAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Test-only, not part of the TypeScript API (`ts/src/debug.ts`, the CLI's `T5_WEB_DEBUG_TRAP=1`): the next
+/// `startGeneration` on this engine instance traps (`unreachable`), inside the call and with its model
+/// borrowed, exactly as a Rust panic (`panic = "abort"`) or an allocation failure does, so that tests can
+/// check what a trapped call leaves behind (docs/hardening.md).
+#[doc(hidden)]
+#[wasm_bindgen(js_name = __t5_debug_arm_trap)]
+pub fn debug_arm_trap() {
+    DEBUG_TRAP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn debug_trap_if_armed() {
+    if DEBUG_TRAP.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
+        #[cfg(not(target_arch = "wasm32"))]
+        panic!("__t5_debug_arm_trap");
+    }
+}
+
 /// Collects the config and the safetensors shards of a checkpoint, then builds a [`WasmModel`].
 #[wasm_bindgen]
 pub struct WasmModelBuilder {
@@ -715,6 +737,7 @@ impl WasmModel {
     /// iteration, cancellation by an `AbortSignal`).
     #[wasm_bindgen(js_name = startGeneration)]
     pub fn start_generation(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<WasmGeneration> {
+        debug_trap_if_armed();
         let (input, gen) = self.generation_input(ids, mask, batch, seq, options)?;
         let inner = Generation::new(&self.model, &input, &gen).map_err(js_err)?;
         Ok(WasmGeneration { inner: Some(inner) })
