@@ -91,6 +91,7 @@ function take<T extends { free(): void }, K extends keyof T>(r: T, keys: readonl
 
 const DETAILED = ["ids", "mask", "lengths", "starts", "ends", "special", "sequence", "words", "sample"] as const;
 const OFFSETS = ["ids", "starts", "ends", "special", "sequence"] as const;
+const SAVED = ["tokenizer_json", "tokenizer_config_json"] as const;
 
 type TextInput = string | string[] | string[][];
 
@@ -486,7 +487,7 @@ export class T5Tokenizer {
    */
   async save_pretrained(directory?: SaveTarget): Promise<Map<string, Uint8Array>> {
     const tk = this.live;
-    const saved = JSON.parse(wasmCall(() => tk.savedFiles())) as { tokenizer_json: string; tokenizer_config_json: string };
+    const saved = take(wasmCall(() => tk.savedFiles()), SAVED);
     const utf8 = new TextEncoder();
     const files = new Map([
       ["tokenizer_config.json", utf8.encode(saved.tokenizer_config_json)],

@@ -27,7 +27,7 @@ mod tokenizer;
 
 pub use options::GenerateOptions;
 pub use results::{CacheLayer, ForwardResult, FullForwardResult, GenerateResult, GpuGenerateStats, TensorData};
-pub use tokenizer::{DetailedEncoding, OffsetsEncoding};
+pub use tokenizer::{DetailedEncoding, OffsetsEncoding, SavedFiles};
 // WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
 #[cfg(target_arch = "wasm32")]
 mod gpu;
