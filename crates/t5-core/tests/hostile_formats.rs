@@ -156,7 +156,43 @@ fn hostile_ggufs() -> Vec<(String, Vec<u8>)> {
     raw.extend(n.to_le_bytes());
     raw.resize(raw.len() + n as usize, 0);
     out.push(("ModelTooLarge-metadata_array_amplification.gguf".into(), rewrite_gguf_raw(&good, |_| {}, &raw, 1)));
+    out.push(("ModelTooLarge-metadata_24x_the_file.gguf".into(), u8_array_gguf(128 << 10)));
     out
+}
+
+/// The good file with one more metadata key: an array of `n` one-byte elements (each decodes to a
+/// 32-byte value).
+fn u8_array_gguf(n: u64) -> Vec<u8> {
+    let mut raw = Vec::new();
+    put_value(&mut raw, &Value::String("x.bytes".into()));
+    raw.extend(9u32.to_le_bytes()); // array
+    raw.extend(0u32.to_le_bytes()); // of u8
+    raw.extend(n.to_le_bytes());
+    raw.resize(raw.len() + n as usize, 0);
+    rewrite_gguf_raw(&good_gguf(), |_| {}, &raw, 1)
+}
+
+/// Decoded metadata is bounded by the file's size (16× + 1 MiB), not only by the fixed 64 MiB: a
+/// 170 KiB file whose metadata would decode to 4 MiB is refused before the array is allocated;
+/// the same array in a file whose size justifies it loads.
+#[test]
+fn gguf_metadata_is_bounded_by_the_file_size() {
+    assert_eq!(std::mem::size_of::<Value>(), 32, "the amplification this test builds on");
+    assert_eq!(gguf::metadata_limit(0), gguf::METADATA_FLOOR);
+    assert_eq!(gguf::metadata_limit(1 << 40), gguf::MAX_METADATA_BYTES);
+    let small = u8_array_gguf(128 << 10);
+    let limit = gguf::metadata_limit(small.len() as u64);
+    assert!(limit < 32 * (128 << 10) && limit < gguf::MAX_METADATA_BYTES, "{limit}");
+    let err = gguf::parse(&small, "small.gguf").unwrap_err();
+    assert_eq!(err.code(), "ModelTooLarge", "{err}");
+    assert!(err.to_string().contains("small.gguf") && err.to_string().contains(&format!("{}-byte file", small.len())), "{err}");
+    // the same metadata in a file padded (after its tensor data) to 256 KiB + 4 MiB / 16 fits
+    let mut padded = small.clone();
+    padded.resize(small.len() + (256 << 10), 0);
+    let g = gguf::parse(&padded, "padded.gguf").unwrap();
+    assert!(g.metadata.iter().any(|(k, v)| k == "x.bytes" && matches!(v, Value::Array(a) if a.len() == 128 << 10)));
+    // a few elements fit in any file (the floor)
+    gguf::load("few.gguf", u8_array_gguf(1000)).unwrap();
 }
 
 #[test]

@@ -94,17 +94,39 @@ pub fn check_config_invariants(cfg: &T5Config) {
     let _ = t5_core::budget::encode_bytes(cfg, 1, 512);
 }
 
-fn tiny_model() -> &'static T5<Cpu> {
+/// The tiniest T5 the generate options run on (vocabulary 64, d_model 8, one block per stack):
+/// a step costs microseconds, so the target spends its time in the options, the budget and the
+/// search, not in a 32k-word output projection. Deterministic weights, built in memory.
+pub fn tiny_model() -> &'static T5<Cpu> {
     static M: std::sync::OnceLock<T5<Cpu>> = std::sync::OnceLock::new();
     M.get_or_init(|| {
-        let dir = fixtures().join("tiny-t5");
-        let cfg = T5Config::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-        let store = WeightStore::from_shards(vec![("model.safetensors".into(), std::fs::read(dir.join("model.safetensors")).unwrap())]).unwrap();
-        let mut m = T5::load(cfg, &store, ModelKind::ConditionalGeneration, Cpu).unwrap();
+        let cfg = T5Config::from_json(TINY_CONFIG).expect("tiny config");
+        let mut header = serde_json::Map::new();
+        let mut data: Vec<u8> = Vec::new();
+        for w in t5_core::names::model_weights(&cfg, false, true, false) {
+            let shape = w.shape(&cfg);
+            let start = data.len();
+            let n: usize = shape.iter().product();
+            for i in 0..n {
+                let v = if matches!(w, t5_core::names::Weight::FinalNorm(_)) { 1.0 } else { ((start / 4 + i) as f32 * 0.7).sin() * 0.5 };
+                data.extend(v.to_le_bytes());
+            }
+            header.insert(w.hf_name(), serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}));
+        }
+        let h = serde_json::Value::Object(header).to_string().into_bytes();
+        let mut file = (h.len() as u64).to_le_bytes().to_vec();
+        file.extend(h);
+        file.extend(data);
+        let store = WeightStore::from_shards(vec![("model.safetensors".into(), file)]).expect("tiny weights");
+        let mut m = T5::load(cfg, &store, ModelKind::ConditionalGeneration, Cpu).expect("tiny model");
         m.set_memory_limit(Some(1 << 32));
         m
     })
 }
+
+const TINY_CONFIG: &str = r#"{"vocab_size": 64, "d_model": 8, "d_kv": 4, "num_heads": 2, "d_ff": 16, "num_layers": 1,
+    "num_decoder_layers": 1, "relative_attention_num_buckets": 8, "relative_attention_max_distance": 16,
+    "feed_forward_proj": "relu", "eos_token_id": 1, "pad_token_id": 0, "decoder_start_token_id": 0}"#;
 
 /// Generate options (JSON) applied to the tiny model's generation config, validated and checked
 /// against the budget; runs the generation when the call is small.
@@ -139,6 +161,12 @@ pub fn target(name: &str) -> Option<&'static Target> {
     TARGETS.iter().find(|t| t.name == name)
 }
 
+/// Run the target `name` on `data` (the libFuzzer binaries in `fuzz/` call this: the target bodies
+/// live only here). An unknown name panics.
+pub fn run(name: &str, data: &[u8]) {
+    (target(name).unwrap_or_else(|| panic!("no fuzz target {name:?}")).run)(data)
+}
+
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures")
 }
@@ -161,14 +189,37 @@ pub fn fixture_seeds(target: &str) -> &'static [&'static str] {
     }
 }
 
-/// The corpus of a target: its fixture seeds and its committed `corpus/<target>/` files (edge
-/// cases and every input that ever crashed it).
-pub fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir(target)).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default();
+/// t5-core's committed hostile files (`crates/t5-core/tests/corpus/<format>/`) that seed a target.
+pub fn core_corpus_dir(target: &str) -> Option<PathBuf> {
+    let format = match target {
+        "safetensors" | "shard_stream" => "safetensors",
+        "gguf" | "pickle" | "spiece" => target,
+        _ => return None,
+    };
+    Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../t5-core/tests/corpus").join(format))
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default();
     files.sort();
+    files
+}
+
+/// The corpus of a target: its committed `corpus/<target>/` files (edge cases, small seeds and
+/// every input that ever crashed it), t5-core's hostile files of its format, and its fixture seeds.
+pub fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = files_in(&corpus_dir(target));
+    if let Some(dir) = core_corpus_dir(target) {
+        files.extend(files_in(&dir));
+    }
     files.extend(fixture_seeds(target).iter().map(|f| fixtures().join(f)));
     files.into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
 }
+
+/// Mutations start from seeds up to this size; larger ones (the full-size fixtures: a 2.4 MB
+/// tokenizer.json, 4 MB of weights) are replayed once: mutating them costs milliseconds per
+/// execution and the small seeds (`corpus/<target>/tiny-*`) reach the same code.
+pub const MAX_MUTATED_SEED: usize = 512 << 10;
 
 /// Run `t` on `data`; a panic becomes `Err(message)`.
 pub fn run_caught(t: &Target, data: &[u8]) -> Result<(), String> {
@@ -289,13 +340,14 @@ pub fn fuzz(t: &Target, executions: u64, seed: u64, crash_dir: Option<&Path>, mu
             record(data, &m, &mut run);
         }
     }
-    if corpus.is_empty() {
+    let seeds: Vec<&[u8]> = corpus.iter().map(|(_, d)| d.as_slice()).filter(|d| d.len() <= MAX_MUTATED_SEED).collect();
+    if seeds.is_empty() {
         return run;
     }
     let mut rng = Rng::new(seed);
     while run.executions < executions && !stop(&run) {
-        let a = &corpus[rng.below(corpus.len())].1;
-        let b = &corpus[rng.below(corpus.len())].1;
+        let a = seeds[rng.below(seeds.len())];
+        let b = seeds[rng.below(seeds.len())];
         let input = mutate(&mut rng, a, b);
         run.executions += 1;
         if let Err(m) = run_caught(t, &input) {

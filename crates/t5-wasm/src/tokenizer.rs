@@ -47,3 +47,30 @@ impl WasmTokenizer {
         serde_json::to_string(&saved).map_err(|e| js_err(t5_core::T5Error::Tokenizer(e.to_string())))
     }
 }
+
+/// `encodeDetailed`'s rows (windows, with overflowing tokens) concatenated: row `i` has `lengths[i]` tokens.
+/// Offsets are UTF-16 indices (JavaScript string indices) into the text, pair or word a token comes from;
+/// `sequence` / `words` are -1 where transformers has `None`; `sample` is `overflow_to_sample_mapping`.
+#[wasm_bindgen(getter_with_clone)]
+pub struct DetailedEncoding {
+    pub ids: Vec<u32>,
+    pub mask: Vec<u32>,
+    pub lengths: Vec<u32>,
+    pub starts: Vec<u32>,
+    pub ends: Vec<u32>,
+    pub special: Vec<u32>,
+    pub sequence: Vec<i32>,
+    pub words: Vec<i32>,
+    pub sample: Vec<u32>,
+}
+
+/// `encodeWithOffsets`'s one row: ids, UTF-16 offsets, the special-tokens mask and per token its sequence
+/// (0 = text, 1 = pair, -1 = added special token).
+#[wasm_bindgen(getter_with_clone)]
+pub struct OffsetsEncoding {
+    pub ids: Vec<u32>,
+    pub starts: Vec<u32>,
+    pub ends: Vec<u32>,
+    pub special: Vec<u32>,
+    pub sequence: Vec<i32>,
+}

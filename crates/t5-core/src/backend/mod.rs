@@ -61,6 +61,13 @@ pub trait Backend {
     fn weight_dtype(&self, _w: &Self::Weight) -> WeightDtype {
         WeightDtype::F32
     }
+    /// Keep a weight that multiplies many rows on every call (the encoder's, cross-attention K/V's)
+    /// also in a layout that makes those products faster; results must not change by a bit.
+    /// Returns the bytes that second layout holds (not in [`Self::weight_bytes`], which is the
+    /// storage form's). Default: nothing, 0.
+    fn pack_for_prefill(&self, _w: &mut Self::Weight) -> usize {
+        0
+    }
     /// Resident bytes of a weight (0 when unknown).
     fn weight_bytes(&self, _w: &Self::Weight) -> usize {
         0

@@ -115,12 +115,27 @@ struct Reader<'a> {
     pos: usize,
     file: &'a str,
     /// bytes the decoded metadata takes in memory so far (a one-byte array element becomes a
-    /// [`Value`]), bounded by [`MAX_METADATA_BYTES`]
+    /// [`Value`]), bounded by `limit`
     decoded: u64,
+    /// [`metadata_limit`] of this file
+    limit: u64,
 }
 
 /// Most memory the decoded metadata may take (a real T5's, with a 250k-token vocabulary, takes ~30 MB).
 pub const MAX_METADATA_BYTES: u64 = 64 << 20;
+/// Decoded metadata may take this many times the file's size (plus [`METADATA_FLOOR`]): a real
+/// file's metadata decodes to ~11× its own bytes (strings, 4-byte scores and a one-byte charsmap
+/// of 32-byte values) and the file also holds the weights; a one-byte array element alone decodes to
+/// 32 bytes, so a small file of nothing but metadata cannot claim 32× its size.
+pub const METADATA_FACTOR: u64 = 16;
+/// What any file's metadata may take whatever its size.
+pub const METADATA_FLOOR: u64 = 1 << 20;
+
+/// Most memory the decoded metadata of a `file_len`-byte GGUF file may take: bounded by what the
+/// file can hold as well as by [`MAX_METADATA_BYTES`].
+pub fn metadata_limit(file_len: u64) -> u64 {
+    file_len.saturating_mul(METADATA_FACTOR).saturating_add(METADATA_FLOOR).min(MAX_METADATA_BYTES)
+}
 
 impl<'a> Reader<'a> {
     fn bad(&self, msg: String) -> T5Error {
@@ -166,11 +181,15 @@ impl<'a> Reader<'a> {
         let b = self.take(n, what)?;
         String::from_utf8(b.to_vec()).map_err(|_| self.bad(format!("{what} is not UTF-8")))
     }
-    /// Count `bytes` of decoded metadata against [`MAX_METADATA_BYTES`] before they are allocated.
+    /// Count `bytes` of decoded metadata against [`metadata_limit`] before they are allocated.
     fn charge(&mut self, bytes: u64, what: &str) -> Result<()> {
         self.decoded = self.decoded.saturating_add(bytes);
-        if self.decoded > MAX_METADATA_BYTES {
-            return Err(T5Error::ModelTooLarge(format!("{}: GGUF metadata ({what}) decodes to more than {MAX_METADATA_BYTES} bytes", self.file)));
+        if self.decoded > self.limit {
+            let (limit, len) = (self.limit, self.b.len());
+            return Err(T5Error::ModelTooLarge(format!(
+                "{}: GGUF metadata ({what}) decodes to more than {limit} bytes (the most a {len}-byte file's metadata may take: {METADATA_FACTOR}× its size + {METADATA_FLOOR}, at most {MAX_METADATA_BYTES})",
+                self.file
+            )));
         }
         Ok(())
     }
@@ -226,7 +245,7 @@ impl<'a> Reader<'a> {
 /// tensor's byte range checked against the file. Bad magic, an unknown version, a truncated file →
 /// [`T5Error::BadWeights`]; a tensor type the engine does not read → [`T5Error::UnsupportedDtype`].
 pub fn parse(bytes: &[u8], file: &str) -> Result<Gguf> {
-    let mut r = Reader { b: bytes, pos: 0, file, decoded: 0 };
+    let mut r = Reader { b: bytes, pos: 0, file, decoded: 0, limit: metadata_limit(bytes.len() as u64) };
     let magic = r.take(4, "magic")?;
     if magic != MAGIC {
         return Err(r.bad(format!("not a GGUF file: magic {magic:02x?}, expected \"GGUF\"")));

@@ -22,9 +22,9 @@ pub(super) struct Machine<'a> {
     /// Items that REDUCE may still copy (containers built from memoized objects can be reused
     /// any number of times: without a bound a small file could ask for unbounded work).
     pub(super) budget: u64,
+    /// Objects (and memo entries) this pickle may create: [`max_objects`] of its size.
+    pub(super) max_objects: usize,
 }
-
-const MAX_OBJECTS: usize = 50_000_000;
 
 impl<'a> Machine<'a> {
     pub(super) fn new(file: &'a str, data: &'a [u8], persistent: bool, nested: usize) -> Self {
@@ -40,6 +40,7 @@ impl<'a> Machine<'a> {
             storage_types: HashMap::new(),
             nested,
             budget: data.len() as u64 * 16 + (1 << 20),
+            max_objects: max_objects(data.len()),
         }
     }
 
@@ -53,11 +54,20 @@ impl<'a> Machine<'a> {
     }
 
     pub(super) fn alloc(&mut self, o: Obj) -> Result<Id> {
-        if self.arena.len() >= MAX_OBJECTS {
-            return Err(self.err("too many objects"));
+        if self.arena.len() >= self.max_objects {
+            return Err(self.err(format!("more objects than a {}-byte pickle can hold ({})", self.data.len(), self.max_objects)));
         }
         self.arena.push(o);
         Ok(self.arena.len() - 1)
+    }
+
+    /// PUT / MEMOIZE: a new key counts against [`max_objects`] like an object.
+    pub(super) fn memoize(&mut self, k: u64, id: Id) -> Result<()> {
+        if self.memo.len() >= self.max_objects && !self.memo.contains_key(&k) {
+            return Err(self.err(format!("more memo entries than a {}-byte pickle can hold ({})", self.data.len(), self.max_objects)));
+        }
+        self.memo.insert(k, id);
+        Ok(())
     }
 
     pub(super) fn push(&mut self, o: Obj) -> Result<()> {
@@ -368,22 +378,22 @@ impl<'a> Machine<'a> {
                     let l = self.line()?;
                     let k: u64 = l.parse().map_err(|_| self.err(format!("bad PUT {l:?}")))?;
                     let t = self.top()?;
-                    self.memo.insert(k, t);
+                    self.memoize(k, t)?;
                 }
                 b'q' => {
                     let k = self.u8()? as u64;
                     let t = self.top()?;
-                    self.memo.insert(k, t);
+                    self.memoize(k, t)?;
                 }
                 b'r' => {
                     let k = self.u32()? as u64;
                     let t = self.top()?;
-                    self.memo.insert(k, t);
+                    self.memoize(k, t)?;
                 }
                 0x94 => {
                     let k = self.memo.len() as u64;
                     let t = self.top()?;
-                    self.memo.insert(k, t);
+                    self.memoize(k, t)?;
                 }
                 b'g' | b'h' | b'j' => {
                     let k = match op {

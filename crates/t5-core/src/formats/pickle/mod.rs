@@ -79,6 +79,14 @@ pub fn read_torch_checkpoint_within(bytes: &[u8], file: &str, budget: Option<u64
 
 const MAX_NESTED: usize = 2;
 
+const MAX_OBJECTS: usize = 50_000_000;
+
+/// Objects a pickle of `len` bytes may create: every opcode that creates one (or a memo entry)
+/// takes at least one byte, so a pickle holds at most `len` of each; [`MAX_OBJECTS`] bounds any.
+fn max_objects(len: usize) -> usize {
+    len.min(MAX_OBJECTS)
+}
+
 /// Strided views and nested storages are copied out up to [`MAX_COPY_FACTOR`] × the file's size plus
 /// this (a stride-0 view of a few bytes cannot ask for gigabytes).
 const MAX_COPY_FLOOR: u64 = 1 << 20;
@@ -236,6 +244,36 @@ mod tests {
         let mut m = Machine::new("t", p, false, 0);
         let id = m.run()?;
         Ok((m.arena, id))
+    }
+
+    /// The object and memo caps follow the pickle's size: `n` bytes hold at most `n` objects and
+    /// `n` memo entries (each opcode creating one takes a byte), so a small pickle cannot grow
+    /// an arena or a memo beyond what it holds.
+    #[test]
+    fn objects_and_memo_entries_are_bounded_by_the_pickle_size() {
+        let mut m = Machine::new("small.pkl", b"NNNN", false, 0);
+        assert_eq!(m.max_objects, 4);
+        for _ in 0..4 {
+            m.alloc(Obj::None).unwrap();
+        }
+        let e = m.alloc(Obj::None).unwrap_err();
+        assert_eq!(e.code(), "BadWeights");
+        assert!(e.to_string().contains("small.pkl") && e.to_string().contains("more objects than a 4-byte pickle"), "{e}");
+        for k in 0..4 {
+            m.memoize(k * 1000, 0).unwrap();
+        }
+        m.memoize(0, 1).unwrap(); // an existing key is replaced
+        let e = m.memoize(7, 0).unwrap_err();
+        assert!(e.to_string().contains("more memo entries than a 4-byte pickle"), "{e}");
+        assert_eq!(max_objects(usize::MAX), MAX_OBJECTS);
+        // a pickle made of nothing but object-creating opcodes and memo entries stays within it
+        let mut p = b"\x80\x02(".to_vec();
+        for _ in 0..1000 {
+            p.extend_from_slice(b"]\x94N\x94");
+        }
+        p.extend_from_slice(b"l.");
+        let (arena, top) = run(&p).unwrap();
+        assert!(matches!(&arena[top], Obj::List(l) if l.len() == 2000));
     }
 
     #[test]
