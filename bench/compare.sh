@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Side by side, one run, one machine, one checkpoint: t5-web (native t5-bench and WASM in Node) against
 # transformers.js (@huggingface/transformers on onnxruntime-node) and raw onnxruntime-web (WASM, what
-# transformers.js runs in browsers), fp32 / bf16 / q8 / q4, all on 1 thread. Reported, not asserted;
-# nothing here runs in `npm test`. Method and traps: ../shared/anchors (README.md, RESULTS.md).
+# transformers.js runs in browsers) and PyTorch eager (fp32, bf16), fp32 / bf16 / q8 / q4, at every thread count
+# of THREADS (default "1 <all cores>": t5-web num_threads / --threads, onnxruntime-web numThreads, transformers.js
+# and onnxruntime-node intraOpNumThreads, PyTorch set_num_threads). Reported, not asserted; nothing here runs in
+# `npm test`. Method and traps: ../shared/anchors (README.md, RESULTS.md).
 #
-#   bash bench/compare.sh            # ROUNDS=3 RUNS=3 by default (about 15 min on the 2-core dev machine)
+#   bash bench/compare.sh            # ROUNDS=3 RUNS=3 by default (about 40 min on the 2-core dev machine)
+#   QUICK=1 bash bench/compare.sh    # ROUNDS=1 RUNS=1 WARMUP=0, no id check (a few minutes once the cache exists)
+#
+# Every process measures: encoder 32 tokens (ms), generate 64 forced new tokens on the 32-token input (decode
+# tok/s), encoder 8x128 (tok/s), encoder 1x512 (ms) and the summarization shape: the 512-token input, 64 forced
+# new tokens, total ms (encoder included).
 #
 # 1. once, cached under bench/.cache/compare (gitignored): a random-weight t5-small-shaped checkpoint made by
 #    transformers (bench/make_random.py; tied, exactly like t5-small) and an untied variant for the id check;
@@ -20,9 +27,13 @@
 # 4. bench/js/summarize.mjs prints the tables (also written to bench/.cache/compare/results/table.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}
-RUNS=${RUNS:-3}
-WARMUP=${WARMUP:-1}
+QUICK=${QUICK:-}
+ROUNDS=${ROUNDS:-$([ -n "$QUICK" ] && echo 1 || echo 3)}
+RUNS=${RUNS:-$([ -n "$QUICK" ] && echo 1 || echo 3)}
+WARMUP=${WARMUP:-$([ -n "$QUICK" ] && echo 0 || echo 1)}
+THREADS=${THREADS:-"1 $(nproc)"}
+SYSTEMS=${SYSTEMS:-"native tjs wasm ortweb torch"}   # a subset for a shorter run (wasm24 / ortweb24 come with NODE24)
+DTYPES=${DTYPES:-"fp32 bf16 q8 q4"}
 SRC=${T5_BENCH_SRC:-../shared/models/t5-small}   # config + tokenizer files of the real t5-small
 PY=${PY:-/tmp/pyenv/bin/python}                   # torch + transformers 5.x
 OX=/tmp/pyenv-onnx/bin/python                     # overlay venv: optimum-onnx 0.1.0 needs transformers<4.58
@@ -32,7 +43,7 @@ OX=/tmp/pyenv-onnx/bin/python                     # overlay venv: optimum-onnx 0
 NODE24=${NODE24:-}
 C=bench/.cache/compare
 R=$C/results
-T5B=./target/release/t5-bench
+T5B=${CARGO_TARGET_DIR:-./target}/release/t5-bench
 log() { echo "[compare $(date -u +%H:%M:%S)] $*" >&2; }
 
 # ---- tools --------------------------------------------------------------------------------------------------
@@ -83,36 +94,43 @@ done
 IDS=$C/input_ids.json
 
 # ---- one configuration = one process, one JSON line ---------------------------------------------------------
-one() { # runtime dtype model-kind(bench|check) runs warmup
-  local rt=$1 d=$2 kind=$3 runs=$4 warm=$5 m
+one() { # runtime dtype model-kind(bench|check) runs warmup threads
+  local rt=$1 d=$2 kind=$3 runs=$4 warm=$5 th=${6:-1} m
   case $rt in
     native)
       if [ "$kind" = check ]; then m=$C/t5-small-random-untied; elif [ "$d" = fp32 ]; then m=$C/t5-small-random; else m=$C/t5-small-random-$d; fi
-      $T5B run "$m" --json --dtype "$d" --runs "$runs" --warmup "$warm" --input "$IDS" ;;
+      $T5B run "$m" --json --dtype "$d" --runs "$runs" --warmup "$warm" --input "$IDS" --threads "$th" ;;
     wasm|wasm24)
       local nd=node; [ "$rt" = wasm24 ] && nd=$NODE24
       if [ "$kind" = check ]; then m=$C/t5-small-random-untied; pre=""; elif [ "$d" = fp32 ]; then m=$C/t5-small-random; pre=""; else m=$C/t5-small-random-$d; pre=prequantized; fi
-      T5_BENCH_RUNS=$runs T5_BENCH_WARMUP=$warm T5_BENCH_INPUT=$IDS $nd --expose-gc bench/bench-wasm.mjs "$m" "$d" $pre ;;
+      T5_BENCH_THREADS=$th T5_BENCH_RUNS=$runs T5_BENCH_WARMUP=$warm T5_BENCH_INPUT=$IDS $nd --expose-gc bench/bench-wasm.mjs "$m" "$d" $pre ;;
     tjs|ortweb|ortweb24)
       if [ "$kind" = check ]; then m=$C/onnx/t5-small-random-untied; else m=$C/onnx/t5-small-random; fi
       m=$(cd "$m" && pwd)
-      if [ "$rt" = tjs ]; then (cd bench/js && node --expose-gc bench_tjs.mjs "$m" "$d" "../../$IDS" "$runs" "$warm")
-      elif [ "$rt" = ortweb ]; then (cd bench/js && node --expose-gc bench_ort_raw.mjs web "$m" "$d" "../../$IDS" "$runs" "$warm")
-      else (cd bench/js && $NODE24 --expose-gc bench_ort_raw.mjs web "$m" "$d" "../../$IDS" "$runs" "$warm"); fi ;;
+      if [ "$rt" = tjs ]; then (cd bench/js && TJS_THREADS=$th node --expose-gc bench_tjs.mjs "$m" "$d" "../../$IDS" "$runs" "$warm")
+      elif [ "$rt" = ortweb ]; then (cd bench/js && ORT_THREADS=$th node --expose-gc bench_ort_raw.mjs web "$m" "$d" "../../$IDS" "$runs" "$warm")
+      else (cd bench/js && ORT_THREADS=$th $NODE24 --expose-gc bench_ort_raw.mjs web "$m" "$d" "../../$IDS" "$runs" "$warm"); fi ;;
+    torch)
+      if [ "$kind" = check ]; then m=$C/t5-small-random-untied; else m=$C/t5-small-random; fi
+      # OMP_WAIT_POLICY=PASSIVE: on a machine shared with other jobs, spinning OpenMP workers made a 2-thread
+      # bf16 generate take minutes (0.4 tok/s); passive waiting is what a shared host would configure
+      OMP_WAIT_POLICY=PASSIVE "$PY" bench/torch_bench.py "$m" "$d" "$th" "$IDS" "$runs" "$warm" ;;
   esac
 }
 configs=()
-for d in fp32 bf16 q8 q4; do
-  for rt in native tjs wasm ortweb ${NODE24:+wasm24 ortweb24}; do
-    case $rt:$d in tjs:bf16|ortweb:bf16|ortweb24:bf16) continue ;; esac
-    configs+=("$rt:$d")
+for th in $THREADS; do
+  for d in $DTYPES; do
+    for rt in $SYSTEMS ${NODE24:+wasm24 ortweb24}; do
+      case $rt:$d in tjs:bf16|ortweb:bf16|ortweb24:bf16|torch:q8|torch:q4) continue ;; esac
+      configs+=("$rt:$d:$th")
+    done
   done
 done
 
 {
   echo "{\"date\":\"$(date -u +%FT%TZ)\",\"nproc\":$(nproc),\"cpu\":\"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\","
   echo "\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"node\":\"$(node --version)\",\"node24\":\"$([ -n "$NODE24" ] && $NODE24 --version)\",\"t5_web_commit\":\"$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates bench ts || echo +changes)\","
-  echo "\"rounds\":$ROUNDS,\"runs\":$RUNS,\"warmup\":$WARMUP,\"node_baseline_rss_mb\":$(node --expose-gc -e 'gc(); console.log(process.memoryUsage().rss / 1e6)')}"
+  echo "\"threads\":\"$THREADS\",\"quick\":\"$QUICK\",\"rounds\":$ROUNDS,\"runs\":$RUNS,\"warmup\":$WARMUP,\"node_baseline_rss_mb\":$(node --expose-gc -e 'gc(); console.log(process.memoryUsage().rss / 1e6)')}"
 } > "$R/meta.json"
 : > "$R/rows.jsonl"; : > "$R/bandwidth.txt"; : > "$R/ids.jsonl"
 n=${#configs[@]}
@@ -121,16 +139,19 @@ for ((r = 0; r < ROUNDS; r++)); do
   log "round $((r + 1))/$ROUNDS (single-core read bandwidth now $bw GB/s)"
   for ((i = 0; i < n; i++)); do
     c=${configs[$(((i + r * n / ROUNDS) % n))]}
-    rt=${c%%:*} d=${c#*:}
-    log "  $rt $d"
-    line=$(one "$rt" "$d" bench "$RUNS" "$WARMUP" | tail -1)
-    echo "$line" | node -e 'const x=JSON.parse(require("fs").readFileSync(0,"utf8")); x.round=+process.argv[1]; x.runtime=process.argv[2]; console.log(JSON.stringify(x))' "$r" "$rt" >> "$R/rows.jsonl"
+    IFS=: read -r rt d th <<< "$c"
+    log "  $rt $d threads $th"
+    line=$(one "$rt" "$d" bench "$RUNS" "$WARMUP" "$th" | tail -1)
+    echo "$line" | node -e 'const x=JSON.parse(require("fs").readFileSync(0,"utf8")); x.round=+process.argv[1]; x.runtime=process.argv[2]; x.threads_req=+process.argv[3]; x.loadavg=require("fs").readFileSync("/proc/loadavg","utf8").split(" ").slice(0,3).join(" "); console.log(JSON.stringify(x))' "$r" "$rt" "$th" >> "$R/rows.jsonl"
   done
 done
-log "greedy-id agreement on the untied check model"
-for c in "${configs[@]}"; do
-  rt=${c%%:*} d=${c#*:}
-  one "$rt" "$d" check 1 0 | tail -1 | node -e 'const x=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(JSON.stringify({runtime:process.argv[1],dtype:process.argv[2],ids:x.ids}))' "$rt" "$d" >> "$R/ids.jsonl"
-done
+if [ -z "$QUICK" ]; then
+  log "greedy-id agreement on the untied check model (1 thread; multi-thread results are bit-identical: tests/threads.rs)"
+  for c in "${configs[@]}"; do
+    IFS=: read -r rt d th <<< "$c"
+    [ "$th" = 1 ] && [ "$rt" != torch ] || continue
+    one "$rt" "$d" check 1 0 1 | tail -1 | node -e 'const x=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(JSON.stringify({runtime:process.argv[1],dtype:process.argv[2],ids:x.ids}))' "$rt" "$d" >> "$R/ids.jsonl"
+  done
+fi
 sed -i "s/}\$/,\"loadavg_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}/" "$R/meta.json"
 node bench/js/summarize.mjs "$C" | tee "$R/table.md"

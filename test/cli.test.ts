@@ -24,9 +24,9 @@ async function run(argv: string[], stdin: string[] = [], stderrIsTTY = false, st
 }
 
 /** `node dist/cli.js ...` with `input` on stdin. */
-function spawnCli(args: string[], input = "", bin = "dist/cli.js"): Promise<{ code: number; out: string; err: string }> {
+function spawnCli(args: string[], input = "", bin = "dist/cli.js", env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [join(ROOT, bin), ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [join(ROOT, bin), ...args], { cwd: ROOT, timeout: 60_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
       resolve({ code, out: stdout, err: stderr });
     });
@@ -304,6 +304,18 @@ describe("t5-web run", () => {
     expect(b.code).toBe(1);
     expect(b.err).toMatch(/^t5-web: input 1: MemoryBudgetError: .*\n$/);
     expect(b.err.split("\n")).toHaveLength(2);
+  });
+
+  it("a trap inside the engine (T5_WEB_DEBUG_TRAP=1, test-only): one line on stderr, exit 1", async () => {
+    const r = await spawnCli(["run", "--model", tiny, "--max-new-tokens", "2"], "x\ny\n", "dist/cli.js", { T5_WEB_DEBUG_TRAP: "1" });
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/^t5-web: line 1 of stdin: EngineFailureError: startGeneration: the WebAssembly engine failed \(.*unreachable.*\n$/);
+    expect(r.err.split("\n")).toHaveLength(2);
+    // without the variable the same run succeeds
+    const ok = await spawnCli(["run", "--model", tiny, "--max-new-tokens", "2"], "x\ny\n");
+    expect(ok.code).toBe(0);
+    expect(ok.out.split("\n")).toHaveLength(3);
   });
 
   it("--device webgpu without a GPU path is a clear error; auto runs on the CPU", async () => {

@@ -7,7 +7,7 @@
 
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AutoTokenizer, BadConfigError, T5ForConditionalGeneration, TextStreamer, type GenerateOptions, type T5Tokenizer } from "../ts/src/index.js";
+import { AutoTokenizer, BadConfigError, GeneratedIds, T5ForConditionalGeneration, TextStreamer, type GenerateOptions, type T5Tokenizer } from "../ts/src/index.js";
 import { modelDir, ORACLE } from "./helpers/oracle.js";
 
 interface Case {
@@ -52,6 +52,34 @@ describe.each(["tiny-t5", "tiny-t5-v1_1"])("%s", (name) => {
         expect(lm.generateSync([row.slice(0, n)], c.kwargs as GenerateOptions), `${c.name} row ${r}`).toEqual(c.sequences_single[r]);
       });
     }
+  });
+
+  it("generate() returns number[][] that also reads as transformers.js's int64 Tensor of ids", async () => {
+    const c = o.cases[0]!;
+    const got = await lm.generate(inputs(), c.kwargs as GenerateOptions);
+    expect(got).toBeInstanceOf(GeneratedIds);
+    expect(Array.isArray(got)).toBe(true);
+    expect(got).toEqual(c.sequences); // the plain rows, as before
+    expect(JSON.parse(JSON.stringify(got))).toEqual(c.sequences);
+    const [rows, len] = [c.sequences.length, c.sequences[0]!.length];
+    expect(got.dims).toEqual([rows, len]);
+    expect(got.type).toBe("int64");
+    expect(got.size).toBe(rows * len);
+    expect(got.data).toBeInstanceOf(BigInt64Array);
+    expect(Array.from(got.data, Number)).toEqual(c.sequences.flat());
+    expect(got.tolist()).toEqual(c.sequences);
+    expect(got.tolist()).not.toBeInstanceOf(GeneratedIds);
+    expect(got.map((r) => r.length)).not.toBeInstanceOf(GeneratedIds);
+    expect(Object.keys(got)).toEqual(c.sequences.map((_, i) => String(i))); // no extra own properties
+    // the tensor form goes back into the tokenizer and into generate as ids
+    const tok = await AutoTokenizer.fromPretrained(modelDir(name));
+    try {
+      expect(tok.batch_decode({ data: got.data, dims: got.dims })).toEqual(tok.batch_decode(c.sequences));
+    } finally {
+      tok.dispose();
+    }
+    const dict = lm.generateSync(inputs(), { ...(c.kwargs as GenerateOptions), return_dict_in_generate: true });
+    expect(dict.sequences.dims).toEqual([rows, len]);
   });
 
   it("static KV cache gives the same ids as the growing one", () => {

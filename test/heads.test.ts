@@ -9,6 +9,7 @@ import {
   AutoModelForQuestionAnswering,
   AutoModelForSequenceClassification,
   AutoModelForTokenClassification,
+  AutoTokenizer,
   BadInputError,
   PastKeyValues,
   T5EncoderModel,
@@ -18,6 +19,7 @@ import {
   T5ForTokenClassification,
   T5Model,
 } from "../ts/src/index.js";
+import { wasmMemory } from "../ts/src/wasm.js";
 import { expectScalar, expectTensor, headsDir, headsOracle } from "./helpers/heads.js";
 import { modelDir } from "./helpers/oracle.js";
 
@@ -225,6 +227,36 @@ describe("optional outputs (tiny-t5)", () => {
     } finally {
       base.dispose();
       enc.dispose();
+    }
+  });
+});
+
+describe("the engine's result structs are freed", () => {
+  it("repeated full forwards, legacy caches and tokenizer calls leave the wasm memory where it was", async () => {
+    const dir = modelDir("tiny-t5");
+    const [lm, tok] = await Promise.all([T5ForConditionalGeneration.fromPretrained(dir), AutoTokenizer.fromPretrained(dir)]);
+    try {
+      const texts = ["translate English to German: The house is wonderful.", "summarize: studies have shown that owning a dog is good for you"];
+      const enc = tok(texts, { padding: true });
+      const round = () => {
+        // every tensor kind of forwardFull (logits [2, 3, vocab] alone are ~0.8 MB a call), the cache's layers, and
+        // both detailed tokenizer paths
+        const out = lm.forwardSync({ ...enc, decoder_input_ids: [[0, 5, 6], [0, 7, 8]], output_hidden_states: true, output_attentions: true, use_cache: true });
+        expect(out.logits.data).toBeInstanceOf(Float32Array);
+        expect(out.decoder_hidden_states!.length).toBeGreaterThan(0);
+        out.past_key_values!.to_legacy_cache();
+        out.past_key_values!.dispose();
+        tok(texts, { padding: true, return_offsets_mapping: true, return_special_tokens_mask: true });
+        tok.encodeWithOffsets(texts[0]!, texts[1]);
+      };
+      for (let i = 0; i < 5; i++) round();
+      const mem = wasmMemory()!;
+      const before = mem.buffer.byteLength;
+      for (let i = 0; i < 100; i++) round();
+      expect(mem.buffer.byteLength).toBe(before);
+    } finally {
+      lm.dispose();
+      tok.dispose();
     }
   });
 });

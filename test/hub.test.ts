@@ -235,6 +235,72 @@ describe("download cache", () => {
     }
   });
 
+  /** A fetch that fails every request (the network is gone), recording them. */
+  function offlineFetch(): { fetch: typeof globalThis.fetch; asked: string[] } {
+    const asked: string[] = [];
+    const f = (async (input: URL | RequestInfo) => {
+      asked.push(input instanceof URL ? input.href : typeof input === "string" ? input : input.url);
+      throw new TypeError("fetch failed: network unreachable");
+    }) as typeof globalThis.fetch;
+    return { fetch: f, asked };
+  }
+
+  it("local_files_only reads the directory cache: same ids with a fetch that throws; an uncached id names id and file", async () => {
+    const o = loadOracle("tiny-t5").json;
+    env.useFSCache = true;
+    env.cacheDir = tmp();
+    const hub = hubStub(repo);
+    const online = await generate("owner/tiny", { fetch: hub.fetch });
+    expect(online).toEqual(o.greedy.sequences);
+    const off = offlineFetch();
+    expect(await generate("owner/tiny", { fetch: off.fetch, local_files_only: true })).toEqual(online);
+    expect(off.asked).toEqual([]);
+    // env.allowRemoteModels = false reads the cache the same way
+    env.allowRemoteModels = false;
+    expect(await generate("owner/tiny", { fetch: off.fetch })).toEqual(online);
+    expect(off.asked).toEqual([]);
+    env.allowRemoteModels = true;
+    // an id that was never downloaded
+    const e = await AutoModelForSeq2SeqLM.fromPretrained("owner/other", { fetch: off.fetch, local_files_only: true }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(MissingFileError);
+    expect((e as Error).message).toContain("config.json of owner/other is not in the download cache (local_files_only is set");
+    expect((e as Error).message).toContain(`${HF}owner/other/resolve/main/config.json`);
+    // a cached config but no cached weights: the weights file is named
+    await T5Config.fromPretrained("owner/half", { fetch: hubStub({ [`${HF}owner/half/resolve/main/`]: "tiny-t5" }).fetch });
+    const w = await AutoModelForSeq2SeqLM.fromPretrained("owner/half", { fetch: off.fetch, local_files_only: true }).catch((x: unknown) => x);
+    expect(w).toBeInstanceOf(MissingFileError);
+    expect((w as Error).message).toContain("model.safetensors of owner/half is not in the download cache");
+    expect(off.asked).toEqual([]);
+  });
+
+  it("local_files_only reads the Cache API in browsers", async () => {
+    const o = loadOracle("tiny-t5").json;
+    const store = new Map<string, Response>();
+    const fake = {
+      open: async () => ({
+        match: async (u: string) => store.get(u)?.clone(),
+        put: async (u: string, r: Response) => void store.set(u, r),
+        delete: async (u: string) => store.delete(u),
+      }),
+    };
+    const g = globalThis as { caches?: unknown };
+    const had = g.caches;
+    g.caches = fake;
+    env.useBrowserCache = true;
+    try {
+      const online = await generate("owner/tiny", { fetch: hubStub(repo).fetch });
+      expect(online).toEqual(o.greedy.sequences);
+      const off = offlineFetch();
+      expect(await generate("owner/tiny", { fetch: off.fetch, local_files_only: true })).toEqual(online);
+      expect(off.asked).toEqual([]);
+      const e = await AutoTokenizer.fromPretrained("owner/other", { fetch: off.fetch, local_files_only: true }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(MissingFileError);
+      expect((e as Error).message).toContain("tokenizer.json of owner/other is not in the download cache");
+    } finally {
+      g.caches = had;
+    }
+  });
+
   it("bad cache options are typed errors", async () => {
     const hub = hubStub(repo);
     await expect(T5Config.fromPretrained("owner/tiny", { fetch: hub.fetch, cache_dir: "" })).rejects.toThrow(BadInputError);

@@ -9,6 +9,19 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { BadConfigError, T5EncoderModel, T5ForConditionalGeneration, initWasm, threadsSupported, wasmFlavour, wasmThreads } from "../ts/src/index.js";
 import { loadOracle, MODELS, modelDir } from "./helpers/oracle.js";
+import { workerExecArgv } from "../ts/src/wasm-threads.js";
+
+describe("worker options", () => {
+  it("leaves out the parent's per-process Node options a worker refuses (--expose-gc, --input-type)", () => {
+    const saved = process.execArgv;
+    try {
+      Object.defineProperty(process, "execArgv", { value: ["--expose-gc", "--input-type", "module", "--expose_gc", "--input-type=module", "--no-warnings"], configurable: true });
+      expect(workerExecArgv()).toEqual(["--no-warnings"]);
+    } finally {
+      Object.defineProperty(process, "execArgv", { value: saved, configurable: true });
+    }
+  });
+});
 
 const THREADS = 3;
 const threaded = process.env.T5_WEB_WASM === undefined || process.env.T5_WEB_WASM === "threads";

@@ -8,7 +8,9 @@ import path from 'node:path';
 const C = process.argv[2];
 const R = process.argv[3] ?? path.join(C, 'results'); // another results folder (an earlier run) may be given
 const lines = (f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
-const rows = lines(path.join(R, 'rows.jsonl')).map((l) => JSON.parse(l));
+const allRows = lines(path.join(R, 'rows.jsonl')).map((l) => JSON.parse(l));
+// the decode tables below: 1 thread (older runs have no threads_req: 1 thread); the threads table: every row
+const rows = allRows.filter((x) => (x.threads_req ?? 1) === 1 && x.runtime !== 'torch');
 const meta = JSON.parse(fs.readFileSync(path.join(R, 'meta.json'), 'utf8'));
 // t5-bench bandwidth at the start of every round, and the figure every `t5-bench run` process measures too
 const bwRounds = lines(path.join(R, 'bandwidth.txt')).map(Number);
@@ -129,5 +131,43 @@ if (ids.length) {
   p(`(t5-web q8 is symmetric per output channel and q4 torchao-style groups of 128 with zero points; transformers.js q8 is per-tensor and q4 MatMulNBits blocks of 32, symmetric: different roundings of the same weights, so quantized ids part ways at different points on a random model whose top logits are close.)`);
   p();
   p(`reference ids[:16]: ${reference.slice(0, 16).join(', ')} …`);
+}
+// ---- threads, prefill and the summarization shape: every system at every thread count of the run ------------
+const TH = [...new Set(allRows.map((x) => x.threads_req ?? 1))].sort((a, b) => a - b);
+const SYS = [...ORDER, 'torch'];
+const TNAMES = { ...NAMES, torch: `PyTorch eager (${allRows.find((x) => x.runtime === 'torch')?.system ?? 'transformers'})` };
+const med = (rs, k) => { const v = rs.flatMap((x) => x[`${k}_all`] ?? (x[k] === undefined ? [] : [x[k]])); return v.length ? median(v) : undefined; };
+const prefill = {};
+for (const rt of SYS) for (const d of DTYPES) for (const th of TH) {
+  const rs = allRows.filter((x) => x.runtime === rt && x.dtype === d && (x.threads_req ?? 1) === th);
+  if (!rs.length) continue;
+  const e32 = med(rs, 'encoder_32_ms'), g = med(rs, 'generate_64_ms');
+  const e8ms = med(rs, 'encoder_8x128_ms');
+  prefill[`${rt}:${d}:${th}`] = { tps: NEW / ((g - e32) / 1e3), e8: e8ms ? 1024 / (e8ms / 1e3) : med(rs, 'encoder_8x128_tok_s'), e512: med(rs, 'encoder_1x512_ms'),
+    summ: med(rs, 'summarize_ms'), got: rs[0].threads, n: rs.length, load: median(rs.map((x) => x.loadavg ? +x.loadavg.split(' ')[0] : NaN)) };
+}
+if (TH.length > 1 || allRows.some((x) => x.summarize_ms !== undefined)) {
+  p();
+  p(`### Threads, encoder and the summarization shape (threads: ${TH.join(', ')})`);
+  p();
+  p(`Same run. encoder 8×128 = 8 rows of 128 tokens (tok/s); encoder 1×512 = one 512-token input (ms); summarize = that 512-token input, greedy, exactly ${NEW} forced new tokens, total ms (encoder included); decode as above (32-token input). Threads: t5-web \`num_threads\` / \`--threads\`, transformers.js and onnxruntime-node \`intraOpNumThreads\`, onnxruntime-web \`numThreads\`, PyTorch \`set_num_threads\` (interop 1). "load" = the 1-minute load average when the process ended (other jobs share this machine). ×: t5-web ÷ its counterpart at the same precision and threads (native ÷ transformers.js, WASM ÷ onnxruntime-web; encoder as speed, so > 1 is faster).`);
+  p();
+  p('| dtype | system | threads | encoder 8×128 tok/s | encoder 1×512 ms | summarize 512→64 ms | decode tok/s | × counterpart (enc 8×128 / summarize / decode) | load |');
+  p('|---|---|---|---|---|---|---|---|---|');
+  for (const d of DTYPES) for (const rt of SYS) for (const th of TH) {
+    const a = prefill[`${rt}:${d}:${th}`];
+    if (!a) continue;
+    const o = ours(rt) ? prefill[`${PAIR[rt]}:${d}:${th}`] : null;
+    const x = o ? `${f(a.e8 / o.e8, 2)} / ${f(o.summ / a.summ, 2)} / ${f(a.tps / o.tps, 2)}` : '';
+    p(`| ${d} | ${TNAMES[rt]} | ${th}${a.got && a.got !== th ? ` (ran ${a.got})` : ''} | ${f(a.e8, 0)} | ${f(a.e512, 1)} | ${f(a.summ, 0)} | ${f(a.tps, 1)} | ${x} | ${f(a.load, 1)} |`);
+  }
+  const tmax = TH[TH.length - 1];
+  if (TH.length > 1) {
+    p();
+    p(`All cores ÷ 1 thread (encoder 8×128 speed / summarize speed / decode): ` + SYS.flatMap((rt) => DTYPES.map((d) => {
+      const a = prefill[`${rt}:${d}:1`], b = prefill[`${rt}:${d}:${tmax}`];
+      return a && b ? `${rt} ${d} ${f(b.e8 / a.e8, 2)} / ${f(a.summ / b.summ, 2)} / ${f(b.tps / a.tps, 2)}` : null;
+    })).filter(Boolean).join('; ') + '.');
+  }
 }
 console.log(out.join('\n'));

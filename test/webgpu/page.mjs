@@ -55,11 +55,13 @@ export async function run(name) {
   const cg = cpu.generate(ids, mask, batch, seq, opts);
   const gg = await gpu.generate(ids, mask, batch, seq, opts);
   const rows = (r) => Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
-  // beam search and top-k sampling: each step's top k comes back from the GPU, not the logits
+  // beam search, top-k sampling and the processors that touch a few ids: each step's top k (and the touched ids'
+  // values) comes back from the GPU, not the logits
   const searches = {};
   for (const [what, kw] of [
     ["beam", { num_beams: 3, num_return_sequences: 2, max_new_tokens: 8 }],
     ["sample", { do_sample: true, top_k: 20, seed: 3, max_new_tokens: 8 }],
+    ["processors", { repetition_penalty: 1.3, no_repeat_ngram_size: 2, bad_words_ids: [[7555], [6636, 8242]], max_new_tokens: 8 }],
   ]) {
     const c2 = cpu.generate(ids, mask, batch, seq, kw);
     const g2 = await gpu.generate(ids, mask, batch, seq, kw);

@@ -35,6 +35,8 @@ export interface FileCache {
   /** Verified bytes for `url`, or `undefined` (absent or corrupted: corrupted entries are removed). */
   get(url: string): Promise<Uint8Array | undefined>;
   put(url: string, bytes: Uint8Array): Promise<void>;
+  /** Whether an entry for `url` is stored (not verified: {@link get} checks it). */
+  has(url: string): Promise<boolean>;
 }
 
 /** Environment variable naming the Node cache directory. */
@@ -87,6 +89,12 @@ class DirCache implements FileCache {
     return bytes;
   }
 
+  async has(url: string): Promise<boolean> {
+    const fs = await import("node:fs/promises");
+    const { bin, meta } = await this.paths(url);
+    return (await fs.stat(meta).catch(() => undefined)) !== undefined && (await fs.stat(bin).catch(() => undefined)) !== undefined;
+  }
+
   private async remove(...files: string[]) {
     const fs = await import("node:fs/promises");
     for (const f of files) await fs.rm(f, { force: true }).catch(() => undefined);
@@ -132,6 +140,14 @@ class CacheApiCache implements FileCache {
     }
     await this.cache.delete(url).catch(() => false);
     return undefined;
+  }
+
+  async has(url: string): Promise<boolean> {
+    try {
+      return (await this.cache.match(url)) !== undefined;
+    } catch {
+      return false;
+    }
   }
 
   async put(url: string, bytes: Uint8Array): Promise<void> {

@@ -14,6 +14,8 @@ import { addWeightFiles, openSource, readJsonText } from "./files.js";
 export type ProgressInfo = { status: string; file?: string; loaded?: number; total?: number };
 import { pipeline } from "./pipeline.js";
 import { initWasm } from "./wasm.js";
+import { armDebugTrap } from "./debug.js";
+import { readEnv } from "./runtime-env.js";
 
 /**
  * Model used when `--model` is not given: a directory relative to the package root (the trained
@@ -406,6 +408,8 @@ async function run(args: RunArgs, io: CliIO): Promise<number> {
     return 1;
   }
   bar?.finish();
+  // test-only (test/cli.test.ts): the first generation traps inside the engine, as a panic would (debug.ts)
+  if (readEnv("T5_WEB_DEBUG_TRAP") === "1") await armDebugTrap();
   const { device: ran, deviceNote } = pipe.model;
   if (device === "auto" && typeof deviceNote === "string") io.stderr(`t5-web: note: ${deviceNote}\n`);
   if (device === "webgpu" && ran !== "webgpu") {

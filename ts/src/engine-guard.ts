@@ -63,7 +63,7 @@ const guardTargets = new WeakMap<object, object>();
  * sites' `wasmCall` types them). `what` names the object in messages ("this T5ForConditionalGeneration").
  */
 export function guardEngine<T extends Freeable>(obj: T, what: string): T {
-  const target = obj as unknown as object;
+  const target: object = obj;
   const proxy = new Proxy(target, {
     get(t, prop) {
       if (prop === "free") return () => freeGuarded(t as Freeable);
@@ -108,21 +108,21 @@ export function guardEngine<T extends Freeable>(obj: T, what: string): T {
  */
 function freeGuarded(t: Freeable): void {
   const detach = () => {
-    const raw = t as unknown as { __destroy_into_raw?: () => unknown };
+    const raw: Freeable & { __destroy_into_raw?: () => unknown } = t;
     try {
       raw.__destroy_into_raw?.();
     } catch {
       // nothing left to detach
     }
   };
-  if (failures.has(t as unknown as object)) {
+  if (failures.has(t)) {
     detach();
     return;
   }
   try {
     t.free();
   } catch (e) {
-    if (isEngineTrap(e)) failures.set(t as unknown as object, { operation: "free", cause: e });
+    if (isEngineTrap(e)) failures.set(t, { operation: "free", cause: e });
     detach();
   }
 }

@@ -244,17 +244,17 @@ export class GpuEngine implements Engine {
 
   async forward(a: EngineForwardInput): Promise<RawForward> {
     const m = this.model;
-    return takeForward(await gpuAwait(() => m.forward(a.ids, a.mask, a.batch, a.seq, a.decoder_ids, a.labels, a.decoder_mask) as Promise<ForwardResult>));
+    return takeForward(await gpuAwait(() => m.forward(a.ids, a.mask, a.batch, a.seq, a.decoder_ids, a.labels, a.decoder_mask)));
   }
 
   async encode(a: EngineInput): Promise<Float32Array> {
     const m = this.model;
-    return gpuAwait(() => m.encode(a.ids, a.mask, a.batch, a.seq) as Promise<Float32Array>);
+    return gpuAwait(() => m.encode(a.ids, a.mask, a.batch, a.seq));
   }
 
   async generate(a: EngineInput, options: EngineOptions, onStep: StepCallback | undefined): Promise<RawGenerate> {
     const m = this.model;
-    return takeGenerate(await gpuAwait(() => m.generate(a.ids, a.mask, a.batch, a.seq, options, onStep) as Promise<GenerateResult>));
+    return takeGenerate(await gpuAwait(() => m.generate(a.ids, a.mask, a.batch, a.seq, options, onStep)));
   }
 
   generationConfig(): string {

@@ -101,7 +101,7 @@ export class InputTooLongError extends BadInputError {
 }
 
 /** A call would need more working memory (activations, every beam's KV cache, logits) than the model's memory limit
- * (`max_memory`, default one WebAssembly memory) leaves after its weights; said before the call allocates. */
+ * (`max_memory`, default what the runtime can give: see `ModelLoadOptions.max_memory`) leaves after its weights; said before the call allocates. */
 export class MemoryBudgetError extends BadInputError {
   static override readonly code: string = "MemoryBudget";
 }

@@ -59,6 +59,8 @@ export interface FileSource {
   stream?(name: string): Promise<ByteStream | undefined>;
   /** Whether `name` exists, without reading it (a `HEAD` request for URLs). */
   exists?(name: string): Promise<boolean>;
+  /** Why an absent file may only be absent here (a URL read from the download cache only): said in errors. */
+  missingNote?(name: string): string | undefined;
 }
 
 /** A file read piece by piece: its size when known, and the pieces in order. */
@@ -250,9 +252,17 @@ class UrlSource implements FileSource {
     private readonly fetchFn: typeof globalThis.fetch,
     private readonly report: Reporter,
     private readonly cache: FileCache | undefined,
+    /** Read from the cache only, never fetch (`local_files_only`): why, and the name the caller gave. */
+    private readonly offline?: { why: string; label: string },
   ) {
     this.base = new URL(base.href.endsWith("/") ? base.href : base.href + "/");
     this.location = this.base.href;
+  }
+
+  missingNote(name: string): string | undefined {
+    const o = this.offline;
+    if (!o) return undefined;
+    return `${name} of ${o.label} is not in the download cache (${o.why}, so ${new URL(name, this.base).href} was not fetched)`;
   }
 
   async read(name: string): Promise<Uint8Array | undefined> {
@@ -262,6 +272,7 @@ class UrlSource implements FileSource {
       this.report.whole(name, cached.byteLength);
       return cached;
     }
+    if (this.offline) return undefined;
     const opened = await this.open(name, url);
     if (opened === undefined) return undefined;
     const res: Response = opened;
@@ -279,6 +290,7 @@ class UrlSource implements FileSource {
 
   async exists(name: string): Promise<boolean> {
     const url = new URL(name, this.base);
+    if (this.offline) return (await this.cache?.has(url.href)) ?? false;
     try {
       const res = await this.fetchFn(url, { method: "HEAD" });
       await res.body?.cancel().catch(() => undefined);
@@ -316,6 +328,7 @@ class UrlSource implements FileSource {
       this.report.whole(name, cached.byteLength);
       return { size: cached.byteLength, chunks: slices(cached) };
     }
+    if (this.offline) return undefined;
     const opened = await this.open(name, url);
     if (opened === undefined) return undefined;
     const res: Response = opened;
@@ -521,6 +534,8 @@ export async function openSource(source: ModelSource, opts: LoadOptions = {}): P
   }
   const dirOrUrl = source;
   let url: URL | undefined;
+  let tried: string[] = [];
+  let fromHub = false;
   if (dirOrUrl instanceof URL) url = dirOrUrl;
   else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dirOrUrl)) url = new URL(dirOrUrl);
 
@@ -538,15 +553,17 @@ export async function openSource(source: ModelSource, opts: LoadOptions = {}): P
     const found = await findLocalDir(candidates);
     if (found.dir) return new DirSource(found.dir, new Reporter(opts.progress_callback, s));
     if (found.notDir && !isHubId(s)) throw new MissingFileError(`not a directory: ${found.notDir}`, { path: found.notDir });
-    if (!isHubId(s) || hub.local_files_only || !env.allowRemoteModels) throw notFound(s, found.tried, hub);
+    if (!isHubId(s)) throw notFound(s, found.tried, hub);
     url = hubBaseUrl(s, hub.revision);
+    fromHub = true;
+    tried = found.tried;
   }
   if (url === undefined) {
     const s = dirOrUrl as string;
     const base = (globalThis as { location?: { href?: string } }).location?.href;
     if (isHubId(s) && !(env.allowLocalModels && base)) {
-      if (hub.local_files_only || !env.allowRemoteModels) throw notFound(s, [], hub);
       url = hubBaseUrl(s, hub.revision);
+      fromHub = true;
     } else {
       if (!base) throw new MissingFileError(`cannot resolve ${s}: not a URL and no filesystem here`);
       url = new URL(isHubId(s) ? `${env.localModelPath}${s}` : s, base);
@@ -554,9 +571,15 @@ export async function openSource(source: ModelSource, opts: LoadOptions = {}): P
   }
   const fetchFn = opts.fetch ?? globalThis.fetch;
   if (typeof fetchFn !== "function") throw new T5WebError("no fetch() available to load from a URL");
-  const cache = url.protocol === "http:" || url.protocol === "https:" ? await openCache(opts) : undefined;
+  const remote = url.protocol === "http:" || url.protocol === "https:";
+  const cache = remote ? await openCache(opts) : undefined;
   const name = typeof dirOrUrl === "string" ? dirOrUrl : url.href;
-  return new UrlSource(url, fetchFn.bind(globalThis), new Reporter(opts.progress_callback, name), cache);
+  // a Hub id with transformers' local_files_only (or env.allowRemoteModels = false): only what the download cache
+  // holds (files an earlier load fetched); an absent file is an error naming it
+  const why = !fromHub ? undefined : hub.local_files_only ? "local_files_only is set" : !env.allowRemoteModels ? "env.allowRemoteModels is false" : undefined;
+  if (why !== undefined && !cache) throw notFound(name, tried, hub);
+  const offline = why !== undefined ? { why, label: name } : undefined;
+  return new UrlSource(url, fetchFn.bind(globalThis), new Reporter(opts.progress_callback, name), cache, offline);
 }
 
 /** Bytes of a required file. */
@@ -564,7 +587,8 @@ export async function readRequired(src: FileSource, name: string): Promise<Uint8
   const bytes = await src.read(name);
   if (bytes === undefined) {
     const at = joinLocation(src.location, name);
-    throw new MissingFileError(`${name} not found in ${src.location} (tried ${at})`, { path: at });
+    const note = src.missingNote?.(name);
+    throw new MissingFileError(note ?? `${name} not found in ${src.location} (tried ${at})`, { path: at });
   }
   return bytes;
 }
@@ -660,7 +684,7 @@ export async function addWeightFiles(
       }
       const streamed = stream && !pytorch ? await streamShard(src, sink, f) : "cannot";
       if (streamed === "streamed") continue;
-      if (streamed === "absent") throw new MissingFileError(`${f} not found in ${src.location}`, { path: joinLocation(src.location, f) });
+      if (streamed === "absent") throw new MissingFileError(src.missingNote?.(f) ?? `${f} not found in ${src.location}`, { path: joinLocation(src.location, f) });
       add(f, await readRequired(src, f), pytorch);
     }
     return files;
@@ -674,8 +698,9 @@ export async function addWeightFiles(
       );
     }
   }
+  const note = src.missingNote?.("model.safetensors");
   throw new MissingFileError(
-    `no weights in ${src.location}: neither model.safetensors nor model.safetensors.index.json, nor pytorch_model.bin or pytorch_model.bin.index.json (tried ${joinLocation(src.location, "model.safetensors")}); t5-web also reads .gguf files (model_file_name)`,
+    `${note ? note + "; " : ""}no weights in ${src.location}: neither model.safetensors nor model.safetensors.index.json, nor pytorch_model.bin or pytorch_model.bin.index.json (tried ${joinLocation(src.location, "model.safetensors")}); t5-web also reads .gguf files (model_file_name)`,
     { path: src.location },
   );
 }

@@ -7,6 +7,7 @@
 import { BadConfigError, GenerationAbortedError } from "./errors.js";
 import type { RawGenerate, StepCallback } from "./engine.js";
 import type { IdsLike } from "./inputs.js";
+import { GeneratedIds } from "./ids.js";
 
 /** transformers' generation options, over the model's generation_config.json: checked by the engine (Rust,
  * crates/t5-wasm/src/options.rs) on every device — an unknown name, NaN, Infinity, a negative or non-integer count or a
@@ -77,7 +78,8 @@ export interface GenerationStreamer {
 
 /** What `generate(…, {return_dict_in_generate: true})` returns. */
 export interface GenerateOutput {
-  sequences: number[][];
+  /** The rows as `number[][]` that also read as transformers.js's int64 `Tensor` ({@link GeneratedIds}). */
+  sequences: GeneratedIds;
   /** Beam search: the length-penalised score of each returned sequence (transformers' `sequences_scores`). */
   sequences_scores?: number[];
 }
@@ -145,8 +147,8 @@ function splitOptions(options: GenerateOptions): { engine: Record<string, unknow
   return { engine, call };
 }
 
-function rowsOf(r: RawGenerate): number[][] {
-  return Array.from({ length: r.batch }, (_, i) => Array.from(r.sequences.subarray(i * r.length, (i + 1) * r.length)));
+function rowsOf(r: RawGenerate): GeneratedIds {
+  return GeneratedIds.fromFlat(r.sequences, r.batch, r.length);
 }
 
 /** Encoder input for {@link T5ForConditionalGeneration.generate}: a tokenizer output or rows of ids. With the
@@ -178,7 +180,7 @@ export class GenerationCall {
         : undefined;
   }
 
-  finish(r: RawGenerate): number[][] | GenerateOutput {
+  finish(r: RawGenerate): GeneratedIds | GenerateOutput {
     const out = this.finishDict(r);
     return this.call.return_dict_in_generate ? out : out.sequences;
   }

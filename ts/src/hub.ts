@@ -10,8 +10,8 @@
  * in Node / Deno / Bun), the string is first tried as a local directory — as given (relative to the
  * working directory), then under `env.localModelPath` — and only when no such directory exists, a
  * string shaped like a Hub id (`name` or `owner/name`: letters, digits, `-`, `_`, `.`; at most 96
- * characters per part) is fetched from the Hub, unless `env.allowRemoteModels` is false or the call
- * passes `local_files_only: true`. In browsers (no filesystem) a Hub-shaped id goes to the Hub, other
+ * characters per part) is fetched from the Hub; when `env.allowRemoteModels` is false or the call
+ * passes `local_files_only: true`, only from the download cache (cache.ts), never the network. In browsers (no filesystem) a Hub-shaped id goes to the Hub, other
  * strings are URLs relative to the page; with `env.allowLocalModels` the page's
  * `{localModelPath}{id}/` is tried first.
  */
@@ -63,7 +63,10 @@ export const env: Env = {
 export interface HubOptions {
   /** Branch, tag or commit of a Hub id (default `main`). */
   revision?: string;
-  /** Never fetch: only local directories (and URLs already given as URLs). */
+  /** Never ask the Hub (transformers' `local_files_only`): local directories, and for Hub ids only the files already
+   * in the download cache (an earlier load put them there); a file not cached is a `MissingFileError` naming the id,
+   * the file and its URL. `env.allowRemoteModels = false` reads Hub ids from the cache the same way. URLs given as
+   * URLs are fetched as usual. */
   local_files_only?: boolean;
 }
 
@@ -86,8 +89,8 @@ export function notFound(source: string, tried: string[], opts: HubOptions): Mis
   const where = tried.length > 0 ? ` (looked in ${tried.join(", ")})` : "";
   let why = "";
   if (isHubId(source)) {
-    if (opts.local_files_only) why = "; local_files_only is set, so the Hub was not asked";
-    else if (!env.allowRemoteModels) why = "; env.allowRemoteModels is false, so the Hub was not asked";
+    if (opts.local_files_only) why = "; local_files_only is set and no download cache is in use, so the Hub was not asked";
+    else if (!env.allowRemoteModels) why = "; env.allowRemoteModels is false and no download cache is in use, so the Hub was not asked";
   } else {
     why = "; it is not a Hub id (owner/name) either";
   }

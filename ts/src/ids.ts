@@ -124,3 +124,49 @@ export class IdTensor implements TensorLike {
     return new IdTensor(data, [rows.length, s]);
   }
 }
+
+/**
+ * What `generate()` returns: the rows of ids as a plain `number[][]` (index it, `map` it, `JSON.stringify` it,
+ * compare it with `toEqual`), which also reads as transformers.js's int64 `Tensor` of ids: `dims`
+ * (`[rows, length]`), `data` (a `BigInt64Array`, row-major), `type` (`"int64"`), `size` and `tolist()`. The tensor
+ * view is computed from the rows when read (getters, no extra own properties), so it always matches them.
+ * `map` / `slice` / `filter` give plain arrays.
+ */
+export class GeneratedIds extends Array<number[]> {
+  static override get [Symbol.species](): ArrayConstructor {
+    return Array;
+  }
+
+  /** @internal Rows of `length` ids out of the engine's flat `[batch, length]` buffer. */
+  static fromFlat(flat: Uint32Array, batch: number, length: number): GeneratedIds {
+    const out = new GeneratedIds();
+    for (let i = 0; i < batch; i++) out.push(Array.from(flat.subarray(i * length, (i + 1) * length)));
+    return out;
+  }
+
+  get type(): "int64" {
+    return "int64";
+  }
+
+  /** `[rows, length]` (rows are padded to one length, as transformers pads them). */
+  get dims(): [number, number] {
+    return [this.length, this[0]?.length ?? 0];
+  }
+
+  get size(): number {
+    return this.length * (this[0]?.length ?? 0);
+  }
+
+  /** The ids row-major as int64, as transformers.js's `Tensor.data`. */
+  get data(): BigInt64Array {
+    const [b, s] = this.dims;
+    const data = new BigInt64Array(b * s);
+    this.forEach((row, i) => row.forEach((v, k) => (data[i * s + k] = BigInt(v))));
+    return data;
+  }
+
+  /** The rows as a plain `number[][]` (transformers.js's `Tensor.tolist()`). */
+  tolist(): number[][] {
+    return Array.from(this, (r) => [...r]);
+  }
+}

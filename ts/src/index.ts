@@ -70,7 +70,7 @@ export {
   type TokenizerCallOptions,
   type TokenizerLoadOptions,
 } from "./tokenizer.js";
-export { IdTensor, type IdsRow, type IdsRows, type TensorLike } from "./ids.js";
+export { GeneratedIds, IdTensor, type IdsRow, type IdsRows, type TensorLike } from "./ids.js";
 export { initWasm, wasmMemory, wasmInstanceCount, wasmFlavour, wasmThreads, hasRelaxedSimd, threadsSupported, type InitOptions, type WasmSource, type WasmFlavour } from "./wasm.js";
 export type { FileMap, ModelSource, ProgressCallback, ProgressInfo } from "./files.js";
 export { CACHE_DIR_ENV, type CacheOptions } from "./cache.js";

@@ -11,7 +11,8 @@
 import { BadConfigError, BadInputError, DisposedError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
 import { addWeightFiles, ggufSource, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
-import { ensureThreads, initWasm, wasmFlavour } from "./wasm.js";
+import { ensureThreads, initWasm, wasmFlavour, wasmMemory } from "./wasm.js";
+import { defaultMemoryBudget } from "./memory-budget.js";
 import { runFull, wantsFull, type ExtraOutputs, type FullForwardInputs } from "./outputs.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
 import { CpuEngine, GpuEngine, type Engine, type EngineForwardInput, type EngineInput, type GpuGenerateStats, type RawForward, type RawGenerate, type StepCallback } from "./engine.js";
@@ -19,6 +20,7 @@ import { encoderInput, generateArgs, ids, labelIds, mask, sameShape, type Flat, 
 import { Callable } from "./callable.js";
 import { guardEngine } from "./engine-guard.js";
 import { GenerationCall, type GenerateInputs, type GenerateOptions, type GenerateOutput } from "./generation.js";
+import type { GeneratedIds } from "./ids.js";
 
 export { GENERATE_KEYS, type EngineGenerateOptions, type GenerateInputs, type GenerateOptions, type GenerateOutput, type GenerationStreamer } from "./generation.js";
 import { savePretrained, type SaveTarget } from "./save.js";
@@ -111,8 +113,11 @@ export interface ModelLoadOptions extends LoadOptions {
   stream_weights?: boolean;
   /**
    * The memory (bytes) the model may take while it loads: files, copies and the built weights, summed
-   * from headers and the config before each large allocation (default: what one WebAssembly memory can
-   * give, 4 GiB). Beyond it the load fails with `ModelTooLargeError`.
+   * from headers and the config before each large allocation; its calls' working memory is checked against
+   * it too. Default: what the runtime can give, the smaller of the WebAssembly address space left (4 GiB
+   * less the engine's memory now) and the host's available memory where the runtime tells it (Node / Bun
+   * `os.freemem()` or a cgroup limit, Deno `systemMemoryInfo` with `--allow-sys`, browsers
+   * `navigator.deviceMemory`). Beyond it the load fails with `ModelTooLargeError`.
    */
   max_memory?: number;
   /**
@@ -198,7 +203,7 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       }
       const why = await prepareWebGpu();
       if (why !== undefined) throw gpuError(Object.assign(new Error(why), { name: "WebGPUUnavailable" }));
-      gpu = (await gpuAwait(() => wasm.requestGpu(opts.maxChunkBytes))) as typeof gpu;
+      gpu = await gpuAwait(() => wasm.requestGpu(opts.maxChunkBytes));
     } catch (e) {
       if (device === "webgpu") throw gpuError(e);
       deviceNote = `WebGPU unavailable, running on the CPU: ${(e as Error).message}`;
@@ -254,9 +259,15 @@ async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLoadOptio
       wasmCall(() => builder.setDtype(dtype), "dtype");
     }
     wasmCall(() => builder.setKind(kind));
-    if (opts.max_memory !== undefined) {
-      const limit = opts.max_memory;
-      wasmCall(() => builder.setMemoryLimit(limit), "max_memory");
+    // max_memory, else what the runtime can give (memory-budget.ts): the engine instance's address space left and
+    // the host's available memory
+    const limit = opts.max_memory ?? (await defaultMemoryBudget(wasmMemory()?.buffer.byteLength ?? 0));
+    wasmCall(() => builder.setMemoryLimit(limit), opts.max_memory !== undefined ? "max_memory" : undefined);
+    // WebGPU: the device's buffer limits, from the config, before any weight is read (buildGpu checks them again
+    // with the load-time memory budget)
+    if (gpu) {
+      const g = gpu;
+      wasmCall(() => builder.checkGpuFits(g, kind));
     }
     // 0: every thread of the engine's pool, at most 8; more than the pool has start more workers
     if (threads !== undefined) await ensureThreads(threads);
@@ -504,8 +515,8 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
    */
   generate(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): Promise<GenerateOutput>;
   generate(inputs: GenerateInputs & { return_dict_in_generate: true }, options?: GenerateOptions): Promise<GenerateOutput>;
-  generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][]>;
-  async generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][] | GenerateOutput> {
+  generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<GeneratedIds>;
+  async generate(inputs: GenerateInputs, options?: GenerateOptions): Promise<GeneratedIds | GenerateOutput> {
     const { input, call } = this.prepare(inputs, options);
     const engine = this.engine;
     const r = await engine.generate(input, call.engineOptions, call.onStep);
@@ -515,8 +526,8 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
 
   /** {@link generate}, synchronously (CPU only; blocks the event loop until done: for workers and scripts). */
   generateSync(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): GenerateOutput;
-  generateSync(inputs: GenerateInputs, options?: GenerateOptions): number[][];
-  generateSync(inputs: GenerateInputs, options?: GenerateOptions): number[][] | GenerateOutput {
+  generateSync(inputs: GenerateInputs, options?: GenerateOptions): GeneratedIds;
+  generateSync(inputs: GenerateInputs, options?: GenerateOptions): GeneratedIds | GenerateOutput {
     const cpu = this.cpu("generateSync");
     const { input, call } = this.prepare(inputs, options);
     return call.finish(cpu.generateSync(input, call.engineOptions, call.onStep));
@@ -524,8 +535,8 @@ export class T5ForConditionalGeneration extends T5PreTrainedModel {
 
   /** @deprecated {@link generate} is async on every device. */
   generateAsync(inputs: GenerateInputs, options: GenerateOptions & { return_dict_in_generate: true }): Promise<GenerateOutput>;
-  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][]>;
-  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<number[][] | GenerateOutput> {
+  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<GeneratedIds>;
+  generateAsync(inputs: GenerateInputs, options?: GenerateOptions): Promise<GeneratedIds | GenerateOutput> {
     return this.generate(inputs, options);
   }
 

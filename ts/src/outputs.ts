@@ -10,7 +10,7 @@ import { BadInputError, wasmCall } from "./errors.js";
 import type { T5Config } from "./config.js";
 import { Tensor } from "./models.js";
 import type { IdsLike } from "./inputs.js";
-import type { WasmCache, WasmModel } from "#t5-wasm";
+import type { CacheLayer, FullForwardResult, TensorData, WasmCache, WasmModel } from "#t5-wasm";
 
 /** Float values: nested arrays, a typed array, or a tensor `{data, dims}`. */
 export type FloatsLike = number[] | number[][] | Float32Array | Float64Array | { data: ArrayLike<number>; dims: readonly number[] };
@@ -136,29 +136,49 @@ function floatLabels(labels: unknown, config: T5Config): boolean {
   return f.rank === 2 || !f.data.every((v) => Number.isInteger(v));
 }
 
-interface RawTensor {
-  data: Float32Array;
-  dims: number[];
+/** One cache layer as transformers' legacy tuple `[self_key, self_value, cross_key, cross_value]`; freed. */
+function takeLayer(l: CacheLayer): [Tensor, Tensor, Tensor, Tensor] {
+  try {
+    return [T(l.self_key), T(l.self_value), T(l.cross_key), T(l.cross_value)];
+  } finally {
+    l.free();
+  }
 }
 
-interface RawFull {
-  loss?: number;
-  problem_type?: string;
-  logits?: RawTensor;
-  start_logits?: RawTensor;
-  end_logits?: RawTensor;
-  encoder_last_hidden_state?: RawTensor;
-  decoder_last_hidden_state?: RawTensor;
-  encoder_hidden_states?: RawTensor[];
-  encoder_attentions?: RawTensor[];
-  decoder_hidden_states?: RawTensor[];
-  decoder_attentions?: RawTensor[];
-  cross_attentions?: RawTensor[];
-  cache?: WasmCache;
+/** A tensor out of the engine (a copy in JS memory), its wasm handle freed. */
+function T(r: TensorData): Tensor {
+  try {
+    return new Tensor(r.data, Array.from(r.dims));
+  } finally {
+    r.free();
+  }
 }
 
-const T = (r: RawTensor) => new Tensor(r.data, Array.from(r.dims));
-const TL = (l: RawTensor[]) => l.map(T);
+/** Each getter of a wasm result struct copies out of wasm memory: read each field once. */
+const TL = (l: TensorData[] | undefined) => l?.map(T);
+const T1 = (r: TensorData | undefined) => (r === undefined ? undefined : T(r));
+
+/** The fields of a {@link FullForwardResult}, copied out; the struct is freed. */
+function takeFull(r: FullForwardResult) {
+  try {
+    return {
+      loss: r.loss,
+      logits: T1(r.logits),
+      start_logits: T1(r.start_logits),
+      end_logits: T1(r.end_logits),
+      encoder_last_hidden_state: T1(r.encoder_last_hidden_state),
+      decoder_last_hidden_state: T1(r.decoder_last_hidden_state),
+      encoder_hidden_states: TL(r.encoder_hidden_states),
+      encoder_attentions: TL(r.encoder_attentions),
+      decoder_hidden_states: TL(r.decoder_hidden_states),
+      decoder_attentions: TL(r.decoder_attentions),
+      cross_attentions: TL(r.cross_attentions),
+      cache: r.takeCache(),
+    };
+  } finally {
+    r.free();
+  }
+}
 
 /**
  * transformers' decoder cache (`EncoderDecoderCache`): per layer the self-attention keys / values of the decoder
@@ -193,8 +213,8 @@ export class PastKeyValues {
    * tuple layout of transformers). */
   to_legacy_cache(): [Tensor, Tensor, Tensor, Tensor][] {
     const c = this.live;
-    const layers = wasmCall(() => this.model.pastKeyValues(c) as RawTensor[][]);
-    return layers.map((l) => l.map(T) as [Tensor, Tensor, Tensor, Tensor]);
+    const layers = wasmCall(() => this.model.pastKeyValues(c));
+    return layers.map(takeLayer);
   }
 
   /** @internal A cache from the legacy layout (see {@link to_legacy_cache}); `attention_mask` is the encoder's. */
@@ -282,32 +302,31 @@ export function runFull(model: WasmModel, kind: EngineKind, config: T5Config, in
   const useCache = inputs.use_cache === true || past !== undefined;
   const hs = inputs.output_hidden_states === true;
   const at = inputs.output_attentions === true;
-  const r = wasmCall(
-    () =>
-      model.forwardFull(input?.data, m?.data, batch!, seq!, enc, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep, hs, at, cache, useCache) as RawFull,
+  const r = takeFull(
+    wasmCall(() => model.forwardFull(input?.data, m?.data, batch!, seq!, enc, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep, hs, at, cache, useCache)),
   );
   const out: FullOutput = {};
   if (r.loss !== undefined) out.loss = r.loss;
-  if (r.logits) out.logits = T(r.logits);
-  if (r.start_logits) out.start_logits = T(r.start_logits);
-  if (r.end_logits) out.end_logits = T(r.end_logits);
+  if (r.logits) out.logits = r.logits;
+  if (r.start_logits) out.start_logits = r.start_logits;
+  if (r.end_logits) out.end_logits = r.end_logits;
   const encoderOnly = kind === "encoder" || kind === "token-cls";
   if (encoderOnly) {
-    if (r.encoder_last_hidden_state && kind === "encoder") out.last_hidden_state = T(r.encoder_last_hidden_state);
-    if (r.encoder_hidden_states) out.hidden_states = TL(r.encoder_hidden_states);
-    if (r.encoder_attentions) out.attentions = TL(r.encoder_attentions);
+    if (r.encoder_last_hidden_state && kind === "encoder") out.last_hidden_state = r.encoder_last_hidden_state;
+    if (r.encoder_hidden_states) out.hidden_states = r.encoder_hidden_states;
+    if (r.encoder_attentions) out.attentions = r.encoder_attentions;
     return out;
   }
   if (r.decoder_last_hidden_state) {
-    if (kind === "t5-model") out.last_hidden_state = T(r.decoder_last_hidden_state);
-    if (kind === "seq2seq-lm") out.decoder_last_hidden_state = T(r.decoder_last_hidden_state);
+    if (kind === "t5-model") out.last_hidden_state = r.decoder_last_hidden_state;
+    if (kind === "seq2seq-lm") out.decoder_last_hidden_state = r.decoder_last_hidden_state;
   }
-  if (r.encoder_last_hidden_state) out.encoder_last_hidden_state = T(r.encoder_last_hidden_state);
-  if (r.encoder_hidden_states) out.encoder_hidden_states = TL(r.encoder_hidden_states);
-  if (r.encoder_attentions) out.encoder_attentions = TL(r.encoder_attentions);
-  if (r.decoder_hidden_states) out.decoder_hidden_states = TL(r.decoder_hidden_states);
-  if (r.decoder_attentions) out.decoder_attentions = TL(r.decoder_attentions);
-  if (r.cross_attentions) out.cross_attentions = TL(r.cross_attentions);
+  if (r.encoder_last_hidden_state) out.encoder_last_hidden_state = r.encoder_last_hidden_state;
+  if (r.encoder_hidden_states) out.encoder_hidden_states = r.encoder_hidden_states;
+  if (r.encoder_attentions) out.encoder_attentions = r.encoder_attentions;
+  if (r.decoder_hidden_states) out.decoder_hidden_states = r.decoder_hidden_states;
+  if (r.decoder_attentions) out.decoder_attentions = r.decoder_attentions;
+  if (r.cross_attentions) out.cross_attentions = r.cross_attentions;
   if (r.cache) {
     if (past) {
       past.inner = r.cache;

@@ -78,17 +78,20 @@ export interface BatchEncoding {
   sequence_ids(batch_index?: number): (number | null)[];
 }
 
-interface WasmDetailed {
-  ids: Uint32Array;
-  mask: Uint32Array;
-  lengths: Uint32Array;
-  starts: Uint32Array;
-  ends: Uint32Array;
-  special: Uint32Array;
-  sequence: Int32Array;
-  words: Int32Array;
-  sample: Uint32Array;
+/** The fields of a wasm result struct, copied out once (each getter copies out of wasm memory); the struct is freed. */
+function take<T extends { free(): void }, K extends keyof T>(r: T, keys: readonly K[]): Pick<T, K> {
+  try {
+    const out = {} as Pick<T, K>;
+    for (const k of keys) out[k] = r[k];
+    return out;
+  } finally {
+    r.free();
+  }
 }
+
+const DETAILED = ["ids", "mask", "lengths", "starts", "ends", "special", "sequence", "words", "sample"] as const;
+const OFFSETS = ["ids", "starts", "ends", "special", "sequence"] as const;
+const SAVED = ["tokenizer_json", "tokenizer_config_json"] as const;
 
 type TextInput = string | string[] | string[][];
 
@@ -196,7 +199,7 @@ export class T5Tokenizer {
       const json = vocabSpecJson(init);
       inner = wasmCall(() => wasm.WasmTokenizer.fromVocab(json), "vocab");
     } else {
-      inner = init as WasmTokenizer;
+      inner = init;
     }
     // An instance is a function (so that `tokenizer(texts)` works like Python's `__call__`) whose
     // prototype is this class; no `Function` constructor involved, so it is CSP-safe.
@@ -259,7 +262,26 @@ export class T5Tokenizer {
    * transformers' `tokenizer(text, text_pair, padding=…, padding_side=…, truncation=…, max_length=…, stride=…,
    * is_split_into_words=…, return_overflowing_tokens=…, return_offsets_mapping=…, return_special_tokens_mask=…)`.
    */
-  _call(texts: TextInput, pairOrOptions?: TextInput | TokenizerCallOptions, maybeOptions?: TokenizerCallOptions): BatchEncoding {
+  _call(texts: TextInput, pairOrOptions?: TextInput | TokenizerCallOptions, maybeOptions?: TokenizerCallOptions): BatchEncoding | TensorBatchEncoding {
+    const positionalPair = typeof pairOrOptions === "string" || Array.isArray(pairOrOptions);
+    const options: TokenizerCallOptions = (positionalPair ? maybeOptions : ((pairOrOptions as TokenizerCallOptions | undefined) ?? maybeOptions)) ?? {};
+    const rt = options.return_tensors ?? options.return_tensor ?? false;
+    if (!["pt", "np", "tf", "jax", "mlx", "js", true, false].includes(rt)) throw new BadInputError(`return_tensors: unknown value ${JSON.stringify(rt)}`);
+    const enc = this.encodeLists(texts, pairOrOptions, maybeOptions);
+    if (rt === false) return enc;
+    // int64 [batch, seq] tensors; the methods stay non-enumerable, as on the lists form
+    const { input_ids, attention_mask, special_tokens_mask, ...rest } = enc;
+    const t: Omit<TensorBatchEncoding, "word_ids" | "sequence_ids"> = {
+      input_ids: IdTensor.fromRows(input_ids, "return_tensors"),
+      attention_mask: IdTensor.fromRows(attention_mask, "return_tensors"),
+      ...rest,
+    };
+    if (special_tokens_mask) t.special_tokens_mask = IdTensor.fromRows(special_tokens_mask, "return_tensors");
+    return Object.defineProperties(t, { word_ids: { value: enc.word_ids }, sequence_ids: { value: enc.sequence_ids } }) as TensorBatchEncoding;
+  }
+
+  /** {@link _call} with lists (`return_tensors` ignored). */
+  private encodeLists(texts: TextInput, pairOrOptions?: TextInput | TokenizerCallOptions, maybeOptions?: TokenizerCallOptions): BatchEncoding {
     const positionalPair = typeof pairOrOptions === "string" || Array.isArray(pairOrOptions);
     const options: TokenizerCallOptions = (positionalPair ? maybeOptions : ((pairOrOptions as TokenizerCallOptions | undefined) ?? maybeOptions)) ?? {};
     if (typeof options !== "object" || options === null) throw new BadInputError("tokenizer options must be an object");
@@ -291,7 +313,7 @@ export class T5Tokenizer {
       add_special_tokens: options.add_special_tokens ?? true,
       return_overflowing_tokens: options.return_overflowing_tokens ?? false,
     });
-    const r = wasmCall(() => tk.encodeDetailed(strings, counts, pairStrings, pairCounts, json) as WasmDetailed);
+    const r = take(wasmCall(() => tk.encodeDetailed(strings, counts, pairStrings, pairCounts, json)), DETAILED);
     const limit = truncation !== "do_not_truncate" || options.allow_long_inputs ? undefined : tk.modelMaxLength;
     const input_ids: number[][] = [];
     const attention_mask: number[][] = [];
@@ -318,14 +340,6 @@ export class T5Tokenizer {
     if (options.return_offsets_mapping) out.offset_mapping = starts.map((_, i) => rowOf(r.starts, i, (v, k) => [v, r.ends[starts[i]! + k]!] as [number, number]));
     if (options.return_special_tokens_mask) out.special_tokens_mask = starts.map((_, i) => rowOf(r.special, i, (v) => v));
     if (options.return_overflowing_tokens) out.overflow_to_sample_mapping = Array.from(r.sample);
-    const rt = options.return_tensors ?? options.return_tensor ?? false;
-    if (!["pt", "np", "tf", "jax", "mlx", "js", true, false].includes(rt)) throw new BadInputError(`return_tensors: unknown value ${JSON.stringify(rt)}`);
-    if (rt !== false) {
-      const t = out as unknown as Record<string, unknown>;
-      t.input_ids = IdTensor.fromRows(input_ids, "return_tensors");
-      t.attention_mask = IdTensor.fromRows(attention_mask, "return_tensors");
-      if (out.special_tokens_mask) t.special_tokens_mask = IdTensor.fromRows(out.special_tokens_mask, "return_tensors");
-    }
     const ids = (what: string, src: Int32Array) => (i = 0) => {
       if (!Number.isInteger(i) || i < 0 || i >= starts.length) throw new BadInputError(`${what}(${String(i)}): batch index out of range 0..${starts.length - 1}`);
       return rowOf(src, i, (v) => (v < 0 ? null : v));
@@ -341,7 +355,7 @@ export class T5Tokenizer {
   /** Ids of one text (`</s>` appended unless `add_special_tokens: false`). */
   encode(text: string, options: Omit<TokenizerCallOptions, "padding"> = {}): number[] {
     if (typeof text !== "string") throw new BadInputError("text must be a string");
-    return this._call([text], { ...options, padding: false }).input_ids[0]!;
+    return this.encodeLists([text], { ...options, padding: false }).input_ids[0]!;
   }
 
   /** transformers' `decode(ids, skip_special_tokens)`: ids as a list, typed array (`BigInt64Array` too) or tensor. */
@@ -377,13 +391,7 @@ export class T5Tokenizer {
   } {
     if (typeof text !== "string" || (pair !== undefined && typeof pair !== "string")) throw new BadInputError("text must be a string");
     const tk = this.live;
-    const r = wasmCall(() => tk.encodeWithOffsets(text, pair, options.add_special_tokens ?? true)) as {
-      ids: Uint32Array;
-      starts: Uint32Array;
-      ends: Uint32Array;
-      special: Uint32Array;
-      sequence: Int32Array;
-    };
+    const r = take(wasmCall(() => tk.encodeWithOffsets(text, pair, options.add_special_tokens ?? true)), OFFSETS);
     return {
       input_ids: Array.from(r.ids),
       offset_mapping: Array.from(r.starts, (s, i) => [s, r.ends[i]!] as [number, number]),
@@ -479,7 +487,7 @@ export class T5Tokenizer {
    */
   async save_pretrained(directory?: SaveTarget): Promise<Map<string, Uint8Array>> {
     const tk = this.live;
-    const saved = JSON.parse(wasmCall(() => tk.savedFiles())) as { tokenizer_json: string; tokenizer_config_json: string };
+    const saved = take(wasmCall(() => tk.savedFiles()), SAVED);
     const utf8 = new TextEncoder();
     const files = new Map([
       ["tokenizer_config.json", utf8.encode(saved.tokenizer_config_json)],

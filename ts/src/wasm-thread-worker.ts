@@ -30,7 +30,7 @@ function serve(init: Init, post: (m: unknown) => void): void {
   }
 }
 
-const g = globalThis as unknown as { Deno?: unknown; WorkerGlobalScope?: unknown; postMessage?: (m: unknown) => void; addEventListener?: (t: string, f: (e: MessageEvent) => void, o?: { once: boolean }) => void };
+const g: { Deno?: unknown; WorkerGlobalScope?: unknown; postMessage?: (m: unknown) => void; addEventListener?: (t: string, f: (e: MessageEvent) => void, o?: { once: boolean }) => void } = globalThis;
 // Node and Deno start this as a worker_threads worker (wasm-threads.ts), browsers as a module Web Worker
 if (typeof g.Deno === "undefined" && typeof g.WorkerGlobalScope !== "undefined" && typeof g.postMessage === "function") {
   g.addEventListener!("message", (e) => serve(e.data as Init, (m) => g.postMessage!(m)), { once: true });

@@ -54,7 +54,10 @@ function fail(why: unknown): T5WebError {
  */
 export function workerExecArgv(): string[] {
   const argv = typeof process === "undefined" ? [] : process.execArgv;
-  return argv.filter((a, i) => !a.startsWith("--input-type") && argv[i - 1] !== "--input-type");
+  // --input-type: ERR_INPUT_TYPE_NOT_ALLOWED in a worker; --expose-gc (a per-process V8 flag):
+  // ERR_WORKER_INVALID_EXEC_ARGV (`node --expose-gc` could not start the threaded build)
+  const perProcess = (a: string) => a.startsWith("--input-type") || /^--expose[-_]gc$/.test(a);
+  return argv.filter((a, i) => !perProcess(a) && argv[i - 1] !== "--input-type");
 }
 
 async function startOne(init: Init): Promise<Started> {

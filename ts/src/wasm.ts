@@ -40,7 +40,7 @@ import { ensureWorkers, workersStarted } from "./wasm-threads.js";
 export { hasRelaxedSimd, threadsSupported, type WasmFlavour } from "./wasm-features.js";
 
 /** The engine's API, the same in every build (the loaders `default` / `initSync` differ: the threaded one takes a memory). */
-export type Bindings = Omit<typeof Glue, "default" | "initSync">;
+export type Bindings = Omit<typeof Glue, "default" | "initSync" | "__t5_debug_arm_trap">;
 
 /** What {@link initWasm} accepts in place of the packaged `t5_web_bg.wasm`. */
 export type WasmSource = URL | string | BufferSource | WebAssembly.Module | Response;
@@ -53,6 +53,8 @@ interface Instance {
   threaded: boolean;
   /** a trap happened in one of its objects: new loads get a fresh instance */
   failed: boolean;
+  /** test-only (debug.ts): the instance's next `startGeneration` traps */
+  armTrap: () => void;
 }
 
 /** What the first initialisation is told (later ones are ignored). */
@@ -120,7 +122,7 @@ async function load(source?: WasmSource, opts: InitOptions = {}): Promise<Instan
       const mem = threaded.sharedMemory() as WebAssembly.Memory;
       shared = { module, memory: mem };
       instances++;
-      current = { bindings: threaded, memory: mem, flavour: "threads", threaded: true, failed: false };
+      current = { bindings: threaded, memory: mem, flavour: "threads", threaded: true, failed: false, armTrap: threaded.__t5_debug_arm_trap };
       flavour = "threads";
       await grow(wanted);
       return current;
@@ -132,7 +134,7 @@ async function load(source?: WasmSource, opts: InitOptions = {}): Promise<Instan
   const memory = (await bindings.default({ module_or_path: input })).memory;
   compiled ??= bindings.wasmModule();
   instances++;
-  current = { bindings, memory, flavour: fl, threaded: false, failed: false };
+  current = { bindings, memory, flavour: fl, threaded: false, failed: false, armTrap: bindings.__t5_debug_arm_trap };
   flavour = fl;
   return current;
 }
@@ -199,6 +201,11 @@ export function markInstanceFailed(obj?: object): void {
 }
 
 onEngineTrap(() => markInstanceFailed());
+
+/** @internal Test-only, not exported by the package (debug.ts): the current instance's next `startGeneration` traps. */
+export function armInstanceTrap(): void {
+  current?.armTrap();
+}
 
 /**
  * Which engine build is running: `"threads"` / `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`

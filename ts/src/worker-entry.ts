@@ -9,6 +9,7 @@ import { pipeline, type Text2TextCallOptions, type Text2TextGenerationPipeline }
 import type { EngineReply, EngineRequest, FromWorker, ToWorker } from "./worker-protocol.js";
 import type { RawForward } from "./engine.js";
 import type { ProgressInfo } from "./files.js";
+import { env } from "./hub.js";
 
 interface Port {
   post(msg: FromWorker): void;
@@ -68,11 +69,11 @@ async function engineCall(id: number, req: EngineRequest): Promise<EngineReply> 
     const sequences = new Uint32Array(out.sequences.length * length);
     out.sequences.forEach((row, i) => sequences.set(row, i * length));
     const scores = out.sequences_scores ? Float32Array.from(out.sequences_scores) : undefined;
-    return { sequences, batch: out.sequences.length, length, sequences_scores: scores, stats: model.lastGenerateStats };
+    return { op: "generate", value: { sequences, batch: out.sequences.length, length, sequences_scores: scores, stats: model.lastGenerateStats } };
   }
   if (req.op === "encode") {
     const h = await pipe.model.forward({ ...enc, decoder_input_ids: t(new Uint32Array(batch), batch, 1) });
-    return h.encoder_last_hidden_state.data;
+    return { op: "encode", value: h.encoder_last_hidden_state.data };
   }
   const { decoder_ids, labels, decoder_mask } = req.input;
   const dlen = (decoder_ids ?? labels)?.length;
@@ -92,12 +93,15 @@ async function engineCall(id: number, req: EngineRequest): Promise<EngineReply> 
     logits_shape: out.logits.dims,
     loss: out.loss,
   };
-  return r;
+  return { op: "forward", value: r };
 }
 
 async function handle(msg: ToWorker): Promise<void> {
   if (msg.type === "load") {
     try {
+      // the main thread's settings (remoteHost, allowRemoteModels, localModelPath, the cache, …), not this thread's
+      // defaults: a worker resolves and caches files as the thread that created it would
+      Object.assign(env, msg.env);
       let bytes = 0;
       pipe = await pipeline("text2text-generation", msg.model as Parameters<typeof pipeline>[1], {
         ...msg.options,

@@ -1,6 +1,7 @@
 /** Messages between {@link createGenerationWorker} (worker.ts) and the worker (worker-entry.ts). */
 
 import type { ModelSource } from "./files.js";
+import type { Env } from "./hub.js";
 import type { Text2TextCallOptions, Text2TextGenerationOutput } from "./pipeline.js";
 import type { EngineForwardInput, EngineInput, RawForward, RawGenerate } from "./engine.js";
 
@@ -10,10 +11,12 @@ export type EngineRequest =
   | { op: "forward"; input: EngineForwardInput }
   | { op: "encode"; input: EngineInput };
 
-export type EngineReply = RawGenerate | RawForward | Float32Array;
+/** The answer to an {@link EngineRequest}, tagged with its `op` (the main side checks it instead of casting). */
+export type EngineReply = { op: "generate"; value: RawGenerate } | { op: "forward"; value: RawForward } | { op: "encode"; value: Float32Array };
 
 export type ToWorker =
-  | { type: "load"; model: ModelSource; options: Record<string, unknown> }
+  /** `env`: the main thread's `env` when the worker was created, applied in the worker before loading. */
+  | { type: "load"; model: ModelSource; options: Record<string, unknown>; env: Env }
   /** `flag`: an Int32Array over a SharedArrayBuffer; the main side sets [0] = 1 to abort. */
   | { type: "generate"; id: number; texts: string | string[]; options: Text2TextCallOptions; flag?: Int32Array; stream: boolean }
   | { type: "engine"; id: number; request: EngineRequest }

@@ -11,6 +11,12 @@
  * gen.terminate();
  * ```
  *
+ * Settings: the worker loads with a copy of the main thread's `env` (hub.ts: `remoteHost`, `remotePathTemplate`,
+ * `allowRemoteModels`, `allowLocalModels`, `localModelPath`, `useFSCache`, `cacheDir`, `useBrowserCache`) taken
+ * when `createGenerationWorker` is called; later changes of `env` do not reach a running worker (nor a restarted
+ * one: it loads as the first did). The threaded engine's pool workers (wasm-threads.ts) read no files, so `env`
+ * does not concern them.
+ *
  * Cancelling: aborting the `signal` stops the running generation after its current token when
  * `SharedArrayBuffer` is available (Node; browsers on cross-origin-isolated pages): the flag is
  * shared memory the worker checks after every token. Elsewhere the worker is terminated and
@@ -21,6 +27,7 @@
 import { fromWasmError, T5WebError } from "./errors.js";
 import { workerExecArgv } from "./wasm-threads.js";
 import { T5Config } from "./config.js";
+import { env, type Env } from "./hub.js";
 import type { Engine, EngineForwardInput, EngineInput, EngineOptions, RawForward, RawGenerate, StepCallback } from "./engine.js";
 import type { LoadOptions, ModelSource, ProgressCallback } from "./files.js";
 import { T5ForConditionalGeneration } from "./models.js";
@@ -118,6 +125,10 @@ function portable(model: ModelSource): ModelSource {
 
 type Request = (req: EngineRequest, onStep: ((index: number, tokens: Uint32Array) => void) | undefined) => { id: number; done: Promise<EngineReply>; stop(): void };
 
+function mismatch(asked: string, got: string): T5WebError {
+  return new T5WebError(`t5-web worker answered a ${asked} request with a ${got} result (a worker script of another version?)`);
+}
+
 /** The engine interface (engine.ts) over a worker: each call is a message; steps come back as they are made. */
 class WorkerEngine implements Engine {
   readonly kind = "seq2seq-lm";
@@ -128,11 +139,15 @@ class WorkerEngine implements Engine {
   ) {}
 
   async forward(input: EngineForwardInput): Promise<RawForward> {
-    return (await this.request({ op: "forward", input }, undefined).done) as RawForward;
+    const r = await this.request({ op: "forward", input }, undefined).done;
+    if (r.op !== "forward") throw mismatch("forward", r.op);
+    return r.value;
   }
 
   async encode(input: EngineInput): Promise<Float32Array> {
-    return (await this.request({ op: "encode", input }, undefined).done) as Float32Array;
+    const r = await this.request({ op: "encode", input }, undefined).done;
+    if (r.op !== "encode") throw mismatch("encode", r.op);
+    return r.value;
   }
 
   async generate(input: EngineInput, options: EngineOptions, onStep: StepCallback | undefined): Promise<RawGenerate> {
@@ -149,9 +164,10 @@ class WorkerEngine implements Engine {
       stopped = true;
       call.stop();
     });
-    const r = (await call.done) as RawGenerate;
+    const r = await call.done;
     if (thrown) throw thrown.e;
-    return r;
+    if (r.op !== "generate") throw mismatch("generate", r.op);
+    return r.value;
   }
 
   generationConfig(): string {
@@ -164,6 +180,8 @@ class WorkerEngine implements Engine {
 /** Start a worker and load `model` in it (a directory, a base URL, or in-memory files). */
 export async function createGenerationWorker(model: ModelSource, options: WorkerOptions = {}): Promise<GenerationWorker> {
   const { workerUrl, progress_callback, ...loadOptions } = options;
+  // the main thread's env now: every (re)start of the worker loads with these settings
+  const envSnapshot: Env = { ...env };
   let ep: Endpoint | undefined;
   let info: WorkerModelInfo | undefined;
   let nextId = 1;
@@ -207,7 +225,7 @@ export async function createGenerationWorker(model: ModelSource, options: Worker
           pending.delete(m.id);
         }
       });
-      e.post({ type: "load", model: portable(model), options: loadOptions as Record<string, unknown> });
+      e.post({ type: "load", model: portable(model), options: loadOptions as Record<string, unknown>, env: envSnapshot });
     }).catch((err) => {
       e.terminate();
       throw err;

@@ -1,5 +1,6 @@
-//! `t5-bench make-random <config.json> <out-dir>`: a random-weight checkpoint of that shape
-//! (t5-small's real config gives t5-small's real cost).
+//! `t5-bench make-random <config.json> <out-dir> [--dtype fp32|bf16] [--shard-mb N]`: a random-weight checkpoint of
+//! that shape (t5-small's real config gives t5-small's real cost), written one tensor at a time, in shards of at
+//! most N MB (with `model.safetensors.index.json`) when given.
 //! `t5-bench run <model-dir> [--json] [--dtype fp32|fp16|bf16|q8|q4] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)]`:
 //! resident memory, load time, encoder tokens/s, greedy decode tokens/s and the memory-bandwidth bound, native.
 //! `--input` replaces the synthetic 32-token input with the ids in that JSON array (the JSON then also
@@ -151,7 +152,12 @@ impl Rng {
     }
 }
 
-fn make_random(config_path: &Path, out: &Path) {
+/// A random-weight checkpoint of that config, written tensor by tensor (memory: one tensor at a time,
+/// so an 11 GB t5-v1_1-xl fits a small machine): one `model.safetensors`, or shards of at most
+/// `shard_mb` MB with `model.safetensors.index.json` when the weights are larger; `bf16` stores
+/// bfloat16 (rounded to nearest even) instead of f32.
+fn make_random(config_path: &Path, out: &Path, bf16: bool, shard_mb: u64) {
+    use std::io::Write;
     let text = std::fs::read_to_string(config_path).expect("read config");
     let cfg = T5Config::from_json(&text).expect("config");
     let gated = cfg.feed_forward().unwrap().gated;
@@ -171,21 +177,68 @@ fn make_random(config_path: &Path, out: &Path) {
             (w.hf_name(), w.shape(&cfg), std)
         })
         .collect();
-    let mut rng = Rng(0x5eed);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
-        .into_iter()
-        .map(|(n, s, std)| {
-            let count: usize = s.iter().product();
-            let data: Vec<u8> = (0..count).flat_map(|_| if std == 0.0 { 1.0f32 } else { rng.normal() * std }.to_le_bytes()).collect();
-            (n, s, data)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
-        bytes.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    let width = if bf16 { 2u64 } else { 4 };
+    let size = |s: &[usize]| s.iter().product::<usize>() as u64 * width;
+    // shards: consecutive tensors up to shard_mb each (a larger tensor gets a shard of its own)
+    let mut shards: Vec<Vec<usize>> = vec![vec![]];
+    let mut used = 0u64;
+    for (i, (_, s, _)) in shapes.iter().enumerate() {
+        if used > 0 && used + size(s) > shard_mb * 1_000_000 {
+            shards.push(vec![]);
+            used = 0;
+        }
+        shards.last_mut().unwrap().push(i);
+        used += size(s);
+    }
     std::fs::create_dir_all(out).unwrap();
-    std::fs::write(out.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    let mut rng = Rng(0x5eed);
+    let count = shards.len();
+    let mut weight_map = serde_json::Map::new();
+    let mut total = 0u64;
+    for (si, shard) in shards.iter().enumerate() {
+        let file = if count == 1 { "model.safetensors".to_string() } else { format!("model-{:05}-of-{count:05}.safetensors", si + 1) };
+        let mut header = serde_json::Map::new();
+        let mut off = 0u64;
+        for &i in shard {
+            let (n, s, _) = &shapes[i];
+            header.insert(n.clone(), serde_json::json!({"dtype": if bf16 { "BF16" } else { "F32" }, "shape": s, "data_offsets": [off, off + size(s)]}));
+            off += size(s);
+            weight_map.insert(n.clone(), serde_json::json!(file));
+        }
+        let mut h = serde_json::to_string(&header).unwrap().into_bytes();
+        while !h.len().is_multiple_of(8) {
+            h.push(b' ');
+        }
+        let mut f = std::io::BufWriter::with_capacity(1 << 22, std::fs::File::create(out.join(&file)).unwrap());
+        f.write_all(&(h.len() as u64).to_le_bytes()).unwrap();
+        f.write_all(&h).unwrap();
+        for &i in shard {
+            let (_, s, std) = &shapes[i];
+            let mut buf = Vec::with_capacity(1 << 20);
+            for _ in 0..s.iter().product::<usize>() {
+                let v = if *std == 0.0 { 1.0f32 } else { rng.normal() * std };
+                if bf16 {
+                    let b = v.to_bits();
+                    buf.extend_from_slice(&((b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16).to_le_bytes());
+                } else {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+                if buf.len() >= 1 << 20 {
+                    f.write_all(&buf).unwrap();
+                    buf.clear();
+                }
+            }
+            f.write_all(&buf).unwrap();
+        }
+        f.flush().unwrap();
+        total += off;
+    }
+    if count > 1 {
+        let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+        std::fs::write(out.join("model.safetensors.index.json"), serde_json::to_string_pretty(&index).unwrap()).unwrap();
+    }
     std::fs::write(out.join("config.json"), text).unwrap();
-    eprintln!("wrote {}", out.display());
+    eprintln!("wrote {} ({count} file(s), {:.2} GB)", out.display(), total as f64 / 1e9);
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -226,8 +279,11 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
     let in32 = Batch::new(ids32, None, 1, n_in).unwrap();
     let ids8x128: Vec<u32> = (0..8 * 128).map(|i| 100 + (i * 53) % 3000).collect();
     let in8x128 = Batch::new(ids8x128, None, 8, 128).unwrap();
+    // the summarization shape: one 512-token input (encoder alone, and 64 forced new tokens)
+    let in512 = Batch::new((0..512).map(|i| 100 + (i * 53) % 3000).collect(), None, 1, 512).unwrap();
     let mut enc32 = vec![];
     let mut enc8 = vec![];
+    let mut enc512 = vec![];
     for _ in 0..opts.warmup {
         model.encode(&in32).unwrap();
     }
@@ -238,6 +294,9 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
         let t = Instant::now();
         model.encode(&in8x128).unwrap();
         enc8.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        model.encode(&in512).unwrap();
+        enc512.push(t.elapsed().as_secs_f64());
     }
     // greedy: 32-token input, exactly 64 new tokens (EOS suppressed), as the anchors measure
     let new_tokens = 64;
@@ -255,9 +314,16 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
         assert_eq!(out[0].len(), new_tokens + 1);
         ids = out[0].clone();
     }
+    let mut summarize = vec![];
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = greedy(&model, &in512, &gen, |_| true).unwrap();
+        summarize.push(t.elapsed().as_secs_f64());
+        assert_eq!(out[0].len(), new_tokens + 1);
+    }
     let ms = |v: &[f64]| v.iter().map(|x| x * 1e3).collect::<Vec<f64>>();
-    let (enc32_all, gen_all) = (ms(&enc32), ms(&gen_t));
-    let (e32, e8, g) = (median(enc32), median(enc8), median(gen_t));
+    let (enc32_all, gen_all, enc8_all, enc512_all, summarize_all) = (ms(&enc32), ms(&gen_t), ms(&enc8), ms(&enc512), ms(&summarize));
+    let (e32, e8, g, e512, sm) = (median(enc32), median(enc8), median(gen_t), median(enc512), median(summarize));
     let decode_tps = new_tokens as f64 / (g - e32);
     let step_bytes = decode_step_bytes(&cfg, dtype);
     let bw = bandwidth(step_bytes as usize);
@@ -269,11 +335,12 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
                 "generate_64_ms": g * 1e3, "decode_tok_s": decode_tps, "rss_mb": rss_b as f64 / 1e6, "peak_rss_mb": peak_b as f64 / 1e6,
                 "weights_mb": model.weight_bytes() as f64 / 1e6, "fallbacks": fallbacks, "step_mb": step_bytes / 1e6,
                 "bandwidth_gbs": bw, "bw_at_step": true, "bound_tok_s": bound, "runs": runs, "warmup": opts.warmup, "input_tokens": n_in,
-                "encoder_32_ms_all": enc32_all, "generate_64_ms_all": gen_all, "ids": if opts.input.is_some() { serde_json::json!(ids) } else { serde_json::Value::Null }})
+                "encoder_32_ms_all": enc32_all, "generate_64_ms_all": gen_all,
+                "encoder_1x512_ms": e512 * 1e3, "summarize_ms": sm * 1e3, "encoder_8x128_ms_all": enc8_all, "encoder_1x512_ms_all": enc512_all, "summarize_ms_all": summarize_all, "ids": if opts.input.is_some() { serde_json::json!(ids) } else { serde_json::Value::Null }})
         );
     } else {
-        println!("native {}: load {load_s:.2} s, RSS {:.1} MB (peak {:.1}), weights {:.1} MB, encoder 32 tok {:.2} ms, encoder 8x128 {:.0} tok/s, generate 64 {:.1} ms, decode {decode_tps:.1} tok/s; {:.1} MB/step at {bw:.1} GB/s -> bound {bound:.0} tok/s",
-            dtype.name(), rss_b as f64 / 1e6, peak_b as f64 / 1e6, model.weight_bytes() as f64 / 1e6, e32 * 1e3, 1024.0 / e8, g * 1e3, step_bytes / 1e6);
+        println!("native {}: load {load_s:.2} s, RSS {:.1} MB (peak {:.1}), weights {:.1} MB, encoder 32 tok {:.2} ms, encoder 8x128 {:.0} tok/s, encoder 1x512 {:.1} ms, summarize (512 in, 64 new) {:.0} ms, generate 64 {:.1} ms, decode {decode_tps:.1} tok/s; {:.1} MB/step at {bw:.1} GB/s -> bound {bound:.0} tok/s",
+            dtype.name(), rss_b as f64 / 1e6, peak_b as f64 / 1e6, model.weight_bytes() as f64 / 1e6, e32 * 1e3, 1024.0 / e8, e512 * 1e3, sm * 1e3, g * 1e3, step_bytes / 1e6);
     }
 }
 
@@ -367,7 +434,12 @@ fn quantize(dir: &Path, dtype: WeightDtype, out: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(|s| s.as_str()) {
-        Some("make-random") if args.len() == 4 => make_random(Path::new(&args[2]), Path::new(&args[3])),
+        Some("make-random") if args.len() >= 4 => {
+            let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1));
+            let bf16 = flag("--dtype").map(|d| d == "bf16").unwrap_or(false);
+            let shard_mb = flag("--shard-mb").map(|v| v.parse().expect("--shard-mb")).unwrap_or(u64::MAX / 1_000_000);
+            make_random(Path::new(&args[2]), Path::new(&args[3]), bf16, shard_mb)
+        }
         Some("run") if args.len() >= 3 => {
             let dtype = args.iter().position(|a| a == "--dtype").and_then(|i| args.get(i + 1)).map(|d| WeightDtype::parse(d).expect("dtype")).unwrap_or_default();
             let flag = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1));
@@ -388,7 +460,7 @@ fn main() {
         Some("agreement") if args.len() >= 3 => agreement(Path::new(&args[2]), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100)),
         Some("strategies") if args.len() >= 3 => strategies::run(Path::new(&args[2]), args.iter().any(|a| a == "--json")),
         _ => {
-            eprintln!("usage: t5-bench make-random <config.json> <out-dir> | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth [MB]");
+            eprintln!("usage: t5-bench make-random <config.json> <out-dir> [--dtype fp32|bf16] [--shard-mb N] | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth [MB]");
             std::process::exit(2);
         }
     }

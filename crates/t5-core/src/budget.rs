@@ -68,7 +68,7 @@ fn cache_bytes(cfg: &T5Config, rows: u64, seq: u64, len: u64, len_factor: u64) -
 
 /// What the memory limit leaves for a call's working memory, or `None` when there is no limit.
 fn available<B: Backend>(model: &T5<B>) -> Option<u64> {
-    model.memory_limit().map(|limit| limit.saturating_sub(model.weight_bytes() as u64).saturating_sub(MEMORY_RESERVE))
+    model.memory_limit().map(|limit| limit.saturating_sub(model.weight_bytes() as u64).saturating_sub(model.prefill_layout_bytes() as u64).saturating_sub(MEMORY_RESERVE))
 }
 
 fn over(what: &str, need: Option<u64>, avail: u64, model_limit: u64, hint: &str) -> T5Error {

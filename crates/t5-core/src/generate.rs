@@ -94,9 +94,11 @@ enum Inner<B: Backend> {
 pub enum Need<T> {
     /// The argmax of each row, `suppress` excluded (greedy search; no processor but min-length).
     Argmax { logits: T, suppress: Vec<u32> },
-    /// Each row's `k` largest values and log-sum-exp parts, `suppress` excluded ([`TopKRows`]): beam
-    /// search and top-k sampling on a device that reduces ([`Backend::reduces_on_device`]).
-    TopK { logits: T, k: usize, suppress: Vec<u32> },
+    /// Each row's `k` largest values and log-sum-exp parts, `suppress` excluded, and the values at the ids
+    /// `gather` names (`[rows, g]`, `u32::MAX` padding: the ids a logits processor may change) ([`TopKRows`]):
+    /// every search whose processors leave a row's top few sufficient, on a device that reduces
+    /// ([`Backend::reduces_on_device`]; see [`LogitsProcessors::sufficient_top`]).
+    TopK { logits: T, k: usize, suppress: Vec<u32>, gather: Vec<u32> },
     /// Every logit (processors that need whole rows).
     Full(T),
 }
@@ -112,8 +114,21 @@ pub enum Reduced {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Plan {
     Argmax,
+    /// each row's top `K + m` and its `m` touched ids ([`top_k_need`]); whole rows at a step where `K + m`
+    /// exceeds [`MAX_DEVICE_TOP_K`]
     TopK(usize),
     Full,
+}
+
+/// The [`Need`] of a [`Plan::TopK`] step: each row's top `k + m` raw logits and the values at its touched ids
+/// (`m` the most any row has), or whole rows when that is more than a device top-k is asked for.
+pub(crate) fn top_k_need<T>(logits: T, k: usize, touched: Vec<Vec<u32>>, suppress: Vec<u32>) -> Need<T> {
+    let g = touched.iter().map(Vec::len).max().unwrap_or(0);
+    if k + g > MAX_DEVICE_TOP_K {
+        return Need::Full(logits);
+    }
+    let gather = touched.into_iter().flat_map(|t| t.into_iter().chain(std::iter::repeat(u32::MAX)).take(g)).collect();
+    Need::TopK { logits, k: k + g, suppress, gather }
 }
 
 /// Largest `k` a device top-k is asked for (beyond: whole rows).
@@ -148,7 +163,7 @@ impl<B: Backend> Generation<B> {
         let be = model.backend();
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows(&logits, &suppress)),
-            Need::TopK { logits, k, suppress } => Reduced::TopK(be.top_k_rows(&logits, k, &suppress)),
+            Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows(&logits, k, &suppress, &gather)),
             Need::Full(logits) => Reduced::Full(be.download(&logits).data),
         };
         self.advance(model, reduced).map(Some)
@@ -180,16 +195,18 @@ impl<B: Backend> Generation<B> {
     }
 }
 
-/// Rows `[rows, vocab]` holding the reduced values at their ids and -inf elsewhere: what the
-/// processors leave of a whole row when the reduction was sufficient (see [`Need::TopK`]).
+/// Rows `[rows, vocab]` holding the reduced values (top k and gathered) at their ids and -inf elsewhere:
+/// what the processors leave of a whole row when the reduction was sufficient (see [`Need::TopK`]).
 pub(crate) fn scatter_top_k(t: &TopKRows, vocab: usize, value: impl Fn(usize, f32) -> f32) -> Vec<f32> {
     let rows = t.max.len();
+    let g = t.gather_width();
     let mut out = vec![f32::NEG_INFINITY; rows * vocab];
     for r in 0..rows {
-        for j in 0..t.k {
-            let id = t.ids[r * t.k + j] as usize;
-            if id < vocab {
-                out[r * vocab + id] = value(r, t.values[r * t.k + j]);
+        let picks = (r * t.k..(r + 1) * t.k).map(|i| (t.ids[i], t.values[i]));
+        let gathered = (r * g..(r + 1) * g).map(|i| (t.gather[i], t.gathered[i]));
+        for (id, v) in picks.chain(gathered) {
+            if (id as usize) < vocab {
+                out[r * vocab + id as usize] = value(r, v);
             }
         }
     }
@@ -246,8 +263,8 @@ impl<B: Backend> SampleState<B> {
         let plan = if !gen.do_sample && procs.only_min_length() {
             Plan::Argmax
         } else {
-            match procs.sufficient_top_k() {
-                Some(k) if gen.do_sample && device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
+            match procs.sufficient_top(if gen.do_sample { None } else { Some(1) }) {
+                Some(k) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
                 _ => Plan::Full,
             }
         };
@@ -275,7 +292,7 @@ impl<B: Backend> SampleState<B> {
         let suppress = self.procs.suppressed(self.seqs[0].len());
         Ok(Some(match self.plan {
             Plan::Argmax => Need::Argmax { logits, suppress },
-            Plan::TopK(k) => Need::TopK { logits, k, suppress },
+            Plan::TopK(k) => top_k_need(logits, k, self.procs.touched(&self.seqs, model.config.vocab_size), suppress),
             Plan::Full => Need::Full(logits),
         }))
     }
@@ -285,13 +302,12 @@ impl<B: Backend> SampleState<B> {
         let vocab = model.config.vocab_size;
         let next: Vec<u32> = match (self.plan, reduced) {
             (Plan::Argmax, Reduced::Ids(ids)) => ids,
-            (Plan::TopK(_), Reduced::TopK(t)) => {
-                let mut scores = scatter_top_k(&t, vocab, |_, v| v);
-                self.procs.apply(&self.seqs, &mut scores, vocab);
-                let rng = &mut self.rng;
-                scores.chunks(vocab).map(|row| rng.sample(row) as u32).collect()
-            }
-            (Plan::Full, Reduced::Full(mut scores)) => {
+            (Plan::TopK(_) | Plan::Full, reduced @ (Reduced::TopK(_) | Reduced::Full(_))) => {
+                let mut scores = match reduced {
+                    Reduced::TopK(t) if self.plan != Plan::Full => scatter_top_k(&t, vocab, |_, v| v),
+                    Reduced::Full(scores) => scores,
+                    _ => return Err(wrong_reduction()),
+                };
                 self.procs.apply(&self.seqs, &mut scores, vocab);
                 let rng = &mut self.rng;
                 scores.chunks(vocab).map(|row| if gen.do_sample { rng.sample(row) as u32 } else { argmax(row) }).collect()

@@ -241,6 +241,8 @@ pub struct T5<B: Backend> {
     /// q4 group, fp16 `wo`), with the form they got
     weight_fallbacks: Vec<(String, WeightDtype)>,
     weight_bytes: usize,
+    /// bytes of the prefill weights' second layout ([`Backend::pack_for_prefill`])
+    prefill_bytes: usize,
     half: Half,
     /// memory the model and its calls may use ([`crate::budget`]); default one wasm32 memory on 32-bit targets
     memory_limit: Option<u64>,
@@ -258,6 +260,10 @@ struct Loader<'a, B: Backend> {
     half: Half,
     /// `transformer.` for a checkpoint that keeps the base model under it, else empty
     prefix: String,
+    /// Whether the weights that multiply many rows on every call (the encoder's, cross-attention
+    /// K/V's) are also kept in the backend's GEMM layout ([`Backend::pack_for_prefill`]).
+    pack_prefill: bool,
+    prefill_bytes: std::cell::Cell<usize>,
 }
 
 impl<'a, B: Backend> Loader<'a, B> {
@@ -308,18 +314,31 @@ impl<'a, B: Backend> Loader<'a, B> {
     fn linear(&self, w: Weight) -> Result<B::Weight> {
         self.weight(&self.name(w), &w.shape(self.cfg))
     }
+    /// [`Self::linear`] for a weight that multiplies a whole encoder input at a time: also in the
+    /// backend's GEMM layout when `pack_prefill`, its bytes counted in the model's.
+    fn prefill_linear(&self, w: Weight) -> Result<B::Weight> {
+        let mut x = self.linear(w)?;
+        if self.pack_prefill {
+            self.prefill_bytes.set(self.prefill_bytes.get() + self.backend.pack_for_prefill(&mut x));
+        }
+        Ok(x)
+    }
     fn norm(&self, w: Weight) -> Result<B::Tensor> {
         self.vector(&self.name(w), self.cfg.d_model)
     }
     fn attention(&self, stack: StackName, i: usize, cross: bool) -> Result<Attention<B>> {
         let w = |p| Weight::Block(stack, i, if cross { Part::Cross(p) } else { Part::SelfAttn(p) });
-        Ok(Attention { q: self.linear(w(Proj::Q))?, k: self.linear(w(Proj::K))?, v: self.linear(w(Proj::V))?, o: self.linear(w(Proj::O))? })
+        // the encoder's projections and the cross-attention K/V multiply every encoder position
+        let enc = stack == StackName::Encoder;
+        let lin = |p, prefill: bool| if prefill { self.prefill_linear(w(p)) } else { self.linear(w(p)) };
+        Ok(Attention { q: lin(Proj::Q, enc)?, k: lin(Proj::K, enc || cross)?, v: lin(Proj::V, enc || cross)?, o: lin(Proj::O, enc)? })
     }
     fn feed_forward(&self, stack: StackName, i: usize) -> Result<FeedForward<B>> {
         let kind = self.cfg.feed_forward()?;
         let w = |part| Weight::Block(stack, i, part);
-        let (wi, wi_1) = if kind.gated { (self.linear(w(Part::Wi0))?, Some(self.linear(w(Part::Wi1))?)) } else { (self.linear(w(Part::Wi))?, None) };
-        Ok(FeedForward { kind, wi, wi_1, wo: self.linear(w(Part::Wo))? })
+        let lin = |part| if stack == StackName::Encoder { self.prefill_linear(w(part)) } else { self.linear(w(part)) };
+        let (wi, wi_1) = if kind.gated { (lin(Part::Wi0)?, Some(lin(Part::Wi1)?)) } else { (lin(Part::Wi)?, None) };
+        Ok(FeedForward { kind, wi, wi_1, wo: lin(Part::Wo)? })
     }
     fn stack(&self, stack: StackName, layers: usize) -> Result<Stack<B>> {
         let is_decoder = stack == StackName::Decoder;
@@ -369,7 +388,14 @@ impl<B: Backend> T5<B> {
         // T5ForSequenceClassification / T5ForTokenClassification keep the base model under `transformer.`
         // (base_model_prefix); every class loads from either layout, as transformers does.
         let prefix = base_model_prefix(store).to_string();
-        let l = Loader { store, backend: &backend, cfg: &config, dtype, fallbacks: Default::default(), bytes: Default::default(), half, prefix };
+        // The prefill weights' second layout takes at most as much again as the weights: only where
+        // the default memory limit (one wasm32 memory) leaves room for twice the model.
+        let pack_prefill = crate::formats::default_memory_limit().is_none_or(|limit| {
+            let lm_head = kind == ModelKind::ConditionalGeneration && !config.tie_word_embeddings;
+            let model = crate::formats::estimate_model_bytes(&config, kind.has_decoder(), lm_head, dtype);
+            model.saturating_mul(2).saturating_add(crate::formats::MEMORY_RESERVE) <= limit
+        });
+        let l = Loader { store, backend: &backend, cfg: &config, dtype, fallbacks: Default::default(), bytes: Default::default(), half, prefix, pack_prefill, prefill_bytes: Default::default() };
         let shared_w = [Weight::Shared, Weight::EmbedTokens(StackName::Encoder)].into_iter().find(|&w| store.has_weight(&l.name(w))).unwrap_or(Weight::Shared);
         let shared = l.linear(shared_w)?;
         let encoder = l.stack(StackName::Encoder, config.num_layers)?;
@@ -388,8 +414,8 @@ impl<B: Backend> T5<B> {
         } else {
             None
         };
-        let (weight_fallbacks, weight_bytes) = (l.fallbacks.into_inner(), l.bytes.get());
-        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes, half, memory_limit: crate::formats::default_memory_limit() })
+        let (weight_fallbacks, weight_bytes, prefill_bytes) = (l.fallbacks.into_inner(), l.bytes.get(), l.prefill_bytes.get());
+        Ok(T5 { config, kind, backend, shared, encoder, decoder, lm_head, weight_fallbacks, weight_bytes, prefill_bytes, half, memory_limit: crate::formats::default_memory_limit() })
     }
 
     /// Weights stored in another form than requested at load, with the form they got.
@@ -400,6 +426,14 @@ impl<B: Backend> T5<B> {
     /// Resident bytes of the linear weights and the embedding table (0 if the backend does not say).
     pub fn weight_bytes(&self) -> usize {
         self.weight_bytes
+    }
+
+    /// Resident bytes of the encoder's and the cross-attention K/V's weights packed once more for
+    /// the backend's GEMM ([`Backend::pack_for_prefill`]; the CPU backend packs the f32 ones, and
+    /// only where the default memory limit leaves room for twice the model); the call-time memory
+    /// budget counts them beside [`Self::weight_bytes`].
+    pub fn prefill_layout_bytes(&self) -> usize {
+        self.prefill_bytes
     }
 
     pub fn backend(&self) -> &B {

@@ -10,7 +10,8 @@ mod common;
 
 use common::{batch, fixtures, read_json, rows};
 use t5_core::config::GenerationConfig;
-use t5_core::generate::{generate, GenerateOutput, Generation};
+use t5_core::backend::Backend;
+use t5_core::generate::{generate, GenerateOutput, Generation, Need, Reduced};
 use t5_core::hub::load_dir;
 use t5_core::{Batch, Cpu, ModelKind, T5Config, T5Error, T5};
 
@@ -104,25 +105,38 @@ fn static_cache_gives_the_same_ids() {
     }
 }
 
-/// `generate` with each step's logits reduced to each row's top k first, as on a GPU
-/// (`Backend::top_k_rows`, host reduction here).
-fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> GenerateOutput {
+/// `generate` with each step's logits reduced to each row's top k (and the ids a processor touches) first, as on
+/// a GPU (`Backend::top_k_rows`, host reduction here); also how many steps read whole rows.
+fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> (GenerateOutput, usize) {
     let mut run = Generation::with_reduction(model, input, g, true).unwrap();
-    while run.step(model).unwrap().is_some() {}
-    run.finish()
+    let mut whole = 0;
+    while let Some(need) = run.need(model).unwrap() {
+        let reduced = match need {
+            Need::Argmax { logits, suppress } => Reduced::Ids(Cpu.argmax_rows(&logits, &suppress)),
+            Need::TopK { logits, k, suppress, gather } => Reduced::TopK(Cpu.top_k_rows(&logits, k, &suppress, &gather)),
+            Need::Full(logits) => {
+                whole += 1;
+                Reduced::Full(logits.data)
+            }
+        };
+        run.advance(model, reduced).unwrap();
+    }
+    (run.finish(), whole)
 }
 
 #[test]
 fn device_top_k_reduction_gives_the_same_generations() {
-    // every oracle case (beam search reads each row's top 2·num_beams and log-sum-exp; greedy the argmax;
-    // processors that need whole rows read them) and top-k sampling: the same ids and scores, bit for bit
+    // every oracle case (beam search reads each row's top 2·num_beams and log-sum-exp; greedy the argmax; with
+    // repetition penalty / n-grams / bad words / forced EOS each row's top 1 + m or 2·num_beams + m and the m ids
+    // they touch), top-k sampling and beam sampling: no whole row read, the same ids and scores, bit for bit
     for name in MODELS {
         let o = oracle(name);
         let (model, base) = load(name);
         let input = batch(&o);
         for case in o["cases"].as_array().unwrap() {
             let g = case_config(&model, &base, &o, case);
-            let out = generate_reduced(&model, &input, &g);
+            let (out, whole) = generate_reduced(&model, &input, &g);
+            assert_eq!(whole, 0, "{name} {}: whole rows read", case["name"]);
             assert_eq!(out, generate(&model, &input, &g, |_| true).unwrap(), "{name} {}", case["name"]);
             assert_eq!(out.sequences, rows(&case["sequences"]), "{name} {}: transformers' ids", case["name"]);
         }
@@ -130,10 +144,17 @@ fn device_top_k_reduction_gives_the_same_generations() {
             r#"{"do_sample": true, "top_k": 5, "max_new_tokens": 10, "seed": 3}"#,
             r#"{"do_sample": true, "top_k": 20, "top_p": 0.9, "temperature": 0.8, "max_new_tokens": 10, "min_new_tokens": 4, "seed": 4, "num_return_sequences": 2}"#,
             r#"{"num_beams": 3, "max_new_tokens": 8, "min_new_tokens": 5, "num_return_sequences": 2}"#,
+            r#"{"do_sample": true, "num_beams": 2, "seed": 5, "max_new_tokens": 6}"#,
+            r#"{"do_sample": true, "num_beams": 3, "top_k": 4, "temperature": 1.5, "repetition_penalty": 1.4, "seed": 2, "max_new_tokens": 8, "num_return_sequences": 2}"#,
+            r#"{"do_sample": true, "top_k": 8, "repetition_penalty": 0.7, "no_repeat_ngram_size": 2, "bad_words_ids": [[7555], [6636, 8242]], "seed": 6, "max_new_tokens": 10}"#,
+            r#"{"repetition_penalty": 0.6, "no_repeat_ngram_size": 1, "max_new_tokens": 10}"#,
+            r#"{"num_beams": 2, "repetition_penalty": 0.8, "forced_eos_token_id": 1, "max_new_tokens": 7}"#,
         ] {
             let mut g = base.clone();
             g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();
-            assert_eq!(generate_reduced(&model, &input, &g), generate(&model, &input, &g, |_| true).unwrap(), "{name} {extra}");
+            let (out, whole) = generate_reduced(&model, &input, &g);
+            assert_eq!(whole, 0, "{name} {extra}: whole rows read");
+            assert_eq!(out, generate(&model, &input, &g, |_| true).unwrap(), "{name} {extra}");
         }
     }
 }

@@ -127,3 +127,20 @@ fn task_heads() {
         }
     }
 }
+
+/// The encoder's and the cross-attention K/V's f32 weights are packed once at load (natively there
+/// is no default memory limit), counted apart from the storage form: at least their f32 bytes, less
+/// than the whole model's; q4 weights take the integer GEMM and are not packed.
+#[test]
+fn prefill_weights_are_packed_once_and_counted() {
+    let (cfg, _, store) = load_dir(fixtures().join("tiny-t5")).unwrap();
+    let m = T5::load(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu).unwrap();
+    let (d, inner, ff) = (cfg.d_model, cfg.inner_dim(), cfg.d_ff);
+    let enc = cfg.num_layers * (4 * d * inner + 2 * d * ff) * 4;
+    let cross_kv = cfg.decoder_layers() * 2 * d * inner * 4;
+    assert!(m.prefill_layout_bytes() >= enc + cross_kv, "{} < {}", m.prefill_layout_bytes(), enc + cross_kv);
+    assert!(m.prefill_layout_bytes() < m.weight_bytes(), "{} vs {}", m.prefill_layout_bytes(), m.weight_bytes());
+    let (cfg, _, store) = load_dir(fixtures().join("tiny-t5-q128")).unwrap();
+    let q4 = T5::load_with_dtype(cfg, &store, ModelKind::ConditionalGeneration, Cpu, WeightDtype::Q4).unwrap();
+    assert_eq!(q4.prefill_layout_bytes(), 0);
+}

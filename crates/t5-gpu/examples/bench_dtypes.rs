@@ -7,19 +7,27 @@
 //!   cargo run --release -p t5-bench -- make-random ../shared/models/t5-small/config.json bench/.cache/t5-small-random
 //!   cargo run --release -p t5-gpu --example bench_dtypes -- bench/.cache/t5-small-random [runs] [--no-cpu] [--md LABEL]
 //!
+//! `--only fp32,fp16,q8,q4`: those GPU cases alone. `--stream`: read model.safetensors in 64 MiB pieces through
+//! t5-core's `ShardStream`, each linear weight converted to the one quantized form `--only` names as it arrives
+//! (how a checkpoint larger than memory loads: bench/gpu-device.sh's t5-v1_1-xl in q4, 11.4 GB in f32).
+//!
 //! Greedy decode is timed at batch 1 and batch 8 (8 rows of 32 tokens). `--md LABEL` prints only the rows of
 //! bench/gpu-results.md's table: `| LABEL | backend | encoder 8×128 (tok/s) | decode b1 | decode b8 (tok/s) | weights (MiB) |`.
 //!
 //! On a machine without a GPU wgpu picks a software Vulkan driver (lavapipe / SwiftShader): those
 //! figures are not GPU figures (the adapter line says which it is).
 
+use std::io::Read;
+use std::path::Path;
 use std::time::Instant;
 
 use t5_core::backend::Backend;
 use t5_core::generate::greedy;
 use t5_core::hub::load_dir;
 use t5_core::model::Half;
-use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, WeightDtype, T5};
+use t5_core::formats::stream::ShardStream;
+use t5_core::formats::WeightStore;
+use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, T5Config, WeightDtype, T5};
 use t5_gpu::generate::{encode_async, greedy_async, GenerateStats};
 use t5_gpu::{Gpu, GpuOptions};
 
@@ -123,6 +131,30 @@ fn bench_cpu(name: &str, m: &T5<Cpu>, load_s: f64, base: &GenerationConfig, runs
     }
 }
 
+/// `dir`'s config and model.safetensors read in pieces through `ShardStream`, the linear weights converted to
+/// `dtype` as they arrive: one tensor in f32 at a time beside the store.
+fn load_streamed(dir: &Path, dtype: WeightDtype) -> (T5Config, GenerationConfig, WeightStore) {
+    let t = Instant::now();
+    let config = T5Config::from_json(&std::fs::read_to_string(dir.join("config.json")).expect("config.json")).expect("config.json");
+    let gen = GenerationConfig::from_model_config(&config);
+    let path = dir.join("model.safetensors");
+    let mut f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let size = f.metadata().unwrap().len();
+    let mut store = WeightStore::new();
+    let mut s = ShardStream::new("model.safetensors", Some(size), dtype, None).with_config_check(&config, true);
+    let mut buf = vec![0u8; 64 << 20];
+    loop {
+        let n = f.read(&mut buf).expect("read model.safetensors");
+        if n == 0 {
+            break;
+        }
+        s.push(&mut store, &buf[..n]).expect("stream model.safetensors");
+    }
+    s.finish(&mut store).expect("stream model.safetensors");
+    eprintln!("[bench] streamed {:.2} GB as {dtype:?} in {:.1} s", size as f64 / 1e9, t.elapsed().as_secs_f64());
+    (config, gen, store)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(dir) = args.get(1) else {
@@ -132,7 +164,22 @@ fn main() {
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     let with_cpu = !args.iter().any(|a| a == "--no-cpu");
     let md = args.iter().position(|a| a == "--md").and_then(|i| args.get(i + 1)).cloned();
-    let (config, base, store) = load_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
+    let only: Option<Vec<String>> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|l| l.split(',').map(str::to_string).collect());
+    let wanted = |d: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == d));
+    let stream = args.iter().any(|a| a == "--stream");
+    let with_cpu = with_cpu && !stream; // the streamed store holds the quantized form only
+    let (config, base, store) = if stream {
+        let dtype = match only.as_deref() {
+            Some([d]) if d == "q8" || d == "q4" => WeightDtype::parse(d).unwrap(),
+            _ => {
+                eprintln!("--stream needs --only q8 or --only q4 (the form the weights are converted to as they arrive)");
+                std::process::exit(2);
+            }
+        };
+        load_streamed(Path::new(dir), dtype)
+    } else {
+        load_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}"))
+    };
     let gpu = match pollster::block_on(Gpu::new(GpuOptions::default())) {
         Ok(g) => g,
         Err(e) => {
@@ -150,15 +197,22 @@ fn main() {
     println!("model: {dir} (d_model {}, {}+{} layers, vocab {}), batch 1, median of {runs}\n", config.d_model, config.num_layers, config.decoder_layers(), config.vocab_size);
     let mut rows = Vec::new();
     let kind = ModelKind::ConditionalGeneration;
-    let mut cases = vec![
-        ("WebGPU (wgpu) fp32", Half::Off, WeightDtype::F32, gpu.clone()),
-        ("WebGPU (wgpu) fp16, packed (f32 unpack)", Half::Guarded, WeightDtype::F16, packed),
-    ];
-    if info.shader_f16_used {
-        cases.push(("WebGPU (wgpu) fp16, shader-f16", Half::Guarded, WeightDtype::F16, gpu.clone()));
+    let mut cases = vec![];
+    if wanted("fp32") {
+        cases.push(("WebGPU (wgpu) fp32", Half::Off, WeightDtype::F32, gpu.clone()));
     }
-    cases.push(("WebGPU (wgpu) q8", Half::Off, WeightDtype::Q8, gpu.clone()));
-    cases.push(("WebGPU (wgpu) q4", Half::Off, WeightDtype::Q4, gpu.clone()));
+    if wanted("fp16") {
+        cases.push(("WebGPU (wgpu) fp16, packed (f32 unpack)", Half::Guarded, WeightDtype::F16, packed));
+        if info.shader_f16_used {
+            cases.push(("WebGPU (wgpu) fp16, shader-f16", Half::Guarded, WeightDtype::F16, gpu.clone()));
+        }
+    }
+    if wanted("q8") {
+        cases.push(("WebGPU (wgpu) q8", Half::Off, WeightDtype::Q8, gpu.clone()));
+    }
+    if wanted("q4") {
+        cases.push(("WebGPU (wgpu) q4", Half::Off, WeightDtype::Q4, gpu.clone()));
+    }
     for (name, half, dtype, g) in cases {
         let t = Instant::now();
         let m = match dtype {

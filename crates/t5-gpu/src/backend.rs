@@ -129,12 +129,12 @@ impl Backend for Gpu {
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    fn top_k_rows(&self, x: &GpuTensor, k: usize, suppress: &[u32]) -> TopKRows {
-        pollster::block_on(self.top_k_rows_async(x, k, suppress)).unwrap_or_else(|e| panic!("GPU top-k: {e}"))
+    fn top_k_rows(&self, x: &GpuTensor, k: usize, suppress: &[u32], gather: &[u32]) -> TopKRows {
+        pollster::block_on(self.top_k_rows_async(x, k, suppress, gather)).unwrap_or_else(|e| panic!("GPU top-k: {e}"))
     }
 
     #[cfg(target_arch = "wasm32")]
-    fn top_k_rows(&self, _x: &GpuTensor, _k: usize, _suppress: &[u32]) -> TopKRows {
+    fn top_k_rows(&self, _x: &GpuTensor, _k: usize, _suppress: &[u32], _gather: &[u32]) -> TopKRows {
         unreachable!("GPU readback is asynchronous in wasm: use Gpu::top_k_rows_async")
     }
 

@@ -24,7 +24,8 @@ pub struct GenerateStats {
     /// Command buffers submitted per decode step.
     pub submits_per_step: u64,
     /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 2) · 4` per
-    /// row for beam search / top-k sampling, the whole logits row only where a processor needs it.
+    /// row for beam search / top-k sampling, `(2(k + m) + 2 + m) · 4` with `m` ids touched by a logits
+    /// processor (repetition penalty, n-grams, bad words, forced EOS), the whole row only for top-p without top-k.
     pub read_back_per_step: u64,
     /// Bind groups created per decode step, the most of any step from the third on (0: every
     /// dispatch reused a cached bind group).
@@ -45,10 +46,10 @@ fn check_activation_sizes(model: &T5<Gpu>, rows: usize, seq: usize) -> GpuResult
 
 /// transformers' `generate` on the GPU: `t5_core::generate::Generation`, the search the CPU runs
 /// (greedy, sampling, beam search, beam sampling, every logits processor), with each step's logits
-/// reduced on the GPU and read back asynchronously: greedy search reads one id per row (argmax on
-/// the GPU), beam search and top-k sampling each row's top k and log-sum-exp (`shaders/topk.wgsl`),
-/// and only processors that need whole rows (repetition penalty, n-gram, bad words, forced EOS,
-/// top-p without top-k, beam sampling) read the `[rows, vocab]` logits.
+/// reduced on the GPU and read back asynchronously, one read per step: greedy search reads one id per row
+/// (argmax on the GPU); beam search, top-k sampling, beam sampling and every search with repetition penalty,
+/// n-gram, bad-words or forced-EOS processors each row's top k + m, its log-sum-exp and its values at the m ids
+/// those processors touch (`shaders/topk.wgsl`); only top-p sampling without top-k reads the `[rows, vocab]` logits.
 pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, mut on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(GenerateOutput, GenerateStats)> {
     let be = model.backend();
     be.check()?;
@@ -65,7 +66,7 @@ pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConf
         let Some(need) = g.need(model)? else { break };
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows_async(&logits, &suppress).await?),
-            Need::TopK { logits, k, suppress } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress).await?),
+            Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress, &gather).await?),
             Need::Full(logits) => Reduced::Full(be.download_async(&logits).await?.data),
         };
         let step = g.advance(model, reduced)?;

@@ -96,7 +96,8 @@ impl KernelKey {
     fn storage(&self) -> &'static [bool] {
         match self {
             KernelKey::Matmul { prologue: Prologue::Norm, .. } => &[true, true, false, true, false],
-            KernelKey::Matmul { .. } | KernelKey::Embedding(_) | KernelKey::RmsNorm | KernelKey::Argmax | KernelKey::TopK => &[true, true, false],
+            KernelKey::Matmul { .. } | KernelKey::Embedding(_) | KernelKey::RmsNorm | KernelKey::Argmax => &[true, true, false],
+            KernelKey::TopK => &[true, true, true, false],
             KernelKey::Unary | KernelKey::ClampHalf => &[false],
             KernelKey::Binary => &[false, true],
             KernelKey::GatherRows => &[true, false],

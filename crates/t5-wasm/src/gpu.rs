@@ -11,7 +11,7 @@ use std::rc::Rc;
 use js_sys::{Float32Array, Promise, Uint32Array};
 use t5_core::config::GenerationConfig;
 use t5_core::model::{Half, T5};
-use t5_core::{T5Error, WeightDtype};
+use t5_core::{ModelKind, T5Error, WeightDtype};
 use t5_gpu::generate::{encode_async, forward_async, generate_async};
 use t5_gpu::{Gpu, GpuError, GpuOptions};
 use wasm_bindgen::prelude::*;
@@ -35,7 +35,7 @@ pub struct WasmGpu {
 /// Open the WebGPU device. Rejects with `WebGPUUnavailable` (and the reason) when there is no
 /// `navigator.gpu`, no adapter or no device. `max_chunk_bytes`: split weights into pieces of at
 /// most this many bytes (default: the device's maxStorageBufferBindingSize / maxBufferSize).
-#[wasm_bindgen(js_name = requestGpu)]
+#[wasm_bindgen(js_name = requestGpu, unchecked_return_type = "Promise<WasmGpu>")]
 pub fn request_gpu(max_chunk_bytes: Option<f64>) -> Promise {
     future_to_promise(async move {
         let gpu = Gpu::new(GpuOptions { max_chunk_bytes: max_chunk_bytes.map(|m| m as u64), software_kernels: None, max_buffer_bytes: None, shader_f16: None, break_shader_f16_kernels: false }).await.map_err(gpu_err)?;
@@ -65,8 +65,40 @@ fn info_json(gpu: &Gpu) -> String {
     .to_string()
 }
 
+/// Whether a model of `cfg` fits `gpu`'s buffer limits, from the config alone: a linear weight
+/// (and the embedding table) is uploaded in row chunks, so one row must fit one storage buffer
+/// (at most 4 bytes per element: the f32 form); a norm or position-bias table is one buffer.
+/// Over a limit → [`T5Error::ModelTooLarge`] naming the weight and the device's limit.
+fn check_gpu_buffers(cfg: &t5_core::T5Config, has_decoder: bool, gpu: &Gpu) -> Result<(), T5Error> {
+    use t5_core::names::{block_weights, Stack, Weight};
+    let gated = cfg.feed_forward().map(|f| f.gated).unwrap_or(false);
+    let mut weights = vec![Weight::Shared, Weight::FinalNorm(Stack::Encoder)];
+    weights.extend(block_weights(Stack::Encoder, 0, gated));
+    if has_decoder {
+        weights.push(Weight::FinalNorm(Stack::Decoder));
+        weights.extend(block_weights(Stack::Decoder, 0, gated));
+    }
+    for w in weights {
+        let shape = w.shape(cfg);
+        let elems: u64 = if w.is_linear() { shape.get(1).copied().unwrap_or(1) as u64 } else { shape.iter().map(|&d| d as u64).product() };
+        let what = format!("{} ({}{:?})", w.hf_name(), if w.is_linear() { "one row of " } else { "" }, shape);
+        gpu.check_fits(&what, elems.saturating_mul(4)).map_err(|e| T5Error::ModelTooLarge(format!("the model does not fit this WebGPU device: {e}")))?;
+    }
+    Ok(())
+}
+
 #[wasm_bindgen]
 impl WasmModelBuilder {
+    /// Check, from the config alone and before any weight is read, that the model `kind` fits the
+    /// WebGPU device's buffer limits (maxStorageBufferBindingSize / maxBufferSize): one row of each
+    /// linear weight, each norm and position-bias table in one buffer. `ModelTooLarge` otherwise.
+    /// `buildGpu` checks it again, with the load-time memory budget (`checkFits` / `check_build_fits`).
+    #[wasm_bindgen(js_name = checkGpuFits)]
+    pub fn check_gpu_fits(&self, gpu: &WasmGpu, kind: &str) -> JsResult<()> {
+        let kind = parse_kind(kind)?;
+        check_gpu_buffers(&self.config, kind != ModelKind::Encoder, &gpu.gpu).map_err(js_err)
+    }
+
     /// Build the model on an open WebGPU device: weights are uploaded once (split to fit the
     /// device's limits). `setDtype("fp16")` first: float16 weights and transformers' float16
     /// activation numerics (see `t5_core::model::Half`); `setDtype("q8" | "q4")`: packed quantized
@@ -79,6 +111,12 @@ impl WasmModelBuilder {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
         }
         gpu.gpu.check().map_err(gpu_err)?;
+        // the load-time budget, as on the CPU (the files held, the weights built from them, one weight's
+        // conversion: the weights pass through the engine's memory on their way to the GPU), and the
+        // device's buffer limits, before the first weight is converted or uploaded
+        let lm_head = kind == ModelKind::ConditionalGeneration;
+        t5_core::formats::check_build_fits(&store, &self.config, kind != ModelKind::Encoder, lm_head, self.dtype, self.memory_limit).map_err(js_err)?;
+        check_gpu_buffers(&self.config, kind != ModelKind::Encoder, &gpu.gpu).map_err(js_err)?;
         // dtype fp16: transformers' float16 numerics (float16 weights and activations, fp32 `wo`, T5Block's
         // inf clamp); q8 / q4: the packed weights stay packed on the GPU (dequantized in the kernels), f32
         // activations, as on the CPU; bf16 runs on the CPU only
@@ -151,7 +189,8 @@ impl WasmGpuModel {
         self.gpu.destroy_device();
     }
 
-    /// Encoder `last_hidden_state` (Promise<Float32Array>).
+    /// Encoder `last_hidden_state`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array>")]
     pub fn encode(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -> Promise {
         let run = || -> JsResult<_> { Ok((self.live()?, make_batch(ids, mask, batch, seq)?)) };
         let (model, input) = match run() {
@@ -165,6 +204,7 @@ impl WasmGpuModel {
     }
 
     /// As `WasmModel.forward`, resolving to a [`ForwardResult`].
+    #[wasm_bindgen(unchecked_return_type = "Promise<ForwardResult>")]
     #[allow(clippy::too_many_arguments)]
     pub fn forward(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, decoder_ids: Option<Vec<u32>>, labels: Option<Vec<i32>>, decoder_mask: Option<Vec<u32>>) -> Promise {
         let prep = || -> JsResult<_> {
@@ -186,6 +226,7 @@ impl WasmGpuModel {
     /// step's logits reduced on the GPU: see `t5_gpu::generate::generate_async`); resolves to a
     /// [`GenerateResult`] with `stats`. `options`: the [`crate::GenerateOptions`], checked as on the CPU.
     /// `on_step(index, tokens: Uint32Array)` is called after every step; `false` (or a throw) stops.
+    #[wasm_bindgen(unchecked_return_type = "Promise<GenerateResult>")]
     pub fn generate(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue, on_step: Option<js_sys::Function>) -> Promise {
         let prep = || -> JsResult<_> {
             let model = self.live()?;

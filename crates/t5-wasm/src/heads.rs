@@ -2,8 +2,9 @@
 //! `output_hidden_states`, `output_attentions`, `encoder_outputs`, `past_key_values`), the decoder cache handle
 //! [`WasmCache`], and `WasmTokenizer.encodeWithOffsets` for the token-classification and question-answering pipelines.
 
-use crate::{bad_input, js_err, set, shape_array, JsResult, WasmModel, WasmTokenizer};
-use js_sys::{Array, Float32Array, Int32Array, Object, Uint32Array};
+use crate::results::{CacheLayer, FullForwardResult, TensorData};
+use crate::tokenizer::OffsetsEncoding;
+use crate::{bad_input, js_err, JsResult, WasmModel, WasmTokenizer};
 use serde_json::Value;
 use t5_core::config::T5Config;
 use t5_core::heads::{forward, from_heads_layout, num_labels, past_key_values, ForwardArgs, Labels, Task};
@@ -78,17 +79,6 @@ impl WasmCache {
     }
 }
 
-fn tensor_obj(t: &Tensor) -> Object {
-    let o = Object::new();
-    set(&o, "data", Float32Array::from(t.data.as_slice()));
-    set(&o, "dims", shape_array(&t.shape));
-    o
-}
-
-fn tensor_list(list: &[Tensor]) -> Array {
-    list.iter().map(|t| JsValue::from(tensor_obj(t))).collect()
-}
-
 fn i64s(v: Option<Vec<i32>>) -> Option<Vec<i64>> {
     v.map(|v| v.into_iter().map(i64::from).collect())
 }
@@ -98,9 +88,7 @@ impl WasmModel {
     /// transformers' `forward` of the model's class with every input and output. Flat row-major arrays;
     /// `batch` / `seq` are the encoder input's dims (of `ids` or of `encoder_outputs`). Labels: `label_ids`
     /// (Int32, -100 ignored) or `label_floats` (regression / multi-label). `past` is moved into the engine.
-    /// Returns `{loss?, problem_type?, logits?, start_logits?, end_logits?, encoder_last_hidden_state?,
-    /// decoder_last_hidden_state?, encoder_hidden_states?, encoder_attentions?, decoder_hidden_states?,
-    /// decoder_attentions?, cross_attentions?, cache?}` with tensors as `{data: Float32Array, dims}`.
+    /// Hidden states / attentions are present only when asked for and when that stack ran.
     #[wasm_bindgen(js_name = forwardFull)]
     #[allow(clippy::too_many_arguments)]
     pub fn forward_full(
@@ -120,7 +108,7 @@ impl WasmModel {
         output_attentions: bool,
         past: Option<WasmCache>,
         use_cache: bool,
-    ) -> JsResult<Object> {
+    ) -> JsResult<FullForwardResult> {
         if batch == 0 || seq == 0 {
             return Err(bad_input(format!("empty input: batch {batch}, sequence length {seq}")));
         }
@@ -162,15 +150,8 @@ impl WasmModel {
             use_cache,
         };
         let out = forward(&self.model, self.task, self.head.as_ref(), args).map_err(js_err)?;
-        let obj = Object::new();
-        if let Some(l) = out.loss {
-            set(&obj, "loss", l as f64);
-        }
-        if let Some(p) = &out.problem_type {
-            set(&obj, "problem_type", p.as_str());
-        }
         let dec_len = out.decoder_last_hidden_state.as_ref().map(|h| h.shape[1]);
-        if let Some(mut l) = out.logits {
+        let logits = out.logits.map(|mut l| {
             // LM and token-classification logits are 3-D
             let n = l.cols();
             match (self.task, dec_len) {
@@ -178,43 +159,44 @@ impl WasmModel {
                 (Task::TokenClassification, _) => l = l.reshape(vec![batch, seq, n]),
                 _ => {}
             }
-            set(&obj, "logits", tensor_obj(&l));
-        }
-        for (k, t) in [("start_logits", &out.start_logits), ("end_logits", &out.end_logits), ("encoder_last_hidden_state", &out.encoder_last_hidden_state), ("decoder_last_hidden_state", &out.decoder_last_hidden_state)] {
-            if let Some(t) = t {
-                set(&obj, k, tensor_obj(t));
-            }
-        }
+            TensorData::from(l)
+        });
         let enc_ran = !out.encoder.hidden_states.is_empty() || !out.encoder.attentions.is_empty();
-        if output_hidden_states && enc_ran {
-            set(&obj, "encoder_hidden_states", tensor_list(&out.encoder.hidden_states));
-        }
-        if output_attentions && enc_ran {
-            set(&obj, "encoder_attentions", tensor_list(&out.encoder.attentions));
-        }
-        if dec_len.is_some() {
-            if output_hidden_states {
-                set(&obj, "decoder_hidden_states", tensor_list(&out.decoder.hidden_states));
-            }
-            if output_attentions {
-                set(&obj, "decoder_attentions", tensor_list(&out.decoder.attentions));
-                set(&obj, "cross_attentions", tensor_list(&out.decoder.cross_attentions));
-            }
-        }
-        if let Some(c) = out.cache {
-            set(&obj, "cache", WasmCache { inner: c });
-        }
-        Ok(obj)
+        let list = |wanted: bool, l: Vec<Tensor>| wanted.then(|| l.into_iter().map(TensorData::from).collect::<Vec<_>>());
+        let dec_ran = dec_len.is_some();
+        Ok(FullForwardResult {
+            loss: out.loss.map(f64::from),
+            problem_type: out.problem_type.map(|p| p.as_str().to_string()),
+            logits,
+            start_logits: out.start_logits.map(TensorData::from),
+            end_logits: out.end_logits.map(TensorData::from),
+            encoder_last_hidden_state: out.encoder_last_hidden_state.map(TensorData::from),
+            decoder_last_hidden_state: out.decoder_last_hidden_state.map(TensorData::from),
+            encoder_hidden_states: list(output_hidden_states && enc_ran, out.encoder.hidden_states),
+            encoder_attentions: list(output_attentions && enc_ran, out.encoder.attentions),
+            decoder_hidden_states: list(output_hidden_states && dec_ran, out.decoder.hidden_states),
+            decoder_attentions: list(output_attentions && dec_ran, out.decoder.attentions),
+            cross_attentions: list(output_attentions && dec_ran, out.decoder.cross_attentions),
+            cache: out.cache.map(|c| WasmCache { inner: c }),
+        })
     }
 
-    /// The cache as transformers' `past_key_values`: one `[self_k, self_v, cross_k, cross_v]` array per layer, each
-    /// `{data, dims: [batch, heads, len, d_kv]}`.
+    /// The cache as transformers' `past_key_values`: one layer (self / cross keys and values) per decoder layer,
+    /// each tensor `[batch, heads, len, d_kv]`.
     #[wasm_bindgen(js_name = pastKeyValues)]
-    pub fn past_key_values(&self, cache: &WasmCache) -> JsResult<Array> {
+    pub fn past_key_values(&self, cache: &WasmCache) -> JsResult<Vec<CacheLayer>> {
         if cache.inner.num_layers() != self.model.config.decoder_layers() {
             return Err(bad_input("past_key_values come from another model"));
         }
-        Ok(past_key_values(&self.model, &cache.inner).iter().map(|l| JsValue::from(l.iter().map(|t| JsValue::from(tensor_obj(t))).collect::<Array>())).collect())
+        Ok(past_key_values(&self.model, &cache.inner)
+            .into_iter()
+            .map(|[self_key, self_value, cross_key, cross_value]| CacheLayer {
+                self_key: self_key.into(),
+                self_value: self_value.into(),
+                cross_key: cross_key.into(),
+                cross_value: cross_value.into(),
+            })
+            .collect())
     }
 
     /// A cache from transformers-layout tensors (`past_key_values` given back in): `data` holds the layers'
@@ -246,9 +228,9 @@ impl WasmModel {
 impl WasmTokenizer {
     /// Ids of one text (or of a `text, pair` pair: `A </s> B </s>`) with offsets in UTF-16 code units of the input
     /// (JavaScript string indices), the post-processor's special-tokens mask and, per token, which sequence it
-    /// belongs to (0 = text, 1 = pair, -1 = added special token). Returns `{ids, starts, ends, special, sequence}`.
+    /// belongs to (0 = text, 1 = pair, -1 = added special token).
     #[wasm_bindgen(js_name = encodeWithOffsets)]
-    pub fn encode_with_offsets(&self, text: &str, pair: Option<String>, add_special_tokens: bool) -> JsResult<Object> {
+    pub fn encode_with_offsets(&self, text: &str, pair: Option<String>, add_special_tokens: bool) -> JsResult<OffsetsEncoding> {
         let (ids, offsets, special, sequence) = match &pair {
             None => {
                 let e = self.inner.encode_with_offsets(text, add_special_tokens).map_err(js_err)?;
@@ -284,13 +266,13 @@ impl WasmTokenizer {
                 (ids, offs, special, seq)
             }
         };
-        let o = Object::new();
-        set(&o, "ids", Uint32Array::from(ids.as_slice()));
-        set(&o, "starts", Uint32Array::from(offsets.iter().map(|x| x.0 as u32).collect::<Vec<_>>().as_slice()));
-        set(&o, "ends", Uint32Array::from(offsets.iter().map(|x| x.1 as u32).collect::<Vec<_>>().as_slice()));
-        set(&o, "special", Uint32Array::from(special.as_slice()));
-        set(&o, "sequence", Int32Array::from(sequence.as_slice()));
-        Ok(o)
+        Ok(OffsetsEncoding {
+            ids,
+            starts: offsets.iter().map(|x| x.0 as u32).collect(),
+            ends: offsets.iter().map(|x| x.1 as u32).collect(),
+            special,
+            sequence,
+        })
     }
 }
 

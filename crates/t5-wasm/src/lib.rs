@@ -11,12 +11,11 @@
 //! before they reach the engine: the release profile aborts on panic, and an abort kills the wasm
 //! instance for every model living in it.
 
-use js_sys::{Array, Int32Array, Object, Reflect, Uint32Array};
 use serde_json::Value;
 use t5_core::config::{GenerationConfig, T5Config};
 use t5_core::generate::{generate, Generation};
 use t5_core::model::{Batch, ModelKind, T5};
-use t5_core::tokenizer::{CallOptions, EncodeInput, EncodeOptions, Padding, Sequence, Tokenizer, Truncation};
+use t5_core::tokenizer::{CallOptions, EncodeInput, Padding, Sequence, Tokenizer, Truncation};
 use t5_core::formats::{shard_files_from_index as core_shard_files, WeightStore};
 use t5_core::{Cpu, T5Error};
 use wasm_bindgen::prelude::*;
@@ -27,7 +26,8 @@ pub mod results;
 mod tokenizer;
 
 pub use options::GenerateOptions;
-pub use results::{ForwardResult, GenerateResult, GpuGenerateStats};
+pub use results::{CacheLayer, ForwardResult, FullForwardResult, GenerateResult, GpuGenerateStats, TensorData};
+pub use tokenizer::{DetailedEncoding, OffsetsEncoding, SavedFiles};
 // WebGPU (wasm32 only): requestGpu, WasmModelBuilder.buildGpu, WasmGpuModel
 #[cfg(target_arch = "wasm32")]
 mod gpu;
@@ -47,15 +47,6 @@ fn named_err(name: &str, msg: &str) -> JsValue {
 
 fn bad_input(msg: impl Into<String>) -> JsValue {
     js_err(T5Error::BadInput(msg.into()))
-}
-
-fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
-    // Setting a property on a fresh plain object cannot fail.
-    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
-}
-
-fn shape_array(shape: &[usize]) -> Array {
-    shape.iter().map(|&d| JsValue::from_f64(d as f64)).collect()
 }
 
 /// `batch * seq`, rejecting empty or overflowing shapes (usize is 32-bit here).
@@ -157,78 +148,6 @@ impl WasmTokenizer {
         Ok(ids)
     }
 
-    /// Encode several texts. `padding`: "longest" | "max_length" | "do_not_pad". Returns
-    /// `{ids: Uint32Array, mask: Uint32Array, lengths: Uint32Array, batch, seq}`: `ids`/`mask` are the
-    /// rows concatenated (row `i` has `lengths[i]` entries; all equal to `seq` when padded).
-    /// `length_limit`: when set and not truncating, a row longer than it is an `InputTooLong` error.
-    #[wasm_bindgen(js_name = encodeBatch)]
-    pub fn encode_batch(
-        &self,
-        texts: Vec<String>,
-        padding: &str,
-        truncation: bool,
-        max_length: Option<u32>,
-        add_special_tokens: bool,
-        length_limit: Option<u32>,
-    ) -> JsResult<Object> {
-        let (pad_longest, pad_to_max) = match padding {
-            "longest" | "true" => (true, false),
-            "max_length" => (true, true),
-            "do_not_pad" | "false" | "" => (false, false),
-            other => return Err(bad_input(format!("unknown padding strategy {other:?}: expected \"longest\", \"max_length\" or \"do_not_pad\""))),
-        };
-        if max_length == Some(0) {
-            return Err(bad_input("max_length must be positive"));
-        }
-        let target = if pad_to_max {
-            Some(max_length.map(|m| m as usize).or(self.inner.model_max_length()).ok_or_else(|| bad_input("padding=\"max_length\" needs max_length"))?)
-        } else {
-            None
-        };
-        let opts = EncodeOptions {
-            padding: pad_longest,
-            truncation,
-            max_length: max_length.map(|m| m as usize),
-            add_special_tokens,
-        };
-        let enc = self.inner.encode_batch(&texts, &opts).map_err(js_err)?;
-        let mut ids = enc.input_ids;
-        let mut mask = enc.attention_mask;
-        if !truncation {
-            if let Some(limit) = length_limit {
-                // length of the real tokens of each row
-                if let Some(len) = mask.iter().map(|m| m.iter().filter(|&&x| x == 1).count()).find(|&l| l > limit as usize) {
-                    return Err(js_err(T5Error::InputTooLong { len, max: limit as usize }));
-                }
-            }
-        }
-        if let Some(target) = target {
-            // padding="max_length": pad every row up to `target` (rows already longer stay as they are,
-            // as transformers does without truncation)
-            let (pad, left) = (self.inner.pad_token_id(), self.inner.pads_left());
-            let target = target.max(ids.iter().map(Vec::len).max().unwrap_or(0));
-            for (row, m) in ids.iter_mut().zip(mask.iter_mut()) {
-                let extra = target - row.len();
-                if left {
-                    row.splice(0..0, std::iter::repeat_n(pad, extra));
-                    m.splice(0..0, std::iter::repeat_n(0, extra));
-                } else {
-                    row.extend(std::iter::repeat_n(pad, extra));
-                    m.extend(std::iter::repeat_n(0, extra));
-                }
-            }
-        }
-        let lengths: Vec<u32> = ids.iter().map(|r| r.len() as u32).collect();
-        let seq = lengths.iter().copied().max().unwrap_or(0);
-        let out = Object::new();
-        set(&out, "ids", Uint32Array::from(ids.concat().as_slice()));
-        set(&out, "mask", Uint32Array::from(mask.concat().as_slice()));
-        set(&out, "lengths", Uint32Array::from(lengths.as_slice()));
-        set(&out, "batch", texts.len() as u32);
-        set(&out, "seq", seq);
-        Ok(out)
-    }
-
     /// Text of `ids`, as transformers' `decode(ids, skip_special_tokens, clean_up_tokenization_spaces)`;
     /// `clean_up` undefined: tokenizer_config.json's `clean_up_tokenization_spaces`.
     pub fn decode(&self, ids: Vec<u32>, skip_special_tokens: bool, clean_up: Option<bool>) -> JsResult<String> {
@@ -321,12 +240,9 @@ impl WasmTokenizer {
     /// pre-split words of all rows concatenated (row `i` has `text_counts[i]` words: `is_split_into_words`); `pairs`
     /// / `pair_counts` the same for `text_pair`. `options_json`: `{padding: "longest" | "max_length" | "do_not_pad",
     /// padding_side: "left" | "right" | null, truncation: "longest_first" | "only_first" | "only_second" |
-    /// "do_not_truncate", max_length, stride, add_special_tokens, return_overflowing_tokens}`. Returns the rows
-    /// (windows, with overflowing tokens) concatenated: `{ids, mask, lengths, starts, ends, special, sequence, words,
-    /// sample}`; offsets are UTF-16 indices (JavaScript string indices) into the text, pair or word the token comes
-    /// from; `sequence` / `words` are -1 where transformers has `None`; `sample` is `overflow_to_sample_mapping`.
+    /// "do_not_truncate", max_length, stride, add_special_tokens, return_overflowing_tokens}`.
     #[wasm_bindgen(js_name = encodeDetailed)]
-    pub fn encode_detailed(&self, texts: Vec<String>, text_counts: Option<Vec<u32>>, pairs: Option<Vec<String>>, pair_counts: Option<Vec<u32>>, options_json: &str) -> JsResult<Object> {
+    pub fn encode_detailed(&self, texts: Vec<String>, text_counts: Option<Vec<u32>>, pairs: Option<Vec<String>>, pair_counts: Option<Vec<u32>>, options_json: &str) -> JsResult<DetailedEncoding> {
         let o: Value = serde_json::from_str(options_json).map_err(|e| bad_input(format!("tokenizer options: {e}")))?;
         let str_opt = |k: &str| -> JsResult<Option<String>> {
             match o.get(k) {
@@ -413,17 +329,17 @@ impl WasmTokenizer {
                 words.push(word.map_or(-1, |w| w as i32));
             }
         }
-        let out = Object::new();
-        set(&out, "ids", Uint32Array::from(ids.as_slice()));
-        set(&out, "mask", Uint32Array::from(mask.as_slice()));
-        set(&out, "lengths", Uint32Array::from(rows.iter().map(|r| r.input_ids.len() as u32).collect::<Vec<_>>().as_slice()));
-        set(&out, "starts", Uint32Array::from(starts.as_slice()));
-        set(&out, "ends", Uint32Array::from(ends.as_slice()));
-        set(&out, "special", Uint32Array::from(special.as_slice()));
-        set(&out, "sequence", Int32Array::from(sequence.as_slice()));
-        set(&out, "words", Int32Array::from(words.as_slice()));
-        set(&out, "sample", Uint32Array::from(rows.iter().map(|r| r.sample as u32).collect::<Vec<_>>().as_slice()));
-        Ok(out)
+        Ok(DetailedEncoding {
+            ids,
+            mask,
+            lengths: rows.iter().map(|r| r.input_ids.len() as u32).collect(),
+            starts,
+            ends,
+            special,
+            sequence,
+            words,
+            sample: rows.iter().map(|r| r.sample as u32).collect(),
+        })
     }
 }
 
@@ -520,6 +436,28 @@ fn kind_name(kind: ModelKind) -> &'static str {
         ModelKind::ConditionalGeneration => "seq2seq-lm",
         ModelKind::Model => "t5-model",
         ModelKind::Encoder => "encoder",
+    }
+}
+
+/// Set by [`debug_arm_trap`]: the next `startGeneration` of this instance traps.
+static DEBUG_TRAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Test-only, not part of the TypeScript API (`ts/src/debug.ts`, the CLI's `T5_WEB_DEBUG_TRAP=1`): the next
+/// `startGeneration` on this engine instance traps (`unreachable`), inside the call and with its model
+/// borrowed, exactly as a Rust panic (`panic = "abort"`) or an allocation failure does, so that tests can
+/// check what a trapped call leaves behind (docs/hardening.md).
+#[doc(hidden)]
+#[wasm_bindgen(js_name = __t5_debug_arm_trap)]
+pub fn debug_arm_trap() {
+    DEBUG_TRAP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn debug_trap_if_armed() {
+    if DEBUG_TRAP.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
+        #[cfg(not(target_arch = "wasm32"))]
+        panic!("__t5_debug_arm_trap");
     }
 }
 
@@ -799,6 +737,7 @@ impl WasmModel {
     /// iteration, cancellation by an `AbortSignal`).
     #[wasm_bindgen(js_name = startGeneration)]
     pub fn start_generation(&self, ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize, options: JsValue) -> JsResult<WasmGeneration> {
+        debug_trap_if_armed();
         let (input, gen) = self.generation_input(ids, mask, batch, seq, options)?;
         let inner = Generation::new(&self.model, &input, &gen).map_err(js_err)?;
         Ok(WasmGeneration { inner: Some(inner) })

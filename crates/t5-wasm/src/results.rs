@@ -1,9 +1,11 @@
-//! What `generate` and `forward` return across the boundary, as exported structs: wasm-bindgen writes their
+//! What `generate`, `forward` and `forwardFull` return across the boundary, as exported structs: wasm-bindgen writes their
 //! TypeScript types into `pkg/t5_web.d.ts`, so the facade reads typed fields (no hand-set object keys, no casts).
 //! The facade copies the fields out and frees the struct.
 
 use t5_core::generate::GenerateOutput;
+use crate::heads::WasmCache;
 use t5_core::model::Seq2SeqOutput;
+use t5_core::Tensor;
 use wasm_bindgen::prelude::*;
 
 /// A generation's sequences: `batch` rows (inputs × num_return_sequences) of `length` ids, concatenated, each row
@@ -77,4 +79,61 @@ impl ForwardResult {
             loss: out.loss.map(f64::from),
         }
     }
+}
+
+/// One tensor of `forwardFull` / `pastKeyValues`: flat row-major `data` with its `dims`.
+#[wasm_bindgen(getter_with_clone)]
+#[derive(Clone)]
+pub struct TensorData {
+    pub data: Vec<f32>,
+    pub dims: Vec<u32>,
+}
+
+impl From<&Tensor> for TensorData {
+    fn from(t: &Tensor) -> Self {
+        TensorData { data: t.data.clone(), dims: dims(&t.shape) }
+    }
+}
+
+impl From<Tensor> for TensorData {
+    fn from(t: Tensor) -> Self {
+        TensorData { dims: dims(&t.shape), data: t.data }
+    }
+}
+
+/// transformers' `forward` outputs of every class (`WasmModel.forwardFull`); absent fields are `undefined`.
+/// The decoder cache is not a field: [`FullForwardResult::take_cache`] moves it out (once).
+#[wasm_bindgen(getter_with_clone)]
+pub struct FullForwardResult {
+    pub loss: Option<f64>,
+    pub problem_type: Option<String>,
+    pub logits: Option<TensorData>,
+    pub start_logits: Option<TensorData>,
+    pub end_logits: Option<TensorData>,
+    pub encoder_last_hidden_state: Option<TensorData>,
+    pub decoder_last_hidden_state: Option<TensorData>,
+    pub encoder_hidden_states: Option<Vec<TensorData>>,
+    pub encoder_attentions: Option<Vec<TensorData>>,
+    pub decoder_hidden_states: Option<Vec<TensorData>>,
+    pub decoder_attentions: Option<Vec<TensorData>>,
+    pub cross_attentions: Option<Vec<TensorData>>,
+    pub(crate) cache: Option<WasmCache>,
+}
+
+#[wasm_bindgen]
+impl FullForwardResult {
+    /// The updated decoder cache (`use_cache` / `past_key_values`), moved out: a second call gives `undefined`.
+    #[wasm_bindgen(js_name = takeCache)]
+    pub fn take_cache(&mut self) -> Option<WasmCache> {
+        self.cache.take()
+    }
+}
+
+/// One decoder layer of transformers' legacy cache tuple, each `[batch, heads, length, d_kv]`.
+#[wasm_bindgen(getter_with_clone)]
+pub struct CacheLayer {
+    pub self_key: TensorData,
+    pub self_value: TensorData,
+    pub cross_key: TensorData,
+    pub cross_value: TensorData,
 }

@@ -8,7 +8,7 @@ import { join, normalize } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AutoModelForSeq2SeqLM, AutoTokenizer, createGenerationWorker, CACHE_DIR_ENV, MissingFileError, pipeline } from "t5-web";
+import { AutoModelForSeq2SeqLM, AutoTokenizer, createGenerationWorker, CACHE_DIR_ENV, env, MissingFileError, pipeline } from "t5-web";
 
 const root = join(import.meta.dirname, "../..");
 const modelDir = join(root, "models/tiny-t5-v1_1");
@@ -217,6 +217,38 @@ describe("t5-web from the packed tarball, in Node", () => {
       lm.dispose();
       tok.dispose();
     }
+  });
+
+  it("a worker loads a Hub id with the main thread's env (remoteHost, remotePathTemplate, allowLocalModels, cacheDir)", async () => {
+    const saved = { ...env };
+    const cacheDir = mkdtempSync(join(tmpdir(), "t5-web-worker-cache-"));
+    const tok = await AutoTokenizer.fromPretrained(modelDir);
+    // the id names the fixture under the local server's /plain/; the worker's own defaults would ask huggingface.co
+    Object.assign(env, { remoteHost: `${base}/plain/`, remotePathTemplate: "{model}/", allowLocalModels: false, useFSCache: true, cacheDir });
+    const before = requests.length;
+    let gen;
+    try {
+      gen = await createGenerationWorker("tiny-t5-v1_1");
+    } finally {
+      Object.assign(env, saved);
+    }
+    try {
+      expect(requests.slice(before)).toContain("/plain/tiny-t5-v1_1/model.safetensors");
+      expect(readdirSync(cacheDir).filter((f) => f.endsWith(".bin")).length).toBeGreaterThanOrEqual(3);
+      expect(await gen.model.generate(tok(expected.texts, { padding: true }), { max_new_tokens: expected.max_new_tokens })).toEqual(expected.sequences);
+    } finally {
+      gen.terminate();
+      tok.dispose();
+    }
+    // and the main thread's allowRemoteModels = false (with no cache) stops it there too
+    Object.assign(env, { remoteHost: `${base}/plain/`, remotePathTemplate: "{model}/", allowLocalModels: false, allowRemoteModels: false, useFSCache: false });
+    const asked = requests.length;
+    try {
+      await expect(createGenerationWorker("tiny-t5-v1_1")).rejects.toThrow(/allowRemoteModels is false/);
+    } finally {
+      Object.assign(env, saved);
+    }
+    expect(requests.length).toBe(asked);
   });
 
   it("examples/node/generate.mjs prints the exact ids", async () => {

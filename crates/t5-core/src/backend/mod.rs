@@ -61,6 +61,13 @@ pub trait Backend {
     fn weight_dtype(&self, _w: &Self::Weight) -> WeightDtype {
         WeightDtype::F32
     }
+    /// Keep a weight that multiplies many rows on every call (the encoder's, cross-attention K/V's)
+    /// also in a layout that makes those products faster; results must not change by a bit.
+    /// Returns the bytes that second layout holds (not in [`Self::weight_bytes`], which is the
+    /// storage form's). Default: nothing, 0.
+    fn pack_for_prefill(&self, _w: &mut Self::Weight) -> usize {
+        0
+    }
     /// Resident bytes of a weight (0 when unknown).
     fn weight_bytes(&self, _w: &Self::Weight) -> usize {
         0
@@ -188,10 +195,11 @@ pub trait Backend {
     fn reduces_on_device(&self) -> bool {
         false
     }
-    /// The `k` largest values of each row with their ids, and each row's max and Σexp(x − max) (see
-    /// [`TopKRows`]); the default reads the rows and reduces them on the host.
-    fn top_k_rows(&self, x: &Self::Tensor, k: usize, suppress: &[u32]) -> TopKRows {
-        TopKRows::from_host(&self.download(x), k, suppress)
+    /// The `k` largest values of each row with their ids, each row's max and Σexp(x − max), and the values at
+    /// the ids `gather` names (`[rows, g]`, see [`TopKRows`]), in one read; the default reads the rows and reduces
+    /// them on the host.
+    fn top_k_rows(&self, x: &Self::Tensor, k: usize, suppress: &[u32], gather: &[u32]) -> TopKRows {
+        TopKRows::from_host(&self.download(x), k, suppress, gather)
     }
 }
 
@@ -208,16 +216,23 @@ pub struct TopKRows {
     /// Σ exp(x − max) (0 when the row is all -inf)
     pub max: Vec<f32>,
     pub sum_exp: Vec<f64>,
+    /// `[rows, g]`: the value of row `r` at id `gather[r * g + j]` (the ids a logits processor may change,
+    /// whatever their rank); -inf where the id is `u32::MAX` (padding) or outside the row.
+    pub gathered: Vec<f32>,
+    /// the ids gathered, `[rows, g]`
+    pub gather: Vec<u32>,
 }
 
 impl TopKRows {
     /// The host reduction (the reference the device kernels follow; the sum in f64 as
     /// [`crate::generate::processors::log_softmax_rows`] sums).
-    pub fn from_host(x: &Tensor, k: usize, suppress: &[u32]) -> TopKRows {
+    pub fn from_host(x: &Tensor, k: usize, suppress: &[u32], gather: &[u32]) -> TopKRows {
         let rows = x.rows();
-        let mut out = TopKRows { k, values: Vec::with_capacity(rows * k), ids: Vec::with_capacity(rows * k), max: Vec::with_capacity(rows), sum_exp: Vec::with_capacity(rows) };
+        let g = gather_width(gather.len(), rows);
+        let mut out = TopKRows { k, values: Vec::with_capacity(rows * k), ids: Vec::with_capacity(rows * k), max: Vec::with_capacity(rows), sum_exp: Vec::with_capacity(rows), gathered: Vec::with_capacity(rows * g), gather: gather.to_vec() };
         for r in 0..rows {
             let row = x.row(r);
+            out.gathered.extend(gather[r * g..(r + 1) * g].iter().map(|&i| row.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)));
             let max = row.iter().cloned().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
             let sum: f64 = if max == f32::NEG_INFINITY { 0.0 } else { row.iter().filter(|v| !v.is_nan()).map(|&v| ((v - max) as f64).exp()).sum() };
             out.max.push(max);
@@ -245,4 +260,14 @@ impl TopKRows {
         }
         out
     }
+
+    /// Ids gathered per row (`gathered.len() / rows`).
+    pub fn gather_width(&self) -> usize {
+        gather_width(self.gathered.len(), self.max.len())
+    }
+}
+
+/// `g` of a `[rows, g]` gather list (0 for no rows).
+pub fn gather_width(len: usize, rows: usize) -> usize {
+    if rows == 0 { 0 } else { len / rows }
 }

@@ -83,7 +83,7 @@ pub fn check_model_fits(cfg: &T5Config, has_decoder: bool, lm_head: bool, dtype:
         .collect();
     let hint = if fits.is_empty() { "no storage form fits".to_string() } else { format!("load it with dtype {}", fits.join(" or ")) };
     Err(T5Error::ModelTooLarge(format!(
-        "its weights take {} as {}, more than the {} one WebAssembly memory can hold ({} kept for the engine); {hint}",
+        "its weights take {} as {}, more than the memory limit of {} ({} kept for the engine); {hint}",
         gib(need),
         dtype.name(),
         gib(limit),

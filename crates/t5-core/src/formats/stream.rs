@@ -295,7 +295,7 @@ impl ShardStream {
             let total = needed + transient + MEMORY_RESERVE;
             if total > limit {
                 return Err(T5Error::ModelTooLarge(format!(
-                    "{}: its tensors take {} as {} (with what is already loaded), plus {} while one converts, more than the {} one WebAssembly memory can hold ({} kept for the engine); {}",
+                    "{}: its tensors take {} as {} (with what is already loaded), plus {} while one converts, more than the memory limit of {} ({} kept for the engine); {}",
                     self.file,
                     gib(needed),
                     self.dtype.name(),

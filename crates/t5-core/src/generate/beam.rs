@@ -9,7 +9,7 @@
 
 use super::processors::{log_softmax_rows, LogitsProcessors};
 use super::sampling::Rng;
-use super::{scatter_top_k, start, wrong_reduction, GenerateOutput, Need, Plan, Reduced, Step, MAX_DEVICE_TOP_K};
+use super::{scatter_top_k, start, top_k_need, wrong_reduction, GenerateOutput, Need, Plan, Reduced, Step, MAX_DEVICE_TOP_K};
 use crate::model::DecoderCache;
 use crate::backend::Backend;
 use crate::config::{EarlyStopping, GenerationConfig};
@@ -66,8 +66,12 @@ impl<B: Backend> BeamState<B> {
         let cache = if max_length > 1 { Some(start(model, input, nb, gen, max_length - 1)?) } else { None };
         let procs = LogitsProcessors::new(gen, if gen.do_sample { 1 + eos.len().max(1) } else { 1 });
         let keep = 2usize.max(1 + eos.len()) * nb;
-        // the top `keep` continuations of an input lie among each beam's own top `keep`
-        let plan = if device_top_k && !gen.do_sample && procs.only_min_length() && keep <= MAX_DEVICE_TOP_K { Plan::TopK(keep) } else { Plan::Full };
+        // the top `keep` continuations of an input lie among each beam's own top `keep` (processed); beam
+        // sampling draws among the finite scores, which top-k bounds
+        let plan = match procs.sufficient_top(if gen.do_sample { None } else { Some(keep) }) {
+            Some(k) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
+            _ => Plan::Full,
+        };
         Ok(BeamState {
             cache,
             procs,
@@ -102,7 +106,7 @@ impl<B: Backend> BeamState<B> {
         let hidden = model.decode(cache, &self.current, 1, None)?;
         let logits = model.lm_logits(&hidden)?;
         Ok(Some(match self.plan {
-            Plan::TopK(k) => Need::TopK { logits, k, suppress: self.procs.suppressed(self.cur_len) },
+            Plan::TopK(k) => top_k_need(logits, k, self.procs.touched(&self.running, model.config.vocab_size), self.procs.suppressed(self.cur_len)),
             _ => Need::Full(logits),
         }))
     }
@@ -114,12 +118,12 @@ impl<B: Backend> BeamState<B> {
         let eos = &gen.eos_token_id;
         let (lp, es) = (gen.length_penalty, gen.early_stopping);
         let mut logp = match (self.plan, reduced) {
-            (Plan::Full, Reduced::Full(mut logp)) => {
+            (Plan::Full | Plan::TopK(_), Reduced::Full(mut logp)) => {
                 log_softmax_rows(&mut logp, vocab);
                 logp
             }
-            // log_softmax_rows' arithmetic on the values kept; the rest is -inf, as min-length (the only
-            // processor here) leaves the suppressed ids
+            // log_softmax_rows' arithmetic on the values kept (the top k and the ids processors touch); the
+            // rest is -inf, which the processors leave as it is or set for every id alike (forced EOS)
             (Plan::TopK(_), Reduced::TopK(t)) => scatter_top_k(&t, vocab, |r, v| {
                 if t.max[r] == f32::NEG_INFINITY {
                     return f32::NEG_INFINITY;

@@ -86,19 +86,59 @@ impl LogitsProcessors {
         self.list.iter().all(|p| matches!(p, Processor::MinLength { .. }))
     }
 
-    /// Sampling: the `top_k` of the config when every processor keeps a row's top `top_k` logits
-    /// sufficient (min-length, temperature, top-k, top-p: what a row holds outside its top `top_k` is
-    /// -inf after them), so that a device may hand back those `top_k` values alone; `None` otherwise.
-    pub fn sufficient_top_k(&self) -> Option<usize> {
-        let mut k = None;
+    /// How many of a row's largest raw logits, beside the ids [`LogitsProcessors::touched`] names, determine what
+    /// a search reads of the processed row: `Some(K)` when the row with every other id at -inf, processed, gives
+    /// the search exactly what the whole row processed gives it; `None` when only whole rows do (top-p without
+    /// top-k). `search`: how many of the processed row's largest the search itself reads (1 for greedy search, the
+    /// candidates of beam search; `None` for sampling, which draws from every finite score).
+    ///
+    /// Why `K + m` raw logits and the `m` touched ids suffice: the edits (repetition penalty, no-repeat n-grams, bad
+    /// words, min length, forced EOS) change only touched ids, whose values come back whatever their rank;
+    /// temperature keeps the order of the rest, so the untouched ids among the processed row's top `K` are among
+    /// the raw top `K + m` (at most `m` touched ids rank above them); top-k leaves -inf outside its `k`, and top-p
+    /// then needs only those.
+    pub fn sufficient_top(&self, search: Option<usize>) -> Option<usize> {
+        let mut k = search;
         for p in &self.list {
             match p {
-                Processor::MinLength { .. } | Processor::Temperature(_) | Processor::TopP { .. } => {}
-                Processor::TopK(n) => k = Some(*n),
-                _ => return None,
+                Processor::TopK(n) => k = Some(k.map_or(*n, |s| s.min(*n))),
+                Processor::TopP { .. } if k.is_none() => return None,
+                _ => {}
             }
         }
         k
+    }
+
+    /// Per row, the ids whose score a processor may change at this step (beside min-length's, which a device
+    /// reduction suppresses, and temperature / top-k / top-p, which act on every id alike): the seen tokens
+    /// (repetition penalty), the banned n-gram completions, the bad words, forced EOS's ids at the last position.
+    /// Sorted, distinct, each below `vocab`.
+    pub fn touched(&self, seqs: &[Vec<u32>], vocab: usize) -> Vec<Vec<u32>> {
+        seqs.iter()
+            .map(|seq| {
+                let mut ids = vec![];
+                let cur_len = seq.len();
+                for p in &self.list {
+                    match p {
+                        Processor::Repetition(_) => ids.extend_from_slice(seq),
+                        Processor::NoRepeatNgram(n) if cur_len >= *n => {
+                            let prefix = &seq[cur_len + 1 - n..];
+                            ids.extend(seq.windows(*n).filter(|w| &w[..n - 1] == prefix).map(|w| w[n - 1]));
+                        }
+                        Processor::BadWords { single, multi } => {
+                            ids.extend_from_slice(single);
+                            ids.extend(multi.iter().filter(|w| w.len() - 1 <= cur_len && seq[cur_len + 1 - w.len()..] == w[..w.len() - 1]).map(|w| w[w.len() - 1]));
+                        }
+                        Processor::ForcedEos { max_length, eos } if cur_len + 1 == *max_length => ids.extend_from_slice(eos),
+                        _ => {}
+                    }
+                }
+                ids.retain(|&t| (t as usize) < vocab);
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            })
+            .collect()
     }
 
     /// The ids the min-length processor sets to -inf for rows of `len` tokens (decoder start included).
@@ -295,6 +335,48 @@ mod tests {
         let mut s = vec![(0.1f32).ln(), (0.6f32).ln(), (0.3f32).ln()];
         p.apply(&[vec![0]], &mut s, 3);
         assert!(s[0] == f32::NEG_INFINITY && s[2] == f32::NEG_INFINITY && s[1].is_finite());
+    }
+
+    /// Rows with every id outside the raw top `K + m` and the touched ids at -inf give the same processed
+    /// argmax / finite set as whole rows.
+    #[test]
+    fn touched_ids_and_top_k_suffice() {
+        let cases = [
+            (r#"{"repetition_penalty": 1.7}"#, Some(1)),
+            (r#"{"repetition_penalty": 0.5}"#, Some(1)),
+            (r#"{"no_repeat_ngram_size": 2, "bad_words_ids": [[4], [3, 6]]}"#, Some(1)),
+            (r#"{"do_sample": true, "top_k": 3, "top_p": 0.7, "temperature": 0.5, "repetition_penalty": 1.3}"#, None),
+            (r#"{"forced_eos_token_id": 1, "max_new_tokens": 4}"#, Some(2)),
+        ];
+        let seqs = vec![vec![0, 3, 5, 3], vec![0, 6, 6, 2]];
+        let vocab = 10;
+        let raw: Vec<f32> = (0..2 * vocab).map(|i| ((i * 7919) % 23) as f32 * 0.37 - 3.0).collect();
+        for (json, search) in cases {
+            let p = LogitsProcessors::new(&gen(json), 1);
+            let k = p.sufficient_top(search).expect(json);
+            let touched = p.touched(&seqs, vocab);
+            let mut full = raw.clone();
+            p.apply(&seqs, &mut full, vocab);
+            let mut sparse = vec![f32::NEG_INFINITY; raw.len()];
+            for (r, t) in touched.iter().enumerate() {
+                let row = &raw[r * vocab..(r + 1) * vocab];
+                let mut idx: Vec<usize> = (0..vocab).collect();
+                idx.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)));
+                for &i in idx.iter().take(k + t.len()).chain(t.iter().map(|&i| i as usize).collect::<Vec<_>>().iter()) {
+                    sparse[r * vocab + i] = row[i];
+                }
+            }
+            p.apply(&seqs, &mut sparse, vocab);
+            for r in 0..2 {
+                let (f, s) = (&full[r * vocab..(r + 1) * vocab], &sparse[r * vocab..(r + 1) * vocab]);
+                assert_eq!(crate::generate::argmax(f), crate::generate::argmax(s), "{json} row {r}");
+                if search.is_none() {
+                    assert_eq!(f, s, "{json} row {r}: the finite scores a draw sees");
+                }
+            }
+        }
+        // top-p alone needs whole rows
+        assert_eq!(LogitsProcessors::new(&gen(r#"{"do_sample": true, "top_k": 0, "top_p": 0.9}"#), 1).sufficient_top(None), None);
     }
 
     #[test]

@@ -5,12 +5,15 @@
 // (min-length's EOS), but the suppressed ids count in the max / sum as they do in transformers'
 // log-softmax. A row with fewer than k candidates ends in id 0xffffffff, value -inf.
 // One workgroup per row. Round t picks the best element ranked after pick t-1, so no list of picks
-// is kept. out, per row r at r * (2k + 2): k value bits, k ids, max bits, sum bits.
-struct P { rows: u32, cols: u32, k: u32, n_suppress: u32, _a: u32, _b: u32, _c: u32, _d: u32 }
+// is kept. Then the values at the g ids `gather` names for the row (the ids a logits processor may change,
+// whatever their rank; 0xffffffff or an id past the row: -inf).
+// out, per row r at r * (2k + 2 + g): k value bits, k ids, max bits, sum bits, g gathered value bits.
+struct P { rows: u32, cols: u32, k: u32, n_suppress: u32, g: u32, _b: u32, _c: u32, _d: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> suppress: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+@group(0) @binding(3) var<storage, read> gather: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<u32>;
 
 const NONE: u32 = 0xffffffffu;
 // -inf cannot be a WGSL constant: the lowest finite f32 stands in while reducing, -inf's bits are written
@@ -68,7 +71,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (t < st) { rv[t] = rv[t] + rv[t + st]; }
     workgroupBarrier();
   }
-  let ob = r * (2u * p.k + 2u);
+  let ob = r * (2u * p.k + 2u + p.g);
+  for (var j = t; j < p.g; j += 256u) {
+    let id = gather[r * p.g + j];
+    out[ob + 2u * p.k + 2u + j] = select(NEG_INF_BITS, bitcast<u32>(x[base + min(id, p.cols - 1u)]), id < p.cols);
+  }
   if (t == 0u) {
     out[ob + 2u * p.k] = select(bitcast<u32>(mx), NEG_INF_BITS, mx == LOWEST);
     out[ob + 2u * p.k + 1u] = bitcast<u32>(rv[0]);

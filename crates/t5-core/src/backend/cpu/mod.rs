@@ -105,6 +105,12 @@ impl Backend for Cpu {
         w.bytes()
     }
 
+    /// f32 weights also packed into the GEMM's panels ([`CpuWeight::pack_for_prefill`]).
+    fn pack_for_prefill(&self, w: &mut CpuWeight) -> usize {
+        w.pack_for_prefill();
+        w.panel_bytes()
+    }
+
     fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
         &t.shape
     }

@@ -23,6 +23,8 @@ pub struct CpuWeight {
     k: usize,
     block_rows: usize,
     blocks: Vec<QWeight>,
+    /// Empty, or one per block: the f32 blocks packed once for the GEMM ([`Self::pack_for_prefill`]).
+    panels: Vec<gemm::Panels>,
 }
 
 impl CpuWeight {
@@ -32,12 +34,12 @@ impl CpuWeight {
         let (n, k) = w.dims();
         let block_rows = n.div_ceil(parts.max(1)).div_ceil(ALIGN) * ALIGN;
         if parts <= 1 || block_rows >= n {
-            return CpuWeight { n, k, block_rows: n.max(1), blocks: vec![w] };
+            return CpuWeight { n, k, block_rows: n.max(1), blocks: vec![w], panels: Vec::new() };
         }
         let mut blocks: Vec<QWeight> = (1..n.div_ceil(block_rows)).rev().map(|p| w.split_rows_off(p * block_rows)).collect();
         blocks.push(w);
         blocks.reverse();
-        CpuWeight { n, k, block_rows, blocks }
+        CpuWeight { n, k, block_rows, blocks, panels: Vec::new() }
     }
 
     /// `(n, k)` = `(out_features, in_features)`.
@@ -53,8 +55,51 @@ impl CpuWeight {
         self.blocks[0].dtype()
     }
 
+    /// Resident bytes of the storage form (the packed panels not included: [`Self::panel_bytes`]).
     pub fn bytes(&self) -> usize {
         self.blocks.iter().map(QWeight::bytes).sum()
+    }
+
+    /// Resident bytes of the panels [`Self::pack_for_prefill`] made (0 before).
+    pub fn panel_bytes(&self) -> usize {
+        self.panels.iter().map(gemm::Panels::bytes).sum()
+    }
+
+    /// Bytes [`Self::pack_for_prefill`] adds (0 unless the weight is f32 and not packed yet).
+    pub fn prefill_pack_bytes(&self) -> usize {
+        if !self.panels.is_empty() || self.dtype() != WeightDtype::F32 {
+            return 0;
+        }
+        let nr = gemm::packed::isa().nr;
+        self.blocks.iter().map(|b| b.dims().0.div_ceil(nr) * nr * self.k * 4).sum()
+    }
+
+    /// For a weight that multiplies many rows on every call (the encoder's, cross-attention K/V's):
+    /// keep its f32 blocks also packed into the GEMM's panels, so products of
+    /// [`gemm::PACKED_MIN_ROWS`] rows or more read them instead of packing the weight again on
+    /// every call (bit-identical: the same kernel reads the same panel contents). The row-major
+    /// blocks stay for fewer rows; other storage forms are left as they are (q8 / q4 take the
+    /// integer GEMM, which packs nothing).
+    pub fn pack_for_prefill(&mut self) {
+        if !self.panels.is_empty() || self.dtype() != WeightDtype::F32 {
+            return;
+        }
+        self.panels = self
+            .blocks
+            .iter()
+            .map(|b| match b {
+                QWeight::F32 { data, .. } => {
+                    let (nb, k) = b.dims();
+                    gemm::Panels::pack(data, nb, k)
+                }
+                _ => unreachable!("f32 weight with a block of another form"),
+            })
+            .collect();
+    }
+
+    /// Whether [`Self::pack_for_prefill`] packed it.
+    pub fn is_packed(&self) -> bool {
+        !self.panels.is_empty()
     }
 
     /// Row `r` dequantized into `out` (`k` values).
@@ -86,7 +131,7 @@ pub fn linear(threads: usize, grain: usize, m: usize, x: &[f32], w: &CpuWeight, 
     let min_rows = gemm::PACKED_MIN_ROWS;
     let chunks = if m >= min_rows && parts < threads { threads.div_ceil(parts).min(m / min_rows).max(1) } else { 1 };
     if parts == 1 && chunks == 1 {
-        return qkernels::linear(m, x, &w.blocks[0], out);
+        return block_linear(m, x, w, 0, out);
     }
     let shared = SharedMut::new(&mut out[..m * n]);
     pool::run(threads, parts * chunks, &|t| {
@@ -99,15 +144,27 @@ pub fn linear(threads: usize, grain: usize, m: usize, x: &[f32], w: &CpuWeight, 
             // one output row, or whole rows: contiguous in `out`
             // SAFETY: tasks write disjoint (row chunk, block) rectangles of `out`.
             let o = unsafe { shared.slice(i0 * n + r0, (rows - 1) * n + nb) };
-            return qkernels::linear(rows, &x[i0 * k..i1 * k], block, o);
+            return block_linear(rows, &x[i0 * k..i1 * k], w, p, o);
         }
         let mut tmp = vec![0.0f32; rows * nb];
-        qkernels::linear(rows, &x[i0 * k..i1 * k], block, &mut tmp);
+        block_linear(rows, &x[i0 * k..i1 * k], w, p, &mut tmp);
         for (i, row) in tmp.chunks_exact(nb).enumerate() {
             // SAFETY: as above.
             unsafe { shared.slice((i0 + i) * n + r0, nb) }.copy_from_slice(row);
         }
     });
+}
+
+/// `m` rows of `x` against block `p` of `w` into `out` (`m × nb`, row stride `nb`), through its
+/// packed panels when it has them and `m` takes the packed GEMM, else [`qkernels::linear`].
+fn block_linear(m: usize, x: &[f32], w: &CpuWeight, p: usize, out: &mut [f32]) {
+    match w.panels.get(p) {
+        Some(panels) if m >= gemm::PACKED_MIN_ROWS => {
+            let (nb, k) = panels.dims();
+            gemm::gemm_panels(gemm::Operands { k, x, ldx: k, out, ldo: nb }, gemm::Block::all(m, nb), panels)
+        }
+        _ => qkernels::linear(m, x, &w.blocks[p], out),
+    }
 }
 
 #[cfg(test)]
@@ -134,11 +191,20 @@ mod tests {
                 for parts in 1..=5 {
                     let cw = CpuWeight::split(q.clone(), parts);
                     assert!(cw.blocks() <= parts);
+                    // packed once for prefill (f32 only): the same bits again
+                    let mut packed = cw.clone();
+                    let extra = packed.prefill_pack_bytes();
+                    packed.pack_for_prefill();
+                    assert_eq!(packed.is_packed(), dtype == WeightDtype::F32, "{dtype:?}");
+                    assert_eq!((packed.bytes(), packed.panel_bytes()), (cw.bytes(), extra), "{dtype:?}: packed bytes accounted");
+                    assert_eq!(extra > 0, dtype == WeightDtype::F32);
                     for threads in 1..=5 {
-                        let mut got = vec![f32::NAN; m * n];
-                        linear(threads, 0, m, &x, &cw, &mut got);
-                        let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
-                        assert!(same, "{dtype:?} m {m} parts {parts} threads {threads}");
+                        for (form, cw) in [("blocks", &cw), ("packed", &packed)] {
+                            let mut got = vec![f32::NAN; m * n];
+                            linear(threads, 0, m, &x, cw, &mut got);
+                            let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(same, "{dtype:?} {form} m {m} parts {parts} threads {threads}");
+                        }
                     }
                     let mut row = vec![0.0; k];
                     let mut want_row = vec![0.0; k];

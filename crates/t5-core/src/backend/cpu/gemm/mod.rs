@@ -4,6 +4,8 @@
 //!   register-blocked micro-kernel per ISA (AVX-512F or AVX2+FMA runtime-detected natively, SIMD128
 //!   in wasm with fused multiply-adds in the relaxed-SIMD build, portable otherwise), each output
 //!   one in-order sum whatever [`Block`] computes it.
+//!   A weight multiplied by many rows on every call (the encoder's, cross-attention K/V's) can be
+//!   packed once ([`Panels`], see `CpuWeight::pack_for_prefill`) instead of on every call.
 //! * Fewer than [`PACKED_MIN_ROWS`] rows (a decode step, one query's attention scores): dot-product
 //!   tiles of at most 4×4 (4 rows of x against 4 rows of w) with SIMD accumulators along `k`, where
 //!   packing `w` would cost as much as the product.
@@ -11,7 +13,7 @@
 
 pub mod int;
 pub mod packed;
-pub use packed::{gemm, pack_nn, pack_nt, Block, Operands};
+pub use packed::{gemm, gemm_panels, pack_nn, pack_nt, Block, Operands, Panels};
 
 /// Rows from which [`matmul_nt`] packs `w` into panels (the packing reads `w` once, as one row of
 /// the product does).

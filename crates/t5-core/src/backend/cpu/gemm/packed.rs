@@ -116,14 +116,97 @@ pub(crate) fn gemm_with(isa: Isa, o: Operands<'_>, block: Block, pack: &mut Pack
             panel.iter_mut().for_each(|v| *v = 0.0);
         }
         pack(j0, nr, isa.nr, &mut panel);
-        let mut i0 = block.rows.start;
-        while i0 < r1 {
-            let mr = isa.mr.min(r1 - i0);
-            // SAFETY: rows i0..i0+mr of x hold k floats (checked above), the panel k · NR, and
-            // columns j0..j0+nr of those rows of out exist.
-            unsafe { (isa.tile)(mr, k, x.as_ptr().add(i0 * ldx), ldx, panel.as_ptr(), out.as_mut_ptr().add(i0 * ldo + j0), ldo, nr) };
-            i0 += mr;
+        panel_rows(isa, k, x, ldx, out, ldo, block.rows.clone(), j0, nr, &panel);
+        j0 += nr;
+    }
+}
+
+/// Rows `rows` of `x` against one packed panel (`k · NR` floats) into columns `j0..j0 + nr` of `out`.
+#[allow(clippy::too_many_arguments)]
+fn panel_rows(isa: Isa, k: usize, x: &[f32], ldx: usize, out: &mut [f32], ldo: usize, rows: Range<usize>, j0: usize, nr: usize, panel: &[f32]) {
+    assert!(panel.len() >= k * isa.nr && nr <= isa.nr);
+    let mut i0 = rows.start;
+    while i0 < rows.end {
+        let mr = isa.mr.min(rows.end - i0);
+        // SAFETY: rows i0..i0+mr of x hold k floats and columns j0..j0+nr of those rows of out
+        // exist (checked by the callers), the panel holds k · NR floats (checked above).
+        unsafe { (isa.tile)(mr, k, x.as_ptr().add(i0 * ldx), ldx, panel.as_ptr(), out.as_mut_ptr().add(i0 * ldo + j0), ldo, nr) };
+        i0 += mr;
+    }
+}
+
+/// A weight `W` `[n × k]` packed once into the panels the GEMM reads for `B = Wᵀ` (what
+/// [`pack_nt`] writes on every call): panel `p` holds columns `p · nr..` (`k · nr` floats, the last
+/// one padded with zeros), `nr` the register block of this machine's kernel ([`isa`]). Products
+/// through [`gemm_panels`] are bit-identical to [`gemm`] with [`pack_nt`]: the same kernel reads the
+/// same panel contents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panels {
+    n: usize,
+    k: usize,
+    nr: usize,
+    data: Vec<f32>,
+}
+
+impl Panels {
+    /// `w` (`n` rows of `k`, row-major) packed for this machine's kernel.
+    pub fn pack(w: &[f32], n: usize, k: usize) -> Panels {
+        Self::pack_for(isa(), w, n, k)
+    }
+
+    pub(crate) fn pack_for(isa: Isa, w: &[f32], n: usize, k: usize) -> Panels {
+        assert!(w.len() >= n * k, "Panels::pack: weight shorter than {n} x {k}");
+        let nr = isa.nr;
+        let mut data = vec![0.0f32; n.div_ceil(nr) * k * nr];
+        if k > 0 {
+            for (p, panel) in data.chunks_exact_mut(k * nr).enumerate() {
+                let j0 = p * nr;
+                transpose_in(&w[j0 * k..], k, k, nr.min(n - j0), nr, panel);
+            }
         }
+        Panels { n, k, nr, data }
+    }
+
+    /// `(n, k)` of the packed weight.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    /// Resident bytes.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+}
+
+/// [`gemm`] with `B = Wᵀ` from panels packed once ([`Panels`]); `o.k` must be the panels' `k`.
+pub fn gemm_panels(o: Operands<'_>, block: Block, w: &Panels) {
+    let isa = isa();
+    if isa.nr != w.nr || !block.cols.start.is_multiple_of(w.nr) {
+        // panels made for another kernel or a block not on a panel boundary: copy out of them
+        let mut pack = |j0: usize, nr: usize, nrmax: usize, panel: &mut [f32]| {
+            for t in 0..w.k {
+                for c in 0..nr {
+                    let j = j0 + c;
+                    panel[t * nrmax + c] = w.data[(j / w.nr) * w.k * w.nr + t * w.nr + j % w.nr];
+                }
+            }
+        };
+        return gemm_with(isa, o, block, &mut pack);
+    }
+    let Operands { k, x, ldx, out, ldo } = o;
+    assert_eq!(k, w.k, "gemm_panels: x has {k} columns, the panels {}", w.k);
+    if block.rows.is_empty() || block.cols.is_empty() {
+        return;
+    }
+    let (r1, c1) = (block.rows.end, block.cols.end);
+    assert!(c1 <= w.n, "gemm_panels: columns {c1} past the weight's {}", w.n);
+    assert!(ldx >= k && x.len() >= (r1 - 1) * ldx + k, "gemm: x too short");
+    assert!(ldo >= c1 && out.len() >= (r1 - 1) * ldo + c1, "gemm: out too short");
+    let mut j0 = block.cols.start;
+    while j0 < c1 {
+        let nr = isa.nr.min(c1 - j0);
+        let p = j0 / isa.nr;
+        panel_rows(isa, k, x, ldx, out, ldo, block.rows.clone(), j0, nr, &w.data[p * k * isa.nr..(p + 1) * k * isa.nr]);
         j0 += nr;
     }
 }

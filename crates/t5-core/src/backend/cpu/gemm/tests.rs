@@ -54,6 +54,36 @@ fn every_packed_kernel_matches_naive_f64() {
     }
 }
 
+/// Panels packed once ([`Panels`]) give the bits of packing on every call, for the whole product
+/// and for blocks on and off panel boundaries; panels packed for another kernel are copied out.
+#[test]
+fn panels_packed_once_are_bit_identical() {
+    for (m, n, k) in [(4, 1, 1), (13, 37, 67), (30, 70, 128), (5, 33, 0)] {
+        let x = data(m * k, 37, 101);
+        let w = data(n * k, 53, 97);
+        let mut want = vec![f32::NAN; m * n];
+        gemm(Operands { k, x: &x, ldx: k, out: &mut want, ldo: n }, Block::all(m, n), &mut pack_nt(&w, k, k));
+        let panels = Panels::pack(&w, n, k);
+        assert_eq!(panels.dims(), (n, k));
+        let mut got = vec![f32::NAN; m * n];
+        gemm_panels(Operands { k, x: &x, ldx: k, out: &mut got, ldo: n }, Block::all(m, n), &panels);
+        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{m}x{n}x{k} whole");
+        let mut parts = vec![f32::NAN; m * n];
+        let (mh, nh) = (m / 2, n / 3);
+        for (r, c) in [(0..mh, 0..nh), (0..mh, nh..n), (mh..m, 0..n)] {
+            gemm_panels(Operands { k, x: &x, ldx: k, out: &mut parts, ldo: n }, Block { rows: r, cols: c }, &panels);
+        }
+        assert!(parts.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{m}x{n}x{k} blocks");
+        // panels of another register width (another kernel) still give this kernel's bits
+        for isa in every_isa() {
+            let other = Panels::pack_for(isa, &w, n, k);
+            let mut got = vec![f32::NAN; m * n];
+            gemm_panels(Operands { k, x: &x, ldx: k, out: &mut got, ldo: n }, Block::all(m, n), &other);
+            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{m}x{n}x{k} panels of {}", isa.name);
+        }
+    }
+}
+
 /// Any split of the outputs into blocks gives bit-identical results, and a block writes only its
 /// own outputs; strided operands (`ldx > k`, `ldo > n`) and the `[k × n]` packer.
 #[test]
