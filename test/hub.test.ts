@@ -208,7 +208,8 @@ describe("download cache", () => {
     expect(readdirSync(dir).length).toBe(0);
   });
 
-  it("browsers: the Cache API (env.useBrowserCache), checked by size and SHA-256", async () => {
+  /** Runs `body` with a Map-backed Cache API as `globalThis.caches` and `env.useBrowserCache` on. */
+  async function withFakeCaches(body: (store: Map<string, Response>) => Promise<void>): Promise<void> {
     const store = new Map<string, Response>();
     const fake = {
       open: async () => ({
@@ -222,6 +223,14 @@ describe("download cache", () => {
     g.caches = fake;
     env.useBrowserCache = true;
     try {
+      await body(store);
+    } finally {
+      g.caches = had;
+    }
+  }
+
+  it("browsers: the Cache API (env.useBrowserCache), checked by size and SHA-256", async () => {
+    await withFakeCaches(async (store) => {
       const hub = hubStub(repo);
       await T5Config.fromPretrained("owner/tiny", { fetch: hub.fetch });
       await T5Config.fromPretrained("owner/tiny", { fetch: hub.fetch });
@@ -230,9 +239,7 @@ describe("download cache", () => {
       env.useBrowserCache = false;
       await T5Config.fromPretrained("owner/tiny", { fetch: hub.fetch });
       expect(hub.count("config.json")).toBe(2);
-    } finally {
-      g.caches = had;
-    }
+    });
   });
 
   /** A fetch that fails every request (the network is gone), recording them. */
@@ -275,19 +282,7 @@ describe("download cache", () => {
 
   it("local_files_only reads the Cache API in browsers", async () => {
     const o = loadOracle("tiny-t5").json;
-    const store = new Map<string, Response>();
-    const fake = {
-      open: async () => ({
-        match: async (u: string) => store.get(u)?.clone(),
-        put: async (u: string, r: Response) => void store.set(u, r),
-        delete: async (u: string) => store.delete(u),
-      }),
-    };
-    const g = globalThis as { caches?: unknown };
-    const had = g.caches;
-    g.caches = fake;
-    env.useBrowserCache = true;
-    try {
+    await withFakeCaches(async () => {
       const online = await generate("owner/tiny", { fetch: hubStub(repo).fetch });
       expect(online).toEqual(o.greedy.sequences);
       const off = offlineFetch();
@@ -296,9 +291,7 @@ describe("download cache", () => {
       const e = await AutoTokenizer.fromPretrained("owner/other", { fetch: off.fetch, local_files_only: true }).catch((x: unknown) => x);
       expect(e).toBeInstanceOf(MissingFileError);
       expect((e as Error).message).toContain("tokenizer.json of owner/other is not in the download cache");
-    } finally {
-      g.caches = had;
-    }
+    });
   });
 
   it("bad cache options are typed errors", async () => {
