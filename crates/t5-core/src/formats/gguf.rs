@@ -130,6 +130,10 @@ pub const MAX_METADATA_BYTES: u64 = 64 << 20;
 pub const METADATA_FACTOR: u64 = 16;
 /// What any file's metadata may take whatever its size.
 pub const METADATA_FLOOR: u64 = 1 << 20;
+/// What one decoded metadata value is charged: `size_of::<Value>()` on 64-bit hosts, charged alike on
+/// every target (a `Value` is smaller on wasm32), so a file is accepted or refused the same everywhere.
+pub const VALUE_BYTES: u64 = 32;
+const _: () = assert!(std::mem::size_of::<Value>() as u64 <= VALUE_BYTES);
 
 /// Most memory the decoded metadata of a `file_len`-byte GGUF file may take: bounded by what the
 /// file can hold as well as by [`MAX_METADATA_BYTES`].
@@ -226,7 +230,7 @@ impl<'a> Reader<'a> {
                     other => return Err(self.bad(format!("{what}: unknown metadata value type {other}"))),
                 };
                 let n = self.count(what, min)?;
-                self.charge((n as u64).saturating_mul(std::mem::size_of::<Value>() as u64), what)?;
+                self.charge((n as u64).saturating_mul(VALUE_BYTES), what)?;
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
                     v.push(self.value(ety, what, depth + 1)?);
@@ -265,7 +269,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Gguf> {
             return Err(r.bad(format!("metadata key {key:?} appears twice")));
         }
         let ty = r.u32("metadata value type")?;
-        r.charge(std::mem::size_of::<Value>() as u64 + key.len() as u64, "keys")?;
+        r.charge(VALUE_BYTES + key.len() as u64, "keys")?;
         let v = r.value(ty, &format!("metadata value {key:?}"), 0)?;
         metadata.push((key, v));
     }
