@@ -7,8 +7,8 @@ Run by hand (needs only `sentencepiece` and `protobuf`; no network):
 
 The real T5 charsmap is 237 KB (every execution decoded and walked it: 178 exec/s for `spiece`). These seeds carry
 a charsmap of about 1 KB compiled by the SentencePiece trainer itself from a handful of normalization rules
-(`normalization_rule_tsv`, RULES below), over a unigram model of a few dozen pieces trained on a few T5-style lines,
-with T5's special ids (<pad> 0, </s> 1, <unk> 2). Writes into crates/t5-fuzz/corpus/:
+(`normalization_rule_tsv`, RULES below), over a unigram model of a few dozen pieces trained on a few T5-style lines
+(each rule's output occurs in them, so it has pieces and a rule that did not apply would show), with T5's special ids (<pad> 0, </s> 1, <unk> 2). Writes into crates/t5-fuzz/corpus/:
 
   spiece/tiny-rules.model              the rules below (full-width A/B/C/a, the fi ligature, e + combining acute,
                                        ideographic space and line separator to a space, ZWSP and soft hyphen to "")
@@ -51,6 +51,7 @@ The house is wonderful.
 translate English to German: The house is wonderful.
 Das Haus ist wunderbar.
 summarize: a small text about houses and the world.
+ABC abc: a fine cafe, a fine caf\u00e9.
 """
 
 
