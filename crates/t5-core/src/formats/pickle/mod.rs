@@ -25,6 +25,7 @@
 
 mod archive;
 mod machine;
+mod torch;
 
 use crate::error::{Result, T5Error};
 use archive::load;
