@@ -170,10 +170,12 @@ pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
         for &c in chunk {
             acc = (acc << 6) | val(c)?;
         }
+        // a last symbol whose unused low bits are set is refused, as the `base64` crate refuses it
+        // ("Invalid last symbol"; the charsmap loader then panics)
         match chunk.len() {
             4 => out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]),
-            3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
-            2 => out.push((acc >> 4) as u8),
+            3 if acc & 0b11 == 0 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+            2 if acc & 0b1111 == 0 => out.push((acc >> 4) as u8),
             _ => return None,
         }
     }
@@ -218,5 +220,10 @@ mod tests {
         assert_eq!(decode_base64("").unwrap(), b"");
         assert!(decode_base64("a").is_none());
         assert!(decode_base64("aGV sbG8").is_none());
+        // unused bits of the last symbol set ("aGVsbG9" would be "hello" with 2 stray bits): refused, as `base64` does
+        assert!(decode_base64("aGVsbG9").is_none());
+        assert!(decode_base64("aGVsbG9=").is_none());
+        assert!(decode_base64("aB").is_none());
+        assert_eq!(decode_base64("aA").unwrap(), b"h");
     }
 }
