@@ -69,6 +69,21 @@ pub(crate) struct Int {
 /// for `vpmaddwd` against AVX2 / AVX-512 FMA. The kernels stay tested against the reference (the
 /// integer matvec's sums) so a faster integer form (i8 dot products) can be dispatched here.
 pub(crate) fn int_isa() -> Option<Int> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return Some(super::simd128::INT);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::env::var_os("T5_INT_GEMM").is_some_and(|v| v == "0") {
+            return None;
+        }
+        if super::avx512::has_int() {
+            return Some(super::avx512::INT);
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return Some(super::avx2::INT);
+        }
+    }
+    #[allow(unreachable_code)]
     None
 }
 
@@ -82,6 +97,10 @@ pub(crate) fn every_int() -> Vec<Int> {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         v.push(super::avx2::INT);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::has_int() {
+        v.push(super::avx512::INT);
     }
     v
 }
@@ -104,19 +123,30 @@ pub(crate) fn int_gemm_with(isa: Int, fx: &FixedRows, w: &IntWeights<'_>, k: usi
             assert!(packed.len() >= c1 * k / 2 && scales.len() >= c1 * k / group && zeros.len() >= c1 * k / group)
         }
     }
-    let mut j0 = block.cols.start;
-    while j0 < c1 {
-        let nr = isa.nr.min(c1 - j0);
-        let mut i0 = block.rows.start;
-        while i0 < r1 {
-            let mr = isa.mr.min(r1 - i0);
-            // SAFETY: rows and weight rows in range (checked above).
-            unsafe { (isa.tile)(fx, w, k, i0, mr, j0, nr, out.as_mut_ptr(), ldo) };
-            i0 += mr;
+    // Rows in strips whose fixed-point limbs (4 bytes per value) stay in L2 while every weight row
+    // of the block passes over them once; the tiles are independent, so the order changes nothing.
+    let strip = (STRIP_BYTES / (4 * k)).max(1).div_ceil(isa.mr) * isa.mr;
+    let mut s0 = block.rows.start;
+    while s0 < r1 {
+        let s1 = (s0 + strip).min(r1);
+        let mut j0 = block.cols.start;
+        while j0 < c1 {
+            let nr = isa.nr.min(c1 - j0);
+            let mut i0 = s0;
+            while i0 < s1 {
+                let mr = isa.mr.min(s1 - i0);
+                // SAFETY: rows and weight rows in range (checked above).
+                unsafe { (isa.tile)(fx, w, k, i0, mr, j0, nr, out.as_mut_ptr(), ldo) };
+                i0 += mr;
+            }
+            j0 += nr;
         }
-        j0 += nr;
+        s0 = s1;
     }
 }
+
+/// Bytes of input-row limbs a strip of rows takes (see [`int_gemm_with`]).
+const STRIP_BYTES: usize = 192 * 1024;
 
 /// The portable kernel: each output from [`fixed::dot`] / [`fixed::q4_dot`] (the reference).
 #[cfg_attr(not(test), allow(dead_code))]
