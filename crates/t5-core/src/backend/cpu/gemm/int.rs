@@ -73,14 +73,8 @@ pub(crate) fn int_isa() -> Option<Int> {
     return Some(super::simd128::INT);
     #[cfg(target_arch = "x86_64")]
     {
-        if std::env::var_os("T5_INT_GEMM").is_some_and(|v| v == "0") {
-            return None;
-        }
-        if super::avx512::has_int() {
+        if std::env::var_os("T5_INT_GEMM").is_some_and(|v| v == "1") && super::avx512::has_int() {
             return Some(super::avx512::INT);
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            return Some(super::avx2::INT);
         }
     }
     #[allow(unreachable_code)]

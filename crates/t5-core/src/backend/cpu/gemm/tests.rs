@@ -208,7 +208,11 @@ mod int {
                             let want: f64 = (0..k).map(|t| x[i * k + t] as f64 * deq[j * k + t] as f64).sum();
                             let got = out[i * n + j];
                             assert!((got as f64 - want).abs() < 1e-4, "{} {:?} ({i},{j}): {got} vs {want}", isa.name, q.dtype());
-                            assert_eq!(got.to_bits(), reference(&fx, &iw, k, i, j).to_bits(), "{} {:?} ({i},{j}) vs reference", isa.name, q.dtype());
+                            // the reference's q4 multiply-adds are unfused; the relaxed-SIMD build
+                            // fuses them, in the matvec (checked above) as here
+                            if group.is_none() || !cfg!(target_feature = "relaxed-simd") {
+                                assert_eq!(got.to_bits(), reference(&fx, &iw, k, i, j).to_bits(), "{} {:?} ({i},{j}) vs reference", isa.name, q.dtype());
+                            }
                         }
                     }
                     let (mh, nh) = (m / 2, n / 2 + 1);
