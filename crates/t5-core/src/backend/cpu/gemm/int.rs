@@ -53,21 +53,26 @@ impl FixedRows {
 pub(crate) type IntTile = unsafe fn(&FixedRows, &IntWeights<'_>, usize, usize, usize, usize, usize, *mut f32, usize);
 
 #[derive(Clone, Copy)]
-#[allow(dead_code)] // dispatched nowhere at present: int_isa
 pub(crate) struct Int {
+    #[cfg_attr(not(test), allow(dead_code))] // named in test failures
     pub name: &'static str,
     pub mr: usize,
     pub nr: usize,
     pub tile: IntTile,
 }
 
-/// The integer kernel to dispatch, if one is worth taking over the packed f32 GEMM: none at
-/// present. Measured in wasm (Node 20, SIMD128, t5-small encoder 8×128, one thread, this loaded
-/// 2-core machine): q8 77 / q4 71 tok/s through this GEMM against 182 through the f32 GEMM with
-/// dequantized panels — with two i16 limbs per activation, `i32x4.dot_i16x8_s` does 4 products per
-/// instruction, as `f32x4` madd does, plus the limb and weight unpacking. Natively the same holds
-/// for `vpmaddwd` against AVX2 / AVX-512 FMA. The kernels stay tested against the reference (the
-/// integer matvec's sums) so a faster integer form (i8 dot products) can be dispatched here.
+/// The integer kernel that q8 / q4 products of several rows take (`qkernels::linear`), if any.
+///
+/// * wasm (SIMD128, every flavour): [`super::simd128::INT`] — the integer matvec's own scheme, so a
+///   prompt's rows give the numbers a decode step gives for the same row, bit for bit.
+/// * natively: none by default, the packed f32 GEMM with dequantized panels is faster. Measured
+///   (t5-bench, t5-small encoder 8×128, loaded 2-core Sapphire Rapids VM, docs/benchmarks.md
+///   "integer GEMM"): q8 641 → 309 tok/s and q4 683 → 250 tok/s at 1 thread with [`super::avx512::INT`].
+///   With two 14-bit limbs per activation a `vpdpwssd` does 16 useful products where an
+///   AVX-512 FMA does 16, and the integer one issues on one port where FMAs issue on two. Only
+///   an i8 × i8 form with far more products per instruction (AMX-INT8 `tdpbssd` on 4 byte limbs;
+///   VNNI `vpdpbusd` with 4 limbs is no better than `vpdpwssd`) changes that. `T5_INT_GEMM=1` selects the VNNI kernel, for
+///   measuring it.
 pub(crate) fn int_isa() -> Option<Int> {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return Some(super::simd128::INT);
