@@ -63,8 +63,12 @@ pub(crate) struct Int {
 
 /// The integer kernel that q8 / q4 products of several rows take (`qkernels::linear`), if any.
 ///
-/// * wasm (SIMD128, every flavour): [`super::simd128::INT`] — the integer matvec's own scheme, so a
-///   prompt's rows give the numbers a decode step gives for the same row, bit for bit.
+/// * wasm, SIMD128 without relaxed SIMD (the baseline and the threaded builds):
+///   [`super::simd128::INT`] — level with the f32 GEMM there (no fused f32 multiply-add: `f32x4`
+///   mul + add do 4 products in 2 instructions, as `i32x4.dot_i16x8_s` + add on two limbs do),
+///   and the integer matvec's own scheme, so a prompt's rows give the numbers a decode step gives
+///   for the same row, bit for bit. Not in the relaxed-SIMD build, whose fused f32 multiply-add
+///   does the same products in half the instructions (not measured).
 /// * natively: none by default, the packed f32 GEMM with dequantized panels is faster. Measured
 ///   (t5-bench, t5-small encoder 8×128, loaded 2-core Sapphire Rapids VM, docs/benchmarks.md
 ///   "integer GEMM"): q8 641 → 309 tok/s and q4 683 → 250 tok/s at 1 thread with [`super::avx512::INT`].
@@ -74,7 +78,7 @@ pub(crate) struct Int {
 ///   VNNI `vpdpbusd` with 4 limbs is no better than `vpdpwssd`) changes that. `T5_INT_GEMM=1` selects the VNNI kernel, for
 ///   measuring it.
 pub(crate) fn int_isa() -> Option<Int> {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
     return Some(super::simd128::INT);
     #[cfg(target_arch = "x86_64")]
     {
