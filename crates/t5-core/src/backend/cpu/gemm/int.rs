@@ -63,13 +63,12 @@ pub(crate) struct Int {
 
 /// The integer kernel that q8 / q4 products of several rows take (`qkernels::linear`), if any.
 ///
-/// * wasm, SIMD128 without relaxed SIMD (the baseline and the threaded builds):
-///   [`super::simd128::INT`] — level with the f32 GEMM there (no fused f32 multiply-add: `f32x4`
-///   mul + add do 4 products in 2 instructions, as `i32x4.dot_i16x8_s` + add on two limbs do),
-///   and the integer matvec's own scheme, so a prompt's rows give the numbers a decode step gives
-///   for the same row, bit for bit. Not in the relaxed-SIMD build, whose fused f32 multiply-add
-///   does the same products in half the instructions (not measured).
-/// * natively: none by default, the packed f32 GEMM with dequantized panels is faster. Measured
+/// * wasm: none, the packed f32 GEMM is faster. Measured (Node 20, single-thread SIMD128 build,
+///   t5-small encoder, docs/benchmarks.md "integer GEMM"): [`super::simd128::INT`] at 0.77× (q8)
+///   and 0.46× (q4) of it on 8×128 — SIMD128 `i32x4.dot_i16x8_s` + add on two limbs do 4
+///   products in 2 instructions, as `f32x4` mul + add do, plus the weight widening and the
+///   reductions; the relaxed-SIMD build's fused multiply-add halves the f32 side again.
+/// * natively: none by default either, the packed f32 GEMM with dequantized panels is faster. Measured
 ///   (t5-bench, t5-small encoder 8×128, loaded 2-core Sapphire Rapids VM, docs/benchmarks.md
 ///   "integer GEMM"): q8 641 → 309 tok/s and q4 683 → 250 tok/s at 1 thread with [`super::avx512::INT`].
 ///   With two 14-bit limbs per activation a `vpdpwssd` does 16 useful products where an
@@ -78,8 +77,6 @@ pub(crate) struct Int {
 ///   VNNI `vpdpbusd` with 4 limbs is no better than `vpdpwssd`) changes that. `T5_INT_GEMM=1` selects the VNNI kernel, for
 ///   measuring it.
 pub(crate) fn int_isa() -> Option<Int> {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
-    return Some(super::simd128::INT);
     #[cfg(target_arch = "x86_64")]
     {
         if std::env::var_os("T5_INT_GEMM").is_some_and(|v| v == "1") && super::avx512::has_int() {

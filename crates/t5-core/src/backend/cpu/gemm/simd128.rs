@@ -105,6 +105,7 @@ unsafe fn micro<const MR: usize>(k: usize, x: *const f32, ldx: usize, panel: *co
 /// The integer GEMM tile ([`super::int`]): 2 input rows × 2 weight rows, `i32x4.dot_i16x8_s`
 /// against both limbs, 8 weights a step, the lanes combined as the integer matvec (and the reference) combines them:
 /// q8 outputs equal the matvec's bit for bit; q4 ones too (the same fused or unfused [`madd`]).
+#[cfg_attr(not(test), allow(dead_code))] // tested, not dispatched: super::int::int_isa
 pub(crate) const INT: super::int::Int = super::int::Int { name: "simd128 int", mr: 2, nr: 2, tile: int_tile };
 
 use super::int::{FixedRows, IntWeights};
