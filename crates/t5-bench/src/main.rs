@@ -140,15 +140,31 @@ fn decode_step_bytes(cfg: &T5Config, dtype: WeightDtype) -> f64 {
 /// xorshift64* + Box–Muller: deterministic normal samples without extra crates.
 struct Rng(u64);
 impl Rng {
-    fn next_f64(&mut self) -> f64 {
+    fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    fn next_f64(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
     fn normal(&mut self) -> f32 {
         let (u, v) = (self.next_f64(), self.next_f64());
         ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+    /// Fills `out` with approximately normal samples × `std` for a random checkpoint: each is the Irwin–Hall sum
+    /// of the four 16-bit uniforms of one xorshift64* draw, centred and scaled to unit variance (support ±3.46 σ,
+    /// exact mean and variance). No `ln` / `cos` per element: about 20× faster than [`Rng::normal`], which kept
+    /// `make-random` of an xl-sized checkpoint CPU-bound at a few MB/s on a loaded machine.
+    fn fill_normal(&mut self, out: &mut [f32], std: f32) {
+        // a sum of 4 uniforms on [0, 65535] has mean 4 × 32767.5 and variance 4 × (65536² − 1) / 12
+        let scale = std / (4.0f64 * (65536.0f64 * 65536.0 - 1.0) / 12.0).sqrt() as f32;
+        for o in out.iter_mut() {
+            let r = self.next_u64();
+            let s = (r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) + (r >> 48);
+            *o = (s as f32 - 131070.0) * scale;
+        }
     }
 }
 
@@ -214,21 +230,34 @@ fn make_random(config_path: &Path, out: &Path, bf16: bool, shard_mb: u64) {
         f.write_all(&h).unwrap();
         for &i in shard {
             let (_, s, std) = &shapes[i];
-            let mut buf = Vec::with_capacity(1 << 20);
-            for _ in 0..s.iter().product::<usize>() {
-                let v = if *std == 0.0 { 1.0f32 } else { rng.normal() * std };
-                if bf16 {
-                    let b = v.to_bits();
-                    buf.extend_from_slice(&((b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16).to_le_bytes());
+            // one 1 Mi-element chunk at a time: generated in bulk, converted in bulk, one write per chunk
+            let mut vals = vec![0.0f32; 1 << 20];
+            let mut buf: Vec<u8> = Vec::with_capacity(4 << 20);
+            let mut left = s.iter().product::<usize>();
+            while left > 0 {
+                let n = left.min(vals.len());
+                let chunk = &mut vals[..n];
+                if *std == 0.0 {
+                    chunk.fill(1.0);
                 } else {
-                    buf.extend_from_slice(&v.to_le_bytes());
+                    rng.fill_normal(chunk, *std);
                 }
-                if buf.len() >= 1 << 20 {
-                    f.write_all(&buf).unwrap();
-                    buf.clear();
+                if bf16 {
+                    // round to nearest even
+                    buf.resize(2 * n, 0);
+                    for (o, v) in buf.chunks_exact_mut(2).zip(chunk.iter()) {
+                        let b = v.to_bits();
+                        o.copy_from_slice(&((b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16).to_le_bytes());
+                    }
+                } else {
+                    buf.resize(4 * n, 0);
+                    for (o, v) in buf.chunks_exact_mut(4).zip(chunk.iter()) {
+                        o.copy_from_slice(&v.to_le_bytes());
+                    }
                 }
+                f.write_all(&buf).unwrap();
+                left -= n;
             }
-            f.write_all(&buf).unwrap();
         }
         f.flush().unwrap();
         total += off;
