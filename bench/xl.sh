@@ -17,7 +17,7 @@ RUNS=${RUNS:-2}
 PY=${PY:-/tmp/pyenv/bin/python}
 T5B=${CARGO_TARGET_DIR:-./target}/release/t5-bench
 mkdir -p "$OUT"
-[ -x "$T5B" ] || cargo build --release -q -p t5-bench
+[ -x "$T5B" ] || { echo "build t5-bench first: cargo build --release -p t5-bench (CARGO_TARGET_DIR honoured)" >&2; exit 1; }
 if [ ! -f "$XL_DIR/model.safetensors.index.json" ]; then
   /usr/bin/time -v "$T5B" make-random bench/configs/t5-v1_1-xl.json "$XL_DIR" --dtype bf16 --shard-mb 2000 2> "$OUT/make-random.time"
   grep -E "wrote|Elapsed|User time" "$OUT/make-random.time" >&2
