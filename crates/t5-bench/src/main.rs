@@ -588,3 +588,27 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    /// make-random's bulk generator: deterministic, mean 0 and the requested std (within sampling error), bounded
+    /// by the Irwin–Hall support (±√12 σ), and not constant.
+    #[test]
+    fn fill_normal_has_the_requested_moments() {
+        let (n, std) = (1usize << 20, 0.02f32);
+        let mut v = vec![0.0f32; n];
+        Rng(0x5eed).fill_normal(&mut v, std);
+        let mut again = vec![0.0f32; n];
+        Rng(0x5eed).fill_normal(&mut again, std);
+        assert_eq!(v, again);
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        // standard error of the mean: std / sqrt(n) = 2e-5; of the std: about std / sqrt(2n) = 1.4e-5
+        assert!(mean.abs() < 1e-4, "mean {mean}");
+        assert!((var.sqrt() - std as f64).abs() < 1e-4, "std {}", var.sqrt());
+        let max = v.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+        assert!(max <= 12f32.sqrt() * std * 1.0001 && max > 3.0 * std, "max |x| {max}");
+    }
+}
