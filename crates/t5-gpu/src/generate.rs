@@ -2,10 +2,11 @@
 //! `start_decoding`, `decode`, `lm_logits`), the same generic code the CPU runs; only the reads
 //! await: each generation step reads a reduction of its logits made on the GPU ([`generate_async`]: t5-core's
 //! `Generation` in two halves around the read), [`forward_async`] reads the device tensors of
-//! `T5::forward_device`. No model code is repeated here: only the reads differ from the CPU's.
+//! `T5::forward_device`, [`task_forward_async`] those of `t5_core::heads::forward_device` (every class and head). No model code is repeated here: only the reads differ from the CPU's.
 
 use t5_core::config::GenerationConfig;
 use t5_core::generate::{GenerateOutput, Generation, Need, Reduced, Step};
+use t5_core::heads::{ForwardArgs, Labels, ModelOutput, Task, TaskModel};
 use t5_core::model::{Batch, ModelKind, Seq2SeqOutput, T5};
 use t5_core::T5Error;
 
@@ -128,4 +129,39 @@ pub async fn forward_async(model: &T5<Gpu>, input: &Batch, decoder_input_ids: Op
         host.push(be.download_async(t).await?);
     }
     Ok(out.with_host(host).finish()?)
+}
+
+/// transformers' `model(**inputs)` of any class (the heads included) with async reads:
+/// [`t5_core::heads::forward_device`] (the model and head code every backend runs), each output tensor read back
+/// asynchronously, then [`ModelOutput::finish`] (losses, question-answering split) on the host.
+/// `output_hidden_states` / `output_attentions` record with synchronous reads, so in wasm they are a typed
+/// error here (natively they block on the device).
+pub async fn task_forward_async(model: &TaskModel<Gpu>, args: ForwardArgs<'_, Gpu>) -> GpuResult<ModelOutput<Gpu>> {
+    let m = &model.model;
+    let be = m.backend();
+    be.check()?;
+    if cfg!(target_arch = "wasm32") && args.flags.any() {
+        return Err(T5Error::BadInput("output_hidden_states / output_attentions are not available on WebGPU (they read every layer back synchronously): load the model with device: 'cpu' for them".into()).into());
+    }
+    if args.batch > 0 && args.seq > 0 {
+        check_activation_sizes(m, args.batch, args.seq)?;
+        // decoder positions: decoder_input_ids, else the LM labels, else input_ids shifted right
+        let lm_labels = match (&args.labels, model.task) {
+            (Some(Labels::Ids(l)), Task::ConditionalGeneration | Task::Model) => Some(l.len()),
+            _ => None,
+        };
+        let n = args.decoder_input_ids.map(<[u32]>::len).or(lm_labels).unwrap_or(args.batch * args.seq);
+        if n > 0 && n % args.batch == 0 {
+            check_activation_sizes(m, args.batch, n / args.batch)?;
+        }
+        if model.task == Task::ConditionalGeneration {
+            be.check_fits("the logits [batch·target_len, vocab]", (n * m.config.vocab_size) as u64 * 4)?;
+        }
+    }
+    let out = model.forward_device(args)?;
+    let mut host = Vec::new();
+    for t in out.tensors() {
+        host.push(be.download_async(t).await?);
+    }
+    Ok(out.finish(host)?)
 }
