@@ -26,8 +26,13 @@ pub struct GenerateStats {
     pub submits_per_step: u64,
     /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 2) · 4` per
     /// row for beam search / top-k sampling, `(2(k + m) + 2 + m) · 4` with `m` ids touched by a logits
-    /// processor (repetition penalty, n-grams, bad words, forced EOS), the whole row only for top-p without top-k.
+    /// processor (repetition penalty, n-grams, bad words, forced EOS); top-p without top-k `(2K + 2) · 4` per row
+    /// (`K` = [`t5_core::generate::nucleus::NUCLEUS_CANDIDATES`]), plus the whole rows at a fallback step.
     pub read_back_per_step: u64,
+    /// Top-p steps whose candidates did not decide the cutoff, so the whole rows were read as well.
+    pub top_p_fallbacks: u64,
+    /// Top-p steps decided from each row's candidates alone.
+    pub top_p_decided: u64,
     /// Bind groups created per decode step, the most of any step from the third on (0: every
     /// dispatch reused a cached bind group).
     pub bind_groups_per_step: u64,
@@ -50,7 +55,9 @@ fn check_activation_sizes(model: &T5<Gpu>, rows: usize, seq: usize) -> GpuResult
 /// reduced on the GPU and read back asynchronously, one read per step: greedy search reads one id per row
 /// (argmax on the GPU); beam search, top-k sampling, beam sampling and every search with repetition penalty,
 /// n-gram, bad-words or forced-EOS processors each row's top k + m, its log-sum-exp and its values at the m ids
-/// those processors touch (`shaders/topk.wgsl`); only top-p sampling without top-k reads the `[rows, vocab]` logits.
+/// those processors touch (`shaders/topk.wgsl`); top-p sampling without top-k each row's top candidates and
+/// normaliser, and the `[rows, vocab]` logits only when those leave the cutoff uncertain (counted in
+/// [`GenerateStats::top_p_fallbacks`]).
 pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, mut on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(GenerateOutput, GenerateStats)> {
     let be = model.backend();
     be.check()?;
@@ -68,6 +75,16 @@ pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConf
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows_async(&logits, &suppress).await?),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress, &gather).await?),
+            Need::TopP { logits, check } => {
+                let t = be.top_k_rows_async(&logits, check.k(), &[], &[]).await?;
+                if check.decide(&t).is_some() {
+                    stats.top_p_decided += 1;
+                    Reduced::TopK(t)
+                } else {
+                    stats.top_p_fallbacks += 1;
+                    Reduced::Full(be.download_async(&logits).await?.data)
+                }
+            }
             Need::Full(logits) => Reduced::Full(be.download_async(&logits).await?.data),
         };
         let step = g.advance(model, reduced)?;
