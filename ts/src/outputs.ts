@@ -8,7 +8,7 @@
 
 import { BadInputError, wasmCall } from "./errors.js";
 import type { T5Config } from "./config.js";
-import { Tensor } from "./models.js";
+import { Tensor } from "./tensor.js";
 import type { IdsLike } from "./inputs.js";
 import type { CacheLayer, FullForwardResult, TensorData, WasmCache, WasmModel } from "#t5-wasm";
 
