@@ -6,7 +6,7 @@
 
 use t5_core::config::GenerationConfig;
 use t5_core::generate::{GenerateOutput, Generation, Need, Reduced, Step};
-use t5_core::heads::{ForwardArgs, Labels, ModelOutput, Task, TaskModel};
+use t5_core::heads::{ForwardArgs, Head, Labels, ModelOutput, Task};
 use t5_core::model::{Batch, ModelKind, Seq2SeqOutput, T5};
 use t5_core::T5Error;
 
@@ -153,8 +153,7 @@ pub async fn forward_async(model: &T5<Gpu>, input: &Batch, decoder_input_ids: Op
 /// asynchronously, then [`ModelOutput::finish`] (losses, question-answering split) on the host.
 /// `output_hidden_states` / `output_attentions` record with synchronous reads, so in wasm they are a typed
 /// error here (natively they block on the device).
-pub async fn task_forward_async(model: &TaskModel<Gpu>, args: ForwardArgs<'_, Gpu>) -> GpuResult<ModelOutput<Gpu>> {
-    let m = &model.model;
+pub async fn task_forward_async(m: &T5<Gpu>, task: Task, head: Option<&Head<Gpu>>, args: ForwardArgs<'_, Gpu>) -> GpuResult<ModelOutput<Gpu>> {
     let be = m.backend();
     be.check()?;
     if cfg!(target_arch = "wasm32") && args.flags.any() {
@@ -163,7 +162,7 @@ pub async fn task_forward_async(model: &TaskModel<Gpu>, args: ForwardArgs<'_, Gp
     if args.batch > 0 && args.seq > 0 {
         check_activation_sizes(m, args.batch, args.seq)?;
         // decoder positions: decoder_input_ids, else the LM labels, else input_ids shifted right
-        let lm_labels = match (&args.labels, model.task) {
+        let lm_labels = match (&args.labels, task) {
             (Some(Labels::Ids(l)), Task::ConditionalGeneration | Task::Model) => Some(l.len()),
             _ => None,
         };
@@ -171,11 +170,11 @@ pub async fn task_forward_async(model: &TaskModel<Gpu>, args: ForwardArgs<'_, Gp
         if n > 0 && n % args.batch == 0 {
             check_activation_sizes(m, args.batch, n / args.batch)?;
         }
-        if model.task == Task::ConditionalGeneration {
+        if task == Task::ConditionalGeneration {
             be.check_fits("the logits [batch·target_len, vocab]", (n * m.config.vocab_size) as u64 * 4)?;
         }
     }
-    let out = model.forward_device(args)?;
+    let out = t5_core::heads::forward_device(m, task, head, args)?;
     let mut host = Vec::new();
     for t in out.tensors() {
         host.push(be.download_async(t).await?);

@@ -65,7 +65,7 @@ fn load(dir: &str, task: Option<Task>, g: Gpu) -> (TaskModel<Cpu>, TaskModel<Gpu
 fn run<'a>(cpu: &TaskModel<Cpu>, gpu: &TaskModel<Gpu>, what: &str, args: impl Fn() -> (ForwardArgs<'a, Cpu>, ForwardArgs<'a, Gpu>)) -> ModelOutput<Gpu> {
     let (ca, ga) = args();
     let c = cpu.forward(ca).unwrap();
-    let o = pollster::block_on(task_forward_async(gpu, ga)).unwrap();
+    let o = pollster::block_on(task_forward_async(&gpu.model, gpu.task, gpu.head.as_ref(), ga)).unwrap();
     let sync = gpu.forward(args().1).unwrap();
     let pairs: [(&str, Option<&Tensor>, Option<&Tensor>, Option<&Tensor>); 5] = [
         ("logits", o.logits.as_ref(), c.logits.as_ref(), sync.logits.as_ref()),
@@ -135,7 +135,7 @@ fn sequence_classification_on_the_gpu() {
 
     // the same typed error as on the CPU (rows with different EOS counts), before anything is read
     let (bad, bb, bs) = flat_u32(&c["bad_input_ids"]);
-    let err = pollster::block_on(task_forward_async(&gpu, ForwardArgs::new(&bad, None, bb, bs))).err().unwrap();
+    let err = pollster::block_on(task_forward_async(&gpu.model, gpu.task, gpu.head.as_ref(), ForwardArgs::new(&bad, None, bb, bs))).err().unwrap();
     assert_eq!(err, t5_gpu::GpuError::Core(t5_core::T5Error::BadInput(c["bad_error"].as_str().unwrap().to_string())));
 }
 
