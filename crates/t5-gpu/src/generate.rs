@@ -167,7 +167,7 @@ pub async fn task_forward_async(m: &T5<Gpu>, task: Task, head: Option<&Head<Gpu>
             _ => None,
         };
         let n = args.decoder_input_ids.map(<[u32]>::len).or(lm_labels).unwrap_or(args.batch * args.seq);
-        if n > 0 && n % args.batch == 0 {
+        if n > 0 && n.is_multiple_of(args.batch) {
             check_activation_sizes(m, args.batch, n / args.batch)?;
         }
         if task == Task::ConditionalGeneration {

@@ -67,7 +67,8 @@ fn run<'a>(cpu: &TaskModel<Cpu>, gpu: &TaskModel<Gpu>, what: &str, args: impl Fn
     let c = cpu.forward(ca).unwrap();
     let o = pollster::block_on(task_forward_async(&gpu.model, gpu.task, gpu.head.as_ref(), ga)).unwrap();
     let sync = gpu.forward(args().1).unwrap();
-    let pairs: [(&str, Option<&Tensor>, Option<&Tensor>, Option<&Tensor>); 5] = [
+    type Outputs<'t> = (&'static str, Option<&'t Tensor>, Option<&'t Tensor>, Option<&'t Tensor>);
+    let pairs: [Outputs<'_>; 5] = [
         ("logits", o.logits.as_ref(), c.logits.as_ref(), sync.logits.as_ref()),
         ("start_logits", o.start_logits.as_ref(), c.start_logits.as_ref(), sync.start_logits.as_ref()),
         ("end_logits", o.end_logits.as_ref(), c.end_logits.as_ref(), sync.end_logits.as_ref()),

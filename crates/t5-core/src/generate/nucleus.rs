@@ -122,9 +122,7 @@ impl NucleusCheck {
         for (j, &(id, s)) in asc.iter().enumerate().skip(g) {
             prefix += e[j];
             let pos = n_tail + j;
-            let kept = if pos >= forced {
-                true
-            } else if cum(t_lo, prefix) - mu > threshold {
+            let kept = if pos >= forced || cum(t_lo, prefix) - mu > threshold {
                 true
             } else if cum(t_hi, prefix) + mu < threshold {
                 false
