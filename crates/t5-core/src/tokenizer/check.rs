@@ -4,6 +4,12 @@
 //! value reserves up to 4 GiB), and its lookup indexes the trie unchecked (a corrupt trie panics on
 //! the first text that reaches the bad unit). Every `Precompiled` normalizer (also inside a
 //! `Sequence`) is decoded here and walked by [`crate::formats::spiece::check_precompiled_charsmap`].
+//!
+//! `TemplateProcessing` post-processors are read by serde without the checks of the crate's own
+//! builder: a template piece naming a special token that `special_tokens` lacks, a single-sequence
+//! template that reads `$B`, or a special token with more ids than tokens panics at encode. Every
+//! template in `post_processor` (also inside a `Sequence`) is parsed with the crate's own type here
+//! and those three checked.
 
 use crate::error::{Result, T5Error};
 use serde_json::Value;
@@ -18,6 +24,69 @@ pub(super) fn check_tokenizer_json(bytes: &[u8]) -> Result<()> {
     let obj = v.as_object().ok_or_else(|| T5Error::Tokenizer("tokenizer.json: expected a JSON object".into()))?;
     if let Some(n) = obj.get("normalizer") {
         check_normalizer(n, "normalizer", 0)?;
+    }
+    if let Some(p) = obj.get("post_processor") {
+        check_post_processor(p, "post_processor", 0)?;
+    }
+    Ok(())
+}
+
+fn check_post_processor(p: &Value, path: &str, depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(err(path, format!("post-processors nested more than {MAX_DEPTH} deep")));
+    }
+    match p {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_post_processor(item, &format!("{path}[{i}]"), depth + 1)?;
+            }
+            Ok(())
+        }
+        Value::Object(o) => {
+            if o.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+                check_template(p, path)?;
+            }
+            for (k, v) in o {
+                if v.is_object() || v.is_array() {
+                    check_post_processor(v, &format!("{path}.{k}"), depth + 1)?;
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A `TemplateProcessing` as the `tokenizers` crate reads it (its serialised form is canonical:
+/// pieces as `{"Sequence": {"id": "A" | "B"}}` / `{"SpecialToken": {"id": ...}}`), checked as its
+/// builder would have. A template the crate cannot parse is left for its own loader to refuse.
+fn check_template(p: &Value, path: &str) -> Result<()> {
+    use tokenizers::processors::template::TemplateProcessing;
+    let Ok(parsed) = serde_json::from_value::<TemplateProcessing>(p.clone()) else { return Ok(()) };
+    let canon = serde_json::to_value(&parsed).map_err(|e| err(path, e))?;
+    let specials = canon.get("special_tokens").and_then(Value::as_object);
+    for (name, token) in specials.into_iter().flatten() {
+        let len = |k: &str| token.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+        if len("ids") != len("tokens") {
+            return Err(err(
+                &format!("{path}.special_tokens.{name}"),
+                format!("{} ids but {} tokens (they pair one to one)", len("ids"), len("tokens")),
+            ));
+        }
+    }
+    for which in ["single", "pair"] {
+        let pieces = canon.get(which).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        for (i, piece) in pieces.iter().enumerate() {
+            let at = format!("{path}.{which}[{i}]");
+            if let Some(id) = piece.pointer("/SpecialToken/id").and_then(Value::as_str) {
+                if !specials.is_some_and(|m| m.contains_key(id)) {
+                    return Err(err(&at, format!("special token {id:?} is not in special_tokens")));
+                }
+            }
+            if which == "single" && piece.pointer("/Sequence/id").and_then(Value::as_str) == Some("B") {
+                return Err(err(&at, "the single-sequence template reads $B (there is no second sequence)"));
+            }
+        }
     }
     Ok(())
 }

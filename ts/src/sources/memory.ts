@@ -1,0 +1,90 @@
+/** In-memory files: `File`s, or a record / `Map` from file name to `Blob` / `ArrayBuffer` / typed array. */
+
+import { T5WebError } from "../errors.js";
+import { Reporter, slices, STREAM_PIECE_BYTES, type ByteStream, type FileSource } from "./source.js";
+
+type Bytesish = Blob | ArrayBuffer | ArrayBufferView;
+
+function baseName(name: string): string {
+  const i = Math.max(name.lastIndexOf("/"), name.lastIndexOf("\\"));
+  return i >= 0 ? name.slice(i + 1) : name;
+}
+
+export class MemorySource implements FileSource {
+  readonly location = "(in-memory files)";
+  constructor(
+    private readonly files: Map<string, Bytesish>,
+    private readonly report: Reporter,
+  ) {}
+
+  async exists(name: string): Promise<boolean> {
+    return this.files.has(name);
+  }
+
+  async read(name: string): Promise<Uint8Array | undefined> {
+    const f = this.files.get(name);
+    if (f === undefined) return undefined;
+    let bytes: Uint8Array;
+    if (f instanceof ArrayBuffer) bytes = new Uint8Array(f);
+    else if (ArrayBuffer.isView(f)) bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+    else bytes = new Uint8Array(await f.arrayBuffer());
+    this.report.whole(name, bytes.byteLength);
+    return bytes;
+  }
+
+  async stream(name: string): Promise<ByteStream | undefined> {
+    const f = this.files.get(name);
+    if (f === undefined) return undefined;
+    if (f instanceof ArrayBuffer || ArrayBuffer.isView(f)) {
+      const bytes = f instanceof ArrayBuffer ? new Uint8Array(f) : new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+      this.report.whole(name, bytes.byteLength);
+      return { size: bytes.byteLength, chunks: slices(bytes) };
+    }
+    // a Blob / File (e.g. a browser upload): read slice by slice, never whole
+    const blob = f;
+    const report = this.report;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      report.initiate(name);
+      for (let at = 0; at < blob.size; at += STREAM_PIECE_BYTES) {
+        const end = Math.min(blob.size, at + STREAM_PIECE_BYTES);
+        yield new Uint8Array(await blob.slice(at, end).arrayBuffer());
+        report.progress(name, end, blob.size);
+      }
+      report.done(name);
+    }
+    return { size: blob.size, chunks: chunks() };
+  }
+}
+
+function isBytesish(x: unknown): x is Bytesish {
+  return x instanceof ArrayBuffer || ArrayBuffer.isView(x) || (typeof Blob !== "undefined" && x instanceof Blob);
+}
+
+/** A `FileMap` as name → bytes; `undefined` when `x` is not one. */
+export function toFileMap(x: unknown): Map<string, Bytesish> | undefined {
+  if (x === null || typeof x !== "object" || x instanceof URL) return undefined;
+  const out = new Map<string, Bytesish>();
+  const addFile = (f: unknown) => {
+    if (typeof Blob === "undefined" || !(f instanceof Blob) || typeof (f as File).name !== "string") {
+      throw new T5WebError("a list of model files must hold File objects (with names)");
+    }
+    out.set(baseName((f as File).name), f);
+  };
+  if (x instanceof Map) {
+    for (const [k, v] of x) {
+      if (typeof k !== "string" || !isBytesish(v)) throw new T5WebError("a Map of model files must map names to Blob / ArrayBuffer / typed arrays");
+      out.set(k, v);
+    }
+  } else if (Symbol.iterator in x) {
+    for (const f of x as Iterable<unknown>) addFile(f);
+  } else if (typeof (x as ArrayLike<unknown>).length === "number" && !isBytesish(x)) {
+    const a = x as ArrayLike<unknown>;
+    for (let i = 0; i < a.length; i++) addFile(a[i]);
+  } else {
+    for (const [k, v] of Object.entries(x)) {
+      if (!isBytesish(v)) throw new T5WebError(`model file ${JSON.stringify(k)} must be a Blob, ArrayBuffer or typed array`);
+      out.set(k, v);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,206 @@
+/** A base URL in the Hugging Face Hub layout, read in pieces from the response stream, optionally cached (`cache.ts`). */
+
+import type { FileCache } from "../cache.js";
+import { MissingFileError, T5WebError } from "../errors.js";
+import { Reporter, slices, STREAM_CACHE_MAX_BYTES, type ByteStream, type FileSource } from "./source.js";
+
+/**
+ * Reads a response body chunk by chunk into one buffer of the announced size (no second copy), or
+ * into a list of chunks when the size is unknown, reporting progress after each chunk.
+ */
+export async function readBody(res: Response, onChunk: (loaded: number, total: number) => void, where: string): Promise<Uint8Array> {
+  const lenHeader = res.headers.get("content-length");
+  const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
+  const total = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : 0;
+  if (!res.body) {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    onChunk(bytes.byteLength, total || bytes.byteLength);
+    return bytes;
+  }
+  const reader = res.body.getReader();
+  let buf: Uint8Array | undefined = total > 0 && !encoded ? new Uint8Array(total) : undefined;
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (buf && loaded + value.byteLength > buf.byteLength) {
+      // more than announced: a compressed body whose Content-Encoding is hidden (cross-origin
+      // responses expose Content-Length but not Content-Encoding); collect chunks instead
+      chunks.push(buf.subarray(0, loaded));
+      buf = undefined;
+    }
+    if (buf) buf.set(value, loaded);
+    else chunks.push(value);
+    loaded += value.byteLength;
+    onChunk(loaded, Math.max(total, loaded));
+  }
+  if (buf) {
+    if (loaded !== total) {
+      throw new MissingFileError(`${where}: truncated download (${loaded} of ${total} bytes)`, { path: where });
+    }
+    return buf;
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  buf = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    buf.set(c, at);
+    at += c.byteLength;
+  }
+  return buf;
+}
+
+export class UrlSource implements FileSource {
+  readonly location: string;
+  private readonly base: URL;
+  constructor(
+    base: URL,
+    private readonly fetchFn: typeof globalThis.fetch,
+    private readonly report: Reporter,
+    private readonly cache: FileCache | undefined,
+    /** Read from the cache only, never fetch (`local_files_only`): why, and the name the caller gave. */
+    private readonly offline?: { why: string; label: string },
+  ) {
+    this.base = new URL(base.href.endsWith("/") ? base.href : base.href + "/");
+    this.location = this.base.href;
+  }
+
+  missingNote(name: string): string | undefined {
+    const o = this.offline;
+    if (!o) return undefined;
+    return `${name} of ${o.label} is not in the download cache (${o.why}, so ${new URL(name, this.base).href} was not fetched)`;
+  }
+
+  async read(name: string): Promise<Uint8Array | undefined> {
+    const url = new URL(name, this.base);
+    const cached = this.cache ? await this.cache.get(url.href) : undefined;
+    if (cached) {
+      this.report.whole(name, cached.byteLength);
+      return cached;
+    }
+    if (this.offline) return undefined;
+    const opened = await this.open(name, url);
+    if (opened === undefined) return undefined;
+    const res: Response = opened;
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(res, (loaded, total) => this.report.progress(name, loaded, total), url.href);
+    } catch (e) {
+      if (e instanceof T5WebError) throw e;
+      throw new MissingFileError(`cannot fetch ${url.href}: ${(e as Error).message}`, { path: url.href, cause: e });
+    }
+    if (this.cache) await this.cache.put(url.href, bytes);
+    this.report.done(name);
+    return bytes;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    const url = new URL(name, this.base);
+    if (this.offline) return (await this.cache?.has(url.href)) ?? false;
+    try {
+      const res = await this.fetchFn(url, { method: "HEAD" });
+      await res.body?.cancel().catch(() => undefined);
+      return res.ok;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Fetch `url` for file `name` with progress events: `undefined` for 404 / 410, a typed error otherwise. */
+  private async open(name: string, url: URL): Promise<Response | undefined> {
+    this.report.initiate(name);
+    let res: Response;
+    try {
+      res = await this.fetchFn(url);
+    } catch (e) {
+      throw new MissingFileError(`cannot fetch ${url.href}: ${(e as Error).message}`, { path: url.href, cause: e });
+    }
+    if (res.status === 404 || res.status === 410) {
+      await res.body?.cancel().catch(() => undefined);
+      return undefined;
+    }
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new MissingFileError(`cannot fetch ${url.href}: HTTP ${res.status} ${res.statusText}`, { path: url.href });
+    }
+    this.report.download(name);
+    return res;
+  }
+
+  async stream(name: string): Promise<ByteStream | undefined> {
+    const url = new URL(name, this.base);
+    const cached = this.cache ? await this.cache.get(url.href) : undefined;
+    if (cached) {
+      this.report.whole(name, cached.byteLength);
+      return { size: cached.byteLength, chunks: slices(cached) };
+    }
+    if (this.offline) return undefined;
+    const opened = await this.open(name, url);
+    if (opened === undefined) return undefined;
+    const res: Response = opened;
+    const lenHeader = res.headers.get("content-length");
+    const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
+    const announced = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
+    // Content-Length is not the file's size for a compressed body, and the Content-Encoding saying so is hidden
+    // from cross-origin pages: the engine gets no size (it checks the file against its own header), and only a
+    // body shorter than announced without a visible encoding is a truncated download
+    const size = undefined;
+    const cache = this.cache && (announced === undefined || announced <= STREAM_CACHE_MAX_BYTES) ? this.cache : undefined;
+    const report = this.report;
+    const where = url.href;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      const kept: Uint8Array[] = [];
+      let keep = cache !== undefined;
+      let loaded = 0;
+      if (!res.body) {
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        loaded = bytes.byteLength;
+        report.progress(name, loaded, loaded);
+        yield* slices(bytes);
+        if (keep) kept.push(bytes);
+      } else {
+        const reader = res.body.getReader();
+        try {
+          for (;;) {
+            let r: ReadableStreamReadResult<Uint8Array>;
+            try {
+              r = await reader.read();
+            } catch (e) {
+              throw new MissingFileError(`cannot fetch ${where}: ${(e as Error).message}`, { path: where, cause: e });
+            }
+            if (r.done) break;
+            loaded += r.value.byteLength;
+            if (keep) {
+              kept.push(r.value);
+              if (loaded > STREAM_CACHE_MAX_BYTES) {
+                keep = false; // larger than announced: stream past the cache
+                kept.length = 0;
+              }
+            }
+            yield r.value;
+            report.progress(name, loaded, Math.max(announced ?? 0, loaded));
+          }
+        } finally {
+          // the consumer stopped early (an engine error): stop the download
+          await reader.cancel().catch(() => undefined);
+        }
+      }
+      if (!encoded && announced !== undefined && loaded < announced) {
+        throw new MissingFileError(`${where}: truncated download (${loaded} of ${announced} bytes)`, { path: where });
+      }
+      if (keep && cache) {
+        const bytes = new Uint8Array(loaded);
+        let at = 0;
+        for (const c of kept) {
+          bytes.set(c, at);
+          at += c.byteLength;
+        }
+        kept.length = 0;
+        await cache.put(where, bytes);
+      }
+      report.done(name);
+    }
+    return { size, chunks: chunks() };
+  }
+}
