@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { AutoModelForSeq2SeqLM, BadConfigError, BadWeightsError, T5EncoderModel, T5ForConditionalGeneration, UnsupportedDtypeError } from "../ts/src/index.js";
+import { AutoModelForSeq2SeqLM, BadConfigError, BadWeightsError, T5EncoderModel, T5ForConditionalGeneration, UnsupportedDtypeError, type ModelSource } from "../ts/src/index.js";
 import { compareTensor, FIXTURES } from "./helpers/oracle.js";
 import { parseSafetensors } from "./helpers/safetensors.js";
 
@@ -78,7 +78,7 @@ it("an untied head (`output`) and an encoder-only file (t5encoder)", async () =>
 it("a .gguf path, a file: URL and an in-memory File give the same logits", async () => {
   const file = `${DIR}tiny-t5-q4_0.gguf`;
   const bytes = readFileSync(file);
-  const sources = [
+  const sources: ModelSource[] = [
     file,
     pathToFileURL(file),
     new File([bytes], "tiny-t5-q4_0.gguf"),

@@ -160,7 +160,7 @@ it("q8 and q4 stream in with the wasm memory high-water mark well below the file
 });
 
 /** A safetensors file of f32 tensors (all ones). */
-function safetensors(tensors: [string, number[]][]): Uint8Array {
+function safetensors(tensors: [string, number[]][]): Uint8Array<ArrayBuffer> {
   const header: Record<string, unknown> = {};
   let at = 0;
   for (const [name, shape] of tensors) {

@@ -18,7 +18,8 @@ import {
 } from "./models.js";
 import type { FullOutput } from "./outputs.js";
 import type { ModelSource } from "./files.js";
-import { runFull, type EngineKind, type ExtraOutputs, type FloatsLike, type FullForwardInputs } from "./outputs.js";
+import { GpuEngine } from "./engine.js";
+import { runFull, runFullGpu, type EngineKind, type ExtraOutputs, type FloatsLike, type FullForwardInputs } from "./outputs.js";
 
 export interface SequenceClassifierInputs extends FullForwardInputs {
   /** Class ids `[batch]` (single label), float targets `[batch, num_labels]` (multi label) or `[batch]`
@@ -67,9 +68,17 @@ abstract class T5HeadModel extends T5PreTrainedModel {
     return this.config.num_labels ?? 2;
   }
 
-  /** The head's forward (CPU only: the heads do not run on WebGPU). */
+  /** The head's forward on the CPU (synchronous). */
   protected run(inputs: FullForwardInputs): FullOutput {
-    return runFull(this.cpu(`${this.constructor.name}.forward`).model, this.kind, this.config, inputs);
+    return runFull(this.cpu(`${this.constructor.name}.forwardSync`).model, this.kind, this.config, inputs);
+  }
+
+  /** The head's forward on either device: on WebGPU the model and head run on the GPU and the outputs are read
+   * back asynchronously. */
+  protected async runAsync(inputs: FullForwardInputs): Promise<FullOutput> {
+    const e = this.engine;
+    if (e instanceof GpuEngine) return runFullGpu(e.model, this.kind, this.config, inputs);
+    return this.run(inputs);
   }
 }
 
@@ -83,7 +92,7 @@ export class T5ForSequenceClassification extends T5HeadModel {
   }
 
   async forward(inputs: SequenceClassifierInputs): Promise<Seq2SeqSequenceClassifierOutput> {
-    return this.forwardSync(inputs);
+    return (await this.runAsync(inputs)) as Seq2SeqSequenceClassifierOutput;
   }
 
   forwardSync(inputs: SequenceClassifierInputs): Seq2SeqSequenceClassifierOutput {
@@ -100,7 +109,8 @@ export class T5ForTokenClassification extends T5HeadModel {
   }
 
   async forward(inputs: TokenClassifierInputs): Promise<TokenClassifierOutput> {
-    return this.forwardSync(inputs);
+    if (inputs.input_ids === undefined) throw new BadInputError("input_ids are required");
+    return (await this.runAsync(inputs)) as TokenClassifierOutput;
   }
 
   forwardSync(inputs: TokenClassifierInputs): TokenClassifierOutput {
@@ -118,7 +128,7 @@ export class T5ForQuestionAnswering extends T5HeadModel {
   }
 
   async forward(inputs: FullForwardInputs): Promise<Seq2SeqQuestionAnsweringModelOutput> {
-    return this.forwardSync(inputs);
+    return (await this.runAsync(inputs)) as Seq2SeqQuestionAnsweringModelOutput;
   }
 
   forwardSync(inputs: FullForwardInputs): Seq2SeqQuestionAnsweringModelOutput {

@@ -2,7 +2,8 @@
  * transformers' optional inputs and outputs of `forward`, for every T5 class: `output_hidden_states`,
  * `output_attentions` (encoder self-attention, decoder self-attention, cross-attention), `encoder_outputs` given
  * back in to skip the encoder, `past_key_values` returned (`use_cache: true`) and accepted, `decoder_input_ids` /
- * `decoder_attention_mask`, and the labels of the heads. One engine call (`WasmModel.forwardFull`); nothing extra is
+ * `decoder_attention_mask`, and the labels of the heads. One engine call (`WasmModel.forwardFull`, or on WebGPU the
+ * async `WasmGpuModel.forwardFull`: {@link runFullGpu}); nothing extra is
  * computed when an output is not asked for.
  */
 
@@ -10,7 +11,8 @@ import { BadInputError, wasmCall } from "./errors.js";
 import type { T5Config } from "./config.js";
 import { Tensor } from "./tensor.js";
 import type { IdsLike } from "./inputs.js";
-import type { CacheLayer, FullForwardResult, TensorData, WasmCache, WasmModel } from "#t5-wasm";
+import { gpuAwait } from "./webgpu.js";
+import type { CacheLayer, FullForwardResult, TensorData, WasmCache, WasmGpuModel, WasmModel } from "#t5-wasm";
 
 /** Float values: nested arrays, a typed array, or a tensor `{data, dims}`. */
 export type FloatsLike = number[] | number[][] | Float32Array | Float64Array | { data: ArrayLike<number>; dims: readonly number[] };
@@ -280,6 +282,32 @@ export function runFull(model: WasmModel, kind: EngineKind, config: T5Config, in
     if (!m) throw new BadInputError("continuing past_key_values without input_ids or encoder_outputs needs the encoder attention_mask");
     [batch, seq] = [m.batch, m.seq];
   }
+  const { dec, dmask, labelIds, labelFloats, sp, ep } = decoderInputs(inputs, kind, config, batch);
+  if (past && past.model !== model) throw new BadInputError("past_key_values come from another model");
+  // the cache moves into the engine and comes back updated (transformers updates it in place)
+  const cache = past?.inner;
+  if (past && !cache) throw new BadInputError("this past_key_values was disposed");
+  if (past) past.inner = undefined;
+  const useCache = inputs.use_cache === true || past !== undefined;
+  const hs = inputs.output_hidden_states === true;
+  const at = inputs.output_attentions === true;
+  const r = takeFull(
+    wasmCall(() => model.forwardFull(input?.data, m?.data, batch!, seq!, enc, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep, hs, at, cache, useCache)),
+  );
+  const out = classOutput(r, kind);
+  if (r.cache) {
+    if (past) {
+      past.inner = r.cache;
+      out.past_key_values = past;
+    } else {
+      out.past_key_values = new PastKeyValues(r.cache, model);
+    }
+  }
+  return out;
+}
+
+/** The decoder inputs, labels and QA positions of a full forward, checked against the encoder batch. */
+function decoderInputs(inputs: FullForwardInputs, kind: EngineKind, config: T5Config, batch: number | undefined) {
   const dec = inputs.decoder_input_ids === undefined ? undefined : ids(inputs.decoder_input_ids, "decoder_input_ids");
   const dmask = inputs.decoder_attention_mask === undefined ? undefined : mask01(inputs.decoder_attention_mask, "decoder_attention_mask");
   for (const [f, n] of [[dec, "decoder_input_ids"], [dmask, "decoder_attention_mask"]] as const) {
@@ -294,17 +322,27 @@ export function runFull(model: WasmModel, kind: EngineKind, config: T5Config, in
   const pos = (x: number[] | undefined, n: string) => (x === undefined ? undefined : ints(x, n).data);
   const sp = pos(inputs.start_positions, "start_positions");
   const ep = pos(inputs.end_positions, "end_positions");
-  if (past && past.model !== model) throw new BadInputError("past_key_values come from another model");
-  // the cache moves into the engine and comes back updated (transformers updates it in place)
-  const cache = past?.inner;
-  if (past && !cache) throw new BadInputError("this past_key_values was disposed");
-  if (past) past.inner = undefined;
-  const useCache = inputs.use_cache === true || past !== undefined;
-  const hs = inputs.output_hidden_states === true;
-  const at = inputs.output_attentions === true;
-  const r = takeFull(
-    wasmCall(() => model.forwardFull(input?.data, m?.data, batch!, seq!, enc, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep, hs, at, cache, useCache)),
-  );
+  return { dec, dmask, labelIds, labelFloats, sp, ep };
+}
+
+/** The full forward of the model's class on WebGPU (`WasmGpuModel.forwardFull`, async): the inputs of
+ * {@link runFull} but `encoder_outputs`, `past_key_values` / `use_cache` and the per-layer outputs
+ * (`output_hidden_states`, `output_attentions`), which run on the CPU engine only. */
+export async function runFullGpu(model: WasmGpuModel, kind: EngineKind, config: T5Config, inputs: FullForwardInputs): Promise<FullOutput> {
+  const cpuOnly = (["encoder_outputs", "past_key_values"] as const).filter((k) => inputs[k] !== undefined);
+  for (const k of ["use_cache", "output_hidden_states", "output_attentions"] as const) if (inputs[k] === true) cpuOnly.push(k as never);
+  if (cpuOnly.length > 0) throw new BadInputError(`${cpuOnly.join(", ")}: on the CPU engine only; load the model with device: 'cpu' for them`);
+  if (inputs.input_ids === undefined) throw new BadInputError("input_ids are required");
+  const input = ids(inputs.input_ids, "input_ids");
+  const m = inputs.attention_mask === undefined ? undefined : mask01(inputs.attention_mask, "attention_mask");
+  if (m && (m.batch !== input.batch || m.seq !== input.seq)) throw new BadInputError(`attention_mask is [${m.batch}, ${m.seq}], input_ids [${input.batch}, ${input.seq}]`);
+  const { dec, dmask, labelIds, labelFloats, sp, ep } = decoderInputs(inputs, kind, config, input.batch);
+  const r = takeFull(await gpuAwait(() => model.forwardFull(input.data, m?.data, input.batch, input.seq, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep)));
+  return classOutput(r, kind);
+}
+
+/** The outputs of the class `kind` under transformers' field names (the cache aside). */
+function classOutput(r: ReturnType<typeof takeFull>, kind: EngineKind): FullOutput {
   const out: FullOutput = {};
   if (r.loss !== undefined) out.loss = r.loss;
   if (r.logits) out.logits = r.logits;
@@ -327,13 +365,5 @@ export function runFull(model: WasmModel, kind: EngineKind, config: T5Config, in
   if (r.decoder_hidden_states) out.decoder_hidden_states = r.decoder_hidden_states;
   if (r.decoder_attentions) out.decoder_attentions = r.decoder_attentions;
   if (r.cross_attentions) out.cross_attentions = r.cross_attentions;
-  if (r.cache) {
-    if (past) {
-      past.inner = r.cache;
-      out.past_key_values = past;
-    } else {
-      out.past_key_values = new PastKeyValues(r.cache, model);
-    }
-  }
   return out;
 }

@@ -9,6 +9,7 @@
 //! allowed length and writes each step in place; the growing cache is the default.
 
 pub mod beam;
+pub mod nucleus;
 pub mod processors;
 pub mod sampling;
 
@@ -16,6 +17,7 @@ use crate::backend::{Backend, TopKRows};
 use crate::config::GenerationConfig;
 use crate::error::{Result, T5Error};
 use crate::model::{Batch, DecoderCache, ModelKind, T5};
+use nucleus::NucleusCheck;
 use processors::LogitsProcessors;
 use sampling::Rng;
 
@@ -99,6 +101,10 @@ pub enum Need<T> {
     /// every search whose processors leave a row's top few sufficient, on a device that reduces
     /// ([`Backend::reduces_on_device`]; see [`LogitsProcessors::sufficient_top`]).
     TopK { logits: T, k: usize, suppress: Vec<u32>, gather: Vec<u32> },
+    /// Top-p sampling without top-k: each row's top [`NucleusCheck::k`] (no suppressed, no gathered ids) and its
+    /// normaliser as [`Need::TopK`]; when [`NucleusCheck::decide`] declines them, the whole rows instead
+    /// ([`Reduced::Full`], a fallback the caller may count).
+    TopP { logits: T, check: NucleusCheck },
     /// Every logit (processors that need whole rows).
     Full(T),
 }
@@ -117,6 +123,8 @@ pub(crate) enum Plan {
     /// each row's top `K + m` and its `m` touched ids ([`top_k_need`]); whole rows at a step where `K + m`
     /// exceeds [`MAX_DEVICE_TOP_K`]
     TopK(usize),
+    /// top-p (after a temperature or alone) from each row's top candidates, whole rows when they do not decide
+    TopP(NucleusCheck),
     Full,
 }
 
@@ -164,6 +172,10 @@ impl<B: Backend> Generation<B> {
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows(&logits, &suppress)),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows(&logits, k, &suppress, &gather)),
+            Need::TopP { logits, check } => {
+                let t = be.top_k_rows(&logits, check.k(), &[], &[]);
+                if check.decide(&t).is_some() { Reduced::TopK(t) } else { Reduced::Full(be.download(&logits).data) }
+            }
             Need::Full(logits) => Reduced::Full(be.download(&logits).data),
         };
         self.advance(model, reduced).map(Some)
@@ -263,8 +275,9 @@ impl<B: Backend> SampleState<B> {
         let plan = if !gen.do_sample && procs.only_min_length() {
             Plan::Argmax
         } else {
-            match procs.sufficient_top(if gen.do_sample { None } else { Some(1) }) {
-                Some(k) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
+            match (procs.sufficient_top(if gen.do_sample { None } else { Some(1) }), procs.top_p_only()) {
+                (Some(k), _) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
+                (None, Some((t, p, keep))) if device_top_k && gen.do_sample => Plan::TopP(NucleusCheck::new(t, p, keep, model.config.vocab_size)),
                 _ => Plan::Full,
             }
         };
@@ -293,6 +306,7 @@ impl<B: Backend> SampleState<B> {
         Ok(Some(match self.plan {
             Plan::Argmax => Need::Argmax { logits, suppress },
             Plan::TopK(k) => top_k_need(logits, k, self.procs.touched(&self.seqs, model.config.vocab_size), suppress),
+            Plan::TopP(check) => Need::TopP { logits, check },
             Plan::Full => Need::Full(logits),
         }))
     }
@@ -302,7 +316,13 @@ impl<B: Backend> SampleState<B> {
         let vocab = model.config.vocab_size;
         let next: Vec<u32> = match (self.plan, reduced) {
             (Plan::Argmax, Reduced::Ids(ids)) => ids,
-            (Plan::TopK(_) | Plan::Full, reduced @ (Reduced::TopK(_) | Reduced::Full(_))) => {
+            (Plan::TopP(check), Reduced::TopK(t)) => {
+                // the cutoff decided from the candidates: the rows the processors leave, exactly
+                let scores = check.decide(&t).ok_or_else(wrong_reduction)?;
+                let rng = &mut self.rng;
+                scores.chunks(vocab).map(|row| rng.sample(row) as u32).collect()
+            }
+            (Plan::TopK(_) | Plan::TopP(_) | Plan::Full, reduced @ (Reduced::TopK(_) | Reduced::Full(_))) => {
                 let mut scores = match reduced {
                     Reduced::TopK(t) if self.plan != Plan::Full => scatter_top_k(&t, vocab, |_, v| v),
                     Reduced::Full(scores) => scores,

@@ -106,7 +106,8 @@ fn static_cache_gives_the_same_ids() {
 }
 
 /// `generate` with each step's logits reduced to each row's top k (and the ids a processor touches) first, as on
-/// a GPU (`Backend::top_k_rows`, host reduction here); also how many steps read whole rows.
+/// a GPU (`Backend::top_k_rows`, host reduction here); also how many steps read whole rows (top-p: the steps
+/// whose candidates did not decide the cutoff).
 fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> (GenerateOutput, usize) {
     let mut run = Generation::with_reduction(model, input, g, true).unwrap();
     let mut whole = 0;
@@ -114,6 +115,15 @@ fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> (Ge
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(Cpu.argmax_rows(&logits, &suppress)),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(Cpu.top_k_rows(&logits, k, &suppress, &gather)),
+            Need::TopP { logits, check } => {
+                let t = Cpu.top_k_rows(&logits, check.k(), &[], &[]);
+                if check.decide(&t).is_some() {
+                    Reduced::TopK(t)
+                } else {
+                    whole += 1;
+                    Reduced::Full(logits.data)
+                }
+            }
             Need::Full(logits) => {
                 whole += 1;
                 Reduced::Full(logits.data)
@@ -154,6 +164,25 @@ fn device_top_k_reduction_gives_the_same_generations() {
             g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();
             let (out, whole) = generate_reduced(&model, &input, &g);
             assert_eq!(whole, 0, "{name} {extra}: whole rows read");
+            assert_eq!(out, generate(&model, &input, &g, |_| true).unwrap(), "{name} {extra}");
+        }
+        // top-p without top-k: each row's top candidates and normaliser decide the cutoff when the distribution is
+        // peaked (a low temperature here: these random-weight models are nearly flat), whole rows otherwise; the
+        // same ids either way
+        for (extra, decided) in [
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "seed": 7, "num_return_sequences": 2}"#, true),
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.5, "temperature": 0.05, "max_new_tokens": 10, "seed": 8}"#, true),
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "max_new_tokens": 6, "seed": 9}"#, false),
+        ] {
+            let mut g = base.clone();
+            g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();
+            let (out, whole) = generate_reduced(&model, &input, &g);
+            let steps = out.sequences[0].len() - 1;
+            if decided {
+                assert!(whole * 2 < steps, "{name} {extra}: {whole} of {steps} steps read whole rows");
+            } else {
+                assert_eq!(whole, steps, "{name} {extra}: a flat row's cutoff is left to the whole row");
+            }
             assert_eq!(out, generate(&model, &input, &g, |_| true).unwrap(), "{name} {extra}");
         }
     }

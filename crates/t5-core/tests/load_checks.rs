@@ -203,6 +203,60 @@ fn corrupt_charsmaps_never_panic() {
     assert!(rejected > 0, "some corruptions reach the trie");
 }
 
+/// `TemplateProcessing` post-processors that `tokenizers` reads without its builder's checks and
+/// then panics on at encode (the first was found by the tokenizer_json libFuzzer campaign).
+#[test]
+fn template_post_processors_are_checked_before_tokenizers_sees_them() {
+    let base = tokenizer_json();
+    assert_eq!(base["post_processor"]["type"], "TemplateProcessing", "fixture has a template");
+    let eos = json!({"SpecialToken": {"id": "</s>", "type_id": 0}});
+    let seq = |id: &str| json!({"Sequence": {"id": id, "type_id": 0}});
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, &str, Edit)> = vec![
+        (
+            "a piece names a special token that is not in special_tokens",
+            "post_processor.single[1]: special token \"</s>\" is not in special_tokens",
+            Box::new(|v| {
+                let sp = v["post_processor"]["special_tokens"].as_object_mut().unwrap();
+                let t = sp.remove("</s>").unwrap();
+                sp.insert("</c>".into(), t);
+            }),
+        ),
+        (
+            "the single template reads $B",
+            "post_processor.single[2]: the single-sequence template reads $B",
+            Box::new(move |v| v["post_processor"]["single"].as_array_mut().unwrap().push(seq("B"))),
+        ),
+        (
+            "a special token with more ids than tokens",
+            "post_processor.special_tokens.</s>: 2 ids but 1 tokens",
+            Box::new(|v| v["post_processor"]["special_tokens"]["</s>"]["ids"] = json!([1, 1])),
+        ),
+        (
+            "the same, inside a Sequence post-processor",
+            "post_processor.processors[0].single[1]: special token \"</s>\" is not in special_tokens",
+            Box::new(move |v| {
+                let mut t = v["post_processor"].take();
+                t["special_tokens"] = json!({});
+                t["pair"] = json!([seq("A"), seq("B")]);
+                t["single"] = json!([seq("A"), eos.clone()]);
+                v["post_processor"] = json!({"type": "Sequence", "processors": [t]});
+            }),
+        ),
+    ];
+    for (what, expected, edit) in cases {
+        let mut v = base.clone();
+        edit(&mut v);
+        match load_tokenizer(&v) {
+            Err(T5Error::Tokenizer(m)) => assert!(m.starts_with(&format!("tokenizer.json: {expected}")), "{what}: {m}"),
+            other => panic!("{what}: expected a Tokenizer error, got {:?}", other.map(|_| ())),
+        }
+    }
+    // a template the builder accepts still loads and adds its token
+    let tk = load_tokenizer(&base).unwrap();
+    assert_eq!(tk.encode("Hello", true).unwrap().last(), Some(&1));
+}
+
 // ---------------------------------------------------------------------------------------------
 // call-time budgets
 

@@ -110,6 +110,18 @@ impl Backend for Gpu {
         self.cat_seq_op(a, b)
     }
 
+    fn add_bias(&self, x: &mut GpuTensor, bias: &GpuTensor) {
+        self.add_bias_op(x, bias)
+    }
+
+    fn tanh(&self, x: &mut GpuTensor) {
+        self.tanh_op(x)
+    }
+
+    fn gather_positions(&self, x: &GpuTensor, positions: &[usize]) -> GpuTensor {
+        self.gather_positions_op(x, positions)
+    }
+
     fn last_position(&self, x: &GpuTensor) -> GpuTensor {
         self.last_position_op(x)
     }

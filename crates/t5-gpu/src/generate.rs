@@ -2,10 +2,11 @@
 //! `start_decoding`, `decode`, `lm_logits`), the same generic code the CPU runs; only the reads
 //! await: each generation step reads a reduction of its logits made on the GPU ([`generate_async`]: t5-core's
 //! `Generation` in two halves around the read), [`forward_async`] reads the device tensors of
-//! `T5::forward_device`. No model code is repeated here: only the reads differ from the CPU's.
+//! `T5::forward_device`, [`task_forward_async`] those of `t5_core::heads::forward_device` (every class and head). No model code is repeated here: only the reads differ from the CPU's.
 
 use t5_core::config::GenerationConfig;
 use t5_core::generate::{GenerateOutput, Generation, Need, Reduced, Step};
+use t5_core::heads::{ForwardArgs, Head, Labels, ModelOutput, Task};
 use t5_core::model::{Batch, ModelKind, Seq2SeqOutput, T5};
 use t5_core::T5Error;
 
@@ -25,8 +26,13 @@ pub struct GenerateStats {
     pub submits_per_step: u64,
     /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 2) · 4` per
     /// row for beam search / top-k sampling, `(2(k + m) + 2 + m) · 4` with `m` ids touched by a logits
-    /// processor (repetition penalty, n-grams, bad words, forced EOS), the whole row only for top-p without top-k.
+    /// processor (repetition penalty, n-grams, bad words, forced EOS); top-p without top-k `(2K + 2) · 4` per row
+    /// (`K` = [`t5_core::generate::nucleus::NUCLEUS_CANDIDATES`]), plus the whole rows at a fallback step.
     pub read_back_per_step: u64,
+    /// Top-p steps whose candidates did not decide the cutoff, so the whole rows were read as well.
+    pub top_p_fallbacks: u64,
+    /// Top-p steps decided from each row's candidates alone.
+    pub top_p_decided: u64,
     /// Bind groups created per decode step, the most of any step from the third on (0: every
     /// dispatch reused a cached bind group).
     pub bind_groups_per_step: u64,
@@ -49,7 +55,9 @@ fn check_activation_sizes(model: &T5<Gpu>, rows: usize, seq: usize) -> GpuResult
 /// reduced on the GPU and read back asynchronously, one read per step: greedy search reads one id per row
 /// (argmax on the GPU); beam search, top-k sampling, beam sampling and every search with repetition penalty,
 /// n-gram, bad-words or forced-EOS processors each row's top k + m, its log-sum-exp and its values at the m ids
-/// those processors touch (`shaders/topk.wgsl`); only top-p sampling without top-k reads the `[rows, vocab]` logits.
+/// those processors touch (`shaders/topk.wgsl`); top-p sampling without top-k each row's top candidates and
+/// normaliser, and the `[rows, vocab]` logits only when those leave the cutoff uncertain (counted in
+/// [`GenerateStats::top_p_fallbacks`]).
 pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, mut on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(GenerateOutput, GenerateStats)> {
     let be = model.backend();
     be.check()?;
@@ -67,6 +75,16 @@ pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConf
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows_async(&logits, &suppress).await?),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress, &gather).await?),
+            Need::TopP { logits, check } => {
+                let t = be.top_k_rows_async(&logits, check.k(), &[], &[]).await?;
+                if check.decide(&t).is_some() {
+                    stats.top_p_decided += 1;
+                    Reduced::TopK(t)
+                } else {
+                    stats.top_p_fallbacks += 1;
+                    Reduced::Full(be.download_async(&logits).await?.data)
+                }
+            }
             Need::Full(logits) => Reduced::Full(be.download_async(&logits).await?.data),
         };
         let step = g.advance(model, reduced)?;
@@ -128,4 +146,38 @@ pub async fn forward_async(model: &T5<Gpu>, input: &Batch, decoder_input_ids: Op
         host.push(be.download_async(t).await?);
     }
     Ok(out.with_host(host).finish()?)
+}
+
+/// transformers' `model(**inputs)` of any class (the heads included) with async reads:
+/// [`t5_core::heads::forward_device`] (the model and head code every backend runs), each output tensor read back
+/// asynchronously, then [`ModelOutput::finish`] (losses, question-answering split) on the host.
+/// `output_hidden_states` / `output_attentions` record with synchronous reads, so in wasm they are a typed
+/// error here (natively they block on the device).
+pub async fn task_forward_async(m: &T5<Gpu>, task: Task, head: Option<&Head<Gpu>>, args: ForwardArgs<'_, Gpu>) -> GpuResult<ModelOutput<Gpu>> {
+    let be = m.backend();
+    be.check()?;
+    if cfg!(target_arch = "wasm32") && args.flags.any() {
+        return Err(T5Error::BadInput("output_hidden_states / output_attentions are not available on WebGPU (they read every layer back synchronously): load the model with device: 'cpu' for them".into()).into());
+    }
+    if args.batch > 0 && args.seq > 0 {
+        check_activation_sizes(m, args.batch, args.seq)?;
+        // decoder positions: decoder_input_ids, else the LM labels, else input_ids shifted right
+        let lm_labels = match (&args.labels, task) {
+            (Some(Labels::Ids(l)), Task::ConditionalGeneration | Task::Model) => Some(l.len()),
+            _ => None,
+        };
+        let n = args.decoder_input_ids.map(<[u32]>::len).or(lm_labels).unwrap_or(args.batch * args.seq);
+        if n > 0 && n.is_multiple_of(args.batch) {
+            check_activation_sizes(m, args.batch, n / args.batch)?;
+        }
+        if task == Task::ConditionalGeneration {
+            be.check_fits("the logits [batch·target_len, vocab]", (n * m.config.vocab_size) as u64 * 4)?;
+        }
+    }
+    let out = t5_core::heads::forward_device(m, task, head, args)?;
+    let mut host = Vec::new();
+    for t in out.tensors() {
+        host.push(be.download_async(t).await?);
+    }
+    Ok(out.finish(host)?)
 }

@@ -280,7 +280,11 @@ fn every_search_matches_cpu_and_transformers() {
             (r#"{"do_sample": true, "top_k": 20, "seed": 7, "max_new_tokens": 8}"#, false),
             (r#"{"do_sample": true, "top_k": 10, "top_p": 0.8, "temperature": 0.7, "min_new_tokens": 3, "num_return_sequences": 2, "seed": 8, "max_new_tokens": 8}"#, false),
             (r#"{"num_beams": 4, "num_return_sequences": 2, "min_new_tokens": 4, "max_new_tokens": 8}"#, false),
+            // top-p without top-k on these nearly flat random-weight models: each row's candidates never decide
+            // the cutoff, the whole rows are read as well (a counted fallback)
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "seed": 9, "max_new_tokens": 8}"#, true),
+            // peaked by a low temperature: decided from each row's candidates and normaliser
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "seed": 12, "num_return_sequences": 2, "max_new_tokens": 8}"#, false),
             (r#"{"repetition_penalty": 1.5, "no_repeat_ngram_size": 2, "max_new_tokens": 8}"#, false),
             (r#"{"repetition_penalty": 0.7, "bad_words_ids": [[7555], [6636, 8242]], "forced_eos_token_id": 1, "max_new_tokens": 6}"#, false),
             (r#"{"do_sample": true, "top_k": 12, "repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "temperature": 0.9, "seed": 10, "max_new_tokens": 8}"#, false),
@@ -295,8 +299,15 @@ fn every_search_matches_cpu_and_transformers() {
             let rows_n = (got.sequences.len() / gen.num_return_sequences.max(1) * if gen.num_beams > 1 { gen.num_beams } else { gen.num_return_sequences }) as u64;
             let whole = rows_n * vocab * 4;
             assert!(stats.steps > 1, "{name} {extra}: {stats:?}");
+            let nucleus = rows_n * (2 * t5_core::generate::nucleus::NUCLEUS_CANDIDATES as u64 + 2) * 4;
             if full_rows {
-                assert_eq!(stats.read_back_per_step, whole, "{name} {extra}: whole rows read back");
+                assert_eq!(stats.read_back_per_step, nucleus + whole, "{name} {extra}: candidates, then whole rows read back");
+                assert_eq!((stats.top_p_fallbacks, stats.top_p_decided), (stats.steps as u64, 0), "{name} {extra}: {stats:?}");
+            } else if extra.contains(r#""top_k": 0"#) {
+                assert!(stats.top_p_decided > 2 * stats.top_p_fallbacks, "{name} {extra}: {stats:?}");
+                assert_eq!(stats.top_p_decided + stats.top_p_fallbacks, stats.steps as u64);
+                assert!(stats.read_back_per_step == nucleus || stats.read_back_per_step == nucleus + whole, "{name} {extra}: read back {} B per step", stats.read_back_per_step);
+                assert!(nucleus * 100 < whole);
             } else if extra.starts_with(r#"{"repetition_penalty": 1.5"#) {
                 // greedy at the second step: the top 1 + m and the m ≤ 2 touched ids (the one token so far and
                 // its n-gram ban), 2(1 + m) + 2 + m words per row
@@ -305,7 +316,7 @@ fn every_search_matches_cpu_and_transformers() {
                 assert!(stats.read_back_per_step * 100 < whole, "{name} {extra}: read back {} B per step, whole rows are {whole} B", stats.read_back_per_step);
             }
             // the native sync trait path runs the same reductions
-            if extra.contains("top_p") && !full_rows {
+            if extra.contains("top_p") {
                 assert_eq!(t5_core::generate::generate(&gpu, &input, &gen, |_| true).unwrap().sequences, want.sequences, "{name} {extra}: sync path");
             }
         }

@@ -12,12 +12,15 @@ use js_sys::{Float32Array, Promise, Uint32Array};
 use t5_core::config::GenerationConfig;
 use t5_core::model::{Half, T5};
 use t5_core::{ModelKind, T5Error, WeightDtype};
-use t5_gpu::generate::{encode_async, forward_async, generate_async};
+use t5_core::heads::{Head, Task};
+use t5_core::model::OutputFlags;
+use t5_gpu::generate::{encode_async, forward_async, generate_async, task_forward_async};
 use t5_gpu::{Gpu, GpuError, GpuOptions};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{generation_input, js_err, kind_name, make_batch, named_err, parse_kind, ForwardArgs, ForwardResult, GenerateResult, GpuGenerateStats, JsResult, WasmModelBuilder};
+use crate::heads::{full_result, i64s, labels_of, parse_task, task_name, task_of_kind};
+use crate::{bad_input, generation_input, js_err, kind_name, make_batch, named_err, parse_kind, ForwardArgs, ForwardResult, GenerateResult, GpuGenerateStats, JsResult, WasmModelBuilder};
 
 fn gpu_err(e: GpuError) -> JsValue {
     match e {
@@ -95,7 +98,7 @@ impl WasmModelBuilder {
     /// `buildGpu` checks it again, with the load-time memory budget (`checkFits` / `check_build_fits`).
     #[wasm_bindgen(js_name = checkGpuFits)]
     pub fn check_gpu_fits(&self, gpu: &WasmGpu, kind: &str) -> JsResult<()> {
-        let kind = parse_kind(kind)?;
+        let kind = parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(task_of_kind))?.base_kind();
         check_gpu_buffers(&self.config, kind != ModelKind::Encoder, &gpu.gpu).map_err(js_err)
     }
 
@@ -105,7 +108,9 @@ impl WasmModelBuilder {
     /// weights, dequantized in the kernels. The shard bytes are released whether or not it succeeds.
     #[wasm_bindgen(js_name = buildGpu)]
     pub fn build_gpu(&mut self, gpu: &WasmGpu, kind: &str) -> JsResult<WasmGpuModel> {
-        let kind = parse_kind(kind)?;
+        // the head classes ("seq-cls" | "token-cls" | "qa" | "auto") as on the CPU (builder.rs)
+        let task = parse_task(kind, &self.config).or_else(|_| parse_kind(kind).map(task_of_kind))?;
+        let kind = task.base_kind();
         let store = std::mem::take(&mut self.store);
         if store.names().is_empty() {
             return Err(js_err(T5Error::BadWeights { file: None, msg: "no weight files given".into() }));
@@ -127,8 +132,9 @@ impl WasmModelBuilder {
             d => return Err(js_err(T5Error::BadConfig(format!("dtype {:?} runs on the CPU only; WebGPU runs \"fp32\", \"fp16\", \"q8\" and \"q4\"", d.name())))),
         }
         .map_err(js_err)?;
+        let head = Head::load(task, &self.config, &store, &gpu.gpu).map_err(js_err)?;
         drop(store);
-        Ok(WasmGpuModel { model: RefCell::new(Some(Rc::new(model))), gpu: gpu.gpu.clone(), generation: self.generation.clone() })
+        Ok(WasmGpuModel { model: RefCell::new(Some(Rc::new(model))), head: RefCell::new(head.map(Rc::new)), task, gpu: gpu.gpu.clone(), generation: self.generation.clone() })
     }
 }
 
@@ -136,6 +142,9 @@ impl WasmModelBuilder {
 #[wasm_bindgen]
 pub struct WasmGpuModel {
     model: RefCell<Option<Rc<T5<Gpu>>>>,
+    /// the class's head (sequence / token classification, question answering), dropped with the model
+    head: RefCell<Option<Rc<Head<Gpu>>>>,
+    task: Task,
     gpu: Gpu,
     generation: GenerationConfig,
 }
@@ -150,7 +159,7 @@ impl WasmGpuModel {
 impl WasmGpuModel {
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
-        self.model.borrow().as_ref().map_or("disposed", |m| kind_name(m.kind)).into()
+        self.model.borrow().as_ref().map_or("disposed", |m| task_name(self.task).unwrap_or_else(|| kind_name(m.kind))).into()
     }
 
     pub fn config(&self) -> JsResult<String> {
@@ -179,7 +188,8 @@ impl WasmGpuModel {
     /// Free every GPU buffer of the model. Later calls reject with `Disposed`.
     pub fn dispose(&self) {
         let m = self.model.borrow_mut().take();
-        drop(m);
+        let h = self.head.borrow_mut().take();
+        drop((m, h));
         self.gpu.dispose();
     }
 
@@ -264,6 +274,55 @@ impl WasmGpuModel {
                 steps: stats.steps as f64,
             };
             Ok(GenerateResult::new(out, Some(stats)).into())
+        })
+    }
+
+    /// transformers' `forward` of the model's class (the heads included) on the GPU, read back asynchronously:
+    /// `WasmModel.forwardFull`'s inputs and result, without `encoder_outputs`, `past_key_values` and the
+    /// per-layer outputs (those stay on the CPU engine).
+    #[wasm_bindgen(js_name = forwardFull, unchecked_return_type = "Promise<FullForwardResult>")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_full(
+        &self,
+        ids: Vec<u32>,
+        mask: Option<Vec<u32>>,
+        batch: usize,
+        seq: usize,
+        decoder_ids: Option<Vec<u32>>,
+        decoder_mask: Option<Vec<u32>>,
+        label_ids: Option<Vec<i32>>,
+        label_floats: Option<Vec<f32>>,
+        start_positions: Option<Vec<i32>>,
+        end_positions: Option<Vec<i32>>,
+    ) -> Promise {
+        let model = match self.live() {
+            Ok(m) => m,
+            Err(e) => return Promise::reject(&e),
+        };
+        if batch == 0 || seq == 0 {
+            return Promise::reject(&bad_input(format!("empty input: batch {batch}, sequence length {seq}")));
+        }
+        let head = self.head.borrow().clone();
+        let task = self.task;
+        future_to_promise(async move {
+            let (sp, ep) = (i64s(start_positions), i64s(end_positions));
+            let args = t5_core::heads::ForwardArgs {
+                input_ids: Some(&ids),
+                attention_mask: mask.as_deref(),
+                batch,
+                seq,
+                encoder_outputs: None,
+                decoder_input_ids: decoder_ids.as_deref(),
+                decoder_attention_mask: decoder_mask.as_deref(),
+                labels: labels_of(label_ids, label_floats),
+                start_positions: sp.as_deref(),
+                end_positions: ep.as_deref(),
+                flags: OutputFlags::default(),
+                past: None,
+                use_cache: false,
+            };
+            let out = task_forward_async(&model, task, head.as_deref(), args).await.map_err(gpu_err)?;
+            Ok(full_result(out, task, batch, seq, false, false).into())
         })
     }
 }

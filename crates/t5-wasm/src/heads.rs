@@ -7,7 +7,7 @@ use crate::tokenizer::OffsetsEncoding;
 use crate::{bad_input, js_err, JsResult, WasmModel, WasmTokenizer};
 use serde_json::Value;
 use t5_core::config::T5Config;
-use t5_core::heads::{forward, from_heads_layout, num_labels, past_key_values, ForwardArgs, Labels, Task};
+use t5_core::heads::{forward, from_heads_layout, num_labels, past_key_values, ForwardArgs, Labels, ModelOutput, Task};
 use t5_core::model::{DecoderCache, ModelKind, OutputFlags};
 use t5_core::{Cpu, Tensor};
 use wasm_bindgen::prelude::*;
@@ -79,7 +79,49 @@ impl WasmCache {
     }
 }
 
-fn i64s(v: Option<Vec<i32>>) -> Option<Vec<i64>> {
+/// A forward's host outputs as `forwardFull` returns them (every device; the cache is the caller's).
+pub(crate) fn full_result<B: t5_core::backend::Backend>(out: ModelOutput<B>, task: Task, batch: usize, seq: usize, output_hidden_states: bool, output_attentions: bool) -> FullForwardResult {
+    let dec_len = out.decoder_last_hidden_state.as_ref().map(|h| h.shape[1]);
+    let logits = out.logits.map(|mut l| {
+        // LM and token-classification logits are 3-D
+        let n = l.cols();
+        match (task, dec_len) {
+            (Task::ConditionalGeneration, Some(t)) => l = l.reshape(vec![batch, t, n]),
+            (Task::TokenClassification, _) => l = l.reshape(vec![batch, seq, n]),
+            _ => {}
+        }
+        TensorData::from(l)
+    });
+    let enc_ran = !out.encoder.hidden_states.is_empty() || !out.encoder.attentions.is_empty();
+    let list = |wanted: bool, l: Vec<Tensor>| wanted.then(|| l.into_iter().map(TensorData::from).collect::<Vec<_>>());
+    let dec_ran = dec_len.is_some();
+    FullForwardResult {
+        loss: out.loss.map(f64::from),
+        problem_type: out.problem_type.map(|p| p.as_str().to_string()),
+        logits,
+        start_logits: out.start_logits.map(TensorData::from),
+        end_logits: out.end_logits.map(TensorData::from),
+        encoder_last_hidden_state: out.encoder_last_hidden_state.map(TensorData::from),
+        decoder_last_hidden_state: out.decoder_last_hidden_state.map(TensorData::from),
+        encoder_hidden_states: list(output_hidden_states && enc_ran, out.encoder.hidden_states),
+        encoder_attentions: list(output_attentions && enc_ran, out.encoder.attentions),
+        decoder_hidden_states: list(output_hidden_states && dec_ran, out.decoder.hidden_states),
+        decoder_attentions: list(output_attentions && dec_ran, out.decoder.attentions),
+        cross_attentions: list(output_attentions && dec_ran, out.decoder.cross_attentions),
+        cache: None,
+    }
+}
+
+/// `forwardFull`'s labels: class ids (-100 ignored) or floats.
+pub(crate) fn labels_of(label_ids: Option<Vec<i32>>, label_floats: Option<Vec<f32>>) -> Option<Labels> {
+    match (label_ids, label_floats) {
+        (Some(l), _) => Some(Labels::Ids(l.into_iter().map(i64::from).collect())),
+        (None, Some(f)) => Some(Labels::Floats(f)),
+        (None, None) => None,
+    }
+}
+
+pub(crate) fn i64s(v: Option<Vec<i32>>) -> Option<Vec<i64>> {
     v.map(|v| v.into_iter().map(i64::from).collect())
 }
 
@@ -128,11 +170,7 @@ impl WasmModel {
                 return Err(bad_input("past_key_values come from another model"));
             }
         }
-        let labels = match (label_ids, label_floats) {
-            (Some(l), _) => Some(Labels::Ids(l.into_iter().map(i64::from).collect())),
-            (None, Some(f)) => Some(Labels::Floats(f)),
-            (None, None) => None,
-        };
+        let labels = labels_of(label_ids, label_floats);
         let (sp, ep) = (i64s(start_positions), i64s(end_positions));
         let args = ForwardArgs {
             input_ids: ids.as_deref(),
@@ -149,36 +187,11 @@ impl WasmModel {
             past: past.map(|p| p.inner),
             use_cache,
         };
-        let out = forward(&self.model, self.task, self.head.as_ref(), args).map_err(js_err)?;
-        let dec_len = out.decoder_last_hidden_state.as_ref().map(|h| h.shape[1]);
-        let logits = out.logits.map(|mut l| {
-            // LM and token-classification logits are 3-D
-            let n = l.cols();
-            match (self.task, dec_len) {
-                (Task::ConditionalGeneration, Some(t)) => l = l.reshape(vec![batch, t, n]),
-                (Task::TokenClassification, _) => l = l.reshape(vec![batch, seq, n]),
-                _ => {}
-            }
-            TensorData::from(l)
-        });
-        let enc_ran = !out.encoder.hidden_states.is_empty() || !out.encoder.attentions.is_empty();
-        let list = |wanted: bool, l: Vec<Tensor>| wanted.then(|| l.into_iter().map(TensorData::from).collect::<Vec<_>>());
-        let dec_ran = dec_len.is_some();
-        Ok(FullForwardResult {
-            loss: out.loss.map(f64::from),
-            problem_type: out.problem_type.map(|p| p.as_str().to_string()),
-            logits,
-            start_logits: out.start_logits.map(TensorData::from),
-            end_logits: out.end_logits.map(TensorData::from),
-            encoder_last_hidden_state: out.encoder_last_hidden_state.map(TensorData::from),
-            decoder_last_hidden_state: out.decoder_last_hidden_state.map(TensorData::from),
-            encoder_hidden_states: list(output_hidden_states && enc_ran, out.encoder.hidden_states),
-            encoder_attentions: list(output_attentions && enc_ran, out.encoder.attentions),
-            decoder_hidden_states: list(output_hidden_states && dec_ran, out.decoder.hidden_states),
-            decoder_attentions: list(output_attentions && dec_ran, out.decoder.attentions),
-            cross_attentions: list(output_attentions && dec_ran, out.decoder.cross_attentions),
-            cache: out.cache.map(|c| WasmCache { inner: c }),
-        })
+        let mut out = forward(&self.model, self.task, self.head.as_ref(), args).map_err(js_err)?;
+        let cache = out.cache.take();
+        let mut r = full_result(out, self.task, batch, seq, output_hidden_states, output_attentions);
+        r.cache = cache.map(|c| WasmCache { inner: c });
+        Ok(r)
     }
 
     /// The cache as transformers' `past_key_values`: one layer (self / cross keys and values) per decoder layer,

@@ -3,6 +3,9 @@
 // scratch project: deno run -A runtimes/deno/worker.ts
 import { createGenerationWorker, pipeline } from "t5-web";
 
+// the one Deno API used here (Deno's global; this file is also type-checked by tsc, test/tsconfig.json)
+declare const Deno: { readTextFile(path: string): Promise<string> };
+
 const expected = JSON.parse(await Deno.readTextFile("expected.json"));
 const pipe = await pipeline("text2text-generation", "models/tiny-t5-v1_1");
 const want = await pipe(expected.texts, { max_new_tokens: expected.max_new_tokens });

@@ -185,6 +185,23 @@ pub trait Backend {
         crate::dtype::float16::clamp_f16_inf(&mut t.data);
         *x = self.upload(t);
     }
+    /// `x[r, :] += bias` for every row of `x` (`bias`: `[cols]`), in place (the heads' projection biases).
+    fn add_bias(&self, x: &mut Self::Tensor, bias: &Self::Tensor) {
+        let (mut t, b) = (self.download(x), self.download(bias));
+        cpu::add_bias_host(&mut t, &b);
+        *x = self.upload(t);
+    }
+    /// `tanh(x)` in place (the sequence-classification head's activation).
+    fn tanh(&self, x: &mut Self::Tensor) {
+        let mut t = self.download(x);
+        t.data.iter_mut().for_each(|v| *v = v.tanh());
+        *x = self.upload(t);
+    }
+    /// Rows `[batch, seq, d]` → `[batch, d]` taking position `positions[b]` of each batch row `b` (the
+    /// sequence-classification head reads the decoder at each row's last EOS).
+    fn gather_positions(&self, x: &Self::Tensor, positions: &[usize]) -> Self::Tensor {
+        self.upload(cpu::gather_positions_host(&self.download(x), positions))
+    }
     /// Rows `[batch, seq, d]` → `[batch, 1, d]` taking position `seq - 1` of each batch row.
     fn last_position(&self, x: &Self::Tensor) -> Self::Tensor;
     /// Index of the largest value of each row (first one on ties, as torch.argmax; NaN never wins), the

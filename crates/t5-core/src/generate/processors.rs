@@ -109,6 +109,17 @@ impl LogitsProcessors {
         k
     }
 
+    /// `Some((temperature, top_p, min_tokens_to_keep))` when the processors are top-p, after a temperature or
+    /// alone (nothing else): the searches whose top-p cutoff [`super::nucleus::NucleusCheck`] may decide from a
+    /// row's top candidates and its normaliser.
+    pub(crate) fn top_p_only(&self) -> Option<(f32, f32, usize)> {
+        match self.list.as_slice() {
+            [Processor::TopP { p, keep }] => Some((1.0, *p, *keep)),
+            [Processor::Temperature(t), Processor::TopP { p, keep }] => Some((*t, *p, *keep)),
+            _ => None,
+        }
+    }
+
     /// Per row, the ids whose score a processor may change at this step (beside min-length's, which a device
     /// reduction suppresses, and temperature / top-k / top-p, which act on every id alike): the seen tokens
     /// (repetition penalty), the banned n-gram completions, the bad words, forced EOS's ids at the last position.

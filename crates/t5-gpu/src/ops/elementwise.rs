@@ -1,4 +1,4 @@
-//! Element-wise ops: residual add, scale, activations, the gated feed-forward, float16 rounding and
+//! Element-wise ops: residual add, bias add, scale, activations, tanh, the gated feed-forward, float16 rounding and
 //! T5Block's float16 clamp. Each first tries to fold into the epilogue of the matmul that made its input
 //! ([`crate::fusion`]), else records `shaders/unary.wgsl` / `binary.wgsl` / `clamp_half.wgsl`.
 
@@ -16,6 +16,7 @@ pub(crate) enum UnaryOp {
     Round16,
     /// the activation in float16 form (`act16`)
     Act16(Activation),
+    Tanh,
 }
 
 struct UnaryParams {
@@ -30,6 +31,7 @@ impl Params for UnaryParams {
             UnaryOp::Act(a) => (1, act_code(a), 0.0),
             UnaryOp::Round16 => (2, 0, 0.0),
             UnaryOp::Act16(a) => (3, act_code(a), 0.0),
+            UnaryOp::Tanh => (4, 0, 0.0),
         };
         [self.n, op, act, s.to_bits(), 0, 0, 0, 0]
     }
@@ -43,6 +45,8 @@ pub(crate) enum BinaryOp {
     Gate(Activation),
     /// `round16(act16(x) * y)`
     Gate16(Activation),
+    /// `x[i] += y[i % cols]` (a bias `[cols]` on every row)
+    AddBias { cols: u32 },
 }
 
 struct BinaryParams {
@@ -52,12 +56,13 @@ struct BinaryParams {
 
 impl Params for BinaryParams {
     fn words(&self) -> [u32; 8] {
-        let (op, act) = match self.op {
-            BinaryOp::Add => (0, 0),
-            BinaryOp::Gate(a) => (1, act_code(a)),
-            BinaryOp::Gate16(a) => (2, act_code(a)),
+        let (op, act, cols) = match self.op {
+            BinaryOp::Add => (0, 0, 0),
+            BinaryOp::Gate(a) => (1, act_code(a), 0),
+            BinaryOp::Gate16(a) => (2, act_code(a), 0),
+            BinaryOp::AddBias { cols } => (3, 0, cols),
         };
-        [self.n, op, act, 0, 0, 0, 0, 0]
+        [self.n, op, act, cols, 0, 0, 0, 0]
     }
 }
 
@@ -80,7 +85,10 @@ impl Gpu {
     }
 
     fn binary(&self, x: &mut GpuTensor, y: &GpuTensor, op: BinaryOp) {
-        assert_eq!(x.shape, y.shape, "element-wise op on different shapes");
+        match op {
+            BinaryOp::AddBias { cols } => assert!(cols > 0 && x.cols() == cols as usize && y.numel() == cols as usize, "bias of {} values on rows of {}", y.numel(), x.cols()),
+            _ => assert_eq!(x.shape, y.shape, "element-wise op on different shapes"),
+        }
         self.make_unique(x);
         let n = x.numel() as u32;
         let g = self.grid(n.div_ceil(256));
@@ -91,6 +99,16 @@ impl Gpu {
         if !self.try_fuse_into(x, y, Combine::Add, false, false) {
             self.binary(x, y, BinaryOp::Add);
         }
+    }
+
+    /// `x[r, :] += bias` on every row (the heads' projection biases).
+    pub(crate) fn add_bias_op(&self, x: &mut GpuTensor, bias: &GpuTensor) {
+        self.binary(x, bias, BinaryOp::AddBias { cols: bias.numel() as u32 });
+    }
+
+    /// `tanh(x)` in place (the sequence-classification head).
+    pub(crate) fn tanh_op(&self, x: &mut GpuTensor) {
+        self.unary(x, UnaryOp::Tanh);
     }
 
     pub(crate) fn scale_op(&self, x: &mut GpuTensor, s: f32) {

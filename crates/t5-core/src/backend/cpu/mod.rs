@@ -245,6 +245,18 @@ impl Backend for Cpu {
         a
     }
 
+    fn add_bias(&self, x: &mut Tensor, bias: &Tensor) {
+        add_bias_host(x, bias);
+    }
+
+    fn tanh(&self, x: &mut Tensor) {
+        x.data.iter_mut().for_each(|v| *v = v.tanh());
+    }
+
+    fn gather_positions(&self, x: &Tensor, positions: &[usize]) -> Tensor {
+        gather_positions_host(x, positions)
+    }
+
     fn last_position(&self, x: &Tensor) -> Tensor {
         let (batch, seq, d) = (x.shape[0], x.shape[1], x.shape[2]);
         let mut data = Vec::with_capacity(batch * d);
@@ -301,6 +313,26 @@ fn argmax_row(row: &[f32], suppress: &[usize]) -> u32 {
 }
 
 /// `dst[b, pos..pos + q, :] = src[b, .., :]` for `dst` `[batch, capacity, d]`, `src` `[batch, q, d]`.
+/// `x[r, :] += bias` for every row (the reference of [`Backend::add_bias`]).
+pub fn add_bias_host(x: &mut Tensor, bias: &Tensor) {
+    let n = bias.numel();
+    assert!(n > 0 && x.cols() == n, "bias of {n} values on rows of {}", x.cols());
+    x.data.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(&bias.data).for_each(|(a, b)| *a += b));
+}
+
+/// `[batch, seq, d]` → `[batch, d]`, row `b` at position `positions[b]` (the reference of [`Backend::gather_positions`]).
+pub fn gather_positions_host(x: &Tensor, positions: &[usize]) -> Tensor {
+    let (batch, seq, d) = (x.shape[0], x.shape[1], x.shape[2]);
+    assert_eq!(positions.len(), batch, "one position per batch row");
+    let mut data = Vec::with_capacity(batch * d);
+    for (r, &p) in positions.iter().enumerate() {
+        assert!(p < seq, "position {p} outside a sequence of {seq}");
+        let o = (r * seq + p) * d;
+        data.extend_from_slice(&x.data[o..o + d]);
+    }
+    Tensor::new(vec![batch, d], data)
+}
+
 pub fn write_seq_host(dst: &mut Tensor, src: &Tensor, pos: usize) {
     let (batch, cap, d) = (dst.shape[0], dst.shape[1], dst.shape[2]);
     let q = src.shape[1];

@@ -53,22 +53,37 @@ impl FixedRows {
 pub(crate) type IntTile = unsafe fn(&FixedRows, &IntWeights<'_>, usize, usize, usize, usize, usize, *mut f32, usize);
 
 #[derive(Clone, Copy)]
-#[allow(dead_code)] // dispatched nowhere at present: int_isa
 pub(crate) struct Int {
+    #[cfg_attr(not(test), allow(dead_code))] // named in test failures
     pub name: &'static str,
     pub mr: usize,
     pub nr: usize,
     pub tile: IntTile,
 }
 
-/// The integer kernel to dispatch, if one is worth taking over the packed f32 GEMM: none at
-/// present. Measured in wasm (Node 20, SIMD128, t5-small encoder 8×128, one thread, this loaded
-/// 2-core machine): q8 77 / q4 71 tok/s through this GEMM against 182 through the f32 GEMM with
-/// dequantized panels — with two i16 limbs per activation, `i32x4.dot_i16x8_s` does 4 products per
-/// instruction, as `f32x4` madd does, plus the limb and weight unpacking. Natively the same holds
-/// for `vpmaddwd` against AVX2 / AVX-512 FMA. The kernels stay tested against the reference (the
-/// integer matvec's sums) so a faster integer form (i8 dot products) can be dispatched here.
+/// The integer kernel that q8 / q4 products of several rows take (`qkernels::linear`), if any.
+///
+/// * wasm: none, the packed f32 GEMM is faster. Measured (Node 20, single-thread SIMD128 build,
+///   t5-small encoder, docs/benchmarks.md "integer GEMM"): [`super::simd128::INT`] at 0.77× (q8)
+///   and 0.46× (q4) of it on 8×128 — SIMD128 `i32x4.dot_i16x8_s` + add on two limbs do 4
+///   products in 2 instructions, as `f32x4` mul + add do, plus the weight widening and the
+///   reductions; the relaxed-SIMD build's fused multiply-add halves the f32 side again.
+/// * natively: none by default either, the packed f32 GEMM with dequantized panels is faster. Measured
+///   (t5-bench, t5-small encoder 8×128, loaded 2-core Sapphire Rapids VM, docs/benchmarks.md
+///   "integer GEMM"): q8 641 → 309 tok/s and q4 683 → 250 tok/s at 1 thread with [`super::avx512::INT`].
+///   With two 14-bit limbs per activation a `vpdpwssd` does 16 useful products where an
+///   AVX-512 FMA does 16, and the integer one issues on one port where FMAs issue on two. Only
+///   an i8 × i8 form with far more products per instruction (AMX-INT8 `tdpbssd` on 4 byte limbs;
+///   VNNI `vpdpbusd` with 4 limbs is no better than `vpdpwssd`) changes that. `T5_INT_GEMM=1` selects the VNNI kernel, for
+///   measuring it.
 pub(crate) fn int_isa() -> Option<Int> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::env::var_os("T5_INT_GEMM").is_some_and(|v| v == "1") && super::avx512::has_int() {
+            return Some(super::avx512::INT);
+        }
+    }
+    #[allow(unreachable_code)]
     None
 }
 
@@ -82,6 +97,10 @@ pub(crate) fn every_int() -> Vec<Int> {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         v.push(super::avx2::INT);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::has_int() {
+        v.push(super::avx512::INT);
     }
     v
 }
@@ -104,19 +123,30 @@ pub(crate) fn int_gemm_with(isa: Int, fx: &FixedRows, w: &IntWeights<'_>, k: usi
             assert!(packed.len() >= c1 * k / 2 && scales.len() >= c1 * k / group && zeros.len() >= c1 * k / group)
         }
     }
-    let mut j0 = block.cols.start;
-    while j0 < c1 {
-        let nr = isa.nr.min(c1 - j0);
-        let mut i0 = block.rows.start;
-        while i0 < r1 {
-            let mr = isa.mr.min(r1 - i0);
-            // SAFETY: rows and weight rows in range (checked above).
-            unsafe { (isa.tile)(fx, w, k, i0, mr, j0, nr, out.as_mut_ptr(), ldo) };
-            i0 += mr;
+    // Rows in strips whose fixed-point limbs (4 bytes per value) stay in L2 while every weight row
+    // of the block passes over them once; the tiles are independent, so the order changes nothing.
+    let strip = (STRIP_BYTES / (4 * k)).max(1).div_ceil(isa.mr) * isa.mr;
+    let mut s0 = block.rows.start;
+    while s0 < r1 {
+        let s1 = (s0 + strip).min(r1);
+        let mut j0 = block.cols.start;
+        while j0 < c1 {
+            let nr = isa.nr.min(c1 - j0);
+            let mut i0 = s0;
+            while i0 < s1 {
+                let mr = isa.mr.min(s1 - i0);
+                // SAFETY: rows and weight rows in range (checked above).
+                unsafe { (isa.tile)(fx, w, k, i0, mr, j0, nr, out.as_mut_ptr(), ldo) };
+                i0 += mr;
+            }
+            j0 += nr;
         }
-        j0 += nr;
+        s0 = s1;
     }
 }
+
+/// Bytes of input-row limbs a strip of rows takes (see [`int_gemm_with`]).
+const STRIP_BYTES: usize = 192 * 1024;
 
 /// The portable kernel: each output from [`fixed::dot`] / [`fixed::q4_dot`] (the reference).
 #[cfg_attr(not(test), allow(dead_code))]

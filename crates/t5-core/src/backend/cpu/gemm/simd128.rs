@@ -103,9 +103,9 @@ unsafe fn micro<const MR: usize>(k: usize, x: *const f32, ldx: usize, panel: *co
 }
 
 /// The integer GEMM tile ([`super::int`]): 2 input rows × 2 weight rows, `i32x4.dot_i16x8_s`
-/// against both limbs, the lanes combined as the integer matvec (and the reference) combines them:
+/// against both limbs, 8 weights a step, the lanes combined as the integer matvec (and the reference) combines them:
 /// q8 outputs equal the matvec's bit for bit; q4 ones too (the same fused or unfused [`madd`]).
-#[allow(dead_code)] // tested, not dispatched: super::int::int_isa
+#[cfg_attr(not(test), allow(dead_code))] // tested, not dispatched: super::int::int_isa
 pub(crate) const INT: super::int::Int = super::int::Int { name: "simd128 int", mr: 2, nr: 2, tile: int_tile };
 
 use super::int::{FixedRows, IntWeights};
@@ -132,18 +132,17 @@ unsafe fn int_mn<const MR: usize, const NR: usize>(fx: &FixedRows, w: &IntWeight
             while c0 < k {
                 let c1 = (c0 + FLUSH).min(k);
                 let (mut ah, mut al) = ([[i32x4_splat(0); NR]; MR], [[i32x4_splat(0); NR]; MR]);
-                for t in (c0..c1).step_by(16) {
-                    let (mut qa, mut qb) = ([i32x4_splat(0); NR], [i32x4_splat(0); NR]);
-                    for r in 0..NR {
-                        qa[r] = i16x8_load_extend_i8x8(cp.add(r * k + t));
-                        qb[r] = i16x8_load_extend_i8x8(cp.add(r * k + t + 8));
-                    }
+                // 8 weights a step, one limb vector live at a time: V8 has 16 vector registers
+                for t in (c0..c1).step_by(8) {
+                    let q: [v128; NR] = core::array::from_fn(|r| i16x8_load_extend_i8x8(cp.add(r * k + t)));
                     for i in 0..MR {
-                        let (h0, h1) = (v128_load(hp[i].add(t) as *const v128), v128_load(hp[i].add(t + 8) as *const v128));
-                        let (l0, l1) = (v128_load(lp[i].add(t) as *const v128), v128_load(lp[i].add(t + 8) as *const v128));
+                        let h = v128_load(hp[i].add(t) as *const v128);
                         for r in 0..NR {
-                            ah[i][r] = i32x4_add(i32x4_add(ah[i][r], i32x4_dot_i16x8(qa[r], h0)), i32x4_dot_i16x8(qb[r], h1));
-                            al[i][r] = i32x4_add(i32x4_add(al[i][r], i32x4_dot_i16x8(qa[r], l0)), i32x4_dot_i16x8(qb[r], l1));
+                            ah[i][r] = i32x4_add(ah[i][r], i32x4_dot_i16x8(q[r], h));
+                        }
+                        let l = v128_load(lp[i].add(t) as *const v128);
+                        for r in 0..NR {
+                            al[i][r] = i32x4_add(al[i][r], i32x4_dot_i16x8(q[r], l));
                         }
                     }
                 }
@@ -170,24 +169,24 @@ unsafe fn int_mn<const MR: usize, const NR: usize>(fx: &FixedRows, w: &IntWeight
                 let (mut ah, mut al) = ([[i32x4_splat(0); NR]; MR], [[i32x4_splat(0); NR]; MR]);
                 for c in g * group / 64..(g + 1) * group / 64 {
                     for h in 0..2 {
-                        // weights t..t+8, t+8..t+16 (low nibbles), t+32..t+40, t+40..t+48 (high nibbles)
-                        let t = c * 64 + h * 16;
-                        let mut q = [[i32x4_splat(0); 4]; NR];
-                        for (r, q) in q.iter_mut().enumerate() {
-                            let v = v128_load(pp.add(r * k / 2 + c * 32 + h * 16) as *const v128);
-                            let (e0, e1) = (u16x8_extend_low_u8x16(v), u16x8_extend_high_u8x16(v));
-                            *q = [v128_and(e0, nib), v128_and(e1, nib), u16x8_shr(e0, 4), u16x8_shr(e1, 4)];
-                        }
-                        for i in 0..MR {
-                            let ld = |p: *const i16| unsafe { v128_load(p as *const v128) };
-                            let hv = [ld(hp[i].add(t)), ld(hp[i].add(t + 8)), ld(hp[i].add(t + 32)), ld(hp[i].add(t + 40))];
-                            let lv = [ld(lp[i].add(t)), ld(lp[i].add(t + 8)), ld(lp[i].add(t + 32)), ld(lp[i].add(t + 40))];
-                            for r in 0..NR {
-                                let q = &q[r];
-                                let dh = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], hv[0]), i32x4_dot_i16x8(q[1], hv[1])), i32x4_add(i32x4_dot_i16x8(q[2], hv[2]), i32x4_dot_i16x8(q[3], hv[3])));
-                                let dl = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], lv[0]), i32x4_dot_i16x8(q[1], lv[1])), i32x4_add(i32x4_dot_i16x8(q[2], lv[2]), i32x4_dot_i16x8(q[3], lv[3])));
-                                ah[i][r] = i32x4_add(ah[i][r], dh);
-                                al[i][r] = i32x4_add(al[i][r], dl);
+                        // byte b of these 16: weight 64c + 16h + b in its low nibble, 64c + 32 + 16h + b
+                        // in its high one; 8 weights a step, as for q8
+                        let v: [v128; NR] = core::array::from_fn(|r| v128_load(pp.add(r * k / 2 + c * 32 + h * 16) as *const v128));
+                        for sub in 0..4 {
+                            let t = c * 64 + h * 16 + (sub & 1) * 8 + (sub >> 1) * 32;
+                            let q: [v128; NR] = core::array::from_fn(|r| {
+                                let e = if sub & 1 == 0 { u16x8_extend_low_u8x16(v[r]) } else { u16x8_extend_high_u8x16(v[r]) };
+                                if sub < 2 { v128_and(e, nib) } else { u16x8_shr(e, 4) }
+                            });
+                            for i in 0..MR {
+                                let hv = v128_load(hp[i].add(t) as *const v128);
+                                for r in 0..NR {
+                                    ah[i][r] = i32x4_add(ah[i][r], i32x4_dot_i16x8(q[r], hv));
+                                }
+                                let lv = v128_load(lp[i].add(t) as *const v128);
+                                for r in 0..NR {
+                                    al[i][r] = i32x4_add(al[i][r], i32x4_dot_i16x8(q[r], lv));
+                                }
                             }
                         }
                     }

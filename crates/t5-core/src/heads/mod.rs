@@ -20,6 +20,12 @@ use crate::backend::Backend;
 use crate::config::T5Config;
 use crate::error::{Result, T5Error};
 use crate::model::{Batch, DecoderCache, ModelKind, OutputFlags, StackOutputs, T5};
+
+mod cache;
+mod loss;
+
+pub use cache::{from_heads_layout, past_key_values};
+pub use loss::{cross_entropy_ignore, sequence_classification_loss};
 use crate::tensor::Tensor;
 use crate::formats::WeightStore;
 use serde_json::Value;
@@ -85,11 +91,11 @@ pub fn num_labels(cfg: &T5Config) -> usize {
     }
 }
 
-/// A head's weights. Biases stay on the host (added after the projection).
+/// A head's weights (biases resident on the device too, added after the projection).
 pub enum Head<B: Backend> {
-    SequenceClassification { dense: B::Weight, dense_bias: Vec<f32>, out_proj: B::Weight, out_bias: Vec<f32> },
-    TokenClassification { classifier: B::Weight, bias: Vec<f32> },
-    QuestionAnswering { qa_outputs: B::Weight, bias: Vec<f32> },
+    SequenceClassification { dense: B::Weight, dense_bias: B::Tensor, out_proj: B::Weight, out_bias: B::Tensor },
+    TokenClassification { classifier: B::Weight, bias: B::Tensor },
+    QuestionAnswering { qa_outputs: B::Weight, bias: B::Tensor },
 }
 
 impl<B: Backend> Head<B> {
@@ -100,7 +106,7 @@ impl<B: Backend> Head<B> {
             return Err(T5Error::BadConfig("num_labels must be positive".into()));
         }
         let w = |name: &str, shape: &[usize]| -> Result<B::Weight> { Ok(backend.upload_weight(store.get(name, shape)?)) };
-        let b = |name: &str, len: usize| -> Result<Vec<f32>> { Ok(store.get(name, &[len])?.data) };
+        let b = |name: &str, len: usize| -> Result<B::Tensor> { Ok(backend.upload(store.get(name, &[len])?)) };
         Ok(match task {
             Task::SequenceClassification => Some(Head::SequenceClassification {
                 dense: w("classification_head.dense.weight", &[d, d])?,
@@ -137,8 +143,14 @@ impl<B: Backend> TaskModel<B> {
         Ok(TaskModel { task, model, head })
     }
 
+    /// [`forward`]: the outputs read back synchronously (the CPU; a GPU natively).
     pub fn forward(&self, args: ForwardArgs<'_, B>) -> Result<ModelOutput<B>> {
         forward(&self.model, self.task, self.head.as_ref(), args)
+    }
+
+    /// [`forward_device`]: the outputs left on the device for the caller to read back.
+    pub fn forward_device(&self, args: ForwardArgs<'_, B>) -> Result<ModelOutput<B, B::Tensor>> {
+        forward_device(&self.model, self.task, self.head.as_ref(), args)
     }
 }
 
@@ -194,35 +206,127 @@ impl<'a, B: Backend> ForwardArgs<'a, B> {
     }
 }
 
-/// Everything a forward pass can return (host tensors).
-pub struct ModelOutput<B: Backend> {
+/// Everything a forward pass can return: `T` = a backend's tensor ([`forward_device`]: computed, not read), or
+/// [`Tensor`] ([`ModelOutput::finish`]: read back, the loss computed).
+pub struct ModelOutput<B: Backend, T = Tensor> {
     pub loss: Option<f32>,
     /// LM: `[batch, dec_len, vocab]`; sequence classification `[batch, num_labels]`; token classification
-    /// `[batch, seq, num_labels]`.
-    pub logits: Option<Tensor>,
-    /// question answering, `[batch, dec_len]`
+    /// `[batch, seq, num_labels]`. On the device, question answering's projection `[batch, dec_len, 2]` (start and
+    /// end interleaved), which [`ModelOutput::finish`] splits into `start_logits` / `end_logits`.
+    pub logits: Option<T>,
+    /// question answering, `[batch, dec_len]` (host only)
     pub start_logits: Option<Tensor>,
     pub end_logits: Option<Tensor>,
     /// The `problem_type` the sequence-classification loss used.
     pub problem_type: Option<String>,
-    pub encoder_last_hidden_state: Option<Tensor>,
+    pub encoder_last_hidden_state: Option<T>,
     /// Decoder output after the final layer norm, `[batch, dec_len, d_model]`.
-    pub decoder_last_hidden_state: Option<Tensor>,
+    pub decoder_last_hidden_state: Option<T>,
     pub encoder: StackOutputs,
     pub decoder: StackOutputs,
     /// With `use_cache`: the decoder cache after this pass (`past_key_values`).
     pub cache: Option<DecoderCache<B>>,
+    /// What [`ModelOutput::finish`] computes on the host from the read-back logits.
+    pending: Pending,
+}
+
+/// The host work left once the logits are read: the loss (from the labels given) and the QA split.
+#[derive(Debug, Clone, Default)]
+enum Pending {
+    #[default]
+    None,
+    /// LM cross-entropy (-100 ignored)
+    Lm(Vec<i64>),
+    /// token classification cross-entropy (-100 ignored)
+    Token(Vec<i64>),
+    /// sequence classification: the config's `problem_type` and the labels
+    Sequence(Option<String>, Labels),
+    /// question answering: split the `[batch, t, 2]` logits; with positions (clamped, `t` ignored) the loss
+    QuestionAnswering { batch: usize, t: usize, positions: Option<(Vec<i64>, Vec<i64>)> },
+}
+
+impl<B: Backend> ModelOutput<B, B::Tensor> {
+    /// The device tensors to read back, in order: encoder hidden state, decoder hidden state, logits (those present).
+    pub fn tensors(&self) -> Vec<&B::Tensor> {
+        self.encoder_last_hidden_state.iter().chain(self.decoder_last_hidden_state.as_ref()).chain(self.logits.as_ref()).collect()
+    }
+
+    /// Read every tensor back synchronously and [`ModelOutput::finish`] (the CPU; a GPU natively).
+    pub fn download(self, be: &B) -> Result<ModelOutput<B>> {
+        let host = self.tensors().into_iter().map(|t| be.download(t)).collect();
+        self.finish(host)
+    }
+
+    /// The host output from `host[i]`, the read-back `tensors()[i]`: the one place every backend computes the
+    /// losses and splits the question-answering logits.
+    pub fn finish(self, host: Vec<Tensor>) -> Result<ModelOutput<B>> {
+        let expected = self.tensors().len();
+        if host.len() != expected {
+            return Err(bad(format!("{} host tensors for {expected} device tensors", host.len())));
+        }
+        let mut it = host.into_iter();
+        let encoder_last_hidden_state = self.encoder_last_hidden_state.map(|_| it.next().unwrap());
+        let decoder_last_hidden_state = self.decoder_last_hidden_state.map(|_| it.next().unwrap());
+        let mut logits = self.logits.map(|_| it.next().unwrap());
+        let mut out = ModelOutput {
+            loss: None,
+            logits: None,
+            start_logits: None,
+            end_logits: None,
+            problem_type: None,
+            encoder_last_hidden_state,
+            decoder_last_hidden_state,
+            encoder: self.encoder,
+            decoder: self.decoder,
+            cache: self.cache,
+            pending: Pending::None,
+        };
+        let need = |l: &Option<Tensor>| -> Result<()> { l.as_ref().map(|_| ()).ok_or_else(|| bad("no logits to compute the loss from")) };
+        match self.pending {
+            Pending::None => {}
+            Pending::Lm(l) => {
+                need(&logits)?;
+                out.loss = Some(crate::model::cross_entropy(logits.as_ref().unwrap(), &l)?);
+            }
+            Pending::Token(l) => {
+                need(&logits)?;
+                out.loss = Some(cross_entropy_ignore(logits.as_ref().unwrap(), &l, -100)?);
+            }
+            Pending::Sequence(problem_type, labels) => {
+                need(&logits)?;
+                let (loss, problem) = loss::sequence_loss(problem_type.as_deref(), logits.as_ref().unwrap(), &labels)?;
+                out.loss = Some(loss);
+                out.problem_type = Some(problem.into());
+            }
+            Pending::QuestionAnswering { batch, t, positions } => {
+                let qa = logits.take().ok_or_else(|| bad("no question-answering logits"))?;
+                let start = Tensor::new(vec![batch, t], qa.data.iter().step_by(2).copied().collect());
+                let end = Tensor::new(vec![batch, t], qa.data.iter().skip(1).step_by(2).copied().collect());
+                if let Some((sp, ep)) = positions {
+                    // positions outside the input are clamped to `t` and ignored, as transformers does
+                    let ignored = t as i64;
+                    let clamp = |p: &[i64]| p.iter().map(|&x| x.clamp(0, ignored)).collect::<Vec<_>>();
+                    let s = cross_entropy_ignore(&start, &clamp(&sp), ignored)?;
+                    let e = cross_entropy_ignore(&end, &clamp(&ep), ignored)?;
+                    out.loss = Some((s + e) / 2.0);
+                }
+                out.start_logits = Some(start);
+                out.end_logits = Some(end);
+            }
+        }
+        out.logits = logits;
+        Ok(out)
+    }
 }
 
 fn bad(msg: impl Into<String>) -> T5Error {
     T5Error::BadInput(msg.into())
 }
 
-/// `x @ w^T + bias` on host rows.
-fn linear_bias<B: Backend>(be: &B, x: &B::Tensor, w: &B::Weight, bias: &[f32]) -> Tensor {
-    let mut y = be.download(&be.linear(x, w));
-    let n = bias.len();
-    y.data.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(bias).for_each(|(a, b)| *a += b));
+/// `x @ w^T + bias` on the device.
+fn linear_bias<B: Backend>(be: &B, x: &B::Tensor, w: &B::Weight, bias: &B::Tensor) -> B::Tensor {
+    let mut y = be.linear(x, w);
+    be.add_bias(&mut y, bias);
     y
 }
 
@@ -232,8 +336,17 @@ fn shift_ids(model: &T5<impl Backend>, ids: &[u32], batch: usize) -> Result<Vec<
     model.shift_right(&l, batch)
 }
 
-/// The full forward pass of the class `task` (see the module docs).
-pub fn forward<B: Backend>(model: &T5<B>, task: Task, head: Option<&Head<B>>, mut args: ForwardArgs<'_, B>) -> Result<ModelOutput<B>> {
+/// The full forward pass of the class `task` (see the module docs), read back synchronously: [`forward_device`]
+/// then [`ModelOutput::download`].
+pub fn forward<B: Backend>(model: &T5<B>, task: Task, head: Option<&Head<B>>, args: ForwardArgs<'_, B>) -> Result<ModelOutput<B>> {
+    forward_device(model, task, head, args)?.download(model.backend())
+}
+
+/// The full forward pass of the class `task` up to its device tensors: the one forward path of every backend.
+/// The caller reads [`ModelOutput::tensors`] back (synchronously, [`ModelOutput::download`], or asynchronously
+/// where a read cannot block: a GPU in wasm) and [`ModelOutput::finish`]es on the host (losses, QA split).
+/// `output_hidden_states` / `output_attentions` are recorded on the host as the stacks run (synchronous reads).
+pub fn forward_device<B: Backend>(model: &T5<B>, task: Task, head: Option<&Head<B>>, mut args: ForwardArgs<'_, B>) -> Result<ModelOutput<B, B::Tensor>> {
     let be = model.backend();
     let (batch, seq) = (args.batch, args.seq);
     if batch == 0 || seq == 0 {
@@ -265,6 +378,7 @@ pub fn forward<B: Backend>(model: &T5<B>, task: Task, head: Option<&Head<B>>, mu
         encoder: StackOutputs::default(),
         decoder: StackOutputs::default(),
         cache: None,
+        pending: Pending::None,
     };
     let flags = args.flags;
     fn rec(r: &mut StackOutputs, f: OutputFlags) -> Option<(&mut StackOutputs, OutputFlags)> {
@@ -286,20 +400,19 @@ pub fn forward<B: Backend>(model: &T5<B>, task: Task, head: Option<&Head<B>>, mu
         (None, None) if args.past.is_some() => None,
         (None, None) => return Err(bad("input_ids or encoder_outputs are required")),
     };
-    out.encoder_last_hidden_state = enc.as_ref().map(|e| be.download(e));
 
     if matches!(task, Task::Encoder | Task::TokenClassification) {
         if let (Some(Head::TokenClassification { classifier, bias }), Some(e)) = (head, &enc) {
-            let logits = linear_bias(be, e, classifier, bias);
-            if let Some(labels) = &args.labels {
+            if let Some(labels) = args.labels.take() {
                 let Labels::Ids(l) = labels else { return Err(bad("token classification labels must be class ids")) };
                 if l.len() != n {
                     return Err(bad(format!("labels have {} values, input_ids {n}", l.len())));
                 }
-                out.loss = Some(cross_entropy_ignore(&logits, l, -100)?);
+                out.pending = Pending::Token(l);
             }
-            out.logits = Some(logits);
+            out.logits = Some(linear_bias(be, e, classifier, bias));
         }
+        out.encoder_last_hidden_state = enc;
         return Ok(out);
     }
 
@@ -334,19 +447,17 @@ pub fn forward<B: Backend>(model: &T5<B>, task: Task, head: Option<&Head<B>>, mu
         None => model.start_decoding(enc.as_ref().expect("encoder output"), &mask)?,
     };
     let hidden = model.decode_with(&mut cache, dec_ids, t, args.decoder_attention_mask, rec(&mut out.decoder, flags))?;
-    let hidden_host = be.download(&hidden);
 
     match (task, head) {
         (Task::ConditionalGeneration, _) => {
-            let logits = be.download(&model.lm_logits(&hidden)?);
-            if let Some(labels) = &args.labels {
+            if let Some(labels) = args.labels.take() {
                 let Labels::Ids(l) = labels else { return Err(bad("LM labels must be token ids")) };
                 if l.len() != dec_ids.len() {
                     return Err(bad("labels and decoder_input_ids differ in length"));
                 }
-                out.loss = Some(crate::model::cross_entropy(&logits, l)?);
+                out.pending = Pending::Lm(l);
             }
-            out.logits = Some(logits);
+            out.logits = Some(model.lm_logits(&hidden)?);
         }
         (Task::SequenceClassification, Some(Head::SequenceClassification { dense, dense_bias, out_proj, out_bias })) => {
             let ids = args.input_ids.ok_or_else(|| bad("T5ForSequenceClassification needs input_ids (it reads the decoder at their EOS)"))?;
@@ -361,182 +472,35 @@ pub fn forward<B: Backend>(model: &T5<B>, task: Task, head: Option<&Head<B>>, mu
             if counts[0] == 0 {
                 return Err(bad("Each example must contain at least one <eos> token."));
             }
-            let d = model.config.d_model;
-            let mut rep = Vec::with_capacity(batch * d);
-            for r in 0..batch {
-                let last = (0..seq).rev().find(|&j| ids[r * seq + j] == eos).expect("row has an EOS");
-                rep.extend_from_slice(&hidden_host.data[(r * seq + last) * d..(r * seq + last + 1) * d]);
+            let last: Vec<usize> = (0..batch).map(|r| (0..seq).rev().find(|&j| ids[r * seq + j] == eos).expect("row has an EOS")).collect();
+            let rep = be.gather_positions(&hidden, &last);
+            let mut h = linear_bias(be, &rep, dense, dense_bias);
+            be.tanh(&mut h);
+            out.logits = Some(linear_bias(be, &h, out_proj, out_bias));
+            if let Some(labels) = args.labels.take() {
+                out.pending = Pending::Sequence(model.config.problem_type.clone(), labels);
             }
-            let mut h = linear_bias(be, &be.upload(Tensor::new(vec![batch, d], rep)), dense, dense_bias);
-            h.data.iter_mut().for_each(|x| *x = x.tanh());
-            let logits = linear_bias(be, &be.upload(h), out_proj, out_bias);
-            if let Some(labels) = &args.labels {
-                let (loss, problem) = sequence_classification_loss(&model.config, &logits, labels)?;
-                out.loss = Some(loss);
-                out.problem_type = Some(problem.into());
-            }
-            out.logits = Some(logits);
         }
         (Task::QuestionAnswering, Some(Head::QuestionAnswering { qa_outputs, bias })) => {
-            let logits = linear_bias(be, &hidden, qa_outputs, bias);
-            let start = Tensor::new(vec![batch, t], logits.data.iter().step_by(2).copied().collect());
-            let end = Tensor::new(vec![batch, t], logits.data.iter().skip(1).step_by(2).copied().collect());
-            if let (Some(sp), Some(ep)) = (args.start_positions, args.end_positions) {
-                if sp.len() != batch || ep.len() != batch {
-                    return Err(bad(format!("start_positions / end_positions need one value per row ({batch})")));
+            let positions = match (args.start_positions, args.end_positions) {
+                (Some(sp), Some(ep)) => {
+                    if sp.len() != batch || ep.len() != batch {
+                        return Err(bad(format!("start_positions / end_positions need one value per row ({batch})")));
+                    }
+                    Some((sp.to_vec(), ep.to_vec()))
                 }
-                // positions outside the input are clamped to `t` and ignored, as transformers does
-                let ignored = t as i64;
-                let clamp = |p: &[i64]| p.iter().map(|&x| x.clamp(0, ignored)).collect::<Vec<_>>();
-                let s = cross_entropy_ignore(&start, &clamp(sp), ignored)?;
-                let e = cross_entropy_ignore(&end, &clamp(ep), ignored)?;
-                out.loss = Some((s + e) / 2.0);
-            }
-            out.start_logits = Some(start);
-            out.end_logits = Some(end);
+                _ => None,
+            };
+            out.logits = Some(linear_bias(be, &hidden, qa_outputs, bias));
+            out.pending = Pending::QuestionAnswering { batch, t, positions };
         }
         (Task::Model, _) => {}
         (task, _) => return Err(T5Error::BadConfig(format!("{} has no head loaded", task.class_name()))),
     }
-    out.decoder_last_hidden_state = Some(hidden_host);
+    out.encoder_last_hidden_state = enc;
+    out.decoder_last_hidden_state = Some(hidden);
     if args.use_cache {
         out.cache = Some(cache);
     }
     Ok(out)
-}
-
-/// The sequence-classification loss and the `problem_type` it used: the config's, else transformers' choice
-/// (`num_labels == 1` → regression, integer labels → single label, float labels → multi label).
-pub fn sequence_classification_loss(cfg: &T5Config, logits: &Tensor, labels: &Labels) -> Result<(f32, &'static str)> {
-    let n = logits.cols();
-    let batch = logits.rows();
-    let problem = match cfg.problem_type.as_deref() {
-        Some("regression") => "regression",
-        Some("single_label_classification") => "single_label_classification",
-        Some("multi_label_classification") => "multi_label_classification",
-        Some(other) => return Err(T5Error::BadConfig(format!("unknown problem_type {other:?}"))),
-        None if n == 1 => "regression",
-        None => match labels {
-            Labels::Ids(_) => "single_label_classification",
-            Labels::Floats(_) => "multi_label_classification",
-        },
-    };
-    let floats = || -> Vec<f32> {
-        match labels {
-            Labels::Ids(l) => l.iter().map(|&x| x as f32).collect(),
-            Labels::Floats(f) => f.clone(),
-        }
-    };
-    let loss = match problem {
-        "regression" => {
-            let y = floats();
-            if y.len() != logits.numel() {
-                return Err(bad(format!("regression labels have {} values, logits {}", y.len(), logits.numel())));
-            }
-            let s: f64 = logits.data.iter().zip(&y).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
-            (s / y.len() as f64) as f32
-        }
-        "single_label_classification" => {
-            let Labels::Ids(l) = labels else { return Err(bad("single-label classification needs integer class ids")) };
-            if l.len() != batch {
-                return Err(bad(format!("labels have {} values, expected one per row ({batch})", l.len())));
-            }
-            cross_entropy_ignore(logits, l, -100)?
-        }
-        _ => {
-            let y = floats();
-            if y.len() != logits.numel() {
-                return Err(bad(format!("multi-label targets have {} values, logits {} ([batch, num_labels])", y.len(), logits.numel())));
-            }
-            // BCEWithLogitsLoss: max(x, 0) - x y + log(1 + exp(-|x|)), mean
-            let s: f64 = logits
-                .data
-                .iter()
-                .zip(&y)
-                .map(|(&x, &y)| {
-                    let (x, y) = (x as f64, y as f64);
-                    x.max(0.0) - x * y + (-x.abs()).exp().ln_1p()
-                })
-                .sum();
-            (s / y.len() as f64) as f32
-        }
-    };
-    Ok((loss, problem))
-}
-
-/// Mean cross-entropy over the rows of `logits` whose label is not `ignore` (torch's `CrossEntropyLoss(ignore_index)`);
-/// NaN when every row is ignored, as torch.
-pub fn cross_entropy_ignore(logits: &Tensor, labels: &[i64], ignore: i64) -> Result<f32> {
-    let v = logits.cols();
-    if labels.len() != logits.rows() {
-        return Err(bad("one label per logits row is required"));
-    }
-    let (mut total, mut count) = (0.0f64, 0usize);
-    for (r, &label) in labels.iter().enumerate() {
-        if label == ignore {
-            continue;
-        }
-        if label < 0 || label as usize >= v {
-            return Err(bad(format!("label {label} is outside the {v} classes")));
-        }
-        let row = logits.row(r);
-        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let lse = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
-        total += lse - row[label as usize] as f64;
-        count += 1;
-    }
-    Ok(if count == 0 { f32::NAN } else { (total / count as f64) as f32 })
-}
-
-/// Layer `i` of a cache as transformers' `past_key_values` hold it: `[self K, self V, cross K, cross V]`, each
-/// `[batch, heads, len, d_kv]` (self K / V have `len` 0 before the first step).
-pub fn past_key_values<B: Backend>(model: &T5<B>, cache: &DecoderCache<B>) -> Vec<[Tensor; 4]> {
-    let be = model.backend();
-    let (heads, dk) = (model.config.num_heads, model.config.d_kv);
-    let to_heads = |t: Option<&B::Tensor>, len_if_none: usize| -> Tensor {
-        match t {
-            None => Tensor::new(vec![cache.batch(), heads, len_if_none, dk], vec![]),
-            Some(t) => {
-                let t = be.download(t);
-                let (b, len) = (t.shape[0], t.shape[1]);
-                let mut data = vec![0.0; t.numel()];
-                for bi in 0..b {
-                    for j in 0..len {
-                        for h in 0..heads {
-                            let src = ((bi * len + j) * heads + h) * dk;
-                            let dst = ((bi * heads + h) * len + j) * dk;
-                            data[dst..dst + dk].copy_from_slice(&t.data[src..src + dk]);
-                        }
-                    }
-                }
-                Tensor::new(vec![b, heads, len, dk], data)
-            }
-        }
-    };
-    (0..cache.num_layers())
-        .map(|i| {
-            let (s, (ck, cv)) = cache.layer(i);
-            [to_heads(s.map(|x| x.0), 0), to_heads(s.map(|x| x.1), 0), to_heads(Some(ck), 0), to_heads(Some(cv), 0)]
-        })
-        .collect()
-}
-
-/// The inverse of [`past_key_values`]: `[batch, heads, len, d_kv]` tensors → the `[batch, len, heads * d_kv]` layout
-/// [`T5::cache_from_host`] takes.
-pub fn from_heads_layout(t: &Tensor) -> Result<Tensor> {
-    if t.shape.len() != 4 {
-        return Err(bad(format!("past_key_values tensors must be [batch, heads, len, d_kv], got {:?}", t.shape)));
-    }
-    let (b, heads, len, dk) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3]);
-    let mut data = vec![0.0; t.numel()];
-    for bi in 0..b {
-        for h in 0..heads {
-            for j in 0..len {
-                let src = ((bi * heads + h) * len + j) * dk;
-                let dst = ((bi * len + j) * heads + h) * dk;
-                data[dst..dst + dk].copy_from_slice(&t.data[src..src + dk]);
-            }
-        }
-    }
-    Ok(Tensor::new(vec![b, len, heads * dk], data))
 }

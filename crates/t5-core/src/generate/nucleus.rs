@@ -1,0 +1,186 @@
+//! Top-p (nucleus) sampling without top-k from a row's top candidates: what a device reads back instead of the
+//! whole row in the common case, with the ids the whole row gives.
+//!
+//! The CPU's top-p ([`super::processors::LogitsProcessors::apply`]) sorts the whole (tempered) row ascending,
+//! sums `exp(s - max)` in f32 and removes every id whose cumulative probability is `<= 1 - p`. From the row's top
+//! `K` raw logits (exact) and its normaliser `Σ exp(x - max)` ([`TopKRows`], computed on the device in another
+//! order) the host bounds, for each candidate, the cumulative probability the CPU computes: the mass below the
+//! candidates lies in an interval (the normaliser's error, and for a temperature ≠ 1 Jensen's bounds on
+//! `Σ y^(1/t)` over the `vocab - K` ids each at most the smallest candidate's `y`), and the CPU's f32 sums are
+//! within `(2 vocab + 16) · 2^-24` of the exact value. When every id's side of the cutoff is certain — the ids
+//! below the candidates and those tied with the smallest candidate removed, each other candidate certainly kept
+//! or removed — the row the sampler sees is built exactly (the CPU's temperature arithmetic on the candidates, -inf
+//! elsewhere), so the draw is the CPU's. Otherwise [`NucleusCheck::decide`] says so and the caller reads the
+//! whole row (a counted fallback).
+
+use crate::backend::TopKRows;
+
+/// How many of each row's largest logits a top-p step reads (at most the vocabulary).
+pub const NUCLEUS_CANDIDATES: usize = 128;
+
+const U: f64 = 1.0 / (1u64 << 24) as f64;
+
+/// The top-p warper (after an optional temperature) of a sampling search, decided from each row's top candidates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NucleusCheck {
+    temperature: f32,
+    p: f32,
+    keep: usize,
+    vocab: usize,
+}
+
+impl NucleusCheck {
+    pub(crate) fn new(temperature: f32, p: f32, keep: usize, vocab: usize) -> Self {
+        NucleusCheck { temperature, p, keep, vocab }
+    }
+
+    /// How many candidates per row to read (`TopKRows` with no suppressed and no gathered ids).
+    pub fn k(&self) -> usize {
+        NUCLEUS_CANDIDATES.min(self.vocab)
+    }
+
+    /// The rows `[rows, vocab]` the sampler draws from (the kept ids at their tempered scores, -inf elsewhere),
+    /// exactly what the CPU's processors leave of the whole rows; `None` when a row's cutoff is not certain from
+    /// its candidates (read the whole rows).
+    pub fn decide(&self, t: &TopKRows) -> Option<Vec<f32>> {
+        let rows = t.max.len();
+        let mut out = vec![f32::NEG_INFINITY; rows * self.vocab];
+        for (r, row) in out.chunks_mut(self.vocab).enumerate() {
+            self.decide_row(t, r, row)?;
+        }
+        Some(out)
+    }
+
+    fn scaled(&self, x: f32) -> f32 {
+        if self.temperature != 1.0 { x / self.temperature } else { x }
+    }
+
+    fn decide_row(&self, t: &TopKRows, r: usize, out: &mut [f32]) -> Option<()> {
+        let vocab = self.vocab;
+        let cands: Vec<(u32, f32)> = (r * t.k..(r + 1) * t.k).map(|i| (t.ids[i], t.values[i])).filter(|&(id, _)| (id as usize) < vocab).collect();
+        let m = t.max[r];
+        // a row without a finite maximum among its candidates (all -inf, NaN, +inf): whole rows
+        if cands.is_empty() || !m.is_finite() || cands[0].1 != m || cands.iter().any(|c| c.1.is_nan()) {
+            return None;
+        }
+        // ascending by (tempered value, id): the CPU's stable ascending sort of the whole row
+        let mut asc: Vec<(u32, f32)> = cands.iter().map(|&(id, x)| (id, self.scaled(x))).collect();
+        asc.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
+        let smax = asc.last().unwrap().1;
+        let smin = asc[0].1;
+        if !smax.is_finite() {
+            return None;
+        }
+        let e: Vec<f64> = asc.iter().map(|&(_, s)| if s == f32::NEG_INFINITY { 0.0 } else { (s - smax).exp() as f64 }).collect();
+        let p_all: f64 = e.iter().sum();
+
+        // the mass of the ids below the candidates, relative to exp(smax): [t_lo, t_hi]
+        let n_tail = vocab - cands.len();
+        let (t_lo, t_hi) = if n_tail == 0 {
+            (0.0, 0.0)
+        } else {
+            let vmin = cands.last().unwrap().1;
+            let p_raw: f64 = cands.iter().map(|&(_, x)| ((x - m) as f64).exp()).sum();
+            // the device's f32 sum (any order) and exp: within (vocab + 256) ulp of the exact sum
+            let delta = (vocab as f64 + 256.0) * U;
+            let s = t.sum_exp[r];
+            let raw_hi = (s * (1.0 + delta) - p_raw).max(0.0);
+            let raw_lo = (s * (1.0 - delta) - p_raw).max(0.0);
+            let c = ((vmin - m) as f64).exp(); // every tail y = exp(x - m) is at most c
+            let a = 1.0 / self.temperature as f64;
+            let n = n_tail as f64;
+            if self.temperature == 1.0 {
+                (raw_lo, raw_hi)
+            } else if a > 1.0 {
+                // convex y^a: most when the mass sits at c, least when spread evenly
+                (n * (raw_lo / n).powf(a), c.powf(a - 1.0) * raw_hi)
+            } else {
+                // concave y^a
+                (raw_lo * c.powf(a - 1.0), (n.powf(1.0 - a) * raw_hi.powf(a)).min(n * c.powf(a)))
+            }
+        };
+        if !(t_lo.is_finite() && t_hi.is_finite()) {
+            return None;
+        }
+        // the CPU's f32 arithmetic: the sum and the cumulative sum of vocab terms, the divisions, exp and the
+        // rounding of x / t (relative to |s|)
+        let mu = (2.0 * vocab as f64 + 16.0) * U * 1.25 + 8.0 * U * (smax.abs() as f64 + smin.abs().min(1e6) as f64 + 8.0);
+        let threshold = (1.0 - self.p) as f64;
+        let cum = |tail: f64, prefix: f64| (tail + prefix) / (tail + p_all);
+
+        // the ids below the candidates and those tied with the smallest candidate (their order against each
+        // other is the CPU's index order, unknown here): all certainly removed
+        let g = asc.iter().take_while(|c| c.1 == smin).count();
+        if g == asc.len() || asc.len() - g < self.keep {
+            return None;
+        }
+        let mut prefix: f64 = e[..g].iter().sum();
+        if cum(t_hi, prefix) + mu >= threshold {
+            return None;
+        }
+        let forced = vocab.saturating_sub(self.keep); // whole-row positions from here on are always kept
+        for (j, &(id, s)) in asc.iter().enumerate().skip(g) {
+            prefix += e[j];
+            let pos = n_tail + j;
+            let kept = if pos >= forced || cum(t_lo, prefix) - mu > threshold {
+                true
+            } else if cum(t_hi, prefix) + mu < threshold {
+                false
+            } else {
+                return None;
+            };
+            if kept {
+                out[id as usize] = s;
+            }
+        }
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{GenerationConfig, T5Config};
+    use crate::generate::processors::LogitsProcessors;
+    use crate::tensor::Tensor;
+
+    fn lcg(seed: &mut u64) -> f64 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*seed >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Rows from peaked to flat: whenever the check decides, it gives exactly the CPU processors' row; it decides
+    /// the peaked ones and declines the flat ones.
+    #[test]
+    fn decides_exactly_what_the_whole_row_gives() {
+        let vocab = 5000;
+        let mut seed = 3u64;
+        let (mut decided, mut declined) = (0, 0);
+        for case in 0..120 {
+            let spread = [0.5f64, 2.0, 6.0, 12.0][case % 4];
+            let temperature = [1.0f32, 0.7, 1.5][case % 3];
+            let p = [0.9f32, 0.5, 0.95, 0.3][(case / 3) % 4];
+            let mut row: Vec<f32> = (0..vocab).map(|_| (lcg(&mut seed) * spread * 2.0 - spread) as f32).collect();
+            // a few strong candidates, some tied
+            for j in 0..(case % 7) {
+                row[(j * 37 + case) % vocab] = (spread * 1.5 + (j / 2) as f64) as f32;
+            }
+            let mut gen = GenerationConfig::from_model_config(&T5Config::from_json("{}").unwrap());
+            gen.apply_json(&serde_json::json!({"do_sample": true, "top_k": 0, "top_p": p, "temperature": temperature})).unwrap();
+            let procs = LogitsProcessors::new(&gen, 1);
+            let (t_, p_, keep) = procs.top_p_only().expect("top-p only");
+            let check = NucleusCheck::new(t_, p_, keep, vocab);
+            let mut want = row.clone();
+            procs.apply(&[vec![0]], &mut want, vocab);
+            let top = TopKRows::from_host(&Tensor::new(vec![1, vocab], row.clone()), check.k(), &[], &[]);
+            match check.decide(&top) {
+                Some(got) => {
+                    decided += 1;
+                    assert_eq!(got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "case {case}");
+                }
+                None => declined += 1,
+            }
+        }
+        assert!(decided > 20 && declined > 10, "decided {decided}, declined {declined}");
+    }
+}
