@@ -33,6 +33,10 @@ const bwAt = (d) => bwByDtype[d] ?? bw;
 const n24 = meta.node24 ? `Node ${meta.node24.replace(/^v/, '')}` : 'Node 24';
 const NAMES = { native: 't5-web native (t5-bench)', wasm: `t5-web WASM in Node ${(meta.node ?? '').replace(/^v/, '')} (SIMD128)`, tjs: 'transformers.js (onnxruntime-node)',
   ortweb: `onnxruntime-web WASM in Node ${(meta.node ?? '').replace(/^v/, '')}`, wasm24: `t5-web WASM in ${n24} (relaxed SIMD)`, ortweb24: `onnxruntime-web WASM in ${n24}` };
+// a t5-web WASM row is named by the build its processes reported (wasmFlavour(): the threaded build loads at
+// num_threads > 1), not by the runtime key alone
+const flavourOf = (rs) => [...new Set(rs.map((x) => x.flavour).filter(Boolean))].join(' + ') || undefined;
+const nameOf = (names, rt, a) => (a?.flavour && /^wasm/.test(rt) ? names[rt].replace(/\([^)]*\)$/, `(${a.flavour} build)`) : names[rt]);
 // t5-web rows and their same-precision counterpart
 const PAIR = { native: 'tjs', wasm: 'ortweb', wasm24: 'ortweb24' };
 const ours = (rt) => rt in PAIR;
@@ -51,7 +55,7 @@ for (const rt of ORDER) for (const d of DTYPES) {
   const step = ours(rt) ? ourStep[d] : onnxStep[d];
   const bound = (bwAt(d) * 1e9) / (step * 1e6);
   agg[`${rt}:${d}`] = { rt, d, n: gen.length, e, g, tps: NEW / ((g - e) / 1e3), lo: Math.min(...perRun), hi: Math.max(...perRun),
-    load: median(rs.map((x) => x.load_s)), rss: median(rs.map((x) => x.rss_mb)), step, bound, system: rs[0].system };
+    load: median(rs.map((x) => x.load_s)), rss: median(rs.map((x) => x.rss_mb)), step, bound, system: rs[0].system, flavour: flavourOf(rs) };
 }
 // what a user downloads: our one safetensors file; transformers.js's encoder + merged decoder ONNX files
 const size = (...p) => p.reduce((t, x) => t + (fs.existsSync(x) ? fs.statSync(x).size : NaN), 0) / 1e6;
@@ -84,7 +88,7 @@ for (const d of DTYPES) for (const rt of ORDER) {
   if (!a) continue;
   const other = ours(rt) ? agg[`${PAIR[rt]}:${d}`] : null;
   const r = other ? `decode ${ratio(a, other)}, encoder speed ${f(other.e / a.e, 2)}× (vs ${rt === 'native' ? 'transformers.js' : 'onnxruntime-web'})` : ours(rt) ? '– (no bf16 ONNX export)' : '';
-  p(`| ${NAMES[rt]} | ${d}${ours(rt) && d !== 'fp32' ? ' (file)' : ''} | **${f(a.tps)}** [${f(a.lo)}–${f(a.hi)}] | ${f(a.e, 1)} | ${f(a.load, 2)} | ${f(a.rss, 0)} | ${f(files(rt, d), 0)} | ${f(a.step, 1)} | ${f(a.bound, 0)} | ${f((100 * a.tps) / a.bound, 0)}% | ${r} |`);
+  p(`| ${nameOf(NAMES, rt, a)} | ${d}${ours(rt) && d !== 'fp32' ? ' (file)' : ''} | **${f(a.tps)}** [${f(a.lo)}–${f(a.hi)}] | ${f(a.e, 1)} | ${f(a.load, 2)} | ${f(a.rss, 0)} | ${f(files(rt, d), 0)} | ${f(a.step, 1)} | ${f(a.bound, 0)} | ${f((100 * a.tps) / a.bound, 0)}% | ${r} |`);
 }
 p();
 p('Decode tok/s at the same precision, median (best single run; on a contended machine the best run is the one least slowed by other jobs), ratio = t5-web ÷ the other:');
@@ -144,7 +148,7 @@ for (const rt of SYS) for (const d of DTYPES) for (const th of TH) {
   const e32 = med(rs, 'encoder_32_ms'), g = med(rs, 'generate_64_ms');
   const e8ms = med(rs, 'encoder_8x128_ms');
   prefill[`${rt}:${d}:${th}`] = { tps: NEW / ((g - e32) / 1e3), e8: e8ms ? 1024 / (e8ms / 1e3) : med(rs, 'encoder_8x128_tok_s'), e512: med(rs, 'encoder_1x512_ms'),
-    summ: med(rs, 'summarize_ms'), got: rs[0].threads, n: rs.length, load: median(rs.map((x) => x.loadavg ? +x.loadavg.split(' ')[0] : NaN)) };
+    summ: med(rs, 'summarize_ms'), got: rs[0].threads, n: rs.length, flavour: flavourOf(rs), load: median(rs.map((x) => x.loadavg ? +x.loadavg.split(' ')[0] : NaN)) };
 }
 if (TH.length > 1 || allRows.some((x) => x.summarize_ms !== undefined)) {
   p();
@@ -159,7 +163,7 @@ if (TH.length > 1 || allRows.some((x) => x.summarize_ms !== undefined)) {
     if (!a) continue;
     const o = ours(rt) ? prefill[`${PAIR[rt]}:${d}:${th}`] : null;
     const x = o ? `${f(a.e8 / o.e8, 2)} / ${f(o.summ / a.summ, 2)} / ${f(a.tps / o.tps, 2)}` : '';
-    p(`| ${d} | ${TNAMES[rt]} | ${th}${a.got && a.got !== th ? ` (ran ${a.got})` : ''} | ${f(a.e8, 0)} | ${f(a.e512, 1)} | ${f(a.summ, 0)} | ${f(a.tps, 1)} | ${x} | ${f(a.load, 1)} |`);
+    p(`| ${d} | ${nameOf(TNAMES, rt, a)} | ${th}${a.got && a.got !== th ? ` (ran ${a.got})` : ''} | ${f(a.e8, 0)} | ${f(a.e512, 1)} | ${f(a.summ, 0)} | ${f(a.tps, 1)} | ${x} | ${f(a.load, 1)} |`);
   }
   const tmax = TH[TH.length - 1];
   if (TH.length > 1) {
