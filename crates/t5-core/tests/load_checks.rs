@@ -233,6 +233,14 @@ fn template_post_processors_are_checked_before_tokenizers_sees_them() {
             Box::new(|v| v["post_processor"]["special_tokens"]["</s>"]["ids"] = json!([1, 1])),
         ),
         (
+            "the same with a misspelt type (tokenizers reads it untagged; found by libFuzzer)",
+            "post_processor.single[1]: special token \"=/s>\" is not in special_tokens",
+            Box::new(|v| {
+                v["post_processor"]["type"] = json!("TemplateP0ocessing");
+                v["post_processor"]["single"][1]["SpecialToken"]["id"] = json!("=/s>");
+            }),
+        ),
+        (
             "the same, inside a Sequence post-processor",
             "post_processor.processors[0].single[1]: special token \"</s>\" is not in special_tokens",
             Box::new(move |v| {

@@ -43,8 +43,9 @@ fn check_post_processor(p: &Value, path: &str, depth: usize) -> Result<()> {
             Ok(())
         }
         Value::Object(o) => {
-            if o.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
-                check_template(p, path)?;
+            // `tokenizers` also reads an untagged (or misspelt-type) template through its legacy path
+            if o.get("type").and_then(Value::as_str) == Some("TemplateProcessing") || ["single", "pair", "special_tokens"].iter().any(|k| o.contains_key(*k)) {
+                check_template(o, path)?;
             }
             for (k, v) in o {
                 if v.is_object() || v.is_array() {
@@ -60,9 +61,11 @@ fn check_post_processor(p: &Value, path: &str, depth: usize) -> Result<()> {
 /// A `TemplateProcessing` as the `tokenizers` crate reads it (its serialised form is canonical:
 /// pieces as `{"Sequence": {"id": "A" | "B"}}` / `{"SpecialToken": {"id": ...}}`), checked as its
 /// builder would have. A template the crate cannot parse is left for its own loader to refuse.
-fn check_template(p: &Value, path: &str) -> Result<()> {
+fn check_template(o: &serde_json::Map<String, Value>, path: &str) -> Result<()> {
     use tokenizers::processors::template::TemplateProcessing;
-    let Ok(parsed) = serde_json::from_value::<TemplateProcessing>(p.clone()) else { return Ok(()) };
+    let mut tagged = o.clone();
+    tagged.insert("type".into(), Value::String("TemplateProcessing".into()));
+    let Ok(parsed) = serde_json::from_value::<TemplateProcessing>(Value::Object(tagged)) else { return Ok(()) };
     let canon = serde_json::to_value(&parsed).map_err(|e| err(path, e))?;
     let specials = canon.get("special_tokens").and_then(Value::as_object);
     for (name, token) in specials.into_iter().flatten() {
