@@ -127,6 +127,37 @@ describe("tokenizer.json precompiled_charsmap", () => {
   });
 });
 
+describe("the tokenizer_json fuzz corpus through the public API", () => {
+  // crates/t5-fuzz/corpus/tokenizer_json: libFuzzer's minimised corpus and every crash it found (the crashes were
+  // panics inside `tokenizers`, a trap in wasm); each file loads and encodes / decodes, or is a TokenizerError
+  const dir = join(TINY, "../../../crates/t5-fuzz/corpus/tokenizer_json");
+  it("every file loads and round-trips, or is a TokenizerError; the engine lives on", async () => {
+    const files = readdirSync(dir).filter((f) => f !== "README.md");
+    expect(files.filter((f) => f.startsWith("crash-")).length).toBeGreaterThanOrEqual(4);
+    let rejected = 0;
+    for (const f of files) {
+      const bytes = readFileSync(join(dir, f));
+      if (bytes.length > 512 << 10) continue;
+      try {
+        const tk = await T5Tokenizer.fromBytes(new Uint8Array(bytes));
+        try {
+          tk.decode(tk.encode("Hello world ＡＢＣ ﬁ"));
+        } catch (e) {
+          expect(e, `${f}: ${String(e)}`).toBeInstanceOf(TokenizerError); // a trap would be an EngineFailureError
+        }
+        tk.dispose();
+      } catch (e) {
+        expect(e, `${f}: ${String(e)}`).toBeInstanceOf(TokenizerError);
+        rejected++;
+      }
+    }
+    expect(rejected).toBeGreaterThan(0);
+    const tk = await AutoTokenizer.fromPretrained(TINY);
+    expect(tk("Hello").input_ids).toBeDefined();
+    tk.dispose();
+  }, 300_000);
+});
+
 describe("call-time budgets", () => {
   it("12,000 raw input_ids: InputTooLongError naming the longest that fits", () => {
     const e = thrown(() => model.generateSync([Array.from({ length: 12_000 }, () => 5)], { max_new_tokens: 2 }));
