@@ -14,6 +14,7 @@ mod stack;
 pub use cache::DecoderCache;
 pub use load::base_model_prefix;
 pub use outputs::{cross_entropy, ForwardOutput, OutputFlags, Seq2SeqOutput, StackOutputs};
+pub(crate) use outputs::mean_cross_entropy;
 
 use crate::backend::Backend;
 use crate::config::T5Config;

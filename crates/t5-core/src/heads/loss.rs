@@ -73,24 +73,6 @@ pub(super) fn sequence_loss(problem_type: Option<&str>, logits: &Tensor, labels:
 /// Mean cross-entropy over the rows of `logits` whose label is not `ignore` (torch's `CrossEntropyLoss(ignore_index)`);
 /// NaN when every row is ignored, as torch.
 pub fn cross_entropy_ignore(logits: &Tensor, labels: &[i64], ignore: i64) -> Result<f32> {
-    let v = logits.cols();
-    if labels.len() != logits.rows() {
-        return Err(bad("one label per logits row is required"));
-    }
-    let (mut total, mut count) = (0.0f64, 0usize);
-    for (r, &label) in labels.iter().enumerate() {
-        if label == ignore {
-            continue;
-        }
-        if label < 0 || label as usize >= v {
-            return Err(bad(format!("label {label} is outside the {v} classes")));
-        }
-        let row = logits.row(r);
-        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let lse = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
-        total += lse - row[label as usize] as f64;
-        count += 1;
-    }
-    Ok(if count == 0 { f32::NAN } else { (total / count as f64) as f32 })
+    crate::model::mean_cross_entropy(logits, labels, ignore, &|label, v| format!("label {label} is outside the {v} classes"))
 }
 

@@ -80,17 +80,23 @@ impl ForwardOutput<Tensor> {
 
 /// Mean cross-entropy over the positions whose label is not -100 (torch's `CrossEntropyLoss(ignore_index=-100)`).
 pub fn cross_entropy(logits: &Tensor, labels: &[i64]) -> Result<f32> {
+    mean_cross_entropy(logits, labels, -100, &|label, v| format!("label {label} is outside the vocabulary of {v}"))
+}
+
+/// Mean cross-entropy over the rows of `logits` whose label is not `ignore`; NaN when every row is ignored, as
+/// torch. `outside` words the error for a label out of range (vocabulary or classes).
+pub(crate) fn mean_cross_entropy(logits: &Tensor, labels: &[i64], ignore: i64, outside: &dyn Fn(i64, usize) -> String) -> Result<f32> {
     let v = logits.cols();
     if labels.len() != logits.rows() {
         return Err(T5Error::BadInput("one label per logits row is required".into()));
     }
     let (mut total, mut count) = (0.0f64, 0usize);
     for (r, &label) in labels.iter().enumerate() {
-        if label == -100 {
+        if label == ignore {
             continue;
         }
         if label < 0 || label as usize >= v {
-            return Err(T5Error::BadInput(format!("label {label} is outside the vocabulary of {v}")));
+            return Err(T5Error::BadInput(outside(label, v)));
         }
         let row = logits.row(r);
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
