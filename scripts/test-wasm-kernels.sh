@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU kernels' unit tests (t5-core's gemm, qkernels and parallel tests) compiled to WebAssembly and
+# The CPU kernels' unit tests (t5-core's gemm, qkernels, parallel and quantization tests) compiled to WebAssembly and
 # run in Node's WASI, so the SIMD128 paths (and, with RELAXED=1, the relaxed-SIMD ones) are checked
 # directly, as the native ones are by `cargo test`. Tests that need unwinding (a panicking pool task)
 # cannot run in wasm (panic = abort) and are filtered out.
@@ -16,6 +16,6 @@ bin=$(RUSTFLAGS="-C target-feature=$features" cargo test -p t5-core --lib --targ
       try { const m = JSON.parse(l); if (m.executable && m.target && m.target.kind.includes("lib")) last = m.executable; } catch {}
     } console.log(last);')
 [[ -n "$bin" ]] || { echo "test-wasm-kernels: build failed (cargo test -p t5-core --lib --target wasm32-wasip1)" >&2; exit 1; }
-for filter in backend::cpu::gemm backend::cpu::qkernels backend::cpu::parallel; do
+for filter in backend::cpu::gemm backend::cpu::qkernels backend::cpu::parallel dtype::quant; do
   node --no-warnings scripts/wasi-run.mjs "$bin" "$filter"
 done

@@ -24,38 +24,42 @@ pub fn q4_group_params(w: &[f32]) -> (f32, f32) {
 /// Lanes of the reductions below: independent running values, so the loops vectorize.
 const LANES: usize = 16;
 
-/// `(min, max)` of `w`, NaNs ignored (`f32::min` / `f32::max`; ±∞ when `w` has no number). Taken per lane,
-/// then across lanes: the same set of values, so the same answer as one running value, except perhaps the
+/// `(min, max)` of `w`, NaNs ignored (as `f32::min` / `f32::max` folds; ±∞ when `w` has no number). Taken per
+/// lane, then across lanes: the same set of values, so the same answer as one running value, except perhaps the
 /// sign of a zero result, which [`q4_group_params`] does not see (`max - min` and `min + 8 · scale`, scale > 0).
+/// Written as compare-and-select, not `f32::min`: that is a libm call (`fminf`) in wasm, where `f32.min` treats
+/// NaN differently, and it took half of a wasm q4 load.
 fn min_max(w: &[f32]) -> (f32, f32) {
     let (mut lo, mut hi) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
     let mut chunks = w.chunks_exact(LANES);
     for c in &mut chunks {
         for i in 0..LANES {
-            lo[i] = lo[i].min(c[i]);
-            hi[i] = hi[i].max(c[i]);
+            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
         }
     }
     for (i, &v) in chunks.remainder().iter().enumerate() {
-        lo[i] = lo[i].min(v);
-        hi[i] = hi[i].max(v);
+        lo[i] = if v < lo[i] { v } else { lo[i] };
+        hi[i] = if v > hi[i] { v } else { hi[i] };
     }
-    (lo.iter().fold(f32::INFINITY, |a, &b| a.min(b)), hi.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)))
+    (lo.iter().fold(f32::INFINITY, |a, &b| if b < a { b } else { a }), hi.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a }))
 }
 
-/// Largest `|v|` of `w` (0 for none; NaNs ignored), per lane then across lanes.
+/// Largest `|v|` of `w` (0 for none; NaNs ignored), per lane then across lanes, compare-and-select as [`min_max`].
 fn abs_max(w: &[f32]) -> f32 {
     let mut m = [0.0f32; LANES];
     let mut chunks = w.chunks_exact(LANES);
     for c in &mut chunks {
         for i in 0..LANES {
-            m[i] = m[i].max(c[i].abs());
+            let a = c[i].abs();
+            m[i] = if a > m[i] { a } else { m[i] };
         }
     }
     for (i, &v) in chunks.remainder().iter().enumerate() {
-        m[i] = m[i].max(v.abs());
+        let a = v.abs();
+        m[i] = if a > m[i] { a } else { m[i] };
     }
-    m.iter().fold(0.0f32, |a, &b| a.max(b))
+    m.iter().fold(0.0f32, |a, &b| if b > a { b } else { a })
 }
 
 /// The code `x.round_ties_even().clamp(lo, hi) as i8 / as u8` gives (NaN → 0), as the low byte of the
