@@ -1,7 +1,7 @@
 /**
  * The threaded engine build's workers (see `wasm.ts`): each one instantiates the same compiled module
  * on the main instance's shared memory (`wasm-thread-worker.ts`) and joins the engine's CPU pool
- * (`crates/t5-core/src/backend/cpu/pool.rs`), where it waits for work with `memory.atomic.wait`.
+ * (`crates/t5-core/src/pool.rs`), where it waits for work with `memory.atomic.wait`.
  * Node and Deno: `worker_threads` (unref'd: an idle pool never keeps the process alive; Deno's Web Workers
  * cannot be); browsers: module Web Workers. The worker script is `wasm-thread-worker.js` next to this module (the npm
  * bundles and tsc's `dist/`), or, under vitest (sources), tsc's `dist/` copy.

@@ -312,7 +312,7 @@ struct LoadSplit {
 /// `dir`'s config and weight files (`model.safetensors` or the shards of its index) read in 64 MiB pieces
 /// through `ShardStream`, the linear weights converted to `dtype` as they arrive: one tensor in f32 at a time
 /// beside the store.
-fn load_streamed(dir: &Path, dtype: WeightDtype, split: &mut LoadSplit) -> (T5Config, t5_core::GenerationConfig, WeightStore) {
+fn load_streamed(dir: &Path, dtype: WeightDtype, threads: usize, split: &mut LoadSplit) -> (T5Config, t5_core::GenerationConfig, WeightStore) {
     use std::io::Read;
     use t5_core::formats::ShardStream;
     let config = T5Config::from_json(&std::fs::read_to_string(dir.join("config.json")).expect("config.json")).expect("config.json");
@@ -326,7 +326,7 @@ fn load_streamed(dir: &Path, dtype: WeightDtype, split: &mut LoadSplit) -> (T5Co
         let path = dir.join(file);
         let mut f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let size = f.metadata().unwrap().len();
-        let mut s = ShardStream::new(file, Some(size), dtype, None);
+        let mut s = ShardStream::new(file, Some(size), dtype, None).with_threads(threads);
         if i == 0 {
             s = s.with_config_check(&config, true);
         }
@@ -350,7 +350,7 @@ fn run(dir: &Path, json: bool, dtype: WeightDtype, opts: &RunOpts) {
     let t0 = Instant::now();
     let c0 = cpu_s();
     let mut split = LoadSplit::default();
-    let (cfg, mut gen, store) = if opts.stream { load_streamed(dir, dtype, &mut split) } else { load_dir(dir).expect("load") };
+    let (cfg, mut gen, store) = if opts.stream { load_streamed(dir, dtype, Cpu::with_threads(opts.threads).threads(), &mut split) } else { load_dir(dir).expect("load") };
     let files_s = t0.elapsed().as_secs_f64();
     // a pre-quantized checkpoint (t5-bench quantize) loads as stored: report its dtype
     let note = store.metadata(t5_core::dtype::quant::METADATA_KEY);

@@ -7,7 +7,8 @@
 //! `tokenizers` crate.
 //!
 //! Layers never reach up: [`formats`] knows [`dtype`], [`names`] and [`config`], never a backend or
-//! the model; [`dtype`] knows neither formats nor backends.
+//! the model; [`dtype`] knows neither formats nor backends. [`pool`] (the process-wide thread pool)
+//! knows nothing of the others: the CPU backend's matmuls and the streamed load's conversion use it.
 // the threaded wasm build (nightly, -Zbuild-std): memory.atomic.wait32 / notify for the CPU pool
 #![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
 
@@ -24,6 +25,7 @@ pub mod heads;
 pub mod hub;
 pub mod model;
 pub mod names;
+pub mod pool;
 pub mod position;
 pub mod tensor;
 pub mod tokenizer;

@@ -10,16 +10,22 @@ use common::fixtures;
 use std::path::PathBuf;
 use t5_core::config::T5Config;
 use t5_core::hub::{load_dir, weight_files};
+use t5_core::formats::stream::BATCH_BYTES;
 use t5_core::formats::{check_model_fits, estimate_model_bytes, ShardStream};
 use t5_core::{Batch, Cpu, ModelKind, T5Error, WeightDtype, WeightStore, T5};
 
 /// Stream every weight file of `dir` in pieces of `piece` bytes.
 fn stream_dir(dir: &str, piece: usize, dtype: WeightDtype, limit: Option<u64>) -> Result<WeightStore, T5Error> {
+    stream_dir_with(dir, piece, dtype, limit, 1, BATCH_BYTES)
+}
+
+/// [`stream_dir`], each batch of `batch` bytes of rows converted on `threads` threads.
+fn stream_dir_with(dir: &str, piece: usize, dtype: WeightDtype, limit: Option<u64>, threads: usize, batch: u64) -> Result<WeightStore, T5Error> {
     let dir = fixtures().join(dir);
     let mut store = WeightStore::new();
     for f in weight_files(&dir)? {
         let bytes = std::fs::read(dir.join(&f)).unwrap();
-        let mut s = ShardStream::new(&f, Some(bytes.len() as u64), dtype, limit);
+        let mut s = ShardStream::new(&f, Some(bytes.len() as u64), dtype, limit).with_threads(threads).with_batch_bytes(batch);
         for c in bytes.chunks(piece) {
             s.push(&mut store, c)?;
         }
@@ -45,9 +51,11 @@ fn streamed_models_are_bit_identical_to_whole_file_loads() {
         for (i, &dtype) in dtypes.iter().enumerate() {
             let want = T5::load_with_dtype(cfg.clone(), &whole, ModelKind::ConditionalGeneration, Cpu, dtype).unwrap();
             let want_logits = want.forward(&batch, Some(&dec), None, None).unwrap().logits.unwrap();
-            // pieces of 1 byte (every boundary), a prime, and larger than most tensors
+            // pieces of 1 byte (every boundary), a prime, and larger than most tensors; rows converted in
+            // batches of one row, of a few rows and of whole tensors, on 1 to 4 threads
             let piece = [1, 4099, 1 << 20, 7, 65536][i];
-            let store = stream_dir(dir, piece, dtype, Some(1 << 32)).unwrap();
+            let (threads, batch_bytes) = [(3, BATCH_BYTES), (1, BATCH_BYTES), (3, 1), (2, 4096), (4, 777)][i];
+            let store = stream_dir_with(dir, piece, dtype, Some(1 << 32), threads, batch_bytes).unwrap();
             let got = T5::load_with_dtype(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu, dtype).unwrap();
             let logits = got.forward(&batch, Some(&dec), None, None).unwrap().logits.unwrap();
             assert_eq!(logits.shape, want_logits.shape, "{dir} {dtype:?}");

@@ -130,7 +130,8 @@ impl WasmModelBuilder {
             Some(s) => return Err(bad_input(format!("file size {s} is not a byte count"))),
             None => None,
         };
-        let stream = t5_core::formats::ShardStream::new(name, size, self.dtype, self.memory_limit);
+        // converted on the model's threads (those the pool has: its workers start before any load)
+        let stream = t5_core::formats::ShardStream::new(name, size, self.dtype, self.memory_limit).with_threads(Cpu::with_threads(self.threads).threads());
         // the first file: the whole model's size from the config, once its header shows it is not pre-quantized
         self.stream = Some(if self.store.names().is_empty() { stream.with_config_check(&self.config, self.has_decoder) } else { stream });
         Ok(())

@@ -88,7 +88,7 @@ fn make_batch(ids: Vec<u32>, mask: Option<Vec<u32>>, batch: usize, seq: usize) -
 /// Threads a model can use now: 1 + the pool workers started (the threaded build; 1 elsewhere).
 #[wasm_bindgen(js_name = threadCapacity)]
 pub fn thread_capacity() -> u32 {
-    t5_core::backend::cpu::pool::capacity() as u32
+    t5_core::pool::capacity() as u32
 }
 
 /// Whether this module was built with threads (shared memory and atomics).
@@ -108,7 +108,7 @@ pub fn shared_memory() -> JsValue {
 /// hanging.
 #[wasm_bindgen(js_name = workerFailed)]
 pub fn worker_failed() {
-    t5_core::backend::cpu::pool::worker_failed()
+    t5_core::pool::worker_failed()
 }
 
 /// The threaded build's pool worker: called once in each worker (a Web Worker / worker thread
@@ -117,7 +117,7 @@ pub fn worker_failed() {
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 #[wasm_bindgen(js_name = workerMain)]
 pub fn worker_main() {
-    t5_core::backend::cpu::pool::worker_main()
+    t5_core::pool::worker_main()
 }
 
 

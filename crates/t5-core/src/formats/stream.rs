@@ -7,9 +7,11 @@ use crate::dtype::quant::{pack_q4, quantize_q4, quantize_q8, Q4_GROUP};
 use crate::dtype::{QWeight, WeightDtype};
 use crate::error::{Result, T5Error};
 use crate::names::{is_linear_weight, Stack, Weight};
+use crate::pool;
 use crate::tensor::Tensor;
 use safetensors::tensor::Dtype;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// What happens to one tensor of a streamed file.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -23,9 +25,10 @@ enum Action {
     Skip,
 }
 
-/// A linear weight converted row by row as its bytes arrive (every storage form but fp16, whose
+/// A linear weight converted rows at a time as its bytes arrive (every storage form but fp16, whose
 /// "any value beyond the f16 range keeps the whole tensor f32" rule needs the whole tensor): the
 /// same values as [`QWeight::from_tensor`] on the whole tensor, since every form is row-local.
+/// Up to [`BATCH_BYTES`] of a tensor's rows are gathered, then converted across the stream's threads.
 enum RowAcc {
     F32(Vec<f32>),
     BF16(Vec<u16>),
@@ -44,23 +47,81 @@ impl RowAcc {
         })
     }
 
-    fn push_row(&mut self, row: &[f32]) {
-        let k = row.len();
+    /// An empty accumulator of the same form, for `n` rows of `k`.
+    fn empty(&self, n: usize, k: usize) -> RowAcc {
         match self {
-            RowAcc::F32(d) => d.extend_from_slice(row),
-            RowAcc::BF16(d) => d.extend(row.iter().map(|&v| half::bf16::from_f32(v).to_bits())),
+            RowAcc::F32(_) => RowAcc::F32(Vec::with_capacity(n * k)),
+            RowAcc::BF16(_) => RowAcc::BF16(Vec::with_capacity(n * k)),
+            RowAcc::Q8 { .. } => RowAcc::Q8 { codes: Vec::with_capacity(n * k), scales: Vec::with_capacity(n) },
+            RowAcc::Q4 { .. } => RowAcc::Q4 { packed: Vec::with_capacity(n * k / 2), scales: Vec::with_capacity(n * k / Q4_GROUP), zeros: Vec::with_capacity(n * k / Q4_GROUP) },
+        }
+    }
+
+    /// Append `rows` rows of `k` values.
+    fn push_rows(&mut self, values: &[f32], rows: usize, k: usize) {
+        match self {
+            RowAcc::F32(d) => d.extend_from_slice(values),
+            RowAcc::BF16(d) => d.extend(values.iter().map(|&v| half::bf16::from_f32(v).to_bits())),
             RowAcc::Q8 { codes, scales } => {
-                let (c, s) = quantize_q8(row, 1, k);
+                let (c, s) = quantize_q8(values, rows, k);
                 codes.extend_from_slice(&c);
                 scales.extend_from_slice(&s);
             }
             RowAcc::Q4 { packed, scales, zeros } => {
-                let (c, s, z) = quantize_q4(row, 1, k, Q4_GROUP);
-                packed.extend_from_slice(&pack_q4(&c, 1, k));
+                let (c, s, z) = quantize_q4(values, rows, k, Q4_GROUP);
+                packed.extend_from_slice(&pack_q4(&c, rows, k));
                 scales.extend_from_slice(&s);
                 zeros.extend_from_slice(&z);
             }
         }
+    }
+
+    /// Append the rows `other` holds (of the same form).
+    fn append(&mut self, other: RowAcc) {
+        match (self, other) {
+            (RowAcc::F32(d), RowAcc::F32(o)) => d.extend_from_slice(&o),
+            (RowAcc::BF16(d), RowAcc::BF16(o)) => d.extend_from_slice(&o),
+            (RowAcc::Q8 { codes, scales }, RowAcc::Q8 { codes: c, scales: s }) => {
+                codes.extend_from_slice(&c);
+                scales.extend_from_slice(&s);
+            }
+            (RowAcc::Q4 { packed, scales, zeros }, RowAcc::Q4 { packed: p, scales: s, zeros: z }) => {
+                packed.extend_from_slice(&p);
+                scales.extend_from_slice(&s);
+                zeros.extend_from_slice(&z);
+            }
+            _ => unreachable!("RowAcc::append: parts are made with the accumulator's own form"),
+        }
+    }
+
+    /// Decode whole rows of raw bytes (`row_bytes` each, `dtype`) and append them converted, the rows cut
+    /// into one contiguous part per thread (at most `threads`): each row is converted on its own, so the
+    /// result is the same at any thread count.
+    fn push_raw(&mut self, name: &str, dtype: Dtype, raw: &[u8], row_bytes: usize, k: usize, threads: usize) -> Result<()> {
+        let rows = raw.len() / row_bytes;
+        let parts = threads.min(rows).max(1);
+        if parts == 1 {
+            let values = decode_f32(name, dtype, raw)?;
+            self.push_rows(&values, rows, k);
+            return Ok(());
+        }
+        let per = rows.div_ceil(parts);
+        let done: Vec<Mutex<Option<Result<RowAcc>>>> = (0..parts).map(|_| Mutex::new(None)).collect();
+        pool::run(parts, parts, &|t| {
+            let (lo, hi) = ((t * per).min(rows), ((t + 1) * per).min(rows));
+            let part = decode_f32(name, dtype, &raw[lo * row_bytes..hi * row_bytes]).map(|values| {
+                let mut acc = self.empty(hi - lo, k);
+                acc.push_rows(&values, hi - lo, k);
+                acc
+            });
+            *done[t].lock().unwrap_or_else(|e| e.into_inner()) = Some(part);
+        });
+        for part in done {
+            if let Some(part) = part.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                self.append(part?);
+            }
+        }
+        Ok(())
     }
 
     fn finish(self, n: usize, k: usize) -> QWeight {
@@ -101,10 +162,14 @@ pub struct ShardStream {
     planned: bool,
     /// index of the tensor being gathered
     cur: usize,
-    /// the tensor's bytes, or (row by row conversion) the current row's
+    /// the tensor's bytes, or (conversion by rows) the current batch of rows
     buf: Vec<u8>,
-    /// row by row conversion of the current tensor, and its row length in bytes
-    acc: Option<(RowAcc, usize)>,
+    /// conversion by rows of the current tensor: the accumulator, a row's length in bytes and a batch's
+    acc: Option<(RowAcc, usize, usize)>,
+    /// threads a batch of rows is converted on (the calling thread included)
+    threads: usize,
+    /// raw bytes of rows gathered before they are converted (at least one row)
+    batch_bytes: u64,
     /// bytes of data (after the header) consumed so far
     data_pos: u64,
     data_len: u64,
@@ -115,6 +180,9 @@ pub struct ShardStream {
 
 /// Largest header accepted (as the safetensors crate: 100 MB).
 const MAX_HEADER: u64 = 100_000_000;
+
+/// Raw bytes of a tensor's rows gathered before they are converted together (at least one row), by default.
+pub const BATCH_BYTES: u64 = 4 << 20;
 
 impl ShardStream {
     /// Start streaming the file `file` (its name is used in errors); `size`: its length when known;
@@ -134,10 +202,31 @@ impl ShardStream {
             cur: 0,
             buf: Vec::new(),
             acc: None,
+            threads: 1,
+            batch_bytes: BATCH_BYTES,
             data_pos: 0,
             data_len: 0,
             config_check: None,
         }
+    }
+
+    /// Convert each batch of rows on up to `threads` threads of the process's [`pool`] (the calling thread
+    /// included; 1, the default, converts on the caller only). The stored values do not depend on it.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Gather `bytes` of a tensor's rows (at least one row) before converting them, instead of
+    /// [`BATCH_BYTES`]: less memory while converting, fewer rows per thread. The stored values do not depend on it.
+    pub fn with_batch_bytes(mut self, bytes: u64) -> Self {
+        self.batch_bytes = bytes;
+        self
+    }
+
+    /// Rows converted together, for rows of `row_bytes` in a tensor of `n` rows.
+    fn batch_rows(&self, n: u64, row_bytes: u64) -> u64 {
+        (self.batch_bytes / row_bytes.max(1)).clamp(1, n.max(1))
     }
 
     /// Also check the whole model's size from `config` (in the requested dtype; with its decoder and,
@@ -282,8 +371,8 @@ impl ShardStream {
                         // fp16 converts whole tensors: the raw bytes and their f32 form
                         transient = transient.max(raw + n * k * 4);
                     } else {
-                        // one row at a time (raw + f32 + codes)
-                        transient = transient.max(k * 16);
+                        // a batch of rows at a time (raw + f32 + codes)
+                        transient = transient.max(self.batch_rows(n, raw / n.max(1)) * k * 16);
                     }
                 }
             }
@@ -328,8 +417,10 @@ impl ShardStream {
                 if p.action == Action::Convert {
                     let (n, k) = (p.shape[0], p.shape[1]);
                     if let Some(acc) = RowAcc::new(self.dtype.storage_for(&p.name, k), n, k) {
-                        self.acc = Some((acc, len / n));
-                        self.buf.try_reserve_exact(len / n).map_err(|_| too_big(len / n))?;
+                        let row = len / n;
+                        let batch = self.batch_rows(n as u64, row as u64) as usize * row;
+                        self.acc = Some((acc, row, batch));
+                        self.buf.try_reserve_exact(batch).map_err(|_| too_big(batch))?;
                         return Ok(());
                     }
                 }
@@ -350,8 +441,8 @@ impl ShardStream {
             }
             let p = &self.plan[self.cur];
             let mut left = (p.end - self.data_pos) as usize;
-            if let Some((_, row)) = &self.acc {
-                left = left.min(row - self.buf.len());
+            if let Some((_, _, batch)) = &self.acc {
+                left = left.min(batch - self.buf.len());
             }
             let take = left.min(chunk.len());
             if p.action != Action::Skip {
@@ -359,10 +450,9 @@ impl ShardStream {
             }
             self.data_pos += take as u64;
             chunk = &chunk[take..];
-            if let Some((acc, row)) = &mut self.acc {
-                if self.buf.len() == *row {
-                    let values = decode_f32(&p.name, p.dtype, &self.buf)?;
-                    acc.push_row(&values);
+            if let Some((acc, row, batch)) = &mut self.acc {
+                if self.buf.len() == *batch || self.data_pos == p.end {
+                    acc.push_raw(&p.name, p.dtype, &self.buf, *row, p.shape[1], self.threads)?;
                     self.buf.clear();
                 }
             }
@@ -390,7 +480,7 @@ impl ShardStream {
             Action::Convert => {
                 let (n, k) = (p.shape[0], p.shape[1]);
                 let q = match self.acc.take() {
-                    Some((acc, _)) => acc.finish(n, k),
+                    Some((acc, _, _)) => acc.finish(n, k),
                     None => {
                         let data = decode_f32(&p.name, p.dtype, &bytes)?;
                         drop(bytes);

@@ -16,7 +16,7 @@
 //! scaling each probability.
 
 use super::gemm::{self, Block, Operands};
-use super::pool::{self, SharedMut};
+use crate::pool::{self, SharedMut};
 use crate::backend::{AttentionMask, AttentionShape};
 use crate::tensor::Tensor;
 

@@ -6,7 +6,6 @@ pub mod attention;
 pub mod fixed;
 pub mod gemm;
 pub mod parallel;
-pub mod pool;
 pub mod qkernels;
 
 pub use attention::{attention_host, attention_threads};
@@ -15,6 +14,7 @@ pub use parallel::CpuWeight;
 use super::{AttentionMask, AttentionShape, Backend};
 pub use crate::act::{apply_act, gelu, gelu_new, silu};
 use crate::config::Activation;
+use crate::pool;
 use crate::dtype::{QWeight, WeightDtype};
 use crate::tensor::Tensor;
 

@@ -7,7 +7,7 @@
 //! same pass, hence the same arithmetic, as the unsplit weight.
 
 use super::gemm;
-use super::pool::{self, SharedMut};
+use crate::pool::{self, SharedMut};
 use super::qkernels;
 use crate::dtype::{QWeight, WeightDtype};
 
