@@ -18,10 +18,13 @@
 //! `s = f32(f32(x - lse) / t)` with `lse = max + ln Σ exp(x - max)` (f64, as `log_softmax_rows`), here from the
 //! device's normaliser. Top-p is shift-invariant, so in exact arithmetic `s_i - s_max = (x_i - max) / t` and the
 //! tail bounds above hold unchanged; what changes is rounding. The device's `lse` differs from the CPU's by a
-//! common shift (`≤ ln(1 + δ)`, `δ` the normaliser's relative error), which cancels in `s_i - s_max` up to the two
-//! roundings of each value (`≤ U |s|` each, `U = 2^-24`), mine and the CPU's: each exponent argument differs by at
-//! most `2U (|s_i| + |s_max|)`, so the cumulative probabilities by at most `8U (|s_min| + |s_max|)` (`|s| ≤ |s_min|`
-//! over the candidates, every `s ≤ 0`), which is added to the margin. Two values the CPU could order differently
+//! common shift (`≤ ln(1 + δ)`, `δ` the normaliser's relative error), which cancels in `s_i - s_max` up to the
+//! roundings (`f32(x - lse)` and the division: `≤ 2U |s|` per value, `U = 2^-24`; the subtraction `s_i - s_max`:
+//! `≤ U (|s_i| + |s_max|)`), here and on the CPU: each exponent argument differs by at most
+//! `6U (|s_i| + |s_max|)`, so the cumulative probabilities (a ratio of two sums) by at most `12U (|s_min| + |s_max|)`
+//! (`|s| ≤ |s_min|` over the finite candidates, every `s ≤ 0`); `16U (|s_min| + |s_max|)` is added to the margin.
+//! For the ids below the candidates (either search) the rounding is relative to `|s_j| ≤ |s_min| + z_j` with
+//! `exp(s_j - s_max) = e_min · exp(-z_j)`, and `z exp(-z) ≤ 1/e`: at most `3U · n_tail · e_min` more. Two values the CPU could order differently
 //! than here are a pair whose raw logits differ but may round to one `s` under the CPU's `lse` (ties sort by id):
 //! they matter only at the cut, so the largest removed logit `x'` and the smallest kept one `x''` must satisfy
 //! `x'' - x' > 2.02 U (|x' - lse| + |x'' - lse| + 2ε)` (then every removed id, tail included, rounds strictly below
@@ -137,11 +140,15 @@ impl NucleusCheck {
         // the CPU's f32 arithmetic: the sum and the cumulative sum of vocab terms, the divisions, exp and the
         // rounding of x / t (relative to |s|)
         let mut mu = (2.0 * vocab as f64 + 16.0) * U * 1.25 + 8.0 * U * (smax.abs() as f64 + smin.abs().min(1e6) as f64 + 8.0);
+        // the ids below the candidates: the rounding of their s (relative to |s_j| ≤ |s_low| + z_j) weighted by their
+        // exp(s_j - s_max) = e_low · exp(-z_j), and z · exp(-z) ≤ 1/e (module docs)
+        let low = asc.iter().map(|c| c.1).find(|s| s.is_finite()).unwrap_or(smax);
+        let e_low = ((low - smax) as f64).exp();
+        mu += 3.0 * U * n_tail as f64 * e_low;
         if self.log_softmax {
             // the CPU's lse is another common shift: each value rounds differently here and there (module docs;
             // -inf candidates are -inf on both sides)
-            let low = asc.iter().map(|c| c.1).find(|s| s.is_finite()).unwrap_or(smax);
-            mu += 8.0 * U * (smax.abs() as f64 + low.abs() as f64);
+            mu += 16.0 * U * (smax.abs() as f64 + low.abs() as f64);
         }
         let threshold = (1.0 - self.p) as f64;
         let cum = |tail: f64, prefix: f64| (tail + prefix) / (tail + p_all);
