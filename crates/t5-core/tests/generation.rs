@@ -181,6 +181,7 @@ fn device_top_k_reduction_gives_the_same_generations() {
             let mut g = base.clone();
             g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();
             let (out, whole, steps) = generate_reduced(&model, &input, &g);
+            eprintln!("{name} {extra}: whole rows read at {whole} of {steps} steps");
             if decided {
                 assert!(whole * 2 < steps, "{name} {extra}: {whole} of {steps} steps read whole rows");
             } else {

@@ -308,6 +308,7 @@ fn every_search_matches_cpu_and_transformers() {
                 assert_eq!(stats.read_back_per_step, nucleus + whole, "{name} {extra}: candidates, then whole rows read back");
                 assert_eq!((stats.top_p_fallbacks, stats.top_p_decided), (stats.steps as u64, 0), "{name} {extra}: {stats:?}");
             } else if extra.contains(r#""top_k": 0"#) {
+                eprintln!("{name} {extra}: top-p decided {} of {} steps, {} B read back per step (whole rows {whole} B)", stats.top_p_decided, stats.steps, stats.read_back_per_step);
                 assert!(stats.top_p_decided > 2 * stats.top_p_fallbacks, "{name} {extra}: {stats:?}");
                 assert_eq!(stats.top_p_decided + stats.top_p_fallbacks, stats.steps as u64);
                 assert!(stats.read_back_per_step == nucleus || stats.read_back_per_step == nucleus + whole, "{name} {extra}: read back {} B per step", stats.read_back_per_step);
