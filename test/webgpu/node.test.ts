@@ -120,23 +120,33 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
       }
     });
 
-    it("top-p without top-k: the CPU's ids; each row's 128 candidates read back, whole rows only where they do not decide", async () => {
+    it("top-p without top-k (sampling, beam sampling): the CPU's ids; 128 candidates read back, whole rows only where they do not decide, counted in top_p_fallbacks", async () => {
       const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask };
-      const rows = o.input_ids.length;
       const vocab = Number(cpu.config.vocab_size);
       for (const opts of [
         { do_sample: true, top_k: 0, top_p: 0.9, seed: 12, max_new_tokens: 6 },
         { do_sample: true, top_k: 0, top_p: 0.9, temperature: 0.02, seed: 13, max_new_tokens: 6 },
+        { do_sample: true, num_beams: 2, top_k: 0, top_p: 0.9, temperature: 0.02, seed: 14, max_new_tokens: 6 },
       ]) {
+        const what = JSON.stringify(opts);
         const g = await gpu.generate(inputs, opts);
-        expect(g, JSON.stringify(opts)).toEqual(cpu.generateSync(inputs, opts));
+        expect(g, what).toEqual(cpu.generateSync(inputs, opts));
         const s = gpu.lastGenerateStats!;
+        const rows = o.input_ids.length * (opts.num_beams ?? 1);
         const whole = rows * vocab * 4;
         // each row's 128 largest logits and its normaliser ((2·128 + 2)·4 bytes), and the whole rows as well where
         // those leave the cutoff uncertain: at every step on this nearly flat random-weight model at temperature 1
         const nucleus = rows * (2 * 128 + 2) * 4;
-        if (opts.temperature === undefined) expect(s.read_back_per_step).toBe(nucleus + whole);
-        else expect([nucleus, nucleus + whole]).toContain(s.read_back_per_step);
+        expect(Number.isInteger(s.top_p_fallbacks) && s.top_p_fallbacks >= 0, what).toBe(true);
+        expect(s.top_p_fallbacks + s.top_p_decided, what).toBe(s.steps);
+        if (opts.temperature === undefined) {
+          expect(s.read_back_per_step, what).toBe(nucleus + whole);
+          expect([s.top_p_fallbacks, s.top_p_decided], what).toEqual([s.steps, 0]);
+        } else {
+          // peaked by a low temperature: decided from the candidates at most steps
+          expect([nucleus, nucleus + whole], what).toContain(s.read_back_per_step);
+          expect(s.top_p_decided, what).toBeGreaterThan(2 * s.top_p_fallbacks);
+        }
       }
     });
 

@@ -28,7 +28,7 @@ async function builder(dir) {
 
 // the engine's GpuGenerateStats (an exported struct with getters) as a plain object for the test runner
 function plainStats(s) {
-  const keys = ["prefill_dispatches", "dispatches_per_step", "fused_per_step", "submits_per_step", "read_back_per_step", "bind_groups_per_step", "bind_groups_created", "steps"];
+  const keys = ["prefill_dispatches", "dispatches_per_step", "fused_per_step", "submits_per_step", "read_back_per_step", "top_p_fallbacks", "top_p_decided", "bind_groups_per_step", "bind_groups_created", "steps"];
   return Object.fromEntries(keys.map((k) => [k, s[k]]));
 }
 

@@ -37,6 +37,11 @@ export interface GpuGenerateStats {
   submits_per_step: number;
   /** bytes read back per step: 4 per row greedy (the argmax), (2k + 2) · 4 per row for a top-k, whole logits rows otherwise */
   read_back_per_step: number;
+  /** top-p without top-k (sampling or beam sampling): steps whose 128 candidates per row left the cutoff uncertain,
+   * so the whole logits rows were read back as well (0 when every step was decided from the candidates) */
+  top_p_fallbacks: number;
+  /** top-p without top-k: steps decided from each row's 128 candidates and normaliser alone */
+  top_p_decided: number;
   /** bind groups created per step from the third on (0: all cached) */
   bind_groups_per_step: number;
   /** bind groups created by the call (0 when the same shape ran before) */
@@ -94,6 +99,8 @@ function takeGenerate(r: GenerateResult): RawGenerate {
         fused_per_step: s.fused_per_step,
         submits_per_step: s.submits_per_step,
         read_back_per_step: s.read_back_per_step,
+        top_p_fallbacks: s.top_p_fallbacks,
+        top_p_decided: s.top_p_decided,
         bind_groups_per_step: s.bind_groups_per_step,
         bind_groups_created: s.bind_groups_created,
         steps: s.steps,

@@ -107,11 +107,12 @@ fn static_cache_gives_the_same_ids() {
 
 /// `generate` with each step's logits reduced to each row's top k (and the ids a processor touches) first, as on
 /// a GPU (`Backend::top_k_rows`, host reduction here); also how many steps read whole rows (top-p: the steps
-/// whose candidates did not decide the cutoff).
-fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> (GenerateOutput, usize) {
+/// whose candidates did not decide the cutoff) of how many steps.
+fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> (GenerateOutput, usize, usize) {
     let mut run = Generation::with_reduction(model, input, g, true).unwrap();
-    let mut whole = 0;
+    let (mut whole, mut steps) = (0, 0);
     while let Some(need) = run.need(model).unwrap() {
+        steps += 1;
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(Cpu.argmax_rows(&logits, &suppress)),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(Cpu.top_k_rows(&logits, k, &suppress, &gather)),
@@ -131,7 +132,7 @@ fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> (Ge
         };
         run.advance(model, reduced).unwrap();
     }
-    (run.finish(), whole)
+    (run.finish(), whole, steps)
 }
 
 #[test]
@@ -145,7 +146,7 @@ fn device_top_k_reduction_gives_the_same_generations() {
         let input = batch(&o);
         for case in o["cases"].as_array().unwrap() {
             let g = case_config(&model, &base, &o, case);
-            let (out, whole) = generate_reduced(&model, &input, &g);
+            let (out, whole, _) = generate_reduced(&model, &input, &g);
             assert_eq!(whole, 0, "{name} {}: whole rows read", case["name"]);
             assert_eq!(out, generate(&model, &input, &g, |_| true).unwrap(), "{name} {}", case["name"]);
             assert_eq!(out.sequences, rows(&case["sequences"]), "{name} {}: transformers' ids", case["name"]);
@@ -162,22 +163,25 @@ fn device_top_k_reduction_gives_the_same_generations() {
         ] {
             let mut g = base.clone();
             g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();
-            let (out, whole) = generate_reduced(&model, &input, &g);
+            let (out, whole, _) = generate_reduced(&model, &input, &g);
             assert_eq!(whole, 0, "{name} {extra}: whole rows read");
             assert_eq!(out, generate(&model, &input, &g, |_| true).unwrap(), "{name} {extra}");
         }
-        // top-p without top-k: each row's top candidates and normaliser decide the cutoff when the distribution is
-        // peaked (a low temperature here: these random-weight models are nearly flat), whole rows otherwise; the
-        // same ids either way
+        // top-p without top-k (sampling, and beam sampling on the log-softmax): each row's top candidates and
+        // normaliser decide the cutoff when the distribution is peaked (a low temperature here: these random-weight
+        // models are nearly flat), whole rows otherwise; the same ids (and beam scores) either way, bit for bit
         for (extra, decided) in [
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "seed": 7, "num_return_sequences": 2}"#, true),
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.5, "temperature": 0.05, "max_new_tokens": 10, "seed": 8}"#, true),
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "max_new_tokens": 6, "seed": 9}"#, false),
+            (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "seed": 13, "num_return_sequences": 2}"#, true),
+            (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.6, "temperature": 0.05, "max_new_tokens": 8, "seed": 14}"#, true),
+            (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "max_new_tokens": 6, "seed": 15}"#, false),
         ] {
             let mut g = base.clone();
             g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();
-            let (out, whole) = generate_reduced(&model, &input, &g);
-            let steps = out.sequences[0].len() - 1;
+            let (out, whole, steps) = generate_reduced(&model, &input, &g);
+            eprintln!("{name} {extra}: whole rows read at {whole} of {steps} steps");
             if decided {
                 assert!(whole * 2 < steps, "{name} {extra}: {whole} of {steps} steps read whole rows");
             } else {

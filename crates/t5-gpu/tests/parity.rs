@@ -239,9 +239,9 @@ fn no_bind_group_creation_in_steady_state() {
 
 /// Every search on the GPU through the async path the wasm bindings run (`generate_async`): the
 /// transformers oracle's generation cases (greedy and beam search with their processors, batched)
-/// give transformers' ids; beam search, top-k sampling and the processors that need whole rows give
-/// the CPU's sequences (beam scores within 1e-3), reading back per step only each row's top k where
-/// the search allows it.
+/// give transformers' ids; beam search, top-k sampling, top-p sampling and beam sampling (top-p alone included)
+/// and the processors that need whole rows give the CPU's sequences (beam scores within 1e-3), reading back per
+/// step only each row's top k (top-p: 128 candidates and the normaliser) where the search allows it.
 #[test]
 fn every_search_matches_cpu_and_transformers() {
     let Some(g) = gpu(GpuOptions::default()) else { return };
@@ -290,6 +290,10 @@ fn every_search_matches_cpu_and_transformers() {
             (r#"{"do_sample": true, "top_k": 12, "repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "temperature": 0.9, "seed": 10, "max_new_tokens": 8}"#, false),
             (r#"{"do_sample": true, "num_beams": 2, "seed": 5, "max_new_tokens": 6}"#, false),
             (r#"{"do_sample": true, "num_beams": 3, "top_k": 6, "repetition_penalty": 1.2, "seed": 11, "max_new_tokens": 6}"#, false),
+            // beam sampling with top-p alone: the same candidates on the log-softmax, decided when peaked, else
+            // whole rows as well
+            (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "seed": 13, "num_return_sequences": 2, "max_new_tokens": 8}"#, false),
+            (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "seed": 15, "max_new_tokens": 6}"#, true),
         ] {
             let gen = sample(extra);
             let want = t5_core::generate::generate(&cpu, &input, &gen, |_| true).unwrap();
@@ -304,6 +308,7 @@ fn every_search_matches_cpu_and_transformers() {
                 assert_eq!(stats.read_back_per_step, nucleus + whole, "{name} {extra}: candidates, then whole rows read back");
                 assert_eq!((stats.top_p_fallbacks, stats.top_p_decided), (stats.steps as u64, 0), "{name} {extra}: {stats:?}");
             } else if extra.contains(r#""top_k": 0"#) {
+                eprintln!("{name} {extra}: top-p decided {} of {} steps, {} B read back per step (whole rows {whole} B)", stats.top_p_decided, stats.steps, stats.read_back_per_step);
                 assert!(stats.top_p_decided > 2 * stats.top_p_fallbacks, "{name} {extra}: {stats:?}");
                 assert_eq!(stats.top_p_decided + stats.top_p_fallbacks, stats.steps as u64);
                 assert!(stats.read_back_per_step == nucleus || stats.read_back_per_step == nucleus + whole, "{name} {extra}: read back {} B per step", stats.read_back_per_step);

@@ -37,6 +37,11 @@ pub struct GpuGenerateStats {
     pub fused_per_step: f64,
     pub submits_per_step: f64,
     pub read_back_per_step: f64,
+    /// top-p without top-k: steps whose 128 candidates per row left the cutoff uncertain, so the whole rows were
+    /// read back as well
+    pub top_p_fallbacks: f64,
+    /// top-p without top-k: steps decided from each row's candidates and normaliser alone
+    pub top_p_decided: f64,
     pub bind_groups_per_step: f64,
     pub bind_groups_created: f64,
     pub steps: f64,

@@ -7,6 +7,7 @@
 //! length_penalty` → the early-stop heuristic of `early_stopping` (true / false / "never").
 //! Scores are f32 as in transformers, including its `-1e9` masking arithmetic.
 
+use super::nucleus::NucleusCheck;
 use super::processors::{log_softmax_rows, LogitsProcessors};
 use super::sampling::Rng;
 use super::{scatter_top_k, start, top_k_need, wrong_reduction, GenerateOutput, Need, Plan, Reduced, Step, MAX_DEVICE_TOP_K};
@@ -67,9 +68,11 @@ impl<B: Backend> BeamState<B> {
         let procs = LogitsProcessors::new(gen, if gen.do_sample { 1 + eos.len().max(1) } else { 1 });
         let keep = 2usize.max(1 + eos.len()) * nb;
         // the top `keep` continuations of an input lie among each beam's own top `keep` (processed); beam
-        // sampling draws among the finite scores, which top-k bounds
-        let plan = match procs.sufficient_top(if gen.do_sample { None } else { Some(keep) }) {
-            Some(k) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
+        // sampling draws among the finite scores, which top-k bounds, or top-p alone decided from each row's top
+        // candidates and normaliser (`nucleus`, on the log-softmax)
+        let plan = match (procs.sufficient_top(if gen.do_sample { None } else { Some(keep) }), procs.top_p_only()) {
+            (Some(k), _) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
+            (None, Some((t, p, min_keep))) if device_top_k && gen.do_sample => Plan::TopP(NucleusCheck::after_log_softmax(t, p, min_keep, model.config.vocab_size)),
             _ => Plan::Full,
         };
         Ok(BeamState {
@@ -107,6 +110,7 @@ impl<B: Backend> BeamState<B> {
         let logits = model.lm_logits(&hidden)?;
         Ok(Some(match self.plan {
             Plan::TopK(k) => top_k_need(logits, k, self.procs.touched(&self.running, model.config.vocab_size), self.procs.suppressed(self.cur_len)),
+            Plan::TopP(check) => Need::TopP { logits, check },
             _ => Need::Full(logits),
         }))
     }
@@ -117,23 +121,29 @@ impl<B: Backend> BeamState<B> {
         let gen = &self.gen;
         let eos = &gen.eos_token_id;
         let (lp, es) = (gen.length_penalty, gen.early_stopping);
-        let mut logp = match (self.plan, reduced) {
-            (Plan::Full | Plan::TopK(_), Reduced::Full(mut logp)) => {
+        let logp = match (self.plan, reduced) {
+            (Plan::Full | Plan::TopK(_) | Plan::TopP(_), Reduced::Full(mut logp)) => {
                 log_softmax_rows(&mut logp, vocab);
+                self.procs.apply(&self.running, &mut logp, vocab);
                 logp
             }
+            // the cutoff decided from the candidates: the processed log-softmax rows, exactly
+            (Plan::TopP(check), Reduced::TopK(t)) => check.decide(&t).ok_or_else(wrong_reduction)?,
             // log_softmax_rows' arithmetic on the values kept (the top k and the ids processors touch); the
             // rest is -inf, which the processors leave as it is or set for every id alike (forced EOS)
-            (Plan::TopK(_), Reduced::TopK(t)) => scatter_top_k(&t, vocab, |r, v| {
-                if t.max[r] == f32::NEG_INFINITY {
-                    return f32::NEG_INFINITY;
-                }
-                let lse = t.max[r] as f64 + t.sum_exp[r].ln();
-                (v as f64 - lse) as f32
-            }),
+            (Plan::TopK(_), Reduced::TopK(t)) => {
+                let mut logp = scatter_top_k(&t, vocab, |r, v| {
+                    if t.max[r] == f32::NEG_INFINITY {
+                        return f32::NEG_INFINITY;
+                    }
+                    let lse = t.max[r] as f64 + t.sum_exp[r].ln();
+                    (v as f64 - lse) as f32
+                });
+                self.procs.apply(&self.running, &mut logp, vocab);
+                logp
+            }
             _ => return Err(wrong_reduction()),
         };
-        self.procs.apply(&self.running, &mut logp, vocab);
         let cache = self.cache.as_mut().expect("a running beam search has a cache");
 
         let rows = bsz * nb;

@@ -12,6 +12,25 @@
 //! or removed — the row the sampler sees is built exactly (the CPU's temperature arithmetic on the candidates, -inf
 //! elsewhere), so the draw is the CPU's. Otherwise [`NucleusCheck::decide`] says so and the caller reads the
 //! whole row (a counted fallback).
+//!
+//! Beam sampling ([`NucleusCheck::after_log_softmax`]) runs the same warpers on the row's log-softmax (transformers'
+//! order: `log_softmax`, then temperature and top-p, then the beam scores added): each value the top-p sees is
+//! `s = f32(f32(x - lse) / t)` with `lse = max + ln Σ exp(x - max)` (f64, as `log_softmax_rows`), here from the
+//! device's normaliser. Top-p is shift-invariant, so in exact arithmetic `s_i - s_max = (x_i - max) / t` and the
+//! tail bounds above hold unchanged; what changes is rounding. The device's `lse` differs from the CPU's by a
+//! common shift (`≤ ln(1 + δ)`, `δ` the normaliser's relative error), which cancels in `s_i - s_max` up to the
+//! roundings (`f32(x - lse)` and the division: `≤ 2U |s|` per value, `U = 2^-24`; the subtraction `s_i - s_max`:
+//! `≤ U (|s_i| + |s_max|)`), here and on the CPU: each exponent argument differs by at most
+//! `6U (|s_i| + |s_max|)`, so the cumulative probabilities (a ratio of two sums) by at most `12U (|s_min| + |s_max|)`
+//! (`|s| ≤ |s_min|` over the finite candidates, every `s ≤ 0`); `16U (|s_min| + |s_max|)` is added to the margin.
+//! For the ids below the candidates (either search) the rounding is relative to `|s_j| ≤ |s_min| + z_j` with
+//! `exp(s_j - s_max) = e_min · exp(-z_j)`, and `z exp(-z) ≤ 1/e`: at most `3U · n_tail · e_min` more. Two values the CPU could order differently
+//! than here are a pair whose raw logits differ but may round to one `s` under the CPU's `lse` (ties sort by id):
+//! they matter only at the cut, so the largest removed logit `x'` and the smallest kept one `x''` must satisfy
+//! `x'' - x' > 2.02 U (|x' - lse| + |x'' - lse| + 2ε)` (then every removed id, tail included, rounds strictly below
+//! every kept one for any `lse` within `ε` of ours), or share an id order the CPU's tie-break keeps; else whole rows.
+//! The kept values are written with the device's `lse`, the arithmetic the beam top-k path uses: bit for bit the
+//! CPU's on the CPU backend (the same f64 normaliser), within an ulp of it on a GPU.
 
 use crate::backend::TopKRows;
 
@@ -27,11 +46,20 @@ pub struct NucleusCheck {
     p: f32,
     keep: usize,
     vocab: usize,
+    /// the warpers run on the row's log-softmax (beam sampling), not on the raw logits
+    log_softmax: bool,
 }
 
 impl NucleusCheck {
+    /// Top-p (after a temperature or alone) on the raw logits: multinomial sampling.
     pub(crate) fn new(temperature: f32, p: f32, keep: usize, vocab: usize) -> Self {
-        NucleusCheck { temperature, p, keep, vocab }
+        NucleusCheck { temperature, p, keep, vocab, log_softmax: false }
+    }
+
+    /// Top-p (after a temperature or alone) on each row's log-softmax: beam sampling. [`NucleusCheck::decide`]'s rows
+    /// are then the processed log-probabilities (the beam scores not yet added).
+    pub(crate) fn after_log_softmax(temperature: f32, p: f32, keep: usize, vocab: usize) -> Self {
+        NucleusCheck { temperature, p, keep, vocab, log_softmax: true }
     }
 
     /// How many candidates per row to read (`TopKRows` with no suppressed and no gathered ids).
@@ -40,7 +68,7 @@ impl NucleusCheck {
     }
 
     /// The rows `[rows, vocab]` the sampler draws from (the kept ids at their tempered scores, -inf elsewhere),
-    /// exactly what the CPU's processors leave of the whole rows; `None` when a row's cutoff is not certain from
+    /// exactly what the CPU's processors leave of the whole rows (beam sampling: of their log-softmax); `None` when a row's cutoff is not certain from
     /// its candidates (read the whole rows).
     pub fn decide(&self, t: &TopKRows) -> Option<Vec<f32>> {
         let rows = t.max.len();
@@ -51,8 +79,10 @@ impl NucleusCheck {
         Some(out)
     }
 
-    fn scaled(&self, x: f32) -> f32 {
-        if self.temperature != 1.0 { x / self.temperature } else { x }
+    /// The value the CPU's top-p sees for logit `x`: `x` (or its log-softmax `f32(x - lse)`), then the temperature.
+    fn scaled(&self, x: f32, lse: f64) -> f32 {
+        let y = if self.log_softmax { (x as f64 - lse) as f32 } else { x };
+        if self.temperature != 1.0 { y / self.temperature } else { y }
     }
 
     fn decide_row(&self, t: &TopKRows, r: usize, out: &mut [f32]) -> Option<()> {
@@ -63,15 +93,20 @@ impl NucleusCheck {
         if cands.is_empty() || !m.is_finite() || cands[0].1 != m || cands.iter().any(|c| c.1.is_nan()) {
             return None;
         }
+        // log_softmax_rows' lse from the device's normaliser (beam sampling only)
+        let lse = m as f64 + t.sum_exp[r].ln();
+        if self.log_softmax && !(lse.is_finite() && t.sum_exp[r] >= 1.0) {
+            return None;
+        }
         // ascending by (tempered value, id): the CPU's stable ascending sort of the whole row
-        let mut asc: Vec<(u32, f32)> = cands.iter().map(|&(id, x)| (id, self.scaled(x))).collect();
+        let mut asc: Vec<(u32, f32, f32)> = cands.iter().map(|&(id, x)| (id, self.scaled(x, lse), x)).collect();
         asc.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
         let smax = asc.last().unwrap().1;
         let smin = asc[0].1;
         if !smax.is_finite() {
             return None;
         }
-        let e: Vec<f64> = asc.iter().map(|&(_, s)| if s == f32::NEG_INFINITY { 0.0 } else { (s - smax).exp() as f64 }).collect();
+        let e: Vec<f64> = asc.iter().map(|&(_, s, _)| if s == f32::NEG_INFINITY { 0.0 } else { (s - smax).exp() as f64 }).collect();
         let p_all: f64 = e.iter().sum();
 
         // the mass of the ids below the candidates, relative to exp(smax): [t_lo, t_hi]
@@ -104,7 +139,17 @@ impl NucleusCheck {
         }
         // the CPU's f32 arithmetic: the sum and the cumulative sum of vocab terms, the divisions, exp and the
         // rounding of x / t (relative to |s|)
-        let mu = (2.0 * vocab as f64 + 16.0) * U * 1.25 + 8.0 * U * (smax.abs() as f64 + smin.abs().min(1e6) as f64 + 8.0);
+        let mut mu = (2.0 * vocab as f64 + 16.0) * U * 1.25 + 8.0 * U * (smax.abs() as f64 + smin.abs().min(1e6) as f64 + 8.0);
+        // the ids below the candidates: the rounding of their s (relative to |s_j| ≤ |s_low| + z_j) weighted by their
+        // exp(s_j - s_max) = e_low · exp(-z_j), and z · exp(-z) ≤ 1/e (module docs)
+        let low = asc.iter().map(|c| c.1).find(|s| s.is_finite()).unwrap_or(smax);
+        let e_low = ((low - smax) as f64).exp();
+        mu += 3.0 * U * n_tail as f64 * e_low;
+        if self.log_softmax {
+            // the CPU's lse is another common shift: each value rounds differently here and there (module docs;
+            // -inf candidates are -inf on both sides)
+            mu += 16.0 * U * (smax.abs() as f64 + low.abs() as f64);
+        }
         let threshold = (1.0 - self.p) as f64;
         let cum = |tail: f64, prefix: f64| (tail + prefix) / (tail + p_all);
 
@@ -119,7 +164,8 @@ impl NucleusCheck {
             return None;
         }
         let forced = vocab.saturating_sub(self.keep); // whole-row positions from here on are always kept
-        for (j, &(id, s)) in asc.iter().enumerate().skip(g) {
+        let mut first_kept = None;
+        for (j, &(id, s, _)) in asc.iter().enumerate().skip(g) {
             prefix += e[j];
             let pos = n_tail + j;
             let kept = if pos >= forced || cum(t_lo, prefix) - mu > threshold {
@@ -130,10 +176,29 @@ impl NucleusCheck {
                 return None;
             };
             if kept {
+                first_kept.get_or_insert(j);
                 out[id as usize] = s;
             }
         }
+        if self.log_softmax {
+            let j0 = first_kept?;
+            self.cut_is_certain(&asc[..j0], asc[j0].2, lse)?;
+        }
         Some(())
+    }
+
+    /// Beam sampling: whether the CPU, whose `lse` may differ from ours by the normaliser's error, also sorts every
+    /// removed id (`removed` (id, value, logit), and the ids below the candidates, whose logits are at most theirs)
+    /// before the smallest kept candidate, of logit `x_kept` (module docs: a strict gap between the rounded values;
+    /// removed candidates of logit `x_kept` itself tie with it on both sides and sort by id, below it here, so there).
+    fn cut_is_certain(&self, removed: &[(u32, f32, f32)], x_kept: f32, lse: f64) -> Option<()> {
+        let below = removed.iter().map(|c| c.2).filter(|&x| x < x_kept).fold(f32::NEG_INFINITY, f32::max);
+        if below == f32::NEG_INFINITY {
+            return Some(()); // -inf stays -inf whatever the lse
+        }
+        let eps = (self.vocab as f64 + 256.0) * U * 2.0; // |ln(1 + δ)| with δ the normaliser's relative error
+        let margin = 2.02 * U * ((x_kept as f64 - lse).abs() + (below as f64 - lse).abs() + 2.0 * eps);
+        if (x_kept as f64 - below as f64) > margin { Some(()) } else { None }
     }
 }
 
@@ -141,7 +206,7 @@ impl NucleusCheck {
 mod tests {
     use super::*;
     use crate::config::{GenerationConfig, T5Config};
-    use crate::generate::processors::LogitsProcessors;
+    use crate::generate::processors::{log_softmax_rows, LogitsProcessors};
     use crate::tensor::Tensor;
 
     fn lcg(seed: &mut u64) -> f64 {
@@ -149,38 +214,80 @@ mod tests {
         (*seed >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Rows from peaked to flat: whenever the check decides, it gives exactly the CPU processors' row; it decides
-    /// the peaked ones and declines the flat ones.
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Rows from peaked to flat, for sampling (the warpers on the raw logits) and beam sampling (on the log-softmax,
+    /// two ids kept at least): whenever the check decides, it gives exactly the CPU processors' row; it decides the
+    /// peaked ones and declines the flat ones. Beam sampling with the normaliser off by a device's error (the lse
+    /// shifted): whenever it still decides, the same ids kept, their values shifted by the lse's error alone.
     #[test]
     fn decides_exactly_what_the_whole_row_gives() {
         let vocab = 5000;
-        let mut seed = 3u64;
-        let (mut decided, mut declined) = (0, 0);
-        for case in 0..120 {
-            let spread = [0.5f64, 2.0, 6.0, 12.0][case % 4];
-            let temperature = [1.0f32, 0.7, 1.5][case % 3];
-            let p = [0.9f32, 0.5, 0.95, 0.3][(case / 3) % 4];
-            let mut row: Vec<f32> = (0..vocab).map(|_| (lcg(&mut seed) * spread * 2.0 - spread) as f32).collect();
-            // a few strong candidates, some tied
-            for j in 0..(case % 7) {
-                row[(j * 37 + case) % vocab] = (spread * 1.5 + (j / 2) as f64) as f32;
-            }
-            let mut gen = GenerationConfig::from_model_config(&T5Config::from_json("{}").unwrap());
-            gen.apply_json(&serde_json::json!({"do_sample": true, "top_k": 0, "top_p": p, "temperature": temperature})).unwrap();
-            let procs = LogitsProcessors::new(&gen, 1);
-            let (t_, p_, keep) = procs.top_p_only().expect("top-p only");
-            let check = NucleusCheck::new(t_, p_, keep, vocab);
-            let mut want = row.clone();
-            procs.apply(&[vec![0]], &mut want, vocab);
-            let top = TopKRows::from_host(&Tensor::new(vec![1, vocab], row.clone()), check.k(), &[], &[]);
-            match check.decide(&top) {
-                Some(got) => {
-                    decided += 1;
-                    assert_eq!(got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "case {case}");
+        for beam in [false, true] {
+            let mut seed = 3u64;
+            let (mut decided, mut declined, mut shifted) = (0, 0, 0);
+            for case in 0..120 {
+                let spread = [0.5f64, 2.0, 6.0, 12.0][case % 4];
+                let temperature = [1.0f32, 0.7, 1.5][case % 3];
+                let p = [0.9f32, 0.5, 0.95, 0.3][(case / 3) % 4];
+                let mut row: Vec<f32> = (0..vocab).map(|_| (lcg(&mut seed) * spread * 2.0 - spread) as f32).collect();
+                // a few strong candidates, some tied
+                for j in 0..(case % 7) {
+                    row[(j * 37 + case) % vocab] = (spread * 1.5 + (j / 2) as f64) as f32;
                 }
-                None => declined += 1,
+                let mut gen = GenerationConfig::from_model_config(&T5Config::from_json("{}").unwrap());
+                gen.apply_json(&serde_json::json!({"do_sample": true, "top_k": 0, "top_p": p, "temperature": temperature})).unwrap();
+                let procs = LogitsProcessors::new(&gen, if beam { 2 } else { 1 });
+                let (t_, p_, keep) = procs.top_p_only().expect("top-p only");
+                let check = if beam { NucleusCheck::after_log_softmax(t_, p_, keep, vocab) } else { NucleusCheck::new(t_, p_, keep, vocab) };
+                let mut want = row.clone();
+                if beam {
+                    log_softmax_rows(&mut want, vocab);
+                }
+                procs.apply(&[vec![0]], &mut want, vocab);
+                let mut top = TopKRows::from_host(&Tensor::new(vec![1, vocab], row.clone()), check.k(), &[], &[]);
+                match check.decide(&top) {
+                    Some(got) => {
+                        decided += 1;
+                        assert_eq!(bits(&got), bits(&want), "beam {beam} case {case}");
+                    }
+                    None => declined += 1,
+                }
+                if beam {
+                    // a GPU's normaliser: within (vocab + 256) ulp of the host's f64 sum
+                    let exact = top.sum_exp[0];
+                    for rel in [1.0 + 300.0 * U, 1.0 - 300.0 * U, 1.0 + 4000.0 * U] {
+                        top.sum_exp[0] = exact * rel;
+                        if let Some(got) = check.decide(&top) {
+                            shifted += 1;
+                            for (id, (g, w)) in got.iter().zip(&want).enumerate() {
+                                assert_eq!(g.is_finite(), w.is_finite(), "case {case} id {id}: kept here and there");
+                                let tol = (rel.ln().abs() / t_ as f64) as f32 + 4.0 * f32::EPSILON * w.abs().max(1.0);
+                                assert!(!g.is_finite() || (g - w).abs() <= tol, "case {case} id {id}: {g} vs {w}");
+                            }
+                        }
+                    }
+                }
             }
+            assert!(decided > 20 && declined > 10, "beam {beam}: decided {decided}, declined {declined}");
+            assert!(!beam || shifted > 40, "{shifted} decided with a shifted normaliser");
         }
-        assert!(decided > 20 && declined > 10, "decided {decided}, declined {declined}");
+    }
+
+    /// The cut of a beam-sampling row is certain only when the largest removed logit rounds below the smallest kept
+    /// one for every lse the device's normaliser allows.
+    #[test]
+    fn beam_cut_needs_a_gap_the_lse_cannot_close() {
+        let check = NucleusCheck::after_log_softmax(1.0, 0.9, 2, 1000);
+        let lse = 3.0;
+        let up = |x: f32| f32::from_bits(x.to_bits() + 1);
+        // one ulp apart: another lse may round both to one value
+        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], up(1.0), lse), None);
+        // far apart, or tied logits (the id order is the same on both sides)
+        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], 1.01, lse), Some(()));
+        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], 1.0, lse), Some(()));
+        assert_eq!(check.cut_is_certain(&[(9, 0.0, f32::NEG_INFINITY)], 1.0, lse), Some(()));
     }
 }
