@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The seed's size (issue 16 item 4): a random checkpoint of google/t5-v1_1-xl's shape (bench/configs/t5-v1_1-xl.json,
 # 2.85 B parameters) in bf16 shards, loaded by streaming as q4 and q8 natively (t5-bench run --stream --light) and in
-# Node (bench/xl-wasm.mjs: the package's loader), beside PyTorch eager bf16 (bench/xl_torch.py), at 1 and all threads.
+# Node (bench/xl-wasm.mjs: the package's loader) and in headless Chromium (bench/xl-chromium.mjs: by URL from a
+# 127.0.0.1 page, cross-origin isolated for threads), beside PyTorch eager bf16 (bench/xl_torch.py), at 1 and all threads.
 # One JSON line per configuration in $OUT/rows.jsonl; /usr/bin/time -v beside each. Reported, never asserted.
 #   XL_DIR=/path/outside/the/repo bash bench/xl.sh        # about 25 min on the 2-core dev machine; ~6 GB of disk
 # Env: XL_DIR (checkpoint, default /tmp/t5-xl-bf16), OUT (default bench/.cache/xl), THREADS ("1 <nproc>"),
-# SYSTEMS ("native wasm torch"), DTYPES ("q4 q8"), RUNS (2), PY (/tmp/pyenv/bin/python).
+# SYSTEMS ("native wasm chromium torch"), DTYPES ("q4 q8"), RUNS (2), PY (/tmp/pyenv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XL_DIR=${XL_DIR:-/tmp/t5-xl-bf16}
 OUT=${OUT:-bench/.cache/xl}
 THREADS=${THREADS:-"1 $(nproc)"}
-SYSTEMS=${SYSTEMS:-"native wasm torch"}
+SYSTEMS=${SYSTEMS:-"native wasm chromium torch"}
 DTYPES=${DTYPES:-"q4 q8"}
 RUNS=${RUNS:-2}
 PY=${PY:-/tmp/pyenv/bin/python}
@@ -30,6 +31,7 @@ for th in $THREADS; do
       case $sys in
         native) cmd=("$T5B" run "$XL_DIR" --light --stream --dtype "$d" --threads "$th" --runs "$RUNS") ;;
         wasm) cmd=(node --expose-gc bench/xl-wasm.mjs "$XL_DIR" "$d" "$th" "$RUNS") ;;
+        chromium) cmd=(node bench/xl-chromium.mjs "$XL_DIR" "$d" "$th" "$RUNS") ;;
         torch) cmd=(env OMP_WAIT_POLICY=PASSIVE "$PY" bench/xl_torch.py "$XL_DIR" "$d" "$th" "$RUNS") ;;
       esac
       /usr/bin/time -v "${cmd[@]}" > "$OUT/$sys-$d-$th.json" 2> "$OUT/$sys-$d-$th.time" || { echo "failed: $sys $d $th" >&2; tail -5 "$OUT/$sys-$d-$th.time" >&2; continue; }
