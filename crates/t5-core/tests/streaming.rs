@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use t5_core::config::T5Config;
 use t5_core::hub::{load_dir, weight_files};
 use t5_core::formats::stream::BATCH_BYTES;
-use t5_core::formats::{check_model_fits, estimate_model_bytes, ShardStream};
+use t5_core::formats::budget::stored_weight_bytes;
+use t5_core::formats::{check_model_fits, estimate_model_bytes, ShardStream, MEMORY_RESERVE};
 use t5_core::{Batch, Cpu, ModelKind, T5Error, WeightDtype, WeightStore, T5};
 
 /// Stream every weight file of `dir` in pieces of `piece` bytes.
@@ -100,6 +101,22 @@ fn header_only(tensors: &[(&str, Vec<usize>)]) -> (Vec<u8>, u64) {
     out.extend_from_slice(text.as_bytes());
     let size = out.len() as u64 + at;
     (out, size)
+}
+
+/// Under a memory limit that leaves room for one row's conversion but not a whole batch's, the batch shrinks
+/// (down to one row) instead of the load being refused; a limit one byte tighter than one row is refused.
+#[test]
+fn a_tight_limit_shrinks_the_conversion_batch() {
+    let name = "encoder.block.0.layer.1.DenseReluDense.wi.weight";
+    let (n, k) = (4096u64, 4096u64); // 64 MiB of fp32: a default batch (4 MiB of rows) takes 16 MiB to convert
+    let (head, size) = header_only(&[(name, vec![n as usize, k as usize])]);
+    let one_row = MEMORY_RESERVE + stored_weight_bytes(name, n, k, WeightDtype::Q8) + k * 16;
+    let mut s = ShardStream::new("model.safetensors", Some(size), WeightDtype::Q8, Some(one_row));
+    s.push(&mut WeightStore::new(), &head).unwrap();
+    assert!(s.header_done());
+    let e = ShardStream::new("model.safetensors", Some(size), WeightDtype::Q8, Some(one_row - 1)).push(&mut WeightStore::new(), &head).unwrap_err();
+    assert_eq!(e.code(), "ModelTooLarge", "{e}");
+    // (the stored values do not depend on the batch: streamed_models_are_bit_identical_to_whole_file_loads)
 }
 
 /// t5-3b's shapes (d_model 1024, d_ff 16384, 24 + 24 layers, 32 heads of 128): 11.4 GB in fp32.

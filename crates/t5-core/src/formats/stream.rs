@@ -219,6 +219,7 @@ impl ShardStream {
 
     /// Gather `bytes` of a tensor's rows (at least one row) before converting them, instead of
     /// [`BATCH_BYTES`]: less memory while converting, fewer rows per thread. The stored values do not depend on it.
+    /// (Under a memory limit the batch also shrinks, down to one row, where the limit leaves no room for it.)
     pub fn with_batch_bytes(mut self, bytes: u64) -> Self {
         self.batch_bytes = bytes;
         self
@@ -342,6 +343,8 @@ impl ShardStream {
         let names: std::collections::HashSet<String> = plan.iter().map(|p| p.name.clone()).collect();
         let mut needed = store.resident_bytes();
         let mut transient = 0u64;
+        // tensors converted by rows: (rows, row bytes, k)
+        let mut by_rows: Vec<(u64, u64, u64)> = Vec::new();
         let float = |d: Dtype| matches!(d, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64);
         for p in &mut plan {
             if store.contains(&p.name) {
@@ -371,8 +374,7 @@ impl ShardStream {
                         // fp16 converts whole tensors: the raw bytes and their f32 form
                         transient = transient.max(raw + n * k * 4);
                     } else {
-                        // a batch of rows at a time (raw + f32 + codes)
-                        transient = transient.max(self.batch_rows(n, raw / n.max(1)) * k * 16);
+                        by_rows.push((n, raw / n.max(1), k));
                     }
                 }
             }
@@ -380,6 +382,15 @@ impl ShardStream {
                 transient = transient.max(raw);
             }
         }
+        // a batch of rows at a time (its raw bytes, their f32 form and codes: at most 16 bytes a weight); under a
+        // tight limit the batches shrink (down to one row) before the load is refused
+        let rows_transient = |batch_bytes: u64| by_rows.iter().map(|&(n, row, k)| (batch_bytes / row.max(1)).clamp(1, n.max(1)) * k * 16).max().unwrap_or(0);
+        if let Some(limit) = self.limit {
+            while self.batch_bytes > 1 && needed + transient.max(rows_transient(self.batch_bytes)) + MEMORY_RESERVE > limit {
+                self.batch_bytes /= 2;
+            }
+        }
+        let transient = transient.max(rows_transient(self.batch_bytes));
         if let Some(limit) = self.limit {
             let total = needed + transient + MEMORY_RESERVE;
             if total > limit {
