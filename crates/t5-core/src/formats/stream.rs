@@ -38,13 +38,14 @@ enum RowAcc {
 
 impl RowAcc {
     fn new(form: WeightDtype, n: usize, k: usize) -> Option<RowAcc> {
-        Some(match form {
-            WeightDtype::F32 => RowAcc::F32(Vec::with_capacity(n * k)),
-            WeightDtype::BF16 => RowAcc::BF16(Vec::with_capacity(n * k)),
-            WeightDtype::Q8 => RowAcc::Q8 { codes: Vec::with_capacity(n * k), scales: Vec::with_capacity(n) },
-            WeightDtype::Q4 => RowAcc::Q4 { packed: Vec::with_capacity(n * k / 2), scales: Vec::with_capacity(n * k / Q4_GROUP), zeros: Vec::with_capacity(n * k / Q4_GROUP) },
+        let form = match form {
+            WeightDtype::F32 => RowAcc::F32(Vec::new()),
+            WeightDtype::BF16 => RowAcc::BF16(Vec::new()),
+            WeightDtype::Q8 => RowAcc::Q8 { codes: Vec::new(), scales: Vec::new() },
+            WeightDtype::Q4 => RowAcc::Q4 { packed: Vec::new(), scales: Vec::new(), zeros: Vec::new() },
             WeightDtype::F16 => return None,
-        })
+        };
+        Some(form.empty(n, k))
     }
 
     /// An empty accumulator of the same form, for `n` rows of `k`.
