@@ -185,6 +185,11 @@ const MAX_HEADER: u64 = 100_000_000;
 /// Raw bytes of a tensor's rows gathered before they are converted together (at least one row), by default.
 pub const BATCH_BYTES: u64 = 4 << 20;
 
+/// Rows converted together in batches of `batch_bytes`, for rows of `row_bytes` in a tensor of `n` rows.
+fn batch_rows(batch_bytes: u64, n: u64, row_bytes: u64) -> u64 {
+    (batch_bytes / row_bytes.max(1)).clamp(1, n.max(1))
+}
+
 impl ShardStream {
     /// Start streaming the file `file` (its name is used in errors); `size`: its length when known;
     /// `dtype`: the storage form of the linear weights; `limit`: the memory the whole store may take.
@@ -224,11 +229,6 @@ impl ShardStream {
     pub fn with_batch_bytes(mut self, bytes: u64) -> Self {
         self.batch_bytes = bytes;
         self
-    }
-
-    /// Rows converted together, for rows of `row_bytes` in a tensor of `n` rows.
-    fn batch_rows(&self, n: u64, row_bytes: u64) -> u64 {
-        (self.batch_bytes / row_bytes.max(1)).clamp(1, n.max(1))
     }
 
     /// Also check the whole model's size from `config` (in the requested dtype; with its decoder and,
@@ -385,7 +385,7 @@ impl ShardStream {
         }
         // a batch of rows at a time (its raw bytes, their f32 form and codes: at most 16 bytes a weight); under a
         // tight limit the batches shrink (down to one row) before the load is refused
-        let rows_transient = |batch_bytes: u64| by_rows.iter().map(|&(n, row, k)| (batch_bytes / row.max(1)).clamp(1, n.max(1)) * k * 16).max().unwrap_or(0);
+        let rows_transient = |batch_bytes: u64| by_rows.iter().map(|&(n, row, k)| batch_rows(batch_bytes, n, row) * k * 16).max().unwrap_or(0);
         if let Some(limit) = self.limit {
             while self.batch_bytes > 1 && needed + transient.max(rows_transient(self.batch_bytes)) + MEMORY_RESERVE > limit {
                 self.batch_bytes /= 2;
@@ -430,7 +430,7 @@ impl ShardStream {
                     let (n, k) = (p.shape[0], p.shape[1]);
                     if let Some(acc) = RowAcc::new(self.dtype.storage_for(&p.name, k), n, k) {
                         let row = len / n;
-                        let batch = self.batch_rows(n as u64, row as u64) as usize * row;
+                        let batch = batch_rows(self.batch_bytes, n as u64, row as u64) as usize * row;
                         self.acc = Some((acc, row, batch));
                         self.buf.try_reserve_exact(batch).map_err(|_| too_big(batch))?;
                         return Ok(());
