@@ -2,12 +2,13 @@
 //! integer multiply-adds one core can issue at most through SIMD128 (and relaxed SIMD), and how close
 //! t5-core's packed f32 GEMM (the encoder's product) comes to that.
 //!
-//! * `peak_f32(iters)`: 12 independent accumulators, each `acc += a_i · y` per turn (an `f32x4.mul`
-//!   then an `f32x4.add`; one `f32x4.relaxed_madd` in the relaxed-SIMD build), `a_i` loaded from L1 and
-//!   `y` changed every turn so that nothing is loop-invariant: 48 multiply-adds per turn.
+//! * `peak_f32(iters)`: 8 independent accumulators, each `acc += a · y` per turn (an `f32x4.mul`
+//!   then an `f32x4.add`; one `f32x4.relaxed_madd` in the relaxed-SIMD build), every operand in a
+//!   register and `y` changed every turn so that nothing is loop-invariant: 32 multiply-adds per turn.
 //! * `peak_dot(iters)`: the same with `i32x4.dot_i16x8_s` then `i32x4.add` (8 i16 products per dot):
-//!   96 products per turn. The exact fixed-point scheme of `cpu/fixed.rs` needs two 14-bit limbs per
+//!   64 products per turn. The exact fixed-point scheme of `cpu/fixed.rs` needs two 14-bit limbs per
 //!   activation, so one weight × activation costs two of these products: 48 useful products per turn.
+//! * `clock(iters)`: the core's clock, from a chain of dependent single-cycle integer operations.
 //! * `gemm_setup(m, n, k)` / `gemm_run(iters)`: `out[m, n] = x[m, k] · w[n, k]ᵀ` through the packed GEMM
 //!   with panels packed once (`gemm_panels`, as the encoder's weights are), one thread.
 use core::arch::wasm32::*;
@@ -25,64 +26,51 @@ fn madd(a: v128, b: v128, c: v128) -> v128 {
     }
 }
 
-/// 24 multiplier vectors: the turn's 12 are loaded from memory (alternating halves, so the loads stay in
-/// the loop), as a GEMM micro-kernel loads its panel: 12 accumulators + 12 multipliers would not fit x86-64's
-/// 16 vector registers, and spilled registers would measure the spills.
-static A: [[f32; 4]; 24] = {
-    let mut a = [[0.0f32; 4]; 24];
-    let mut i = 0;
-    while i < 24 {
-        let v = 1.0 + i as f32 * 1e-3;
-        a[i] = [v, v, v, v];
-        i += 1;
-    }
-    a
-};
-
+/// 8 accumulators, each `acc[i] += a[i % 4] · y[i / 4]` per turn: 8 distinct products from 4 multipliers and
+/// 2 changing `y`, all in registers (8 + 4 + 2 + 1 of x86-64's 16 vector registers), so the loop body is
+/// the arithmetic alone.
 #[no_mangle]
 pub extern "C" fn peak_f32(iters: u32) -> f32 {
-    let mut acc = [f32x4_splat(0.0); 12];
-    let mut y = f32x4_splat(1e-6);
+    let mut acc = [f32x4_splat(0.0); 8];
+    let a: [v128; 4] = core::array::from_fn(|i| f32x4_splat(1.5 + i as f32 * 1e-3));
+    let mut y = [f32x4_splat(1e-6), f32x4_splat(2e-6)];
     let d = f32x4_splat(1e-9);
-    let a = A.as_ptr() as *const v128;
-    for turn in 0..iters {
-        let half = (turn as usize & 1) * 12;
+    for _ in 0..iters {
         for (i, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: half + i < 24 vectors of A
-            *acc = madd(unsafe { v128_load(a.add(half + i)) }, y, *acc);
+            *acc = madd(a[i % 4], y[i / 4], *acc);
         }
-        y = f32x4_add(y, d);
+        y = [f32x4_add(y[0], d), f32x4_add(y[1], d)];
     }
     let s = acc.iter().fold(f32x4_splat(0.0), |s, v| f32x4_add(s, *v));
     f32x4_extract_lane::<0>(s) + f32x4_extract_lane::<3>(s)
 }
 
-static B: [[i16; 8]; 24] = {
-    let mut b = [[0i16; 8]; 24];
-    let mut i = 0;
-    while i < 24 {
-        b[i] = [3 + i as i16; 8];
-        i += 1;
-    }
-    b
-};
-
+/// As [`peak_f32`] with `i32x4.dot_i16x8_s` then `i32x4.add`.
 #[no_mangle]
 pub extern "C" fn peak_dot(iters: u32) -> i32 {
-    let mut acc = [i32x4_splat(0); 12];
-    let mut y = i16x8_splat(1);
+    let mut acc = [i32x4_splat(0); 8];
+    let a: [v128; 4] = core::array::from_fn(|i| i16x8_splat(3 + i as i16));
+    let mut y = [i16x8_splat(1), i16x8_splat(2)];
     let d = i16x8_splat(1);
-    let b = B.as_ptr() as *const v128;
-    for turn in 0..iters {
-        let half = (turn as usize & 1) * 12;
+    for _ in 0..iters {
         for (i, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: half + i < 24 vectors of B
-            *acc = i32x4_add(*acc, i32x4_dot_i16x8(unsafe { v128_load(b.add(half + i)) }, y));
+            *acc = i32x4_add(*acc, i32x4_dot_i16x8(a[i % 4], y[i / 4]));
         }
-        y = i16x8_add(y, d);
+        y = [i16x8_add(y[0], d), i16x8_add(y[1], d)];
     }
     let s = acc.iter().fold(i32x4_splat(0), |s, v| i32x4_add(s, *v));
     i32x4_extract_lane::<0>(s) ^ i32x4_extract_lane::<3>(s)
+}
+
+/// A chain of `iters` dependent (rotate, xor) pairs on one i64: two single-cycle operations per turn
+/// (the loop's counter and branch run beside it), so the core's clock is about `2 · iters / time`.
+#[no_mangle]
+pub extern "C" fn clock(iters: u32) -> i64 {
+    let mut x = 0x1234_5678_9abc_def0u64;
+    for turn in 0..iters as u64 {
+        x = x.rotate_left(7) ^ turn;
+    }
+    x as i64
 }
 
 struct Gemm {
