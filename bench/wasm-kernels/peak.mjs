@@ -33,6 +33,13 @@ for (const file of files) {
   const dot = (64 * it) / best(() => e.peak_dot(it)) / 1e9; // 10^9 i16 products per second
   console.log(`${file}: clock ${ghz.toFixed(2)} GHz (a dependent integer chain); f32 multiply-adds ${fma.toFixed(2)} G/s (${(2 * fma).toFixed(1)} GFLOP/s); i16 dot products ${dot.toFixed(2)} G/s ` +
     `(exact two-limb weight × activation products: ${(dot / 2).toFixed(2)} G/s)`);
+  const bw = [];
+  for (const mb of [22, 39, 154, 256]) { // a q4 / q8 / fp32 t5-small decode step's weight bytes, and 256 MB
+    e.read_setup(mb);
+    bw.push(`${mb} MB ${((mb * 1e6) / best(() => e.read_pass()) / 1e9).toFixed(1)}`);
+  }
+  e.read_setup(0);
+  console.log(`  read bandwidth (GB/s): ${bw.join(", ")}`);
   for (const [m, n, k] of [[1024, 512, 512], [1024, 2048, 512], [1024, 512, 2048]]) {
     e.gemm_setup(m, n, k);
     const s = best(() => e.gemm_run(1));

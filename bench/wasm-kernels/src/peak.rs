@@ -9,6 +9,7 @@
 //!   64 products per turn. The exact fixed-point scheme of `cpu/fixed.rs` needs two 14-bit limbs per
 //!   activation, so one weight × activation costs two of these products: 48 useful products per turn.
 //! * `clock(iters)`: the core's clock, from a chain of dependent single-cycle integer operations.
+//! * `read_setup(mb)` / `read_pass()`: the read bandwidth of wasm code over an array of that size.
 //! * `gemm_setup(m, n, k)` / `gemm_run(iters)`: `out[m, n] = x[m, k] · w[n, k]ᵀ` through the packed GEMM
 //!   with panels packed once (`gemm_panels`, as the encoder's weights are), one thread.
 use core::arch::wasm32::*;
@@ -71,6 +72,32 @@ pub extern "C" fn clock(iters: u32) -> i64 {
         x = x.rotate_left(7) ^ turn;
     }
     x as i64
+}
+
+static mut STREAM: Vec<f32> = Vec::new();
+
+/// Sets up [`read_pass`] over `mb` MB (10^6 bytes) of f32.
+#[no_mangle]
+pub extern "C" fn read_setup(mb: u32) {
+    let n = mb as usize * 250_000;
+    unsafe { STREAM = (0..n).map(|i| (i % 1000) as f32 * 1e-3).collect() }
+}
+
+/// One pass over the [`read_setup`] array with 8 SIMD128 accumulators: the read bandwidth that wasm code
+/// gets (wasm has no prefetch instruction), to set beside the decode steps that stream their weights.
+#[no_mangle]
+pub extern "C" fn read_pass() -> f32 {
+    let v = unsafe { &*core::ptr::addr_of!(STREAM) };
+    let p = v.as_ptr() as *const v128;
+    let mut acc = [f32x4_splat(0.0); 8];
+    for c in 0..v.len() / 32 {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: 32 floats per turn, c < len / 32
+            *acc = f32x4_add(*acc, unsafe { v128_load(p.add(c * 8 + i)) });
+        }
+    }
+    let s = acc.iter().fold(f32x4_splat(0.0), |s, v| f32x4_add(s, *v));
+    f32x4_extract_lane::<0>(s)
 }
 
 struct Gemm {
