@@ -101,10 +101,10 @@ pub enum Need<T> {
     /// every search whose processors leave a row's top few sufficient, on a device that reduces
     /// ([`Backend::reduces_on_device`]; see [`LogitsProcessors::sufficient_top`]).
     TopK { logits: T, k: usize, suppress: Vec<u32>, gather: Vec<u32> },
-    /// Top-p sampling without top-k: each row's top [`NucleusCheck::k`] (no suppressed, no gathered ids) and its
-    /// normaliser as [`Need::TopK`]; when [`NucleusCheck::decide`] declines them, the whole rows instead
-    /// ([`Reduced::Full`], a fallback the caller may count).
-    TopP { logits: T, check: NucleusCheck },
+    /// Top-p sampling without top-k (min-length before it or not): each row's top [`NucleusCheck::k`] (`suppress`
+    /// excluded: min-length's EOS ids; no gathered ids) and its normalisers as [`Need::TopK`]; when
+    /// [`NucleusCheck::decide`] declines them, the whole rows instead ([`Reduced::Full`], a fallback the caller may count).
+    TopP { logits: T, check: NucleusCheck, suppress: Vec<u32> },
     /// Every logit (processors that need whole rows).
     Full(T),
 }
@@ -123,7 +123,8 @@ pub(crate) enum Plan {
     /// each row's top `K + m` and its `m` touched ids ([`top_k_need`]); whole rows at a step where `K + m`
     /// exceeds [`MAX_DEVICE_TOP_K`]
     TopK(usize),
-    /// top-p (after a temperature or alone) from each row's top candidates, whole rows when they do not decide
+    /// top-p (after a temperature or alone, min-length before it or not) from each row's top candidates, whole rows
+    /// when they do not decide
     TopP(NucleusCheck),
     Full,
 }
@@ -172,8 +173,8 @@ impl<B: Backend> Generation<B> {
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows(&logits, &suppress)),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows(&logits, k, &suppress, &gather)),
-            Need::TopP { logits, check } => {
-                let t = be.top_k_rows(&logits, check.k(), &[], &[]);
+            Need::TopP { logits, check, suppress } => {
+                let t = be.top_k_rows(&logits, check.k(), &suppress, &[]);
                 if check.decide(&t).is_some() { Reduced::TopK(t) } else { Reduced::Full(be.download(&logits).data) }
             }
             Need::Full(logits) => Reduced::Full(be.download(&logits).data),
@@ -275,7 +276,7 @@ impl<B: Backend> SampleState<B> {
         let plan = if !gen.do_sample && procs.only_min_length() {
             Plan::Argmax
         } else {
-            match (procs.sufficient_top(if gen.do_sample { None } else { Some(1) }), procs.top_p_only()) {
+            match (procs.sufficient_top(if gen.do_sample { None } else { Some(1) }), procs.top_p_from_candidates()) {
                 (Some(k), _) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
                 (None, Some((t, p, keep))) if device_top_k && gen.do_sample => Plan::TopP(NucleusCheck::new(t, p, keep, model.config.vocab_size)),
                 _ => Plan::Full,
@@ -306,7 +307,7 @@ impl<B: Backend> SampleState<B> {
         Ok(Some(match self.plan {
             Plan::Argmax => Need::Argmax { logits, suppress },
             Plan::TopK(k) => top_k_need(logits, k, self.procs.touched(&self.seqs, model.config.vocab_size), suppress),
-            Plan::TopP(check) => Need::TopP { logits, check },
+            Plan::TopP(check) => Need::TopP { logits, check, suppress },
             Plan::Full => Need::Full(logits),
         }))
     }

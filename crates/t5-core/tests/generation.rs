@@ -116,8 +116,8 @@ fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> (Ge
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(Cpu.argmax_rows(&logits, &suppress)),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(Cpu.top_k_rows(&logits, k, &suppress, &gather)),
-            Need::TopP { logits, check } => {
-                let t = Cpu.top_k_rows(&logits, check.k(), &[], &[]);
+            Need::TopP { logits, check, suppress } => {
+                let t = Cpu.top_k_rows(&logits, check.k(), &suppress, &[]);
                 if check.decide(&t).is_some() {
                     Reduced::TopK(t)
                 } else {
@@ -177,6 +177,11 @@ fn device_top_k_reduction_gives_the_same_generations() {
             (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "seed": 13, "num_return_sequences": 2}"#, true),
             (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.6, "temperature": 0.05, "max_new_tokens": 8, "seed": 14}"#, true),
             (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "max_new_tokens": 6, "seed": 15}"#, false),
+            // with min-length (EOS at -inf for the first 8 of 10 steps, suppressed in the reduction): the same
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "min_new_tokens": 8, "seed": 16, "num_return_sequences": 2}"#, true),
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.7, "temperature": 0.05, "max_new_tokens": 10, "min_length": 9, "seed": 17}"#, true),
+            (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "min_new_tokens": 8, "seed": 18, "num_return_sequences": 2}"#, true),
+            (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "max_new_tokens": 6, "min_new_tokens": 5, "seed": 19}"#, false),
         ] {
             let mut g = base.clone();
             g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();

@@ -13,6 +13,16 @@
 //! elsewhere), so the draw is the CPU's. Otherwise [`NucleusCheck::decide`] says so and the caller reads the
 //! whole row (a counted fallback).
 //!
+//! With min-length before the warpers (`min_length` / `min_new_tokens`: the EOS ids at -inf while the row is short)
+//! the reduction suppresses those ids: they are never candidates, they sit at the bottom of the CPU's ascending
+//! sort with probability 0, and the tail is the mass of the ids the processors leave finite: the reduction's
+//! [`TopKRows::kept_sum_exp`] (`Σ exp(x - m)` over the ids not suppressed, `m` the first candidate) minus the
+//! candidates', not the whole row's normaliser. Its error is the same `(vocab + 256)` ulp, relative to that sum
+//! (a sum of positive terms), so the bounds above hold with it unchanged; the suppressed ids only lengthen the
+//! count of ids below the candidates (`vocab - K`: the positions, and Jensen's `n`, which only loosens). Beam sampling's
+//! `lse` is still the whole row's (transformers' log-softmax comes before the processors): [`TopKRows::max`] and
+//! [`TopKRows::sum_exp`], suppressed ids included.
+//!
 //! Beam sampling ([`NucleusCheck::after_log_softmax`]) runs the same warpers on the row's log-softmax (transformers'
 //! order: `log_softmax`, then temperature and top-p, then the beam scores added): each value the top-p sees is
 //! `s = f32(f32(x - lse) / t)` with `lse = max + ln Σ exp(x - max)` (f64, as `log_softmax_rows`), here from the
@@ -62,7 +72,7 @@ impl NucleusCheck {
         NucleusCheck { temperature, p, keep, vocab, log_softmax: true }
     }
 
-    /// How many candidates per row to read (`TopKRows` with no suppressed and no gathered ids).
+    /// How many candidates per row to read (`TopKRows` with min-length's suppressed ids and no gathered ids).
     pub fn k(&self) -> usize {
         NUCLEUS_CANDIDATES.min(self.vocab)
     }
@@ -88,13 +98,18 @@ impl NucleusCheck {
     fn decide_row(&self, t: &TopKRows, r: usize, out: &mut [f32]) -> Option<()> {
         let vocab = self.vocab;
         let cands: Vec<(u32, f32)> = (r * t.k..(r + 1) * t.k).map(|i| (t.ids[i], t.values[i])).filter(|&(id, _)| (id as usize) < vocab).collect();
-        let m = t.max[r];
-        // a row without a finite maximum among its candidates (all -inf, NaN, +inf): whole rows
-        if cands.is_empty() || !m.is_finite() || cands[0].1 != m || cands.iter().any(|c| c.1.is_nan()) {
+        // a row without a finite maximum among its candidates (all -inf, NaN, +inf): whole rows. `m`: the largest
+        // logit min-length leaves finite (the first candidate; the suppressed ids are never candidates)
+        if cands.is_empty() || cands.iter().any(|c| c.1.is_nan()) {
             return None;
         }
-        // log_softmax_rows' lse from the device's normaliser (beam sampling only)
-        let lse = m as f64 + t.sum_exp[r].ln();
+        let m = cands[0].1;
+        if !m.is_finite() || !t.max[r].is_finite() || t.max[r] < m {
+            return None;
+        }
+        // log_softmax_rows' lse from the device's normaliser over the whole row, suppressed ids included (beam
+        // sampling only: transformers' log-softmax comes before the processors)
+        let lse = t.max[r] as f64 + t.sum_exp[r].ln();
         if self.log_softmax && !(lse.is_finite() && t.sum_exp[r] >= 1.0) {
             return None;
         }
@@ -116,9 +131,13 @@ impl NucleusCheck {
         } else {
             let vmin = cands.last().unwrap().1;
             let p_raw: f64 = cands.iter().map(|&(_, x)| ((x - m) as f64).exp()).sum();
-            // the device's f32 sum (any order) and exp: within (vocab + 256) ulp of the exact sum
+            // the mass min-length leaves finite, relative to exp(m): the device's f32 sum (any order) and exp,
+            // within (vocab + 256) ulp of the exact sum
             let delta = (vocab as f64 + 256.0) * U;
-            let s = t.sum_exp[r];
+            let s = t.kept_sum_exp[r];
+            if !(s >= 1.0 && s.is_finite()) {
+                return None;
+            }
             let raw_hi = (s * (1.0 + delta) - p_raw).max(0.0);
             let raw_lo = (s * (1.0 - delta) - p_raw).max(0.0);
             let c = ((vmin - m) as f64).exp(); // every tail y = exp(x - m) is at most c
@@ -227,7 +246,7 @@ mod tests {
         let vocab = 5000;
         for beam in [false, true] {
             let mut seed = 3u64;
-            let (mut decided, mut declined, mut shifted) = (0, 0, 0);
+            let (mut decided, mut declined, mut shifted, mut suppressed_decided, mut eos_max_decided) = (0, 0, 0, 0, 0);
             for case in 0..120 {
                 let spread = [0.5f64, 2.0, 6.0, 12.0][case % 4];
                 let temperature = [1.0f32, 0.7, 1.5][case % 3];
@@ -237,20 +256,33 @@ mod tests {
                 for j in 0..(case % 7) {
                     row[(j * 37 + case) % vocab] = (spread * 1.5 + (j / 2) as f64) as f32;
                 }
+                // min-length (EOS, id 1, at -inf at this step) in every other case: EOS the row's largest logit in
+                // some, so that the whole row's normaliser is far from the mass left finite
+                let min_new = case % 2 == 1;
+                if min_new && case % 8 == 3 {
+                    row[1] = (spread * 3.0 + (case % 3) as f64) as f32;
+                }
                 let mut gen = GenerationConfig::from_model_config(&T5Config::from_json("{}").unwrap());
                 gen.apply_json(&serde_json::json!({"do_sample": true, "top_k": 0, "top_p": p, "temperature": temperature})).unwrap();
+                if min_new {
+                    gen.apply_json(&serde_json::json!({"min_new_tokens": 3})).unwrap();
+                }
                 let procs = LogitsProcessors::new(&gen, if beam { 2 } else { 1 });
-                let (t_, p_, keep) = procs.top_p_only().expect("top-p only");
+                let (t_, p_, keep) = procs.top_p_from_candidates().expect("top-p, min-length before it or not");
                 let check = if beam { NucleusCheck::after_log_softmax(t_, p_, keep, vocab) } else { NucleusCheck::new(t_, p_, keep, vocab) };
+                let suppress = procs.suppressed(1);
+                assert_eq!(suppress, if min_new { vec![1] } else { vec![] });
                 let mut want = row.clone();
                 if beam {
                     log_softmax_rows(&mut want, vocab);
                 }
                 procs.apply(&[vec![0]], &mut want, vocab);
-                let mut top = TopKRows::from_host(&Tensor::new(vec![1, vocab], row.clone()), check.k(), &[], &[]);
+                let mut top = TopKRows::from_host(&Tensor::new(vec![1, vocab], row.clone()), check.k(), &suppress, &[]);
                 match check.decide(&top) {
                     Some(got) => {
                         decided += 1;
+                        suppressed_decided += min_new as usize;
+                        eos_max_decided += (min_new && case % 8 == 3) as usize;
                         assert_eq!(bits(&got), bits(&want), "beam {beam} case {case}");
                     }
                     None => declined += 1,
@@ -272,6 +304,8 @@ mod tests {
                 }
             }
             assert!(decided > 20 && declined > 10, "beam {beam}: decided {decided}, declined {declined}");
+            eprintln!("beam {beam}: decided {decided} ({suppressed_decided} with EOS suppressed, {eos_max_decided} of them EOS the largest), declined {declined}");
+            assert!(suppressed_decided > 10 && eos_max_decided > 3, "beam {beam}: {suppressed_decided} decided with EOS suppressed, {eos_max_decided} EOS the largest");
             assert!(!beam || shifted > 40, "{shifted} decided with a shifted normaliser");
         }
     }

@@ -110,10 +110,14 @@ impl LogitsProcessors {
     }
 
     /// `Some((temperature, top_p, min_tokens_to_keep))` when the processors are top-p, after a temperature or
-    /// alone (nothing else): the searches whose top-p cutoff [`super::nucleus::NucleusCheck`] may decide from a
-    /// row's top candidates and its normaliser.
-    pub(crate) fn top_p_only(&self) -> Option<(f32, f32, usize)> {
-        match self.list.as_slice() {
+    /// alone, with at most min-length before them (whose EOS ids a device reduction suppresses): the searches whose
+    /// top-p cutoff [`super::nucleus::NucleusCheck`] may decide from a row's top candidates and normalisers.
+    pub(crate) fn top_p_from_candidates(&self) -> Option<(f32, f32, usize)> {
+        let warpers = match self.list.as_slice() {
+            [Processor::MinLength { .. }, rest @ ..] => rest,
+            all => all,
+        };
+        match warpers {
             [Processor::TopP { p, keep }] => Some((1.0, *p, *keep)),
             [Processor::Temperature(t), Processor::TopP { p, keep }] => Some((*t, *p, *keep)),
             _ => None,
