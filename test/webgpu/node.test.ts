@@ -101,13 +101,14 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
         g.sequences_scores!.forEach((v, i) => expect(Math.abs(v - want.sequences_scores![i]!)).toBeLessThanOrEqual(TOL));
         const beams = Number(c.kwargs.num_beams);
         // each row's top k = max(2, 1 + #eos) · num_beams; beam_combo's processors (repetition penalty, n-grams, bad
-        // words, forced EOS) add the m ids they touch: 2(k + m) + 2 + m words per row, m ≥ 1 (the start token seen)
+        // words, forced EOS) add the m ids they touch: 2(k + m) + 3 + m words per row, m ≥ 1 (the start token seen)
         const k = Math.max(2, 1 + ((c.kwargs.eos_token_id as number[] | undefined)?.length ?? 1)) * beams;
         const readBack = gpu.lastGenerateStats!.read_back_per_step;
         if (cname === "beam_combo") {
-          expect(readBack, cname).toBeGreaterThan(rows * beams * (2 * k + 2) * 4);
+          expect(readBack, cname).toBeGreaterThan(rows * beams * (2 * k + 3) * 4);
           expect(readBack * 100, cname).toBeLessThan(rows * beams * vocab * 4);
-        } else expect(readBack, cname).toBe(rows * beams * (2 * k + 2) * 4);
+        } else expect(readBack, cname).toBe(rows * beams * (2 * k + 3) * 4);
+        expect(gpu.lastGenerateStats!.whole_row_steps, cname).toBe(0);
       }
       for (const opts of [
         { do_sample: true, top_k: 20, temperature: 0.8, seed: 11, max_new_tokens: 8, num_return_sequences: 2 },
@@ -127,6 +128,9 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
         { do_sample: true, top_k: 0, top_p: 0.9, seed: 12, max_new_tokens: 6 },
         { do_sample: true, top_k: 0, top_p: 0.9, temperature: 0.02, seed: 13, max_new_tokens: 6 },
         { do_sample: true, num_beams: 2, top_k: 0, top_p: 0.9, temperature: 0.02, seed: 14, max_new_tokens: 6 },
+        // after min-length (EOS suppressed in the reduction for 5 of 6 steps)
+        { do_sample: true, top_k: 0, top_p: 0.9, temperature: 0.02, min_new_tokens: 5, seed: 15, max_new_tokens: 6 },
+        { do_sample: true, num_beams: 2, top_k: 0, top_p: 0.9, temperature: 0.02, min_new_tokens: 5, seed: 16, max_new_tokens: 6 },
       ]) {
         const what = JSON.stringify(opts);
         const g = await gpu.generate(inputs, opts);
@@ -134,11 +138,12 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
         const s = gpu.lastGenerateStats!;
         const rows = o.input_ids.length * (opts.num_beams ?? 1);
         const whole = rows * vocab * 4;
-        // each row's 128 largest logits and its normaliser ((2·128 + 2)·4 bytes), and the whole rows as well where
+        // each row's 128 largest logits and its normalisers ((2·128 + 3)·4 bytes), and the whole rows as well where
         // those leave the cutoff uncertain: at every step on this nearly flat random-weight model at temperature 1
-        const nucleus = rows * (2 * 128 + 2) * 4;
+        const nucleus = rows * (2 * 128 + 3) * 4;
         expect(Number.isInteger(s.top_p_fallbacks) && s.top_p_fallbacks >= 0, what).toBe(true);
         expect(s.top_p_fallbacks + s.top_p_decided, what).toBe(s.steps);
+        expect(s.whole_row_steps, what).toBe(s.top_p_fallbacks);
         if (opts.temperature === undefined) {
           expect(s.read_back_per_step, what).toBe(nucleus + whole);
           expect([s.top_p_fallbacks, s.top_p_decided], what).toEqual([s.steps, 0]);

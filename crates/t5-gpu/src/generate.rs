@@ -24,16 +24,19 @@ pub struct GenerateStats {
     pub fused_per_step: u64,
     /// Command buffers submitted per decode step.
     pub submits_per_step: u64,
-    /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 2) · 4` per
-    /// row for beam search / top-k sampling, `(2(k + m) + 2 + m) · 4` with `m` ids touched by a logits
+    /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 3) · 4` per
+    /// row for beam search / top-k sampling, `(2(k + m) + 3 + m) · 4` with `m` ids touched by a logits
     /// processor (repetition penalty, n-grams, bad words, forced EOS); top-p without top-k (sampling or beam
-    /// sampling) `(2K + 2) · 4` per row
+    /// sampling, min-length before it or not) `(2K + 3) · 4` per row
     /// (`K` = [`t5_core::generate::nucleus::NUCLEUS_CANDIDATES`]), plus the whole rows at a fallback step.
     pub read_back_per_step: u64,
     /// Top-p steps whose candidates did not decide the cutoff, so the whole rows were read as well.
     pub top_p_fallbacks: u64,
     /// Top-p steps decided from each row's candidates alone.
     pub top_p_decided: u64,
+    /// Steps that read the whole `[rows, vocab]` logits back: the top-p fallbacks, and every step of a search whose
+    /// processors a device reduction does not serve (0 when every step read a reduction alone).
+    pub whole_row_steps: u64,
     /// Bind groups created per decode step, the most of any step from the third on (0: every
     /// dispatch reused a cached bind group).
     pub bind_groups_per_step: u64,
@@ -83,10 +86,14 @@ pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConf
                     Reduced::TopK(t)
                 } else {
                     stats.top_p_fallbacks += 1;
+                    stats.whole_row_steps += 1;
                     Reduced::Full(be.download_async(&logits).await?.data)
                 }
             }
-            Need::Full(logits) => Reduced::Full(be.download_async(&logits).await?.data),
+            Need::Full(logits) => {
+                stats.whole_row_steps += 1;
+                Reduced::Full(be.download_async(&logits).await?.data)
+            }
         };
         let step = g.advance(model, reduced)?;
         let index = step.index;

@@ -270,6 +270,7 @@ fn every_search_matches_cpu_and_transformers() {
             }
             // every oracle search (processors included) reads a few words per row, never whole rows
             assert!(stats.read_back_per_step > 0 && stats.read_back_per_step * 100 < beam_rows * vocab * 4, "{name} {}: read back {} B per step", case["name"], stats.read_back_per_step);
+            assert_eq!(stats.whole_row_steps, 0, "{name} {}: {stats:?}", case["name"]);
         }
         let sample = |extra: &str| {
             let mut gen = base.clone();
@@ -309,6 +310,8 @@ fn every_search_matches_cpu_and_transformers() {
             let whole = rows_n * vocab * 4;
             assert!(stats.steps > 1, "{name} {extra}: {stats:?}");
             let nucleus = rows_n * (2 * t5_core::generate::nucleus::NUCLEUS_CANDIDATES as u64 + 3) * 4;
+            // every whole-row read is counted: here only the top-p fallbacks
+            assert_eq!(stats.whole_row_steps, stats.top_p_fallbacks, "{name} {extra}: {stats:?}");
             if full_rows {
                 assert_eq!(stats.read_back_per_step, nucleus + whole, "{name} {extra}: candidates, then whole rows read back");
                 assert_eq!((stats.top_p_fallbacks, stats.top_p_decided), (stats.steps as u64, 0), "{name} {extra}: {stats:?}");
