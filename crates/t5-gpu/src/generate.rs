@@ -79,8 +79,8 @@ pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConf
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows_async(&logits, &suppress).await?),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress, &gather).await?),
-            Need::TopP { logits, check, suppress } => {
-                let t = be.top_k_rows_async(&logits, check.k(), &suppress, &[]).await?;
+            Need::TopP { logits, check, suppress, gather } => {
+                let t = be.top_k_rows_async(&logits, check.k(), &suppress, &gather).await?;
                 if check.decide(&t).is_some() {
                     stats.top_p_decided += 1;
                     Reduced::TopK(t)

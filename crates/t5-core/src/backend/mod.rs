@@ -233,9 +233,10 @@ pub struct TopKRows {
     /// Σ exp(x − max) (0 when the row is all -inf): the normaliser of a log-softmax taken before the processors
     pub max: Vec<f32>,
     pub sum_exp: Vec<f64>,
-    /// per row, over the ids not suppressed (NaN skipped): Σ exp(x − v₀), `v₀` the row's first candidate (the largest
-    /// value not suppressed); 0 when the row has no finite candidate: the mass the processors leave finite when
-    /// min-length sets the suppressed ids to -inf (top-p's tail, [`crate::generate::nucleus`])
+    /// per row, over the ids neither suppressed nor gathered (NaN skipped): Σ exp(x − v₀), `v₀` the row's first
+    /// candidate (the largest value not suppressed); 0 when the row has no finite candidate: the mass the processors
+    /// leave as it is (min-length sets the suppressed ids to -inf, the others change only gathered ids), measured
+    /// without the ids whose mass the host moves (top-p's tail, [`crate::generate::nucleus`])
     pub kept_sum_exp: Vec<f64>,
     /// `[rows, g]`: the value of row `r` at id `gather[r * g + j]` (the ids a logits processor may change,
     /// whatever their rank); -inf where the id is `u32::MAX` (padding) or outside the row.
@@ -269,7 +270,9 @@ impl TopKRows {
             out.sum_exp.push(sum);
             let idx: Vec<u32> = (0..row.len() as u32).filter(|j| !row[*j as usize].is_nan() && !suppress.contains(j)).collect();
             let kept_max = idx.iter().map(|&j| row[j as usize]).fold(f32::NEG_INFINITY, f32::max);
-            out.kept_sum_exp.push(if kept_max == f32::NEG_INFINITY { 0.0 } else { idx.iter().map(|&j| ((row[j as usize] - kept_max) as f64).exp()).sum() });
+            let gathered = &gather[r * g..(r + 1) * g];
+            let kept = idx.iter().filter(|j| !gathered.contains(j));
+            out.kept_sum_exp.push(if kept_max == f32::NEG_INFINITY { 0.0 } else { kept.map(|&j| ((row[j as usize] - kept_max) as f64).exp()).sum() });
             let mut idx = idx;
             let cmp = |a: &u32, b: &u32| row[*b as usize].partial_cmp(&row[*a as usize]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b));
             let n = k.min(idx.len());

@@ -3,8 +3,8 @@
 // instead of the whole vocabulary (t5_core::backend::TopKRows; its host reduction is the reference).
 // Order: larger value first, lower id first on ties; NaN and the suppressed ids are never picked
 // (min-length's EOS), but the suppressed ids count in the max / sum as they do in transformers'
-// log-softmax; a second sum skips them (relative to the largest value not suppressed, the first pick): the
-// mass the processors leave finite, for top-p. A row with fewer than k candidates ends in id 0xffffffff, value -inf.
+// log-softmax; a second sum skips them and the gathered ids (relative to the largest value not suppressed, the
+// first pick): the mass the processors leave as it is, for top-p. A row with fewer than k candidates ends in id 0xffffffff, value -inf.
 // One workgroup per row. Round t picks the best element ranked after pick t-1, so no list of picks
 // is kept. Then the values at the g ids `gather` names for the row (the ids a logits processor may change,
 // whatever their rank; 0xffffffff or an id past the row: -inf).
@@ -32,6 +32,11 @@ fn is_nan(v: f32) -> bool {
 
 fn suppressed(j: u32) -> bool {
   for (var s = 0u; s < p.n_suppress; s++) { if (suppress[s] == j) { return true; } }
+  return false;
+}
+
+fn gathered(r: u32, j: u32) -> bool {
+  for (var s = 0u; s < p.g; s++) { if (gather[r * p.g + s] == j) { return true; } }
   return false;
 }
 
@@ -68,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let mx = rv[0];
   let mkx = rk[0];
   workgroupBarrier();
-  // sum of exp(x - max), and of exp(x - kept max) over the ids not suppressed
+  // sum of exp(x - max), and of exp(x - kept max) over the ids neither suppressed nor gathered
   var s = 0.0;
   var sk = 0.0;
   if (mx > LOWEST) {
@@ -76,7 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let v = x[base + j];
       if (!is_nan(v)) {
         s += exp(v - mx);
-        if (mkx > LOWEST && !suppressed(j)) { sk += exp(v - mkx); }
+        if (mkx > LOWEST && !suppressed(j) && !gathered(r, j)) { sk += exp(v - mkx); }
       }
     }
   }
