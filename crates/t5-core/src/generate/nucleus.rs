@@ -10,7 +10,7 @@
 //! within `(2 vocab + 16) · 2^-24` of the exact value. When every id's side of the cutoff is certain — the ids
 //! below the candidates and those tied with the smallest candidate removed, each other candidate certainly kept
 //! or removed — the row the sampler sees is built exactly (the CPU's temperature arithmetic on the candidates, -inf
-//! elsewhere), so the draw is the CPU's. Otherwise [`NucleusCheck::decide`] says so and the caller reads the
+//! elsewhere), so the draw is the CPU's. Otherwise [`NucleusStep::decide`] says so and the caller reads the
 //! whole row (a counted fallback).
 //!
 //! With min-length before the warpers (`min_length` / `min_new_tokens`: the EOS ids at -inf while the row is short)
@@ -22,6 +22,22 @@
 //! count of ids below the candidates (`vocab - K`: the positions, and Jensen's `n`, which only loosens). Beam sampling's
 //! `lse` is still the whole row's (transformers' log-softmax comes before the processors): [`TopKRows::max`] and
 //! [`TopKRows::sum_exp`], suppressed ids included.
+//!
+//! The edits that change only a few ids (repetition penalty, no-repeat n-grams, bad words, forced EOS; see
+//! [`super::processors::LogitsProcessors::touched`]) are replayed exactly on the known values ([`rows`]): the
+//! candidates and the touched ids' gathered logits, edited by the CPU's own `apply`. The decision then takes known
+//! values ([`RowFacts`]: any order, any of them -inf) and a tail of untouched ids, each logit at most the smallest
+//! candidate's `x_t`: the tail's mass is the kept normaliser, which the reduction sums over the ids neither suppressed
+//! nor gathered (a touched id's mass is moved out of the tail at the source, so a penalised largest logit leaves no
+//! cancellation), less the untouched candidates', within the same `(vocab + 256)` ulp (plus `vocab · 2^-126` for terms a
+//! device flushes). The bounds hold relative to `exp(s_m)`, `s_m` the value the largest untouched-or-not logit `m` would
+//! have unedited; they are moved to the largest known value by `exp(s_m - s_max)` (its rounding: `8U |s_m|` in the
+//! margin). The ids certainly removed together are the tail and every known value at or below the tail's largest value
+//! `s(x_t)` (no longer just the ties with the smallest candidate: an edited value may sit among the tail's). Beam
+//! sampling admits the -inf edits only (n-grams, bad words, forced EOS): a repetition penalty scales log-softmax values,
+//! so the device normaliser's error would move the edited values by more than a common shift; there the whole rows are
+//! read at every step (`Plan::Full`, counted as whole-row steps). Forced EOS at the last position sets the whole row: the
+//! CPU's processors on the known values give its row exactly.
 //!
 //! Beam sampling ([`NucleusCheck::after_log_softmax`]) runs the same warpers on the row's log-softmax (transformers'
 //! order: `log_softmax`, then temperature and top-p, then the beam scores added): each value the top-p sees is
@@ -88,7 +104,7 @@ impl NucleusCheck {
         NucleusCheck { temperature, p, keep, vocab, log_softmax: false }
     }
 
-    /// Top-p (after a temperature or alone) on each row's log-softmax: beam sampling. [`NucleusCheck::decide`]'s rows
+    /// Top-p (after a temperature or alone) on each row's log-softmax: beam sampling. [`NucleusStep::decide`]'s rows
     /// are then the processed log-probabilities (the beam scores not yet added).
     pub(crate) fn after_log_softmax(temperature: f32, p: f32, keep: usize, vocab: usize) -> Self {
         NucleusCheck { temperature, p, keep, vocab, log_softmax: true }
