@@ -1,8 +1,10 @@
-//! Wasm matvec micro-benchmark: `setup(dtype, n, k)` builds a weight, `run(iters)` times
+//! Wasm kernel micro-benchmarks (the arithmetic ceilings and the encoder GEMM: `peak.rs`, `peak.mjs`).
+//! Matvec micro-benchmark: `setup(dtype, n, k)` builds a weight, `run(iters)` times
 //! `qkernels::linear` with one input row, `check()` returns the largest deviation from an f64 dot
 //! product with the dequantized weights. Built and driven by `build.sh` / `bench.mjs`.
+mod peak;
 use t5_core::backend::cpu::qkernels;
-use t5_core::quant::{QWeight, WeightDtype};
+use t5_core::dtype::{QWeight, WeightDtype};
 use t5_core::tensor::Tensor;
 
 static mut W: Option<QWeight> = None;

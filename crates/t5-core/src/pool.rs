@@ -11,8 +11,8 @@
 //! that instantiate the module on the same shared memory and call [`worker_main`], which never
 //! returns; elsewhere in wasm there are no workers and every job runs on the caller.
 //!
-//! Waiting: an idle worker sleeps until its own sequence number changes (`park` natively,
-//! `memory.atomic.wait32` in wasm). The caller never blocks in wasm (a browser's main thread may not
+//! Waiting: an idle worker spins briefly (see [`spin_for_job`]), then sleeps until its own sequence
+//! number changes (`park` natively, `memory.atomic.wait32` in wasm). The caller never blocks in wasm (a browser's main thread may not
 //! wait): it works on the tasks itself, then spins until the workers are done; natively it parks
 //! after a short spin and the last worker unparks it.
 //!
@@ -193,7 +193,10 @@ fn serve(w: &'static Worker) -> ! {
     // 0, not the current value: a job may have been given before this thread first ran
     let mut seen = 0;
     loop {
-        let s = w.seq.load(Ordering::Acquire);
+        let mut s = w.seq.load(Ordering::Acquire);
+        if s == seen {
+            s = spin_for_job(w, seen);
+        }
         if s == seen {
             #[cfg(not(target_arch = "wasm32"))]
             std::thread::park();
@@ -222,6 +225,42 @@ fn serve(w: &'static Worker) -> ! {
         }
         #[cfg(target_arch = "wasm32")]
         let _ = last;
+    }
+}
+
+/// How long an idle worker keeps re-reading its sequence number before it sleeps. The jobs of one
+/// decode step come a few to tens of microseconds apart (a norm, one token's attention, a residual
+/// add between two matrix products; the host's argmax between steps); a worker that slept after
+/// each job would add a wake-up (a futex wake natively, `memory.atomic.notify` in wasm: tens of
+/// microseconds) to every job, a large share of a 1–3 ms t5-small step (measured in
+/// docs/benchmarks.md, "Workers spin before they sleep"). After the spin the worker sleeps as
+/// before, so an idle model costs nothing. Natively the spin is timed; in wasm (no clock in
+/// `wasm32-unknown-unknown`'s std) it is counted: one atomic load per turn, about 1 ns each.
+#[cfg(not(target_arch = "wasm32"))]
+const IDLE_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+#[cfg(target_arch = "wasm32")]
+const IDLE_SPINS: u32 = 1 << 18;
+
+/// Spin until `w`'s sequence number moves past `seen` or the idle spin is over; the last value read.
+fn spin_for_job(w: &Worker, seen: u32) -> u32 {
+    #[cfg(not(target_arch = "wasm32"))]
+    let start = std::time::Instant::now();
+    let mut turns = 0u32;
+    loop {
+        std::hint::spin_loop();
+        let s = w.seq.load(Ordering::Acquire);
+        if s != seen {
+            return s;
+        }
+        turns = turns.wrapping_add(1);
+        #[cfg(not(target_arch = "wasm32"))]
+        if turns % 64 == 0 && start.elapsed() > IDLE_SPIN {
+            return seen;
+        }
+        #[cfg(target_arch = "wasm32")]
+        if turns >= IDLE_SPINS {
+            return seen;
+        }
     }
 }
 
@@ -299,6 +338,20 @@ mod tests {
                 });
                 assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "threads {threads} tasks {tasks}");
             }
+        }
+    }
+
+    /// Jobs back to back find the workers spinning; jobs after a pause longer than the idle spin find
+    /// them asleep: both must run every task once (the two ways a worker picks up a job).
+    #[test]
+    fn jobs_reach_spinning_and_sleeping_workers() {
+        for pause_us in [0u64, 1_000, 0, 5_000, 0] {
+            std::thread::sleep(std::time::Duration::from_micros(pause_us));
+            let hits: Vec<AtomicUsize> = (0..16).map(|_| AtomicUsize::new(0)).collect();
+            run(3, 16, &|t| {
+                hits[t].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "after a pause of {pause_us} µs");
         }
     }
 
