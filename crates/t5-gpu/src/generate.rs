@@ -27,7 +27,7 @@ pub struct GenerateStats {
     /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 3) · 4` per
     /// row for beam search / top-k sampling, `(2(k + m) + 3 + m) · 4` with `m` ids touched by a logits
     /// processor (repetition penalty, n-grams, bad words, forced EOS); top-p without top-k (sampling or beam
-    /// sampling, min-length before it or not) `(2K + 3) · 4` per row
+    /// sampling, after min-length and those processors or alone) `(2K + 3 + m) · 4` per row
     /// (`K` = [`t5_core::generate::nucleus::NUCLEUS_CANDIDATES`]), plus the whole rows at a fallback step.
     pub read_back_per_step: u64,
     /// Top-p steps whose candidates did not decide the cutoff, so the whole rows were read as well.
@@ -60,8 +60,10 @@ fn check_activation_sizes(model: &T5<Gpu>, rows: usize, seq: usize) -> GpuResult
 /// (argmax on the GPU); beam search, top-k sampling, beam sampling and every search with repetition penalty,
 /// n-gram, bad-words or forced-EOS processors each row's top k + m, its log-sum-exp and its values at the m ids
 /// those processors touch (`shaders/topk.wgsl`); top-p without top-k (sampling, and beam sampling on the
-/// log-softmax) each row's top candidates and normaliser, and the `[rows, vocab]` logits only when those leave the cutoff uncertain (counted in
-/// [`GenerateStats::top_p_fallbacks`]).
+/// log-softmax; after min-length and those processors, but for beam sampling's repetition penalty) each row's top
+/// candidates, touched values and normalisers, and the `[rows, vocab]` logits only when those leave the cutoff
+/// uncertain (counted in [`GenerateStats::top_p_fallbacks`]); every step that read whole rows is counted in
+/// [`GenerateStats::whole_row_steps`].
 pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, mut on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(GenerateOutput, GenerateStats)> {
     let be = model.backend();
     be.check()?;

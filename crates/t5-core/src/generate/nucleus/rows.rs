@@ -38,14 +38,15 @@ impl NucleusStep {
         if rows != self.seqs.len() {
             return None;
         }
+        let edits = self.procs.edits_only();
         let mut out = vec![f32::NEG_INFINITY; rows * vocab];
         for (r, row) in out.chunks_mut(vocab).enumerate() {
-            self.decide_row(t, r, row)?;
+            self.decide_row(t, r, &edits, row)?;
         }
         Some(out)
     }
 
-    fn decide_row(&self, t: &TopKRows, r: usize, out: &mut [f32]) -> Option<()> {
+    fn decide_row(&self, t: &TopKRows, r: usize, edits: &LogitsProcessors, out: &mut [f32]) -> Option<()> {
         let check = &self.check;
         let vocab = check.vocab();
         let seq = std::slice::from_ref(&self.seqs[r]);
@@ -66,9 +67,10 @@ impl NucleusStep {
         }
         // the known ids (candidates, then the touched ones not among them) at the values the processors start from
         let mut sparse = vec![f32::NEG_INFINITY; vocab];
+        let mut is_known = vec![false; vocab];
         let mut known: Vec<(u32, f32)> = Vec::with_capacity(cands.len() + gathered.len());
         for &(id, x) in cands.iter().chain(&gathered) {
-            if !known.iter().any(|k| k.0 == id) {
+            if !std::mem::replace(&mut is_known[id as usize], true) {
                 known.push((id, x));
             }
             sparse[id as usize] = check.pre(x, lse);
@@ -80,7 +82,7 @@ impl NucleusStep {
             return Some(());
         }
         let before = sparse.clone();
-        self.procs.edits_only().apply(seq, &mut sparse, vocab);
+        edits.apply(seq, &mut sparse, vocab);
         let facts_known = known
             .iter()
             .map(|&(id, x)| {
@@ -95,8 +97,9 @@ impl NucleusStep {
         if !(s >= 0.0 && s.is_finite()) {
             return None;
         }
-        let touched: Vec<u32> = gathered.iter().map(|g| g.0).collect();
-        let known_mass: f64 = cands.iter().filter(|c| !touched.contains(&c.0)).map(|&(_, x)| ((x - m) as f64).exp()).sum();
+        let mut is_touched = vec![false; vocab];
+        gathered.iter().for_each(|g| is_touched[g.0 as usize] = true);
+        let known_mass: f64 = cands.iter().filter(|c| !is_touched[c.0 as usize]).map(|&(_, x)| ((x - m) as f64).exp()).sum();
         let delta = (vocab as f64 + 256.0) * U;
         let flushed = vocab as f64 * f32::MIN_POSITIVE as f64;
         let facts = RowFacts {
