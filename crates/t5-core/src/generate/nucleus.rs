@@ -3,7 +3,7 @@
 //!
 //! The CPU's top-p ([`super::processors::LogitsProcessors::apply`]) sorts the whole (tempered) row ascending,
 //! sums `exp(s - max)` in f32 and removes every id whose cumulative probability is `<= 1 - p`. From the row's top
-//! `K` raw logits (exact) and its normaliser `Σ exp(x - max)` ([`TopKRows`], computed on the device in another
+//! `K` raw logits (exact) and its normaliser `Σ exp(x - max)` ([`TopKRows`](crate::backend::TopKRows), computed on the device in another
 //! order) the host bounds, for each candidate, the cumulative probability the CPU computes: the mass below the
 //! candidates lies in an interval (the normaliser's error, and for a temperature ≠ 1 Jensen's bounds on
 //! `Σ y^(1/t)` over the `vocab - K` ids each at most the smallest candidate's `y`), and the CPU's f32 sums are
@@ -16,17 +16,17 @@
 //! With min-length before the warpers (`min_length` / `min_new_tokens`: the EOS ids at -inf while the row is short)
 //! the reduction suppresses those ids: they are never candidates, they sit at the bottom of the CPU's ascending
 //! sort with probability 0, and the tail is the mass of the ids the processors leave finite: the reduction's
-//! [`TopKRows::kept_sum_exp`] (`Σ exp(x - m)` over the ids not suppressed, `m` the first candidate) minus the
+//! [`TopKRows::kept_sum_exp`](crate::backend::TopKRows::kept_sum_exp) (`Σ exp(x - m)` over the ids not suppressed, `m` the first candidate) minus the
 //! candidates', not the whole row's normaliser. Its error is the same `(vocab + 256)` ulp, relative to that sum
 //! (a sum of positive terms), so the bounds above hold with it unchanged; the suppressed ids only lengthen the
 //! count of ids below the candidates (`vocab - K`: the positions, and Jensen's `n`, which only loosens). Beam sampling's
-//! `lse` is still the whole row's (transformers' log-softmax comes before the processors): [`TopKRows::max`] and
-//! [`TopKRows::sum_exp`], suppressed ids included.
+//! `lse` is still the whole row's (transformers' log-softmax comes before the processors): [`TopKRows::max`](crate::backend::TopKRows::max) and
+//! [`TopKRows::sum_exp`](crate::backend::TopKRows::sum_exp), suppressed ids included.
 //!
 //! The edits that change only a few ids (repetition penalty, no-repeat n-grams, bad words, forced EOS; see
-//! [`super::processors::LogitsProcessors::touched`]) are replayed exactly on the known values ([`rows`]): the
+//! [`super::processors::LogitsProcessors::touched`]) are replayed exactly on the known values ([`NucleusStep`], `nucleus/rows.rs`): the
 //! candidates and the touched ids' gathered logits, edited by the CPU's own `apply`. The decision then takes known
-//! values ([`RowFacts`]: any order, any of them -inf) and a tail of untouched ids, each logit at most the smallest
+//! values (`RowFacts`: any order, any of them -inf) and a tail of untouched ids, each logit at most the smallest
 //! candidate's `x_t`: the tail's mass is the kept normaliser, which the reduction sums over the ids neither suppressed
 //! nor gathered (a touched id's mass is moved out of the tail at the source, so a penalised largest logit leaves no
 //! cancellation), less the untouched candidates', within the same `(vocab + 256)` ulp (plus `vocab · 2^-126` for terms a
@@ -62,7 +62,7 @@ mod rows;
 
 pub use rows::NucleusStep;
 
-/// One row as the top-p sees it from a reduction ([`rows`] builds it): the values known (each row's candidates and
+/// One row as the top-p sees it from a reduction (`NucleusStep` builds it): the values known (each row's candidates and
 /// the ids the processors touch, edited as the CPU edits them) and what bounds the rest, the tail (every id neither
 /// known nor suppressed: untouched, each logit at most `tail_x`).
 #[derive(Debug, Clone)]
