@@ -101,13 +101,14 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
         g.sequences_scores!.forEach((v, i) => expect(Math.abs(v - want.sequences_scores![i]!)).toBeLessThanOrEqual(TOL));
         const beams = Number(c.kwargs.num_beams);
         // each row's top k = max(2, 1 + #eos) · num_beams; beam_combo's processors (repetition penalty, n-grams, bad
-        // words, forced EOS) add the m ids they touch: 2(k + m) + 2 + m words per row, m ≥ 1 (the start token seen)
+        // words, forced EOS) add the m ids they touch: 2(k + m) + 3 + m words per row, m ≥ 1 (the start token seen)
         const k = Math.max(2, 1 + ((c.kwargs.eos_token_id as number[] | undefined)?.length ?? 1)) * beams;
         const readBack = gpu.lastGenerateStats!.read_back_per_step;
         if (cname === "beam_combo") {
-          expect(readBack, cname).toBeGreaterThan(rows * beams * (2 * k + 2) * 4);
+          expect(readBack, cname).toBeGreaterThan(rows * beams * (2 * k + 3) * 4);
           expect(readBack * 100, cname).toBeLessThan(rows * beams * vocab * 4);
-        } else expect(readBack, cname).toBe(rows * beams * (2 * k + 2) * 4);
+        } else expect(readBack, cname).toBe(rows * beams * (2 * k + 3) * 4);
+        expect(gpu.lastGenerateStats!.whole_row_steps, cname).toBe(0);
       }
       for (const opts of [
         { do_sample: true, top_k: 20, temperature: 0.8, seed: 11, max_new_tokens: 8, num_return_sequences: 2 },
@@ -120,13 +121,19 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
       }
     });
 
-    it("top-p without top-k (sampling, beam sampling): the CPU's ids; 128 candidates read back, whole rows only where they do not decide, counted in top_p_fallbacks", async () => {
+    it("top-p without top-k (sampling, beam sampling; after min-length and the touched-id processors): the CPU's ids; 128 candidates and the touched ids read back, whole rows only where they do not decide, counted in top_p_fallbacks and whole_row_steps", async () => {
       const inputs = { input_ids: o.input_ids, attention_mask: o.attention_mask };
       const vocab = Number(cpu.config.vocab_size);
       for (const opts of [
         { do_sample: true, top_k: 0, top_p: 0.9, seed: 12, max_new_tokens: 6 },
         { do_sample: true, top_k: 0, top_p: 0.9, temperature: 0.02, seed: 13, max_new_tokens: 6 },
         { do_sample: true, num_beams: 2, top_k: 0, top_p: 0.9, temperature: 0.02, seed: 14, max_new_tokens: 6 },
+        // after min-length (EOS suppressed in the reduction for 5 of 6 steps)
+        { do_sample: true, top_k: 0, top_p: 0.9, temperature: 0.02, min_new_tokens: 5, seed: 15, max_new_tokens: 6 },
+        { do_sample: true, num_beams: 2, top_k: 0, top_p: 0.9, temperature: 0.02, min_new_tokens: 5, seed: 16, max_new_tokens: 6 },
+        // after the touched-id processors, replayed on the candidates and the gathered touched ids
+        { do_sample: true, top_k: 0, top_p: 0.9, temperature: 0.02, repetition_penalty: 1.3, no_repeat_ngram_size: 2, seed: 17, max_new_tokens: 6 },
+        { do_sample: true, num_beams: 2, top_k: 0, top_p: 0.9, temperature: 0.02, no_repeat_ngram_size: 2, forced_eos_token_id: 1, seed: 18, max_new_tokens: 6 },
       ]) {
         const what = JSON.stringify(opts);
         const g = await gpu.generate(inputs, opts);
@@ -134,20 +141,29 @@ describe("webgpu in Node (Dawn)", { timeout: SLOW }, () => {
         const s = gpu.lastGenerateStats!;
         const rows = o.input_ids.length * (opts.num_beams ?? 1);
         const whole = rows * vocab * 4;
-        // each row's 128 largest logits and its normaliser ((2·128 + 2)·4 bytes), and the whole rows as well where
+        // each row's 128 largest logits and its normalisers ((2·128 + 3)·4 bytes), and the whole rows as well where
         // those leave the cutoff uncertain: at every step on this nearly flat random-weight model at temperature 1
-        const nucleus = rows * (2 * 128 + 2) * 4;
+        const nucleus = rows * (2 * 128 + 3) * 4;
         expect(Number.isInteger(s.top_p_fallbacks) && s.top_p_fallbacks >= 0, what).toBe(true);
         expect(s.top_p_fallbacks + s.top_p_decided, what).toBe(s.steps);
+        expect(s.whole_row_steps, what).toBe(s.top_p_fallbacks);
         if (opts.temperature === undefined) {
           expect(s.read_back_per_step, what).toBe(nucleus + whole);
           expect([s.top_p_fallbacks, s.top_p_decided], what).toEqual([s.steps, 0]);
         } else {
-          // peaked by a low temperature: decided from the candidates at most steps
-          expect([nucleus, nucleus + whole], what).toContain(s.read_back_per_step);
+          // peaked by a low temperature: decided from the candidates at most steps (plus the g ≤ 16 touched ids'
+          // values per row where a processor touches some)
+          const g = ((s.read_back_per_step - nucleus) % whole) / (rows * 4);
+          expect(s.read_back_per_step, what).toBeGreaterThanOrEqual(nucleus);
+          expect(g <= 16 && (g === 0 || "no_repeat_ngram_size" in opts), what).toBe(true);
           expect(s.top_p_decided, what).toBeGreaterThan(2 * s.top_p_fallbacks);
         }
       }
+      // beam sampling with top-p after a repetition penalty: whole rows at every step, counted
+      const opts = { do_sample: true, num_beams: 2, top_k: 0, top_p: 0.9, temperature: 0.02, repetition_penalty: 1.3, seed: 19, max_new_tokens: 6 };
+      expect(await gpu.generate(inputs, opts)).toEqual(cpu.generateSync(inputs, opts));
+      const s = gpu.lastGenerateStats!;
+      expect([s.whole_row_steps, s.top_p_fallbacks, s.top_p_decided]).toEqual([s.steps, 0, 0]);
     });
 
     it("concurrent calls on one GPU model give the sequential results (never interleaved state)", async () => {

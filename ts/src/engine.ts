@@ -35,13 +35,16 @@ export interface GpuGenerateStats {
   /** element-wise ops per step folded into a matmul (dispatches unfused = dispatches_per_step + this) */
   fused_per_step: number;
   submits_per_step: number;
-  /** bytes read back per step: 4 per row greedy (the argmax), (2k + 2) · 4 per row for a top-k, whole logits rows otherwise */
+  /** bytes read back per step: 4 per row greedy (the argmax), (2k + 3) · 4 per row for a top-k, whole logits rows otherwise */
   read_back_per_step: number;
   /** top-p without top-k (sampling or beam sampling): steps whose 128 candidates per row left the cutoff uncertain,
    * so the whole logits rows were read back as well (0 when every step was decided from the candidates) */
   top_p_fallbacks: number;
   /** top-p without top-k: steps decided from each row's 128 candidates and normaliser alone */
   top_p_decided: number;
+  /** steps that read the whole logits rows back: the top-p fallbacks, and every step of a search whose logits
+   * processors the device reduction does not serve (0 when each step read only a reduction) */
+  whole_row_steps: number;
   /** bind groups created per step from the third on (0: all cached) */
   bind_groups_per_step: number;
   /** bind groups created by the call (0 when the same shape ran before) */
@@ -101,6 +104,7 @@ function takeGenerate(r: GenerateResult): RawGenerate {
         read_back_per_step: s.read_back_per_step,
         top_p_fallbacks: s.top_p_fallbacks,
         top_p_decided: s.top_p_decided,
+        whole_row_steps: s.whole_row_steps,
         bind_groups_per_step: s.bind_groups_per_step,
         bind_groups_created: s.bind_groups_created,
         steps: s.steps,

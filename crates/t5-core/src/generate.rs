@@ -17,7 +17,7 @@ use crate::backend::{Backend, TopKRows};
 use crate::config::GenerationConfig;
 use crate::error::{Result, T5Error};
 use crate::model::{Batch, DecoderCache, ModelKind, T5};
-use nucleus::NucleusCheck;
+use nucleus::{NucleusCheck, NucleusStep};
 use processors::LogitsProcessors;
 use sampling::Rng;
 
@@ -101,10 +101,12 @@ pub enum Need<T> {
     /// every search whose processors leave a row's top few sufficient, on a device that reduces
     /// ([`Backend::reduces_on_device`]; see [`LogitsProcessors::sufficient_top`]).
     TopK { logits: T, k: usize, suppress: Vec<u32>, gather: Vec<u32> },
-    /// Top-p sampling without top-k: each row's top [`NucleusCheck::k`] (no suppressed, no gathered ids) and its
-    /// normaliser as [`Need::TopK`]; when [`NucleusCheck::decide`] declines them, the whole rows instead
-    /// ([`Reduced::Full`], a fallback the caller may count).
-    TopP { logits: T, check: NucleusCheck },
+    /// Top-p sampling without top-k (after edits [`NucleusStep`] replays: min-length, repetition penalty, n-grams, bad
+    /// words, forced EOS): each row's top [`NucleusStep::k`] (`suppress` excluded: min-length's EOS ids), its values at
+    /// the ids `gather` names (`[rows, g]` as in [`Need::TopK`]: the ids the other edits touch) and its normalisers;
+    /// when [`NucleusStep::decide`] declines them, the whole rows instead ([`Reduced::Full`], a fallback the caller
+    /// may count).
+    TopP { logits: T, check: NucleusStep, suppress: Vec<u32>, gather: Vec<u32> },
     /// Every logit (processors that need whole rows).
     Full(T),
 }
@@ -123,7 +125,8 @@ pub(crate) enum Plan {
     /// each row's top `K + m` and its `m` touched ids ([`top_k_need`]); whole rows at a step where `K + m`
     /// exceeds [`MAX_DEVICE_TOP_K`]
     TopK(usize),
-    /// top-p (after a temperature or alone) from each row's top candidates, whole rows when they do not decide
+    /// top-p (after a temperature or alone, min-length before it or not) from each row's top candidates, whole rows
+    /// when they do not decide
     TopP(NucleusCheck),
     Full,
 }
@@ -135,8 +138,20 @@ pub(crate) fn top_k_need<T>(logits: T, k: usize, touched: Vec<Vec<u32>>, suppres
     if k + g > MAX_DEVICE_TOP_K {
         return Need::Full(logits);
     }
-    let gather = touched.into_iter().flat_map(|t| t.into_iter().chain(std::iter::repeat(u32::MAX)).take(g)).collect();
-    Need::TopK { logits, k: k + g, suppress, gather }
+    Need::TopK { logits, k: k + g, suppress, gather: gather_list(touched) }
+}
+
+/// The `[rows, g]` gather list of per-row touched ids (`g` the most any row has, `u32::MAX` padding).
+pub(crate) fn gather_list(touched: Vec<Vec<u32>>) -> Vec<u32> {
+    let g = touched.iter().map(Vec::len).max().unwrap_or(0);
+    touched.into_iter().flat_map(|t| t.into_iter().chain(std::iter::repeat(u32::MAX)).take(g)).collect()
+}
+
+/// The [`Need`] of a [`Plan::TopP`] step: each row's candidates, touched ids and normalisers, decided by `check`
+/// with the processors' edits replayed on them.
+pub(crate) fn top_p_need<T>(logits: T, check: NucleusCheck, procs: &LogitsProcessors, seqs: &[Vec<u32>], suppress: Vec<u32>) -> Need<T> {
+    let gather = gather_list(procs.touched(seqs, check.vocab()));
+    Need::TopP { logits, check: NucleusStep::new(check, procs, seqs), suppress, gather }
 }
 
 /// Largest `k` a device top-k is asked for (beyond: whole rows).
@@ -172,8 +187,8 @@ impl<B: Backend> Generation<B> {
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows(&logits, &suppress)),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows(&logits, k, &suppress, &gather)),
-            Need::TopP { logits, check } => {
-                let t = be.top_k_rows(&logits, check.k(), &[], &[]);
+            Need::TopP { logits, check, suppress, gather } => {
+                let t = be.top_k_rows(&logits, check.k(), &suppress, &gather);
                 if check.decide(&t).is_some() { Reduced::TopK(t) } else { Reduced::Full(be.download(&logits).data) }
             }
             Need::Full(logits) => Reduced::Full(be.download(&logits).data),
@@ -275,7 +290,7 @@ impl<B: Backend> SampleState<B> {
         let plan = if !gen.do_sample && procs.only_min_length() {
             Plan::Argmax
         } else {
-            match (procs.sufficient_top(if gen.do_sample { None } else { Some(1) }), procs.top_p_only()) {
+            match (procs.sufficient_top(if gen.do_sample { None } else { Some(1) }), procs.top_p_from_candidates(false)) {
                 (Some(k), _) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
                 (None, Some((t, p, keep))) if device_top_k && gen.do_sample => Plan::TopP(NucleusCheck::new(t, p, keep, model.config.vocab_size)),
                 _ => Plan::Full,
@@ -306,7 +321,7 @@ impl<B: Backend> SampleState<B> {
         Ok(Some(match self.plan {
             Plan::Argmax => Need::Argmax { logits, suppress },
             Plan::TopK(k) => top_k_need(logits, k, self.procs.touched(&self.seqs, model.config.vocab_size), suppress),
-            Plan::TopP(check) => Need::TopP { logits, check },
+            Plan::TopP(check) => top_p_need(logits, check, &self.procs, &self.seqs, suppress),
             Plan::Full => Need::Full(logits),
         }))
     }
@@ -318,7 +333,7 @@ impl<B: Backend> SampleState<B> {
             (Plan::Argmax, Reduced::Ids(ids)) => ids,
             (Plan::TopP(check), Reduced::TopK(t)) => {
                 // the cutoff decided from the candidates: the rows the processors leave, exactly
-                let scores = check.decide(&t).ok_or_else(wrong_reduction)?;
+                let scores = NucleusStep::new(check, &self.procs, &self.seqs).decide(&t).ok_or_else(wrong_reduction)?;
                 let rng = &mut self.rng;
                 scores.chunks(vocab).map(|row| rng.sample(row) as u32).collect()
             }

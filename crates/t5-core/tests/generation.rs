@@ -116,8 +116,8 @@ fn generate_reduced(model: &T5<Cpu>, input: &Batch, g: &GenerationConfig) -> (Ge
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(Cpu.argmax_rows(&logits, &suppress)),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(Cpu.top_k_rows(&logits, k, &suppress, &gather)),
-            Need::TopP { logits, check } => {
-                let t = Cpu.top_k_rows(&logits, check.k(), &[], &[]);
+            Need::TopP { logits, check, suppress, gather } => {
+                let t = Cpu.top_k_rows(&logits, check.k(), &suppress, &gather);
                 if check.decide(&t).is_some() {
                     Reduced::TopK(t)
                 } else {
@@ -177,6 +177,21 @@ fn device_top_k_reduction_gives_the_same_generations() {
             (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "seed": 13, "num_return_sequences": 2}"#, true),
             (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.6, "temperature": 0.05, "max_new_tokens": 8, "seed": 14}"#, true),
             (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "max_new_tokens": 6, "seed": 15}"#, false),
+            // with min-length (EOS at -inf for the first 8 of 10 steps, suppressed in the reduction): the same
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "min_new_tokens": 8, "seed": 16, "num_return_sequences": 2}"#, true),
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.7, "temperature": 0.05, "max_new_tokens": 10, "min_length": 9, "seed": 17}"#, true),
+            (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "min_new_tokens": 8, "seed": 18, "num_return_sequences": 2}"#, true),
+            (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "max_new_tokens": 6, "min_new_tokens": 5, "seed": 19}"#, false),
+            // with the edits replayed on the candidates and the gathered touched ids (repetition penalty: sampling only;
+            // n-grams, bad words, forced EOS: beam sampling too)
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "repetition_penalty": 1.3, "max_new_tokens": 10, "seed": 20, "num_return_sequences": 2}"#, true),
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.8, "temperature": 0.05, "repetition_penalty": 0.7, "no_repeat_ngram_size": 2, "bad_words_ids": [[7555], [6636, 8242]], "min_new_tokens": 6, "max_new_tokens": 10, "seed": 21}"#, true),
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "forced_eos_token_id": 1, "no_repeat_ngram_size": 1, "max_new_tokens": 8, "seed": 22}"#, true),
+            (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "no_repeat_ngram_size": 2, "bad_words_ids": [[7555]], "forced_eos_token_id": 1, "min_new_tokens": 4, "max_new_tokens": 8, "seed": 23, "num_return_sequences": 2}"#, true),
+            (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "repetition_penalty": 1.2, "max_new_tokens": 6, "seed": 24}"#, false),
+            // beam sampling with a repetition penalty (on the log-softmax, which the device's normaliser shifts): whole
+            // rows at every step, counted
+            (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "repetition_penalty": 1.3, "max_new_tokens": 6, "seed": 25}"#, false),
         ] {
             let mut g = base.clone();
             g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();

@@ -24,16 +24,19 @@ pub struct GenerateStats {
     pub fused_per_step: u64,
     /// Command buffers submitted per decode step.
     pub submits_per_step: u64,
-    /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 2) · 4` per
-    /// row for beam search / top-k sampling, `(2(k + m) + 2 + m) · 4` with `m` ids touched by a logits
+    /// Bytes read back per decode step: 4 per row for greedy search (the argmax), `(2k + 3) · 4` per
+    /// row for beam search / top-k sampling, `(2(k + m) + 3 + m) · 4` with `m` ids touched by a logits
     /// processor (repetition penalty, n-grams, bad words, forced EOS); top-p without top-k (sampling or beam
-    /// sampling) `(2K + 2) · 4` per row
+    /// sampling, after min-length and those processors or alone) `(2K + 3 + m) · 4` per row
     /// (`K` = [`t5_core::generate::nucleus::NUCLEUS_CANDIDATES`]), plus the whole rows at a fallback step.
     pub read_back_per_step: u64,
     /// Top-p steps whose candidates did not decide the cutoff, so the whole rows were read as well.
     pub top_p_fallbacks: u64,
     /// Top-p steps decided from each row's candidates alone.
     pub top_p_decided: u64,
+    /// Steps that read the whole `[rows, vocab]` logits back: the top-p fallbacks, and every step of a search whose
+    /// processors a device reduction does not serve (0 when every step read a reduction alone).
+    pub whole_row_steps: u64,
     /// Bind groups created per decode step, the most of any step from the third on (0: every
     /// dispatch reused a cached bind group).
     pub bind_groups_per_step: u64,
@@ -57,8 +60,10 @@ fn check_activation_sizes(model: &T5<Gpu>, rows: usize, seq: usize) -> GpuResult
 /// (argmax on the GPU); beam search, top-k sampling, beam sampling and every search with repetition penalty,
 /// n-gram, bad-words or forced-EOS processors each row's top k + m, its log-sum-exp and its values at the m ids
 /// those processors touch (`shaders/topk.wgsl`); top-p without top-k (sampling, and beam sampling on the
-/// log-softmax) each row's top candidates and normaliser, and the `[rows, vocab]` logits only when those leave the cutoff uncertain (counted in
-/// [`GenerateStats::top_p_fallbacks`]).
+/// log-softmax; after min-length and those processors, but for beam sampling's repetition penalty) each row's top
+/// candidates, touched values and normalisers, and the `[rows, vocab]` logits only when those leave the cutoff
+/// uncertain (counted in [`GenerateStats::top_p_fallbacks`]); every step that read whole rows is counted in
+/// [`GenerateStats::whole_row_steps`].
 pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConfig, mut on_step: impl FnMut(Step<'_>) -> bool) -> GpuResult<(GenerateOutput, GenerateStats)> {
     let be = model.backend();
     be.check()?;
@@ -76,17 +81,21 @@ pub async fn generate_async(model: &T5<Gpu>, input: &Batch, gen: &GenerationConf
         let reduced = match need {
             Need::Argmax { logits, suppress } => Reduced::Ids(be.argmax_rows_async(&logits, &suppress).await?),
             Need::TopK { logits, k, suppress, gather } => Reduced::TopK(be.top_k_rows_async(&logits, k, &suppress, &gather).await?),
-            Need::TopP { logits, check } => {
-                let t = be.top_k_rows_async(&logits, check.k(), &[], &[]).await?;
+            Need::TopP { logits, check, suppress, gather } => {
+                let t = be.top_k_rows_async(&logits, check.k(), &suppress, &gather).await?;
                 if check.decide(&t).is_some() {
                     stats.top_p_decided += 1;
                     Reduced::TopK(t)
                 } else {
                     stats.top_p_fallbacks += 1;
+                    stats.whole_row_steps += 1;
                     Reduced::Full(be.download_async(&logits).await?.data)
                 }
             }
-            Need::Full(logits) => Reduced::Full(be.download_async(&logits).await?.data),
+            Need::Full(logits) => {
+                stats.whole_row_steps += 1;
+                Reduced::Full(be.download_async(&logits).await?.data)
+            }
         };
         let step = g.advance(model, reduced)?;
         let index = step.index;

@@ -271,6 +271,7 @@ impl WasmGpuModel {
                 read_back_per_step: stats.read_back_per_step as f64,
                 top_p_fallbacks: stats.top_p_fallbacks as f64,
                 top_p_decided: stats.top_p_decided as f64,
+                whole_row_steps: stats.whole_row_steps as f64,
                 bind_groups_per_step: stats.bind_groups_per_step as f64,
                 bind_groups_created: stats.bind_groups_created as f64,
                 steps: stats.steps as f64,

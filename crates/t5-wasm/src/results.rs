@@ -42,6 +42,9 @@ pub struct GpuGenerateStats {
     pub top_p_fallbacks: f64,
     /// top-p without top-k: steps decided from each row's candidates and normaliser alone
     pub top_p_decided: f64,
+    /// steps that read the whole logits rows back (the top-p fallbacks, and every step of a search whose
+    /// processors the device reduction does not serve)
+    pub whole_row_steps: f64,
     pub bind_groups_per_step: f64,
     pub bind_groups_created: f64,
     pub steps: f64,

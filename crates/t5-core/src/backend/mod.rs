@@ -230,9 +230,14 @@ pub struct TopKRows {
     pub values: Vec<f32>,
     pub ids: Vec<u32>,
     /// per row, over the whole row (suppressed ids included, NaN skipped): the largest value and
-    /// Σ exp(x − max) (0 when the row is all -inf)
+    /// Σ exp(x − max) (0 when the row is all -inf): the normaliser of a log-softmax taken before the processors
     pub max: Vec<f32>,
     pub sum_exp: Vec<f64>,
+    /// per row, over the ids neither suppressed nor gathered (NaN skipped): Σ exp(x − v₀), `v₀` the row's first
+    /// candidate (the largest value not suppressed); 0 when the row has no finite candidate: the mass the processors
+    /// leave as it is (min-length sets the suppressed ids to -inf, the others change only gathered ids), measured
+    /// without the ids whose mass the host moves (top-p's tail, [`crate::generate::nucleus`])
+    pub kept_sum_exp: Vec<f64>,
     /// `[rows, g]`: the value of row `r` at id `gather[r * g + j]` (the ids a logits processor may change,
     /// whatever their rank); -inf where the id is `u32::MAX` (padding) or outside the row.
     pub gathered: Vec<f32>,
@@ -246,7 +251,16 @@ impl TopKRows {
     pub fn from_host(x: &Tensor, k: usize, suppress: &[u32], gather: &[u32]) -> TopKRows {
         let rows = x.rows();
         let g = gather_width(gather.len(), rows);
-        let mut out = TopKRows { k, values: Vec::with_capacity(rows * k), ids: Vec::with_capacity(rows * k), max: Vec::with_capacity(rows), sum_exp: Vec::with_capacity(rows), gathered: Vec::with_capacity(rows * g), gather: gather.to_vec() };
+        let mut out = TopKRows {
+            k,
+            values: Vec::with_capacity(rows * k),
+            ids: Vec::with_capacity(rows * k),
+            max: Vec::with_capacity(rows),
+            sum_exp: Vec::with_capacity(rows),
+            kept_sum_exp: Vec::with_capacity(rows),
+            gathered: Vec::with_capacity(rows * g),
+            gather: gather.to_vec(),
+        };
         for r in 0..rows {
             let row = x.row(r);
             out.gathered.extend(gather[r * g..(r + 1) * g].iter().map(|&i| row.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)));
@@ -254,7 +268,12 @@ impl TopKRows {
             let sum: f64 = if max == f32::NEG_INFINITY { 0.0 } else { row.iter().filter(|v| !v.is_nan()).map(|&v| ((v - max) as f64).exp()).sum() };
             out.max.push(max);
             out.sum_exp.push(sum);
-            let mut idx: Vec<u32> = (0..row.len() as u32).filter(|j| !row[*j as usize].is_nan() && !suppress.contains(j)).collect();
+            let idx: Vec<u32> = (0..row.len() as u32).filter(|j| !row[*j as usize].is_nan() && !suppress.contains(j)).collect();
+            let kept_max = idx.iter().map(|&j| row[j as usize]).fold(f32::NEG_INFINITY, f32::max);
+            let gathered = &gather[r * g..(r + 1) * g];
+            let kept = idx.iter().filter(|j| !gathered.contains(j));
+            out.kept_sum_exp.push(if kept_max == f32::NEG_INFINITY { 0.0 } else { kept.map(|&j| ((row[j as usize] - kept_max) as f64).exp()).sum() });
+            let mut idx = idx;
             let cmp = |a: &u32, b: &u32| row[*b as usize].partial_cmp(&row[*a as usize]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b));
             let n = k.min(idx.len());
             if n > 0 && n < idx.len() {

@@ -7,10 +7,10 @@
 //! length_penalty` → the early-stop heuristic of `early_stopping` (true / false / "never").
 //! Scores are f32 as in transformers, including its `-1e9` masking arithmetic.
 
-use super::nucleus::NucleusCheck;
+use super::nucleus::{NucleusCheck, NucleusStep};
 use super::processors::{log_softmax_rows, LogitsProcessors};
 use super::sampling::Rng;
-use super::{scatter_top_k, start, top_k_need, wrong_reduction, GenerateOutput, Need, Plan, Reduced, Step, MAX_DEVICE_TOP_K};
+use super::{scatter_top_k, start, top_k_need, top_p_need, wrong_reduction, GenerateOutput, Need, Plan, Reduced, Step, MAX_DEVICE_TOP_K};
 use crate::model::DecoderCache;
 use crate::backend::Backend;
 use crate::config::{EarlyStopping, GenerationConfig};
@@ -70,7 +70,7 @@ impl<B: Backend> BeamState<B> {
         // the top `keep` continuations of an input lie among each beam's own top `keep` (processed); beam
         // sampling draws among the finite scores, which top-k bounds, or top-p alone decided from each row's top
         // candidates and normaliser (`nucleus`, on the log-softmax)
-        let plan = match (procs.sufficient_top(if gen.do_sample { None } else { Some(keep) }), procs.top_p_only()) {
+        let plan = match (procs.sufficient_top(if gen.do_sample { None } else { Some(keep) }), procs.top_p_from_candidates(true)) {
             (Some(k), _) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
             (None, Some((t, p, min_keep))) if device_top_k && gen.do_sample => Plan::TopP(NucleusCheck::after_log_softmax(t, p, min_keep, model.config.vocab_size)),
             _ => Plan::Full,
@@ -110,7 +110,7 @@ impl<B: Backend> BeamState<B> {
         let logits = model.lm_logits(&hidden)?;
         Ok(Some(match self.plan {
             Plan::TopK(k) => top_k_need(logits, k, self.procs.touched(&self.running, model.config.vocab_size), self.procs.suppressed(self.cur_len)),
-            Plan::TopP(check) => Need::TopP { logits, check },
+            Plan::TopP(check) => top_p_need(logits, check, &self.procs, &self.running, self.procs.suppressed(self.cur_len)),
             _ => Need::Full(logits),
         }))
     }
@@ -128,7 +128,9 @@ impl<B: Backend> BeamState<B> {
                 logp
             }
             // the cutoff decided from the candidates: the processed log-softmax rows, exactly
-            (Plan::TopP(check), Reduced::TopK(t)) => check.decide(&t).ok_or_else(wrong_reduction)?,
+            (Plan::TopP(check), Reduced::TopK(t)) => {
+                NucleusStep::new(check, &self.procs, &self.running).decide(&t).ok_or_else(wrong_reduction)?
+            }
             // log_softmax_rows' arithmetic on the values kept (the top k and the ids processors touch); the
             // rest is -inf, which the processors leave as it is or set for every id alike (forced EOS)
             (Plan::TopK(_), Reduced::TopK(t)) => {

@@ -3,15 +3,41 @@
 //!
 //! The CPU's top-p ([`super::processors::LogitsProcessors::apply`]) sorts the whole (tempered) row ascending,
 //! sums `exp(s - max)` in f32 and removes every id whose cumulative probability is `<= 1 - p`. From the row's top
-//! `K` raw logits (exact) and its normaliser `Σ exp(x - max)` ([`TopKRows`], computed on the device in another
+//! `K` raw logits (exact) and its normaliser `Σ exp(x - max)` ([`TopKRows`](crate::backend::TopKRows), computed on the device in another
 //! order) the host bounds, for each candidate, the cumulative probability the CPU computes: the mass below the
 //! candidates lies in an interval (the normaliser's error, and for a temperature ≠ 1 Jensen's bounds on
 //! `Σ y^(1/t)` over the `vocab - K` ids each at most the smallest candidate's `y`), and the CPU's f32 sums are
 //! within `(2 vocab + 16) · 2^-24` of the exact value. When every id's side of the cutoff is certain — the ids
 //! below the candidates and those tied with the smallest candidate removed, each other candidate certainly kept
 //! or removed — the row the sampler sees is built exactly (the CPU's temperature arithmetic on the candidates, -inf
-//! elsewhere), so the draw is the CPU's. Otherwise [`NucleusCheck::decide`] says so and the caller reads the
+//! elsewhere), so the draw is the CPU's. Otherwise [`NucleusStep::decide`] says so and the caller reads the
 //! whole row (a counted fallback).
+//!
+//! With min-length before the warpers (`min_length` / `min_new_tokens`: the EOS ids at -inf while the row is short)
+//! the reduction suppresses those ids: they are never candidates, they sit at the bottom of the CPU's ascending
+//! sort with probability 0, and the tail is the mass of the ids the processors leave finite: the reduction's
+//! [`TopKRows::kept_sum_exp`](crate::backend::TopKRows::kept_sum_exp) (`Σ exp(x - m)` over the ids not suppressed, `m` the first candidate) minus the
+//! candidates', not the whole row's normaliser. Its error is the same `(vocab + 256)` ulp, relative to that sum
+//! (a sum of positive terms), so the bounds above hold with it unchanged; the suppressed ids only lengthen the
+//! count of ids below the candidates (`vocab - K`: the positions, and Jensen's `n`, which only loosens). Beam sampling's
+//! `lse` is still the whole row's (transformers' log-softmax comes before the processors): [`TopKRows::max`](crate::backend::TopKRows::max) and
+//! [`TopKRows::sum_exp`](crate::backend::TopKRows::sum_exp), suppressed ids included.
+//!
+//! The edits that change only a few ids (repetition penalty, no-repeat n-grams, bad words, forced EOS; see
+//! [`super::processors::LogitsProcessors::touched`]) are replayed exactly on the known values ([`NucleusStep`], `nucleus/rows.rs`): the
+//! candidates and the touched ids' gathered logits, edited by the CPU's own `apply`. The decision then takes known
+//! values (`RowFacts`: any order, any of them -inf) and a tail of untouched ids, each logit at most the smallest
+//! candidate's `x_t`: the tail's mass is the kept normaliser, which the reduction sums over the ids neither suppressed
+//! nor gathered (a touched id's mass is moved out of the tail at the source, so a penalised largest logit leaves no
+//! cancellation), less the untouched candidates', within the same `(vocab + 256)` ulp (plus `vocab · 2^-126` for terms a
+//! device flushes). The bounds hold relative to `exp(s_m)`, `s_m` the value the largest untouched-or-not logit `m` would
+//! have unedited; they are moved to the largest known value by `exp(s_m - s_max)` (its rounding: `8U |s_m|` in the
+//! margin). The ids certainly removed together are the tail and every known value at or below the tail's largest value
+//! `s(x_t)` (no longer just the ties with the smallest candidate: an edited value may sit among the tail's). Beam
+//! sampling admits the -inf edits only (n-grams, bad words, forced EOS): a repetition penalty scales log-softmax values,
+//! so the device normaliser's error would move the edited values by more than a common shift; there the whole rows are
+//! read at every step (`Plan::Full`, counted as whole-row steps). Forced EOS at the last position sets the whole row: the
+//! CPU's processors on the known values give its row exactly.
 //!
 //! Beam sampling ([`NucleusCheck::after_log_softmax`]) runs the same warpers on the row's log-softmax (transformers'
 //! order: `log_softmax`, then temperature and top-p, then the beam scores added): each value the top-p sees is
@@ -32,7 +58,29 @@
 //! The kept values are written with the device's `lse`, the arithmetic the beam top-k path uses: bit for bit the
 //! CPU's on the CPU backend (the same f64 normaliser), within an ulp of it on a GPU.
 
-use crate::backend::TopKRows;
+mod rows;
+
+pub use rows::NucleusStep;
+
+/// One row as the top-p sees it from a reduction (`NucleusStep` builds it): the values known (each row's candidates and
+/// the ids the processors touch, edited as the CPU edits them) and what bounds the rest, the tail (every id neither
+/// known nor suppressed: untouched, each logit at most `tail_x`).
+#[derive(Debug, Clone)]
+pub(crate) struct RowFacts {
+    /// (id, value the top-p sees (edited, tempered), its logit where no processor changed it, else -inf)
+    pub known: Vec<(u32, f32, f32)>,
+    /// the largest logit min-length leaves finite (the first candidate): the tail's mass is relative to it
+    pub m: f32,
+    /// how many ids are not known (the suppressed ones included: -inf, at the bottom of the CPU's sort)
+    pub n_tail: usize,
+    /// the tail's largest possible logit (the smallest candidate's)
+    pub tail_x: f32,
+    /// the tail's mass `Σ exp(x - m)` lies in `[raw_lo, raw_hi]`
+    pub raw_lo: f64,
+    pub raw_hi: f64,
+    /// log_softmax_rows' lse from the device's normaliser (beam sampling)
+    pub lse: f64,
+}
 
 /// How many of each row's largest logits a top-p step reads (at most the vocabulary).
 pub const NUCLEUS_CANDIDATES: usize = 128;
@@ -56,52 +104,53 @@ impl NucleusCheck {
         NucleusCheck { temperature, p, keep, vocab, log_softmax: false }
     }
 
-    /// Top-p (after a temperature or alone) on each row's log-softmax: beam sampling. [`NucleusCheck::decide`]'s rows
+    /// Top-p (after a temperature or alone) on each row's log-softmax: beam sampling. [`NucleusStep::decide`]'s rows
     /// are then the processed log-probabilities (the beam scores not yet added).
     pub(crate) fn after_log_softmax(temperature: f32, p: f32, keep: usize, vocab: usize) -> Self {
         NucleusCheck { temperature, p, keep, vocab, log_softmax: true }
     }
 
-    /// How many candidates per row to read (`TopKRows` with no suppressed and no gathered ids).
+    /// How many candidates per row to read (`TopKRows` with min-length's suppressed ids, and the ids the other
+    /// processors touch gathered).
     pub fn k(&self) -> usize {
         NUCLEUS_CANDIDATES.min(self.vocab)
     }
 
-    /// The rows `[rows, vocab]` the sampler draws from (the kept ids at their tempered scores, -inf elsewhere),
-    /// exactly what the CPU's processors leave of the whole rows (beam sampling: of their log-softmax); `None` when a row's cutoff is not certain from
-    /// its candidates (read the whole rows).
-    pub fn decide(&self, t: &TopKRows) -> Option<Vec<f32>> {
-        let rows = t.max.len();
-        let mut out = vec![f32::NEG_INFINITY; rows * self.vocab];
-        for (r, row) in out.chunks_mut(self.vocab).enumerate() {
-            self.decide_row(t, r, row)?;
-        }
-        Some(out)
+    /// The value the CPU's processors start from for logit `x`: `x` (or its log-softmax `f32(x - lse)`).
+    pub(crate) fn pre(&self, x: f32, lse: f64) -> f32 {
+        if self.log_softmax { (x as f64 - lse) as f32 } else { x }
     }
 
-    /// The value the CPU's top-p sees for logit `x`: `x` (or its log-softmax `f32(x - lse)`), then the temperature.
-    fn scaled(&self, x: f32, lse: f64) -> f32 {
-        let y = if self.log_softmax { (x as f64 - lse) as f32 } else { x };
+    /// The value the CPU's top-p sees for an edited value `y`: after the temperature.
+    pub(crate) fn tempered(&self, y: f32) -> f32 {
         if self.temperature != 1.0 { y / self.temperature } else { y }
     }
 
-    fn decide_row(&self, t: &TopKRows, r: usize, out: &mut [f32]) -> Option<()> {
+    pub(crate) fn vocab(&self) -> usize {
+        self.vocab
+    }
+
+    pub(crate) fn log_softmax(&self) -> bool {
+        self.log_softmax
+    }
+
+    /// The value the CPU's top-p sees for an unedited logit `x`.
+    fn scaled(&self, x: f32, lse: f64) -> f32 {
+        self.tempered(self.pre(x, lse))
+    }
+
+    /// Writes into `out` (`vocab` values at -inf) the row the sampler draws from (the kept ids at their tempered
+    /// scores), exactly what the CPU's processors leave of the whole row; `None` when its cutoff is not certain.
+    pub(crate) fn decide_row(&self, row: &RowFacts, out: &mut [f32]) -> Option<()> {
         let vocab = self.vocab;
-        let cands: Vec<(u32, f32)> = (r * t.k..(r + 1) * t.k).map(|i| (t.ids[i], t.values[i])).filter(|&(id, _)| (id as usize) < vocab).collect();
-        let m = t.max[r];
-        // a row without a finite maximum among its candidates (all -inf, NaN, +inf): whole rows
-        if cands.is_empty() || !m.is_finite() || cands[0].1 != m || cands.iter().any(|c| c.1.is_nan()) {
-            return None;
-        }
-        // log_softmax_rows' lse from the device's normaliser (beam sampling only)
-        let lse = m as f64 + t.sum_exp[r].ln();
-        if self.log_softmax && !(lse.is_finite() && t.sum_exp[r] >= 1.0) {
-            return None;
-        }
+        let lse = row.lse;
         // ascending by (tempered value, id): the CPU's stable ascending sort of the whole row
-        let mut asc: Vec<(u32, f32, f32)> = cands.iter().map(|&(id, x)| (id, self.scaled(x, lse), x)).collect();
+        let mut asc: Vec<(u32, f32, f32)> = row.known.clone();
+        if asc.iter().any(|c| c.1.is_nan()) {
+            return None;
+        }
         asc.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
-        let smax = asc.last().unwrap().1;
+        let smax = asc.last()?.1;
         let smin = asc[0].1;
         if !smax.is_finite() {
             return None;
@@ -109,22 +158,17 @@ impl NucleusCheck {
         let e: Vec<f64> = asc.iter().map(|&(_, s, _)| if s == f32::NEG_INFINITY { 0.0 } else { (s - smax).exp() as f64 }).collect();
         let p_all: f64 = e.iter().sum();
 
-        // the mass of the ids below the candidates, relative to exp(smax): [t_lo, t_hi]
-        let n_tail = vocab - cands.len();
-        let (t_lo, t_hi) = if n_tail == 0 {
+        // the mass of the tail (the ids neither known nor suppressed), relative to exp(smax): [t_lo, t_hi]
+        let n_tail = row.n_tail;
+        let s_tail = self.scaled(row.tail_x, lse);
+        let (t_lo, t_hi) = if n_tail == 0 || row.tail_x == f32::NEG_INFINITY {
             (0.0, 0.0)
         } else {
-            let vmin = cands.last().unwrap().1;
-            let p_raw: f64 = cands.iter().map(|&(_, x)| ((x - m) as f64).exp()).sum();
-            // the device's f32 sum (any order) and exp: within (vocab + 256) ulp of the exact sum
-            let delta = (vocab as f64 + 256.0) * U;
-            let s = t.sum_exp[r];
-            let raw_hi = (s * (1.0 + delta) - p_raw).max(0.0);
-            let raw_lo = (s * (1.0 - delta) - p_raw).max(0.0);
-            let c = ((vmin - m) as f64).exp(); // every tail y = exp(x - m) is at most c
+            let (raw_lo, raw_hi) = (row.raw_lo.max(0.0), row.raw_hi.max(0.0));
+            let c = ((row.tail_x - row.m) as f64).exp(); // every tail y = exp(x - m) is at most c
             let a = 1.0 / self.temperature as f64;
             let n = n_tail as f64;
-            if self.temperature == 1.0 {
+            let (lo, hi) = if self.temperature == 1.0 {
                 (raw_lo, raw_hi)
             } else if a > 1.0 {
                 // convex y^a: most when the mass sits at c, least when spread evenly
@@ -132,30 +176,37 @@ impl NucleusCheck {
             } else {
                 // concave y^a
                 (raw_lo * c.powf(a - 1.0), (n.powf(1.0 - a) * raw_hi.powf(a)).min(n * c.powf(a)))
-            }
+            };
+            // relative to exp(s_m) (the value of the largest logit left finite, unedited), then to exp(smax)
+            let shift = ((self.scaled(row.m, lse) - smax) as f64).exp();
+            (lo * shift, hi * shift)
         };
         if !(t_lo.is_finite() && t_hi.is_finite()) {
             return None;
         }
         // the CPU's f32 arithmetic: the sum and the cumulative sum of vocab terms, the divisions, exp and the
-        // rounding of x / t (relative to |s|)
-        let mut mu = (2.0 * vocab as f64 + 16.0) * U * 1.25 + 8.0 * U * (smax.abs() as f64 + smin.abs().min(1e6) as f64 + 8.0);
-        // the ids below the candidates: the rounding of their s (relative to |s_j| ≤ |s_low| + z_j) weighted by their
-        // exp(s_j - s_max) = e_low · exp(-z_j), and z · exp(-z) ≤ 1/e (module docs)
+        // rounding of x / t (relative to |s|); the tail's shift from s_m to smax (the rounding of s_m)
+        // (-inf values are 0 in every sum: the smallest finite value bounds the rest)
+        let s_m = self.scaled(row.m, lse);
         let low = asc.iter().map(|c| c.1).find(|s| s.is_finite()).unwrap_or(smax);
-        let e_low = ((low - smax) as f64).exp();
-        mu += 3.0 * U * n_tail as f64 * e_low;
+        let mut mu = (2.0 * vocab as f64 + 16.0) * U * 1.25 + 8.0 * U * (smax.abs() as f64 + low.abs().min(1e6) as f64 + s_m.abs() as f64 + 8.0);
+        // the tail: the rounding of its s (relative to |s_j| ≤ |s_tail| + z_j) weighted by its
+        // exp(s_j - s_max) = e_tail · exp(-z_j), and z · exp(-z) ≤ 1/e (module docs)
+        if n_tail > 0 && s_tail.is_finite() {
+            mu += 3.0 * U * n_tail as f64 * ((s_tail - smax) as f64).exp();
+        }
         if self.log_softmax {
             // the CPU's lse is another common shift: each value rounds differently here and there (module docs;
-            // -inf candidates are -inf on both sides)
-            mu += 16.0 * U * (smax.abs() as f64 + low.abs() as f64);
+            // -inf values are -inf on both sides)
+            let far = if s_tail.is_finite() { low.abs().max(s_tail.abs()) } else { low.abs() };
+            mu += 16.0 * U * (smax.abs() as f64 + far as f64);
         }
         let threshold = (1.0 - self.p) as f64;
         let cum = |tail: f64, prefix: f64| (tail + prefix) / (tail + p_all);
 
-        // the ids below the candidates and those tied with the smallest candidate (their order against each
-        // other is the CPU's index order, unknown here): all certainly removed
-        let g = asc.iter().take_while(|c| c.1 == smin).count();
+        // the tail and the known values at or below its largest (their order against each other is unknown here;
+        // without a tail: those tied with the smallest, in the CPU's index order): all certainly removed
+        let g = if n_tail > 0 { asc.iter().take_while(|c| c.1 <= s_tail).count() } else { asc.iter().take_while(|c| c.1 == smin).count() };
         if g == asc.len() || asc.len() - g < self.keep {
             return None;
         }
@@ -182,17 +233,19 @@ impl NucleusCheck {
         }
         if self.log_softmax {
             let j0 = first_kept?;
-            self.cut_is_certain(&asc[..j0], asc[j0].2, lse)?;
+            let tail_x = if n_tail > 0 { row.tail_x } else { f32::NEG_INFINITY };
+            self.cut_is_certain(&asc[..j0], tail_x, asc[j0].2, lse)?;
         }
         Some(())
     }
 
     /// Beam sampling: whether the CPU, whose `lse` may differ from ours by the normaliser's error, also sorts every
-    /// removed id (`removed` (id, value, logit), and the ids below the candidates, whose logits are at most theirs)
-    /// before the smallest kept candidate, of logit `x_kept` (module docs: a strict gap between the rounded values;
-    /// removed candidates of logit `x_kept` itself tie with it on both sides and sort by id, below it here, so there).
-    fn cut_is_certain(&self, removed: &[(u32, f32, f32)], x_kept: f32, lse: f64) -> Option<()> {
-        let below = removed.iter().map(|c| c.2).filter(|&x| x < x_kept).fold(f32::NEG_INFINITY, f32::max);
+    /// removed id (`removed` (id, value, logit; -inf where an edit set the value to -inf), and the tail, whose
+    /// logits are at most `tail_x`) before the smallest kept one, of logit `x_kept` (module docs: a strict gap between
+    /// the rounded values; removed ids of logit `x_kept` itself tie with it on both sides and sort by id, below it
+    /// here, so there).
+    fn cut_is_certain(&self, removed: &[(u32, f32, f32)], tail_x: f32, x_kept: f32, lse: f64) -> Option<()> {
+        let below = removed.iter().map(|c| c.2).chain([tail_x]).filter(|&x| x < x_kept).fold(f32::NEG_INFINITY, f32::max);
         if below == f32::NEG_INFINITY {
             return Some(()); // -inf stays -inf whatever the lse
         }
@@ -205,6 +258,7 @@ impl NucleusCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::TopKRows;
     use crate::config::{GenerationConfig, T5Config};
     use crate::generate::processors::{log_softmax_rows, LogitsProcessors};
     use crate::tensor::Tensor;
@@ -227,7 +281,7 @@ mod tests {
         let vocab = 5000;
         for beam in [false, true] {
             let mut seed = 3u64;
-            let (mut decided, mut declined, mut shifted) = (0, 0, 0);
+            let (mut decided, mut declined, mut shifted, mut suppressed_decided, mut eos_max_decided) = (0, 0, 0, 0, 0);
             for case in 0..120 {
                 let spread = [0.5f64, 2.0, 6.0, 12.0][case % 4];
                 let temperature = [1.0f32, 0.7, 1.5][case % 3];
@@ -237,27 +291,51 @@ mod tests {
                 for j in 0..(case % 7) {
                     row[(j * 37 + case) % vocab] = (spread * 1.5 + (j / 2) as f64) as f32;
                 }
+                // min-length (EOS, id 1, at -inf at this step) in every other case: EOS the row's largest logit in
+                // some, so that the whole row's normaliser is far from the mass left finite
+                let min_new = case % 2 == 1;
+                if min_new && case % 8 == 3 {
+                    row[1] = (spread * 3.0 + (case % 3) as f64) as f32;
+                }
                 let mut gen = GenerationConfig::from_model_config(&T5Config::from_json("{}").unwrap());
                 gen.apply_json(&serde_json::json!({"do_sample": true, "top_k": 0, "top_p": p, "temperature": temperature})).unwrap();
+                if min_new {
+                    gen.apply_json(&serde_json::json!({"min_new_tokens": 3})).unwrap();
+                }
                 let procs = LogitsProcessors::new(&gen, if beam { 2 } else { 1 });
-                let (t_, p_, keep) = procs.top_p_only().expect("top-p only");
+                let (t_, p_, keep) = procs.top_p_from_candidates(beam).expect("top-p, min-length before it or not");
                 let check = if beam { NucleusCheck::after_log_softmax(t_, p_, keep, vocab) } else { NucleusCheck::new(t_, p_, keep, vocab) };
+                let suppress = procs.suppressed(1);
+                assert_eq!(suppress, if min_new { vec![1] } else { vec![] });
                 let mut want = row.clone();
                 if beam {
                     log_softmax_rows(&mut want, vocab);
                 }
                 procs.apply(&[vec![0]], &mut want, vocab);
-                let mut top = TopKRows::from_host(&Tensor::new(vec![1, vocab], row.clone()), check.k(), &[], &[]);
+                let mut top = TopKRows::from_host(&Tensor::new(vec![1, vocab], row.clone()), check.k(), &suppress, &[]);
+                let check = NucleusStep::new(check, &procs, &[vec![0]]);
                 match check.decide(&top) {
                     Some(got) => {
                         decided += 1;
+                        suppressed_decided += min_new as usize;
+                        eos_max_decided += (min_new && case % 8 == 3) as usize;
                         assert_eq!(bits(&got), bits(&want), "beam {beam} case {case}");
                     }
                     None => declined += 1,
                 }
+                // a GPU's normalisers: within (vocab + 256) ulp of the host's f64 sums; the kept one moves the tail
+                // bound (whenever it still decides, exactly the CPU's row), the whole row's the lse (beam sampling: the
+                // same ids kept, their values shifted by the lse's error alone)
+                let (exact, exact_kept) = (top.sum_exp[0], top.kept_sum_exp[0]);
+                for rel in [1.0 + 300.0 * U, 1.0 - 300.0 * U, 1.0 + 4000.0 * U] {
+                    top.kept_sum_exp[0] = exact_kept * rel;
+                    if let Some(got) = check.decide(&top) {
+                        shifted += 1;
+                        assert_eq!(bits(&got), bits(&want), "beam {beam} case {case}: kept sum off by {rel}");
+                    }
+                }
+                top.kept_sum_exp[0] = exact_kept;
                 if beam {
-                    // a GPU's normaliser: within (vocab + 256) ulp of the host's f64 sum
-                    let exact = top.sum_exp[0];
                     for rel in [1.0 + 300.0 * U, 1.0 - 300.0 * U, 1.0 + 4000.0 * U] {
                         top.sum_exp[0] = exact * rel;
                         if let Some(got) = check.decide(&top) {
@@ -272,7 +350,9 @@ mod tests {
                 }
             }
             assert!(decided > 20 && declined > 10, "beam {beam}: decided {decided}, declined {declined}");
-            assert!(!beam || shifted > 40, "{shifted} decided with a shifted normaliser");
+            eprintln!("beam {beam}: decided {decided} ({suppressed_decided} with EOS suppressed, {eos_max_decided} of them EOS the largest), declined {declined}");
+            assert!(suppressed_decided > 10 && eos_max_decided > 3, "beam {beam}: {suppressed_decided} decided with EOS suppressed, {eos_max_decided} EOS the largest");
+            assert!(shifted > if beam { 80 } else { 40 }, "beam {beam}: {shifted} decided with a shifted normaliser");
         }
     }
 
@@ -282,12 +362,16 @@ mod tests {
     fn beam_cut_needs_a_gap_the_lse_cannot_close() {
         let check = NucleusCheck::after_log_softmax(1.0, 0.9, 2, 1000);
         let lse = 3.0;
+        let none = f32::NEG_INFINITY;
         let up = |x: f32| f32::from_bits(x.to_bits() + 1);
         // one ulp apart: another lse may round both to one value
-        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], up(1.0), lse), None);
+        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], none, up(1.0), lse), None);
         // far apart, or tied logits (the id order is the same on both sides)
-        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], 1.01, lse), Some(()));
-        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], 1.0, lse), Some(()));
-        assert_eq!(check.cut_is_certain(&[(9, 0.0, f32::NEG_INFINITY)], 1.0, lse), Some(()));
+        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], none, 1.01, lse), Some(()));
+        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], none, 1.0, lse), Some(()));
+        assert_eq!(check.cut_is_certain(&[(9, 0.0, f32::NEG_INFINITY)], none, 1.0, lse), Some(()));
+        // the tail's largest logit counts as removed: one ulp below the kept one is no gap
+        assert_eq!(check.cut_is_certain(&[(9, 0.0, f32::NEG_INFINITY)], 1.0, up(1.0), lse), None);
+        assert_eq!(check.cut_is_certain(&[(9, 0.0, f32::NEG_INFINITY)], 1.0, 1.01, lse), Some(()));
     }
 }

@@ -109,15 +109,42 @@ impl LogitsProcessors {
         k
     }
 
-    /// `Some((temperature, top_p, min_tokens_to_keep))` when the processors are top-p, after a temperature or
-    /// alone (nothing else): the searches whose top-p cutoff [`super::nucleus::NucleusCheck`] may decide from a
-    /// row's top candidates and its normaliser.
-    pub(crate) fn top_p_only(&self) -> Option<(f32, f32, usize)> {
-        match self.list.as_slice() {
+    /// `Some((temperature, top_p, min_tokens_to_keep))` when the warpers are top-p, after a temperature or alone,
+    /// and the processors before them are edits [`super::nucleus::NucleusStep`] replays on a row's candidates and
+    /// touched ids: min-length (its EOS ids a device reduction suppresses), no-repeat n-grams, bad words, forced EOS
+    /// (they set ids to -inf, or the whole row at once), and the repetition penalty on the raw logits only
+    /// (`log_softmax`: beam sampling, whose log-softmax values a penalty would scale by the device normaliser's
+    /// error, which the cut's certainty does not bound): the searches whose top-p cutoff may be decided from a
+    /// row's top candidates, touched ids and normalisers.
+    pub(crate) fn top_p_from_candidates(&self, log_softmax: bool) -> Option<(f32, f32, usize)> {
+        let n = self.list.len();
+        let (edits, warpers) = match self.list.as_slice() {
+            [.., Processor::Temperature(_), Processor::TopP { .. }] => self.list.split_at(n - 2),
+            [.., Processor::TopP { .. }] => self.list.split_at(n - 1),
+            _ => return None,
+        };
+        let replayable = edits.iter().all(|p| match p {
+            Processor::MinLength { .. } | Processor::NoRepeatNgram(_) | Processor::BadWords { .. } | Processor::ForcedEos { .. } => true,
+            Processor::Repetition(_) => !log_softmax,
+            _ => false,
+        });
+        match warpers {
+            _ if !replayable => None,
             [Processor::TopP { p, keep }] => Some((1.0, *p, *keep)),
             [Processor::Temperature(t), Processor::TopP { p, keep }] => Some((*t, *p, *keep)),
             _ => None,
         }
+    }
+
+    /// The processors before the warpers (temperature, top-k, top-p): those that edit some ids.
+    pub(crate) fn edits_only(&self) -> LogitsProcessors {
+        LogitsProcessors { list: self.list.iter().filter(|p| !matches!(p, Processor::Temperature(_) | Processor::TopK(_) | Processor::TopP { .. })).cloned().collect() }
+    }
+
+    /// Whether an edit sets every id of a row of `len` tokens at once (forced EOS at its last position): the
+    /// processed row then does not depend on the logits.
+    pub(crate) fn sets_whole_row(&self, len: usize) -> bool {
+        self.list.iter().any(|p| matches!(p, Processor::ForcedEos { max_length, .. } if len + 1 == *max_length))
     }
 
     /// Per row, the ids whose score a processor may change at this step (beside min-length's, which a device

@@ -47,11 +47,11 @@ impl Gpu {
     }
 
     /// Each row's `k` largest values with their ids, its log-sum-exp parts and its values at the ids `gather`
-    /// names (`[rows, g]`), on the GPU ([`TopKRows`]): `2k + 2 + g` words per row come back in one read, not the row.
+    /// names (`[rows, g]`), on the GPU ([`TopKRows`]): `2k + 3 + g` words per row come back in one read, not the row.
     pub async fn top_k_rows_async(&self, x: &GpuTensor, k: usize, suppress: &[u32], gather: &[u32]) -> GpuResult<TopKRows> {
         let (rows, cols) = (x.rows(), x.cols());
         let g = t5_core::backend::gather_width(gather.len(), rows);
-        let stride = 2 * k + 2 + g;
+        let stride = 2 * k + 3 + g;
         let sup = self.upload_mask(suppress);
         let ids = self.upload_u32(gather); // at least one word: an empty binding is not allowed
         let out = self.alloc((rows * stride) as u64 * 4);
@@ -65,6 +65,7 @@ impl Gpu {
             ids: Vec::with_capacity(rows * k),
             max: Vec::with_capacity(rows),
             sum_exp: Vec::with_capacity(rows),
+            kept_sum_exp: Vec::with_capacity(rows),
             gathered: Vec::with_capacity(rows * g),
             gather: gather[..rows * g].to_vec(),
         };
@@ -73,7 +74,8 @@ impl Gpu {
             t.ids.extend_from_slice(&row[k..2 * k]);
             t.max.push(f32::from_bits(row[2 * k]));
             t.sum_exp.push(f32::from_bits(row[2 * k + 1]) as f64);
-            t.gathered.extend(row[2 * k + 2..].iter().map(|&b| f32::from_bits(b)));
+            t.kept_sum_exp.push(f32::from_bits(row[2 * k + 2]) as f64);
+            t.gathered.extend(row[2 * k + 3..].iter().map(|&b| f32::from_bits(b)));
         }
         Ok(t)
     }
