@@ -290,7 +290,7 @@ impl<B: Backend> SampleState<B> {
         let plan = if !gen.do_sample && procs.only_min_length() {
             Plan::Argmax
         } else {
-            match (procs.sufficient_top(if gen.do_sample { None } else { Some(1) }), procs.top_p_from_candidates(false)) {
+            match (procs.sufficient_top(if gen.do_sample { None } else { Some(1) }), procs.top_p_from_candidates()) {
                 (Some(k), _) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
                 (None, Some((t, p, keep))) if device_top_k && gen.do_sample => Plan::TopP(NucleusCheck::new(t, p, keep, model.config.vocab_size)),
                 _ => Plan::Full,

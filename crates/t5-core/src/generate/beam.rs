@@ -70,7 +70,7 @@ impl<B: Backend> BeamState<B> {
         // the top `keep` continuations of an input lie among each beam's own top `keep` (processed); beam
         // sampling draws among the finite scores, which top-k bounds, or top-p alone decided from each row's top
         // candidates and normaliser (`nucleus`, on the log-softmax)
-        let plan = match (procs.sufficient_top(if gen.do_sample { None } else { Some(keep) }), procs.top_p_from_candidates(true)) {
+        let plan = match (procs.sufficient_top(if gen.do_sample { None } else { Some(keep) }), procs.top_p_from_candidates()) {
             (Some(k), _) if device_top_k && k <= MAX_DEVICE_TOP_K => Plan::TopK(k),
             (None, Some((t, p, min_keep))) if device_top_k && gen.do_sample => Plan::TopP(NucleusCheck::after_log_softmax(t, p, min_keep, model.config.vocab_size)),
             _ => Plan::Full,

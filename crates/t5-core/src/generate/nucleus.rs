@@ -62,13 +62,24 @@ mod rows;
 
 pub use rows::NucleusStep;
 
+/// A value the top-p sees whose id is known (a candidate or a touched id).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Known {
+    pub id: u32,
+    /// the value the top-p sees (edited, tempered)
+    pub s: f32,
+    /// its logit, or -inf where an edit set the value to -inf (whatever the logits)
+    pub x: f32,
+    /// the repetition penalty scaled it (`x` is then the logit before the penalty)
+    pub scaled: bool,
+}
+
 /// One row as the top-p sees it from a reduction (`NucleusStep` builds it): the values known (each row's candidates and
 /// the ids the processors touch, edited as the CPU edits them) and what bounds the rest, the tail (every id neither
 /// known nor suppressed: untouched, each logit at most `tail_x`).
 #[derive(Debug, Clone)]
 pub(crate) struct RowFacts {
-    /// (id, value the top-p sees (edited, tempered), its logit where no processor changed it, else -inf)
-    pub known: Vec<(u32, f32, f32)>,
+    pub known: Vec<Known>,
     /// the largest logit min-length leaves finite (the first candidate): the tail's mass is relative to it
     pub m: f32,
     /// how many ids are not known (the suppressed ones included: -inf, at the bottom of the CPU's sort)
@@ -96,18 +107,31 @@ pub struct NucleusCheck {
     vocab: usize,
     /// the warpers run on the row's log-softmax (beam sampling), not on the raw logits
     log_softmax: bool,
+    /// the repetition penalty before the warpers (1 for none)
+    penalty: f32,
 }
 
 impl NucleusCheck {
     /// Top-p (after a temperature or alone) on the raw logits: multinomial sampling.
     pub(crate) fn new(temperature: f32, p: f32, keep: usize, vocab: usize) -> Self {
-        NucleusCheck { temperature, p, keep, vocab, log_softmax: false }
+        NucleusCheck { temperature, p, keep, vocab, log_softmax: false, penalty: 1.0 }
     }
 
     /// Top-p (after a temperature or alone) on each row's log-softmax: beam sampling. [`NucleusStep::decide`]'s rows
     /// are then the processed log-probabilities (the beam scores not yet added).
     pub(crate) fn after_log_softmax(temperature: f32, p: f32, keep: usize, vocab: usize) -> Self {
-        NucleusCheck { temperature, p, keep, vocab, log_softmax: true }
+        NucleusCheck { temperature, p, keep, vocab, log_softmax: true, penalty: 1.0 }
+    }
+
+    /// The same check after a repetition penalty of `penalty` (`None`: none).
+    pub(crate) fn with_penalty(self, penalty: Option<f32>) -> Self {
+        NucleusCheck { penalty: penalty.unwrap_or(1.0), ..self }
+    }
+
+    /// How far the CPU's `lse` may lie from the one of the device's normaliser: `|ln(1 + δ)| ≤ 2δ`, `δ` its
+    /// relative error (`(vocab + 256)` ulp).
+    fn lse_error(&self) -> f64 {
+        (self.vocab as f64 + 256.0) * U * 2.0
     }
 
     /// How many candidates per row to read (`TopKRows` with min-length's suppressed ids, and the ids the other
@@ -145,17 +169,17 @@ impl NucleusCheck {
         let vocab = self.vocab;
         let lse = row.lse;
         // ascending by (tempered value, id): the CPU's stable ascending sort of the whole row
-        let mut asc: Vec<(u32, f32, f32)> = row.known.clone();
-        if asc.iter().any(|c| c.1.is_nan()) {
+        let mut asc: Vec<Known> = row.known.clone();
+        if asc.iter().any(|c| c.s.is_nan()) {
             return None;
         }
-        asc.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
-        let smax = asc.last()?.1;
-        let smin = asc[0].1;
+        asc.sort_by(|a, b| a.s.partial_cmp(&b.s).unwrap().then(a.id.cmp(&b.id)));
+        let smax = asc.last()?.s;
+        let smin = asc[0].s;
         if !smax.is_finite() {
             return None;
         }
-        let e: Vec<f64> = asc.iter().map(|&(_, s, _)| if s == f32::NEG_INFINITY { 0.0 } else { (s - smax).exp() as f64 }).collect();
+        let e: Vec<f64> = asc.iter().map(|c| if c.s == f32::NEG_INFINITY { 0.0 } else { (c.s - smax).exp() as f64 }).collect();
         let p_all: f64 = e.iter().sum();
 
         // the mass of the tail (the ids neither known nor suppressed), relative to exp(smax): [t_lo, t_hi]
@@ -188,7 +212,7 @@ impl NucleusCheck {
         // rounding of x / t (relative to |s|); the tail's shift from s_m to smax (the rounding of s_m)
         // (-inf values are 0 in every sum: the smallest finite value bounds the rest)
         let s_m = self.scaled(row.m, lse);
-        let low = asc.iter().map(|c| c.1).find(|s| s.is_finite()).unwrap_or(smax);
+        let low = asc.iter().map(|c| c.s).find(|s| s.is_finite()).unwrap_or(smax);
         let mut mu = (2.0 * vocab as f64 + 16.0) * U * 1.25 + 8.0 * U * (smax.abs() as f64 + low.abs().min(1e6) as f64 + s_m.abs() as f64 + 8.0);
         // the tail: the rounding of its s (relative to |s_j| ≤ |s_tail| + z_j) weighted by its
         // exp(s_j - s_max) = e_tail · exp(-z_j), and z · exp(-z) ≤ 1/e (module docs)
@@ -199,14 +223,23 @@ impl NucleusCheck {
             // the CPU's lse is another common shift: each value rounds differently here and there (module docs;
             // -inf values are -inf on both sides)
             let far = if s_tail.is_finite() { low.abs().max(s_tail.abs()) } else { low.abs() };
-            mu += 16.0 * U * (smax.abs() as f64 + far as f64);
+            let reach = smax.abs() as f64 + far as f64;
+            if self.penalty != 1.0 && asc.iter().any(|c| c.scaled) {
+                // a penalty scales its values' share of the lse's error and adds a rounding (module docs):
+                // each exponent argument within d = |p - 1| ε / t + 8U (|s| + |s_max|) of the CPU's, a ratio of
+                // two sums within exp(2d) - 1
+                let shift = (self.penalty as f64 - 1.0).abs() * self.lse_error() / self.temperature as f64;
+                mu += 1.25 * (2.0 * (shift + 8.0 * U * reach)).exp_m1();
+            } else {
+                mu += 16.0 * U * reach;
+            }
         }
         let threshold = (1.0 - self.p) as f64;
         let cum = |tail: f64, prefix: f64| (tail + prefix) / (tail + p_all);
 
         // the tail and the known values at or below its largest (their order against each other is unknown here;
         // without a tail: those tied with the smallest, in the CPU's index order): all certainly removed
-        let g = if n_tail > 0 { asc.iter().take_while(|c| c.1 <= s_tail).count() } else { asc.iter().take_while(|c| c.1 == smin).count() };
+        let g = if n_tail > 0 { asc.iter().take_while(|c| c.s <= s_tail).count() } else { asc.iter().take_while(|c| c.s == smin).count() };
         if g == asc.len() || asc.len() - g < self.keep {
             return None;
         }
@@ -216,7 +249,7 @@ impl NucleusCheck {
         }
         let forced = vocab.saturating_sub(self.keep); // whole-row positions from here on are always kept
         let mut first_kept = None;
-        for (j, &(id, s, _)) in asc.iter().enumerate().skip(g) {
+        for (j, &Known { id, s, .. }) in asc.iter().enumerate().skip(g) {
             prefix += e[j];
             let pos = n_tail + j;
             let kept = if pos >= forced || cum(t_lo, prefix) - mu > threshold {
@@ -234,24 +267,45 @@ impl NucleusCheck {
         if self.log_softmax {
             let j0 = first_kept?;
             let tail_x = if n_tail > 0 { row.tail_x } else { f32::NEG_INFINITY };
-            self.cut_is_certain(&asc[..j0], tail_x, asc[j0].2, lse)?;
+            self.cut_is_certain(&asc[..j0], tail_x, &asc[j0..], lse)?;
         }
         Some(())
     }
 
-    /// Beam sampling: whether the CPU, whose `lse` may differ from ours by the normaliser's error, also sorts every
-    /// removed id (`removed` (id, value, logit; -inf where an edit set the value to -inf), and the tail, whose
-    /// logits are at most `tail_x`) before the smallest kept one, of logit `x_kept` (module docs: a strict gap between
-    /// the rounded values; removed ids of logit `x_kept` itself tie with it on both sides and sort by id, below it
-    /// here, so there).
-    fn cut_is_certain(&self, removed: &[(u32, f32, f32)], tail_x: f32, x_kept: f32, lse: f64) -> Option<()> {
-        let below = removed.iter().map(|c| c.2).chain([tail_x]).filter(|&x| x < x_kept).fold(f32::NEG_INFINITY, f32::max);
-        if below == f32::NEG_INFINITY {
-            return Some(()); // -inf stays -inf whatever the lse
+    /// Beam sampling: whether the CPU, whose `lse` may differ from ours by up to `ε`, also sorts every removed id
+    /// (`removed`, and the tail: unscaled, logits at most `tail_x`) before every kept one (module docs). Within a
+    /// class (scaled by the penalty or not) each value is monotone in its logit, so each class's smallest kept logit
+    /// is checked against every removed one: a strict gap the lse and the roundings cannot close ([`Self::apart`]),
+    /// or, within a class, the same logit (the same value here and there, sorted by id: below it here, so there).
+    /// Values set to -inf are -inf whatever the lse.
+    fn cut_is_certain(&self, removed: &[Known], tail_x: f32, kept: &[Known], lse: f64) -> Option<()> {
+        for scaled_k in [false, true] {
+            let Some(k) = kept.iter().filter(|k| k.scaled == scaled_k && k.x.is_finite()).min_by(|a, b| a.x.total_cmp(&b.x)) else { continue };
+            let tail = (tail_x > f32::NEG_INFINITY).then_some((tail_x, false, false));
+            for (x, scaled_r, tie_ok) in removed.iter().filter(|r| r.x.is_finite()).map(|r| (r.x, r.scaled, true)).chain(tail) {
+                if scaled_r == scaled_k && tie_ok && x == k.x {
+                    continue;
+                }
+                if !self.apart((x, scaled_r), (k.x, scaled_k), lse) {
+                    return None;
+                }
+            }
         }
-        let eps = (self.vocab as f64 + 256.0) * U * 2.0; // |ln(1 + δ)| with δ the normaliser's relative error
-        let margin = 2.02 * U * ((x_kept as f64 - lse).abs() + (below as f64 - lse).abs() + 2.0 * eps);
-        if (x_kept as f64 - below as f64) > margin { Some(()) } else { None }
+        Some(())
+    }
+
+    /// Whether the CPU's value of logit `xr` certainly lies below its value of logit `xk` (each with whether the
+    /// penalty scales it) for every `lse` within `ε` of ours. With `a = x - lse`, the CPU's values are
+    /// `c a' / t · (1 + θ)`, `a' = a - η` (`|η| ≤ ε`, `a' ≤ 0`), `c` the penalty or 1, `|θ| ≤ 3.0001 U` (the rounding
+    /// of `x - lse`, of the penalty's product, of the temperature's division; 2 without the penalty): below when
+    /// `c_k a_k - c_r a_r - |c_r - c_k| ε > n U (c_r (|a_r| + ε) + c_k (|a_k| + ε))`, `n` 2.02 or 3.03.
+    fn apart(&self, (xr, scaled_r): (f32, bool), (xk, scaled_k): (f32, bool), lse: f64) -> bool {
+        let eps = self.lse_error();
+        let c = |scaled: bool| if scaled { self.penalty as f64 } else { 1.0 };
+        let (cr, ck) = (c(scaled_r), c(scaled_k));
+        let (ar, ak) = (xr as f64 - lse, xk as f64 - lse);
+        let n = if scaled_r || scaled_k { 3.03 } else { 2.02 };
+        ck * ak - cr * ar - (cr - ck).abs() * eps > n * U * (cr * (ar.abs() + eps) + ck * (ak.abs() + eps))
     }
 }
 
@@ -303,7 +357,7 @@ mod tests {
                     gen.apply_json(&serde_json::json!({"min_new_tokens": 3})).unwrap();
                 }
                 let procs = LogitsProcessors::new(&gen, if beam { 2 } else { 1 });
-                let (t_, p_, keep) = procs.top_p_from_candidates(beam).expect("top-p, min-length before it or not");
+                let (t_, p_, keep) = procs.top_p_from_candidates().expect("top-p, min-length before it or not");
                 let check = if beam { NucleusCheck::after_log_softmax(t_, p_, keep, vocab) } else { NucleusCheck::new(t_, p_, keep, vocab) };
                 let suppress = procs.suppressed(1);
                 assert_eq!(suppress, if min_new { vec![1] } else { vec![] });
@@ -356,22 +410,49 @@ mod tests {
         }
     }
 
-    /// The cut of a beam-sampling row is certain only when the largest removed logit rounds below the smallest kept
-    /// one for every lse the device's normaliser allows.
+    /// The cut of a beam-sampling row is certain only when every removed value rounds below the smallest kept one of
+    /// each class for every lse the device's normaliser allows; a penalty moves its values by `p` times the lse's
+    /// error, against the others' `1`.
     #[test]
     fn beam_cut_needs_a_gap_the_lse_cannot_close() {
         let check = NucleusCheck::after_log_softmax(1.0, 0.9, 2, 1000);
         let lse = 3.0;
         let none = f32::NEG_INFINITY;
         let up = |x: f32| f32::from_bits(x.to_bits() + 1);
+        let kn = |id: u32, x: f32, scaled: bool| Known { id, s: 0.0, x, scaled };
+        let removed = [kn(7, -20.0, false), kn(9, 1.0, false)];
         // one ulp apart: another lse may round both to one value
-        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], none, up(1.0), lse), None);
+        assert_eq!(check.cut_is_certain(&removed, none, &[kn(10, up(1.0), false)], lse), None);
         // far apart, or tied logits (the id order is the same on both sides)
-        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], none, 1.01, lse), Some(()));
-        assert_eq!(check.cut_is_certain(&[(7, 0.0, -20.0), (9, 0.0, 1.0)], none, 1.0, lse), Some(()));
-        assert_eq!(check.cut_is_certain(&[(9, 0.0, f32::NEG_INFINITY)], none, 1.0, lse), Some(()));
-        // the tail's largest logit counts as removed: one ulp below the kept one is no gap
-        assert_eq!(check.cut_is_certain(&[(9, 0.0, f32::NEG_INFINITY)], 1.0, up(1.0), lse), None);
-        assert_eq!(check.cut_is_certain(&[(9, 0.0, f32::NEG_INFINITY)], 1.0, 1.01, lse), Some(()));
+        assert_eq!(check.cut_is_certain(&removed, none, &[kn(10, 1.01, false)], lse), Some(()));
+        assert_eq!(check.cut_is_certain(&removed, none, &[kn(10, 1.0, false)], lse), Some(()));
+        assert_eq!(check.cut_is_certain(&[kn(9, none, false)], none, &[kn(10, 1.0, false)], lse), Some(()));
+        // a removed logit above the smallest kept one (a rounding tie here) may sort above it there
+        assert_eq!(check.cut_is_certain(&[kn(9, up(1.0), false)], none, &[kn(10, 1.0, false)], lse), None);
+        // every kept one of the class counts, not only the first kept
+        assert_eq!(check.cut_is_certain(&removed, none, &[kn(10, 1.5, false), kn(11, up(1.0), false)], lse), None);
+        // the tail's largest logit counts as removed: one ulp below the kept one is no gap, nor the same logit
+        assert_eq!(check.cut_is_certain(&[kn(9, none, false)], 1.0, &[kn(10, up(1.0), false)], lse), None);
+        assert_eq!(check.cut_is_certain(&[kn(9, none, false)], 1.0, &[kn(10, 1.0, false)], lse), None);
+        assert_eq!(check.cut_is_certain(&[kn(9, none, false)], 1.0, &[kn(10, 1.01, false)], lse), Some(()));
+
+        // a penalty of 1.3: a scaled value's move against an unscaled one is 0.3 ε (ε = 2 (1000 + 256) U);
+        // unscaled removed x = -1 (its log-softmax -4), scaled kept x with 1.3 (x - 3) = -4 + gap
+        let check = check.with_penalty(Some(1.3));
+        let eps = check.lse_error();
+        let kept_at = |gap: f64| ((-4.0 + gap) / 1.3 + 3.0) as f32;
+        let removed = [kn(7, -20.0, true), kn(9, -1.0, false)];
+        assert_eq!(check.cut_is_certain(&removed, none, &[kn(10, kept_at(0.2 * eps), true)], lse), None);
+        assert_eq!(check.cut_is_certain(&removed, none, &[kn(10, kept_at(0.25), true)], lse), Some(()));
+        assert_eq!(check.cut_is_certain(&removed, none, &[kn(10, kept_at(1e-3), true)], lse), Some(()));
+        // without the penalty's share (a penalty of 1: no lse term) the same pair would be apart
+        let plain = NucleusCheck::after_log_softmax(1.0, 0.9, 2, 1000).with_penalty(Some(1.0));
+        assert!(plain.apart((-1.0, false), (kept_at(0.2 * eps), true), lse));
+        // the same logit in two classes is no tie: scaled (-3.9 · 1.3) below unscaled
+        assert_eq!(check.cut_is_certain(&[kn(9, 0.0, false)], none, &[kn(10, 0.0, true)], lse), None);
+        assert_eq!(check.cut_is_certain(&[kn(9, 0.0, true)], none, &[kn(10, 0.0, false)], lse), Some(()));
+        // the tail is unscaled: a scaled kept value just above it is not apart
+        assert_eq!(check.cut_is_certain(&[], -1.0, &[kn(10, kept_at(0.2 * eps), true)], lse), None);
+        assert_eq!(check.cut_is_certain(&[], -1.0, &[kn(10, kept_at(1e-3), true)], lse), Some(()));
     }
 }

@@ -112,11 +112,10 @@ impl LogitsProcessors {
     /// `Some((temperature, top_p, min_tokens_to_keep))` when the warpers are top-p, after a temperature or alone,
     /// and the processors before them are edits [`super::nucleus::NucleusStep`] replays on a row's candidates and
     /// touched ids: min-length (its EOS ids a device reduction suppresses), no-repeat n-grams, bad words, forced EOS
-    /// (they set ids to -inf, or the whole row at once), and the repetition penalty on the raw logits only
-    /// (`log_softmax`: beam sampling, whose log-softmax values a penalty would scale by the device normaliser's
-    /// error, which the cut's certainty does not bound): the searches whose top-p cutoff may be decided from a
-    /// row's top candidates, touched ids and normalisers.
-    pub(crate) fn top_p_from_candidates(&self, log_softmax: bool) -> Option<(f32, f32, usize)> {
+    /// (they set ids to -inf, or the whole row at once), and the repetition penalty (beam sampling:
+    /// on the log-softmax, where it scales the device normaliser's error too, bounded in [`super::nucleus`]): the searches whose top-p cutoff may be decided from a row's top candidates, touched ids
+    /// and normalisers.
+    pub(crate) fn top_p_from_candidates(&self) -> Option<(f32, f32, usize)> {
         let n = self.list.len();
         let (edits, warpers) = match self.list.as_slice() {
             [.., Processor::Temperature(_), Processor::TopP { .. }] => self.list.split_at(n - 2),
@@ -124,8 +123,7 @@ impl LogitsProcessors {
             _ => return None,
         };
         let replayable = edits.iter().all(|p| match p {
-            Processor::MinLength { .. } | Processor::NoRepeatNgram(_) | Processor::BadWords { .. } | Processor::ForcedEos { .. } => true,
-            Processor::Repetition(_) => !log_softmax,
+            Processor::MinLength { .. } | Processor::NoRepeatNgram(_) | Processor::BadWords { .. } | Processor::ForcedEos { .. } | Processor::Repetition(_) => true,
             _ => false,
         });
         match warpers {
@@ -134,6 +132,11 @@ impl LogitsProcessors {
             [Processor::Temperature(t), Processor::TopP { p, keep }] => Some((*t, *p, *keep)),
             _ => None,
         }
+    }
+
+    /// The repetition penalty, if any (it scales the scores of a row's seen tokens).
+    pub(crate) fn repetition_penalty(&self) -> Option<f32> {
+        self.list.iter().find_map(|p| if let Processor::Repetition(x) = p { Some(*x) } else { None })
     }
 
     /// The processors before the warpers (temperature, top-k, top-p): those that edit some ids.

@@ -7,7 +7,7 @@
 //! leaves no cancellation) minus the raw mass of the untouched candidates. An edit that sets the
 //! whole row (forced EOS at the last position) leaves nothing to bound: the row is the CPU's whatever the logits.
 
-use super::{NucleusCheck, RowFacts, NUCLEUS_CANDIDATES, U};
+use super::{Known, NucleusCheck, RowFacts, NUCLEUS_CANDIDATES, U};
 use crate::backend::TopKRows;
 use crate::generate::processors::LogitsProcessors;
 
@@ -21,7 +21,7 @@ pub struct NucleusStep {
 
 impl NucleusStep {
     pub(crate) fn new(check: NucleusCheck, procs: &LogitsProcessors, seqs: &[Vec<u32>]) -> Self {
-        NucleusStep { check, procs: procs.clone(), seqs: seqs.to_vec() }
+        NucleusStep { check: check.with_penalty(procs.repetition_penalty()), procs: procs.clone(), seqs: seqs.to_vec() }
     }
 
     /// How many candidates per row to read.
@@ -83,11 +83,18 @@ impl NucleusStep {
         }
         let before = sparse.clone();
         edits.apply(seq, &mut sparse, vocab);
+        // the ids the repetition penalty scales (the seen tokens), whether or not that changed their value here
+        let mut seen = vec![false; vocab];
+        if self.procs.repetition_penalty().is_some() {
+            self.seqs[r].iter().filter(|&&t| (t as usize) < vocab).for_each(|&t| seen[t as usize] = true);
+        }
         let facts_known = known
             .iter()
             .map(|&(id, x)| {
                 let (y0, y) = (before[id as usize], sparse[id as usize]);
-                (id, check.tempered(y), if y.to_bits() == y0.to_bits() { x } else { f32::NEG_INFINITY })
+                // an edit other than the penalty sets the value to -inf, whatever the logits
+                let set = y.to_bits() != y0.to_bits() && y == f32::NEG_INFINITY;
+                Known { id, s: check.tempered(y), x: if set { f32::NEG_INFINITY } else { x }, scaled: seen[id as usize] && !set }
             })
             .collect();
         // the tail's raw mass: the kept normaliser (the device's f32 sum of positive terms, within (vocab + 256) ulp
@@ -131,6 +138,12 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// The first id whose values differ in bits, with both values.
+    fn first_diff(a: &[f32], b: &[f32]) -> Option<(usize, f32, f32)> {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).enumerate().find(|(_, (x, y))| x.to_bits() != y.to_bits()).map(|(i, (x, y))| (i, *x, *y))
+    }
+
     /// Top-p after the edits (repetition penalty, n-grams, bad words, min-length, forced EOS) on rows whose largest
     /// logits are touched ids: whenever the step decides from the candidates and the gathered values, it gives
     /// exactly the CPU processors' rows (sampling on the logits, beam sampling on their log-softmax); it decides
@@ -139,25 +152,22 @@ mod tests {
     fn edits_replayed_on_candidates_and_touched_ids() {
         let vocab = 3000;
         let cases = [
-            (r#"{"repetition_penalty": 1.6}"#, false),
-            (r#"{"repetition_penalty": 0.6, "min_new_tokens": 9}"#, false),
-            (r#"{"no_repeat_ngram_size": 2, "bad_words_ids": [[5], [7, 11]]}"#, true),
-            (r#"{"repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "bad_words_ids": [[7, 11]], "min_length": 9}"#, false),
-            (r#"{"no_repeat_ngram_size": 3, "min_new_tokens": 9}"#, true),
-            (r#"{"forced_eos_token_id": 1, "max_new_tokens": 6, "repetition_penalty": 1.2}"#, false),
+            r#"{"repetition_penalty": 1.6}"#,
+            r#"{"repetition_penalty": 0.6, "min_new_tokens": 9}"#,
+            r#"{"no_repeat_ngram_size": 2, "bad_words_ids": [[5], [7, 11]]}"#,
+            r#"{"repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "bad_words_ids": [[7, 11]], "min_length": 9}"#,
+            r#"{"no_repeat_ngram_size": 3, "min_new_tokens": 9}"#,
+            r#"{"forced_eos_token_id": 1, "max_new_tokens": 6, "repetition_penalty": 1.2}"#,
             // the last position: forced EOS sets the whole row
-            (r#"{"forced_eos_token_id": 1, "max_new_tokens": 5, "repetition_penalty": 1.2}"#, false),
-            (r#"{"forced_eos_token_id": [1, 2], "max_new_tokens": 5, "bad_words_ids": [[5]], "temperature": 0.7}"#, true),
+            r#"{"forced_eos_token_id": 1, "max_new_tokens": 5, "repetition_penalty": 1.2}"#,
+            r#"{"forced_eos_token_id": [1, 2], "max_new_tokens": 5, "bad_words_ids": [[5]], "temperature": 0.7}"#,
         ];
         // the sequences so far: the touched ids (seen tokens, n-gram completions 11 and 5 after a trailing 7, the
         // bad word 11 after 7) are among each row's largest logits
         let seqs = vec![vec![0, 7, 11, 42, 7], vec![0, 9, 7, 5, 7]];
-        for (json, beam_too) in cases {
+        for json in cases {
             for beam in [false, true] {
-                if beam && !beam_too {
-                    continue;
-                }
-                let (mut decided, mut declined) = (0, 0);
+                let (mut decided, mut declined, mut shifted) = (0, 0, 0);
                 let mut seed = 5u64;
                 for case in 0..40 {
                     let spread = [2.0f64, 8.0, 14.0, 20.0][case % 4];
@@ -174,7 +184,7 @@ mod tests {
                     gen.apply_json(&serde_json::json!({"do_sample": true, "top_k": 0, "top_p": p, "temperature": temperature})).unwrap();
                     gen.apply_json(&serde_json::from_str(json).unwrap()).unwrap();
                     let procs = LogitsProcessors::new(&gen, if beam { 2 } else { 1 });
-                    let (t_, p_, keep) = procs.top_p_from_candidates(beam).expect(json);
+                    let (t_, p_, keep) = procs.top_p_from_candidates().expect(json);
                     let check = if beam { NucleusCheck::after_log_softmax(t_, p_, keep, vocab) } else { NucleusCheck::new(t_, p_, keep, vocab) };
                     let suppress = procs.suppressed(seqs[0].len());
                     let mut want = logits.clone();
@@ -196,16 +206,37 @@ mod tests {
                             declined += 1;
                         }
                     }
-                    // a device's kept normaliser (within (vocab + 256) ulp): whenever it still decides, the same rows
+                    // a device's kept normaliser (within (vocab + 256) = 3256 ulp): whenever it still decides, the same rows
                     let mut off = top.clone();
-                    for rel in [1.0 + 300.0 * U, 1.0 - 300.0 * U] {
+                    for rel in [1.0 + 300.0 * U, 1.0 - 300.0 * U, 1.0 + 3000.0 * U] {
                         off.kept_sum_exp.iter_mut().zip(&top.kept_sum_exp).for_each(|(o, &k)| *o = k * rel);
                         if let Some(got) = step.decide(&off) {
-                            assert_eq!(bits(&got), bits(&want), "{json} beam {beam} case {case}: kept sum off by {rel}");
+                            shifted += 1;
+                            assert_eq!(first_diff(&got, &want), None, "{json} beam {beam} case {case}: kept sum off by {rel}");
+                        }
+                    }
+                    // beam sampling, the whole row's normaliser off as well (the lse the log-softmax subtracts, which a
+                    // penalty scales): whenever it still decides, the CPU processors' rows written with that lse, bit
+                    // for bit, and the same ids kept as with the exact lse
+                    if beam {
+                        for rel in [1.0 + 300.0 * U, 1.0 - 300.0 * U, 1.0 + 3000.0 * U] {
+                            off.sum_exp.iter_mut().zip(&top.sum_exp).for_each(|(o, &k)| *o = k * rel);
+                            let Some(got) = step.decide(&off) else { continue };
+                            shifted += 1;
+                            let mut at_lse = logits.clone();
+                            for (r, row) in at_lse.chunks_mut(vocab).enumerate() {
+                                let lse = off.max[r] as f64 + off.sum_exp[r].ln();
+                                row.iter_mut().for_each(|x| *x = (*x as f64 - lse) as f32);
+                            }
+                            procs.apply(&seqs, &mut at_lse, vocab);
+                            assert_eq!(first_diff(&got, &at_lse), None, "{json} case {case}: normalisers off by {rel}");
+                            let kept = |v: &[f32]| v.iter().map(|x| x.is_finite()).collect::<Vec<_>>();
+                            assert!(kept(&got) == kept(&want), "{json} case {case}: normalisers off by {rel}, other ids kept");
                         }
                     }
                 }
-                eprintln!("{json} beam {beam}: decided {decided}, declined {declined}");
+                eprintln!("{json} beam {beam}: decided {decided}, declined {declined}, {shifted} decided with a normaliser off");
+                assert!(shifted >= decided, "{json} beam {beam}: {shifted} decided with a normaliser off");
                 assert!(!json.contains(r#""max_new_tokens": 5"#) || decided == 40, "{json}: the forced step");
                 assert!(decided >= 8, "{json} beam {beam}: decided {decided}, declined {declined}");
             }
