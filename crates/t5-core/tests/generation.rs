@@ -182,16 +182,17 @@ fn device_top_k_reduction_gives_the_same_generations() {
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.7, "temperature": 0.05, "max_new_tokens": 10, "min_length": 9, "seed": 17}"#, true),
             (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "max_new_tokens": 10, "min_new_tokens": 8, "seed": 18, "num_return_sequences": 2}"#, true),
             (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "max_new_tokens": 6, "min_new_tokens": 5, "seed": 19}"#, false),
-            // with the edits replayed on the candidates and the gathered touched ids (repetition penalty: sampling only;
-            // n-grams, bad words, forced EOS: beam sampling too)
+            // with the edits replayed on the candidates and the gathered touched ids (repetition penalty, n-grams, bad
+            // words, forced EOS)
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "repetition_penalty": 1.3, "max_new_tokens": 10, "seed": 20, "num_return_sequences": 2}"#, true),
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.8, "temperature": 0.05, "repetition_penalty": 0.7, "no_repeat_ngram_size": 2, "bad_words_ids": [[7555], [6636, 8242]], "min_new_tokens": 6, "max_new_tokens": 10, "seed": 21}"#, true),
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "forced_eos_token_id": 1, "no_repeat_ngram_size": 1, "max_new_tokens": 8, "seed": 22}"#, true),
             (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "no_repeat_ngram_size": 2, "bad_words_ids": [[7555]], "forced_eos_token_id": 1, "min_new_tokens": 4, "max_new_tokens": 8, "seed": 23, "num_return_sequences": 2}"#, true),
             (r#"{"do_sample": true, "top_k": 0, "top_p": 0.9, "repetition_penalty": 1.2, "max_new_tokens": 6, "seed": 24}"#, false),
-            // beam sampling with a repetition penalty (on the log-softmax, which the device's normaliser shifts): whole
-            // rows at every step, counted
-            (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "repetition_penalty": 1.3, "max_new_tokens": 6, "seed": 25}"#, false),
+            // beam sampling with a repetition penalty (it scales the log-softmax, and the device normaliser's error
+            // with it: bounded per class of value), with n-grams and forced EOS too
+            (r#"{"do_sample": true, "num_beams": 2, "top_k": 0, "top_p": 0.9, "temperature": 0.02, "repetition_penalty": 1.3, "max_new_tokens": 6, "seed": 25}"#, true),
+            (r#"{"do_sample": true, "num_beams": 3, "top_k": 0, "top_p": 0.8, "temperature": 0.05, "repetition_penalty": 0.7, "no_repeat_ngram_size": 2, "forced_eos_token_id": 1, "max_new_tokens": 8, "seed": 26, "num_return_sequences": 2}"#, true),
         ] {
             let mut g = base.clone();
             g.apply_json(&serde_json::from_str(extra).unwrap()).unwrap();

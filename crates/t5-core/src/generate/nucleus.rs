@@ -33,11 +33,8 @@
 //! device flushes). The bounds hold relative to `exp(s_m)`, `s_m` the value the largest untouched-or-not logit `m` would
 //! have unedited; they are moved to the largest known value by `exp(s_m - s_max)` (its rounding: `8U |s_m|` in the
 //! margin). The ids certainly removed together are the tail and every known value at or below the tail's largest value
-//! `s(x_t)` (no longer just the ties with the smallest candidate: an edited value may sit among the tail's). Beam
-//! sampling admits the -inf edits only (n-grams, bad words, forced EOS): a repetition penalty scales log-softmax values,
-//! so the device normaliser's error would move the edited values by more than a common shift; there the whole rows are
-//! read at every step (`Plan::Full`, counted as whole-row steps). Forced EOS at the last position sets the whole row: the
-//! CPU's processors on the known values give its row exactly.
+//! `s(x_t)` (no longer just the ties with the smallest candidate: an edited value may sit among the tail's). Forced EOS
+//! at the last position sets the whole row: the CPU's processors on the known values give its row exactly.
 //!
 //! Beam sampling ([`NucleusCheck::after_log_softmax`]) runs the same warpers on the row's log-softmax (transformers'
 //! order: `log_softmax`, then temperature and top-p, then the beam scores added): each value the top-p sees is
@@ -54,9 +51,29 @@
 //! than here are a pair whose raw logits differ but may round to one `s` under the CPU's `lse` (ties sort by id):
 //! they matter only at the cut, so the largest removed logit `x'` and the smallest kept one `x''` must satisfy
 //! `x'' - x' > 2.02 U (|x' - lse| + |x'' - lse| + 2ε)` (then every removed id, tail included, rounds strictly below
-//! every kept one for any `lse` within `ε` of ours), or share an id order the CPU's tie-break keeps; else whole rows.
+//! every kept one for any `lse` within `ε` of ours), or share an id order the CPU's tie-break keeps (the same logit);
+//! a removed logit above the smallest kept one (a rounding tie here) is neither: else whole rows.
 //! The kept values are written with the device's `lse`, the arithmetic the beam top-k path uses: bit for bit the
-//! CPU's on the CPU backend (the same f64 normaliser), within an ulp of it on a GPU.
+//! CPU's on the CPU backend (the same f64 normaliser), within an ulp of it on a GPU (a penalised one: `p` times
+//! the lse's error more).
+//!
+//! Beam sampling after a repetition penalty: the penalty scales the seen tokens' log-softmax values
+//! (`v < 0 ? v · p : v / p`; every `v = f32(x - lse) ≤ 0`, and at `v = 0` both give 0, so the value is `f32(v · p)`),
+//! which the CPU computes with its `lse' = lse - η`, `|η| ≤ ε = 2 (vocab + 256) U` (`|ln(1 + δ)| ≤ 2δ`). In exact
+//! arithmetic a value is `c (x - lse') / t` with `c = p` for a penalised id, 1 for the others: here and there it
+//! differs by `c η / t`, no longer a common shift; an exponent argument `s_i - s_max` by `(c_i - c_max) η / t`, at
+//! most `|p - 1| ε / t`. The penalty's product is one more rounding (`3U |s|` per value, relative to the exact
+//! `c (x - lse) / t`): each argument is within `d = |p - 1| ε / t + 8U (|s_i| + |s_max|)` of the CPU's, each term of
+//! the two sums within a factor `exp(±d)`, the cumulative probabilities (their ratio, at most 1) within
+//! `exp(2d) - 1`; `1.25 (exp(2d) - 1)` (`|s| ≤ |s_min|`, or the tail's) replaces the `16U` term in the margin.
+//! The tail is untouched (every seen token is gathered): its terms move by the same `d` against `s_max`. The cut:
+//! the removed ids (the tail included) must sort below the kept ones on the CPU, whose order within a class
+//! (penalised or not) follows the logits (every step is monotone), so each class's smallest kept logit `x_k` is
+//! checked against every removed logit `x_r`. With `a = x - lse` and `a' = a + η ≤ 0`, the CPU's values are
+//! `c a' / t · (1 + θ)`, `|θ| ≤ 3.0001 U` (2 roundings without the penalty): `s'_r < s'_k` for every such `η` when
+//! `c_k a_k - c_r a_r - |c_r - c_k| ε > n U (c_r (|a_r| + ε) + c_k (|a_k| + ε))`, `n` = 2.02, or 3.03 with a
+//! penalised one (without the penalty this is the condition above). Within a class the same logit is the same value
+//! here and there, sorted by id (`NucleusCheck::apart`); else the step falls back to whole rows.
 
 mod rows;
 
@@ -225,11 +242,17 @@ impl NucleusCheck {
             let far = if s_tail.is_finite() { low.abs().max(s_tail.abs()) } else { low.abs() };
             let reach = smax.abs() as f64 + far as f64;
             if self.penalty != 1.0 && asc.iter().any(|c| c.scaled) {
-                // a penalty scales its values' share of the lse's error and adds a rounding (module docs):
-                // each exponent argument within d = |p - 1| ε / t + 8U (|s| + |s_max|) of the CPU's, a ratio of
-                // two sums within exp(2d) - 1
+                // a penalty adds a rounding to its values, and scales the penalised terms against the others by a
+                // common λ within exp(±A), A = |p - 1| ε / t: a cumulative probability moves by at most
+                // (exp(A) - 1) f (1 - f), f the penalised share of the mass (module docs)
                 let shift = (self.penalty as f64 - 1.0).abs() * self.lse_error() / self.temperature as f64;
-                mu += 1.25 * (2.0 * (shift + 8.0 * U * reach)).exp_m1();
+                let pen: f64 = asc.iter().zip(&e).filter(|(c, _)| c.scaled).map(|(_, e)| e).sum();
+                let rest = p_all - pen;
+                let slack = 20.0 * U * (reach + 2.0 * self.penalty.max(1.0) as f64 * self.lse_error() / self.temperature as f64) + 1e-6;
+                let f_lo = (pen / (pen + rest + t_hi) - slack).max(0.0);
+                let f_hi = (pen / (pen + rest + t_lo) + slack).min(1.0);
+                let f = 0.5f64.clamp(f_lo, f_hi);
+                mu += slack + 1.25 * shift.exp_m1() * f * (1.0 - f);
             } else {
                 mu += 16.0 * U * reach;
             }
