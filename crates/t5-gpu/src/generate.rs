@@ -60,7 +60,7 @@ fn check_activation_sizes(model: &T5<Gpu>, rows: usize, seq: usize) -> GpuResult
 /// (argmax on the GPU); beam search, top-k sampling, beam sampling and every search with repetition penalty,
 /// n-gram, bad-words or forced-EOS processors each row's top k + m, its log-sum-exp and its values at the m ids
 /// those processors touch (`shaders/topk.wgsl`); top-p without top-k (sampling, and beam sampling on the
-/// log-softmax; after min-length and those processors, but for beam sampling's repetition penalty) each row's top
+/// log-softmax; after min-length and those processors or alone) each row's top
 /// candidates, touched values and normalisers, and the `[rows, vocab]` logits only when those leave the cutoff
 /// uncertain (counted in [`GenerateStats::top_p_fallbacks`]); every step that read whole rows is counted in
 /// [`GenerateStats::whole_row_steps`].

@@ -61,12 +61,17 @@
 //! (`v < 0 ? v · p : v / p`; every `v = f32(x - lse) ≤ 0`, and at `v = 0` both give 0, so the value is `f32(v · p)`),
 //! which the CPU computes with its `lse' = lse - η`, `|η| ≤ ε = 2 (vocab + 256) U` (`|ln(1 + δ)| ≤ 2δ`). In exact
 //! arithmetic a value is `c (x - lse') / t` with `c = p` for a penalised id, 1 for the others: here and there it
-//! differs by `c η / t`, no longer a common shift; an exponent argument `s_i - s_max` by `(c_i - c_max) η / t`, at
-//! most `|p - 1| ε / t`. The penalty's product is one more rounding (`3U |s|` per value, relative to the exact
-//! `c (x - lse) / t`): each argument is within `d = |p - 1| ε / t + 8U (|s_i| + |s_max|)` of the CPU's, each term of
-//! the two sums within a factor `exp(±d)`, the cumulative probabilities (their ratio, at most 1) within
-//! `exp(2d) - 1`; `1.25 (exp(2d) - 1)` (`|s| ≤ |s_min|`, or the tail's) replaces the `16U` term in the margin.
-//! The tail is untouched (every seen token is gathered): its terms move by the same `d` against `s_max`. The cut:
+//! differs by `c η / t`, no longer a common shift. Top-p is scale-invariant, so relative to the others every penalised
+//! term `exp(s)` is multiplied by one common `λ = exp((p - 1) η / t)`, `λ ∈ [exp(-A), exp(A)]`, `A = |p - 1| ε / t`.
+//! A cumulative probability is `N / D`, `D = P + Q` (`P` the penalised terms' mass, `Q` the others', the tail's
+//! included), `N = N_p + N_q` a part of it: `N'/D' - N/D = (λ - 1)(N_p Q - N_q P) / (D D')` with
+//! `|N_p Q - N_q P| ≤ P Q` and `D' ≥ min(λ, 1) D`, so it moves by at most `(exp(A) - 1) f (1 - f)`, `f = P / D` (its
+//! interval from the tail's bounds, widened by the roundings). The penalty's product is one more rounding (`3U |s|`
+//! per value): each exponent argument within `8U (|s_i| + |s_max|)` of the CPU's, the ratio within
+//! `16U (|s_min| + |s_max|)` (`|s|` up to `p ε / t` larger there); the margin takes
+//! `20U (|s_min| + |s_max| + 2 max(p, 1) ε / t) + 10^-6` and `1.25 (exp(A) - 1) max f (1 - f)` in place of `16U (…)`.
+//! The tail is untouched (every seen token is gathered): it is part of `Q`. The kept values' order among themselves may
+//! differ there; the CPU's smallest kept term is then within the same factors of ours, which the margin covers. The cut:
 //! the removed ids (the tail included) must sort below the kept ones on the CPU, whose order within a class
 //! (penalised or not) follows the logits (every step is monotone), so each class's smallest kept logit `x_k` is
 //! checked against every removed logit `x_r`. With `a = x - lse` and `a' = a + η ≤ 0`, the CPU's values are
