@@ -242,4 +242,47 @@ mod tests {
             }
         }
     }
+
+    /// Beam sampling after a penalty, top-p swept across the cut of a row whose third value is a penalised one: with
+    /// the whole row's normaliser off by a device's error (the penalised value moves against the others by
+    /// `(p - 1)` times the lse's error, at a low temperature a visible share of its mass), whenever the step
+    /// decides, the ids kept are those of the exact CPU row.
+    #[test]
+    fn penalised_mass_near_the_cut() {
+        let vocab = 1000;
+        let mut logits = vec![-3.0f32; vocab];
+        (logits[20], logits[30], logits[10]) = (2.0, 1.99, 4.5584);
+        // 10 seen: 6 (4.5584 - lse) lands third, near 20 and 30 (probabilities 0.50, 0.30, 0.20 after the
+        // temperature): top-p keeps it above about 0.8. The lse off by 1200 ulp moves its probability by 0.003, more
+        // than the roundings' share of the margin (0.001): without the penalty's term, some step decides wrongly
+        let seqs = vec![vec![10]];
+        let (mut decided, mut declined) = (0, 0);
+        for i in 0..1000 {
+            let p = 0.75 + 0.0001 * i as f64;
+            let mut gen = GenerationConfig::from_model_config(&T5Config::from_json("{}").unwrap());
+            gen.apply_json(&serde_json::json!({"do_sample": true, "top_k": 0, "top_p": p, "temperature": 0.02, "repetition_penalty": 6.0})).unwrap();
+            let procs = LogitsProcessors::new(&gen, 2);
+            let (t_, p_, keep) = procs.top_p_from_candidates().unwrap();
+            let step = NucleusStep::new(NucleusCheck::after_log_softmax(t_, p_, keep, vocab), &procs, &seqs);
+            let mut want = logits.clone();
+            log_softmax_rows(&mut want, vocab);
+            procs.apply(&seqs, &mut want, vocab);
+            let gather = crate::generate::gather_list(procs.touched(&seqs, vocab));
+            let top = TopKRows::from_host(&Tensor::new(vec![1, vocab], logits.clone()), NUCLEUS_CANDIDATES, &[], &gather);
+            for rel in [1.0 + 1200.0 * U, 1.0 - 1200.0 * U] {
+                let mut off = top.clone();
+                off.sum_exp[0] *= rel;
+                match step.decide(&off) {
+                    Some(got) => {
+                        decided += 1;
+                        let kept = |v: &[f32]| v.iter().map(|x| x.is_finite()).collect::<Vec<_>>();
+                        assert!(kept(&got) == kept(&want), "top_p {p}, normaliser off by {rel}: other ids kept");
+                    }
+                    None => declined += 1,
+                }
+            }
+        }
+        eprintln!("penalised mass near the cut: decided {decided}, declined {declined}");
+        assert!(decided > 1200 && declined > 0, "decided {decided}, declined {declined}");
+    }
 }
