@@ -122,10 +122,9 @@ impl LogitsProcessors {
             [.., Processor::TopP { .. }] => self.list.split_at(n - 1),
             _ => return None,
         };
-        let replayable = edits.iter().all(|p| match p {
-            Processor::MinLength { .. } | Processor::NoRepeatNgram(_) | Processor::BadWords { .. } | Processor::ForcedEos { .. } | Processor::Repetition(_) => true,
-            _ => false,
-        });
+        let replayable = edits
+            .iter()
+            .all(|p| matches!(p, Processor::MinLength { .. } | Processor::NoRepeatNgram(_) | Processor::BadWords { .. } | Processor::ForcedEos { .. } | Processor::Repetition(_)));
         match warpers {
             _ if !replayable => None,
             [Processor::TopP { p, keep }] => Some((1.0, *p, *keep)),
