@@ -246,21 +246,27 @@ pub struct TopKRows {
 }
 
 impl TopKRows {
-    /// The host reduction (the reference the device kernels follow; the sum in f64 as
-    /// [`crate::generate::processors::log_softmax_rows`] sums).
-    pub fn from_host(x: &Tensor, k: usize, suppress: &[u32], gather: &[u32]) -> TopKRows {
-        let rows = x.rows();
-        let g = gather_width(gather.len(), rows);
-        let mut out = TopKRows {
+    /// No rows yet, with room for `rows` rows of `k` candidates and the values of the ids `gather` names;
+    /// a reduction pushes each row's fields.
+    pub fn empty(rows: usize, k: usize, gather: Vec<u32>) -> TopKRows {
+        TopKRows {
             k,
             values: Vec::with_capacity(rows * k),
             ids: Vec::with_capacity(rows * k),
             max: Vec::with_capacity(rows),
             sum_exp: Vec::with_capacity(rows),
             kept_sum_exp: Vec::with_capacity(rows),
-            gathered: Vec::with_capacity(rows * g),
-            gather: gather.to_vec(),
-        };
+            gathered: Vec::with_capacity(gather.len()),
+            gather,
+        }
+    }
+
+    /// The host reduction (the reference the device kernels follow; the sum in f64 as
+    /// [`crate::generate::processors::log_softmax_rows`] sums).
+    pub fn from_host(x: &Tensor, k: usize, suppress: &[u32], gather: &[u32]) -> TopKRows {
+        let rows = x.rows();
+        let g = gather_width(gather.len(), rows);
+        let mut out = TopKRows::empty(rows, k, gather.to_vec());
         for r in 0..rows {
             let row = x.row(r);
             out.gathered.extend(gather[r * g..(r + 1) * g].iter().map(|&i| row.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)));

@@ -345,12 +345,12 @@ mod tests {
     use crate::generate::processors::{log_softmax_rows, LogitsProcessors};
     use crate::tensor::Tensor;
 
-    fn lcg(seed: &mut u64) -> f64 {
+    pub(super) fn lcg(seed: &mut u64) -> f64 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (*seed >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn bits(v: &[f32]) -> Vec<u32> {
+    pub(super) fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
     }
 

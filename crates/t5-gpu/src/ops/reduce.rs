@@ -59,16 +59,7 @@ impl Gpu {
         self.dispatch(KernelKey::TopK, &params, &[x.buf.raw(), sup.raw(), ids.raw(), out.raw()], (rows as u32, 1, 1));
         let bytes = self.read_bytes(out.raw(), (rows * stride) as u64 * 4).await?;
         let w: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
-        let mut t = TopKRows {
-            k,
-            values: Vec::with_capacity(rows * k),
-            ids: Vec::with_capacity(rows * k),
-            max: Vec::with_capacity(rows),
-            sum_exp: Vec::with_capacity(rows),
-            kept_sum_exp: Vec::with_capacity(rows),
-            gathered: Vec::with_capacity(rows * g),
-            gather: gather[..rows * g].to_vec(),
-        };
+        let mut t = TopKRows::empty(rows, k, gather[..rows * g].to_vec());
         for row in w.chunks(stride) {
             t.values.extend(row[..k].iter().map(|&b| f32::from_bits(b)));
             t.ids.extend_from_slice(&row[k..2 * k]);

@@ -129,14 +129,7 @@ mod tests {
     use crate::generate::processors::log_softmax_rows;
     use crate::tensor::Tensor;
 
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (*seed >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
-    }
+    use super::super::tests::{bits, lcg};
 
     /// The first id whose values differ in bits, with both values.
     fn first_diff(a: &[f32], b: &[f32]) -> Option<(usize, f32, f32)> {
