@@ -6,22 +6,14 @@
 // DT: 0 f32, 1 f16, 2 bf16, 3 q8 (per row), 4 q4 (groups of 128), 5 q4 groups of 32 (GGUF); SH: n x k shapes,
 // or `step`: the matrices of one t5-small decode step, each its own allocation (`setup_step`), so that they stream
 // from memory as in a real decode; a shape that fits in cache (2048x512 q8 is 1 MB) shows compute speed only.
-import fs from "node:fs";
+import { instantiate } from "./load.mjs";
 const files = process.argv[2].split(",");
 const reps = Number(process.argv[3] ?? 7);
 const shapes = (process.env.SH ?? "2048x512,512x2048,32128x512").split(",").map(s => s.split("x").map(Number));
 const names = ["f32", "f16", "bf16", "q8", "q4", "q4g32"];
 const dts = (process.env.DT ?? "0,2,3,4,5").split(",").map(Number);
 const inst = [];
-function stubs(buf) {
-  const imp = {};
-  for (const d of WebAssembly.Module.imports(new WebAssembly.Module(buf))) {
-    imp[d.module] ??= {};
-    imp[d.module][d.name] = d.kind === "function" ? () => { throw new Error("stub " + d.name); } : undefined;
-  }
-  return imp;
-}
-for (const f of files) inst.push((await WebAssembly.instantiate(fs.readFileSync(f), stubs(fs.readFileSync(f)))).instance.exports);
+for (const f of files) inst.push(await instantiate(f));
 const res = {};
 const stepWeights = 6 * (6 * 512 * 512 + 2 * 2048 * 512) + 32128 * 512;
 for (const dt of dts) for (const [n, k] of shapes) {

@@ -3,17 +3,9 @@
 // shapes (8 × 128 = 1,024 rows) against them.
 //   node --no-liftoff bench/wasm-kernels/peak.mjs bench/wasm-kernels/simd128.wasm[,bench/wasm-kernels/relaxed.wasm] [reps]
 // (build: bench/wasm-kernels/build.sh). Best of `reps` (default 7) timed calls after one warm-up each.
-import fs from "node:fs";
+import { instantiate } from "./load.mjs";
 const files = process.argv[2].split(",");
 const reps = Number(process.argv[3] ?? 7);
-function stubs(buf) {
-  const imp = {};
-  for (const d of WebAssembly.Module.imports(new WebAssembly.Module(buf))) {
-    imp[d.module] ??= {};
-    imp[d.module][d.name] = d.kind === "function" ? () => { throw new Error("stub " + d.name); } : undefined;
-  }
-  return imp;
-}
 const best = (f) => {
   f();
   let b = Infinity;
@@ -25,8 +17,7 @@ const best = (f) => {
   return b / 1e3;
 };
 for (const file of files) {
-  const buf = fs.readFileSync(file);
-  const e = (await WebAssembly.instantiate(buf, stubs(buf))).instance.exports;
+  const e = await instantiate(file);
   const it = 20_000_000;
   const ghz = (2 * 200_000_000) / best(() => e.clock(200_000_000)) / 1e9; // two dependent 1-cycle operations a turn
   const fma = (32 * it) / best(() => e.peak_f32(it)) / 1e9; // 10^9 f32 multiply-adds per second
