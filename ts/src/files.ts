@@ -25,7 +25,7 @@ import { BadConfigError, BadInputError, BadJsonError, BadWeightsError, MissingFi
 import { env, hubBaseUrl, isHubId, notFound } from "./hub.js";
 import { DirSource, findLocalDir } from "./sources/dir.js";
 import { MemorySource, toFileMap } from "./sources/memory.js";
-import { joinLocation, Reporter, type FileSource, type LoadOptions, type ModelSource } from "./sources/source.js";
+import { ENGINE_PIECE_BYTES, joinLocation, Reporter, views, type FileSource, type LoadOptions, type ModelSource } from "./sources/source.js";
 import { UrlSource } from "./sources/url.js";
 
 export {
@@ -175,7 +175,9 @@ async function streamShard(src: FileSource, sink: WeightSink, name: string): Pro
   if (st === undefined) return "absent";
   wasmCall(() => sink.beginShard!(name, st.size), name);
   // an engine error (a bad header, a model too large) stops the loop, which stops the read / download
-  for await (const chunk of st.chunks) wasmCall(() => sink.pushShard!(chunk), name);
+  for await (const chunk of st.chunks) {
+    for (const piece of views(chunk, ENGINE_PIECE_BYTES)) wasmCall(() => sink.pushShard!(piece), name);
+  }
   wasmCall(() => sink.endShard!(), name);
   return "streamed";
 }

@@ -53,14 +53,26 @@ export interface ByteStream {
 export const STREAM_PIECE_BYTES = 8 << 20;
 
 /**
+ * Largest piece handed to the engine in one call while streaming weights: each call copies its piece
+ * into WebAssembly memory, whose size (the high-water mark) never shrinks, so a read's piece goes in
+ * as views of at most this size.
+ */
+export const ENGINE_PIECE_BYTES = 1 << 20;
+
+/**
  * Largest file from a URL that is also written to the download cache while it streams (its pieces
  * are kept until the end to be hashed and stored); larger files stream past the cache.
  */
 export const STREAM_CACHE_MAX_BYTES = 512 << 20;
 
-/** `bytes` as pieces of at most {@link STREAM_PIECE_BYTES} (views, no copies). */
+/** `bytes` as pieces of at most `size` bytes (views, no copies). */
+export function* views(bytes: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let at = 0; at < bytes.byteLength; at += size) yield bytes.subarray(at, Math.min(bytes.byteLength, at + size));
+}
+
+/** `bytes` as a stream of pieces of at most {@link STREAM_PIECE_BYTES} (views, no copies). */
 export async function* slices(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  for (let at = 0; at < bytes.byteLength; at += STREAM_PIECE_BYTES) yield bytes.subarray(at, Math.min(bytes.byteLength, at + STREAM_PIECE_BYTES));
+  yield* views(bytes, STREAM_PIECE_BYTES);
 }
 
 

@@ -183,7 +183,7 @@ pub struct ShardStream {
 const MAX_HEADER: u64 = 100_000_000;
 
 /// Raw bytes of a tensor's rows gathered before they are converted together (at least one row), by default.
-pub const BATCH_BYTES: u64 = 4 << 20;
+pub const BATCH_BYTES: u64 = 1 << 20;
 
 /// Rows converted together in batches of `batch_bytes`, for rows of `row_bytes` in a tensor of `n` rows.
 fn batch_rows(batch_bytes: u64, n: u64, row_bytes: u64) -> u64 {
