@@ -14,7 +14,9 @@
 //! Waiting: an idle worker spins briefly (see [`spin_for_job`]), then sleeps until its own sequence
 //! number changes (`park` natively, `memory.atomic.wait32` in wasm). The caller never blocks in wasm (a browser's main thread may not
 //! wait): it works on the tasks itself, then spins until the workers are done; natively it parks
-//! after a short spin and the last worker unparks it.
+//! after a short spin and each worker unparks it when done. Once every task is claimed the caller
+//! takes the job back from the workers that have not started on it (still waking up), so it waits
+//! only for those that took it: a worker woken late costs the caller nothing.
 //!
 //! One job at a time: a call made while another job runs (a task that calls [`run`], or a second
 //! native thread) runs its tasks inline on its own thread.
@@ -30,14 +32,12 @@ type TaskFn = dyn Fn(usize) + Sync;
 
 /// One job, on the caller's stack for the duration of [`run`].
 struct Job {
-    /// Lifetime erased: [`run`] does not return before every worker given this job is done with it.
+    /// Lifetime erased: [`run`] does not return before every worker that took this job is done with it.
     f: *const TaskFn,
     tasks: usize,
     next: AtomicUsize,
     /// Workers that finished with this job.
     done: AtomicUsize,
-    /// Workers given this job.
-    given: usize,
     panicked: AtomicBool,
     #[cfg(not(target_arch = "wasm32"))]
     caller: std::thread::Thread,
@@ -62,6 +62,8 @@ impl Job {
 struct Worker {
     /// Bumped by the caller once per job given to this worker.
     seq: AtomicU32,
+    /// The job given to this worker: taken (swapped for null) by the worker when it starts on it, or
+    /// taken back by the caller once every task is claimed (the worker then never sees it).
     job: AtomicPtr<Job>,
     #[cfg(not(target_arch = "wasm32"))]
     thread: OnceLock<std::thread::Thread>,
@@ -142,20 +144,23 @@ pub fn run(threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
         tasks,
         next: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
-        given: workers.len(),
         panicked: AtomicBool::new(false),
         #[cfg(not(target_arch = "wasm32"))]
         caller: std::thread::current(),
     };
+    let ptr = &job as *const Job as *mut Job;
     for w in &workers {
-        w.job.store(&job as *const Job as *mut Job, Ordering::Release);
+        w.job.store(ptr, Ordering::Release);
         w.seq.fetch_add(1, Ordering::Release);
         wake(w);
     }
     let ok = job.work();
-    // wait for every worker given the job: they hold a pointer to it
+    // Every task is claimed. A worker that has not taken the job yet (still waking up) has nothing
+    // left to do: take the job back so that it never sees it, and wait only for those that took it
+    // (they hold a pointer to it).
+    let took = workers.iter().filter(|w| w.job.compare_exchange(ptr, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_err()).count();
     let mut spins = 0u32;
-    while job.done.load(Ordering::Acquire) < job.given {
+    while job.done.load(Ordering::Acquire) < took {
         if WORKER_FAILED.load(Ordering::Relaxed) {
             // a wasm worker trapped (panic = abort there): it will never finish; fail, not hang
             panic!("a thread of the CPU pool stopped (it trapped); the engine cannot go on");
@@ -210,21 +215,24 @@ fn serve(w: &'static Worker) -> ! {
             continue;
         }
         seen = s;
-        // SAFETY: the caller stored the job before bumping `seq` and waits for `done`.
-        let job = unsafe { &*w.job.load(Ordering::Acquire) };
+        let job = w.job.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if job.is_null() {
+            // taken back: the caller ran every task (or a later job was already taken)
+            continue;
+        }
+        // SAFETY: the caller waits for `done` from every worker that took its job.
+        let job = unsafe { &*job };
         if !job.work() {
             job.panicked.store(true, Ordering::Relaxed);
         }
         #[cfg(not(target_arch = "wasm32"))]
         let caller = job.caller.clone();
         // the last access to `job`: after this the caller may return and free it
-        let last = job.done.fetch_add(1, Ordering::AcqRel) + 1 == job.given;
+        job.done.fetch_add(1, Ordering::AcqRel);
+        // the caller may be parked (natively) waiting for this worker: whether it is the last one it
+        // waits for is not known here (the caller counts them after its own tasks), so always wake it
         #[cfg(not(target_arch = "wasm32"))]
-        if last {
-            caller.unpark();
-        }
-        #[cfg(target_arch = "wasm32")]
-        let _ = last;
+        caller.unpark();
     }
 }
 
