@@ -134,6 +134,15 @@ pub fn linear(threads: usize, grain: usize, m: usize, x: &[f32], w: &CpuWeight, 
         return block_linear(m, x, w, 0, out);
     }
     let shared = SharedMut::new(&mut out[..m * n]);
+    if m == 1 {
+        // a decode step: the row is prepared once for every block's task
+        let input = qkernels::RowInput::new(&x[..k], &w.blocks[0]);
+        return pool::run(threads, parts, &|p| {
+            let (r0, block) = w.block(p);
+            // SAFETY: tasks write disjoint blocks of `out`.
+            qkernels::linear_row(&input, block, unsafe { shared.slice(r0, block.dims().0) });
+        });
+    }
     pool::run(threads, parts * chunks, &|t| {
         let (p, c) = (t / chunks, t % chunks);
         let (r0, block) = w.block(p);

@@ -62,12 +62,62 @@ pub fn linear_block(m: usize, x: &[f32], w: &QWeight, out: &mut [f32], block: Bl
     gemm::gemm(Operands { k, x, ldx: k, out, ldo: n }, block, &mut pack);
 }
 
+/// One input row of a one-row product, with what the wasm kernels derive from it: its fixed-point
+/// form ([`fixed::FixedX`]) where the weight is q8 with a scale per row or q4 with groups of 64 to
+/// [`fixed::Q4_GROUP_MAX`]. Made once per product and shared by the tasks of a weight split across
+/// threads, each of which would otherwise convert the same row (a scalar pass over `x`).
+pub struct RowInput<'a> {
+    pub x: &'a [f32],
+    fixed: Option<fixed::FixedX>,
+}
+
+impl<'a> RowInput<'a> {
+    /// `x` (at least `k` values) for products with `w` or any weight of the same form and `k`
+    /// (the row blocks of one weight).
+    pub fn new(x: &'a [f32], w: &QWeight) -> RowInput<'a> {
+        let k = w.dims().1;
+        let fixed = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && takes_fixed(w) { fixed::FixedX::new(&x[..k]) } else { None };
+        RowInput { x, fixed }
+    }
+
+    /// The fixed-point form of `x` (`None`: the weight's kernel takes floats, or `x` is not finite).
+    pub fn fixed(&self) -> Option<&fixed::FixedX> {
+        self.fixed.as_ref()
+    }
+}
+
+/// Whether the wasm kernel of `w`'s form sums integer products against [`fixed::FixedX`].
+fn takes_fixed(w: &QWeight) -> bool {
+    let (n, k) = w.dims();
+    match w {
+        QWeight::Q8 { scales, .. } => k % 16 == 0 && crate::dtype::quant::q8_group(n, k, scales.len()) == k,
+        QWeight::Q4 { group, .. } => group % 64 == 0 && *group <= fixed::Q4_GROUP_MAX,
+        _ => false,
+    }
+}
+
+/// `out = x · w^T` for one input row, as [`linear`] computes it for `m = 1`, from a prepared row.
+pub fn linear_row(input: &RowInput, w: &QWeight, out: &mut [f32]) {
+    let (n, k) = w.dims();
+    if let QWeight::F32 { data, .. } = w {
+        return gemm::matmul_nt_block(1, n, k, input.x, data, out, Block::all(1, n));
+    }
+    matvec_input(input, w, out)
+}
+
 /// One input row against every weight row, fused.
 pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
+    matvec_input(&RowInput::new(x, w), w, out)
+}
+
+/// [`matvec`] from a prepared row.
+pub fn matvec_input(input: &RowInput, w: &QWeight, out: &mut [f32]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        return simd128::matvec(x, w, out);
+        return simd128::matvec(input, w, out);
     }
+    #[allow(unreachable_code)]
+    let x = input.x;
     #[cfg(target_arch = "x86_64")]
     {
         if let QWeight::Q4 { group, .. } = w {

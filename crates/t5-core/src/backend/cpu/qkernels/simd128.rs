@@ -13,7 +13,10 @@ fn f16_to_f32(h: v128) -> v128 {
     v128_or(mag, sign)
 }
 
-pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
+/// `input`'s fixed-point form, when it has one, serves q8 with a scale per row and q4 with groups
+/// of 64 to 256 (see [`super::RowInput`]); other forms take its floats.
+pub fn matvec(input: &super::RowInput, w: &QWeight, out: &mut [f32]) {
+    let x = input.x;
     let (n, k) = w.dims();
     let xp = x.as_ptr();
     // SAFETY (all loads below): rows hold k elements, t + 8 <= k8 <= k.
@@ -47,14 +50,14 @@ pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
                     return super::scalar::matvec(x, w, out);
                 }
                 if group == k {
-                    if let Some(fx) = super::fixed::FixedX::new(&x[..k]) {
+                    if let Some(fx) = input.fixed() {
                         let mut j = 0;
                         while j + RQ <= n {
-                            q8_fixed_rows::<RQ>(&fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + RQ]);
+                            q8_fixed_rows::<RQ>(fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + RQ]);
                             j += RQ;
                         }
                         for j in j..n {
-                            q8_fixed_rows::<1>(&fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + 1]);
+                            q8_fixed_rows::<1>(fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + 1]);
                         }
                         return;
                     }
@@ -76,14 +79,14 @@ pub fn matvec(x: &[f32], w: &QWeight, out: &mut [f32]) {
                 let xs = super::group_sums(&x[..k], group);
                 let (p, s, z) = (packed.as_ptr(), scales.as_ptr(), zeros.as_ptr());
                 if group % 64 == 0 && group <= super::fixed::Q4_GROUP_MAX {
-                    if let Some(fx) = super::fixed::FixedX::new(&x[..k]) {
+                    if let Some(fx) = input.fixed() {
                         let mut j = 0;
                         while j + RQ4 <= n {
-                            q4_fixed_rows::<RQ4>(&fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + RQ4]);
+                            q4_fixed_rows::<RQ4>(fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + RQ4]);
                             j += RQ4;
                         }
                         for j in j..n {
-                            q4_fixed_rows::<1>(&fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 1]);
+                            q4_fixed_rows::<1>(fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 1]);
                         }
                         return;
                     }
