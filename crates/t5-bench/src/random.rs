@@ -3,6 +3,7 @@
 use std::path::Path;
 use t5_core::names::{self, Part, Proj, Weight};
 use t5_core::T5Config;
+
 /// xorshift64* + Box–Muller: deterministic normal samples without extra crates.
 pub struct Rng(pub u64);
 impl Rng {
