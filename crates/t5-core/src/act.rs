@@ -24,7 +24,14 @@ pub fn silu(x: f32) -> f32 {
 #[inline]
 pub fn apply_act(x: f32, act: Activation) -> f32 {
     match act {
-        Activation::Relu => x.max(0.0),
+        // a comparison, not `f32::max` (a libm call in wasm); NaN gives 0, as `max` did
+        Activation::Relu => {
+            if x > 0.0 {
+                x
+            } else {
+                0.0
+            }
+        }
         Activation::Gelu => gelu(x),
         Activation::GeluNew => gelu_new(x),
         Activation::Silu => silu(x),

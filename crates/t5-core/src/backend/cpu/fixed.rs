@@ -1,7 +1,7 @@
 //! A fixed-point copy of one activation row, for the integer q8 matvec (the wasm kernel; the scalar
 //! [`fixed::dot`] is its portable reference, checked natively).
 //!
-//! With `m = max |x|`, `X_t = round(x_t / m · 2^28)` (`|X_t| ≤ 2^28`) is split into two i16 limbs,
+//! With `m = max |x|`, `X_t = round(x_t / m · 2^28)` (to nearest, ties to even; `|X_t| ≤ 2^28`) is split into two i16 limbs,
 //! `hi_t = X_t >> 14` (arithmetic, `|hi_t| ≤ 2^14`) and `lo_t = X_t & 0x3fff` (`0..2^14`), so that
 //! `X_t = hi_t · 2^14 + lo_t` exactly. A q8 row's `Σ q_t X_t = 2^14 Σ q hi + Σ q lo` is then exact
 //! integer arithmetic (i16 × i16 products summed in i32 lanes, flushed to i64), and the output is
@@ -35,19 +35,23 @@ pub struct FixedX {
 }
 
 impl FixedX {
-    /// `None` when `x` holds a non-finite value.
+    /// `None` when `x` holds a non-finite value. `X_t` rounds to nearest, ties to even
+    /// ([`to_fixed`]); in wasm SIMD128 eight values at a time ([`convert_simd128`]), the same bits.
     pub fn new(x: &[f32]) -> Option<FixedX> {
-        let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        if !m.is_finite() || x.iter().any(|v| v.is_nan()) {
-            return None;
-        }
-        let (mut hi, mut lo) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+        let m = max_abs(x)?;
         let one = 1i64 << BITS;
         let f = if m > 0.0 { one as f64 / m as f64 } else { 0.0 };
-        for &v in x {
-            let q = ((v as f64 * f).round() as i64).clamp(-one, one);
-            hi.push((q >> LIMB) as i16);
-            lo.push((q & ((1 << LIMB) - 1)) as i16);
+        let (mut hi, mut lo) = (vec![0i16; x.len()], vec![0i16; x.len()]);
+        #[allow(unused_mut)]
+        let mut done = 0;
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            done = convert_simd128(x, f, &mut hi, &mut lo);
+        }
+        for t in done..x.len() {
+            let q = to_fixed(x[t], f);
+            hi[t] = (q >> LIMB) as i16;
+            lo[t] = (q & ((1 << LIMB) - 1)) as i16;
         }
         Some(FixedX { hi, lo, unit: m as f64 / one as f64 })
     }
@@ -57,6 +61,50 @@ impl FixedX {
     pub fn out(&self, s: i64, scale: f32) -> f32 {
         (s as f64 * self.unit * scale as f64) as f32
     }
+}
+
+/// `max |x|`, `None` when `x` holds a non-finite value: the largest of the bit patterns with the
+/// sign cleared (for finite floats they order as the magnitudes do, and every NaN and infinity
+/// lies above the largest finite one); an integer reduction, which the compiler vectorizes.
+fn max_abs(x: &[f32]) -> Option<f32> {
+    let m = x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
+    (m < f32::INFINITY.to_bits()).then(|| f32::from_bits(m))
+}
+
+/// `X = round(v · f)`, ties to even, within `±2^BITS` (`f = 2^BITS / max |x|`, so only the rounding
+/// of `f` can take `|v · f|` past `2^BITS`).
+#[inline(always)]
+pub fn to_fixed(v: f32, f: f64) -> i32 {
+    let one = (1i64 << BITS) as f64;
+    (v as f64 * f).round_ties_even().clamp(-one, one) as i32
+}
+
+/// [`to_fixed`] and the limb split for `x`'s first `x.len() / 8 * 8` values, 8 at a time (returns
+/// that count): `f64x2.nearest` rounds ties to even, the clamp and the truncation of an integral
+/// value are exact, so every lane equals [`to_fixed`]'s result; `hi` and `lo` fit i16, so the
+/// saturating narrowing changes nothing.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn convert_simd128(x: &[f32], f: f64, hi: &mut [i16], lo: &mut [i16]) -> usize {
+    use core::arch::wasm32::*;
+    let n8 = x.len() / 8 * 8;
+    let (fv, one) = (f64x2_splat(f), f64x2_splat((1i64 << BITS) as f64));
+    let mask = i32x4_splat((1 << LIMB) - 1);
+    // four f32 (one v128) to four i32 X values
+    let four = |v: v128| {
+        let q = |d: v128| i32x4_trunc_sat_f64x2_zero(f64x2_pmax(f64x2_neg(one), f64x2_pmin(one, f64x2_nearest(f64x2_mul(d, fv)))));
+        let (a, b) = (q(f64x2_promote_low_f32x4(v)), q(f64x2_promote_low_f32x4(i32x4_shuffle::<2, 3, 0, 1>(v, v))));
+        i32x4_shuffle::<0, 1, 4, 5>(a, b)
+    };
+    for t in (0..n8).step_by(8) {
+        // SAFETY: t + 8 <= n8 <= the length of x, hi and lo.
+        unsafe {
+            let a = four(v128_load(x.as_ptr().add(t) as *const v128));
+            let b = four(v128_load(x.as_ptr().add(t + 4) as *const v128));
+            v128_store(hi.as_mut_ptr().add(t) as *mut v128, i16x8_narrow_i32x4(i32x4_shr(a, LIMB), i32x4_shr(b, LIMB)));
+            v128_store(lo.as_mut_ptr().add(t) as *mut v128, i16x8_narrow_i32x4(v128_and(a, mask), v128_and(b, mask)));
+        }
+    }
+    n8
 }
 
 /// `Σ_t codes_t · X_t`, exactly, summed as the SIMD kernel sums it: products in 4 i32 lanes per

@@ -168,6 +168,41 @@ fn fixed_point_q8_stays_within_its_bound() {
     }
 }
 
+/// The fixed-point conversion (eight values at a time in wasm SIMD128) against the scalar
+/// [`fixed::to_fixed`], value by value, with ties (`X` exactly half-way: rounded to even) at every
+/// position of the 8-value blocks and in the scalar tail, and `X = -2^28`.
+#[test]
+fn fixed_point_conversion_rounds_ties_to_even() {
+    let half = 2f32.powi(-29); // with max |x| = 1: X = x · 2^28, so this is X = 0.5
+    let ties = [half, 3.0 * half, 5.0 * half, -half, -3.0 * half, 7.0 * half, -1.0];
+    let want_ties = [0, 2, 2, 0, -2, 4, -(1 << 28)];
+    for len in [1usize, 7, 8, 9, 64, 77] {
+        for shift in 0..ties.len() {
+            let mut x: Vec<f32> = (0..len).map(|i| ((i * 31 % 97) as f32 - 48.0) / 61.0).collect();
+            x[0] = 1.0;
+            // (position, tie): distinct positions other than 0 (short rows hold fewer ties)
+            let mut placed: Vec<(usize, usize)> = Vec::new();
+            for i in 0..ties.len() {
+                let t = (1 + i * 3 + shift) % len;
+                if t != 0 && placed.iter().all(|&(u, _)| u != t) {
+                    x[t] = ties[i];
+                    placed.push((t, i));
+                }
+            }
+            let fx = fixed::FixedX::new(&x).unwrap();
+            let f = (1i64 << fixed::BITS) as f64;
+            for t in 0..len {
+                let q = fixed::to_fixed(x[t], f);
+                assert_eq!((fx.hi[t], fx.lo[t]), ((q >> fixed::LIMB) as i16, (q & ((1 << fixed::LIMB) - 1)) as i16), "len {len} t {t}");
+            }
+            for &(t, i) in &placed {
+                let xx = ((fx.hi[t] as i32) << fixed::LIMB) + fx.lo[t] as i32;
+                assert_eq!(xx, want_ties[i], "len {len}: tie {} at {t}", ties[i]);
+            }
+        }
+    }
+}
+
 /// q8 with one scale per row and per 32-weight block (GGUF Q8_0), with `k` not a multiple of
 /// 64 (the kernels' 8- / 16- / 32-code tails; `k = 100`: AVX2's one-row path) and row counts
 /// that leave rows after the last 4-row pass: every x86 kernel directly and the scalar one.
