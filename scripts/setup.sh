@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
-  rustup target add wasm32-unknown-unknown
-fi
+for t in wasm32-unknown-unknown wasm32-wasip1; do # wasip1: the kernels' unit tests in wasm (scripts/test-wasm-kernels.sh)
+  if ! rustup target list --installed | grep -q "^$t\$"; then
+    rustup target add "$t"
+  fi
+done
 
 want=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' crates/t5-wasm/Cargo.toml)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)

@@ -32,15 +32,20 @@ const LANES: usize = 16;
 fn min_max(w: &[f32]) -> (f32, f32) {
     let (mut lo, mut hi) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
     let mut chunks = w.chunks_exact(LANES);
+    // NaN replaced first by a value that changes neither: with relaxed SIMD the compare-and-select
+    // may become `f32x4.relaxed_min` / `relaxed_max`, whose answer for NaN is the engine's (on x86
+    // a NaN lane restarted the running value); for numbers they agree (but for the sign of a zero)
     for c in &mut chunks {
         for i in 0..LANES {
-            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
-            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
+            let (a, b) = if c[i].is_nan() { (f32::INFINITY, f32::NEG_INFINITY) } else { (c[i], c[i]) };
+            lo[i] = if a < lo[i] { a } else { lo[i] };
+            hi[i] = if b > hi[i] { b } else { hi[i] };
         }
     }
     for (i, &v) in chunks.remainder().iter().enumerate() {
-        lo[i] = if v < lo[i] { v } else { lo[i] };
-        hi[i] = if v > hi[i] { v } else { hi[i] };
+        let (a, b) = if v.is_nan() { (f32::INFINITY, f32::NEG_INFINITY) } else { (v, v) };
+        lo[i] = if a < lo[i] { a } else { lo[i] };
+        hi[i] = if b > hi[i] { b } else { hi[i] };
     }
     (lo.iter().fold(f32::INFINITY, |a, &b| if b < a { b } else { a }), hi.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a }))
 }
@@ -49,14 +54,15 @@ fn min_max(w: &[f32]) -> (f32, f32) {
 fn abs_max(w: &[f32]) -> f32 {
     let mut m = [0.0f32; LANES];
     let mut chunks = w.chunks_exact(LANES);
+    // NaN as 0, for the reason given in [`min_max`]
     for c in &mut chunks {
         for i in 0..LANES {
-            let a = c[i].abs();
+            let a = if c[i].is_nan() { 0.0 } else { c[i].abs() };
             m[i] = if a > m[i] { a } else { m[i] };
         }
     }
     for (i, &v) in chunks.remainder().iter().enumerate() {
-        let a = v.abs();
+        let a = if v.is_nan() { 0.0 } else { v.abs() };
         m[i] = if a > m[i] { a } else { m[i] };
     }
     m.iter().fold(0.0f32, |a, &b| if b > a { b } else { a })
@@ -71,11 +77,12 @@ fn abs_max(w: &[f32]) -> f32 {
 #[inline(always)]
 pub fn code_bits(x: f32, lo: f32, hi: f32) -> u32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-    let c = x.clamp(lo, hi);
-    if c.is_nan() {
+    // NaN tested before the clamp: with relaxed SIMD the vectorized clamp may become
+    // `f32x4.relaxed_min` / `relaxed_max`, whose answer for NaN is the engine's (x86: the bound)
+    if x.is_nan() {
         0
     } else {
-        (c + MAGIC).to_bits()
+        (x.clamp(lo, hi) + MAGIC).to_bits()
     }
 }
 
@@ -213,7 +220,7 @@ mod tests {
                 amax = amax.max(v.abs());
             }
             let scale = if amax / 127.5 >= f32::EPSILON { amax / 127.5 } else { f32::EPSILON };
-            (row.iter().map(|&v| (v * (1.0 / scale)).round_ties_even().clamp(-128.0, 127.0) as i8).collect::<Vec<_>>(), scale)
+            (row.iter().map(|&v| std::hint::black_box((v * (1.0 / scale)).round_ties_even()).clamp(-128.0, 127.0) as i8).collect::<Vec<_>>(), scale)
         };
         let reference_q4 = |g: &[f32]| {
             let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
@@ -224,7 +231,8 @@ mod tests {
             let scale = if (max - min) / 15.0 >= Q4_EPS { (max - min) / 15.0 } else { Q4_EPS };
             let zero = min + scale * 8.0;
             let min_val = zero - scale * 8.0;
-            (g.iter().map(|&v| ((v - min_val) / scale).round_ties_even().clamp(0.0, 15.0) as u8).collect::<Vec<_>>(), scale, zero)
+            // one value at a time (`black_box`: not vectorized, so no relaxed min / max either)
+            (g.iter().map(|&v| std::hint::black_box(((v - min_val) / scale).round_ties_even()).clamp(0.0, 15.0) as u8).collect::<Vec<_>>(), scale, zero)
         };
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
