@@ -21,6 +21,13 @@ pub fn q4_group_params(w: &[f32]) -> (f32, f32) {
     (scale, zero)
 }
 
+/// The relaxed-SIMD build: there the compiler may turn the compare-and-select reductions below into
+/// `f32x4.relaxed_min` / `relaxed_max`, whose answer for NaN is the engine's (on x86 a NaN lane
+/// restarted the running value: another scale for a group holding a NaN than every other build's),
+/// so NaN is replaced first by a value that changes neither; for numbers they agree (but for the
+/// sign of a zero). The other builds skip that step (5% of a t5-small q4 load in wasm).
+const RELAXED: bool = cfg!(target_feature = "relaxed-simd");
+
 /// Lanes of the reductions below: independent running values, so the loops vectorize.
 const LANES: usize = 16;
 
@@ -32,18 +39,16 @@ const LANES: usize = 16;
 fn min_max(w: &[f32]) -> (f32, f32) {
     let (mut lo, mut hi) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
     let mut chunks = w.chunks_exact(LANES);
-    // NaN replaced first by a value that changes neither: with relaxed SIMD the compare-and-select
-    // may become `f32x4.relaxed_min` / `relaxed_max`, whose answer for NaN is the engine's (on x86
-    // a NaN lane restarted the running value); for numbers they agree (but for the sign of a zero)
+    // in the relaxed-SIMD build NaN is first replaced by a value that changes neither ([`RELAXED`])
     for c in &mut chunks {
         for i in 0..LANES {
-            let (a, b) = if c[i].is_nan() { (f32::INFINITY, f32::NEG_INFINITY) } else { (c[i], c[i]) };
+            let (a, b) = if RELAXED && c[i].is_nan() { (f32::INFINITY, f32::NEG_INFINITY) } else { (c[i], c[i]) };
             lo[i] = if a < lo[i] { a } else { lo[i] };
             hi[i] = if b > hi[i] { b } else { hi[i] };
         }
     }
     for (i, &v) in chunks.remainder().iter().enumerate() {
-        let (a, b) = if v.is_nan() { (f32::INFINITY, f32::NEG_INFINITY) } else { (v, v) };
+        let (a, b) = if RELAXED && v.is_nan() { (f32::INFINITY, f32::NEG_INFINITY) } else { (v, v) };
         lo[i] = if a < lo[i] { a } else { lo[i] };
         hi[i] = if b > hi[i] { b } else { hi[i] };
     }
@@ -54,15 +59,15 @@ fn min_max(w: &[f32]) -> (f32, f32) {
 fn abs_max(w: &[f32]) -> f32 {
     let mut m = [0.0f32; LANES];
     let mut chunks = w.chunks_exact(LANES);
-    // NaN as 0, for the reason given in [`min_max`]
+    // NaN as 0 in the relaxed-SIMD build ([`RELAXED`])
     for c in &mut chunks {
         for i in 0..LANES {
-            let a = if c[i].is_nan() { 0.0 } else { c[i].abs() };
+            let a = if RELAXED && c[i].is_nan() { 0.0 } else { c[i].abs() };
             m[i] = if a > m[i] { a } else { m[i] };
         }
     }
     for (i, &v) in chunks.remainder().iter().enumerate() {
-        let a = if v.is_nan() { 0.0 } else { v.abs() };
+        let a = if RELAXED && v.is_nan() { 0.0 } else { v.abs() };
         m[i] = if a > m[i] { a } else { m[i] };
     }
     m.iter().fold(0.0f32, |a, &b| if b > a { b } else { a })
