@@ -91,7 +91,10 @@ pub fn head_blocked(
                     if let Some(bias) = bias {
                         *sv += bias.data[(h * s.q_len + i) * s.kv_len + j];
                     }
-                    m = m.max(*sv);
+                    // a comparison, not `f32::max` (a libm call in wasm); NaN skipped, as by `max`
+                    if *sv > m {
+                        m = *sv;
+                    }
                 }
                 if m == f32::NEG_INFINITY {
                     // nothing visible yet: this block adds nothing
@@ -225,8 +228,9 @@ fn head(
                     scores[j] = crate::dtype::float16::round_f16(scores[j]);
                 }
             }
-            if visible(j) {
-                max = max.max(scores[j]);
+            // a comparison, not `f32::max` (a libm call in wasm); NaN skipped, as by `max`
+            if visible(j) && scores[j] > max {
+                max = scores[j];
             }
         }
         let mut sum = 0.0f32;
