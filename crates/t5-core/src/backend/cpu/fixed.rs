@@ -42,12 +42,10 @@ impl FixedX {
         let one = 1i64 << BITS;
         let f = if m > 0.0 { one as f64 / m as f64 } else { 0.0 };
         let (mut hi, mut lo) = (vec![0i16; x.len()], vec![0i16; x.len()]);
-        #[allow(unused_mut)]
-        let mut done = 0;
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        {
-            done = convert_simd128(x, f, &mut hi, &mut lo);
-        }
+        let done = convert_simd128(x, f, &mut hi, &mut lo);
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        let done = 0;
         for t in done..x.len() {
             let q = to_fixed(x[t], f);
             hi[t] = (q >> LIMB) as i16;
