@@ -11,6 +11,11 @@ for t in wasm32-unknown-unknown wasm32-wasip1; do # wasip1: the kernels' unit te
   fi
 done
 
+# the threaded wasm build (scripts/build-wasm.sh) builds std with atomics: nightly + its rust-src
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+  rustup component add rust-src --toolchain nightly
+fi
+
 want=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' crates/t5-wasm/Cargo.toml)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$want" ]; then

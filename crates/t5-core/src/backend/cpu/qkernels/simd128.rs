@@ -131,16 +131,20 @@ const R: usize = 4;
 /// 3.0 ms; 2, 6 and 16 rows also beat 4 there, 8 was the best overall).
 const R8: usize = 8;
 
-/// Weight rows per pass of the integer q8 kernel ([`q8_fixed_rows`]), for the same reason as
-/// [`R8`]: in `bench/wasm-kernels` (Node 20) 2, 4, 6 and 8 rows per pass are within noise of each
-/// other on a decode step's matrices, 8 was the fastest on the 32128 × 512 LM head streamed from
-/// memory (2.14 ms against 2.2-2.5) and 6 on a matrix in cache (0.066 ms against 0.069-0.075).
-const RQ: usize = 8;
+/// Weight rows per pass of the integer q8 kernel ([`q8_fixed_rows`]): one, so that a pass reads
+/// one sequential stream. In `bench/wasm-kernels` (Node 20) the number makes no difference on a
+/// matrix in cache, but on a decode step streamed from memory it can: on an AMD EPYC (Zen 4) host,
+/// 2026-12-06 18:20 UTC, one row per pass took 3.2 ms a step against 6.3-8.5 ms for 2, 4, 8 and 16
+/// (13.4 against 9.5-11.0 G weights/s on 8192 × 2048, 11.6 against 5.4-8.4 on 32128 × 512); on the
+/// Sapphire Rapids host of earlier runs 2, 4, 6 and 8 were within noise of each other.
+const RQ: usize = 1;
 
-/// Weight rows per pass of the integer q4 kernel ([`q4_fixed_rows`]): in `bench/wasm-kernels`
-/// (Node 20) 2 and 4 rows per pass are within noise of each other (decode step 4.06 / 4.09 ms,
-/// 32128 × 512: 1.56 / 1.66 ms), 8 rows were slower (step 5.5 ms, 32128 × 512: 1.84 ms).
-const RQ4: usize = 4;
+/// Weight rows per pass of the integer q4 kernel ([`q4_fixed_rows`]): here the limb vectors loaded
+/// once per pass and shared by the rows count (one row per pass: 8.4 against 11.6 G weights/s on a
+/// matrix in cache), and two rows per pass stream better than four: on the AMD host above, a decode
+/// step took 3.90 against 4.23 ms (best of 9); on the Sapphire Rapids host 2 and 4 were within
+/// noise (step 4.06 / 4.09 ms, 32128 × 512: 1.56 / 1.66 ms) and 8 was slower (5.5 ms).
+const RQ4: usize = 2;
 
 /// `x` with every aligned block of 16 transposed as a 4 × 4 matrix: `xt[16c + 4s + j] =
 /// x[16c + 4j + s]`. The kernels below take the codes apart with 32-bit lane shifts (no shuffle
