@@ -1,6 +1,6 @@
 //! WASM SIMD128 one-row kernels (fused multiply-adds in the relaxed-SIMD build).
 
-use crate::backend::cpu::gemm::simd128::{hsum, madd};
+use crate::backend::cpu::gemm::simd128::{hsum, madd, strided};
 use crate::dtype::QWeight;
 use core::arch::wasm32::*;
 
@@ -34,14 +34,8 @@ pub fn matvec(input: &super::RowInput, w: &QWeight, out: &mut [f32]) {
             }
             QWeight::BF16 { data, .. } => {
                 let xt = deinterleave8(&x[..k]);
-                let mut j = 0;
-                while j + R <= n {
-                    bf16_rows::<R>(xp, xt.as_ptr(), k, data.as_ptr().add(j * k), &mut out[j..j + R]);
-                    j += R;
-                }
-                for j in j..n {
-                    bf16_rows::<1>(xp, xt.as_ptr(), k, data.as_ptr().add(j * k), &mut out[j..j + 1]);
-                }
+                let (d, xt) = (data.as_ptr(), xt.as_ptr());
+                strided::<R>(n, out, |rows, out| bf16_rows(xp, xt, k, d, rows, out), |row, out| bf16_rows(xp, xt, k, d, row, out));
             }
             QWeight::Q8 { codes, scales, .. } => {
                 // one scale per row (group = k) or per 32-weight block (GGUF Q8_0)
@@ -51,43 +45,23 @@ pub fn matvec(input: &super::RowInput, w: &QWeight, out: &mut [f32]) {
                 }
                 if group == k {
                     if let Some(fx) = input.fixed() {
-                        let mut j = 0;
-                        while j + RQ <= n {
-                            q8_fixed_rows::<RQ>(fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + RQ]);
-                            j += RQ;
-                        }
-                        for j in j..n {
-                            q8_fixed_rows::<1>(fx, k, codes.as_ptr().add(j * k), scales.as_ptr().add(j), &mut out[j..j + 1]);
-                        }
+                        let (c, sc) = (codes.as_ptr(), scales.as_ptr());
+                        strided::<RQ>(n, out, |rows, out| q8_fixed_rows(fx, k, c, sc, rows, out), |row, out| q8_fixed_rows(fx, k, c, sc, row, out));
                         return;
                     }
                 }
                 let xt = transpose16(&x[..k]);
                 let xp = xt.as_ptr();
-                let mut j = 0;
-                while j + R8 <= n {
-                    q8_rows::<R8>(xp, k, group, codes.as_ptr().add(j * k), scales.as_ptr().add(j * (k / group)), &mut out[j..j + R8]);
-                    j += R8;
-                }
-                for j in j..n {
-                    q8_rows::<1>(xp, k, group, codes.as_ptr().add(j * k), scales.as_ptr().add(j * (k / group)), &mut out[j..j + 1]);
-                }
+                let (c, sc) = (codes.as_ptr(), scales.as_ptr());
+                strided::<R8>(n, out, |rows, out| q8_rows(xp, k, group, c, sc, rows, out), |row, out| q8_rows(xp, k, group, c, sc, row, out));
             }
             QWeight::Q4 { group, packed, scales, zeros, .. } => {
                 let group = *group;
-                let gpr = k / group;
                 let xs = super::group_sums(&x[..k], group);
                 let (p, s, z) = (packed.as_ptr(), scales.as_ptr(), zeros.as_ptr());
                 if group % 64 == 0 && group <= super::fixed::Q4_GROUP_MAX {
                     if let Some(fx) = input.fixed() {
-                        let mut j = 0;
-                        while j + RQ4 <= n {
-                            q4_fixed_rows::<RQ4>(fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + RQ4]);
-                            j += RQ4;
-                        }
-                        for j in j..n {
-                            q4_fixed_rows::<1>(fx, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 1]);
-                        }
+                        strided::<RQ4>(n, out, |rows, out| q4_fixed_rows(fx, k, group, p, s, z, &xs, rows, out), |row, out| q4_fixed_rows(fx, k, group, p, s, z, &xs, row, out));
                         return;
                     }
                 }
@@ -101,18 +75,12 @@ pub fn matvec(input: &super::RowInput, w: &QWeight, out: &mut [f32]) {
                     }
                 }
                 let xp = xt.as_ptr();
-                let mut j = 0;
-                // groups of 32 keep two accumulators per row: 2 rows per pass fit the registers
-                while group == 32 && j + 2 <= n {
-                    q4_rows::<2>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 2]);
-                    j += 2;
-                }
-                while j + R <= n {
-                    q4_rows::<R>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + R]);
-                    j += R;
-                }
-                for j in j..n {
-                    q4_rows::<1>(xp, k, group, p.add(j * k / 2), s.add(j * gpr), z.add(j * gpr), &xs, &mut out[j..j + 1]);
+                let one = |row, out: &mut [f32]| q4_rows(xp, k, group, p, s, z, &xs, row, out);
+                if group == 32 {
+                    // groups of 32 keep two accumulators per row: 2 rows per pass fit the registers
+                    strided::<2>(n, out, |rows, out| q4_rows(xp, k, group, p, s, z, &xs, rows, out), one);
+                } else {
+                    strided::<R>(n, out, |rows, out| q4_rows(xp, k, group, p, s, z, &xs, rows, out), one);
                 }
             }
         }
@@ -120,30 +88,33 @@ pub fn matvec(input: &super::RowInput, w: &QWeight, out: &mut [f32]) {
 }
 
 /// Weight rows per pass of the q4 and bf16 kernels: each activation load serves `R` rows, and
-/// `R` row streams are in flight at once.
+/// `R` row streams are in flight at once (rows `n / R` apart: [`strided`]).
 const R: usize = 4;
 
 /// Weight rows per pass of the q8 kernel. 8, not 4, although 8 accumulators, 8 loaded vectors
 /// and the 4 activations are more than x86-64's 16 vector registers: in the wasm micro-benchmark
 /// (`bench/wasm-kernels`) both run at the same speed on a matrix that stays in cache, but on
-/// matrices streamed from memory, as every decode step streams them, 8 rows per pass take
+/// matrices streamed from memory, as every decode step streams them, 8 rows per pass took
 /// 30-40% less time than 4 (32128 × 512: about 2.7 against 4.0 ms; 8192 × 2048: 2.6 against
-/// 3.0 ms; 2, 6 and 16 rows also beat 4 there, 8 was the best overall).
+/// 3.0 ms; 2, 6 and 16 rows also beat 4 there, 8 was the best overall), measured with adjacent
+/// rows, before [`strided`].
 const R8: usize = 8;
 
-/// Weight rows per pass of the integer q8 kernel ([`q8_fixed_rows`]): one, so that a pass reads
-/// one sequential stream. In `bench/wasm-kernels` (Node 20) the number makes no difference on a
-/// matrix in cache, but on a decode step streamed from memory it can: on an AMD EPYC (Zen 4) host,
-/// 2026-12-06 18:20 UTC, one row per pass took 3.2 ms a step against 6.3-8.5 ms for 2, 4, 8 and 16
-/// (13.4 against 9.5-11.0 G weights/s on 8192 × 2048, 11.6 against 5.4-8.4 on 32128 × 512); on the
-/// Sapphire Rapids host of earlier runs 2, 4, 6 and 8 were within noise of each other.
-const RQ: usize = 1;
+/// Weight rows per pass of the integer q8 kernel ([`q8_fixed_rows`]). In `bench/wasm-kernels`
+/// (Node 20), with adjacent rows a pass: on a Sapphire Rapids host 2, 4, 6 and 8 rows were within
+/// noise of each other, 8 the fastest on the 32128 × 512 LM head streamed from memory (2.14 ms
+/// against 2.2-2.5); on an AMD EPYC (Zen 4) host a decode step streamed from memory took 3.2 ms
+/// with one row a pass against 6.3-8.5 ms with 2, 4, 8 or 16 adjacent rows, the cause that
+/// [`strided`] removes. With rows `n / 4` apart, 4 rows a pass took 3.5 ms there against 3.9-4.2
+/// for 1 and 8 (a busier host then), and 11.4 against 9.8-10.6 G weights/s on a matrix in cache.
+const RQ: usize = 4;
 
 /// Weight rows per pass of the integer q4 kernel ([`q4_fixed_rows`]): here the limb vectors loaded
 /// once per pass and shared by the rows count (one row per pass: 8.4 against 11.6 G weights/s on a
-/// matrix in cache), and two rows per pass stream better than four: on the AMD host above, a decode
-/// step took 3.90 against 4.23 ms (best of 9); on the Sapphire Rapids host 2 and 4 were within
-/// noise (step 4.06 / 4.09 ms, 32128 × 512: 1.56 / 1.66 ms) and 8 was slower (5.5 ms).
+/// matrix in cache). On the Sapphire Rapids host 2 and 4 adjacent rows per pass were within noise
+/// (step 4.06 / 4.09 ms, 32128 × 512: 1.56 / 1.66 ms) and 8 were slower (5.5 ms); on the AMD host
+/// 2 adjacent rows streamed better than 4 (3.90 against 4.23 ms a step, best of 9), and with
+/// [`strided`] rows 2 and 4 are within noise.
 const RQ4: usize = 2;
 
 /// `x` with every aligned block of 16 transposed as a 4 × 4 matrix: `xt[16c + 4s + j] =
@@ -179,7 +150,8 @@ fn deinterleave8(x: &[f32]) -> Vec<f32> {
 /// lane: the even one becomes its f32 by a shift left by 16, the odd one by masking off the low
 /// half (both exact), against `xt` ([`deinterleave8`]); the last `k % 8` weights one at a time.
 #[inline(always)]
-unsafe fn bf16_rows<const R: usize>(x: *const f32, xt: *const f32, k: usize, data: *const u16, out: &mut [f32]) {
+unsafe fn bf16_rows<const R: usize>(x: *const f32, xt: *const f32, k: usize, data: *const u16, rows: [usize; R], out: &mut [f32]) {
+    let data = rows.map(|j| data.add(j * k));
     let hi = u32x4_splat(0xffff_0000);
     let k8 = k / 8 * 8;
     let mut acc = [f32x4_splat(0.0); R];
@@ -188,7 +160,7 @@ unsafe fn bf16_rows<const R: usize>(x: *const f32, xt: *const f32, k: usize, dat
         let xe = v128_load(xt.add(t) as *const v128);
         let xo = v128_load(xt.add(t + 4) as *const v128);
         for r in 0..R {
-            let v = v128_load(data.add(r * k + t) as *const v128);
+            let v = v128_load(data[r].add(t) as *const v128);
             acc[r] = madd(v128_and(v, hi), xo, madd(i32x4_shl(v, 16), xe, acc[r]));
         }
         t += 8;
@@ -196,9 +168,9 @@ unsafe fn bf16_rows<const R: usize>(x: *const f32, xt: *const f32, k: usize, dat
     for r in 0..R {
         let mut s = hsum(acc[r]);
         for t in k8..k {
-            s += *x.add(t) * f32::from_bits((*data.add(r * k + t) as u32) << 16);
+            s += *x.add(t) * f32::from_bits((*data[r].add(t) as u32) << 16);
         }
-        out[r] = s;
+        out[rows[r]] = s;
     }
 }
 
@@ -206,8 +178,9 @@ unsafe fn bf16_rows<const R: usize>(x: *const f32, xt: *const f32, k: usize, dat
 /// (`group == k`: per row; 32: GGUF Q8_0 blocks), against `xt` ([`transpose16`]). Byte `s` of
 /// each lane is shifted into the top byte and the rest masked off (`q · 2^24`), converted exactly.
 #[inline(always)]
-unsafe fn q8_rows<const R: usize>(xt: *const f32, k: usize, group: usize, codes: *const i8, scales: *const f32, out: &mut [f32]) {
+unsafe fn q8_rows<const R: usize>(xt: *const f32, k: usize, group: usize, codes: *const i8, scales: *const f32, rows: [usize; R], out: &mut [f32]) {
     let bpr = k / group;
+    let (codes, scales) = (rows.map(|j| codes.add(j * k)), rows.map(|j| scales.add(j * bpr)));
     let top = u32x4_splat(0xff00_0000);
     // the lanes hold q · 2^24 (exact), so every product and partial sum is exactly 2^24 times
     // that of q · x; multiplying by 2^-24 (exact) before the scale takes it back out
@@ -219,7 +192,7 @@ unsafe fn q8_rows<const R: usize>(xt: *const f32, k: usize, group: usize, codes:
         while t < (b + 1) * group {
             let mut v = [f32x4_splat(0.0); R];
             for r in 0..R {
-                v[r] = v128_load(codes.add(r * k + t) as *const v128);
+                v[r] = v128_load(codes[r].add(t) as *const v128);
             }
             let x0 = v128_load(xt.add(t) as *const v128);
             let x1 = v128_load(xt.add(t + 4) as *const v128);
@@ -238,16 +211,16 @@ unsafe fn q8_rows<const R: usize>(xt: *const f32, k: usize, group: usize, codes:
         if bpr == 1 {
             // one scale per row: Σ q x summed, then scaled once (as the scalar path does)
             for r in 0..R {
-                out[r] = hsum(acc[r]) * (1.0 / 16_777_216.0) * *scales.add(r);
+                out[rows[r]] = hsum(acc[r]) * (1.0 / 16_777_216.0) * *scales[r];
             }
             return;
         }
         for r in 0..R {
-            tot[r] = madd(f32x4_mul(acc[r], unit), f32x4_splat(*scales.add(r * bpr + b)), tot[r]);
+            tot[r] = madd(f32x4_mul(acc[r], unit), f32x4_splat(*scales[r].add(b)), tot[r]);
         }
     }
     for r in 0..R {
-        out[r] = hsum(tot[r]);
+        out[rows[r]] = hsum(tot[r]);
     }
 }
 
@@ -258,7 +231,8 @@ unsafe fn q8_rows<const R: usize>(xt: *const f32, k: usize, group: usize, codes:
 /// loaded once per pass and shared by the `R` rows. The i32 lanes are flushed into i64 every
 /// [`super::fixed::FLUSH`] weights (the overflow bound is there).
 #[inline(always)]
-unsafe fn q8_fixed_rows<const R: usize>(fx: &super::fixed::FixedX, k: usize, codes: *const i8, scales: *const f32, out: &mut [f32]) {
+unsafe fn q8_fixed_rows<const R: usize>(fx: &super::fixed::FixedX, k: usize, codes: *const i8, scales: *const f32, rows: [usize; R], out: &mut [f32]) {
+    let codes = rows.map(|j| codes.add(j * k));
     use super::fixed::{FLUSH, LIMB};
     let (hp, lp) = (fx.hi.as_ptr(), fx.lo.as_ptr());
     let mut s = [0i64; R];
@@ -273,7 +247,7 @@ unsafe fn q8_fixed_rows<const R: usize>(fx: &super::fixed::FixedX, k: usize, cod
             let l0 = v128_load(lp.add(t) as *const v128);
             let l1 = v128_load(lp.add(t + 8) as *const v128);
             for r in 0..R {
-                let p = codes.add(r * k + t);
+                let p = codes[r].add(t);
                 let qa = i16x8_load_extend_i8x8(p);
                 let qb = i16x8_load_extend_i8x8(p.add(8));
                 ah[r] = i32x4_add(i32x4_add(ah[r], i32x4_dot_i16x8(qa, h0)), i32x4_dot_i16x8(qb, h1));
@@ -287,7 +261,7 @@ unsafe fn q8_fixed_rows<const R: usize>(fx: &super::fixed::FixedX, k: usize, cod
         c0 = c1;
     }
     for r in 0..R {
-        out[r] = fx.out(s[r], *scales.add(r));
+        out[rows[r]] = fx.out(s[r], *scales.add(rows[r]));
     }
 }
 
@@ -315,10 +289,12 @@ unsafe fn q4_fixed_rows<const R: usize>(
     scales: *const f32,
     zeros: *const f32,
     xs: &[f32],
+    rows: [usize; R],
     out: &mut [f32],
 ) {
     let (hp, lp) = (fx.hi.as_ptr(), fx.lo.as_ptr());
     let gpr = k / group;
+    let (packed, scales, zeros) = (rows.map(|j| packed.add(j * k / 2)), rows.map(|j| scales.add(j * gpr)), rows.map(|j| zeros.add(j * gpr)));
     let nib = i16x8_splat(0x0f);
     let limb = f32x4_splat((1u32 << super::fixed::LIMB) as f32);
     let mut tot = [f32x4_splat(0.0); R];
@@ -332,7 +308,7 @@ unsafe fn q4_fixed_rows<const R: usize>(
                 let hv = [v128_load(hp.add(t) as *const v128), v128_load(hp.add(t + 8) as *const v128), v128_load(hp.add(t + 32) as *const v128), v128_load(hp.add(t + 40) as *const v128)];
                 let lv = [v128_load(lp.add(t) as *const v128), v128_load(lp.add(t + 8) as *const v128), v128_load(lp.add(t + 32) as *const v128), v128_load(lp.add(t + 40) as *const v128)];
                 for r in 0..R {
-                    let v = v128_load(packed.add(r * k / 2 + c * 32 + h * 16) as *const v128);
+                    let v = v128_load(packed[r].add(c * 32 + h * 16) as *const v128);
                     let (e0, e1) = (u16x8_extend_low_u8x16(v), u16x8_extend_high_u8x16(v));
                     let q = [v128_and(e0, nib), v128_and(e1, nib), u16x8_shr(e0, 4), u16x8_shr(e1, 4)];
                     let dh = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], hv[0]), i32x4_dot_i16x8(q[1], hv[1])), i32x4_add(i32x4_dot_i16x8(q[2], hv[2]), i32x4_dot_i16x8(q[3], hv[3])));
@@ -343,7 +319,7 @@ unsafe fn q4_fixed_rows<const R: usize>(
             }
         }
         for r in 0..R {
-            let (s0, z0) = (*scales.add(r * gpr + g), *zeros.add(r * gpr + g));
+            let (s0, z0) = (*scales[r].add(g), *zeros[r].add(g));
             // 2^14 hi is exact, so the sum is rounded once (with or without fused madd)
             let v = madd(f32x4_convert_i32x4(ah[r]), limb, f32x4_convert_i32x4(al[r]));
             tot[r] = madd(v, f32x4_splat(s0), tot[r]);
@@ -351,7 +327,7 @@ unsafe fn q4_fixed_rows<const R: usize>(
         }
     }
     for r in 0..R {
-        out[r] = (hsum(tot[r]) as f64 * fx.unit) as f32 + zs[r];
+        out[rows[r]] = (hsum(tot[r]) as f64 * fx.unit) as f32 + zs[r];
     }
 }
 
@@ -370,9 +346,11 @@ unsafe fn q4_rows<const R: usize>(
     scales: *const f32,
     zeros: *const f32,
     xs: &[f32],
+    rows: [usize; R],
     out: &mut [f32],
 ) {
     let gpr = k / group;
+    let (packed, scales, zeros) = (rows.map(|j| packed.add(j * k / 2)), rows.map(|j| scales.add(j * gpr)), rows.map(|j| zeros.add(j * gpr)));
     let split = group == 32;
     let (m0, m1, m2, m3) = (u32x4_splat(0x0f), u32x4_splat(0x0f00), u32x4_splat(0x0f_0000), u32x4_splat(0x0f00_0000));
     let mut tot = [f32x4_splat(0.0); R];
@@ -388,7 +366,7 @@ unsafe fn q4_rows<const R: usize>(
                 let xh = xl.add(32);
                 let mut v = [f32x4_splat(0.0); R];
                 for r in 0..R {
-                    v[r] = v128_load(packed.add(r * k / 2 + off) as *const v128);
+                    v[r] = v128_load(packed[r].add(off) as *const v128);
                 }
                 let (l0, l1, l2, l3) = (v128_load(xl as *const v128), v128_load(xl.add(4) as *const v128), v128_load(xl.add(8) as *const v128), v128_load(xl.add(12) as *const v128));
                 for r in 0..R {
@@ -413,9 +391,9 @@ unsafe fn q4_rows<const R: usize>(
             }
         }
         for r in 0..R {
-            let (s0, z0) = (*scales.add(r * gpr + g), *zeros.add(r * gpr + g));
+            let (s0, z0) = (*scales[r].add(g), *zeros[r].add(g));
             if split {
-                let (s1, z1) = (*scales.add(r * gpr + g + 1), *zeros.add(r * gpr + g + 1));
+                let (s1, z1) = (*scales[r].add(g + 1), *zeros[r].add(g + 1));
                 tot[r] = madd(al[r], f32x4_splat(s0), tot[r]);
                 tot[r] = madd(ah[r], f32x4_splat(s1), tot[r]);
                 zs[r] += (z0 - 8.0 * s0) * xs[g] + (z1 - 8.0 * s1) * xs[g + 1];
@@ -426,7 +404,7 @@ unsafe fn q4_rows<const R: usize>(
         }
     }
     for r in 0..R {
-        out[r] = hsum(tot[r]) + zs[r];
+        out[rows[r]] = hsum(tot[r]) + zs[r];
     }
 }
 
