@@ -1,5 +1,6 @@
 //! AVX2 + FMA f32 tiles (runtime-detected).
 
+use super::strided;
 use core::arch::x86_64::*;
 
 /// Sum of the 8 lanes (shared with the quantized kernels).
@@ -48,7 +49,36 @@ unsafe fn tile<const MI: usize, const NJ: usize>(i0: usize, j0: usize, n: usize,
 
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+    if m == 1 {
+        // matrix × vector (a decode step): 8 weight rows per pass, `n / 8` apart, 8 accumulators
+        return strided::<8>(n, out, |rows, out| row_tile(rows, k, x, w, out), |row, out| row_tile(row, k, x, w, out));
+    }
     for_tiles!(m, n, tile, (n, k, x, w, out));
+}
+
+/// `out[j] = x · w[j]` for the rows `js` of a one-row product, each summed as [`tile`] sums it
+/// (one 8-lane accumulator along `k`, lanes summed, then the tail).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_tile<const R: usize>(js: [usize; R], k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+    let k8 = k / 8 * 8;
+    let (xp, wp) = (x.as_ptr(), js.map(|j| w[j * k..j * k + k].as_ptr()));
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut kk = 0;
+    while kk < k8 {
+        let xv = _mm256_loadu_ps(xp.add(kk));
+        for r in 0..R {
+            acc[r] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wp[r].add(kk)), acc[r]);
+        }
+        kk += 8;
+    }
+    for r in 0..R {
+        let mut s = hsum(acc[r]);
+        for t in k8..k {
+            s += x[t] * w[js[r] * k + t];
+        }
+        out[js[r]] = s;
+    }
 }
 
 /// The packed-panel micro-kernel ([`super::packed`]): 6 rows × 16 columns (two 8-lane vectors), 12

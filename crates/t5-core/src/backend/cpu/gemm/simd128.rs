@@ -1,5 +1,6 @@
 //! WASM SIMD128 f32 tiles (fused multiply-adds in the relaxed-SIMD build).
 
+use super::strided;
 use core::arch::wasm32::*;
 
 /// `a * b + c`: one fused multiply-add where the runtime has relaxed SIMD (the `+relaxed-simd`
@@ -63,27 +64,6 @@ pub fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [
         return strided::<8>(n, out, |rows, out| row_tile(rows, k, x, w, out), |row, out| row_tile(row, k, x, w, out));
     }
     for_tiles!(m, n, tile, (n, k, x, w, out));
-}
-
-/// The rows of a one-row product (a decode step) in passes of `R`: pass `p` takes rows `p, p + s,
-/// …, p + (R - 1) s` with `s = n / R`, the last `n % R` rows one at a time. Every row is computed
-/// alone (its own accumulators, the same operations whichever pass takes it), so the pass layout
-/// changes no result. Why rows `s` apart rather than `R` adjacent ones: a pass reads its `R` rows
-/// as concurrent streams, and adjacent rows of a matrix with k of 512 share a 4 KiB page, which
-/// defeats the hardware prefetcher of some hosts. In `bench/wasm-kernels` (Node 20) on an AMD EPYC
-/// (Zen 4) host, a t5-small decode step streamed from memory took, with adjacent rows, 14.3 ms at
-/// f32 (8 rows a pass; 7.3 with one row a pass, at the wasm read bandwidth) and 8.5 ms at q8 (8
-/// rows; 3.2 with one): rows `s` apart take 7.3 ms at f32 with 8 accumulators, and on matrices
-/// in cache they are as fast as adjacent ones (or faster).
-#[inline(always)]
-pub fn strided<const R: usize>(n: usize, out: &mut [f32], mut pass: impl FnMut([usize; R], &mut [f32]), mut one: impl FnMut([usize; 1], &mut [f32])) {
-    let s = n / R;
-    for p in 0..s {
-        pass(core::array::from_fn(|i| p + i * s), out);
-    }
-    for j in R * s..n {
-        one([j], out);
-    }
 }
 
 /// `out[j] = x · w[j]` for the rows `js` of a one-row product, each summed as [`tile`] sums it

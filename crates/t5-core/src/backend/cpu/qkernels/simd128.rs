@@ -1,6 +1,7 @@
 //! WASM SIMD128 one-row kernels (fused multiply-adds in the relaxed-SIMD build).
 
-use crate::backend::cpu::gemm::simd128::{hsum, madd, strided};
+use crate::backend::cpu::gemm::simd128::{hsum, madd};
+use crate::backend::cpu::gemm::strided;
 use crate::dtype::QWeight;
 use core::arch::wasm32::*;
 
