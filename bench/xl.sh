@@ -6,7 +6,8 @@
 # One JSON line per configuration in $OUT/rows.jsonl; /usr/bin/time -v beside each. Reported, never asserted.
 #   XL_DIR=/path/outside/the/repo bash bench/xl.sh        # about 25 min on the 2-core dev machine; ~6 GB of disk
 # Env: XL_DIR (checkpoint, default /tmp/t5-xl-bf16), OUT (default bench/.cache/xl), THREADS ("1 <nproc>"),
-# SYSTEMS ("native wasm chromium torch"), DTYPES ("q4 q8"), RUNS (2), PY (/tmp/pyenv/bin/python).
+# SYSTEMS ("native wasm chromium torch"), DTYPES ("q4 q8"), RUNS (2), PY (/tmp/pyenv/bin/python), WARM (1: read the
+# files once before each configuration). XL_DIR may also hold a pre-quantized model.safetensors (t5-bench quantize).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XL_DIR=${XL_DIR:-/tmp/t5-xl-bf16}
@@ -19,7 +20,7 @@ PY=${PY:-/tmp/pyenv/bin/python}
 T5B=${CARGO_TARGET_DIR:-./target}/release/t5-bench
 mkdir -p "$OUT"
 [ -x "$T5B" ] || { echo "build t5-bench first: cargo build --release -p t5-bench (CARGO_TARGET_DIR honoured)" >&2; exit 1; }
-if [ ! -f "$XL_DIR/model.safetensors.index.json" ]; then
+if [ ! -f "$XL_DIR/model.safetensors.index.json" ] && [ ! -f "$XL_DIR/model.safetensors" ]; then
   /usr/bin/time -v "$T5B" make-random bench/configs/t5-v1_1-xl.json "$XL_DIR" --dtype bf16 --shard-mb 2000 2> "$OUT/make-random.time"
   grep -E "wrote|Elapsed|User time" "$OUT/make-random.time" >&2
 fi
@@ -27,6 +28,10 @@ for th in $THREADS; do
   for sys in $SYSTEMS; do
     dts=$DTYPES; [ "$sys" = torch ] && dts=bf16
     for d in $dts; do
+      # the files into the page cache first (WARM=0: not), so that load times do not depend on the disk:
+      # on the AMD dev host a cold 5.7 GB read took 11 s of an 18.8 s load, and the kernel reclaims cold
+      # page cache (DAMON), so a file read minutes ago may be on disk again
+      [ "${WARM:-1}" = 0 ] || cat "$XL_DIR"/*.safetensors > /dev/null
       echo "[xl $(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)] $sys $d threads $th" >&2
       case $sys in
         native) cmd=("$T5B" run "$XL_DIR" --light --stream --dtype "$d" --threads "$th" --runs "$RUNS") ;;

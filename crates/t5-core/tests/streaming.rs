@@ -272,3 +272,49 @@ fn big_checkpoint_streams_like_whole_file() {
     assert!(streamed.data.iter().zip(&want.data).all(|(a, b)| a.to_bits() == b.to_bits()), "streamed logits differ");
     std::fs::write(dir.join("native-q8-logits.json"), serde_json::json!({"shape": want.shape, "data": want.data}).to_string()).unwrap();
 }
+
+/// A pre-quantized file (`t5-bench quantize`'s form) streamed in pieces of any size: the model is bit-identical
+/// to the whole-file load of the same bytes, and each weight's codes are held once: the streamed store hands
+/// them to the model (moved, not copied), so once the model is built the store keeps only the small tensors
+/// (norms, position biases), where a whole-file store still holds the file. A file missing a part is the same
+/// typed error streamed as whole.
+#[test]
+fn prequantized_files_stream_and_hand_over_their_codes() {
+    let (cfg, _, store) = load_dir(fixtures().join("tiny-t5-q128")).unwrap();
+    let (batch, dec) = input(cfg.vocab_size);
+    let stream = |bytes: &[u8], piece: usize| -> Result<WeightStore, T5Error> {
+        let mut s = WeightStore::new();
+        let mut st = ShardStream::new("model.safetensors", Some(bytes.len() as u64), WeightDtype::F32, Some(1 << 32));
+        for c in bytes.chunks(piece) {
+            st.push(&mut s, c)?;
+        }
+        st.finish(&mut s)?;
+        Ok(s)
+    };
+    for dtype in [WeightDtype::Q4, WeightDtype::Q8] {
+        let (bytes, _) = t5_core::formats::safetensors::quantize_checkpoint(&store, dtype).unwrap();
+        let whole = WeightStore::from_shards(vec![("model.safetensors".into(), bytes.clone())]).unwrap();
+        let want = T5::load(cfg.clone(), &whole, ModelKind::ConditionalGeneration, Cpu).unwrap();
+        let want_logits = want.forward(&batch, Some(&dec), None, None).unwrap().logits.unwrap();
+        for piece in [1, 4099, 1 << 20] {
+            let streamed = stream(&bytes, piece).unwrap();
+            let before = streamed.resident_bytes();
+            assert!(before <= bytes.len() as u64, "{dtype:?}: the store holds {before} bytes for a {}-byte file", bytes.len());
+            let got = T5::load(cfg.clone(), &streamed, ModelKind::ConditionalGeneration, Cpu).unwrap();
+            let logits = got.forward(&batch, Some(&dec), None, None).unwrap().logits.unwrap();
+            assert!(logits.data.iter().zip(&want_logits.data).all(|(a, b)| a.to_bits() == b.to_bits()), "{dtype:?} piece {piece}: logits");
+            assert_eq!(got.weight_bytes(), want.weight_bytes(), "{dtype:?}");
+            assert!(got.weight_fallbacks().is_empty() && want.weight_fallbacks().is_empty(), "{dtype:?}: fallbacks");
+            let (left, whole_left) = (streamed.resident_bytes(), whole.resident_bytes());
+            assert!(left * 10 < got.weight_bytes() as u64, "{dtype:?}: {left} bytes still in the store for {} in the model", got.weight_bytes());
+            assert!(whole_left >= bytes.len() as u64, "{dtype:?}: a whole-file store keeps its file");
+        }
+    }
+    // one part missing: the stream leaves the weight unassembled, and loading names the tensor
+    let (bytes, _) = t5_core::formats::safetensors::quantize_checkpoint(&store, WeightDtype::Q4).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<_> = st.tensors().into_iter().filter(|(n, _)| n != "encoder.block.0.layer.0.SelfAttention.q.weight.zeros").collect();
+    let cut = safetensors::serialize(views, None).unwrap();
+    let err = T5::load(cfg.clone(), &stream(&cut, 777).unwrap(), ModelKind::ConditionalGeneration, Cpu).err().expect("error");
+    assert_eq!(err.code(), "MissingTensor", "{err}");
+}

@@ -41,6 +41,9 @@ pub struct WeightStore {
     pub(super) converted: std::sync::Mutex<HashMap<String, QWeight>>,
     /// shape and stored dtype of each converted weight (kept after it is taken)
     pub(super) converted_meta: HashMap<String, (Vec<usize>, Dtype)>,
+    /// the weights among `converted` that arrived pre-quantized (assembled, not converted:
+    /// [`WeightStore::adopt_packed`])
+    pub(super) adopted: std::collections::HashSet<String>,
     /// `__metadata__` of streamed shards
     pub(super) stream_metadata: Vec<HashMap<String, String>>,
     /// the memory the store may hold (see [`WeightStore::set_memory_limit`])
@@ -67,6 +70,7 @@ impl WeightStore {
             entries: HashMap::new(),
             converted: Default::default(),
             converted_meta: HashMap::new(),
+            adopted: Default::default(),
             stream_metadata: Vec::new(),
             limit: None,
         }
@@ -145,7 +149,7 @@ impl WeightStore {
 
     /// Whether `name` is a weight converted to its storage form while streaming.
     pub fn is_converted(&self, name: &str) -> bool {
-        self.converted_meta.contains_key(name)
+        self.converted_meta.contains_key(name) && !self.adopted.contains(name)
     }
 
     /// Bytes held: raw tensor / file bytes plus the weights converted while streaming.
@@ -187,22 +191,27 @@ impl WeightStore {
             return Ok(None);
         }
         let (n, k) = (expected[0], expected[1]);
+        let form = self.packed_form(name, n, k)?;
+        let e = &self.entries[&qname];
+        Ok(Some(form.with_codes(n, k, self.shards[e.shard][e.start..e.end].to_vec())))
+    }
+
+    /// The checked parts of the pre-quantized `[n, k]` weight `name` but its codes: `<name>.qweight` (u8
+    /// `[n, k / 2]`: q4, or i8 `[n, k]`: q8), its f32 `.scales` (q4: `[n, groups]`, q8: `[n]`) and q4's `.zeros`.
+    fn packed_form(&self, name: &str, n: usize, k: usize) -> Result<PackedForm> {
+        let qname = format!("{name}{QWEIGHT_SUFFIX}");
         let bad = |msg: String| T5Error::BadWeights { file: None, msg: format!("{name}: {msg}") };
-        let raw = |t: &str| -> Result<(&Entry, &[u8])> {
-            let e = self.entries.get(t).ok_or_else(|| T5Error::MissingTensor(t.to_string()))?;
-            Ok((e, &self.shards[e.shard][e.start..e.end]))
-        };
         let f32s = |t: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let (e, b) = raw(t)?;
+            let e = self.entries.get(t).ok_or_else(|| T5Error::MissingTensor(t.to_string()))?;
             if e.dtype != Dtype::F32 {
                 return Err(T5Error::UnsupportedDtype { name: t.to_string(), dtype: format!("{:?}", e.dtype) });
             }
             if e.shape != shape {
                 return Err(T5Error::ShapeMismatch { name: t.to_string(), expected: shape.to_vec(), found: e.shape.clone() });
             }
-            Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            Ok(self.shards[e.shard][e.start..e.end].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
         };
-        let (e, bytes) = raw(&qname)?;
+        let e = self.entries.get(&qname).ok_or_else(|| T5Error::MissingTensor(qname.clone()))?;
         match e.dtype {
             Dtype::U8 => {
                 if k % 64 != 0 || e.shape != [n, k / 2] {
@@ -215,17 +224,44 @@ impl WeightStore {
                 }
                 let scales = f32s(&sname, &[n, groups])?;
                 let zeros = f32s(&format!("{name}{ZEROS_SUFFIX}"), &[n, groups])?;
-                Ok(Some(QWeight::Q4 { n, k, group: k / groups, packed: bytes.to_vec(), scales, zeros }))
+                Ok(PackedForm::Q4 { group: k / groups, scales, zeros })
             }
             Dtype::I8 => {
                 if e.shape != [n, k] {
                     return Err(T5Error::ShapeMismatch { name: qname, expected: vec![n, k], found: e.shape.clone() });
                 }
-                let scales = f32s(&format!("{name}{SCALES_SUFFIX}"), &[n])?;
-                Ok(Some(QWeight::Q8 { n, k, codes: bytes.iter().map(|&b| b as i8).collect(), scales }))
+                Ok(PackedForm::Q8 { scales: f32s(&format!("{name}{SCALES_SUFFIX}"), &[n])? })
             }
             other => Err(T5Error::UnsupportedDtype { name: qname, dtype: format!("{other:?}") }),
         }
+    }
+
+    /// Called as each streamed tensor `part` is complete: once a pre-quantized weight's parts are all here
+    /// (`<name>.qweight`, `.scales`, and for q4 `.zeros`), the weight is assembled as [`WeightStore::get_packed`]
+    /// assembles it, its codes' buffer moved in rather than copied (so the codes are held once, not twice, until
+    /// the model is built: t5-v1_1-xl's q4 file is 1.6 GB), the parts' buffers freed, and the weight taken by
+    /// [`WeightStore::get_packed`] like a converted one. Parts that do not fit together are left as they are,
+    /// for `get_packed` to name when the model asks for the weight.
+    pub(super) fn adopt_packed(&mut self, part: &str) {
+        let Some(name) = [QWEIGHT_SUFFIX, SCALES_SUFFIX, ZEROS_SUFFIX].iter().find_map(|suf| part.strip_suffix(suf)) else { return };
+        let parts = [QWEIGHT_SUFFIX, SCALES_SUFFIX, ZEROS_SUFFIX].map(|suf| format!("{name}{suf}"));
+        let Some(e) = self.entries.get(&parts[0]) else { return };
+        let (n, k) = match (e.dtype, e.shape.as_slice()) {
+            (Dtype::U8, &[n, half]) if self.entries.contains_key(&parts[2]) => (n, half * 2),
+            (Dtype::I8, &[n, k]) => (n, k),
+            _ => return,
+        };
+        if e.start != 0 || e.end != self.shards[e.shard].len() || !self.entries.contains_key(&parts[1]) || self.converted_meta.contains_key(name) {
+            return; // not a buffer of its own (a whole file), or a part still to come
+        }
+        let Ok(form) = self.packed_form(name, n, k) else { return };
+        let mut freed = parts.iter().filter_map(|p| self.entries.remove(p)).map(|e| std::mem::take(&mut self.shards[e.shard]));
+        let codes = freed.next().unwrap_or_default();
+        freed.for_each(drop);
+        let dtype = if matches!(form, PackedForm::Q4 { .. }) { Dtype::U8 } else { Dtype::I8 };
+        self.converted_meta.insert(name.to_string(), (vec![n, k], dtype));
+        self.adopted.insert(name.to_string());
+        self.converted.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), form.with_codes(n, k, codes));
     }
 
     /// Free the raw bytes once every tensor has been converted.
@@ -340,6 +376,22 @@ impl WeightStore {
     /// The stored dtype of `name` (`F32`, `F16`, `BF16`, ...).
     pub fn dtype(&self, name: &str) -> Option<Dtype> {
         self.entries.get(name).map(|e| e.dtype)
+    }
+}
+
+/// A pre-quantized weight's checked parts but its codes ([`WeightStore::packed_form`]).
+enum PackedForm {
+    Q4 { group: usize, scales: Vec<f32>, zeros: Vec<f32> },
+    Q8 { scales: Vec<f32> },
+}
+
+impl PackedForm {
+    /// The weight, with `codes` the bytes of its `.qweight` (checked against `[n, k]` by `packed_form`).
+    fn with_codes(self, n: usize, k: usize, codes: Vec<u8>) -> QWeight {
+        match self {
+            PackedForm::Q4 { group, scales, zeros } => QWeight::Q4 { n, k, group, packed: codes, scales, zeros },
+            PackedForm::Q8 { scales } => QWeight::Q8 { n, k, codes: codes.into_iter().map(|b| b as i8).collect(), scales },
+        }
     }
 }
 

@@ -506,6 +506,8 @@ impl ShardStream {
                 let (shard, end) = (store.shards.len(), bytes.len());
                 store.shards.push(bytes);
                 store.entries.insert(p.name.clone(), Entry { shard, dtype: p.dtype, shape: p.shape.clone(), start: 0, end, ggml: None });
+                // a pre-quantized weight whose parts are now all here: assembled, its codes held once
+                store.adopt_packed(&p.name);
             }
         }
         Ok(())
