@@ -247,7 +247,11 @@ impl WeightStore {
         let parts = [QWEIGHT_SUFFIX, SCALES_SUFFIX, ZEROS_SUFFIX].map(|suf| format!("{name}{suf}"));
         let Some(e) = self.entries.get(&parts[0]) else { return };
         let (n, k) = match (e.dtype, e.shape.as_slice()) {
-            (Dtype::U8, &[n, half]) if self.entries.contains_key(&parts[2]) => (n, half * 2),
+            // (an empty tensor's dimensions are bounded by nothing: hence checked)
+            (Dtype::U8, &[n, half]) if self.entries.contains_key(&parts[2]) => match half.checked_mul(2) {
+                Some(k) => (n, k),
+                None => return,
+            },
             (Dtype::I8, &[n, k]) => (n, k),
             _ => return,
         };
