@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The npm package's files in dist/npm/ (after build:wasm and build:ts):
 #   rollup (rollup.config.mjs): ESM bundles per runtime + index.d.ts;
-#   wasm-opt (binaryen npm package) -O3: pkg/t5_web{,_relaxed,_threads}_bg.wasm → dist/npm/, each skipped when
+#   wasm-opt (binaryen npm package) -O3: pkg/t5_web{,_relaxed,_threads,_threads_relaxed}_bg.wasm → dist/npm/, each skipped when
 #   the output is newer than the input (wasm-opt takes ~50 s on 2 cores).
 # Prints the wasm size raw and gzip -9 before and after wasm-opt.
 set -euo pipefail
@@ -29,8 +29,9 @@ opt() {
 opt pkg/t5_web_bg.wasm dist/npm/t5_web_bg.wasm
 opt pkg/t5_web_relaxed_bg.wasm dist/npm/t5_web_relaxed_bg.wasm --enable-relaxed-simd
 opt pkg/t5_web_threads_bg.wasm dist/npm/t5_web_threads_bg.wasm --enable-threads
+opt pkg/t5_web_threads_relaxed_bg.wasm dist/npm/t5_web_threads_relaxed_bg.wasm --enable-threads --enable-relaxed-simd
 size() { printf '%s: %d bytes raw, %d bytes gzip -9\n' "$1" "$(wc -c <"$1")" "$(gzip -9 -c "$1" | wc -c)"; }
-for f in t5_web_bg.wasm t5_web_relaxed_bg.wasm t5_web_threads_bg.wasm; do
+for f in t5_web_bg.wasm t5_web_relaxed_bg.wasm t5_web_threads_bg.wasm t5_web_threads_relaxed_bg.wasm; do
   size "pkg/$f"
   size "dist/npm/$f"
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the engine to WebAssembly, three times, and generate the JS glue:
+# Build the engine to WebAssembly, four times, and generate the JS glue:
 #   baseline (SIMD128, .cargo/config.toml):      pkg/t5_web_bg.wasm
 #   relaxed SIMD (+relaxed-simd: fused madd):     pkg/t5_web_relaxed_bg.wasm (own target dir, so neither
 #                                                 build invalidates the other's cache)
@@ -8,6 +8,8 @@
 #                                                 pkg/t5_web_threads.js (own target dir; nightly
 #                                                 -Zbuild-std: the std of the wasm32 target is not
 #                                                 built with atomics)
+#   threads + relaxed SIMD:                       pkg/t5_web_threads_relaxed_bg.wasm (own target dir; the
+#                                                 threaded glue serves it: checked identical)
 # The two single-thread builds come from the same sources, so their wasm-bindgen glue is identical
 # (checked): one pkg/t5_web.js serves both; ts/src/wasm-locate*.ts picks the relaxed one where the
 # runtime validates it. The threaded one imports a shared memory, which its own glue creates and
@@ -29,13 +31,16 @@ relaxed_in="$relaxed_target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
 out_dir="$root/pkg"
 threads_target_dir="$target_dir/threads"
 threads_in="$threads_target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
+threads_relaxed_target_dir="$target_dir/threads-relaxed"
+threads_relaxed_in="$threads_relaxed_target_dir/wasm32-unknown-unknown/release/t5_wasm.wasm"
 outputs=("$out_dir/t5_web.js" "$out_dir/t5_web_bg.wasm" "$out_dir/t5_web.d.ts" "$out_dir/t5_web_relaxed_bg.wasm"
-  "$out_dir/t5_web_threads.js" "$out_dir/t5_web_threads_bg.wasm" "$out_dir/t5_web_threads.d.ts")
+  "$out_dir/t5_web_threads.js" "$out_dir/t5_web_threads_bg.wasm" "$out_dir/t5_web_threads.d.ts"
+  "$out_dir/t5_web_threads_relaxed_bg.wasm")
 
 report() {
   local raw gz
   local f
-  for f in t5_web_bg.wasm t5_web_relaxed_bg.wasm t5_web_threads_bg.wasm; do
+  for f in t5_web_bg.wasm t5_web_relaxed_bg.wasm t5_web_threads_bg.wasm t5_web_threads_relaxed_bg.wasm; do
     raw=$(wc -c <"$out_dir/$f")
     gz=$(gzip -9 -c "$out_dir/$f" | wc -c)
     printf 'pkg/%s: %d bytes (%.2f MiB), gzip -9 %d bytes (%.2f MiB)\n' \
@@ -95,7 +100,11 @@ for sym in __wasm_init_tls __tls_size __tls_align __tls_base; do threads_flags+=
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$threads_flags" \
   cargo +nightly build -p t5-wasm --release --target wasm32-unknown-unknown --target-dir "$threads_target_dir" \
   -Z build-std=std,panic_abort
-echo "build-wasm: threaded build in $(( $(date +%s) - t_threads ))s"
+# the same with relaxed SIMD (fused multiply-adds where the runtime validates them: Chromium, Node 22+, Deno)
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${threads_flags/+simd128,/+simd128,+relaxed-simd,}" \
+  cargo +nightly build -p t5-wasm --release --target wasm32-unknown-unknown --target-dir "$threads_relaxed_target_dir" \
+  -Z build-std=std,panic_abort
+echo "build-wasm: threaded builds in $(( $(date +%s) - t_threads ))s"
 tmp_out="$out_dir.tmp.$$"
 rm -rf "$tmp_out" "$tmp_out.relaxed"
 wasm-bindgen --target web --out-dir "$tmp_out" --out-name t5_web "$wasm_in"
@@ -107,6 +116,14 @@ if ! cmp -s "$tmp_out/t5_web.js" "$tmp_out.relaxed/t5_web.js"; then
 fi
 mv "$tmp_out.relaxed/t5_web_bg.wasm" "$tmp_out/t5_web_relaxed_bg.wasm"
 wasm-bindgen --target web --out-dir "$tmp_out" --out-name t5_web_threads "$threads_in"
+rm -rf "$tmp_out.relaxed"
+wasm-bindgen --target web --out-dir "$tmp_out.relaxed" --out-name t5_web_threads "$threads_relaxed_in"
+if ! cmp -s "$tmp_out/t5_web_threads.js" "$tmp_out.relaxed/t5_web_threads.js"; then
+  echo "build-wasm: the threaded relaxed-SIMD build's JS glue differs from the threaded one's; one glue cannot serve both" >&2
+  diff "$tmp_out/t5_web_threads.js" "$tmp_out.relaxed/t5_web_threads.js" | head -20 >&2
+  exit 1
+fi
+mv "$tmp_out.relaxed/t5_web_threads_bg.wasm" "$tmp_out/t5_web_threads_relaxed_bg.wasm"
 rm -rf "$tmp_out.relaxed"
 # Replace pkg/ in one step so an interrupted build never leaves a half-written pkg/ that looks fresh.
 rm -rf "$out_dir"

@@ -7,16 +7,19 @@
  */
 
 import { afterAll, describe, expect, it } from "vitest";
-import { BadConfigError, T5EncoderModel, T5ForConditionalGeneration, initWasm, threadsSupported, wasmFlavour, wasmThreads } from "../ts/src/index.js";
+import { BadConfigError, T5EncoderModel, T5ForConditionalGeneration, hasRelaxedSimd, initWasm, threadsSupported, wasmFlavour, wasmThreads } from "../ts/src/index.js";
 import { loadOracle, MODELS, modelDir } from "./helpers/oracle.js";
 import { workerExecArgv } from "../ts/src/wasm-threads.js";
 
 describe("worker options", () => {
-  it("leaves out the parent's per-process Node options a worker refuses (--expose-gc, --input-type)", () => {
+  it("leaves out the parent's per-process Node options a worker refuses (--expose-gc, --input-type, V8 wasm flags)", () => {
     const saved = process.execArgv;
     try {
       Object.defineProperty(process, "execArgv", { value: ["--expose-gc", "--input-type", "module", "--expose_gc", "--input-type=module", "--no-warnings"], configurable: true });
       expect(workerExecArgv()).toEqual(["--no-warnings"]);
+      // V8's wasm feature flags (Node 20 validates relaxed SIMD only behind one) hold for the whole process
+      Object.defineProperty(process, "execArgv", { value: ["--experimental-wasm-relaxed-simd", "--conditions=x", "--wasm-max-mem-pages=1", "--no-experimental-wasm-stringref"], configurable: true });
+      expect(workerExecArgv()).toEqual(["--conditions=x"]);
     } finally {
       Object.defineProperty(process, "execArgv", { value: saved, configurable: true });
     }
@@ -24,13 +27,13 @@ describe("worker options", () => {
 });
 
 const THREADS = 3;
-const threaded = process.env.T5_WEB_WASM === undefined || process.env.T5_WEB_WASM === "threads";
+const threaded = process.env.T5_WEB_WASM === undefined || process.env.T5_WEB_WASM === "threads" || process.env.T5_WEB_WASM === "threads-relaxed-simd";
 
 describe.skipIf(!threaded)("threaded build", () => {
   it("runs in Node, with the pool grown to the threads asked for", async () => {
     expect(threadsSupported()).toBe(true);
     const engine = await initWasm();
-    expect(wasmFlavour()).toBe("threads");
+    expect(wasmFlavour()).toBe(process.env.T5_WEB_WASM ?? (hasRelaxedSimd() ? "threads-relaxed-simd" : "threads"));
     expect(engine.threadsBuilt()).toBe(true);
     const lm = await T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"), { num_threads: THREADS });
     try {

@@ -35,7 +35,7 @@ const packed = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destina
 const files = packed.files.map((f) => f.path);
 const forbidden = files.filter((f) => /\.map$|\.rs$|^test\/|fixtures|^crates\/|^pkg\//.test(f));
 if (forbidden.length) throw new Error(`tarball holds files it must not: ${forbidden.join(", ")}`);
-for (const need of ["dist/npm/node.js", "dist/npm/browser.js", "dist/npm/workerd.js", "dist/npm/index.d.ts", "dist/npm/t5_web_bg.wasm", "dist/npm/t5_web_relaxed_bg.wasm", "dist/npm/t5_web_threads_bg.wasm", "dist/npm/wasm-thread-worker.js", "package.json"]) {
+for (const need of ["dist/npm/node.js", "dist/npm/browser.js", "dist/npm/workerd.js", "dist/npm/index.d.ts", "dist/npm/t5_web_bg.wasm", "dist/npm/t5_web_relaxed_bg.wasm", "dist/npm/t5_web_threads_bg.wasm", "dist/npm/t5_web_threads_relaxed_bg.wasm", "dist/npm/wasm-thread-worker.js", "package.json"]) {
   if (!files.includes(need)) throw new Error(`tarball lacks ${need}`);
 }
 log(`tarball ${packed.filename}: ${packed.size} bytes (${(packed.size / 1048576).toFixed(2)} MiB), unpacked ${packed.unpackedSize} bytes, ${files.length} files`);

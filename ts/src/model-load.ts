@@ -4,6 +4,7 @@ import { BadConfigError, wasmCall } from "./errors.js";
 import { T5Config } from "./config.js";
 import { addWeightFiles, ggufSource, openSource, readJsonText, readRequired, type FileSource, type LoadOptions, type ModelSource } from "./files.js";
 import { ensureThreads, initWasm, wasmFlavour, wasmMemory } from "./wasm.js";
+import { isThreadedFlavour } from "./wasm-features.js";
 import { defaultMemoryBudget } from "./memory-budget.js";
 import { gpuAwait, gpuError, prepareWebGpu, type Device } from "./webgpu.js";
 import { CpuEngine, GpuEngine, type Engine } from "./engine.js";
@@ -124,7 +125,7 @@ export async function loadModel(dirOrUrl: ModelSource, kind: Kind, opts: ModelLo
   let deviceNote: string | undefined;
   if (device !== "cpu") {
     try {
-      if (wasmFlavour() === "threads") {
+      if (isThreadedFlavour(wasmFlavour())) {
         throw new BadConfigError(
           `device ${JSON.stringify(device)}: WebGPU does not run in the threaded engine build, which an earlier load started ` +
             `(num_threads > 1 is the default in Node and Deno): load WebGPU models first, or every model with num_threads: 1`,

@@ -1,12 +1,13 @@
 /**
- * Which engine build a runtime can run. Three builds ship: baseline WebAssembly SIMD128
+ * Which engine build a runtime can run. Four builds ship: baseline WebAssembly SIMD128
  * (`t5_web_bg.wasm`, every runtime t5-web supports), relaxed SIMD (`t5_web_relaxed_bg.wasm`: fused
- * multiply-adds in the matrix kernels; V8 11.4+: Chromium 114+, Node 22+, Deno, workerd) and threads
+ * multiply-adds in the matrix kernels; V8 11.4+: Chromium 114+, Node 22+, Deno, workerd), threads
  * (`t5_web_threads_bg.wasm`: SIMD128 on a shared memory, its matmuls and attention split across a pool of
- * workers; own glue `t5_web_threads.js`). The threaded one is picked where workers can share a memory
- * ({@link threadsSupported}: Node, Deno, cross-origin isolated pages) and more than one thread is
- * wanted; else the relaxed one where this probe validates; elsewhere (Node 20, Safari, Firefox without
- * the flag) the baseline.
+ * workers; own glue `t5_web_threads.js`) and threads with relaxed SIMD (`t5_web_threads_relaxed_bg.wasm`,
+ * the same glue). A threaded one is picked where workers can share a memory ({@link threadsSupported}:
+ * Node, Deno, cross-origin isolated pages) and more than one thread is wanted, with relaxed SIMD where this
+ * probe validates; else the single-thread relaxed one where the probe validates; elsewhere (Node 20,
+ * Safari, Firefox without the flag) the baseline.
  */
 
 import { readEnv } from "./runtime-env.js";
@@ -32,11 +33,16 @@ export function hasRelaxedSimd(): boolean {
   }
 }
 
-/** Which engine build runs: the three packaged ones, or one the caller passed to `initWasm`. */
-export type WasmFlavour = "threads" | "relaxed-simd" | "simd128" | "custom";
+/** Which engine build runs: the four packaged ones, or one the caller passed to `initWasm`. */
+export type WasmFlavour = "threads-relaxed-simd" | "threads" | "relaxed-simd" | "simd128" | "custom";
 
 /** A packaged build. */
 export type PackagedFlavour = Exclude<WasmFlavour, "custom">;
+
+/** Whether a build is one of the threaded ones (shared memory, a pool of workers, its own glue). */
+export function isThreadedFlavour(flavour: WasmFlavour | undefined): flavour is "threads" | "threads-relaxed-simd" {
+  return flavour === "threads" || flavour === "threads-relaxed-simd";
+}
 
 function isNode(): boolean {
   const g = globalThis as { process?: { versions?: { node?: string } }; Deno?: unknown };
@@ -78,20 +84,28 @@ function forcedFlavour(): string | undefined {
 }
 
 /**
- * The packaged build to load for `threads` wanted threads (1: one thread): the threaded build where
- * {@link threadsSupported} and `threads > 1`, else relaxed SIMD where supported, else the baseline.
- * `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` forces one (`threads` only where supported).
+ * The packaged build to load for `threads` wanted threads (1: one thread): a threaded build where
+ * {@link threadsSupported} and `threads > 1` (with relaxed SIMD where supported), else relaxed SIMD where
+ * supported, else the baseline. `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` /
+ * `threads-relaxed-simd` forces one (each only where the runtime supports it).
  */
 export function preferredFlavour(threads = DEFAULT_MAX_THREADS): PackagedFlavour {
   const forced = forcedFlavour();
+  const relaxed = hasRelaxedSimd();
   if (forced === "simd128") return "simd128";
-  if (forced === "relaxed-simd" && hasRelaxedSimd()) return "relaxed-simd";
+  if (forced === "relaxed-simd" && relaxed) return "relaxed-simd";
   if (forced === "threads" && threadsSupported()) return "threads";
-  if (forced === undefined && threads > 1 && threadsSupported()) return "threads";
-  return hasRelaxedSimd() ? "relaxed-simd" : "simd128";
+  if (forced === "threads-relaxed-simd" && relaxed && threadsSupported()) return "threads-relaxed-simd";
+  if (forced === undefined && threads > 1 && threadsSupported()) return relaxed ? "threads-relaxed-simd" : "threads";
+  return relaxed ? "relaxed-simd" : "simd128";
 }
 
 /** File name of a packaged build. */
 export function wasmFileName(flavour: PackagedFlavour): string {
-  return { threads: "t5_web_threads_bg.wasm", "relaxed-simd": "t5_web_relaxed_bg.wasm", simd128: "t5_web_bg.wasm" }[flavour];
+  return {
+    "threads-relaxed-simd": "t5_web_threads_relaxed_bg.wasm",
+    threads: "t5_web_threads_bg.wasm",
+    "relaxed-simd": "t5_web_relaxed_bg.wasm",
+    simd128: "t5_web_bg.wasm",
+  }[flavour];
 }

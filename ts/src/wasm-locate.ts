@@ -1,15 +1,15 @@
 /**
  * Where the engine's `.wasm` is by default: the Node build (and the sources under vitest).
  * Node / Bun / Deno-with-`fs`: read the file with `fs` — next to the bundle (`dist/npm/`) or in
- * `pkg/` (sources). Without `fs`: the URL next to this module. The threaded build when more than one
- * thread is wanted, else the relaxed-SIMD build where the runtime validates it (Node 22+), else the
- * SIMD128 baseline (see `wasm-features.ts`); a threaded build that is not there (an engine built
- * without it) falls back to the single-thread ones.
+ * `pkg/` (sources). Without `fs`: the URL next to this module. A threaded build when more than one
+ * thread is wanted (with relaxed SIMD where the runtime validates it: Node 22+), else the relaxed-SIMD
+ * build where it validates, else the SIMD128 baseline (see `wasm-features.ts`); a threaded build that is
+ * not there (an engine built without it) falls back to the other threaded one, then the single-thread ones.
  * Rollup swaps this module for `wasm-locate.browser.ts` / `wasm-locate.workerd.ts` in those builds.
  */
 
 import { T5WebError } from "./errors.js";
-import { preferredFlavour, wasmFileName, type PackagedFlavour } from "./wasm-features.js";
+import { isThreadedFlavour, preferredFlavour, wasmFileName, type PackagedFlavour } from "./wasm-features.js";
 
 function isNode(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
@@ -18,15 +18,16 @@ function isNode(): boolean {
 
 export async function defaultWasmSource(threads?: number): Promise<{ source: URL | Uint8Array; flavour: PackagedFlavour }> {
   const flavour = preferredFlavour(threads);
-  if (flavour === "threads") {
+  if (!isThreadedFlavour(flavour)) return find(flavour);
+  const order: PackagedFlavour[] = flavour === "threads-relaxed-simd" ? [flavour, "threads"] : [flavour];
+  for (const f of order) {
     try {
-      return await find(flavour);
+      return await find(f);
     } catch (e) {
       if (!(e instanceof T5WebError)) throw e;
-      return find(preferredFlavour(1));
     }
   }
-  return find(flavour);
+  return find(preferredFlavour(1));
 }
 
 async function find(flavour: PackagedFlavour): Promise<{ source: URL | Uint8Array; flavour: PackagedFlavour }> {

@@ -50,13 +50,15 @@ function fail(why: unknown): T5WebError {
 
 /**
  * The Node options a worker thread inherits: the parent's, less `--input-type` (allowed only with string input:
- * a worker started from `node --input-type=module -e "…"` fails with ERR_INPUT_TYPE_NOT_ALLOWED).
+ * a worker started from `node --input-type=module -e "…"` fails with ERR_INPUT_TYPE_NOT_ALLOWED) and the V8 flags
+ * a worker refuses (they hold for the whole process, its workers included).
  */
 export function workerExecArgv(): string[] {
   const argv = typeof process === "undefined" ? [] : process.execArgv;
-  // --input-type: ERR_INPUT_TYPE_NOT_ALLOWED in a worker; --expose-gc (a per-process V8 flag):
-  // ERR_WORKER_INVALID_EXEC_ARGV (`node --expose-gc` could not start the threaded build)
-  const perProcess = (a: string) => a.startsWith("--input-type") || /^--expose[-_]gc$/.test(a);
+  // --input-type: ERR_INPUT_TYPE_NOT_ALLOWED in a worker; per-process V8 flags (--expose-gc, the wasm feature
+  // flags such as Node 20's --experimental-wasm-relaxed-simd): ERR_WORKER_INVALID_EXEC_ARGV (`node --expose-gc`
+  // could not start the threaded build)
+  const perProcess = (a: string) => a.startsWith("--input-type") || /^--expose[-_]gc$/.test(a) || /^--(no-)?(experimental[-_])?wasm[-_]/.test(a);
   return argv.filter((a, i) => !perProcess(a) && argv[i - 1] !== "--input-type");
 }
 

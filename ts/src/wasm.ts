@@ -10,12 +10,13 @@
  *   fetched with a streaming compile (bundlers recognise the pattern and copy the asset);
  * - workerd / Cloudflare Workers (`workerd`, `worker`): `import wasm from "./t5_web_bg.wasm"`, a
  *   `WebAssembly.Module` (workerd may not compile wasm from bytes at run time).
- * Three builds ship, baseline SIMD128, relaxed SIMD (fused multiply-adds) and threads (SIMD128 on a
- * shared memory, with its own glue `pkg/t5_web_threads.js`, `#t5-wasm-threads`): the threaded one
- * loads where workers can share a memory and more than one thread is wanted (the first
- * initialisation's `numThreads`; default every hardware thread, at most 8), then starts the workers
- * of the engine's CPU pool (`wasm-threads.ts`); else the relaxed one where the runtime validates it
- * (`wasm-features.ts`; `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` forces one).
+ * Four builds ship, baseline SIMD128, relaxed SIMD (fused multiply-adds), threads (SIMD128 on a
+ * shared memory, with its own glue `pkg/t5_web_threads.js`, `#t5-wasm-threads`) and threads with relaxed
+ * SIMD (the same glue): a threaded one loads where workers can share a memory and more than one thread is
+ * wanted (the first initialisation's `numThreads`; default every hardware thread, at most 8), then starts
+ * the workers of the engine's CPU pool (`wasm-threads.ts`); else the relaxed one where the runtime
+ * validates it (`wasm-features.ts`; `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` /
+ * `threads-relaxed-simd` forces one).
  * {@link wasmFlavour} says which one runs, {@link wasmThreads} how many threads it has.
  *
  * Instances: the single-thread glue is bundled as a factory (`pkg/t5_web_factory.js`, scripts/glue-factory.mjs), so
@@ -34,7 +35,7 @@ import { createBindings } from "#t5-wasm-factory";
 import initThreaded, * as threaded from "#t5-wasm-threads";
 import { onEngineTrap, T5WebError } from "./errors.js";
 import { defaultWasmSource } from "./wasm-locate.js";
-import { DEFAULT_MAX_THREADS, hardwareThreads, type WasmFlavour } from "./wasm-features.js";
+import { DEFAULT_MAX_THREADS, hardwareThreads, isThreadedFlavour, type WasmFlavour } from "./wasm-features.js";
 import { ensureWorkers, workersStarted } from "./wasm-threads.js";
 
 export { hasRelaxedSimd, threadsSupported, type WasmFlavour } from "./wasm-features.js";
@@ -116,14 +117,14 @@ async function load(source?: WasmSource, opts: InitOptions = {}): Promise<Instan
     // the threaded glue is one per process: after its instance failed, fresh ones are single-thread builds
     const wanted = shared ? 1 : (opts.numThreads ?? Math.min(await hardwareThreads(), DEFAULT_MAX_THREADS));
     const found = await defaultWasmSource(wanted);
-    if (found.flavour === "threads") {
+    if (isThreadedFlavour(found.flavour)) {
       const module = await compile(found.source);
       await initThreaded({ module_or_path: module });
       const mem = threaded.sharedMemory() as WebAssembly.Memory;
       shared = { module, memory: mem };
       instances++;
-      current = { bindings: threaded, memory: mem, flavour: "threads", threaded: true, failed: false, armTrap: threaded.__t5_debug_arm_trap };
-      flavour = "threads";
+      current = { bindings: threaded, memory: mem, flavour: found.flavour, threaded: true, failed: false, armTrap: threaded.__t5_debug_arm_trap };
+      flavour = found.flavour;
       await grow(wanted);
       return current;
     }
@@ -208,8 +209,8 @@ export function armInstanceTrap(): void {
 }
 
 /**
- * Which engine build is running: `"threads"` / `"relaxed-simd"` / `"simd128"` (the packaged builds), `"custom"`
- * (a source passed to {@link initWasm}), or `undefined` before initialisation.
+ * Which engine build is running: `"threads-relaxed-simd"` / `"threads"` / `"relaxed-simd"` / `"simd128"` (the
+ * packaged builds), `"custom"` (a source passed to {@link initWasm}), or `undefined` before initialisation.
  */
 export function wasmFlavour(): WasmFlavour | undefined {
   return flavour;

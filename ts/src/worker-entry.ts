@@ -10,6 +10,7 @@ import type { EngineReply, EngineRequest, FromWorker, ToWorker } from "./worker-
 import type { RawForward } from "./engine.js";
 import type { ProgressInfo } from "./files.js";
 import { env } from "./hub.js";
+import { wasmFlavour } from "./wasm.js";
 
 interface Port {
   post(msg: FromWorker): void;
@@ -113,7 +114,7 @@ async function handle(msg: ToWorker): Promise<void> {
       const m = pipe.model;
       const config = JSON.parse(JSON.stringify(m.config)) as Record<string, unknown>;
       const generation_config = JSON.stringify(m.generation_config);
-      io.post({ type: "loaded", info: { location: m.location, bytes, backend: m.device === "cpu" ? "cpu (wasm simd128)" : m.device, device: m.device, config, generation_config } });
+      io.post({ type: "loaded", info: { location: m.location, bytes, backend: m.device === "cpu" ? `cpu (wasm ${wasmFlavour()}, ${m.threads} thread${m.threads === 1 ? "" : "s"})` : m.device, device: m.device, config, generation_config } });
     } catch (e) {
       fail(undefined, e);
     }

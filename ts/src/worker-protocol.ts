@@ -37,6 +37,7 @@ export interface WorkerModelInfo {
   location: string;
   /** Bytes of the files loaded for the model and tokenizer. */
   bytes: number;
+  /** What computes: `cpu (wasm <the engine build: wasmFlavour()>, <N> thread(s))`, or `webgpu`. */
   backend: string;
   /** Where the worker's model runs. */
   device: "cpu" | "webgpu";
