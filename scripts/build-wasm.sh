@@ -107,24 +107,23 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${threads_flags/+simd128,/+simd12
 echo "build-wasm: threaded builds in $(( $(date +%s) - t_threads ))s"
 tmp_out="$out_dir.tmp.$$"
 rm -rf "$tmp_out" "$tmp_out.relaxed"
-wasm-bindgen --target web --out-dir "$tmp_out" --out-name t5_web "$wasm_in"
-wasm-bindgen --target web --out-dir "$tmp_out.relaxed" --out-name t5_web "$relaxed_in"
-if ! cmp -s "$tmp_out/t5_web.js" "$tmp_out.relaxed/t5_web.js"; then
-  echo "build-wasm: the relaxed-SIMD build's JS glue differs from the baseline's; one glue cannot serve both" >&2
-  diff "$tmp_out/t5_web.js" "$tmp_out.relaxed/t5_web.js" | head -20 >&2
-  exit 1
-fi
-mv "$tmp_out.relaxed/t5_web_bg.wasm" "$tmp_out/t5_web_relaxed_bg.wasm"
-wasm-bindgen --target web --out-dir "$tmp_out" --out-name t5_web_threads "$threads_in"
-rm -rf "$tmp_out.relaxed"
-wasm-bindgen --target web --out-dir "$tmp_out.relaxed" --out-name t5_web_threads "$threads_relaxed_in"
-if ! cmp -s "$tmp_out/t5_web_threads.js" "$tmp_out.relaxed/t5_web_threads.js"; then
-  echo "build-wasm: the threaded relaxed-SIMD build's JS glue differs from the threaded one's; one glue cannot serve both" >&2
-  diff "$tmp_out/t5_web_threads.js" "$tmp_out.relaxed/t5_web_threads.js" | head -20 >&2
-  exit 1
-fi
-mv "$tmp_out.relaxed/t5_web_threads_bg.wasm" "$tmp_out/t5_web_threads_relaxed_bg.wasm"
-rm -rf "$tmp_out.relaxed"
+# bindgen NAME BASE RELAXED: BASE's glue and wasm as NAME.js / NAME_bg.wasm, RELAXED's wasm beside them as
+# NAME_relaxed_bg.wasm, provided its glue is the same (one glue serves both builds)
+bindgen() {
+  local name=$1 base=$2 relaxed=$3
+  wasm-bindgen --target web --out-dir "$tmp_out" --out-name "$name" "$base"
+  rm -rf "$tmp_out.relaxed"
+  wasm-bindgen --target web --out-dir "$tmp_out.relaxed" --out-name "$name" "$relaxed"
+  if ! cmp -s "$tmp_out/$name.js" "$tmp_out.relaxed/$name.js"; then
+    echo "build-wasm: the relaxed-SIMD build's JS glue $name.js differs from the other's; one glue cannot serve both" >&2
+    diff "$tmp_out/$name.js" "$tmp_out.relaxed/$name.js" | head -20 >&2
+    exit 1
+  fi
+  mv "$tmp_out.relaxed/${name}_bg.wasm" "$tmp_out/${name}_relaxed_bg.wasm"
+  rm -rf "$tmp_out.relaxed"
+}
+bindgen t5_web "$wasm_in" "$relaxed_in"
+bindgen t5_web_threads "$threads_in" "$threads_relaxed_in"
 # Replace pkg/ in one step so an interrupted build never leaves a half-written pkg/ that looks fresh.
 rm -rf "$out_dir"
 mv "$tmp_out" "$out_dir"
