@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
-import { hasRelaxedSimd, initWasm, threadsSupported, wasmFlavour } from "../ts/src/index.js";
+import { BadConfigError, hasRelaxedSimd, initWasm, threadsSupported, wasmFlavour } from "../ts/src/index.js";
 import { preferredFlavour, wasmFileName } from "../ts/src/wasm-features.js";
 
 describe("engine build", () => {
@@ -58,5 +58,18 @@ describe("engine build", () => {
     expect(wasmFileName("relaxed-simd")).toBe("t5_web_relaxed_bg.wasm");
     expect(wasmFileName("threads")).toBe("t5_web_threads_bg.wasm");
     expect(wasmFileName("threads-relaxed-simd")).toBe("t5_web_threads_relaxed_bg.wasm");
+  });
+
+  it("a T5_WEB_WASM that names no build is a typed error naming it, not silently the default build", () => {
+    const g = globalThis as { T5_WEB_WASM?: string };
+    g.T5_WEB_WASM = "threads-relaxed";
+    try {
+      expect(() => preferredFlavour()).toThrow(BadConfigError);
+      expect(() => preferredFlavour()).toThrow(/T5_WEB_WASM="threads-relaxed": expected one of "threads-relaxed-simd", "threads", "relaxed-simd", "simd128"/);
+      g.T5_WEB_WASM = "";
+      expect(preferredFlavour(1)).toBe(hasRelaxedSimd() ? "relaxed-simd" : "simd128");
+    } finally {
+      delete g.T5_WEB_WASM;
+    }
   });
 });

@@ -10,6 +10,7 @@
  * Safari, Firefox without the flag) the baseline.
  */
 
+import { BadConfigError } from "./errors.js";
 import { readEnv } from "./runtime-env.js";
 
 /** The smallest module that uses a relaxed-SIMD instruction (`i8x16.relaxed_swizzle` on two constants). */
@@ -78,16 +79,26 @@ export async function hardwareThreads(): Promise<number> {
 /** Most threads the automatic setting uses (as natively: `t5_core`'s `DEFAULT_MAX_THREADS`). */
 export const DEFAULT_MAX_THREADS = 8;
 
-/** The `T5_WEB_WASM` setting (environment variable in Node / Deno, or `globalThis.T5_WEB_WASM`). */
-function forcedFlavour(): string | undefined {
-  return (globalThis as { T5_WEB_WASM?: string }).T5_WEB_WASM ?? readEnv("T5_WEB_WASM");
+const PACKAGED: readonly PackagedFlavour[] = ["threads-relaxed-simd", "threads", "relaxed-simd", "simd128"];
+
+/**
+ * The `T5_WEB_WASM` setting (environment variable in Node / Deno, or `globalThis.T5_WEB_WASM`); empty is unset, a
+ * value that names no packaged build is a {@link BadConfigError} (not silently the default build).
+ */
+function forcedFlavour(): PackagedFlavour | undefined {
+  const v = (globalThis as { T5_WEB_WASM?: string }).T5_WEB_WASM ?? readEnv("T5_WEB_WASM");
+  if (v === undefined || v === "") return undefined;
+  const f = PACKAGED.find((p) => p === v);
+  if (f === undefined) throw new BadConfigError(`T5_WEB_WASM=${JSON.stringify(v)}: expected one of ${PACKAGED.map((p) => JSON.stringify(p)).join(", ")} (or unset)`);
+  return f;
 }
 
 /**
  * The packaged build to load for `threads` wanted threads (1: one thread): a threaded build where
  * {@link threadsSupported} and `threads > 1` (with relaxed SIMD where supported), else relaxed SIMD where
  * supported, else the baseline. `T5_WEB_WASM=simd128` / `relaxed-simd` / `threads` /
- * `threads-relaxed-simd` forces one (each only where the runtime supports it).
+ * `threads-relaxed-simd` forces one (each only where the runtime supports it; another value is a
+ * {@link BadConfigError}).
  */
 export function preferredFlavour(threads = DEFAULT_MAX_THREADS): PackagedFlavour {
   const forced = forcedFlavour();
