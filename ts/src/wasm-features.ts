@@ -79,7 +79,16 @@ export async function hardwareThreads(): Promise<number> {
 /** Most threads the automatic setting uses (as natively: `t5_core`'s `DEFAULT_MAX_THREADS`). */
 export const DEFAULT_MAX_THREADS = 8;
 
-const PACKAGED: readonly PackagedFlavour[] = ["threads-relaxed-simd", "threads", "relaxed-simd", "simd128"];
+/** Each packaged build's file (the one table of the builds: `T5_WEB_WASM` takes its keys). */
+const WASM_FILES: Readonly<Record<PackagedFlavour, string>> = {
+  "threads-relaxed-simd": "t5_web_threads_relaxed_bg.wasm",
+  threads: "t5_web_threads_bg.wasm",
+  "relaxed-simd": "t5_web_relaxed_bg.wasm",
+  simd128: "t5_web_bg.wasm",
+};
+function isPackaged(v: string): v is PackagedFlavour {
+  return Object.prototype.hasOwnProperty.call(WASM_FILES, v);
+}
 
 /**
  * The `T5_WEB_WASM` setting (environment variable in Node / Deno, or `globalThis.T5_WEB_WASM`); empty is unset, a
@@ -88,9 +97,10 @@ const PACKAGED: readonly PackagedFlavour[] = ["threads-relaxed-simd", "threads",
 function forcedFlavour(): PackagedFlavour | undefined {
   const v = (globalThis as { T5_WEB_WASM?: string }).T5_WEB_WASM ?? readEnv("T5_WEB_WASM");
   if (v === undefined || v === "") return undefined;
-  const f = PACKAGED.find((p) => p === v);
-  if (f === undefined) throw new BadConfigError(`T5_WEB_WASM=${JSON.stringify(v)}: expected one of ${PACKAGED.map((p) => JSON.stringify(p)).join(", ")} (or unset)`);
-  return f;
+  if (!isPackaged(v)) {
+    throw new BadConfigError(`T5_WEB_WASM=${JSON.stringify(v)}: expected one of ${Object.keys(WASM_FILES).map((p) => JSON.stringify(p)).join(", ")} (or unset)`);
+  }
+  return v;
 }
 
 /**
@@ -113,10 +123,5 @@ export function preferredFlavour(threads = DEFAULT_MAX_THREADS): PackagedFlavour
 
 /** File name of a packaged build. */
 export function wasmFileName(flavour: PackagedFlavour): string {
-  return {
-    "threads-relaxed-simd": "t5_web_threads_relaxed_bg.wasm",
-    threads: "t5_web_threads_bg.wasm",
-    "relaxed-simd": "t5_web_relaxed_bg.wasm",
-    simd128: "t5_web_bg.wasm",
-  }[flavour];
+  return WASM_FILES[flavour];
 }
