@@ -192,29 +192,31 @@ fn head(
     probs: Option<SharedMut<f32>>,
 ) {
     let inner = s.heads * s.head_dim;
+    let d = s.head_dim;
     let mut scores = vec![0.0f32; s.kv_len];
-    // gather K of this head contiguously once (the scores are one matrix product), and V for
-    // several queries; a single query (a decode step) reads V where it is (each row is scaled and
-    // added once, so gathering it would only add a copy)
-    let gather_v = s.q_len > 1;
-    let mut kh = vec![0.0f32; s.kv_len * s.head_dim];
-    let mut vh = vec![0.0f32; if gather_v { s.kv_len * s.head_dim } else { 0 }];
     // keys/values may hold more positions per batch row than kv_len (a preallocated static cache)
     let kv_stride = if k.shape.len() == 3 { k.shape[1] } else { s.kv_len };
     debug_assert!(kv_stride >= s.kv_len);
     let key_mask = mask.key_mask.map(|m| &m[b * s.kv_len..(b + 1) * s.kv_len]);
-    let src = |j: usize| (b * kv_stride + j) * inner + h * s.head_dim;
-    for j in 0..s.kv_len {
-        kh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&k.data[src(j)..src(j) + s.head_dim]);
-        if gather_v {
-            vh[j * s.head_dim..(j + 1) * s.head_dim].copy_from_slice(&v.data[src(j)..src(j) + s.head_dim]);
+    let src = |j: usize| (b * kv_stride + j) * inner + h * d;
+    // this head's keys are read where they are (rows `inner` apart: one strided matrix × vector
+    // per query); V is gathered contiguously for several queries, while a single query (a decode
+    // step) reads it where it is (each row is read once, so gathering it would only add a copy)
+    let gather_v = s.q_len > 1;
+    let mut vh = vec![0.0f32; if gather_v { s.kv_len * d } else { 0 }];
+    if gather_v {
+        for j in 0..s.kv_len {
+            vh[j * d..(j + 1) * d].copy_from_slice(&v.data[src(j)..src(j) + d]);
         }
     }
-    let vrow = |j: usize| if gather_v { &vh[j * s.head_dim..(j + 1) * s.head_dim] } else { &v.data[src(j)..src(j) + s.head_dim] };
+    // this head's `kv_len` rows of `d` in K or V (`inner` apart)
+    let span = if s.kv_len == 0 { 0..0 } else { src(0)..src(s.kv_len - 1) + d };
+    let keys = &k.data[span.clone()];
+    let (values, ldv) = if gather_v { (&vh[..], d) } else { (&v.data[span], inner) };
     for i in 0..s.q_len {
-        let qo = (b * s.q_len + i) * inner + h * s.head_dim;
-        let qrow = &q.data[qo..qo + s.head_dim];
-        gemm::matmul_nt(1, s.kv_len, s.head_dim, qrow, &kh, &mut scores);
+        let qo = (b * s.q_len + i) * inner + h * d;
+        let qrow = &q.data[qo..qo + d];
+        gemm::matvec_strided(s.kv_len, d, qrow, keys, inner, &mut scores);
         if s.half {
             scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
         }
@@ -246,16 +248,47 @@ fn head(
             let pr = unsafe { pr.slice(row, s.kv_len) };
             pr.iter_mut().zip(&scores).for_each(|(p, &e)| *p = e * inv);
         }
+        // the probabilities as P · V weighs them
+        for e in scores.iter_mut() {
+            *e = if s.half { crate::dtype::float16::round_f16(*e * inv) } else { *e * inv };
+        }
         // SAFETY: this (b, i, h) output row belongs to this task only.
-        let o = unsafe { out.slice(qo, s.head_dim) };
-        for j in 0..s.kv_len {
-            let p = if s.half { crate::dtype::float16::round_f16(scores[j] * inv) } else { scores[j] * inv };
-            if p != 0.0 {
-                o.iter_mut().zip(vrow(j)).for_each(|(a, v)| *a += p * v);
+        let o = unsafe { out.slice(qo, d) };
+        weighted_rows(&scores, values, ldv, o);
+    }
+}
+
+/// `o = Σ_j p[j] · v[j * ldv ..][..o.len()]`, each output summed over `j` in order from 0.0, rows
+/// with `p[j] = 0` skipped; [`PV_LANES`] outputs at a time stay in registers while the rows pass
+/// (instead of `o` being loaded and stored once per row).
+fn weighted_rows(p: &[f32], v: &[f32], ldv: usize, o: &mut [f32]) {
+    let d = o.len();
+    let mut chunks = o.chunks_exact_mut(PV_LANES);
+    for (c, oc) in chunks.by_ref().enumerate() {
+        let mut acc = [0.0f32; PV_LANES];
+        for (j, &pj) in p.iter().enumerate() {
+            if pj != 0.0 {
+                let at = j * ldv + c * PV_LANES;
+                let r: &[f32; PV_LANES] = v[at..at + PV_LANES].try_into().expect("PV_LANES values");
+                for l in 0..PV_LANES {
+                    acc[l] += pj * r[l];
+                }
             }
+        }
+        oc.copy_from_slice(&acc);
+    }
+    let tail = chunks.into_remainder();
+    let c0 = d - tail.len();
+    tail.iter_mut().for_each(|a| *a = 0.0);
+    for (j, &pj) in p.iter().enumerate() {
+        if pj != 0.0 {
+            tail.iter_mut().zip(&v[j * ldv + c0..]).for_each(|(a, x)| *a += pj * x);
         }
     }
 }
+
+/// Outputs of [`weighted_rows`] accumulated at once (4 AVX2 / 8 SIMD128 registers).
+const PV_LANES: usize = 32;
 
 #[cfg(test)]
 #[path = "attention_tests.rs"]

@@ -72,3 +72,39 @@ fn blocked_attention_matches_f64_softmax() {
         }
     }
 }
+
+/// One query (a decode step) against a key cache longer than `kv_len` (its keys and values read
+/// where they are, rows of all heads apart), with head sizes that fill whole runs of the P · V
+/// accumulators and leave a tail (40, 64, 72): the f64 softmax, with and without a bias, key
+/// padding and a causal offset, and the probabilities it returns summing to 1.
+#[test]
+fn one_query_reads_the_cache_in_place() {
+    for d in [40, 64, 72] {
+        let (batch, heads, kv_len, stride) = (2, 3, 77, 90);
+        let s = AttentionShape { batch, heads, head_dim: d, q_len: 1, kv_len, half: false };
+        let inner = heads * d;
+        let q = Tensor::new(vec![batch, 1, inner], data(batch * inner, 37, 101, 4.0));
+        let k = Tensor::new(vec![batch, stride, inner], data(batch * stride * inner, 53, 97, 4.0));
+        let v = Tensor::new(vec![batch, stride, inner], data(batch * stride * inner, 29, 89, 2.0));
+        let bias = Tensor::new(vec![heads, 1, kv_len], data(heads * kv_len, 17, 83, 6.0));
+        let zero = Tensor::new(vec![heads, 1, kv_len], vec![0.0; heads * kv_len]);
+        let key_mask: Vec<u32> = (0..batch * kv_len).map(|j| (j % 7 != 3) as u32).collect();
+        for (mask, with_bias) in [
+            (AttentionMask { key_mask: None, causal_offset: None }, false),
+            (AttentionMask { key_mask: Some(&key_mask), causal_offset: None }, true),
+            (AttentionMask { key_mask: None, causal_offset: Some(kv_len - 1) }, true),
+        ] {
+            let want = naive(&q, &k, &v, if with_bias { &bias } else { &zero }, mask, s, stride);
+            let mut probs = vec![0.0f32; batch * heads * kv_len];
+            let got = attention_host(&q, &k, &v, with_bias.then_some(&bias), mask, s, Some(&mut probs));
+            for (i, (&g, &w)) in got.data.iter().zip(&want).enumerate() {
+                assert!((g as f64 - w).abs() < 1e-5, "d {d} [{i}] {g} vs f64 {w}");
+            }
+            let plain = attention_host(&q, &k, &v, with_bias.then_some(&bias), mask, s, None);
+            assert_eq!(plain.data, got.data, "d {d}: returning the probabilities changes no output");
+            for row in probs.chunks_exact(kv_len) {
+                assert!((row.iter().map(|&p| p as f64).sum::<f64>() - 1.0).abs() < 1e-5);
+            }
+        }
+    }
+}

@@ -50,19 +50,25 @@ unsafe fn tile<const MI: usize, const NJ: usize>(i0: usize, j0: usize, n: usize,
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
     if m == 1 {
-        // matrix × vector (a decode step): 8 weight rows per pass, `n / 8` apart, 8 accumulators
-        return strided::<8>(n, out, |rows, out| row_tile(rows, k, x, w, out), |row, out| row_tile(row, k, x, w, out));
+        return matvec(n, k, x, w, k, out);
     }
     for_tiles!(m, n, tile, (n, k, x, w, out));
+}
+
+/// `out[j] = x · w[j * ldw .. j * ldw + k]` (matrix × vector, a decode step): 8 weight rows per
+/// pass, `n / 8` apart, 8 accumulators.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn matvec(n: usize, k: usize, x: &[f32], w: &[f32], ldw: usize, out: &mut [f32]) {
+    strided::<8>(n, out, |rows, out| row_tile(rows, k, x, w, ldw, out), |row, out| row_tile(row, k, x, w, ldw, out));
 }
 
 /// `out[j] = x · w[j]` for the rows `js` of a one-row product, each summed as [`tile`] sums it
 /// (one 8-lane accumulator along `k`, lanes summed, then the tail).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_tile<const R: usize>(js: [usize; R], k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+unsafe fn row_tile<const R: usize>(js: [usize; R], k: usize, x: &[f32], w: &[f32], ldw: usize, out: &mut [f32]) {
     let k8 = k / 8 * 8;
-    let (xp, wp) = (x.as_ptr(), js.map(|j| w[j * k..j * k + k].as_ptr()));
+    let (xp, wp) = (x.as_ptr(), js.map(|j| w[j * ldw..j * ldw + k].as_ptr()));
     let mut acc = [_mm256_setzero_ps(); R];
     let mut kk = 0;
     while kk < k8 {
@@ -75,7 +81,7 @@ unsafe fn row_tile<const R: usize>(js: [usize; R], k: usize, x: &[f32], w: &[f32
     for r in 0..R {
         let mut s = hsum(acc[r]);
         for t in k8..k {
-            s += x[t] * w[js[r] * k + t];
+            s += x[t] * w[js[r] * ldw + t];
         }
         out[js[r]] = s;
     }

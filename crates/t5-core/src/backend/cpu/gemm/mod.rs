@@ -83,6 +83,26 @@ fn tiles(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
     scalar::matmul_nt(m, n, k, x, w, out)
 }
 
+/// `out[j] = x · w[j * ldw .. j * ldw + k]` for `j < n`: one input row against `n` rows of `w`
+/// that lie `ldw ≥ k` apart (one head's keys in a cache that holds every head), each summed
+/// exactly as [`matmul_nt`] sums a row of a one-row product.
+pub fn matvec_strided(n: usize, k: usize, x: &[f32], w: &[f32], ldw: usize, out: &mut [f32]) {
+    assert!(ldw >= k && x.len() >= k && out.len() >= n && (n == 0 || w.len() >= (n - 1) * ldw + k));
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        return simd128::matvec(n, k, x, w, ldw, out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were detected at run time.
+            return unsafe { avx2::matvec(n, k, x, w, ldw, out) };
+        }
+    }
+    #[allow(unreachable_code)]
+    scalar::matvec(n, k, x, w, ldw, out)
+}
+
 /// Dot product of two equal-length slices with the same kernel family.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut out = [0.0f32];

@@ -60,19 +60,24 @@ fn tile<const MI: usize, const NJ: usize>(i0: usize, j0: usize, n: usize, k: usi
 
 pub fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
     if m == 1 {
-        // matrix × vector (a decode step): 8 weight rows per pass, 8 independent accumulators
-        return strided::<8>(n, out, |rows, out| row_tile(rows, k, x, w, out), |row, out| row_tile(row, k, x, w, out));
+        return matvec(n, k, x, w, k, out);
     }
     for_tiles!(m, n, tile, (n, k, x, w, out));
+}
+
+/// `out[j] = x · w[j * ldw .. j * ldw + k]` (matrix × vector, a decode step): 8 weight rows per
+/// pass, 8 independent accumulators.
+pub fn matvec(n: usize, k: usize, x: &[f32], w: &[f32], ldw: usize, out: &mut [f32]) {
+    strided::<8>(n, out, |rows, out| row_tile(rows, k, x, w, ldw, out), |row, out| row_tile(row, k, x, w, ldw, out));
 }
 
 /// `out[j] = x · w[j]` for the rows `js` of a one-row product, each summed as [`tile`] sums it
 /// (one `f32x4` accumulator along `k`, lanes summed, then the tail).
 #[inline(always)]
-fn row_tile<const R: usize>(js: [usize; R], k: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+fn row_tile<const R: usize>(js: [usize; R], k: usize, x: &[f32], w: &[f32], ldw: usize, out: &mut [f32]) {
     let k4 = k / 4 * 4;
     let mut acc = [f32x4_splat(0.0); R];
-    let (xp, wp) = (x.as_ptr(), js.map(|j| w[j * k..].as_ptr()));
+    let (xp, wp) = (x.as_ptr(), js.map(|j| w[j * ldw..j * ldw + k].as_ptr()));
     let mut kk = 0;
     while kk < k4 {
         // SAFETY: each row holds k values (sliced above), kk + 4 <= k.
@@ -87,7 +92,7 @@ fn row_tile<const R: usize>(js: [usize; R], k: usize, x: &[f32], w: &[f32], out:
     for r in 0..R {
         let mut s = hsum(acc[r]);
         for t in k4..k {
-            s += x[t] * w[js[r] * k + t];
+            s += x[t] * w[js[r] * ldw + t];
         }
         out[js[r]] = s;
     }

@@ -38,6 +38,26 @@ fn matmul_matches_naive_f64() {
     }
 }
 
+/// One row against rows `ldw` apart: each output bit-identical to the one-row product of the
+/// same rows stored contiguously (dispatch and the scalar kernel), for `k` with and without a
+/// SIMD tail and `n` leaving single rows after the passes.
+#[test]
+fn strided_rows_are_bit_identical_to_contiguous_ones() {
+    for (n, k, ldw) in [(19, 64, 200), (8, 37, 37), (3, 1, 5), (0, 16, 16), (17, 72, 72 * 3)] {
+        let x = data(k, 37, 101);
+        let w = data(n.max(1) * ldw, 53, 97);
+        let rows: Vec<f32> = (0..n).flat_map(|j| w[j * ldw..j * ldw + k].to_vec()).collect();
+        let (mut want, mut got) = (vec![0.0; n], vec![0.0; n]);
+        matmul_nt(1, n, k, &x, &rows, &mut want);
+        matvec_strided(n, k, &x, &w, ldw, &mut got);
+        assert_eq!(got, want, "dispatch {n}x{k} ldw {ldw}");
+        scalar::matmul_nt(1, n, k, &x, &rows, &mut want);
+        scalar::matvec(n, k, &x, &w, ldw, &mut got);
+        assert_eq!(got, want, "scalar {n}x{k} ldw {ldw}");
+        assert_close(&got, &naive_nt(1, n, k, &x, &rows), 1e-4, "against f64");
+    }
+}
+
 /// Every packed-panel micro-kernel this machine runs, directly, against f64: shapes that leave
 /// partial row blocks and partial panels for every ISA's `MR × NR`, and `k` of 0, 1 and odd.
 #[test]
