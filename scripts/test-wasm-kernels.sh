@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU kernels' unit tests (t5-core's gemm, qkernels, parallel, attention and quantization tests) compiled to WebAssembly and
+# The CPU kernels' unit tests (t5-core's gemm, qkernels, parallel, attention, softmax and quantization tests) compiled to WebAssembly and
 # run in Node's WASI, so the SIMD128 paths (and, with RELAXED=1, the relaxed-SIMD ones) are checked
 # directly, as the native ones are by `cargo test`. Tests that need unwinding (a panicking pool task)
 # cannot run in wasm (panic = abort) and are filtered out.
@@ -20,6 +20,6 @@ bin=$(RUSTFLAGS="-C target-feature=$features" cargo test -p t5-core --lib --targ
 # Node 20 validates relaxed SIMD only behind a flag (which Node 22+ no longer knows)
 flags=(--no-warnings)
 if [[ "${RELAXED:-0}" == 1 ]] && node --experimental-wasm-relaxed-simd -e 0 2>/dev/null; then flags+=(--experimental-wasm-relaxed-simd); fi
-for filter in backend::cpu::gemm backend::cpu::qkernels backend::cpu::parallel backend::cpu::attention dtype::quant; do
+for filter in backend::cpu::gemm backend::cpu::qkernels backend::cpu::parallel backend::cpu::attention backend::cpu::softmax dtype::quant; do
   node "${flags[@]}" scripts/wasi-run.mjs "$bin" "$filter"
 done

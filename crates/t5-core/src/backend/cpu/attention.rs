@@ -13,9 +13,12 @@
 //! Numerics of the blocked path against the one-pass softmax: the same scores; the exponentials are
 //! of `s − m_block` instead of `s − m_row`, rescaled when a later block raises the maximum (one more
 //! rounding per block each), and the output is divided by the sum once at the end instead of
-//! scaling each probability.
+//! scaling each probability. Both take the row steps of [`super::softmax`] (bias, hiding, maximum,
+//! `e^x` within 1 ulp and the sum in a fixed order), which vectorize and give the same bits natively
+//! and in wasm.
 
 use super::gemm::{self, Block, Operands};
+use super::softmax;
 use crate::pool::{self, SharedMut};
 use crate::backend::{AttentionMask, AttentionShape};
 use crate::tensor::Tensor;
@@ -80,35 +83,23 @@ pub fn head_blocked(
             for ii in 0..qb {
                 let i = i0 + ii;
                 let row = &mut sc[ii * kb..(ii + 1) * kb];
-                let mut m = mx[ii];
-                for (jj, sv) in row.iter_mut().enumerate() {
-                    let j = j0 + jj;
-                    let visible = key_mask.map_or(true, |km| km[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i);
-                    if !visible {
-                        *sv = f32::NEG_INFINITY;
-                        continue;
-                    }
-                    if let Some(bias) = bias {
-                        *sv += bias.data[(h * s.q_len + i) * s.kv_len + j];
-                    }
-                    // a comparison, not `f32::max` (a libm call in wasm); NaN skipped, as by `max`
-                    if *sv > m {
-                        m = *sv;
-                    }
+                if let Some(bias) = bias {
+                    let at = (h * s.q_len + i) * s.kv_len + j0;
+                    softmax::add_bias(row, &bias.data[at..at + kb]);
                 }
+                softmax::hide(row, key_mask.map(|km| &km[j0..j0 + kb]), mask.causal_offset.map(|off| (off + i + 1).saturating_sub(j0)));
+                let m = match softmax::max(row) {
+                    rm if rm > mx[ii] => rm,
+                    _ => mx[ii],
+                };
                 if m == f32::NEG_INFINITY {
                     // nothing visible yet: this block adds nothing
                     row.iter_mut().for_each(|p| *p = 0.0);
                     continue;
                 }
-                let alpha = (mx[ii] - m).exp();
+                let alpha = softmax::exp(mx[ii] - m);
                 mx[ii] = m;
-                let mut l = 0.0f32;
-                for p in row.iter_mut() {
-                    // masked: exp(-inf) = 0
-                    *p = (*p - m).exp();
-                    l += *p;
-                }
+                let l = softmax::exp_sum(row, m);
                 sum[ii] = sum[ii] * alpha + l;
                 if alpha != 1.0 {
                     acc[ii * d..(ii + 1) * d].iter_mut().for_each(|a| *a *= alpha);
@@ -220,27 +211,25 @@ fn head(
         if s.half {
             scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
         }
-        let visible =
-            |j: usize| key_mask.map_or(true, |m| m[j] != 0) && mask.causal_offset.map_or(true, |off| j <= off + i);
-        let mut max = f32::NEG_INFINITY;
-        for j in 0..s.kv_len {
-            if let Some(bias) = bias {
-                scores[j] += bias.data[(h * s.q_len + i) * s.kv_len + j];
-                if s.half {
-                    scores[j] = crate::dtype::float16::round_f16(scores[j]);
-                }
-            }
-            // a comparison, not `f32::max` (a libm call in wasm); NaN skipped, as by `max`
-            if visible(j) && scores[j] > max {
-                max = scores[j];
+        if let Some(bias) = bias {
+            let at = (h * s.q_len + i) * s.kv_len;
+            softmax::add_bias(&mut scores, &bias.data[at..at + s.kv_len]);
+            if s.half {
+                scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
             }
         }
-        let mut sum = 0.0f32;
-        for j in 0..s.kv_len {
-            let e = if visible(j) { (scores[j] - max).exp() } else { 0.0 };
-            scores[j] = e;
-            sum += e;
-        }
+        softmax::hide(&mut scores, key_mask, mask.causal_offset.map(|off| off + i + 1));
+        let max = softmax::max(&scores);
+        let sum = if max == f32::NEG_INFINITY {
+            // no visible score above -inf (float16 overflow can leave -inf and NaN): as in the plain
+            // softmax, e^(s - max) is NaN for a visible key and 0 for a hidden one, so a row with
+            // any visible key is NaN and one with none is zeros
+            let visible = |j: usize| key_mask.is_none_or(|m| m[j] != 0) && mask.causal_offset.is_none_or(|off| j <= off + i);
+            scores.iter_mut().enumerate().for_each(|(j, e)| *e = if visible(j) { f32::NAN } else { 0.0 });
+            scores.iter().sum()
+        } else {
+            softmax::exp_sum(&mut scores, max)
+        };
         let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
         if let Some(pr) = probs {
             let row = ((b * s.heads + h) * s.q_len + i) * s.kv_len;

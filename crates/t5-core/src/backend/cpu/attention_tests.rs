@@ -108,3 +108,25 @@ fn one_query_reads_the_cache_in_place() {
         }
     }
 }
+
+/// A query whose scores are all NaN (float16 overflow) gives NaN, as the plain softmax does (not
+/// zeros: nothing is silently replaced), on both paths; a query that sees no key gives zeros.
+#[test]
+fn nan_scores_stay_nan_and_hidden_rows_are_zero() {
+    let (heads, d, kv_len) = (2, 8, 9);
+    let inner = heads * d;
+    let mut qd = data(2 * inner, 37, 101, 4.0);
+    qd[..d].iter_mut().for_each(|x| *x = f32::NAN); // query 0, head 0
+    let q = Tensor::new(vec![1, 2, inner], qd);
+    let k = Tensor::new(vec![1, kv_len, inner], data(kv_len * inner, 53, 97, 4.0));
+    let v = Tensor::new(vec![1, kv_len, inner], data(kv_len * inner, 29, 89, 2.0));
+    let s = AttentionShape { batch: 1, heads, head_dim: d, q_len: 2, kv_len, half: false };
+    let none = AttentionMask { key_mask: None, causal_offset: None };
+    let mut probs = vec![0.0f32; heads * 2 * kv_len];
+    let one_pass = attention_host(&q, &k, &v, None, none, s, Some(&mut probs));
+    assert!(one_pass.data[..d].iter().all(|x| x.is_nan()), "{:?}", &one_pass.data[..d]);
+    assert!(one_pass.data[d..].iter().all(|x| x.is_finite()));
+    let hidden = vec![0u32; kv_len];
+    let masked = attention_host(&q, &k, &v, None, AttentionMask { key_mask: Some(&hidden), causal_offset: None }, s, Some(&mut probs));
+    assert!(masked.data.iter().all(|&x| x == 0.0));
+}

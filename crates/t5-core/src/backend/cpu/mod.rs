@@ -7,6 +7,7 @@ pub mod fixed;
 pub mod gemm;
 pub mod parallel;
 pub mod qkernels;
+pub mod softmax;
 
 pub use attention::{attention_host, attention_threads};
 pub use parallel::CpuWeight;
