@@ -2,6 +2,7 @@
 //! Matvec micro-benchmark: `setup(dtype, n, k)` builds a weight, `run(iters)` times
 //! `qkernels::linear` with one input row, `check()` returns the largest deviation from an f64 dot
 //! product with the dequantized weights. Built and driven by `build.sh` / `bench.mjs`.
+mod attention;
 mod peak;
 use t5_core::backend::cpu::qkernels;
 use t5_core::dtype::{QWeight, WeightDtype};

@@ -9,6 +9,8 @@
 //! holds the greedy ids); `--json` also lists every timed run (`*_all`), for medians across processes.
 //! `t5-bench quantize <model-dir> <dtype> <out-dir>`: a pre-quantized checkpoint (safetensors).
 //! `t5-bench bandwidth [MB]`: single-core read bandwidth (GB/s) over a working set of that size (default 256).
+//! `t5-bench attention`: one thread's attention alone (an encoder layer's self-attention over 512 / 128 tokens, a
+//! decode step's cross-attention over 512 / 32 positions), best and median ms per call.
 //! `t5-bench strategies <model-dir> [--json]`: greedy / beam 4 / sampling × growing / static KV cache (speed, heap).
 
 mod random;
@@ -405,6 +407,37 @@ fn kernels() {
     }
 }
 
+/// Attention alone, one thread, t5-small's heads (8 × 64): an encoder layer's self-attention (position bias, key
+/// padding) and a decode step's cross-attention (one query, no bias); `bench/wasm-kernels/attention.mjs` runs the
+/// same cases in wasm.
+fn attention() {
+    use t5_core::backend::cpu::attention::attention_host;
+    use t5_core::backend::{AttentionMask, AttentionShape};
+    use t5_core::Tensor;
+    let mut rng = Rng(11);
+    let (heads, d) = (8, 64);
+    let inner = heads * d;
+    for (name, q_len, kv_len, with_bias) in [("self 512x512", 512, 512, true), ("self 128x128", 128, 128, true), ("cross 1x512", 1, 512, false), ("cross 1x32", 1, 32, false)] {
+        let mut t = |len: usize| Tensor::new(vec![1, len / inner, inner], (0..len).map(|_| rng.normal()).collect());
+        let (q, k, v) = (t(q_len * inner), t(kv_len * inner), t(kv_len * inner));
+        let bias = with_bias.then(|| Tensor::new(vec![heads, q_len, kv_len], (0..heads * q_len * kv_len).map(|_| rng.normal()).collect()));
+        let key_mask = vec![1u32; kv_len];
+        let mask = AttentionMask { key_mask: Some(&key_mask), causal_offset: None };
+        let shape = AttentionShape { batch: 1, heads, head_dim: d, q_len, kv_len, half: false };
+        let reps = (20_000_000 / (q_len * kv_len)).max(3);
+        let mut times = vec![];
+        for _ in 0..7 {
+            let start = Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(attention_host(&q, &k, &v, bias.as_ref(), mask, shape, None));
+            }
+            times.push(start.elapsed().as_secs_f64() / reps as f64);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("{name:<14} best {:8.3} ms  med {:8.3} ms", times[0] * 1e3, times[3] * 1e3);
+    }
+}
+
 /// Write `<out>/model.safetensors` quantized to `dtype` (plus config.json / generation_config.json).
 fn quantize(dir: &Path, dtype: WeightDtype, out: &Path) {
     let (_, _, store): (_, _, WeightStore) = load_dir(dir).expect("load");
@@ -448,10 +481,11 @@ fn main() {
             println!("{:.1}", bandwidth((mb * 1e6) as usize))
         }
         Some("kernels") => kernels(),
+        Some("attention") => attention(),
         Some("agreement") if args.len() >= 3 => agreement(Path::new(&args[2]), args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100)),
         Some("strategies") if args.len() >= 3 => strategies::run(Path::new(&args[2]), args.iter().any(|a| a == "--json")),
         _ => {
-            eprintln!("usage: t5-bench make-random <config.json> <out-dir> [--dtype fp32|bf16] [--shard-mb N] | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth [MB]");
+            eprintln!("usage: t5-bench make-random <config.json> <out-dir> [--dtype fp32|bf16] [--shard-mb N] | t5-bench run <model-dir> [--json] [--dtype D] [--runs N] [--warmup N] [--input ids.json] [--threads N (0: all cores, at most 8)] | t5-bench quantize <model-dir> <dtype> <out-dir> | t5-bench bandwidth [MB] | t5-bench kernels | t5-bench attention");
             std::process::exit(2);
         }
     }
