@@ -18,12 +18,12 @@ const LANES: usize = 8;
 pub fn exp(x: f32) -> f32 {
     // 1.5 · 2^23: adding it rounds to an integer (ties to even), held in the low mantissa bits
     const SHIFTER: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_HI: f32 = 355.0 / 512.0; // ln 2 to 9 bits: n · LN2_HI is exact for |n| < 2^15
     const LN2_LO: f32 = -2.121_944_4e-4;
     let t = x * std::f32::consts::LOG2_E + SHIFTER;
     let n = t - SHIFTER;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.500_000_0;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
     let er = p * (r * r) + r + 1.0;
     let scale = f32::from_bits(((t.to_bits() as i32 - SHIFTER.to_bits() as i32 + 127) << 23) as u32);
     if x < -87.0 {
