@@ -218,14 +218,16 @@ fn head(
                 scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
             }
         }
-        softmax::hide(&mut scores, key_mask, mask.causal_offset.map(|off| off + i + 1));
+        let first_hidden = mask.causal_offset.map(|off| off + i + 1);
+        softmax::hide(&mut scores, key_mask, first_hidden);
         let max = softmax::max(&scores);
         let sum = if max == f32::NEG_INFINITY {
             // no visible score above -inf (float16 overflow can leave -inf and NaN): as in the plain
             // softmax, e^(s - max) is NaN for a visible key and 0 for a hidden one, so a row with
             // any visible key is NaN and one with none is zeros
-            let visible = |j: usize| key_mask.is_none_or(|m| m[j] != 0) && mask.causal_offset.is_none_or(|off| j <= off + i);
-            scores.iter_mut().enumerate().for_each(|(j, e)| *e = if visible(j) { f32::NAN } else { 0.0 });
+            scores.iter_mut().for_each(|e| *e = f32::NAN);
+            softmax::hide(&mut scores, key_mask, first_hidden);
+            scores.iter_mut().filter(|e| **e == f32::NEG_INFINITY).for_each(|e| *e = 0.0);
             scores.iter().sum()
         } else {
             softmax::exp_sum(&mut scores, max)
