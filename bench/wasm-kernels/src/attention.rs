@@ -22,7 +22,7 @@ fn data(len: usize, a: usize, b: usize) -> Vec<f32> {
     (0..len).map(|i| ((i * a % b) as f32 / b as f32 - 0.5) * 2.0).collect()
 }
 
-/// `bias` 1: a position bias `[8, q_len, kv_len]` (self-attention), 0: none (cross-attention).
+/// `bias` 1: a position bias `[8, q_len + kv_len - 1]` (self-attention; the diagonal form), 0: none (cross-attention).
 #[no_mangle]
 pub extern "C" fn setup_attention(q_len: usize, kv_len: usize, bias: u32) {
     let (heads, d) = (8, 64);
@@ -31,7 +31,7 @@ pub extern "C" fn setup_attention(q_len: usize, kv_len: usize, bias: u32) {
         q: Tensor::new(vec![1, q_len, inner], data(q_len * inner, 7, 101)),
         k: Tensor::new(vec![1, kv_len, inner], data(kv_len * inner, 13, 997)),
         v: Tensor::new(vec![1, kv_len, inner], data(kv_len * inner, 17, 991)),
-        bias: (bias != 0).then(|| Tensor::new(vec![heads, q_len, kv_len], data(heads * q_len * kv_len, 3, 89))),
+        bias: (bias != 0).then(|| Tensor::new(vec![heads, q_len + kv_len - 1], data(heads * (q_len + kv_len - 1), 3, 89))),
         key_mask: vec![1; kv_len],
         shape: AttentionShape { batch: 1, heads, head_dim: d, q_len, kv_len, half: false },
     };

@@ -420,7 +420,7 @@ fn attention() {
     for (name, q_len, kv_len, with_bias) in [("self 512x512", 512, 512, true), ("self 128x128", 128, 128, true), ("cross 1x512", 1, 512, false), ("cross 1x32", 1, 32, false)] {
         let mut t = |len: usize| Tensor::new(vec![1, len / inner, inner], (0..len).map(|_| rng.normal()).collect());
         let (q, k, v) = (t(q_len * inner), t(kv_len * inner), t(kv_len * inner));
-        let bias = with_bias.then(|| Tensor::new(vec![heads, q_len, kv_len], (0..heads * q_len * kv_len).map(|_| rng.normal()).collect()));
+        let bias = with_bias.then(|| Tensor::new(vec![heads, q_len + kv_len - 1], (0..heads * (q_len + kv_len - 1)).map(|_| rng.normal()).collect()));
         let key_mask = vec![1u32; kv_len];
         let mask = AttentionMask { key_mask: Some(&key_mask), causal_offset: None };
         let shape = AttentionShape { batch: 1, heads, head_dim: d, q_len, kv_len, half: false };

@@ -38,10 +38,10 @@ fn widest(cfg: &T5Config) -> u64 {
 }
 
 /// Peak working bytes of the encoder on `[batch, seq]`: scores and probabilities `[batch, heads,
-/// seq, seq]`, the position bias `[heads, seq, seq]`, three activations of the widest layer.
+/// seq, seq]`, the position bias `[heads, 2 seq - 1]`, three activations of the widest layer.
 pub fn encode_bytes(cfg: &T5Config, batch: usize, seq: usize) -> Option<u64> {
     let (b, s, h) = (batch as u64, seq as u64, cfg.num_heads as u64);
-    sum(&[prod(&[2, b, h, s, s, 4]), prod(&[h, s, s, 4]), prod(&[3, b, s, widest(cfg), 4]), prod(&[2, b, s, cfg.d_model as u64, 4])])
+    sum(&[prod(&[2, b, h, s, s, 4]), prod(&[h, 2, s, 4]), prod(&[3, b, s, widest(cfg), 4]), prod(&[2, b, s, cfg.d_model as u64, 4])])
 }
 
 /// Peak working bytes of a decoder pass over `t` positions for `rows` rows against `seq` encoder
@@ -51,7 +51,7 @@ fn decode_step_bytes(cfg: &T5Config, rows: u64, t: u64, seq: u64, cached: u64) -
     sum(&[
         prod(&[2, rows, h, t, cached.checked_add(t)?, 4]),
         prod(&[2, rows, h, t, seq, 4]),
-        prod(&[h, t, cached.checked_add(t)?, 4]),
+        prod(&[h, t.checked_add(cached)?.checked_add(t)?, 4]),
         prod(&[3, rows, t, widest(cfg), 4]),
         // logits of the step and the search's copies of them
         prod(&[4, rows, t, cfg.vocab_size as u64, 4]),

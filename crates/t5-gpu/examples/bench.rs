@@ -224,7 +224,7 @@ fn ops(g: &Gpu, d: usize, dff: usize, heads: usize, dkv: usize) {
         });
         let inner = heads * dkv;
         let q = up(vec![b, s, inner], 7);
-        let bias = up(vec![heads, s, s], 8);
+        let bias = up(vec![heads, 2 * s - 1], 8);
         let mask: Vec<u32> = vec![1; b * s];
         let shape = AttentionShape { batch: b, heads, head_dim: dkv, q_len: s, kv_len: s, half: false };
         time(format!("attention self [{b}, {heads}h, {s}x{s}] bias+mask"), &|| {
@@ -274,7 +274,7 @@ fn chain(g: &Gpu, d: usize, dff: usize, heads: usize, dkv: usize) {
     let norm = g.upload(Tensor::new(vec![d], vec![1.0; d]));
     for s in [8usize, 9, 32] {
         let x = g.upload(Tensor::new(vec![1, s, d], rnd(s * d, 5)));
-        let bias = g.upload(Tensor::new(vec![heads, s, s], rnd(heads * s * s, 8)));
+        let bias = g.upload(Tensor::new(vec![heads, 2 * s - 1], rnd(heads * (2 * s - 1), 8)));
         let mask: Vec<u32> = vec![1; s];
         let shape = AttentionShape { batch: 1, heads, head_dim: dkv, q_len: s, kv_len: s, half: false };
         sync();

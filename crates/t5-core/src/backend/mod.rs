@@ -34,6 +34,25 @@ pub struct AttentionShape {
     pub half: bool,
 }
 
+impl AttentionShape {
+    /// Where the position bias of head `h`, query `i` starts in the bias's diagonal form `[heads,
+    /// q_len + kv_len - 1]` (its `kv_len` values follow): the bias of query `i` and key `j` depends
+    /// on `j - i` only and sits at column `j - i + q_len - 1` ([`bias_diagonals`]).
+    pub fn bias_row(&self, h: usize, i: usize) -> usize {
+        h * bias_diagonals(self.q_len, self.kv_len) + self.q_len - 1 - i
+    }
+}
+
+/// Columns of the position bias in its diagonal form for `q_len` queries and `kv_len` keys:
+/// `q_len + kv_len - 1`, one per distance `j - i` (0 when either is 0).
+pub fn bias_diagonals(q_len: usize, kv_len: usize) -> usize {
+    if q_len == 0 || kv_len == 0 {
+        0
+    } else {
+        q_len + kv_len - 1
+    }
+}
+
 pub trait Backend {
     /// An activation tensor resident on the device.
     type Tensor: Clone;
@@ -90,7 +109,8 @@ pub trait Backend {
     fn gated_activate(&self, gate: &mut Self::Tensor, up: &Self::Tensor, act: Activation);
     /// T5 attention (no `1/sqrt(d)` scaling): `softmax(q k^T + bias + mask) v` per head.
     /// q: `[batch, q_len, heads*head_dim]`, k/v: `[batch, kv_len, heads*head_dim]`,
-    /// bias: `[heads, q_len, kv_len]` shared over the batch, or `None` (cross-attention).
+    /// bias: `[heads, q_len + kv_len - 1]` shared over the batch, the diagonal form ([`AttentionShape::bias_row`]),
+    /// or `None` (cross-attention).
     fn attention(
         &self,
         q: &Self::Tensor,

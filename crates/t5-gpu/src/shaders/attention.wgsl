@@ -1,6 +1,7 @@
 // T5 attention for one (query i, head h, batch b) per workgroup:
 // softmax(q k^T + bias + mask) v, no 1/sqrt(d) scaling. K/V rows of batch b start at b * kv_bstride
 // rows (the KV cache keeps spare capacity per batch row). Fully masked rows give zeros (as the CPU).
+// The bias is in its diagonal form [heads, q_len + kv_len - 1]: query i, key j at column j - i + q_len - 1.
 // flags: 1 bias, 2 key mask, 4 float16 mode (scores, biased scores and probabilities rounded to float16 as
 // transformers' eager float16 attention).
 struct P {
@@ -45,7 +46,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       for (var d = 0u; d < p.head_dim; d++) { s = fma(q[qo + d], k[ko + d], s); }
       if (half) { s = round16(s); }
       if ((p.flags & 1u) != 0u) {
-        s += bias[(h * p.q_len + i) * p.kv_len + j];
+        s += bias[h * (p.q_len + p.kv_len - 1u) + p.q_len - 1u - i + j];
         if (half) { s = round16(s); }
       }
       m = max(m, s);

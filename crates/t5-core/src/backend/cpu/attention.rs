@@ -29,7 +29,8 @@ pub const QB: usize = 64;
 pub const KB: usize = 128;
 
 /// The blocked path on one thread: `softmax(q kᵀ + bias, masked) v` for all heads, `q` `[batch, q_len, heads · head_dim]`, `k`, `v`
-/// `[batch, kv_stride, heads · head_dim]` (`kv_stride ≥ kv_len`), `bias` `[heads, q_len, kv_len]`.
+/// `[batch, kv_stride, heads · head_dim]` (`kv_stride ≥ kv_len`), `bias` `[heads, q_len + kv_len - 1]` (diagonal
+/// form: [`AttentionShape::bias_row`]).
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, mask: AttentionMask<'_>, s: AttentionShape) -> Tensor {
     let inner = s.heads * s.head_dim;
     let mut out = vec![0.0f32; s.batch * s.q_len * inner];
@@ -84,7 +85,7 @@ pub fn head_blocked(
                 let i = i0 + ii;
                 let row = &mut sc[ii * kb..(ii + 1) * kb];
                 if let Some(bias) = bias {
-                    let at = (h * s.q_len + i) * s.kv_len + j0;
+                    let at = s.bias_row(h, i) + j0;
                     softmax::add_bias(row, &bias.data[at..at + kb]);
                 }
                 softmax::hide(row, key_mask.map(|km| &km[j0..j0 + kb]), mask.causal_offset.map(|off| (off + i + 1).saturating_sub(j0)));
@@ -212,7 +213,7 @@ fn head(
             scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));
         }
         if let Some(bias) = bias {
-            let at = (h * s.q_len + i) * s.kv_len;
+            let at = s.bias_row(h, i);
             softmax::add_bias(&mut scores, &bias.data[at..at + s.kv_len]);
             if s.half {
                 scores.iter_mut().for_each(|v| *v = crate::dtype::float16::round_f16(*v));

@@ -8,7 +8,8 @@ fn data(len: usize, a: usize, b: usize, s: f32) -> Vec<f32> {
     (0..len).map(|i| ((i * a % b) as f32 / b as f32 - 0.5) * s).collect()
 }
 
-/// `softmax(q kᵀ + bias) v` per (batch, head, query) in f64, masked keys excluded (all masked: 0).
+/// `softmax(q kᵀ + bias) v` per (batch, head, query) in f64, masked keys excluded (all masked: 0);
+/// `bias` in its diagonal form `[heads, q_len + kv_len - 1]` (query `i`, key `j` at `j - i + q_len - 1`).
 #[allow(clippy::too_many_arguments)]
 fn naive(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, mask: AttentionMask<'_>, s: AttentionShape, stride: usize) -> Vec<f64> {
     let (d, inner) = (s.head_dim, s.heads * s.head_dim);
@@ -20,7 +21,7 @@ fn naive(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, mask: AttentionMask<
                 let sc: Vec<f64> = (0..s.kv_len)
                     .map(|j| {
                         let dot: f64 = (0..d).map(|c| q.data[(b * s.q_len + i) * inner + h * d + c] as f64 * k.data[(b * stride + j) * inner + h * d + c] as f64).sum();
-                        dot + bias.data[(h * s.q_len + i) * s.kv_len + j] as f64
+                        dot + bias.data[h * (s.q_len + s.kv_len - 1) + j + s.q_len - 1 - i] as f64
                     })
                     .collect();
                 let mx = (0..s.kv_len).filter(|&j| vis(j)).map(|j| sc[j]).fold(f64::NEG_INFINITY, f64::max);
@@ -47,7 +48,7 @@ fn blocked_attention_matches_f64_softmax() {
     let q = Tensor::new(vec![batch, q_len, inner], data(batch * q_len * inner, 37, 101, 4.0));
     let k = Tensor::new(vec![batch, stride, inner], data(batch * stride * inner, 53, 97, 4.0));
     let v = Tensor::new(vec![batch, stride, inner], data(batch * stride * inner, 29, 89, 2.0));
-    let bias = Tensor::new(vec![heads, q_len, kv_len], data(heads * q_len * kv_len, 17, 83, 6.0));
+    let bias = Tensor::new(vec![heads, q_len + kv_len - 1], data(heads * (q_len + kv_len - 1), 17, 83, 6.0));
     let mut key_mask = vec![1u32; batch * kv_len];
     (0..kv_len).for_each(|j| key_mask[2 * kv_len + j] = 0);
     (0..KB + 3).for_each(|j| key_mask[kv_len + j] = (j % 5 != 0) as u32);
@@ -86,8 +87,8 @@ fn one_query_reads_the_cache_in_place() {
         let q = Tensor::new(vec![batch, 1, inner], data(batch * inner, 37, 101, 4.0));
         let k = Tensor::new(vec![batch, stride, inner], data(batch * stride * inner, 53, 97, 4.0));
         let v = Tensor::new(vec![batch, stride, inner], data(batch * stride * inner, 29, 89, 2.0));
-        let bias = Tensor::new(vec![heads, 1, kv_len], data(heads * kv_len, 17, 83, 6.0));
-        let zero = Tensor::new(vec![heads, 1, kv_len], vec![0.0; heads * kv_len]);
+        let bias = Tensor::new(vec![heads, kv_len], data(heads * kv_len, 17, 83, 6.0));
+        let zero = Tensor::new(vec![heads, kv_len], vec![0.0; heads * kv_len]);
         let key_mask: Vec<u32> = (0..batch * kv_len).map(|j| (j % 7 != 3) as u32).collect();
         for (mask, with_bias) in [
             (AttentionMask { key_mask: None, causal_offset: None }, false),
