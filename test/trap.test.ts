@@ -37,6 +37,12 @@ function thrown(f: () => unknown): Error {
   throw new Error("expected a throw");
 }
 
+/** A call that grows the instance's memory: 1,500 tokens' attention probabilities, returned (36 MB a layer). */
+function grow(model: T5ForConditionalGeneration): void {
+  const long = [Array.from({ length: 1500 }, (_, i) => 3 + (i % 50)).concat([1])];
+  model.forwardSync({ input_ids: long, decoder_input_ids: [[0]], output_attentions: true });
+}
+
 async function load(): Promise<T5ForConditionalGeneration> {
   return (await AutoModelForSeq2SeqLM.fromPretrained(TINY)) as T5ForConditionalGeneration;
 }
@@ -91,8 +97,8 @@ describe("a genuine trap in the engine", { timeout: 120_000 }, () => {
     const victim = await load();
     const firstFlavour = wasmFlavour();
     const want = victim.generateSync(ids, opts);
-    // grow the instance's memory as a large call does (a long input's attention scores)
-    victim.generateSync([Array.from({ length: 1500 }, (_, i) => 3 + (i % 50)).concat([1])], { max_new_tokens: 1 });
+    // grow the instance's memory as a large call does (a long input's attention probabilities, [heads, seq, seq] per layer)
+    grow(victim);
     expect(wasmMemory()!.buffer.byteLength).toBeGreaterThan(32 << 20);
 
     const fresh = await trapAndRecover(victim, true, want);
@@ -100,7 +106,7 @@ describe("a genuine trap in the engine", { timeout: 120_000 }, () => {
     console.log(`trap test: first instance ${firstFlavour}, after the trap ${wasmFlavour()}`);
 
     // the second instance traps too (the async path this time): the third takes over
-    fresh.generateSync([Array.from({ length: 1500 }, (_, i) => 3 + (i % 50)).concat([1])], { max_new_tokens: 1 });
+    grow(fresh);
     const third = await trapAndRecover(fresh, false, want);
     third.dispose();
   });
