@@ -41,6 +41,12 @@ impl AttentionShape {
     pub fn bias_row(&self, h: usize, i: usize) -> usize {
         h * bias_diagonals(self.q_len, self.kv_len) + self.q_len - 1 - i
     }
+
+    /// Panics unless a position bias of `len` values is the diagonal form for this shape
+    /// (`heads · (q_len + kv_len - 1)`): a bias in another layout would be read as wrong values.
+    pub fn check_bias_len(&self, len: usize) {
+        assert_eq!(len, self.heads * bias_diagonals(self.q_len, self.kv_len), "attention: the position bias is [heads, q_len + kv_len - 1] (its diagonal form)");
+    }
 }
 
 /// Columns of the position bias in its diagonal form for `q_len` queries and `kv_len` keys:

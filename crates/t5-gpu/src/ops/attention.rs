@@ -44,6 +44,9 @@ impl Params for GatherParams {
 
 impl Gpu {
     pub(crate) fn attention_op(&self, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, bias: Option<&GpuTensor>, mask: AttentionMask<'_>, s: AttentionShape) -> GpuTensor {
+        if let Some(bias) = bias {
+            s.check_bias_len(bias.numel());
+        }
         let out = self.tensor(vec![s.batch, s.q_len, s.heads * s.head_dim]);
         let scores = self.alloc((s.batch * s.heads * s.q_len * s.kv_len).max(1) as u64 * 4);
         let mb = mask.key_mask.map(|m| self.upload_mask(m));

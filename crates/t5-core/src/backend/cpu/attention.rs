@@ -32,6 +32,9 @@ pub const KB: usize = 128;
 /// `[batch, kv_stride, heads · head_dim]` (`kv_stride ≥ kv_len`), `bias` `[heads, q_len + kv_len - 1]` (diagonal
 /// form: [`AttentionShape::bias_row`]).
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, mask: AttentionMask<'_>, s: AttentionShape) -> Tensor {
+    if let Some(bias) = bias {
+        s.check_bias_len(bias.numel());
+    }
     let inner = s.heads * s.head_dim;
     let mut out = vec![0.0f32; s.batch * s.q_len * inner];
     let shared_out = SharedMut::new(&mut out);
@@ -151,6 +154,9 @@ pub fn attention_threads(
     s: AttentionShape,
     probs: Option<&mut [f32]>,
 ) -> Tensor {
+    if let Some(bias) = bias {
+        s.check_bias_len(bias.numel());
+    }
     let inner = s.heads * s.head_dim;
     let mut out = vec![0.0f32; s.batch * s.q_len * inner];
     let shared_out = SharedMut::new(&mut out);

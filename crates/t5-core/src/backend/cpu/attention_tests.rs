@@ -131,3 +131,15 @@ fn nan_scores_stay_nan_and_hidden_rows_are_zero() {
     let masked = attention_host(&q, &k, &v, None, AttentionMask { key_mask: Some(&hidden), causal_offset: None }, s, Some(&mut probs));
     assert!(masked.data.iter().all(|&x| x == 0.0));
 }
+
+/// A bias in the `[heads, q_len, kv_len]` layout (one value per score) is refused, not read as
+/// wrong values.
+#[test]
+#[should_panic(expected = "the position bias is [heads, q_len + kv_len - 1]")]
+fn a_bias_per_score_is_refused() {
+    let (heads, d, len) = (2, 4, 5);
+    let s = AttentionShape { batch: 1, heads, head_dim: d, q_len: len, kv_len: len, half: false };
+    let x = Tensor::new(vec![1, len, heads * d], data(len * heads * d, 37, 101, 1.0));
+    let bias = Tensor::new(vec![heads, len, len], data(heads * len * len, 17, 83, 1.0));
+    attention_host(&x, &x, &x, Some(&bias), AttentionMask { key_mask: None, causal_offset: None }, s, None);
+}
