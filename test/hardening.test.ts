@@ -159,10 +159,30 @@ describe("the tokenizer_json fuzz corpus through the public API", () => {
 });
 
 describe("call-time budgets", () => {
-  it("12,000 raw input_ids: InputTooLongError naming the longest that fits", () => {
-    const e = thrown(() => model.generateSync([Array.from({ length: 12_000 }, () => 5)], { max_new_tokens: 2 }));
+  it("3,000,000 raw input_ids: InputTooLongError naming the longest that fits", () => {
+    // the CPU attention holds a block of scores at a time, so an input's memory grows with its length only
+    const e = thrown(() => model.generateSync([Array.from({ length: 3_000_000 }, () => 5)], { max_new_tokens: 2 }));
+    expect(e).toBeInstanceOf(InputTooLongError);
+    expect(e.message).toMatch(/input of 3000000 tokens is longer than the maximum of \d+/);
+  });
+
+  it("forward returning the attentions of 12,000 tokens (2 blocks of [4, 12000, 12000]): InputTooLongError, not a trap", () => {
+    // each block's probabilities are 2.3 GB: before they were counted, this call ran out of wasm memory (a trap)
+    const long = [Array.from({ length: 12_000 }, (_, i) => 3 + (i % 50))];
+    const e = thrown(() => model.forwardSync({ input_ids: long, decoder_input_ids: [[0]], output_attentions: true }));
     expect(e).toBeInstanceOf(InputTooLongError);
     expect(e.message).toMatch(/input of 12000 tokens is longer than the maximum of \d+/);
+    const max = Number(/maximum of (\d+)/.exec(e.message)![1]);
+    expect(max).toBeGreaterThan(5000);
+    expect(max).toBeLessThan(12_000);
+    // 40,000 decoder positions: their LM logits alone are 5 GB
+    const d = thrown(() => model.forwardSync({ input_ids: [[5, 6, 1]], decoder_input_ids: [Array.from({ length: 40_000 }, () => 0)], output_hidden_states: true }));
+    expect(d).toBeInstanceOf(MemoryBudgetError);
+    expect(d.message).toMatch(/forward on a \[1, 3\] input with 40000 decoder positions recording output_hidden_states needs [\d.]+ GiB/);
+    expect(d.message).toMatch(/shorten the input or decoder_input_ids \/ labels or split the batch, or leave out output_hidden_states/);
+    // the model still answers, with the attentions of a shorter input
+    const r = model.forwardSync({ input_ids: [long[0]!.slice(0, 300)], decoder_input_ids: [[0]], output_attentions: true });
+    expect(r.encoder_attentions!.map((a) => a.dims)).toEqual([[1, 4, 300, 300], [1, 4, 300, 300]]);
   });
 
   it("num_beams: 100000, huge num_return_sequences and static caches: MemoryBudgetError", () => {

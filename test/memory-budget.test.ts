@@ -13,7 +13,7 @@ import { modelDir } from "./helpers/oracle.js";
 const TINY = modelDir("tiny-t5");
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-const long = [Array.from({ length: 1500 }, (_, i) => 3 + (i % 50)).concat([1])];
+const long = [Array.from({ length: 5000 }, (_, i) => 3 + (i % 50)).concat([1])];
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -78,11 +78,22 @@ describe("loads and calls use it", { timeout: 120_000 }, () => {
       }
     })();
     expect(e).toBeInstanceOf(InputTooLongError);
-    expect(e!.message).toMatch(/input of 1501 tokens is longer than the maximum of \d+/);
+    expect(e!.message).toMatch(/input of 5001 tokens is longer than the maximum of \d+/);
     // the same call fits the default budget of this machine
     expect(roomy.generateSync(long, { max_new_tokens: 1 })[0]!.length).toBeGreaterThan(0);
     expect(wasmMemory()!.buffer.byteLength).toBeLessThan(WASM32_MAX_BYTES);
     small.dispose();
     roomy.dispose();
+  });
+
+  it("the CPU attention holds a block of scores at a time: a long input costs memory in proportion to its length", async () => {
+    // 12,000 tokens: [4 heads, 12000, 12000] scores and probabilities would be 4.3 GB, over the 2 GiB limit
+    const m = (await AutoModelForSeq2SeqLM.fromPretrained(TINY, { max_memory: 2 * GiB })) as T5ForConditionalGeneration;
+    const before = wasmMemory()!.buffer.byteLength;
+    const ids = [Array.from({ length: 12_000 }, (_, i) => 3 + (i % 50)).concat([1])];
+    const out = m.generateSync(ids, { max_new_tokens: 2 });
+    expect(out[0]!.length).toBeGreaterThan(1);
+    expect(wasmMemory()!.buffer.byteLength - before).toBeLessThan(256 * MiB);
+    m.dispose();
   });
 });

@@ -12,7 +12,7 @@ import type { T5Config } from "./config.js";
 import { Tensor } from "./tensor.js";
 import type { IdsLike } from "./inputs.js";
 import { gpuAwait } from "./webgpu.js";
-import type { CacheLayer, FullForwardResult, TensorData, WasmCache, WasmGpuModel, WasmModel } from "#t5-wasm";
+import type { CacheLayer, FullForwardResult, FullList, FullTensor, TensorData, WasmCache, WasmGpuModel, WasmModel } from "#t5-wasm";
 
 /** Float values: nested arrays, a typed array, or a tensor `{data, dims}`. */
 export type FloatsLike = number[] | number[][] | Float32Array | Float64Array | { data: ArrayLike<number>; dims: readonly number[] };
@@ -150,31 +150,35 @@ function takeLayer(l: CacheLayer): [Tensor, Tensor, Tensor, Tensor] {
 /** A tensor out of the engine (a copy in JS memory), its wasm handle freed. */
 function T(r: TensorData): Tensor {
   try {
-    return new Tensor(r.data, Array.from(r.dims));
+    return new Tensor(r.takeData(), Array.from(r.dims));
   } finally {
     r.free();
   }
 }
 
-/** Each getter of a wasm result struct copies out of wasm memory: read each field once. */
-const TL = (l: TensorData[] | undefined) => l?.map(T);
-const T1 = (r: TensorData | undefined) => (r === undefined ? undefined : T(r));
+/** The tensors of a wasm result are moved out (a getter would copy them in wasm memory first), each once. */
+const T1 = (r: FullForwardResult, which: FullTensor) => {
+  const t = r.takeTensor(which);
+  return t === undefined ? undefined : T(t);
+};
+/** A list of them: each tensor is moved out as it is copied, so wasm memory frees them one by one. */
+const TL = (r: FullForwardResult, which: FullList) => r.takeList(which)?.map(T);
 
-/** The fields of a {@link FullForwardResult}, copied out; the struct is freed. */
+/** The fields of a {@link FullForwardResult}, moved out; the struct is freed. */
 function takeFull(r: FullForwardResult) {
   try {
     return {
       loss: r.loss,
-      logits: T1(r.logits),
-      start_logits: T1(r.start_logits),
-      end_logits: T1(r.end_logits),
-      encoder_last_hidden_state: T1(r.encoder_last_hidden_state),
-      decoder_last_hidden_state: T1(r.decoder_last_hidden_state),
-      encoder_hidden_states: TL(r.encoder_hidden_states),
-      encoder_attentions: TL(r.encoder_attentions),
-      decoder_hidden_states: TL(r.decoder_hidden_states),
-      decoder_attentions: TL(r.decoder_attentions),
-      cross_attentions: TL(r.cross_attentions),
+      logits: T1(r, "logits"),
+      start_logits: T1(r, "start_logits"),
+      end_logits: T1(r, "end_logits"),
+      encoder_last_hidden_state: T1(r, "encoder_last_hidden_state"),
+      decoder_last_hidden_state: T1(r, "decoder_last_hidden_state"),
+      encoder_hidden_states: TL(r, "encoder_hidden_states"),
+      encoder_attentions: TL(r, "encoder_attentions"),
+      decoder_hidden_states: TL(r, "decoder_hidden_states"),
+      decoder_attentions: TL(r, "decoder_attentions"),
+      cross_attentions: TL(r, "cross_attentions"),
       cache: r.takeCache(),
     };
   } finally {

@@ -200,7 +200,12 @@ impl<B: Backend> T5<B> {
     /// cannot block: a GPU) and [`ForwardOutput::finish`]es on the host (the loss).
     pub fn forward_device(&self, input: &Batch, decoder_input_ids: Option<&[u32]>, labels: Option<&[i64]>, decoder_mask: Option<&[u32]>) -> Result<ForwardOutput<B::Tensor>> {
         let dec_positions = decoder_input_ids.map(<[u32]>::len).or(labels.map(<[i64]>::len)).unwrap_or(0);
-        crate::budget::check_forward(self, input.batch, input.seq, dec_positions / input.batch.max(1))?;
+        let pass = crate::budget::DecoderPass {
+            positions: dec_positions.div_ceil(input.batch.max(1)),
+            past: 0,
+            logits: if self.kind == ModelKind::Model { 0 } else { self.config.vocab_size },
+        };
+        crate::budget::check_forward(self, input.batch, input.seq, true, (self.kind != ModelKind::Encoder).then_some(pass), OutputFlags::default())?;
         let enc = self.encode(input)?;
         let mut out = ForwardOutput { encoder_last_hidden_state: enc, decoder_last_hidden_state: None, logits: None, labels: None };
         if self.kind == ModelKind::Encoder {

@@ -4,7 +4,9 @@
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use t5_core::budget::{self, DecoderPass};
 use t5_core::generate::generate;
+use t5_core::model::OutputFlags;
 use t5_core::hub::load_dir;
 use t5_core::tokenizer::Tokenizer;
 use t5_core::{Batch, Cpu, GenerationConfig, ModelKind, T5Config, T5Error, T5};
@@ -279,16 +281,30 @@ fn tiny_model() -> T5<Cpu> {
 fn call_budgets_fail_before_allocating() {
     let model = tiny_model();
     let gen = GenerationConfig::from_model_config(&model.config);
-    // 12,000 raw input ids: the encoder's [heads, seq, seq] scores alone are 4.3 GiB
-    let long = Batch::new(vec![5; 12_000], None, 1, 12_000).unwrap();
+    // 12,000 raw input ids: [heads, seq, seq] scores would be 2.1 GiB, but the CPU's attention holds a block of
+    // them per task, so the encoder's working memory grows with the length only, and the call may start
+    assert!(budget::check_encode(&model, 1, 12_000).is_ok());
+    assert!(budget::check_generate(&model, 1, 12_000, &gen).is_ok());
+    // ... up to millions of tokens
+    let n = 5_000_000;
+    let long = Batch::new(vec![5; n], None, 1, n).unwrap();
     match model.encode(&long).err() {
-        Some(T5Error::InputTooLong { len: 12_000, max }) => assert!(max > 1000 && max < 12_000, "{max}"),
+        Some(T5Error::InputTooLong { len, max }) => assert!(len == n && max > 1_000_000 && max < n, "{max}"),
         other => panic!("{other:?}"),
     }
     match generate(&model, &long, &gen, |_| true).err() {
-        Some(T5Error::InputTooLong { len: 12_000, .. }) => {}
+        Some(T5Error::InputTooLong { len, .. }) => assert_eq!(len, n),
         other => panic!("{other:?}"),
     }
+    // returning every block's attention probabilities of 12,000 tokens (2 × [4, 12000, 12000], 4.3 GiB) does not fit
+    let none = OutputFlags::default();
+    let attentions = OutputFlags { attentions: true, ..none };
+    let pass = Some(DecoderPass { positions: 1, past: 0, logits: model.config.vocab_size });
+    match budget::check_forward(&model, 1, 12_000, true, pass, attentions).err() {
+        Some(T5Error::InputTooLong { len: 12_000, max }) => assert!(max > 5_000 && max < 12_000, "{max}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(budget::check_forward(&model, 1, 12_000, true, pass, none).is_ok());
     let short = Batch::new(vec![5, 6, 7, 1], None, 1, 4).unwrap();
     let mut beams = gen.clone();
     beams.apply_json(&json!({"num_beams": 100_000})).unwrap();

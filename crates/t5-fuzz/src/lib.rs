@@ -91,7 +91,12 @@ pub fn check_config_invariants(cfg: &T5Config) {
     for dtype in [WeightDtype::F32, WeightDtype::Q4] {
         let _ = t5_core::formats::estimate_model_bytes(cfg, true, true, dtype);
     }
-    let _ = t5_core::budget::encode_bytes(cfg, 1, 512);
+    for holds_scores in [true, false] {
+        let est = t5_core::budget::Estimate { cfg, holds_scores };
+        let _ = est.encode(1, 512);
+        let all = t5_core::model::OutputFlags { hidden_states: true, attentions: true };
+        let _ = est.forward(1, 512, true, Some(t5_core::budget::DecoderPass { positions: 64, past: 8, logits: cfg.vocab_size }), all);
+    }
 }
 
 /// The tiniest T5 the generate options run on (vocabulary 64, d_model 8, one block per stack):

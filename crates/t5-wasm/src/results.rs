@@ -89,12 +89,22 @@ impl ForwardResult {
     }
 }
 
-/// One tensor of `forwardFull` / `pastKeyValues`: flat row-major `data` with its `dims`.
+/// One tensor of `forwardFull` / `pastKeyValues`: flat row-major data ([`TensorData::take_data`]) with its `dims`.
 #[wasm_bindgen(getter_with_clone)]
 #[derive(Clone)]
 pub struct TensorData {
-    pub data: Vec<f32>,
+    pub(crate) data: Vec<f32>,
     pub dims: Vec<u32>,
+}
+
+#[wasm_bindgen]
+impl TensorData {
+    /// The values, moved out: copied once into JS memory and freed here (a getter would first copy them in wasm
+    /// memory); a second call gives an empty array.
+    #[wasm_bindgen(js_name = takeData)]
+    pub fn take_data(&mut self) -> Vec<f32> {
+        std::mem::take(&mut self.data)
+    }
 }
 
 impl From<&Tensor> for TensorData {
@@ -109,23 +119,47 @@ impl From<Tensor> for TensorData {
     }
 }
 
-/// transformers' `forward` outputs of every class (`WasmModel.forwardFull`); absent fields are `undefined`.
-/// The decoder cache is not a field: [`FullForwardResult::take_cache`] moves it out (once).
+/// transformers' `forward` outputs of every class (`WasmModel.forwardFull`); absent outputs are `undefined`.
+/// The tensors are not fields (a getter would copy them in wasm memory, doubling what `output_attentions` of a
+/// long input takes there): [`FullForwardResult::take_tensor`], [`FullForwardResult::take_list`] and
+/// [`FullForwardResult::take_cache`] move them out, once.
 #[wasm_bindgen(getter_with_clone)]
 pub struct FullForwardResult {
     pub loss: Option<f64>,
     pub problem_type: Option<String>,
-    pub logits: Option<TensorData>,
-    pub start_logits: Option<TensorData>,
-    pub end_logits: Option<TensorData>,
-    pub encoder_last_hidden_state: Option<TensorData>,
-    pub decoder_last_hidden_state: Option<TensorData>,
-    pub encoder_hidden_states: Option<Vec<TensorData>>,
-    pub encoder_attentions: Option<Vec<TensorData>>,
-    pub decoder_hidden_states: Option<Vec<TensorData>>,
-    pub decoder_attentions: Option<Vec<TensorData>>,
-    pub cross_attentions: Option<Vec<TensorData>>,
+    pub(crate) logits: Option<TensorData>,
+    pub(crate) start_logits: Option<TensorData>,
+    pub(crate) end_logits: Option<TensorData>,
+    pub(crate) encoder_last_hidden_state: Option<TensorData>,
+    pub(crate) decoder_last_hidden_state: Option<TensorData>,
+    pub(crate) encoder_hidden_states: Option<Vec<TensorData>>,
+    pub(crate) encoder_attentions: Option<Vec<TensorData>>,
+    pub(crate) decoder_hidden_states: Option<Vec<TensorData>>,
+    pub(crate) decoder_attentions: Option<Vec<TensorData>>,
+    pub(crate) cross_attentions: Option<Vec<TensorData>>,
     pub(crate) cache: Option<WasmCache>,
+}
+
+/// The one-tensor outputs of a [`FullForwardResult`].
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug)]
+pub enum FullTensor {
+    Logits = "logits",
+    StartLogits = "start_logits",
+    EndLogits = "end_logits",
+    EncoderLastHiddenState = "encoder_last_hidden_state",
+    DecoderLastHiddenState = "decoder_last_hidden_state",
+}
+
+/// The per-block outputs of a [`FullForwardResult`] (`output_hidden_states` / `output_attentions`).
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug)]
+pub enum FullList {
+    EncoderHiddenStates = "encoder_hidden_states",
+    EncoderAttentions = "encoder_attentions",
+    DecoderHiddenStates = "decoder_hidden_states",
+    DecoderAttentions = "decoder_attentions",
+    CrossAttentions = "cross_attentions",
 }
 
 #[wasm_bindgen]
@@ -134,6 +168,33 @@ impl FullForwardResult {
     #[wasm_bindgen(js_name = takeCache)]
     pub fn take_cache(&mut self) -> Option<WasmCache> {
         self.cache.take()
+    }
+
+    /// Output `which`, moved out: a second call gives `undefined`.
+    #[wasm_bindgen(js_name = takeTensor)]
+    pub fn take_tensor(&mut self, which: FullTensor) -> Option<TensorData> {
+        match which {
+            FullTensor::Logits => self.logits.take(),
+            FullTensor::StartLogits => self.start_logits.take(),
+            FullTensor::EndLogits => self.end_logits.take(),
+            FullTensor::EncoderLastHiddenState => self.encoder_last_hidden_state.take(),
+            FullTensor::DecoderLastHiddenState => self.decoder_last_hidden_state.take(),
+            FullTensor::__Invalid => None,
+        }
+    }
+
+    /// The tensors of output `which` (one per block, or per block and the stack output), moved out: a second call
+    /// gives `undefined`.
+    #[wasm_bindgen(js_name = takeList)]
+    pub fn take_list(&mut self, which: FullList) -> Option<Vec<TensorData>> {
+        match which {
+            FullList::EncoderHiddenStates => self.encoder_hidden_states.take(),
+            FullList::EncoderAttentions => self.encoder_attentions.take(),
+            FullList::DecoderHiddenStates => self.decoder_hidden_states.take(),
+            FullList::DecoderAttentions => self.decoder_attentions.take(),
+            FullList::CrossAttentions => self.cross_attentions.take(),
+            FullList::__Invalid => None,
+        }
     }
 }
 

@@ -126,6 +126,11 @@ pub trait Backend {
         mask: AttentionMask<'_>,
         shape: AttentionShape,
     ) -> Self::Tensor;
+    /// Whether [`Backend::attention`] holds every score of a call (`[batch, heads, q_len, kv_len]`) at once: the
+    /// call-time memory budget ([`crate::budget`]) counts them where it does. Default: yes (an upper bound).
+    fn attention_holds_scores(&self) -> bool {
+        true
+    }
     /// [`Backend::attention`] that also returns the attention probabilities, `[batch, heads, q_len, kv_len]` on the
     /// host (transformers' `output_attentions`; masked keys get 0). Only called when they are asked for, so the hot
     /// path never pays for them; the default computes on the host.

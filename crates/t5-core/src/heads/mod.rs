@@ -17,6 +17,7 @@
 //! `output_hidden_states` / `output_attentions` record [`StackOutputs`] for the encoder and the decoder.
 
 use crate::backend::Backend;
+use crate::budget;
 use crate::config::T5Config;
 use crate::error::{Result, T5Error};
 use crate::model::{Batch, DecoderCache, ModelKind, OutputFlags, StackOutputs, T5};
@@ -381,6 +382,20 @@ pub fn forward_device<B: Backend>(model: &T5<B>, task: Task, head: Option<&Head<
         pending: Pending::None,
     };
     let flags = args.flags;
+    // the call's working memory, before anything large is allocated: the encoder when it runs, the
+    // decoder pass (its positions as the decoder input below takes them: given, the shifted labels,
+    // or the shifted input of the classification heads), what `flags` record
+    let encoder_runs = args.encoder_outputs.is_none() && args.input_ids.is_some();
+    let decoder = (!matches!(task, Task::Encoder | Task::TokenClassification)).then(|| budget::DecoderPass {
+        positions: match (args.decoder_input_ids, &args.labels, task) {
+            (Some(d), _, _) => d.len().div_ceil(batch),
+            (None, Some(Labels::Ids(l)), Task::ConditionalGeneration | Task::Model) => l.len().div_ceil(batch),
+            _ => seq,
+        },
+        past: args.past.as_ref().map_or(0, DecoderCache::past_len),
+        logits: if task == Task::ConditionalGeneration { model.config.vocab_size } else { 0 },
+    });
+    budget::check_forward(model, batch, seq, encoder_runs, decoder, flags)?;
     fn rec(r: &mut StackOutputs, f: OutputFlags) -> Option<(&mut StackOutputs, OutputFlags)> {
         if f.any() { Some((r, f)) } else { None }
     }

@@ -86,6 +86,11 @@ impl Backend for Cpu {
         t.clone()
     }
 
+    /// No: the blocked path holds a block of scores per task, the one-query path a row (see `attention`).
+    fn attention_holds_scores(&self) -> bool {
+        false
+    }
+
     fn upload_weight(&self, w: Tensor) -> CpuWeight {
         self.split(QWeight::from_tensor(w, WeightDtype::F32))
     }
