@@ -172,6 +172,7 @@ describe("call-time budgets", () => {
     const e = thrown(() => model.forwardSync({ input_ids: long, decoder_input_ids: [[0]], output_attentions: true }));
     expect(e).toBeInstanceOf(InputTooLongError);
     expect(e.message).toMatch(/input of 12000 tokens is longer than the maximum of \d+/);
+    expect(e.message).toMatch(/that the memory budget allows for this call \(forward on a \[1, 12000\] input .* recording output_attentions; .*, or leave out output_attentions\)$/);
     const max = Number(/maximum of (\d+)/.exec(e.message)![1]);
     expect(max).toBeGreaterThan(5000);
     expect(max).toBeLessThan(12_000);

@@ -197,7 +197,7 @@ fn longest_fitting(avail: u64, seq: usize, need: impl Fn(usize) -> Option<u64>) 
 fn too_long(what: &str, seq: usize, need: Option<u64>, avail: u64, limit: u64, need_at: impl Fn(usize) -> Option<u64>, hint: &str) -> T5Error {
     match longest_fitting(avail, seq, need_at) {
         0 => over(what, need, avail, limit, hint),
-        max => T5Error::InputTooLong { len: seq, max },
+        max => T5Error::InputTooLong { len: seq, max, why: format!(" that the memory budget allows for this call ({what}; {hint})") },
     }
 }
 

@@ -27,9 +27,9 @@ pub enum T5Error {
     /// Input ids / masks / shapes that cannot be run (empty batch, ids out of vocab, mismatched lengths).
     #[error("invalid input: {0}")]
     BadInput(String),
-    /// Input longer than the configured maximum.
-    #[error("input of {len} tokens is longer than the maximum of {max}")]
-    InputTooLong { len: usize, max: usize },
+    /// Input longer than the configured maximum; `why` says which maximum (empty, or a parenthesised clause).
+    #[error("input of {len} tokens is longer than the maximum of {max}{why}")]
+    InputTooLong { len: usize, max: usize, why: String },
     /// A file the checkpoint needs is absent or unreadable.
     #[error("missing file {0}")]
     MissingFile(String),

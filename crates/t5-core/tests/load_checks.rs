@@ -289,7 +289,7 @@ fn call_budgets_fail_before_allocating() {
     let n = 5_000_000;
     let long = Batch::new(vec![5; n], None, 1, n).unwrap();
     match model.encode(&long).err() {
-        Some(T5Error::InputTooLong { len, max }) => assert!(len == n && max > 1_000_000 && max < n, "{max}"),
+        Some(T5Error::InputTooLong { len, max, .. }) => assert!(len == n && max > 1_000_000 && max < n, "{max}"),
         other => panic!("{other:?}"),
     }
     match generate(&model, &long, &gen, |_| true).err() {
@@ -301,7 +301,13 @@ fn call_budgets_fail_before_allocating() {
     let attentions = OutputFlags { attentions: true, ..none };
     let pass = Some(DecoderPass { positions: 1, past: 0, logits: model.config.vocab_size });
     match budget::check_forward(&model, 1, 12_000, true, pass, attentions).err() {
-        Some(T5Error::InputTooLong { len: 12_000, max }) => assert!(max > 5_000 && max < 12_000, "{max}"),
+        Some(e @ T5Error::InputTooLong { len: 12_000, max, .. }) => {
+            assert!(max > 5_000 && max < 12_000, "{max}");
+            // the message says which call's budget, and what else to change
+            assert!(e.to_string().ends_with(&format!(
+                " than the maximum of {max} that the memory budget allows for this call (forward on a [1, 12000] input with 1 decoder positions recording output_attentions; shorten the input or decoder_input_ids / labels or split the batch, or leave out output_attentions)"
+            )), "{e}");
+        }
         other => panic!("{other:?}"),
     }
     assert!(budget::check_forward(&model, 1, 12_000, true, pass, none).is_ok());

@@ -38,7 +38,7 @@ impl WasmTokenizer {
         let ids = self.inner.encode(text, add_special_tokens).map_err(js_err)?;
         if let Some(max) = max_length {
             if ids.len() > max as usize {
-                return Err(js_err(T5Error::InputTooLong { len: ids.len(), max: max as usize }));
+                return Err(js_err(T5Error::InputTooLong { len: ids.len(), max: max as usize, why: " (max_length)".into() }));
             }
         }
         Ok(ids)
