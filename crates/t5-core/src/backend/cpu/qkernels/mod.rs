@@ -76,7 +76,13 @@ impl<'a> RowInput<'a> {
     /// (the row blocks of one weight).
     pub fn new(x: &'a [f32], w: &QWeight) -> RowInput<'a> {
         let k = w.dims().1;
-        let fixed = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && takes_fixed(w) { fixed::FixedX::new(&x[..k]) } else { None };
+        #[allow(unused_mut)]
+        let mut fixed = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && takes_fixed(w) { fixed::FixedX::new(&x[..k]) } else { None };
+        // the relaxed-SIMD q4 kernel reads `X` as four 7-bit digits
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        if matches!(w, QWeight::Q4 { .. }) && relaxed::digits_pay() {
+            fixed = fixed.map(fixed::FixedX::with_digits);
+        }
         RowInput { x, fixed }
     }
 
@@ -166,5 +172,7 @@ mod avx2;
 mod avx512;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+mod relaxed;
 #[cfg(test)]
 mod tests;

@@ -62,6 +62,12 @@ pub fn matvec(input: &super::RowInput, w: &QWeight, out: &mut [f32]) {
                 let (p, s, z) = (packed.as_ptr(), scales.as_ptr(), zeros.as_ptr());
                 if group % 64 == 0 && group <= super::fixed::Q4_GROUP_MAX {
                     if let Some(fx) = input.fixed() {
+                        #[cfg(target_feature = "relaxed-simd")]
+                        if fx.digits.len() == 4 * k {
+                            use super::relaxed::q4_fixed_rows as q4_digits;
+                            strided::<RQD>(n, out, |rows, out| q4_digits(fx, k, group, p, s, z, &xs, rows, out), |row, out| q4_digits(fx, k, group, p, s, z, &xs, row, out));
+                            return;
+                        }
                         strided::<RQ4>(n, out, |rows, out| q4_fixed_rows(fx, k, group, p, s, z, &xs, rows, out), |row, out| q4_fixed_rows(fx, k, group, p, s, z, &xs, row, out));
                         return;
                     }
@@ -117,6 +123,10 @@ const RQ: usize = 4;
 /// 2 adjacent rows streamed better than 4 (3.90 against 4.23 ms a step, best of 9), and with
 /// [`strided`] rows 2 and 4 are within noise.
 const RQ4: usize = 2;
+
+/// Weight rows per pass of the relaxed-SIMD q4 kernel.
+#[cfg(target_feature = "relaxed-simd")]
+const RQD: usize = 4;
 
 /// `x` with every aligned block of 16 transposed as a 4 × 4 matrix: `xt[16c + 4s + j] =
 /// x[16c + 4j + s]`. The kernels below take the codes apart with 32-bit lane shifts (no shuffle

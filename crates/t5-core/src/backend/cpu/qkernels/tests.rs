@@ -144,7 +144,9 @@ fn fixed_point_q8_stays_within_its_bound() {
     for t in 0..k {
         let xx = ((fx.hi[t] as i64) << fixed::LIMB) + fx.lo[t] as i64;
         assert!((0..1 << fixed::LIMB).contains(&fx.lo[t]) && xx.abs() <= 1 << fixed::BITS);
-        assert!((xx as f64 * fx.unit - x[t] as f64).abs() <= m * 2f64.powi(-29) * (1.0 + 1e-9), "x[{t}]");
+        // the largest positive value is clamped to 2^28 - 1 (one unit)
+        let ulp = if x[t] as f64 == m { 2f64.powi(-28) } else { 2f64.powi(-29) };
+        assert!((xx as f64 * fx.unit - x[t] as f64).abs() <= m * ulp * (1.0 + 1e-9), "x[{t}]");
     }
     let want = naive(1, &x, &q.to_tensor());
     for j in 0..n {
@@ -160,11 +162,11 @@ fn fixed_point_q8_stays_within_its_bound() {
     for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
         assert!(fixed::FixedX::new(&[1.0, bad, 2.0]).is_none());
     }
-    // every lane at its largest: |q| = 128 against |X| = 2^28 (hi = ±2^14), over two flushes
+    // every lane at its largest: |q| = 128 against X = -2^28 (hi = -2^14) and 2^28 - 1, over two flushes
     let len = 2 * fixed::FLUSH + 16;
-    for v in [1.0f32, -1.0] {
+    for (v, xx) in [(1.0f32, (1i64 << fixed::BITS) - 1), (-1.0, -(1i64 << fixed::BITS))] {
         let fx = fixed::FixedX::new(&vec![v; len]).unwrap();
-        assert_eq!(fixed::dot(&vec![-128i8; len], &fx), -128 * len as i64 * (v as i64) << fixed::BITS);
+        assert_eq!(fixed::dot(&vec![-128i8; len], &fx), -128 * len as i64 * xx);
     }
 }
 
@@ -199,8 +201,31 @@ fn fixed_point_conversion_rounds_ties_to_even() {
                 let xx = ((fx.hi[t] as i32) << fixed::LIMB) + fx.lo[t] as i32;
                 assert_eq!(xx, want_ties[i], "len {len}: tie {} at {t}", ties[i]);
             }
+            // x = max |x| itself: 2^28 clamped to the 29-bit 2^28 - 1
+            assert_eq!(((fx.hi[0] as i32) << fixed::LIMB) + fx.lo[0] as i32, (1 << 28) - 1, "len {len}");
         }
     }
+}
+
+/// The 7-bit digits of `X` (the relaxed-SIMD q4 kernel's operands): they rebuild `X` exactly, the
+/// top one a signed byte and the others in `0..128`, at both ends of the 29-bit range, at zero and
+/// over a row of mixed values.
+#[test]
+fn fixed_point_digits_rebuild_x() {
+    let mut x: Vec<f32> = (0..200).map(|i| ((i * 31 % 97) as f32 - 48.0) / 61.0 * [1.0, 1e-3, 1e-6][i % 3]).collect();
+    x.extend([1.0, -1.0, 0.0, 2f32.powi(-20), -(2f32.powi(-28)), 0.999_999]);
+    let fx = fixed::FixedX::new(&x).unwrap().with_digits();
+    let len = x.len();
+    assert_eq!(fx.digits.len(), 4 * len);
+    let mut seen = (i64::MAX, i64::MIN);
+    for t in 0..len {
+        let d = [0, 1, 2, 3].map(|p| fx.digits[p * len + t] as i64);
+        assert!(d[1..].iter().all(|v| (0..128).contains(v)), "t {t}: {d:?}");
+        let xx = (d[0] << 21) + (d[1] << 14) + (d[2] << 7) + d[3];
+        assert_eq!(xx, ((fx.hi[t] as i64) << fixed::LIMB) + fx.lo[t] as i64, "t {t}");
+        seen = (seen.0.min(xx), seen.1.max(xx));
+    }
+    assert_eq!(seen, (-(1 << 28), (1 << 28) - 1));
 }
 
 /// q8 with one scale per row and per 32-weight block (GGUF Q8_0), with `k` not a multiple of
@@ -224,7 +249,7 @@ fn q8_tails_match_their_dequantized_weights() {
 /// The q4 form of the fixed-point matvec ([`fixed::q4_dot`], the wasm kernel's reference): rows
 /// within the documented bound of the f64 sum `Σ_g scale_g Σ q x` for groups of 64, 128 and 256;
 /// and the f32 exactness of the i32 lanes (checked in `q4_dot`) at the extremes: every code 15
-/// against `X = ±2^28` in groups of [`fixed::Q4_GROUP_MAX`].
+/// against `X = -2^28` and `2^28 - 1` in groups of [`fixed::Q4_GROUP_MAX`].
 #[test]
 fn fixed_point_q4_stays_within_its_bound() {
     use crate::dtype::quant::q4_code;
