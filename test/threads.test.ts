@@ -9,7 +9,9 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { BadConfigError, T5EncoderModel, T5ForConditionalGeneration, hasRelaxedSimd, initWasm, threadsSupported, wasmFlavour, wasmThreads } from "../ts/src/index.js";
 import { loadOracle, MODELS, modelDir } from "./helpers/oracle.js";
-import { workerExecArgv } from "../ts/src/wasm-threads.js";
+import { withoutRefused, workerExecArgv } from "../ts/src/wasm-threads.js";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
 describe("worker options", () => {
   it("leaves out the parent's per-process Node options a worker refuses (--expose-gc, --input-type, V8 wasm flags)", () => {
@@ -23,6 +25,37 @@ describe("worker options", () => {
     } finally {
       Object.defineProperty(process, "execArgv", { value: saved, configurable: true });
     }
+  });
+});
+
+describe("V8 options of the parent process", () => {
+  it("a worker that refuses some (ERR_WORKER_INVALID_EXEC_ARGV) starts again without the ones it names", () => {
+    const refused = Object.assign(new Error("Initiated Worker with invalid execArgv flags: --stack-size=900, --max-old-space-size=3000"), { code: "ERR_WORKER_INVALID_EXEC_ARGV" });
+    expect(withoutRefused(["--max-old-space-size=3000", "--conditions=x", "--stack-size=900"], refused)).toEqual(["--conditions=x"]);
+    // a wording that names none of them: none is kept
+    const other = Object.assign(new Error("invalid execArgv"), { code: "ERR_WORKER_INVALID_EXEC_ARGV" });
+    expect(withoutRefused(["--conditions=x", "--no-opt"], other)).toEqual([]);
+    expect(withoutRefused(["--no-opt"], new Error("other"))).toBeUndefined();
+  });
+
+  // `node --max-old-space-size=…` is common; it used to stop the threaded build from starting (each worker refused it)
+  it.skipIf(!threadsSupported())("node --max-old-space-size=3000 --stack-size=900 loads and runs the threaded build", async () => {
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    const script = `
+      const { T5ForConditionalGeneration, wasmFlavour } = await import(${JSON.stringify(`${root}dist/index.js`)});
+      const lm = await T5ForConditionalGeneration.fromPretrained(${JSON.stringify(modelDir("tiny-t5"))}, { num_threads: 2 });
+      const ids = await lm.generate({ input_ids: [[5, 6, 7, 1]] }, { max_new_tokens: 3 });
+      console.log(JSON.stringify({ flavour: wasmFlavour(), threads: lm.threads, n: ids[0].length }));
+      lm.dispose();`;
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["--max-old-space-size=3000", "--stack-size=900", "--input-type=module", "-e", script], { cwd: root, timeout: 60_000, env: { ...process.env, T5_WEB_WASM: "" } }, (e, stdout, stderr) =>
+        e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout),
+      ),
+    );
+    const r = JSON.parse(out.trim().split("\n").pop()!);
+    expect(r.threads).toBe(2);
+    expect(r.flavour).toMatch(/^threads/);
+    expect(r.n).toBeGreaterThan(0);
   });
 });
 

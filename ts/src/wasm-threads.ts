@@ -62,13 +62,34 @@ export function workerExecArgv(): string[] {
   return argv.filter((a, i) => !perProcess(a) && argv[i - 1] !== "--input-type");
 }
 
+/**
+ * `argv` less the options that `e`, a worker's `ERR_WORKER_INVALID_EXEC_ARGV`, names (`undefined` for another
+ * error). V8's options hold for the whole process and a worker refuses every one of them (`node
+ * --max-old-space-size=4096`, `--stack-size`, `--no-opt`, …): too many to list, so the worker is started again
+ * without those Node names. Where the message names none of `argv` (another Node's wording), none is kept.
+ */
+export function withoutRefused(argv: readonly string[], e: unknown): string[] | undefined {
+  if ((e as { code?: unknown } | undefined)?.code !== "ERR_WORKER_INVALID_EXEC_ARGV") return undefined;
+  const named = /flags: (.*)$/.exec(String((e as Error).message))?.[1]?.split(", ") ?? [];
+  const kept = argv.filter((a) => !named.includes(a));
+  return kept.length < argv.length ? kept : [];
+}
+
 async function startOne(init: Init): Promise<Started> {
   scriptUrl ??= workerScript();
   const url = await scriptUrl;
   // Deno too: its Web Workers keep the process alive for good, its node:worker_threads ones can be unref'd
   if (isNode() || isDeno()) {
     const { Worker } = await import("node:worker_threads");
-    const w = new Worker(url, { execArgv: workerExecArgv() });
+    const argv = workerExecArgv();
+    let w: InstanceType<typeof Worker>;
+    try {
+      w = new Worker(url, { execArgv: argv });
+    } catch (e) {
+      const fewer = withoutRefused(argv, e);
+      if (fewer === undefined) throw e;
+      w = new Worker(url, { execArgv: fewer });
+    }
     // referenced until it is ready (the caller awaits it), then unref'd: an idle pool never keeps the process
     // alive (after the "message" listener is gone: one added after unref() refs the worker again, nodejs/node#53036)
     const ready = new Promise<void>((resolve, reject) => {
