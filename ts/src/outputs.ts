@@ -12,7 +12,7 @@ import type { T5Config } from "./config.js";
 import { Tensor } from "./tensor.js";
 import type { IdsLike } from "./inputs.js";
 import { gpuAwait } from "./webgpu.js";
-import type { CacheLayer, FullForwardResult, FullList, FullTensor, TensorData, WasmCache, WasmGpuModel, WasmModel } from "#t5-wasm";
+import type { FullForwardResult, FullList, FullTensor, TensorData, WasmCache, WasmGpuModel, WasmModel } from "#t5-wasm";
 
 /** Float values: nested arrays, a typed array, or a tensor `{data, dims}`. */
 export type FloatsLike = number[] | number[][] | Float32Array | Float64Array | { data: ArrayLike<number>; dims: readonly number[] };
@@ -138,13 +138,19 @@ function floatLabels(labels: unknown, config: T5Config): boolean {
   return f.rank === 2 || !f.data.every((v) => Number.isInteger(v));
 }
 
-/** One cache layer as transformers' legacy tuple `[self_key, self_value, cross_key, cross_value]`; freed. */
-function takeLayer(l: CacheLayer): [Tensor, Tensor, Tensor, Tensor] {
+/** The engine's cache tensors (four per layer: self key, self value, cross key, cross value) as transformers' legacy
+ * tuples, each moved out and freed in turn (if one fails, the rest are still freed). */
+function takeLayers(ts: TensorData[]): [Tensor, Tensor, Tensor, Tensor][] {
+  const out: Tensor[] = [];
+  let j = 0;
   try {
-    return [T(l.self_key), T(l.self_value), T(l.cross_key), T(l.cross_value)];
+    for (; j < ts.length; j++) out.push(T(ts[j]!));
   } finally {
-    l.free();
+    for (const t of ts.slice(j + 1)) t.free();
   }
+  const layers: [Tensor, Tensor, Tensor, Tensor][] = [];
+  for (let i = 0; i + 4 <= out.length; i += 4) layers.push([out[i]!, out[i + 1]!, out[i + 2]!, out[i + 3]!]);
+  return layers;
 }
 
 /** A tensor out of the engine (a copy in JS memory), its wasm handle freed. */
@@ -219,8 +225,7 @@ export class PastKeyValues {
    * tuple layout of transformers). */
   to_legacy_cache(): [Tensor, Tensor, Tensor, Tensor][] {
     const c = this.live;
-    const layers = wasmCall(() => this.model.pastKeyValues(c));
-    return layers.map(takeLayer);
+    return takeLayers(wasmCall(() => this.model.pastKeyValues(c)));
   }
 
   /** @internal A cache from the legacy layout (see {@link to_legacy_cache}); `attention_mask` is the encoder's. */

@@ -2,7 +2,7 @@
 //! `output_hidden_states`, `output_attentions`, `encoder_outputs`, `past_key_values`), the decoder cache handle
 //! [`WasmCache`], and `WasmTokenizer.encodeWithOffsets` for the token-classification and question-answering pipelines.
 
-use crate::results::{CacheLayer, FullForwardResult, TensorData};
+use crate::results::{FullForwardResult, TensorData};
 use crate::tokenizer::OffsetsEncoding;
 use crate::{bad_input, js_err, JsResult, WasmModel, WasmTokenizer};
 use serde_json::Value;
@@ -194,22 +194,15 @@ impl WasmModel {
         Ok(r)
     }
 
-    /// The cache as transformers' `past_key_values`: one layer (self / cross keys and values) per decoder layer,
-    /// each tensor `[batch, heads, len, d_kv]`.
+    /// The cache as transformers' `past_key_values`: per decoder layer four tensors, its self-attention key and
+    /// value and its cross-attention key and value, each `[batch, heads, len, d_kv]`, in that order (flat: the
+    /// facade moves each out with `TensorData.takeData`, none is copied in wasm memory first).
     #[wasm_bindgen(js_name = pastKeyValues)]
-    pub fn past_key_values(&self, cache: &WasmCache) -> JsResult<Vec<CacheLayer>> {
+    pub fn past_key_values(&self, cache: &WasmCache) -> JsResult<Vec<TensorData>> {
         if cache.inner.num_layers() != self.model.config.decoder_layers() {
             return Err(bad_input("past_key_values come from another model"));
         }
-        Ok(past_key_values(&self.model, &cache.inner)
-            .into_iter()
-            .map(|[self_key, self_value, cross_key, cross_value]| CacheLayer {
-                self_key: self_key.into(),
-                self_value: self_value.into(),
-                cross_key: cross_key.into(),
-                cross_value: cross_value.into(),
-            })
-            .collect())
+        Ok(past_key_values(&self.model, &cache.inner).into_iter().flatten().map(TensorData::from).collect())
     }
 
     /// A cache from transformers-layout tensors (`past_key_values` given back in): `data` holds the layers'

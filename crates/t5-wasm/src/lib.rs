@@ -35,7 +35,7 @@ mod gpu;
 pub use builder::WasmModelBuilder;
 pub use model::{WasmGeneration, WasmModel};
 pub use options::GenerateOptions;
-pub use results::{CacheLayer, ForwardResult, FullForwardResult, GenerateResult, GpuGenerateStats, TensorData};
+pub use results::{ForwardResult, FullForwardResult, GenerateResult, GpuGenerateStats, TensorData};
 pub use tokenizer::{DetailedEncoding, OffsetsEncoding, SavedFiles, WasmTokenizer};
 // the WebGPU model (gpu.rs) checks its inputs as the CPU model does
 #[cfg(target_arch = "wasm32")]

@@ -198,11 +198,3 @@ impl FullForwardResult {
     }
 }
 
-/// One decoder layer of transformers' legacy cache tuple, each `[batch, heads, length, d_kv]`.
-#[wasm_bindgen(getter_with_clone)]
-pub struct CacheLayer {
-    pub self_key: TensorData,
-    pub self_value: TensorData,
-    pub cross_key: TensorData,
-    pub cross_value: TensorData,
-}

@@ -6,7 +6,8 @@
 //!   q8 accumulates `Σ q x` per row and multiplies by the row scale once (per 32-weight block for
 //!   GGUF Q8_0: block sums scaled and accumulated in registers); in wasm, q8 with one scale per row
 //!   and q4 with groups of 64-256 sum exact integer products against a fixed-point copy of `x`
-//!   instead ([`fixed`]); GGUF Q4_0 / Q4_1 are q4 with groups
+//!   instead ([`fixed`]), the relaxed-SIMD build's q4 on 7-bit digits of it (`relaxed`, where
+//!   its dot instruction is signed and one instruction); GGUF Q4_0 / Q4_1 are q4 with groups
 //!   of 32 (the low and the high nibbles of each 64-weight chunk are two groups).
 //! * several input rows (encoder, prompt): the integer GEMM where [`gemm::int::int_isa`] names one
 //!   (none at present: measured slower), else the packed-panel f32 GEMM ([`gemm::packed`]), whose
