@@ -8,7 +8,8 @@
 //! saturates. The SIMD128 kernel ([`super::simd128`]) needs two `i32x4.dot_i16x8_s` and two adds
 //! per 8 codes and limb pair; this one a quarter of the arithmetic per code.
 
-use crate::backend::cpu::gemm::simd128::{hsum, madd};
+use super::simd128::q4_group_end;
+use crate::backend::cpu::gemm::simd128::hsum;
 use core::arch::wasm32::*;
 
 /// Whether the digit kernel serves on this engine and CPU, from what its
@@ -64,7 +65,6 @@ pub(super) unsafe fn q4_fixed_rows<const R: usize>(
     let gpr = k / group;
     let (packed, scales, zeros) = (rows.map(|j| packed.add(j * k / 2)), rows.map(|j| scales.add(j * gpr)), rows.map(|j| zeros.add(j * gpr)));
     let nib = u8x16_splat(0x0f);
-    let limb = f32x4_splat((1u32 << super::fixed::LIMB) as f32);
     let mut tot = [f32x4_splat(0.0); R];
     let mut zs = [0.0f32; R];
     for g in 0..gpr {
@@ -90,13 +90,9 @@ pub(super) unsafe fn q4_fixed_rows<const R: usize>(
             }
         }
         for r in 0..R {
-            let (s0, z0) = (*scales[r].add(g), *zeros[r].add(g));
             let hi = i32x4_add(i32x4_shl(acc[r][0], 7), acc[r][1]);
             let lo = i32x4_add(i32x4_shl(acc[r][2], 7), acc[r][3]);
-            // 2^14 hi is exact, so the sum is rounded once
-            let v = madd(f32x4_convert_i32x4(hi), limb, f32x4_convert_i32x4(lo));
-            tot[r] = madd(v, f32x4_splat(s0), tot[r]);
-            zs[r] += (z0 - 8.0 * s0) * xs[g];
+            q4_group_end(hi, lo, *scales[r].add(g), *zeros[r].add(g), xs[g], &mut tot[r], &mut zs[r]);
         }
     }
     for r in 0..R {

@@ -307,7 +307,6 @@ unsafe fn q4_fixed_rows<const R: usize>(
     let gpr = k / group;
     let (packed, scales, zeros) = (rows.map(|j| packed.add(j * k / 2)), rows.map(|j| scales.add(j * gpr)), rows.map(|j| zeros.add(j * gpr)));
     let nib = i16x8_splat(0x0f);
-    let limb = f32x4_splat((1u32 << super::fixed::LIMB) as f32);
     let mut tot = [f32x4_splat(0.0); R];
     let mut zs = [0.0f32; R];
     for g in 0..gpr {
@@ -330,16 +329,24 @@ unsafe fn q4_fixed_rows<const R: usize>(
             }
         }
         for r in 0..R {
-            let (s0, z0) = (*scales[r].add(g), *zeros[r].add(g));
-            // 2^14 hi is exact, so the sum is rounded once (with or without fused madd)
-            let v = madd(f32x4_convert_i32x4(ah[r]), limb, f32x4_convert_i32x4(al[r]));
-            tot[r] = madd(v, f32x4_splat(s0), tot[r]);
-            zs[r] += (z0 - 8.0 * s0) * xs[g];
+            q4_group_end(ah[r], al[r], *scales[r].add(g), *zeros[r].add(g), xs[g], &mut tot[r], &mut zs[r]);
         }
     }
     for r in 0..R {
         out[rows[r]] = (hsum(tot[r]) as f64 * fx.unit) as f32 + zs[r];
     }
+}
+
+/// The end of one group of an integer q4 kernel, for one row: its exact i32 lane sums of the `hi` and `lo` limbs
+/// (each below 2^24) converted, combined as `2^14 hi + lo` (`2^14 hi` is exact, so the sum is rounded once, with or
+/// without fused madd) and scaled into the row's f32 accumulators `tot`; the zero-point term `(zero - 8 scale) Σx`
+/// into `zs` (`xsum`: the group's sum of x).
+#[inline(always)]
+pub(super) fn q4_group_end(hi: v128, lo: v128, scale: f32, zero: f32, xsum: f32, tot: &mut v128, zs: &mut f32) {
+    let limb = f32x4_splat((1u32 << super::fixed::LIMB) as f32);
+    let v = madd(f32x4_convert_i32x4(hi), limb, f32x4_convert_i32x4(lo));
+    *tot = madd(v, f32x4_splat(scale), *tot);
+    *zs += (zero - 8.0 * scale) * xsum;
 }
 
 /// q4, `R` rows from `packed` (row stride `k / 2`), groups of `group` (a multiple of 64, or 32:
