@@ -8,6 +8,15 @@ async function bytes(path) {
   return new Uint8Array(await r.arrayBuffer());
 }
 
+/** A ForwardResult's fields, its tensors moved out (takeLogits etc.), the struct freed. */
+function take(r) {
+  try {
+    return { logits: r.takeLogits(), encoder_last_hidden_state: r.takeEncoderLastHiddenState(), decoder_last_hidden_state: r.takeDecoderLastHiddenState(), loss: r.loss };
+  } finally {
+    r.free();
+  }
+}
+
 function maxDiff(a, b) {
   if (a.length !== b.length) return Infinity;
   let w = 0;
@@ -49,8 +58,8 @@ export async function run(name) {
   const gpu = gb.buildGpu(gpuDev, "seq2seq-lm");
   gb.free();
   gpuDev.free();
-  const c = cpu.forward(ids, mask, batch, seq, dec, labels, undefined);
-  const g = await gpu.forward(ids, mask, batch, seq, dec, labels, undefined);
+  const c = take(cpu.forward(ids, mask, batch, seq, dec, labels, undefined));
+  const g = take(await gpu.forward(ids, mask, batch, seq, dec, labels, undefined));
   const opts = { max_new_tokens: o.greedy.max_new_tokens };
   const cg = cpu.generate(ids, mask, batch, seq, opts);
   const gg = await gpu.generate(ids, mask, batch, seq, opts);
@@ -114,7 +123,7 @@ export async function runFp16() {
   const gpu = gb.buildGpu(gpuDev, "seq2seq-lm");
   gb.free();
   gpuDev.free();
-  const g = await gpu.forward(ids, mask, batch, seq, dec, undefined, undefined);
+  const g = take(await gpu.forward(ids, mask, batch, seq, dec, undefined, undefined));
   let worst = 0, over = 0, nonfinite = 0;
   for (let i = 0; i < want.length; i++) {
     const d = Math.abs(g.logits[i] - want[i]);
@@ -151,8 +160,8 @@ export async function runQuant(dtype) {
   const gpu = gb.buildGpu(gpuDev, "seq2seq-lm");
   gb.free();
   gpuDev.free();
-  const c = cpu.forward(ids, mask, batch, seq, dec, undefined, undefined);
-  const g = await gpu.forward(ids, mask, batch, seq, dec, undefined, undefined);
+  const c = take(cpu.forward(ids, mask, batch, seq, dec, undefined, undefined));
+  const g = take(await gpu.forward(ids, mask, batch, seq, dec, undefined, undefined));
   const opts = { max_new_tokens: 8 };
   const cg = cpu.generate(ids, mask, batch, seq, opts);
   const gg = await gpu.generate(ids, mask, batch, seq, opts);

@@ -120,12 +120,13 @@ function takeGenerate(r: GenerateResult): RawGenerate {
 function takeForward(r: ForwardResult): RawForward {
   try {
     const dims = (d: Uint32Array | undefined) => (d === undefined ? undefined : Array.from(d));
+    // the tensors are moved out, not copied in wasm memory first (see ForwardResult)
     return {
-      encoder_last_hidden_state: r.encoder_last_hidden_state,
+      encoder_last_hidden_state: r.takeEncoderLastHiddenState(),
       encoder_shape: Array.from(r.encoder_shape),
-      decoder_last_hidden_state: r.decoder_last_hidden_state,
+      decoder_last_hidden_state: r.takeDecoderLastHiddenState(),
       decoder_shape: dims(r.decoder_shape),
-      logits: r.logits,
+      logits: r.takeLogits(),
       logits_shape: dims(r.logits_shape),
       loss: r.loss,
     };
@@ -172,7 +173,7 @@ export class CpuEngine implements Engine {
 
   forwardSync(a: EngineForwardInput): RawForward {
     const m = this.model;
-    return takeForward(wasmCall(() => m.forward(a.ids, a.mask, a.batch, a.seq, a.decoder_ids, a.labels, a.decoder_mask)));
+    return wasmCall(() => takeForward(m.forward(a.ids, a.mask, a.batch, a.seq, a.decoder_ids, a.labels, a.decoder_mask)));
   }
 
   async forward(a: EngineForwardInput): Promise<RawForward> {
@@ -202,7 +203,7 @@ export class CpuEngine implements Engine {
         if (onStep && !onStep(index, tokens)) break;
         yield;
       }
-      return takeGenerate(wasmCall(() => gen.finish()));
+      return wasmCall(() => takeGenerate(gen.finish()));
     } finally {
       gen.free();
     }
@@ -255,7 +256,8 @@ export class GpuEngine implements Engine {
 
   async forward(a: EngineForwardInput): Promise<RawForward> {
     const m = this.model;
-    return takeForward(await gpuAwait(() => m.forward(a.ids, a.mask, a.batch, a.seq, a.decoder_ids, a.labels, a.decoder_mask)));
+    const r = await gpuAwait(() => m.forward(a.ids, a.mask, a.batch, a.seq, a.decoder_ids, a.labels, a.decoder_mask));
+    return wasmCall(() => takeForward(r));
   }
 
   async encode(a: EngineInput): Promise<Float32Array> {
@@ -265,7 +267,8 @@ export class GpuEngine implements Engine {
 
   async generate(a: EngineInput, options: EngineOptions, onStep: StepCallback | undefined): Promise<RawGenerate> {
     const m = this.model;
-    return takeGenerate(await gpuAwait(() => m.generate(a.ids, a.mask, a.batch, a.seq, options, onStep)));
+    const r = await gpuAwait(() => m.generate(a.ids, a.mask, a.batch, a.seq, options, onStep));
+    return wasmCall(() => takeGenerate(r));
   }
 
   generationConfig(): string {

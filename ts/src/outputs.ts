@@ -225,7 +225,7 @@ export class PastKeyValues {
    * tuple layout of transformers). */
   to_legacy_cache(): [Tensor, Tensor, Tensor, Tensor][] {
     const c = this.live;
-    return takeLayers(wasmCall(() => this.model.pastKeyValues(c)));
+    return wasmCall(() => takeLayers(this.model.pastKeyValues(c)));
   }
 
   /** @internal A cache from the legacy layout (see {@link to_legacy_cache}); `attention_mask` is the encoder's. */
@@ -300,9 +300,8 @@ export function runFull(model: WasmModel, kind: EngineKind, config: T5Config, in
   const useCache = inputs.use_cache === true || past !== undefined;
   const hs = inputs.output_hidden_states === true;
   const at = inputs.output_attentions === true;
-  const r = takeFull(
-    wasmCall(() => model.forwardFull(input?.data, m?.data, batch!, seq!, enc, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep, hs, at, cache, useCache)),
-  );
+  // moved out inside wasmCall too: a trap there is an EngineFailureError and marks the instance (errors.ts)
+  const r = wasmCall(() => takeFull(model.forwardFull(input?.data, m?.data, batch!, seq!, enc, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep, hs, at, cache, useCache)));
   const out = classOutput(r, kind);
   if (r.cache) {
     if (past) {
@@ -346,7 +345,8 @@ export async function runFullGpu(model: WasmGpuModel, kind: EngineKind, config: 
   const m = inputs.attention_mask === undefined ? undefined : mask01(inputs.attention_mask, "attention_mask");
   if (m && (m.batch !== input.batch || m.seq !== input.seq)) throw new BadInputError(`attention_mask is [${m.batch}, ${m.seq}], input_ids [${input.batch}, ${input.seq}]`);
   const { dec, dmask, labelIds, labelFloats, sp, ep } = decoderInputs(inputs, kind, config, input.batch);
-  const r = takeFull(await gpuAwait(() => model.forwardFull(input.data, m?.data, input.batch, input.seq, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep)));
+  const raw = await gpuAwait(() => model.forwardFull(input.data, m?.data, input.batch, input.seq, dec?.data, dmask?.data, labelIds, labelFloats, sp, ep));
+  const r = wasmCall(() => takeFull(raw));
   return classOutput(r, kind);
 }
 

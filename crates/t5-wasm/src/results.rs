@@ -51,15 +51,38 @@ pub struct GpuGenerateStats {
 }
 
 /// transformers' `forward` outputs of the base classes, flat row-major with their dims (logits `[batch, t, vocab]`).
+/// The tensors are moved out by the `take*` methods (copied once into JS memory and freed here; a getter would first
+/// copy them in wasm memory, which a large batch's logits may not have room for).
 #[wasm_bindgen(getter_with_clone)]
 pub struct ForwardResult {
-    pub encoder_last_hidden_state: Vec<f32>,
+    encoder_last_hidden_state: Vec<f32>,
     pub encoder_shape: Vec<u32>,
-    pub decoder_last_hidden_state: Option<Vec<f32>>,
+    decoder_last_hidden_state: Option<Vec<f32>>,
     pub decoder_shape: Option<Vec<u32>>,
-    pub logits: Option<Vec<f32>>,
+    logits: Option<Vec<f32>>,
     pub logits_shape: Option<Vec<u32>>,
     pub loss: Option<f64>,
+}
+
+#[wasm_bindgen]
+impl ForwardResult {
+    /// The encoder's last hidden state, moved out (a second call gives an empty array).
+    #[wasm_bindgen(js_name = takeEncoderLastHiddenState)]
+    pub fn take_encoder_last_hidden_state(&mut self) -> Vec<f32> {
+        std::mem::take(&mut self.encoder_last_hidden_state)
+    }
+
+    /// The decoder's last hidden state (classes with a decoder), moved out.
+    #[wasm_bindgen(js_name = takeDecoderLastHiddenState)]
+    pub fn take_decoder_last_hidden_state(&mut self) -> Option<Vec<f32>> {
+        self.decoder_last_hidden_state.take()
+    }
+
+    /// The LM head's logits, moved out.
+    #[wasm_bindgen(js_name = takeLogits)]
+    pub fn take_logits(&mut self) -> Option<Vec<f32>> {
+        self.logits.take()
+    }
 }
 
 fn dims(shape: &[usize]) -> Vec<u32> {
