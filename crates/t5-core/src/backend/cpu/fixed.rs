@@ -1,18 +1,19 @@
 //! A fixed-point copy of one activation row, for the integer q8 matvec (the wasm kernel; the scalar
 //! [`fixed::dot`] is its portable reference, checked natively).
 //!
-//! With `m = max |x|`, `X_t = round(x_t / m · 2^28)` (to nearest, ties to even), clamped to a signed 29-bit
-//! integer (`-2^28 ≤ X_t ≤ 2^28 - 1`: only `x_t = m` itself moves, by one unit), is split into two i16 limbs,
-//! `hi_t = X_t >> 14` (arithmetic, `-2^14 ≤ hi_t < 2^14`) and `lo_t = X_t & 0x3fff` (`0..2^14`), so that
-//! `X_t = hi_t · 2^14 + lo_t` exactly; or, for the relaxed-SIMD q4 kernel, into four bytes of 7 bits
-//! ([`FixedX::digits`]: `X_t = d3 · 2^21 + d2 · 2^14 + d1 · 2^7 + d0`, `d3` signed in `-128..128`, the
-//! others in `0..128`; `hi = d3 · 2^7 + d2`, `lo = d1 · 2^7 + d0`), which is why `X` stays in 29 bits. A q8 row's `Σ q_t X_t = 2^14 Σ q hi + Σ q lo` is then exact
+//! With `m = max |x|`, `X_t = round(x_t / m · 2^28)` (to nearest, ties to even), clamped to a signed
+//! 29-bit integer (`-2^28 ≤ X_t ≤ 2^28 - 1`: only `x_t = m` itself moves, by one unit), is split into
+//! two i16 limbs, `hi_t = X_t >> 14` (arithmetic, `-2^14 ≤ hi_t < 2^14`) and `lo_t = X_t & 0x3fff`
+//! (`0..2^14`), so that `X_t = hi_t · 2^14 + lo_t` exactly; or, for the relaxed-SIMD q4 kernel, into
+//! four bytes of 7 bits ([`FixedX::digits`]: `X_t = d3 · 2^21 + d2 · 2^14 + d1 · 2^7 + d0`, `d3`
+//! signed in `-128..128`, the others in `0..128`; `hi = d3 · 2^7 + d2`, `lo = d1 · 2^7 + d0`), which
+//! is why `X` stays in 29 bits. A q8 row's `Σ q_t X_t = 2^14 Σ q hi + Σ q lo` is then exact
 //! integer arithmetic (i16 × i16 products summed in i32 lanes, flushed to i64), and the output is
 //! `scale · (m · 2^-28) · Σ q X`, formed in f64 and rounded once to f32.
 //!
 //! Numerics: the only rounding before the final one is that of `x` itself, `|X_t · m 2^-28 − x_t|
-//! ≤ 2^-29 m` (`2^-28 m` where `x_t = m`, the clamp; plus ~2^-53 relative from the f64 scaling), so `|out − scale Σ q x| ≤ scale · Σ|q| ·
-//! 2^-29 m + |out| 2^-24`. Against f32 accumulation of exact products (the float kernels): the same
+//! ≤ 2^-29 m` (`2^-28 m` where `x_t = m`, the clamp; plus ~2^-53 relative from the f64 scaling), so
+//! `|out − scale Σ q x| ≤ scale · Σ|q| · 2^-29 m + |out| 2^-24` (`2^-28` for the term of `x_t = m`). Against f32 accumulation of exact products (the float kernels): the same
 //! order for k of a few thousand, and the error here does not grow with the length of the sums.
 //! Non-finite `x` has no fixed-point form ([`FixedX::new`] gives `None`: callers use a float kernel);
 //! all-zero `x` gives `unit = 0`, so every output is 0.
