@@ -138,9 +138,8 @@ function floatLabels(labels: unknown, config: T5Config): boolean {
   return f.rank === 2 || !f.data.every((v) => Number.isInteger(v));
 }
 
-/** The engine's cache tensors (four per layer: self key, self value, cross key, cross value) as transformers' legacy
- * tuples, each moved out and freed in turn (if one fails, the rest are still freed). */
-function takeLayers(ts: TensorData[]): [Tensor, Tensor, Tensor, Tensor][] {
+/** Tensors out of the engine (see {@link T}), each moved out and freed in turn; if one fails, the rest are freed. */
+function takeAll(ts: TensorData[]): Tensor[] {
   const out: Tensor[] = [];
   let j = 0;
   try {
@@ -148,6 +147,13 @@ function takeLayers(ts: TensorData[]): [Tensor, Tensor, Tensor, Tensor][] {
   } finally {
     for (const t of ts.slice(j + 1)) t.free();
   }
+  return out;
+}
+
+/** The engine's cache tensors (four per layer: self key, self value, cross key, cross value) as transformers' legacy
+ * tuples. */
+function takeLayers(ts: TensorData[]): [Tensor, Tensor, Tensor, Tensor][] {
+  const out = takeAll(ts);
   const layers: [Tensor, Tensor, Tensor, Tensor][] = [];
   for (let i = 0; i + 4 <= out.length; i += 4) layers.push([out[i]!, out[i + 1]!, out[i + 2]!, out[i + 3]!]);
   return layers;
@@ -168,7 +174,10 @@ const T1 = (r: FullForwardResult, which: FullTensor) => {
   return t === undefined ? undefined : T(t);
 };
 /** A list of them: each tensor is moved out as it is copied, so wasm memory frees them one by one. */
-const TL = (r: FullForwardResult, which: FullList) => r.takeList(which)?.map(T);
+const TL = (r: FullForwardResult, which: FullList) => {
+  const ts = r.takeList(which);
+  return ts === undefined ? undefined : takeAll(ts);
+};
 
 /** The fields of a {@link FullForwardResult}, moved out; the struct is freed. */
 function takeFull(r: FullForwardResult) {
