@@ -24,6 +24,10 @@ for (const file of files) {
   const dot = (64 * it) / best(() => e.peak_dot(it)) / 1e9; // 10^9 i16 products per second
   console.log(`${file}: clock ${ghz.toFixed(2)} GHz (a dependent integer chain); f32 multiply-adds ${fma.toFixed(2)} G/s (${(2 * fma).toFixed(1)} GFLOP/s); i16 dot products ${dot.toFixed(2)} G/s ` +
     `(exact two-limb weight × activation products: ${(dot / 2).toFixed(2)} G/s)`);
+  if (e.peak_rdot8) { // the relaxed build: i32x4.relaxed_dot_i8x16_i7x16_add_s, the q4 digit kernel's instruction
+    const r = [8, 10, 12].map((n) => { const g = (n * it) / best(() => e[`peak_rdot${n}`](it)) / 1e9; return `${n} chains ${g.toFixed(2)} G/s (${(g / ghz).toFixed(2)} a cycle)`; });
+    console.log(`  relaxed i8 dots (16 byte products each; a q4 weight takes 4, one per digit): ${r.join(", ")}`);
+  }
   const bw = [];
   for (const mb of [22, 39, 154, 256]) { // a q4 / q8 / fp32 t5-small decode step's weight bytes, and 256 MB
     e.read_setup(mb);

@@ -128,3 +128,43 @@ pub extern "C" fn gemm_run(iters: u32) -> f32 {
     }
     g.out.iter().step_by(97).sum()
 }
+
+/// `N` accumulators, each `acc[i] = relaxed_dot(a[i % 2], y[i % 2 ^ 1], acc[i])` per turn (16 byte
+/// products into 4 lanes a call, `vpdpbusd` on x86 with AVX-VNNI): how many of those the core issues
+/// per second once `N` chains hide their latency (`N` + 4 of x86-64's 16 vector registers).
+#[cfg(target_feature = "relaxed-simd")]
+fn peak_rdot<const N: usize>(iters: u32) -> i32 {
+    let mut acc = [i32x4_splat(0); N];
+    let a = [i8x16_splat(3), i8x16_splat(-5)];
+    let mut y = [u8x16_splat(1), u8x16_splat(2)];
+    let d = u8x16_splat(1);
+    for _ in 0..iters {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            *acc = i32x4_relaxed_dot_i8x16_i7x16_add(a[i % 2], y[(i / 2) % 2], *acc);
+        }
+        y = [v128_and(u8x16_add(y[0], d), u8x16_splat(0x7f)), v128_and(u8x16_add(y[1], d), u8x16_splat(0x7f))];
+    }
+    let s = acc.iter().fold(i32x4_splat(0), |s, v| i32x4_add(s, *v));
+    i32x4_extract_lane::<0>(s) ^ i32x4_extract_lane::<3>(s)
+}
+
+/// [`peak_rdot`] with 8 chains.
+#[cfg(target_feature = "relaxed-simd")]
+#[no_mangle]
+pub extern "C" fn peak_rdot8(iters: u32) -> i32 {
+    peak_rdot::<8>(iters)
+}
+
+/// [`peak_rdot`] with 10 chains.
+#[cfg(target_feature = "relaxed-simd")]
+#[no_mangle]
+pub extern "C" fn peak_rdot10(iters: u32) -> i32 {
+    peak_rdot::<10>(iters)
+}
+
+/// [`peak_rdot`] with 12 chains.
+#[cfg(target_feature = "relaxed-simd")]
+#[no_mangle]
+pub extern "C" fn peak_rdot12(iters: u32) -> i32 {
+    peak_rdot::<12>(iters)
+}

@@ -81,7 +81,7 @@ pub(super) unsafe fn q4_fixed_rows<const R: usize>(
                 for (half, at) in [(0, t), (1, t + 32)] {
                     let dv = planes.map(|p| v128_load(p.add(at) as *const v128));
                     for r in 0..R {
-                        let q = if half == 0 { v128_and(v[r], nib) } else { u8x16_shr(v[r], 4) };
+                        let q = if half == 0 { v128_and(v[r], nib) } else { v128_and(u16x8_shr(v[r], 4), nib) };
                         for p in 0..4 {
                             acc[r][p] = i32x4_relaxed_dot_i8x16_i7x16_add(dv[p], q, acc[r][p]);
                         }
