@@ -118,11 +118,10 @@ const RQ: usize = 4;
 
 /// Weight rows per pass of the integer q4 kernel ([`q4_fixed_rows`]): here the limb vectors loaded
 /// once per pass and shared by the rows count (one row per pass: 8.4 against 11.6 G weights/s on a
-/// matrix in cache). On the Sapphire Rapids host 2 and 4 adjacent rows per pass were within noise
-/// (step 4.06 / 4.09 ms, 32128 × 512: 1.56 / 1.66 ms) and 8 were slower (5.5 ms); on the AMD host
-/// 2 adjacent rows streamed better than 4 (3.90 against 4.23 ms a step, best of 9), and with
-/// [`strided`] rows 2 and 4 are within noise.
-const RQ4: usize = 2;
+/// matrix in cache). With [`strided`] rows, 2 and 4 were within noise on the AMD host; on the
+/// Sapphire Rapids host 4 streamed a decode step in 3.86 ms against 5.07 with 2 (Node 20, best of
+/// 9, interleaved; 8: the same as 4), in cache 10.8 against 10.4 G weights/s.
+const RQ4: usize = 4;
 
 /// Weight rows per pass of the relaxed-SIMD q4 kernel.
 #[cfg(target_feature = "relaxed-simd")]
@@ -284,11 +283,12 @@ fn lanes_i64(v: v128) -> i64 {
 
 /// q4 with groups of a multiple of 64 up to [`super::fixed::Q4_GROUP_MAX`], `R` rows from `packed`
 /// (row stride `k / 2`), as exact integer sums against the fixed-point `fx` ([`super::fixed`];
-/// numerics and the portable reference: [`super::fixed::q4_dot`]). 16 loaded bytes hold the low
-/// nibbles of weights `t..t+16` and the high ones of `t+32..t+48`: zero-extended to u16 (low and
-/// high 8 bytes), the low nibbles masked and the high ones shifted down give four i16x8 vectors of
-/// codes in the order of `x`, each against both limbs with `i32x4.dot_i16x8_s` (limb vectors loaded
-/// once per pass, shared by the `R` rows). Per group, each row's i32 lanes (below 2^24: exact in
+/// numerics and the portable reference: [`super::fixed::q4_dot`]). Byte `o` of a 64-weight chunk
+/// holds the low nibble of weight `o` and the high one of weight `32 + o`: 8 bytes zero-extended to
+/// u16 in one load (`v128.load8x8_u`), masked and shifted down, give two i16x8 vectors of codes in
+/// the order of `x`, each against both limbs with `i32x4.dot_i16x8_s` (the four limb vectors of
+/// those 8 bytes loaded once, shared by the `R` rows: few enough live values that V8 keeps them in
+/// registers). Per group, each row's i32 lanes (below 2^24: exact in
 /// f32) are converted, combined as `2^14 hi + lo` and scaled into f32 accumulators; the zero
 /// points through `xs` (group sums of x) as in [`q4_rows`].
 #[inline(always)]
@@ -311,20 +311,17 @@ unsafe fn q4_fixed_rows<const R: usize>(
     let mut zs = [0.0f32; R];
     for g in 0..gpr {
         let (mut ah, mut al) = ([i32x4_splat(0); R], [i32x4_splat(0); R]);
+        // 8 bytes at a time: the low nibbles of weights t..t+8, the high ones of t+32..t+40
         for c in g * group / 64..(g + 1) * group / 64 {
-            for h in 0..2 {
-                // weights t..t+8, t+8..t+16 (low nibbles), t+32..t+40, t+40..t+48 (high nibbles)
-                let t = c * 64 + h * 16;
-                let hv = [v128_load(hp.add(t) as *const v128), v128_load(hp.add(t + 8) as *const v128), v128_load(hp.add(t + 32) as *const v128), v128_load(hp.add(t + 40) as *const v128)];
-                let lv = [v128_load(lp.add(t) as *const v128), v128_load(lp.add(t + 8) as *const v128), v128_load(lp.add(t + 32) as *const v128), v128_load(lp.add(t + 40) as *const v128)];
+            for b in 0..4 {
+                let t = c * 64 + b * 8;
+                let (h0, h1) = (v128_load(hp.add(t) as *const v128), v128_load(hp.add(t + 32) as *const v128));
+                let (l0, l1) = (v128_load(lp.add(t) as *const v128), v128_load(lp.add(t + 32) as *const v128));
                 for r in 0..R {
-                    let v = v128_load(packed[r].add(c * 32 + h * 16) as *const v128);
-                    let (e0, e1) = (u16x8_extend_low_u8x16(v), u16x8_extend_high_u8x16(v));
-                    let q = [v128_and(e0, nib), v128_and(e1, nib), u16x8_shr(e0, 4), u16x8_shr(e1, 4)];
-                    let dh = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], hv[0]), i32x4_dot_i16x8(q[1], hv[1])), i32x4_add(i32x4_dot_i16x8(q[2], hv[2]), i32x4_dot_i16x8(q[3], hv[3])));
-                    let dl = i32x4_add(i32x4_add(i32x4_dot_i16x8(q[0], lv[0]), i32x4_dot_i16x8(q[1], lv[1])), i32x4_add(i32x4_dot_i16x8(q[2], lv[2]), i32x4_dot_i16x8(q[3], lv[3])));
-                    ah[r] = i32x4_add(ah[r], dh);
-                    al[r] = i32x4_add(al[r], dl);
+                    let e = u16x8_load_extend_u8x8(packed[r].add(c * 32 + b * 8));
+                    let (qa, qb) = (v128_and(e, nib), u16x8_shr(e, 4));
+                    ah[r] = i32x4_add(i32x4_add(ah[r], i32x4_dot_i16x8(qa, h0)), i32x4_dot_i16x8(qb, h1));
+                    al[r] = i32x4_add(i32x4_add(al[r], i32x4_dot_i16x8(qa, l0)), i32x4_dot_i16x8(qb, l1));
                 }
             }
         }
