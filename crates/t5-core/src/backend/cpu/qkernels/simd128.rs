@@ -311,18 +311,19 @@ unsafe fn q4_fixed_rows<const R: usize>(
     let mut zs = [0.0f32; R];
     for g in 0..gpr {
         let (mut ah, mut al) = ([i32x4_splat(0); R], [i32x4_splat(0); R]);
-        // 8 bytes at a time: the low nibbles of weights t..t+8, the high ones of t+32..t+40
-        for c in g * group / 64..(g + 1) * group / 64 {
-            for b in 0..4 {
-                let t = c * 64 + b * 8;
-                let (h0, h1) = (v128_load(hp.add(t) as *const v128), v128_load(hp.add(t + 32) as *const v128));
-                let (l0, l1) = (v128_load(lp.add(t) as *const v128), v128_load(lp.add(t + 32) as *const v128));
-                for r in 0..R {
-                    let e = u16x8_load_extend_u8x8(packed[r].add(c * 32 + b * 8));
-                    let (qa, qb) = (v128_and(e, nib), u16x8_shr(e, 4));
-                    ah[r] = i32x4_add(i32x4_add(ah[r], i32x4_dot_i16x8(qa, h0)), i32x4_dot_i16x8(qb, h1));
-                    al[r] = i32x4_add(i32x4_add(al[r], i32x4_dot_i16x8(qa, l0)), i32x4_dot_i16x8(qb, l1));
-                }
+        // 8 bytes at a time (bytes o..o+8: the low nibbles of weights t..t+8, the high ones of
+        // t+32..t+40), a loop whose trip count LLVM does not know, so that it does not unroll it
+        // and load every limb vector of a chunk up front (more than x86-64's registers)
+        for i in g * group / 16..(g + 1) * group / 16 {
+            // byte o of the group's rows; weight t = 64 (i / 4) + 8 (i % 4) of x
+            let (o, t) = (i * 8, i * 8 + i / 4 * 32);
+            let (h0, h1) = (v128_load(hp.add(t) as *const v128), v128_load(hp.add(t + 32) as *const v128));
+            let (l0, l1) = (v128_load(lp.add(t) as *const v128), v128_load(lp.add(t + 32) as *const v128));
+            for r in 0..R {
+                let e = u16x8_load_extend_u8x8(packed[r].add(o));
+                let (qa, qb) = (v128_and(e, nib), u16x8_shr(e, 4));
+                ah[r] = i32x4_add(i32x4_add(ah[r], i32x4_dot_i16x8(qa, h0)), i32x4_dot_i16x8(qb, h1));
+                al[r] = i32x4_add(i32x4_add(al[r], i32x4_dot_i16x8(qa, l0)), i32x4_dot_i16x8(qb, l1));
             }
         }
         for r in 0..R {
