@@ -38,8 +38,9 @@ pub(super) fn digits_pay() -> bool {
 
 /// q4 with groups of a multiple of 64 up to [`super::fixed::Q4_GROUP_MAX`], `R` rows from `packed`
 /// (row stride `k / 2`), against `fx` with its digits. 16 loaded bytes hold the low nibbles of
-/// weights `t..t+16` and the high ones of `t+32..t+48`: masked, and shifted down by 4 (`u8x16.shr`),
-/// they are two vectors of codes in the order of `x`, each multiplied with the four digit planes
+/// weights `t..t+16` and the high ones of `t+32..t+48`: masked, and shifted down by 4 (`u16x8.shr`
+/// and the mask; V8 makes a `u8x16.shr` five x86 instructions), they are two vectors of codes in
+/// the order of `x`, each multiplied with the four digit planes
 /// (loaded once per half-pass, shared by the `R` rows) into four i32 accumulators per row. Weight `t`
 /// lands in lane `(t mod 16) / 4` ([`super::fixed::q4_lane`]). Per group and lane, `hi = 2^7 d3 +
 /// d2` and `lo = 2^7 d1 + d0` sums are formed exactly in i32 (each digit sum is at most
