@@ -401,11 +401,32 @@ impl PackedForm {
 
 /// f32 values of a tensor's little-endian bytes in a float dtype.
 pub(super) fn decode_f32(name: &str, dtype: Dtype, raw: &[u8]) -> Result<Vec<f32>> {
-    Ok(match dtype {
-        Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F16 => raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::BF16 => raw.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(),
-        other => return Err(T5Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{other:?}") }),
-    })
+    let mut out = vec![0.0; raw.len() / float_size(name, dtype)?];
+    decode_f32_into(name, dtype, raw, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_f32`] into `out` (one value per element of `raw`; the caller sized it).
+pub(super) fn decode_f32_into(name: &str, dtype: Dtype, raw: &[u8], out: &mut [f32]) -> Result<()> {
+    let size = float_size(name, dtype)?;
+    debug_assert_eq!(out.len(), raw.len() / size);
+    for (o, c) in out.iter_mut().zip(raw.chunks_exact(size)) {
+        *o = match dtype {
+            Dtype::F32 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            Dtype::F16 => half::f16::from_le_bytes([c[0], c[1]]).to_f32(),
+            Dtype::BF16 => half::bf16::from_le_bytes([c[0], c[1]]).to_f32(),
+            _ => f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32,
+        };
+    }
+    Ok(())
+}
+
+/// Bytes per element of the float dtypes [`decode_f32`] reads; a typed error for any other.
+fn float_size(name: &str, dtype: Dtype) -> Result<usize> {
+    match dtype {
+        Dtype::F32 => Ok(4),
+        Dtype::F16 | Dtype::BF16 => Ok(2),
+        Dtype::F64 => Ok(8),
+        other => Err(T5Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{other:?}") }),
+    }
 }

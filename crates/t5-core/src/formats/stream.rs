@@ -1,7 +1,7 @@
 //! Streaming safetensors files tensor by tensor ([`ShardStream`]).
 
 use super::budget::{check_model_fits, gib, stored_weight_bytes, MEMORY_RESERVE};
-use super::store::{decode_f32, Entry, WeightStore};
+use super::store::{decode_f32, decode_f32_into, Entry, WeightStore};
 use crate::config::T5Config;
 use crate::dtype::quant::{pack_q4, quantize_q4, quantize_q8, Q4_GROUP};
 use crate::dtype::{QWeight, WeightDtype};
@@ -107,20 +107,28 @@ impl RowAcc {
             return Ok(());
         }
         let per = rows.div_ceil(parts);
-        let done: Vec<Mutex<Option<Result<RowAcc>>>> = (0..parts).map(|_| Mutex::new(None)).collect();
+        let span = |t: usize| ((t * per).min(rows), ((t + 1) * per).min(rows));
+        // every part's buffers allocated here, in order, not by the threads as they run: the wasm
+        // heap's layout (and so its high-water mark) then does not depend on their timing
+        let work: Vec<Mutex<(Vec<f32>, RowAcc, Result<()>)>> = (0..parts)
+            .map(|t| {
+                let (lo, hi) = span(t);
+                Mutex::new((vec![0.0; (hi - lo) * k], self.empty(hi - lo, k), Ok(())))
+            })
+            .collect();
         pool::run(parts, parts, &|t| {
-            let (lo, hi) = ((t * per).min(rows), ((t + 1) * per).min(rows));
-            let part = decode_f32(name, dtype, &raw[lo * row_bytes..hi * row_bytes]).map(|values| {
-                let mut acc = self.empty(hi - lo, k);
-                acc.push_rows(&values, hi - lo, k);
-                acc
-            });
-            *done[t].lock().unwrap_or_else(|e| e.into_inner()) = Some(part);
-        });
-        for part in done {
-            if let Some(part) = part.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                self.append(part?);
+            let (lo, hi) = span(t);
+            let mut part = work[t].lock().unwrap_or_else(|e| e.into_inner());
+            let (values, acc, res) = &mut *part;
+            *res = decode_f32_into(name, dtype, &raw[lo * row_bytes..hi * row_bytes], values);
+            if res.is_ok() {
+                acc.push_rows(values, hi - lo, k);
             }
+        });
+        for part in work {
+            let (_, acc, res) = part.into_inner().unwrap_or_else(|e| e.into_inner());
+            res?;
+            self.append(acc);
         }
         Ok(())
     }
