@@ -408,15 +408,19 @@ pub(super) fn decode_f32(name: &str, dtype: Dtype, raw: &[u8]) -> Result<Vec<f32
 
 /// [`decode_f32`] into `out` (one value per element of `raw`; the caller sized it).
 pub(super) fn decode_f32_into(name: &str, dtype: Dtype, raw: &[u8], out: &mut [f32]) -> Result<()> {
-    let size = float_size(name, dtype)?;
-    debug_assert_eq!(out.len(), raw.len() / size);
-    for (o, c) in out.iter_mut().zip(raw.chunks_exact(size)) {
-        *o = match dtype {
-            Dtype::F32 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-            Dtype::F16 => half::f16::from_le_bytes([c[0], c[1]]).to_f32(),
-            Dtype::BF16 => half::bf16::from_le_bytes([c[0], c[1]]).to_f32(),
-            _ => f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32,
-        };
+    debug_assert_eq!(out.len(), raw.len() / float_size(name, dtype)?);
+    // one loop per dtype, each over elements of a constant size (the dtype not matched per element)
+    fn fill<const N: usize>(out: &mut [f32], raw: &[u8], f: impl Fn([u8; N]) -> f32) {
+        for (o, c) in out.iter_mut().zip(raw.chunks_exact(N)) {
+            *o = f(c.try_into().unwrap_or([0; N]));
+        }
+    }
+    match dtype {
+        Dtype::F32 => fill(out, raw, f32::from_le_bytes),
+        Dtype::F16 => fill(out, raw, |b| half::f16::from_le_bytes(b).to_f32()),
+        Dtype::BF16 => fill(out, raw, |b| half::bf16::from_le_bytes(b).to_f32()),
+        Dtype::F64 => fill(out, raw, |b| f64::from_le_bytes(b) as f32),
+        other => return Err(T5Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{other:?}") }),
     }
     Ok(())
 }
