@@ -74,6 +74,27 @@ fn streamed_models_are_bit_identical_to_whole_file_loads() {
     }
 }
 
+/// Batches whose rows do not divide among the threads: 5 rows a batch (2560 bytes of 128-value f32 rows) on 4
+/// threads are parts of 2, 2, 1 and 0 rows, and each tensor's last batch is shorter still; every part writes its
+/// rows of the weight's buffers in place, and the model is bit-identical to the whole-file load.
+#[test]
+fn uneven_batches_on_more_threads_than_rows() {
+    let dir = "tiny-t5-q128";
+    let (cfg, _, whole) = load_dir(fixtures().join(dir)).unwrap();
+    let (batch, dec) = input(cfg.vocab_size);
+    for dtype in [WeightDtype::F32, WeightDtype::BF16, WeightDtype::Q8, WeightDtype::Q4] {
+        let want = T5::load_with_dtype(cfg.clone(), &whole, ModelKind::ConditionalGeneration, Cpu, dtype).unwrap();
+        let want_logits = want.forward(&batch, Some(&dec), None, None).unwrap().logits.unwrap();
+        for (threads, rows) in [(4, 5), (3, 1), (8, 3)] {
+            let store = stream_dir_with(dir, 3001, dtype, Some(1 << 32), threads, rows * 512).unwrap();
+            let got = T5::load_with_dtype(cfg.clone(), &store, ModelKind::ConditionalGeneration, Cpu, dtype).unwrap();
+            let logits = got.forward(&batch, Some(&dec), None, None).unwrap().logits.unwrap();
+            let same = logits.data.iter().zip(&want_logits.data).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{dtype:?}, {threads} threads, {rows} rows a batch: streamed logits differ");
+        }
+    }
+}
+
 #[test]
 fn head_checkpoints_stream() {
     for dir in ["heads/seq-cls", "heads/qa", "heads/token-cls"] {

@@ -33,7 +33,7 @@ pub mod quant;
 
 use crate::error::{Result, T5Error};
 use crate::tensor::Tensor;
-use quant::{pack_q4, q8_group, quantize_q4, quantize_q8, Q4_GROUP};
+use quant::{q8_group, quantize_q4, quantize_q8, Q4_GROUP};
 
 /// The storage form of linear weights requested at load time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -113,8 +113,8 @@ impl QWeight {
                 QWeight::Q8 { n, k, codes, scales }
             }
             WeightDtype::Q4 => {
-                let (codes, scales, zeros) = quantize_q4(&t.data, n, k, Q4_GROUP);
-                QWeight::Q4 { n, k, group: Q4_GROUP, packed: pack_q4(&codes, n, k), scales, zeros }
+                let (packed, scales, zeros) = quantize_q4(&t.data, n, k, Q4_GROUP);
+                QWeight::Q4 { n, k, group: Q4_GROUP, packed, scales, zeros }
             }
         }
     }

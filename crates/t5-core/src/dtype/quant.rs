@@ -91,38 +91,35 @@ pub fn code_bits(x: f32, lo: f32, hi: f32) -> u32 {
     }
 }
 
-/// `(codes [n*k] 0..=15, scales [n*k/group], zeros [n*k/group])`.
+/// `(packed [n*k/2], scales [n*k/group], zeros [n*k/group])`: codes 0..=15 in the chunked nibble
+/// layout of [`QWeight::Q4`] (each 64 weights of a row in 32 bytes, weight `i` in the low nibble of
+/// byte `i`, weight `32 + i` in its high nibble).
 pub fn quantize_q4(w: &[f32], n: usize, k: usize, group: usize) -> (Vec<u8>, Vec<f32>, Vec<f32>) {
-    assert!(k % group == 0 && w.len() == n * k);
-    let groups = n * k / group;
-    let mut codes = vec![0u8; n * k];
-    let (mut scales, mut zeros) = (Vec::with_capacity(groups), Vec::with_capacity(groups));
-    for (g, out) in w.chunks_exact(group).zip(codes.chunks_exact_mut(group)) {
-        let (scale, zero) = q4_group_params(g);
-        let min_val = zero - scale * 8.0f32;
-        for (c, &v) in out.iter_mut().zip(g) {
-            *c = code_bits((v - min_val) / scale, 0.0, 15.0) as u8;
-        }
-        scales.push(scale);
-        zeros.push(zero);
-    }
-    (codes, scales, zeros)
+    assert!(w.len() == n * k);
+    let mut packed = vec![0u8; n * k / 2];
+    let (mut scales, mut zeros) = (vec![0.0; n * k / group], vec![0.0; n * k / group]);
+    quantize_q4_into(w, k, group, &mut packed, &mut scales, &mut zeros);
+    (packed, scales, zeros)
 }
 
-/// Pack codes (`[n, k]`, 0..=15) into the chunked nibble layout.
-pub fn pack_q4(codes: &[u8], n: usize, k: usize) -> Vec<u8> {
-    assert!(k % 64 == 0 && codes.len() == n * k);
-    let mut out = vec![0u8; n * k / 2];
-    for r in 0..n {
-        for c in 0..k / 64 {
-            let src = &codes[r * k + c * 64..r * k + c * 64 + 64];
-            let dst = &mut out[r * k / 2 + c * 32..r * k / 2 + c * 32 + 32];
+/// [`quantize_q4`] of whole rows of `k` into buffers the caller made (`packed` of `w.len() / 2`,
+/// `scales` and `zeros` of `w.len() / group`): a streamed load's threads write their rows in place.
+pub fn quantize_q4_into(w: &[f32], k: usize, group: usize, packed: &mut [u8], scales: &mut [f32], zeros: &mut [f32]) {
+    assert!(group % 64 == 0 && k % group == 0 && w.len() % group == 0);
+    assert!(packed.len() == w.len() / 2 && scales.len() == w.len() / group && zeros.len() == scales.len());
+    let groups = w.chunks_exact(group).zip(packed.chunks_exact_mut(group / 2));
+    for ((g, out), (s, z)) in groups.zip(scales.iter_mut().zip(zeros.iter_mut())) {
+        let (scale, zero) = q4_group_params(g);
+        let min_val = zero - scale * 8.0f32;
+        let code = |v: f32| code_bits((v - min_val) / scale, 0.0, 15.0) as u8;
+        // groups are whole 64-weight chunks of a row, so a group's bytes are its chunks' bytes
+        for (src, dst) in g.chunks_exact(64).zip(out.chunks_exact_mut(32)) {
             for i in 0..32 {
-                dst[i] = (src[i] & 15) | (src[32 + i] << 4);
+                dst[i] = code(src[i]) | (code(src[32 + i]) << 4);
             }
         }
+        (*s, *z) = (scale, zero);
     }
-    out
 }
 
 /// Code of weight `j` of a packed row.
@@ -143,12 +140,22 @@ pub fn q8_group(n: usize, k: usize, scales_len: usize) -> usize {
     }
 }
 
-/// torchao int8 weight-only: `(codes [n*k], scales [n])`.
+/// torchao int8 weight-only: `(codes [n*k], scales [n])` (no scales when `k` is 0).
 pub fn quantize_q8(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
     assert!(w.len() == n * k);
-    let mut codes = vec![0i8; n * k];
-    let mut scales = Vec::with_capacity(n);
-    for (row, out) in w.chunks_exact(k.max(1)).zip(codes.chunks_exact_mut(k.max(1))).take(n) {
+    if k == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let (mut codes, mut scales) = (vec![0i8; n * k], vec![0.0; n]);
+    quantize_q8_into(w, k, &mut codes, &mut scales);
+    (codes, scales)
+}
+
+/// [`quantize_q8`] of whole rows of `k` (> 0) into buffers the caller made (`codes` of `w.len()`,
+/// `scales` of `w.len() / k`).
+pub fn quantize_q8_into(w: &[f32], k: usize, codes: &mut [i8], scales: &mut [f32]) {
+    assert!(k > 0 && w.len() % k == 0 && codes.len() == w.len() && scales.len() == w.len() / k);
+    for ((row, out), s) in w.chunks_exact(k).zip(codes.chunks_exact_mut(k)).zip(scales.iter_mut()) {
         let mut scale = abs_max(row) / 127.5f32;
         if !(scale >= f32::EPSILON) {
             scale = f32::EPSILON;
@@ -157,9 +164,8 @@ pub fn quantize_q8(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
         for (c, &v) in out.iter_mut().zip(row) {
             *c = code_bits(v * inv, -128.0, 127.0) as u8 as i8;
         }
-        scales.push(scale);
+        *s = scale;
     }
-    (codes, scales)
 }
 
 /// The JSON note stored under this key in the safetensors header metadata of a quantized file.
@@ -260,7 +266,8 @@ mod tests {
             let (codes, scales) = quantize_q8(&row, 1, k);
             let (want, scale) = reference_q8(&row);
             assert_eq!((codes, scales[0].to_bits()), (want, scale.to_bits()), "q8 case {case}");
-            let (codes, scales, zeros) = quantize_q4(&row, 1, k, Q4_GROUP);
+            let (packed, scales, zeros) = quantize_q4(&row, 1, k, Q4_GROUP);
+            let codes: Vec<u8> = (0..k).map(|j| q4_code(&packed, j)).collect();
             for (g, chunk) in row.chunks(Q4_GROUP).enumerate() {
                 let (want, scale, zero) = reference_q4(chunk);
                 assert_eq!(&codes[g * Q4_GROUP..(g + 1) * Q4_GROUP], &want[..], "q4 case {case} group {g}");

@@ -3,7 +3,7 @@
 use super::budget::{check_model_fits, gib, stored_weight_bytes, MEMORY_RESERVE};
 use super::store::{decode_f32, decode_f32_into, Entry, WeightStore};
 use crate::config::T5Config;
-use crate::dtype::quant::{pack_q4, quantize_q4, quantize_q8, Q4_GROUP};
+use crate::dtype::quant::{quantize_q4_into, quantize_q8_into, Q4_GROUP};
 use crate::dtype::{QWeight, WeightDtype};
 use crate::error::{Result, T5Error};
 use crate::names::{is_linear_weight, Stack, Weight};
@@ -28,118 +28,153 @@ enum Action {
 /// A linear weight converted rows at a time as its bytes arrive (every storage form but fp16, whose
 /// "any value beyond the f16 range keeps the whole tensor f32" rule needs the whole tensor): the
 /// same values as [`QWeight::from_tensor`] on the whole tensor, since every form is row-local.
-/// Up to [`BATCH_BYTES`] of a tensor's rows are gathered, then converted across the stream's threads.
-enum RowAcc {
+/// The weight's final buffers are made whole when its first byte arrives; up to [`BATCH_BYTES`] of
+/// its rows are gathered, then converted across the stream's threads, each writing its own rows of
+/// those buffers in place.
+struct RowAcc {
+    rows: Rows,
+    /// rows written so far
+    done: usize,
+}
+
+/// The buffers of a weight in its storage form ([`QWeight`]'s fields).
+enum Rows {
     F32(Vec<f32>),
     BF16(Vec<u16>),
     Q8 { codes: Vec<i8>, scales: Vec<f32> },
     Q4 { packed: Vec<u8>, scales: Vec<f32>, zeros: Vec<f32> },
 }
 
+/// Some consecutive rows of a [`Rows`]: where one part of a batch is written.
+enum Dest<'a> {
+    F32(&'a mut [f32]),
+    BF16(&'a mut [u16]),
+    Q8 { codes: &'a mut [i8], scales: &'a mut [f32] },
+    Q4 { packed: &'a mut [u8], scales: &'a mut [f32], zeros: &'a mut [f32] },
+}
+
+/// `len` zeros, or `None` when they cannot be allocated.
+fn zeroed<T: Clone + Default>(len: usize) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, T::default());
+    Some(v)
+}
+
 impl RowAcc {
-    fn new(form: WeightDtype, n: usize, k: usize) -> Option<RowAcc> {
-        let form = match form {
-            WeightDtype::F32 => RowAcc::F32(Vec::new()),
-            WeightDtype::BF16 => RowAcc::BF16(Vec::new()),
-            WeightDtype::Q8 => RowAcc::Q8 { codes: Vec::new(), scales: Vec::new() },
-            WeightDtype::Q4 => RowAcc::Q4 { packed: Vec::new(), scales: Vec::new(), zeros: Vec::new() },
+    /// `n` rows of `k` in `form`: `None` for fp16 (converted whole), `Some(Err(bytes))` when the
+    /// buffers' `bytes` cannot be allocated.
+    fn new(form: WeightDtype, n: usize, k: usize) -> Option<std::result::Result<RowAcc, usize>> {
+        let groups = n * k / Q4_GROUP;
+        let rows = match form {
             WeightDtype::F16 => return None,
+            WeightDtype::F32 => zeroed(n * k).map(Rows::F32).ok_or(4 * n * k),
+            WeightDtype::BF16 => zeroed(n * k).map(Rows::BF16).ok_or(2 * n * k),
+            WeightDtype::Q8 => zeroed(n * k).zip(zeroed(n)).map(|(codes, scales)| Rows::Q8 { codes, scales }).ok_or(n * k + 4 * n),
+            WeightDtype::Q4 => (zeroed(n * k / 2).zip(zeroed(groups)).zip(zeroed(groups)))
+                .map(|((packed, scales), zeros)| Rows::Q4 { packed, scales, zeros })
+                .ok_or(n * k / 2 + 8 * groups),
         };
-        Some(form.empty(n, k))
+        Some(rows.map(|rows| RowAcc { rows, done: 0 }))
     }
 
-    /// An empty accumulator of the same form, for `n` rows of `k`.
-    fn empty(&self, n: usize, k: usize) -> RowAcc {
-        match self {
-            RowAcc::F32(_) => RowAcc::F32(Vec::with_capacity(n * k)),
-            RowAcc::BF16(_) => RowAcc::BF16(Vec::with_capacity(n * k)),
-            RowAcc::Q8 { .. } => RowAcc::Q8 { codes: Vec::with_capacity(n * k), scales: Vec::with_capacity(n) },
-            RowAcc::Q4 { .. } => RowAcc::Q4 { packed: Vec::with_capacity(n * k / 2), scales: Vec::with_capacity(n * k / Q4_GROUP), zeros: Vec::with_capacity(n * k / Q4_GROUP) },
-        }
-    }
-
-    /// Append `rows` rows of `k` values.
-    fn push_rows(&mut self, values: &[f32], rows: usize, k: usize) {
-        match self {
-            RowAcc::F32(d) => d.extend_from_slice(values),
-            RowAcc::BF16(d) => d.extend(values.iter().map(|&v| half::bf16::from_f32(v).to_bits())),
-            RowAcc::Q8 { codes, scales } => {
-                let (c, s) = quantize_q8(values, rows, k);
-                codes.extend_from_slice(&c);
-                scales.extend_from_slice(&s);
-            }
-            RowAcc::Q4 { packed, scales, zeros } => {
-                let (c, s, z) = quantize_q4(values, rows, k, Q4_GROUP);
-                packed.extend_from_slice(&pack_q4(&c, rows, k));
-                scales.extend_from_slice(&s);
-                zeros.extend_from_slice(&z);
-            }
-        }
-    }
-
-    /// Append the rows `other` holds (of the same form).
-    fn append(&mut self, other: RowAcc) {
-        match (self, other) {
-            (RowAcc::F32(d), RowAcc::F32(o)) => d.extend_from_slice(&o),
-            (RowAcc::BF16(d), RowAcc::BF16(o)) => d.extend_from_slice(&o),
-            (RowAcc::Q8 { codes, scales }, RowAcc::Q8 { codes: c, scales: s }) => {
-                codes.extend_from_slice(&c);
-                scales.extend_from_slice(&s);
-            }
-            (RowAcc::Q4 { packed, scales, zeros }, RowAcc::Q4 { packed: p, scales: s, zeros: z }) => {
-                packed.extend_from_slice(&p);
-                scales.extend_from_slice(&s);
-                zeros.extend_from_slice(&z);
-            }
-            _ => unreachable!("RowAcc::append: parts are made with the accumulator's own form"),
-        }
-    }
-
-    /// Decode whole rows of raw bytes (`row_bytes` each, `dtype`) and append them converted, the rows cut
-    /// into one contiguous part per thread (at most `threads`): each row is converted on its own, so the
-    /// result is the same at any thread count.
+    /// Decode whole rows of raw bytes (`row_bytes` each, `dtype`) and write them converted after the
+    /// rows done, cut into one contiguous part per thread (at most `threads`): each row is converted
+    /// on its own, so the result is the same at any thread count.
     fn push_raw(&mut self, name: &str, dtype: Dtype, raw: &[u8], row_bytes: usize, k: usize, threads: usize) -> Result<()> {
         let rows = raw.len() / row_bytes;
+        let dest = self.rows.dest(self.done, self.done + rows, k);
         let parts = threads.min(rows).max(1);
-        if parts == 1 {
-            let values = decode_f32(name, dtype, raw)?;
-            self.push_rows(&values, rows, k);
-            return Ok(());
-        }
         let per = rows.div_ceil(parts);
-        let span = |t: usize| ((t * per).min(rows), ((t + 1) * per).min(rows));
-        // every part's buffers allocated here, in order, not by the threads as they run: the wasm
-        // heap's layout (and so its high-water mark) then does not depend on their timing
-        let work: Vec<Mutex<(Vec<f32>, RowAcc, Result<()>)>> = (0..parts)
-            .map(|t| {
-                let (lo, hi) = span(t);
-                Mutex::new((vec![0.0; (hi - lo) * k], self.empty(hi - lo, k), Ok(())))
-            })
-            .collect();
+        // every part's rows and decoded values made here, in order, not by the threads as they run:
+        // the wasm heap's layout (and so its high-water mark) then does not depend on their timing
+        let (mut work, mut rest) = (Vec::with_capacity(parts), Some(dest));
+        for t in 0..parts {
+            // rows lo..hi (the last parts may be empty: 5 rows on 4 threads are 2 + 2 + 1 + 0)
+            let (lo, hi) = ((t * per).min(rows), ((t + 1) * per).min(rows));
+            let (part, tail) = rest.take().map(|d| d.split_at(hi - lo, k)).unzip();
+            let values = if matches!(part, Some(Dest::F32(_))) { Vec::new() } else { vec![0.0f32; (hi - lo) * k] };
+            work.push(Mutex::new((part, values, &raw[lo * row_bytes..hi * row_bytes], Ok(()))));
+            rest = tail;
+        }
         pool::run(parts, parts, &|t| {
-            let (lo, hi) = span(t);
-            let mut part = work[t].lock().unwrap_or_else(|e| e.into_inner());
-            let (values, acc, res) = &mut *part;
-            *res = decode_f32_into(name, dtype, &raw[lo * row_bytes..hi * row_bytes], values);
-            if res.is_ok() {
-                acc.push_rows(values, hi - lo, k);
+            let mut w = work[t].lock().unwrap_or_else(|e| e.into_inner());
+            let (part, values, raw, res) = &mut *w;
+            if let Some(part) = part.take() {
+                *res = part.write(name, dtype, raw, values, k);
             }
         });
-        for part in work {
-            let (_, acc, res) = part.into_inner().unwrap_or_else(|e| e.into_inner());
-            res?;
-            self.append(acc);
+        for w in work {
+            w.into_inner().unwrap_or_else(|e| e.into_inner()).3?;
         }
+        self.done += rows;
         Ok(())
     }
 
     fn finish(self, n: usize, k: usize) -> QWeight {
-        match self {
-            RowAcc::F32(data) => QWeight::F32 { n, k, data },
-            RowAcc::BF16(data) => QWeight::BF16 { n, k, data },
-            RowAcc::Q8 { codes, scales } => QWeight::Q8 { n, k, codes, scales },
-            RowAcc::Q4 { packed, scales, zeros } => QWeight::Q4 { n, k, group: Q4_GROUP, packed, scales, zeros },
+        debug_assert_eq!(self.done, n);
+        match self.rows {
+            Rows::F32(data) => QWeight::F32 { n, k, data },
+            Rows::BF16(data) => QWeight::BF16 { n, k, data },
+            Rows::Q8 { codes, scales } => QWeight::Q8 { n, k, codes, scales },
+            Rows::Q4 { packed, scales, zeros } => QWeight::Q4 { n, k, group: Q4_GROUP, packed, scales, zeros },
         }
+    }
+}
+
+impl Rows {
+    /// Rows `lo..hi` (of `k` values).
+    fn dest(&mut self, lo: usize, hi: usize, k: usize) -> Dest<'_> {
+        let g = k / Q4_GROUP;
+        match self {
+            Rows::F32(d) => Dest::F32(&mut d[lo * k..hi * k]),
+            Rows::BF16(d) => Dest::BF16(&mut d[lo * k..hi * k]),
+            Rows::Q8 { codes, scales } => Dest::Q8 { codes: &mut codes[lo * k..hi * k], scales: &mut scales[lo..hi] },
+            Rows::Q4 { packed, scales, zeros } => {
+                Dest::Q4 { packed: &mut packed[lo * k / 2..hi * k / 2], scales: &mut scales[lo * g..hi * g], zeros: &mut zeros[lo * g..hi * g] }
+            }
+        }
+    }
+}
+
+impl<'a> Dest<'a> {
+    /// The first `rows` rows, and the rest.
+    fn split_at(self, rows: usize, k: usize) -> (Dest<'a>, Dest<'a>) {
+        let g = k / Q4_GROUP;
+        match self {
+            Dest::F32(d) => {
+                let (a, b) = d.split_at_mut(rows * k);
+                (Dest::F32(a), Dest::F32(b))
+            }
+            Dest::BF16(d) => {
+                let (a, b) = d.split_at_mut(rows * k);
+                (Dest::BF16(a), Dest::BF16(b))
+            }
+            Dest::Q8 { codes, scales } => {
+                let ((c0, c1), (s0, s1)) = (codes.split_at_mut(rows * k), scales.split_at_mut(rows));
+                (Dest::Q8 { codes: c0, scales: s0 }, Dest::Q8 { codes: c1, scales: s1 })
+            }
+            Dest::Q4 { packed, scales, zeros } => {
+                let (p, s, z) = (packed.split_at_mut(rows * k / 2), scales.split_at_mut(rows * g), zeros.split_at_mut(rows * g));
+                (Dest::Q4 { packed: p.0, scales: s.0, zeros: z.0 }, Dest::Q4 { packed: p.1, scales: s.1, zeros: z.1 })
+            }
+        }
+    }
+
+    /// Decode `raw` (these rows, `dtype`) and write them converted: f32 in place, the other forms
+    /// through `values` (sized by the caller).
+    fn write(self, name: &str, dtype: Dtype, raw: &[u8], values: &mut [f32], k: usize) -> Result<()> {
+        if let Dest::F32(d) = self {
+            return decode_f32_into(name, dtype, raw, d);
+        }
+        decode_f32_into(name, dtype, raw, values)?;
+        match self {
+            Dest::F32(_) => {}
+            Dest::BF16(d) => d.iter_mut().zip(values.iter()).for_each(|(o, &v)| *o = half::bf16::from_f32(v).to_bits()),
+            Dest::Q8 { codes, scales } => quantize_q8_into(values, k, codes, scales),
+            Dest::Q4 { packed, scales, zeros } => quantize_q4_into(values, k, Q4_GROUP, packed, scales, zeros),
+        }
+        Ok(())
     }
 }
 
@@ -437,6 +472,7 @@ impl ShardStream {
                 if p.action == Action::Convert {
                     let (n, k) = (p.shape[0], p.shape[1]);
                     if let Some(acc) = RowAcc::new(self.dtype.storage_for(&p.name, k), n, k) {
+                        let acc = acc.map_err(too_big)?;
                         let row = len / n;
                         let batch = batch_rows(self.batch_bytes, n as u64, row as u64) as usize * row;
                         self.acc = Some((acc, row, batch));
