@@ -125,15 +125,13 @@ impl RowAcc {
 impl Rows {
     /// Rows `lo..hi` (of `k` values).
     fn dest(&mut self, lo: usize, hi: usize, k: usize) -> Dest<'_> {
-        let g = k / Q4_GROUP;
-        match self {
-            Rows::F32(d) => Dest::F32(&mut d[lo * k..hi * k]),
-            Rows::BF16(d) => Dest::BF16(&mut d[lo * k..hi * k]),
-            Rows::Q8 { codes, scales } => Dest::Q8 { codes: &mut codes[lo * k..hi * k], scales: &mut scales[lo..hi] },
-            Rows::Q4 { packed, scales, zeros } => {
-                Dest::Q4 { packed: &mut packed[lo * k / 2..hi * k / 2], scales: &mut scales[lo * g..hi * g], zeros: &mut zeros[lo * g..hi * g] }
-            }
-        }
+        let all = match self {
+            Rows::F32(d) => Dest::F32(d),
+            Rows::BF16(d) => Dest::BF16(d),
+            Rows::Q8 { codes, scales } => Dest::Q8 { codes, scales },
+            Rows::Q4 { packed, scales, zeros } => Dest::Q4 { packed, scales, zeros },
+        };
+        all.split_at(lo, k).1.split_at(hi - lo, k).0
     }
 }
 
@@ -164,15 +162,21 @@ impl<'a> Dest<'a> {
     /// Decode `raw` (these rows, `dtype`) and write them converted: f32 in place, the other forms
     /// through `values` (sized by the caller).
     fn write(self, name: &str, dtype: Dtype, raw: &[u8], values: &mut [f32], k: usize) -> Result<()> {
-        if let Dest::F32(d) = self {
-            return decode_f32_into(name, dtype, raw, d);
-        }
-        decode_f32_into(name, dtype, raw, values)?;
+        let decode = |out: &mut [f32]| decode_f32_into(name, dtype, raw, out);
         match self {
-            Dest::F32(_) => {}
-            Dest::BF16(d) => d.iter_mut().zip(values.iter()).for_each(|(o, &v)| *o = half::bf16::from_f32(v).to_bits()),
-            Dest::Q8 { codes, scales } => quantize_q8_into(values, k, codes, scales),
-            Dest::Q4 { packed, scales, zeros } => quantize_q4_into(values, k, Q4_GROUP, packed, scales, zeros),
+            Dest::F32(d) => decode(d)?,
+            Dest::BF16(d) => {
+                decode(values)?;
+                d.iter_mut().zip(values.iter()).for_each(|(o, &v)| *o = half::bf16::from_f32(v).to_bits());
+            }
+            Dest::Q8 { codes, scales } => {
+                decode(values)?;
+                quantize_q8_into(values, k, codes, scales);
+            }
+            Dest::Q4 { packed, scales, zeros } => {
+                decode(values)?;
+                quantize_q4_into(values, k, Q4_GROUP, packed, scales, zeros);
+            }
         }
         Ok(())
     }
