@@ -159,6 +159,64 @@ it("q8 and q4 stream in with the wasm memory high-water mark well below the file
   expect(Array.from(q4Logits.data)).not.toEqual(Array.from(q8Logits.data));
 });
 
+it("a checkpoint streamed from a URL is read into one reused buffer where the body is a byte stream, logits as from a directory", { timeout: 120_000 }, async () => {
+  // the body a byte stream (as fetch's): pieces of an odd size that cut tensors and rows, written into the reader's
+  // own buffer when it brings one (controller.byobRequest), enqueued otherwise
+  const bytes = readFileSync(join(dir, "model.safetensors"));
+  const piece = 300_001;
+  let at = 0;
+  const seen = { byob: 0, enqueued: 0, reused: 0, sizes: new Set<number>() };
+  let last: Uint8Array | undefined; // the start of the last piece written
+  const body = () =>
+    new ReadableStream({
+      type: "bytes",
+      pull(c) {
+        const req = c.byobRequest;
+        if (req?.view) {
+          const view = new Uint8Array(req.view.buffer, req.view.byteOffset, req.view.byteLength);
+          const n = Math.min(piece, view.byteLength, bytes.byteLength - at);
+          // the reader's buffer handed back: it still holds the last piece (a new buffer would be zeros)
+          if (last && view.subarray(0, last.byteLength).every((b, i) => b === last![i])) seen.reused++;
+          view.set(bytes.subarray(at, at + n));
+          last = bytes.slice(at, at + Math.min(n, 64));
+          seen.byob++;
+          seen.sizes.add(view.byteLength);
+          at += n;
+          req.respond(n);
+        } else {
+          const n = Math.min(piece, bytes.byteLength - at);
+          c.enqueue(bytes.slice(at, at + n));
+          seen.enqueued++;
+          at += n;
+        }
+        if (at === bytes.byteLength) {
+          c.close();
+          c.byobRequest?.respond(0);
+        }
+      },
+    });
+  const fetchFn = (async (u: URL | RequestInfo) => {
+    const name = String(u).split("/").at(-1)!;
+    if (name === "config.json") return new Response(readFileSync(join(dir, "config.json")));
+    if (name === "model.safetensors") return new Response(body(), { headers: { "content-length": String(bytes.byteLength) } });
+    return new Response("not found", { status: 404 });
+  }) as typeof fetch;
+  const fromUrl = await T5ForConditionalGeneration.fromPretrained("http://127.0.0.1:9/m/", { fetch: fetchFn, use_cache: false, dtype: "q4" });
+  const urlLogits = fromUrl.forwardSync(input).logits;
+  fromUrl.dispose();
+  expect(at).toBe(bytes.byteLength);
+  expect(seen.byob).toBe(Math.ceil(bytes.byteLength / piece));
+  expect(seen.enqueued).toBe(0);
+  // one buffer of 8 MiB (STREAM_PIECE_BYTES), offered again for every read after the first
+  expect([...seen.sizes]).toEqual([8 << 20]);
+  expect(seen.reused).toBe(seen.byob - 1);
+
+  const fromDir = await T5ForConditionalGeneration.fromPretrained(dir, { dtype: "q4" });
+  const dirLogits = fromDir.forwardSync(input).logits;
+  fromDir.dispose();
+  expect(Array.from(urlLogits.data)).toEqual(Array.from(dirLogits.data));
+});
+
 /** A safetensors file of f32 tensors (all ones). */
 function safetensors(tensors: [string, number[]][]): Uint8Array<ArrayBuffer> {
   const header: Record<string, unknown> = {};

@@ -43,7 +43,10 @@ export interface FileSource {
   missingNote?(name: string): string | undefined;
 }
 
-/** A file read piece by piece: its size when known, and the pieces in order. */
+/**
+ * A file read piece by piece: its size when known, and the pieces in order. A piece is valid until the next one is
+ * asked for (sources read each into one reused buffer): a consumer copies it first.
+ */
 export interface ByteStream {
   size: number | undefined;
   chunks: AsyncIterable<Uint8Array>;

@@ -2,7 +2,53 @@
 
 import type { FileCache } from "../cache.js";
 import { MissingFileError, T5WebError } from "../errors.js";
-import { Reporter, slices, STREAM_CACHE_MAX_BYTES, type ByteStream, type FileSource } from "./source.js";
+import { Reporter, slices, STREAM_CACHE_MAX_BYTES, STREAM_PIECE_BYTES, type ByteStream, type FileSource } from "./source.js";
+
+/** Pieces of a response body, one `read()` at a time (`undefined` at its end). */
+interface BodyReader {
+  read(): Promise<Uint8Array | undefined>;
+  cancel(): Promise<void>;
+}
+
+/**
+ * A reader of `body`. With `reuse`, where the body is a byte stream (fetch bodies in browsers, Deno and Node), each
+ * piece is read into one buffer, handed back to the stream for the next read: as in `DirSource`, the consumer
+ * copies each piece into the engine before asking for the next. The default reader makes a new `ArrayBuffer` per
+ * piece (thousands for a large checkpoint, each allocated, zeroed and collected): fetching the 5.7 GB of a
+ * t5-v1_1-xl-sized checkpoint from a 127.0.0.1 server in Chromium took 10.0–10.3 s with it and 8.3–8.4 s
+ * reading into one buffer (docs/benchmarks.md).
+ */
+function bodyReader(body: ReadableStream<Uint8Array>, reuse: boolean): BodyReader {
+  let byob: ReadableStreamBYOBReader | undefined;
+  if (reuse) {
+    try {
+      byob = body.getReader({ mode: "byob" });
+    } catch {
+      // not a byte stream (a stubbed fetch's body may not be): the default reader
+    }
+  }
+  if (byob) {
+    const r = byob;
+    let buf: ArrayBuffer = new ArrayBuffer(STREAM_PIECE_BYTES);
+    return {
+      async read() {
+        const { done, value } = await r.read(new Uint8Array(buf));
+        if (done || value === undefined) return undefined;
+        buf = value.buffer as ArrayBuffer; // the same memory, transferred back
+        return value;
+      },
+      cancel: () => r.cancel(),
+    };
+  }
+  const r = body.getReader();
+  return {
+    async read() {
+      const { done, value } = await r.read();
+      return done ? undefined : value;
+    },
+    cancel: () => r.cancel(),
+  };
+}
 
 /**
  * Reads a response body chunk by chunk into one buffer of the announced size (no second copy), or
@@ -160,25 +206,26 @@ export class UrlSource implements FileSource {
         yield* slices(bytes);
         if (keep) kept.push(bytes);
       } else {
-        const reader = res.body.getReader();
+        // pieces kept for the cache are read into buffers of their own
+        const reader = bodyReader(res.body, !keep);
         try {
           for (;;) {
-            let r: ReadableStreamReadResult<Uint8Array>;
+            let piece: Uint8Array | undefined;
             try {
-              r = await reader.read();
+              piece = await reader.read();
             } catch (e) {
               throw new MissingFileError(`cannot fetch ${where}: ${(e as Error).message}`, { path: where, cause: e });
             }
-            if (r.done) break;
-            loaded += r.value.byteLength;
+            if (piece === undefined) break;
+            loaded += piece.byteLength;
             if (keep) {
-              kept.push(r.value);
+              kept.push(piece);
               if (loaded > STREAM_CACHE_MAX_BYTES) {
                 keep = false; // larger than announced: stream past the cache
                 kept.length = 0;
               }
             }
-            yield r.value;
+            yield piece;
             report.progress(name, loaded, Math.max(announced ?? 0, loaded));
           }
         } finally {
