@@ -19,14 +19,7 @@ interface BodyReader {
  * reading into one buffer (docs/benchmarks.md).
  */
 function bodyReader(body: ReadableStream<Uint8Array>, reuse: boolean): BodyReader {
-  let byob: ReadableStreamBYOBReader | undefined;
-  if (reuse) {
-    try {
-      byob = body.getReader({ mode: "byob" });
-    } catch {
-      // not a byte stream (a stubbed fetch's body may not be): the default reader
-    }
-  }
+  const byob = reuse ? byobReader(body) : undefined;
   if (byob) {
     const r = byob;
     let buf: ArrayBuffer = new ArrayBuffer(STREAM_PIECE_BYTES);
@@ -51,8 +44,9 @@ function bodyReader(body: ReadableStream<Uint8Array>, reuse: boolean): BodyReade
 }
 
 /**
- * Reads a response body chunk by chunk into one buffer of the announced size (no second copy), or
- * into a list of chunks when the size is unknown, reporting progress after each chunk.
+ * Reads a response body into one buffer of the announced size (no second copy), or into a list of chunks when the
+ * size is unknown, reporting progress after each piece. Where the body is a byte stream and its size is announced,
+ * the pieces are read straight into that buffer (a BYOB reader: no buffer per piece, no copy).
  */
 export async function readBody(res: Response, onChunk: (loaded: number, total: number) => void, where: string): Promise<Uint8Array> {
   const lenHeader = res.headers.get("content-length");
@@ -63,8 +57,11 @@ export async function readBody(res: Response, onChunk: (loaded: number, total: n
     onChunk(bytes.byteLength, total || bytes.byteLength);
     return bytes;
   }
+  const sized = total > 0 && !encoded;
+  const byob = sized ? byobReader(res.body) : undefined;
+  if (byob) return readInto(byob, total, onChunk, where);
   const reader = res.body.getReader();
-  let buf: Uint8Array | undefined = total > 0 && !encoded ? new Uint8Array(total) : undefined;
+  let buf: Uint8Array | undefined = sized ? new Uint8Array(total) : undefined;
   const chunks: Uint8Array[] = [];
   let loaded = 0;
   for (;;) {
@@ -82,19 +79,63 @@ export async function readBody(res: Response, onChunk: (loaded: number, total: n
     onChunk(loaded, Math.max(total, loaded));
   }
   if (buf) {
-    if (loaded !== total) {
-      throw new MissingFileError(`${where}: truncated download (${loaded} of ${total} bytes)`, { path: where });
-    }
+    if (loaded !== total) throw truncated(where, loaded, total);
     return buf;
   }
+  return concat(chunks, loaded);
+}
+
+function truncated(where: string, loaded: number, total: number): MissingFileError {
+  return new MissingFileError(`${where}: truncated download (${loaded} of ${total} bytes)`, { path: where });
+}
+
+function concat(chunks: Uint8Array[], length: number): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
-  buf = new Uint8Array(loaded);
+  const buf = new Uint8Array(length);
   let at = 0;
   for (const c of chunks) {
     buf.set(c, at);
     at += c.byteLength;
   }
   return buf;
+}
+
+/** A BYOB reader of `body`, or `undefined` where the body is not a byte stream (a stubbed fetch's may not be). */
+function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
+  try {
+    return body.getReader({ mode: "byob" });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * [`readBody`] with a BYOB reader: each read fills the rest of the one buffer of the announced `total` bytes (the
+ * stream hands the buffer back after each read). A body longer than announced (a hidden Content-Encoding) goes on
+ * into pieces of its own, joined at the end.
+ */
+async function readInto(reader: ReadableStreamBYOBReader, total: number, onChunk: (loaded: number, total: number) => void, where: string): Promise<Uint8Array> {
+  let buf = new Uint8Array(total);
+  let loaded = 0;
+  while (loaded < total) {
+    const { done, value } = await reader.read(buf.subarray(loaded));
+    // the same memory, transferred back (also at the end of the stream, as an empty view)
+    if (value === undefined) throw truncated(where, loaded, total);
+    buf = new Uint8Array(value.buffer as ArrayBuffer, 0, total);
+    if (done) throw truncated(where, loaded, total);
+    loaded += value.byteLength;
+    onChunk(loaded, total);
+  }
+  // the end of the body, or more than announced (a small first buffer: almost always only the end is read)
+  const more: Uint8Array[] = [];
+  for (;;) {
+    const { done, value } = await reader.read(new Uint8Array(more.length === 0 ? 4096 : STREAM_PIECE_BYTES));
+    if (done || value === undefined) break;
+    more.push(value);
+    loaded += value.byteLength;
+    onChunk(loaded, loaded);
+  }
+  return more.length === 0 ? buf : concat([buf, ...more], loaded);
 }
 
 export class UrlSource implements FileSource {
