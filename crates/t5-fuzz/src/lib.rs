@@ -29,13 +29,17 @@ fn safetensors(data: &[u8]) {
     let _ = WeightStore::from_shards(vec![("model.safetensors".into(), data.to_vec())]);
 }
 
-/// The streaming loader: the same bytes in pieces whose sizes come from the input's first byte.
+/// The streaming loader: the same bytes in pieces whose sizes come from the input's first byte, into every weight
+/// form, converted by rows on 1–3 threads in batches of a few bytes (cut into rows and parts of rows) or 1 MiB.
 fn shard_stream(data: &[u8]) {
     let Some((&cut, data)) = data.split_first() else { return };
     let piece = 1 + cut as usize * 7;
-    for dtype in [WeightDtype::F32, WeightDtype::Q8] {
+    let threads = 1 + cut as usize % 3;
+    let batch_bytes = [1 << 20, 64, 257, 4096][cut as usize / 3 % 4];
+    for dtype in [WeightDtype::F32, WeightDtype::F16, WeightDtype::BF16, WeightDtype::Q8, WeightDtype::Q4] {
         let mut store = WeightStore::new();
-        let mut s = ShardStream::new("model.safetensors", Some(data.len() as u64), dtype, Some(1 << 32));
+        let s = ShardStream::new("model.safetensors", Some(data.len() as u64), dtype, Some(1 << 32));
+        let mut s = s.with_threads(threads).with_batch_bytes(batch_bytes);
         let ok = data.chunks(piece).all(|c| s.push(&mut store, c).is_ok());
         if ok {
             let _ = s.finish(&mut store);
