@@ -110,7 +110,7 @@ function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader 
 }
 
 /**
- * [`readBody`] with a BYOB reader: each read fills the rest of the one buffer of the announced `total` bytes (the
+ * {@link readBody} with a BYOB reader: each read fills the rest of the one buffer of the announced `total` bytes (the
  * stream hands the buffer back after each read). A body longer than announced (a hidden Content-Encoding) goes on
  * into pieces of its own, joined at the end.
  */
