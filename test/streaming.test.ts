@@ -15,6 +15,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { initWasm, MissingFileError, ModelTooLargeError, T5ForConditionalGeneration, wasmMemory } from "../ts/src/index.js";
 import type { ProgressInfo } from "../ts/src/files.js";
+import { MemorySource } from "../ts/src/sources/memory.js";
+import { Reporter } from "../ts/src/sources/source.js";
 import { FIXTURES } from "./helpers/oracle.js";
 
 const CONFIG = {
@@ -215,6 +217,33 @@ it("a checkpoint streamed from a URL is read into one reused buffer where the bo
   const dirLogits = fromDir.forwardSync(input).logits;
   fromDir.dispose();
   expect(Array.from(urlLogits.data)).toEqual(Array.from(dirLogits.data));
+});
+
+it("a Blob is read through its byte stream into one reused buffer, in 8 MiB pieces", async () => {
+  const size = (20 << 20) + 5;
+  const bytes = Uint8Array.from({ length: size }, (_, i) => (i * 2654435761) >>> 24);
+  const events: ProgressInfo[] = [];
+  const src = new MemorySource(new Map([["w.safetensors", new Blob([bytes])]]), new Reporter((e) => events.push(e), "(test)"));
+  const st = (await src.stream("w.safetensors"))!;
+  expect(st.size).toBe(size);
+  const sizes: number[] = [];
+  const copy = new Uint8Array(size);
+  let at = 0;
+  let prev: Uint8Array | undefined;
+  let handedBack = 0;
+  for await (const piece of st.chunks) {
+    // the last piece's buffer went back to the stream for this read (a new buffer per piece would stay whole)
+    if (prev && prev.byteLength === 0) handedBack++;
+    sizes.push(piece.byteLength);
+    copy.set(piece, at);
+    at += piece.byteLength;
+    prev = piece;
+  }
+  expect(sizes).toEqual([8 << 20, 8 << 20, (4 << 20) + 5]);
+  expect(handedBack).toBe(2);
+  expect(Buffer.compare(copy, bytes)).toBe(0);
+  const progress = events.filter((e) => e.status === "progress").map((e) => (e as { loaded: number }).loaded);
+  expect(progress).toEqual([8 << 20, 16 << 20, size]);
 });
 
 /** A safetensors file of f32 tensors (all ones). */

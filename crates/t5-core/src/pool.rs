@@ -20,10 +20,17 @@
 //!
 //! One job at a time: a call made while another job runs (a task that calls [`run`], or a second
 //! native thread) runs its tasks inline on its own thread.
+//!
+//! No locks: the registry of workers is a fixed array of slots filled in order by compare-and-swap, and
+//! "a job runs" is one flag. A `std` lock that finds itself contended sleeps (`memory.atomic.wait32` in
+//! wasm), which a browser's main thread may not do: a Web Worker registering itself while the page's
+//! thread read the registry under a `Mutex` trapped the engine's start ("Atomics.wait cannot be called in
+//! this context", seen once loading t5-v1_1-xl in Chromium).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+#[cfg(not(target_arch = "wasm32"))]
+use std::sync::OnceLock;
 
 /// Most threads one job uses (the caller included).
 pub const MAX_THREADS: usize = 64;
@@ -69,16 +76,53 @@ struct Worker {
     thread: OnceLock<std::thread::Thread>,
 }
 
-struct Pool {
-    /// Registered workers (never removed; leaked so that they are `'static`).
-    workers: Mutex<Vec<&'static Worker>>,
-    /// Held while a job runs.
-    busy: Mutex<()>,
+/// Registered workers, in the order they registered: each slot is set once (by compare-and-swap on the
+/// first empty one) and never cleared; the workers are leaked so that they are `'static`. Set slots are
+/// always a prefix.
+static WORKERS: [AtomicPtr<Worker>; MAX_THREADS - 1] = [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_THREADS - 1];
+
+/// Set while a job runs.
+static BUSY: AtomicBool = AtomicBool::new(false);
+
+/// The registered workers (the first `n` at most).
+fn registered(n: usize) -> impl Iterator<Item = &'static Worker> {
+    set_slots(&WORKERS, n)
 }
 
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool { workers: Mutex::new(Vec::new()), busy: Mutex::new(()) })
+/// Add `w` to the registry; false when every slot is taken.
+fn register(w: &'static Worker) -> bool {
+    fill_slot(&WORKERS, w)
+}
+
+/// The set slots of `slots` (a prefix), the first `n` at most.
+fn set_slots(slots: &'static [AtomicPtr<Worker>], n: usize) -> impl Iterator<Item = &'static Worker> {
+    // SAFETY: a set slot holds a leaked `Worker`, never freed.
+    slots.iter().take(n).map(|s| s.load(Ordering::Acquire)).take_while(|p| !p.is_null()).map(|p| unsafe { &*p })
+}
+
+/// Put `w` in the first empty slot of `slots` (compare-and-swap, so threads registering at once each get their
+/// own, and the set slots stay a prefix); false when every slot is taken.
+fn fill_slot(slots: &[AtomicPtr<Worker>], w: &'static Worker) -> bool {
+    let ptr = w as *const Worker as *mut Worker;
+    slots.iter().any(|s| match s.compare_exchange(std::ptr::null_mut(), ptr, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => true,
+        Err(other) => other == ptr,
+    })
+}
+
+/// [`BUSY`] while held: cleared when dropped, also when a panic unwinds through [`run`].
+struct Busy;
+
+impl Busy {
+    fn take() -> Option<Busy> {
+        BUSY.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| Busy)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.store(false, Ordering::Release);
+    }
 }
 
 thread_local! {
@@ -107,7 +151,7 @@ pub fn capacity() -> usize {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        1 + pool().workers.lock().map_or(0, |w| w.len())
+        1 + registered(MAX_THREADS).count()
     }
 }
 
@@ -118,22 +162,18 @@ pub fn run(threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
     if want <= 1 || IN_WORKER.with(|w| w.get()) {
         return (0..tasks).for_each(f);
     }
-    let p = pool();
-    let Ok(_busy) = p.busy.try_lock() else {
+    let Some(_busy) = Busy::take() else {
         return (0..tasks).for_each(f);
     };
-    let workers: Vec<&'static Worker> = {
-        #[allow(unused_mut)] // pushed to natively only
-        let mut ws = p.workers.lock().unwrap_or_else(|e| e.into_inner());
-        #[cfg(not(target_arch = "wasm32"))]
-        while ws.len() < want - 1 {
-            match spawn_worker() {
-                Some(w) => ws.push(w),
-                None => break,
-            }
+    // natively the workers are spawned here, by the one caller that holds `BUSY`
+    #[cfg(not(target_arch = "wasm32"))]
+    while registered(want - 1).count() < want - 1 {
+        match spawn_worker() {
+            Some(w) if register(w) => {}
+            _ => break,
         }
-        ws.iter().take(want - 1).copied().collect()
-    };
+    }
+    let workers: Vec<&'static Worker> = registered(want - 1).collect();
     if workers.is_empty() {
         return (0..tasks).for_each(f);
     }
@@ -303,7 +343,8 @@ pub fn worker_failed() {
 #[cfg(target_arch = "wasm32")]
 pub fn worker_main() -> ! {
     let w = new_worker();
-    pool().workers.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+    // with every slot taken (more workers than MAX_THREADS - 1) it is never given a job: it sleeps for good
+    register(w);
     serve(w)
 }
 
@@ -335,6 +376,47 @@ impl<T> SharedMut<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Workers registering at once (wasm: each Web Worker from its own thread) each get a slot of their own, the
+    /// set slots stay a prefix while they do, and a full registry refuses more, without a lock.
+    #[test]
+    fn workers_register_at_once_without_a_lock() {
+        static SLOTS: [AtomicPtr<Worker>; 12] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 12];
+        let workers: Vec<&'static Worker> = (0..16).map(|_| new_worker()).collect();
+        let stop = AtomicBool::new(false);
+        let placed = std::thread::scope(|s| {
+            // a reader while they register: what it sees is always a prefix of distinct workers
+            let reader = s.spawn(|| {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    let seen: Vec<*const Worker> = set_slots(&SLOTS, 12).map(|w| w as *const Worker).collect();
+                    let mut distinct = seen.clone();
+                    distinct.sort();
+                    distinct.dedup();
+                    assert_eq!(distinct.len(), seen.len());
+                    reads += 1;
+                }
+                reads
+            });
+            let handles: Vec<_> = workers.chunks(4).map(|ws| s.spawn(move || ws.iter().map(|&w| fill_slot(&SLOTS, w)).collect::<Vec<_>>())).collect();
+            let placed: Vec<bool> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+            stop.store(true, Ordering::Release);
+            assert!(reader.join().unwrap() > 0);
+            placed
+        });
+        assert_eq!(placed.iter().filter(|&&p| p).count(), 12);
+        let mut all: Vec<*const Worker> = set_slots(&SLOTS, 12).map(|w| w as *const Worker).collect();
+        assert_eq!(all.len(), 12);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 12, "a worker in two slots");
+        // the workers that were refused are exactly those not in a slot
+        for (w, p) in workers.iter().zip(&placed) {
+            assert_eq!(all.contains(&(*w as *const Worker)), *p);
+        }
+        // a worker already in a slot is found there, not refused
+        assert!(fill_slot(&SLOTS, set_slots(&SLOTS, 1).next().unwrap()));
+    }
 
     #[test]
     fn every_task_runs_once() {

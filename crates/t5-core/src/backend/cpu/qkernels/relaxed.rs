@@ -24,16 +24,26 @@ use core::arch::wasm32::*;
 ///   `pmaddwd`, `paddd` and the constant they need), whose 16-bit pair sums saturate: `2 · 32767`.
 ///   With those five the digit kernel ran at half the speed of the SIMD128 one (`node
 ///   --no-enable-avx-vnni`, docs/benchmarks.md).
+///
+/// Kept in an atomic, not a `OnceLock`: threads that ask at once each work it out (the same answer) instead of
+/// one waiting for another, which a browser's main thread may not do (see `pool.rs`).
 pub(super) fn digits_pay() -> bool {
-    static PAY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *PAY.get_or_init(|| {
-        let dot = |a: i8, b: u8| {
-            let (a, b, c) = core::hint::black_box((i8x16_splat(a), u8x16_splat(b), i32x4_splat(7)));
-            let r = i32x4_relaxed_dot_i8x16_i7x16_add(a, b, c);
-            i32x4_all_true(i32x4_eq(r, i32x4_splat(i32x4_extract_lane::<0>(r)))).then(|| i32x4_extract_lane::<0>(r) - 7)
-        };
-        dot(-100, 15) == Some(-6000) && dot(127, 255) != Some(2 * 32767)
-    })
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not known yet, 1: no, 2: yes
+    static PAY: AtomicU8 = AtomicU8::new(0);
+    match PAY.load(Ordering::Relaxed) {
+        0 => {
+            let dot = |a: i8, b: u8| {
+                let (a, b, c) = core::hint::black_box((i8x16_splat(a), u8x16_splat(b), i32x4_splat(7)));
+                let r = i32x4_relaxed_dot_i8x16_i7x16_add(a, b, c);
+                i32x4_all_true(i32x4_eq(r, i32x4_splat(i32x4_extract_lane::<0>(r)))).then(|| i32x4_extract_lane::<0>(r) - 7)
+            };
+            let pay = dot(-100, 15) == Some(-6000) && dot(127, 255) != Some(2 * 32767);
+            PAY.store(1 + pay as u8, Ordering::Relaxed);
+            pay
+        }
+        v => v == 2,
+    }
 }
 
 /// q4 with groups of a multiple of 64 up to [`super::fixed::Q4_GROUP_MAX`], `R` rows from `packed`
