@@ -5,7 +5,9 @@
  */
 
 import { describe, expect, it } from "vitest";
-import { MissingFileError } from "../ts/src/index.js";
+import { readFileSync } from "node:fs";
+import { MissingFileError, ModelTooLargeError, T5ForConditionalGeneration } from "../ts/src/index.js";
+import { FIXTURES } from "./helpers/oracle.js";
 import { readBody } from "../ts/src/files.js";
 
 const bytes = Uint8Array.from({ length: 1_000_003 }, (_, i) => (i * 7919) % 251);
@@ -72,4 +74,37 @@ describe.each(["bytes", "plain"] as const)("readBody, %s body", (kind) => {
     const out = await readBody(response(body(bytes, 65_537, kind), 400_000), () => {}, "u");
     expect(same(out, bytes)).toBe(true);
   });
+});
+
+it("a body announcing more than one WebAssembly memory is a ModelTooLargeError naming it, before anything is allocated or read", async () => {
+  let pulls = 0;
+  let cancelled = false;
+  const b = new ReadableStream<Uint8Array>({
+    pull(c) {
+      pulls++;
+      c.enqueue(new Uint8Array(16));
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  const total = 5 * 2 ** 30;
+  const err = await readBody(response(b, total), () => {}, "https://h/m/pytorch_model.bin").catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ModelTooLargeError);
+  expect((err as Error).message).toBe("https://h/m/pytorch_model.bin is 5.00 GiB: a file read whole must fit in one WebAssembly memory (4 GiB); safetensors weights stream (stream_weights) as q8 / q4");
+  expect((err as ModelTooLargeError).path).toBe("https://h/m/pytorch_model.bin");
+  expect(cancelled).toBe(true);
+  expect(pulls).toBeLessThanOrEqual(1); // at most the stream's own first pull, which it makes on creation
+});
+
+it("a model whose pytorch_model.bin announces 5 GiB fails to load with that ModelTooLargeError", async () => {
+  const fetchFn = (async (u: URL | RequestInfo) => {
+    const name = String(u).split("/").at(-1)!;
+    if (name === "config.json") return new Response(readFileSync(`${FIXTURES}tiny-t5/config.json`));
+    if (name === "pytorch_model.bin") return new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(16)) }), { headers: { "content-length": String(5 * 2 ** 30) } });
+    return new Response("not found", { status: 404 });
+  }) as typeof fetch;
+  const err = await T5ForConditionalGeneration.fromPretrained("http://127.0.0.1:9/big/", { fetch: fetchFn, use_cache: false }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ModelTooLargeError);
+  expect((err as Error).message).toMatch(/^http:\/\/127\.0\.0\.1:9\/big\/pytorch_model\.bin is 5\.00 GiB: a file read whole must fit/);
 });

@@ -110,7 +110,10 @@ export class TokenizerError extends T5WebError {
   static override readonly code: string = "Tokenizer";
 }
 
-/** The model does not fit in one WebAssembly memory (4 GiB) in the requested dtype; said before the weights are read. */
+/**
+ * The model does not fit in one WebAssembly memory (4 GiB) in the requested dtype, or a file that is read whole (a
+ * `pytorch_model.bin`, a `.gguf`, a tokenizer) is larger than one; said before the weights are read.
+ */
 export class ModelTooLargeError extends T5WebError {
   static override readonly code: string = "ModelTooLarge";
 }

@@ -1,7 +1,8 @@
 /** A base URL in the Hugging Face Hub layout, read in pieces from the response stream, optionally cached (`cache.ts`). */
 
 import type { FileCache } from "../cache.js";
-import { MissingFileError, T5WebError } from "../errors.js";
+import { MissingFileError, ModelTooLargeError, T5WebError } from "../errors.js";
+import { WASM32_MAX_BYTES } from "../memory-budget.js";
 import { Reporter, slices, STREAM_CACHE_MAX_BYTES, STREAM_PIECE_BYTES, type ByteStream, type FileSource } from "./source.js";
 
 /** Pieces of a response body, one `read()` at a time (`undefined` at its end). */
@@ -58,6 +59,12 @@ export async function readBody(res: Response, onChunk: (loaded: number, total: n
     return bytes;
   }
   const sized = total > 0 && !encoded;
+  // the file goes whole into one WebAssembly memory (a tokenizer, a pytorch_model.bin, a .gguf): larger cannot load,
+  // and allocating it would be a RangeError or an abort, not an error that names the file
+  if (sized && total > WASM32_MAX_BYTES) {
+    await res.body.cancel().catch(() => undefined);
+    throw new ModelTooLargeError(`${where} is ${(total / 2 ** 30).toFixed(2)} GiB: a file read whole must fit in one WebAssembly memory (4 GiB); safetensors weights stream (stream_weights) as q8 / q4`, { path: where });
+  }
   const byob = sized ? byobReader(res.body) : undefined;
   if (byob) return readInto(byob, total, onChunk, where);
   const reader = res.body.getReader();
