@@ -18,7 +18,7 @@
  *     - InputTooLongError     input longer than the tokenizer's model_max_length, or than the memory budget allows
  *     - MemoryBudgetError     a call would need more working memory than the model's memory limit leaves
  *   - TokenizerError          tokenizer.json cannot be read or used
- *   - ModelTooLargeError      the weights in the requested dtype exceed one WebAssembly memory (4 GiB)
+ *   - ModelTooLargeError      the weights in the requested dtype, or a file read whole, exceed one WebAssembly memory (4 GiB)
  *   - DisposedError           a disposed model / tokenizer was used
  *   - EngineFailureError      the WebAssembly engine trapped (a bug, or memory exhausted): the model or tokenizer
  *                             it happened in is unusable (later calls throw this too; `dispose()` still works)
