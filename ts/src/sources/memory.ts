@@ -1,7 +1,7 @@
 /** In-memory files: `File`s, or a record / `Map` from file name to `Blob` / `ArrayBuffer` / typed array. */
 
 import { T5WebError } from "../errors.js";
-import { Reporter, slices, STREAM_PIECE_BYTES, type ByteStream, type FileSource } from "./source.js";
+import { byobReader, Reporter, slices, STREAM_PIECE_BYTES, type ByteStream, type FileSource } from "./source.js";
 
 type Bytesish = Blob | ArrayBuffer | ArrayBufferView;
 
@@ -67,12 +67,7 @@ export class MemorySource implements FileSource {
  * buffer (docs/benchmarks.md). `undefined` where there is none (then the slices).
  */
 function blobReader(blob: Blob): ReadableStreamBYOBReader | undefined {
-  if (typeof blob.stream !== "function") return undefined;
-  try {
-    return blob.stream().getReader({ mode: "byob" });
-  } catch {
-    return undefined;
-  }
+  return typeof blob.stream === "function" ? byobReader(blob.stream()) : undefined;
 }
 
 /**

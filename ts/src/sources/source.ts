@@ -52,6 +52,15 @@ export interface ByteStream {
   chunks: AsyncIterable<Uint8Array>;
 }
 
+/** A BYOB reader of `stream`, or `undefined` where it is not a byte stream (a stubbed fetch's body may not be). */
+export function byobReader(stream: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
+  try {
+    return stream.getReader({ mode: "byob" });
+  } catch {
+    return undefined;
+  }
+}
+
 /** Size of the pieces read from disk and from in-memory `Blob`s. */
 export const STREAM_PIECE_BYTES = 8 << 20;
 

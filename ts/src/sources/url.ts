@@ -3,7 +3,7 @@
 import type { FileCache } from "../cache.js";
 import { MissingFileError, ModelTooLargeError, T5WebError } from "../errors.js";
 import { WASM32_MAX_BYTES } from "../memory-budget.js";
-import { Reporter, slices, STREAM_CACHE_MAX_BYTES, STREAM_PIECE_BYTES, type ByteStream, type FileSource } from "./source.js";
+import { byobReader, Reporter, slices, STREAM_CACHE_MAX_BYTES, STREAM_PIECE_BYTES, type ByteStream, type FileSource } from "./source.js";
 
 /** Pieces of a response body, one `read()` at a time (`undefined` at its end). */
 interface BodyReader {
@@ -105,15 +105,6 @@ function concat(chunks: Uint8Array[], length: number): Uint8Array {
     at += c.byteLength;
   }
   return buf;
-}
-
-/** A BYOB reader of `body`, or `undefined` where the body is not a byte stream (a stubbed fetch's may not be). */
-function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
-  try {
-    return body.getReader({ mode: "byob" });
-  } catch {
-    return undefined;
-  }
 }
 
 /**
