@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { MissingFileError, ModelTooLargeError, T5ForConditionalGeneration } from "../ts/src/index.js";
 import { FIXTURES } from "./helpers/oracle.js";
 import { readBody } from "../ts/src/files.js";
+import { allocate } from "../ts/src/sources/url.js";
 
 const bytes = Uint8Array.from({ length: 1_000_003 }, (_, i) => (i * 7919) % 251);
 
@@ -107,4 +108,47 @@ it("a model whose pytorch_model.bin announces 5 GiB fails to load with that Mode
   const err = await T5ForConditionalGeneration.fromPretrained("http://127.0.0.1:9/big/", { fetch: fetchFn, use_cache: false }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ModelTooLargeError);
   expect((err as Error).message).toMatch(/^http:\/\/127\.0\.0\.1:9\/big\/pytorch_model\.bin is 5\.00 GiB: a file read whole must fit/);
+});
+
+describe("a body read whole that goes on past 4 GiB is a ModelTooLargeError naming it, the body cancelled", () => {
+  // the pieces are views of one 64 MiB buffer (a plain body) or 8 MiB buffers the reader brings and nothing writes
+  // (a byte stream): what the reader keeps is untouched memory, so the test costs no 4 GiB of RAM
+  const piece = new Uint8Array(64 * 2 ** 20);
+  const endless = (kind: "bytes" | "plain", state: { cancelled: boolean }) =>
+    kind === "plain"
+      ? new ReadableStream<Uint8Array>({ pull: (c) => c.enqueue(piece), cancel: () => void (state.cancelled = true) })
+      : new ReadableStream({
+          type: "bytes",
+          pull(c) {
+            const req = c.byobRequest!;
+            req.respond(req.view!.byteLength);
+          },
+          cancel: () => void (state.cancelled = true),
+        });
+
+  it.each([
+    ["no Content-Length, plain body", "plain", undefined],
+    ["1 MB announced (a hidden Content-Encoding), plain body", "plain", 1_000_000],
+    ["1 MB announced (a hidden Content-Encoding), byte stream", "bytes", 1_000_000],
+  ] as const)("%s", async (_, kind, length) => {
+    const state = { cancelled: false };
+    const res = new Response(endless(kind, state), length === undefined ? {} : { headers: { "content-length": String(length) } });
+    let last = 0;
+    const err = await readBody(res, (l) => (last = l), "https://h/m/model.gguf").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelTooLargeError);
+    expect((err as Error).message).toMatch(/^https:\/\/h\/m\/model\.gguf went on past 4 GiB \(\d+ bytes read\): a file read whole must fit in one WebAssembly memory \(4 GiB\)/);
+    expect((err as ModelTooLargeError).path).toBe("https://h/m/model.gguf");
+    expect(last).toBeLessThanOrEqual(2 ** 32);
+    expect(state.cancelled).toBe(true);
+  });
+});
+
+it("a buffer the JavaScript engine refuses is a ModelTooLargeError naming the file, not a RangeError", async () => {
+  let cancelled = false;
+  const err = await allocate(-1, "https://h/m/tokenizer.json", { cancel: async () => void (cancelled = true) }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ModelTooLargeError);
+  expect((err as Error).message).toMatch(/^https:\/\/h\/m\/tokenizer\.json needs one buffer of -1 bytes, which this JavaScript engine refused \(.+\): a file read whole/);
+  expect((err as Error).cause).toBeInstanceOf(RangeError);
+  expect(cancelled).toBe(true);
+  expect(await allocate(3, "x")).toEqual(new Uint8Array(3));
 });

@@ -63,17 +63,19 @@ export async function readBody(res: Response, onChunk: (loaded: number, total: n
   // and allocating it would be a RangeError or an abort, not an error that names the file
   if (sized && total > WASM32_MAX_BYTES) {
     await res.body.cancel().catch(() => undefined);
-    throw new ModelTooLargeError(`${where} is ${(total / 2 ** 30).toFixed(2)} GiB: a file read whole must fit in one WebAssembly memory (4 GiB); safetensors weights stream (stream_weights) as q8 / q4`, { path: where });
+    throw tooLarge(where, `is ${(total / 2 ** 30).toFixed(2)} GiB`);
   }
   const byob = sized ? byobReader(res.body) : undefined;
   if (byob) return readInto(byob, total, onChunk, where);
   const reader = res.body.getReader();
-  let buf: Uint8Array | undefined = sized ? new Uint8Array(total) : undefined;
+  let buf: Uint8Array | undefined = sized ? await allocate(total, where, reader) : undefined;
   const chunks: Uint8Array[] = [];
   let loaded = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
+    // no size announced, or more than announced: stop where no WebAssembly memory could hold it
+    if (loaded + value.byteLength > WASM32_MAX_BYTES) await tooLong(where, loaded + value.byteLength, reader);
     if (buf && loaded + value.byteLength > buf.byteLength) {
       // more than announced: a compressed body whose Content-Encoding is hidden (cross-origin
       // responses expose Content-Length but not Content-Encoding); collect chunks instead
@@ -89,16 +91,41 @@ export async function readBody(res: Response, onChunk: (loaded: number, total: n
     if (loaded !== total) throw truncated(where, loaded, total);
     return buf;
   }
-  return concat(chunks, loaded);
+  return concat(chunks, loaded, where);
+}
+
+/** Why a file read whole cannot load: `what` says its size (`is 5.00 GiB`). */
+function tooLarge(where: string, what: string, cause?: unknown): ModelTooLargeError {
+  return new ModelTooLargeError(`${where} ${what}: a file read whole must fit in one WebAssembly memory (4 GiB); safetensors weights stream (stream_weights) as q8 / q4`, { path: where, cause });
+}
+
+/** A body that went on past 4 GiB (no size announced, or a hidden Content-Encoding): cancelled, and said so. */
+async function tooLong(where: string, loaded: number, reader: { cancel(): Promise<void> }): Promise<never> {
+  await reader.cancel().catch(() => undefined);
+  throw tooLarge(where, `went on past 4 GiB (${loaded} bytes read)`);
+}
+
+/**
+ * One buffer of `length` bytes for `where`, or a ModelTooLargeError naming it where the JS engine refuses a buffer
+ * that large (a RangeError: a browser short of memory, a 32-bit one), after cancelling the body's `reader`.
+ */
+export async function allocate(length: number, where: string, reader?: { cancel(): Promise<void> }): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(length);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    await reader?.cancel().catch(() => undefined);
+    throw tooLarge(where, `needs one buffer of ${length} bytes, which this JavaScript engine refused (${e.message})`, e);
+  }
 }
 
 function truncated(where: string, loaded: number, total: number): MissingFileError {
   return new MissingFileError(`${where}: truncated download (${loaded} of ${total} bytes)`, { path: where });
 }
 
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
+async function concat(chunks: Uint8Array[], length: number, where: string): Promise<Uint8Array> {
   if (chunks.length === 1) return chunks[0]!;
-  const buf = new Uint8Array(length);
+  const buf = await allocate(length, where);
   let at = 0;
   for (const c of chunks) {
     buf.set(c, at);
@@ -113,7 +140,7 @@ function concat(chunks: Uint8Array[], length: number): Uint8Array {
  * into pieces of its own, joined at the end.
  */
 async function readInto(reader: ReadableStreamBYOBReader, total: number, onChunk: (loaded: number, total: number) => void, where: string): Promise<Uint8Array> {
-  let buf = new Uint8Array(total);
+  let buf = await allocate(total, where, reader);
   let loaded = 0;
   while (loaded < total) {
     const { done, value } = await reader.read(buf.subarray(loaded));
@@ -129,11 +156,12 @@ async function readInto(reader: ReadableStreamBYOBReader, total: number, onChunk
   for (;;) {
     const { done, value } = await reader.read(new Uint8Array(more.length === 0 ? 4096 : STREAM_PIECE_BYTES));
     if (done || value === undefined) break;
+    if (loaded + value.byteLength > WASM32_MAX_BYTES) await tooLong(where, loaded + value.byteLength, reader);
     more.push(value);
     loaded += value.byteLength;
     onChunk(loaded, loaded);
   }
-  return more.length === 0 ? buf : concat([buf, ...more], loaded);
+  return more.length === 0 ? buf : concat([buf, ...more], loaded, where);
 }
 
 export class UrlSource implements FileSource {
