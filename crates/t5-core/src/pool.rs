@@ -383,7 +383,14 @@ mod tests {
     fn workers_register_at_once_without_a_lock() {
         static SLOTS: [AtomicPtr<Worker>; 12] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 12];
         let workers: Vec<&'static Worker> = (0..16).map(|_| new_worker()).collect();
-        let stop = AtomicBool::new(false);
+        let (stop, reading) = (AtomicBool::new(false), AtomicBool::new(false));
+        // the registrations start once the reader reads (on a busy machine it may be scheduled last)
+        let register = |ws: &[&'static Worker]| {
+            while !reading.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            ws.iter().map(|&w| fill_slot(&SLOTS, w)).collect::<Vec<_>>()
+        };
         let placed = std::thread::scope(|s| {
             // a reader while they register: what it sees is always a prefix of distinct workers
             let reader = s.spawn(|| {
@@ -395,10 +402,11 @@ mod tests {
                     distinct.dedup();
                     assert_eq!(distinct.len(), seen.len());
                     reads += 1;
+                    reading.store(true, Ordering::Release);
                 }
                 reads
             });
-            let handles: Vec<_> = workers.chunks(4).map(|ws| s.spawn(move || ws.iter().map(|&w| fill_slot(&SLOTS, w)).collect::<Vec<_>>())).collect();
+            let handles: Vec<_> = workers.chunks(4).map(|ws| s.spawn(|| register(ws))).collect();
             let placed: Vec<bool> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
             stop.store(true, Ordering::Release);
             assert!(reader.join().unwrap() > 0);
