@@ -233,6 +233,14 @@ describe("input errors", () => {
     expect(() => lm.generateSync([[5, 6, 1]], { max_new_token: 3 } as never)).toThrow(BadConfigError);
     expect(() => lm.generateSync([[5, 6, 1]], { num_beams: 0 })).toThrow(BadConfigError);
     expect(() => lm.generateSync([[5, 6, 1]], { max_new_tokens: -1 })).toThrow(BadConfigError);
+    // an id where bad_words_ids wants a list of ids (transformers' list of lists), and a word that is no id
+    expect(() => lm.generateSync([[5, 6, 1]], { bad_words_ids: [6737, 95] as never })).toThrow(
+      "invalid config: generation option bad_words_ids[0] must be a list of token ids (bad_words_ids is a list of lists, as in transformers), got 6737",
+    );
+    expect(() => lm.generateSync([[5, 6, 1]], { bad_words_ids: [[5], "x"] as never })).toThrow("invalid config: generation option bad_words_ids: must be a list of lists of token ids");
+    expect(() => lm.generateSync([[5, 6, 1]], { eos_token_id: "1" as never })).toThrow("invalid config: generation option eos_token_id: must be a token id or a list of token ids");
+    expect(() => lm.generateSync([[5, 6, 1]], { bad_words_ids: 9 as never })).toThrow("invalid config: generation option bad_words_ids: must be a list of lists of token ids");
+    expect(() => lm.generateSync([[5, 6, 1]], { max_new_tokens: true as never })).toThrow("invalid config: generation option max_new_tokens: invalid type: boolean `true`, expected f64");
   });
 
   it("the engine survives bad calls made straight to the wasm bindings", async () => {

@@ -57,3 +57,45 @@ describe.each(FORMATS)("the $target fuzz corpus as $file $options", ({ target, f
     m.dispose();
   }, 300_000);
 });
+
+describe("the generate_options fuzz corpus as generate() options", () => {
+  // each JSON object of crates/t5-fuzz/corpus/generate_options as the options of one generate on tiny-t5, stopped
+  // after 100 ms by an AbortSignal where it runs long: it returns ids or is a typed error (an option that names
+  // itself, a budget, the abort), never a trap
+  it("every object generates or is a typed error, never a trap", async () => {
+    const dir = join(CORPUS, "generate_options");
+    const m = await T5ForConditionalGeneration.fromPretrained(modelDir("tiny-t5"));
+    const codes = new Map<string, number>();
+    let objects = 0;
+    for (const f of readdirSync(dir)) {
+      let options: unknown;
+      try {
+        options = JSON.parse(readFileSync(join(dir, f), "utf8"));
+      } catch {
+        continue; // not JSON here either (the target returns at once)
+      }
+      if (options === null || typeof options !== "object" || Array.isArray(options)) continue;
+      objects++;
+      try {
+        const ids = await m.generate({ input_ids: [[37, 9, 5, 1]] }, { ...(options as object), signal: AbortSignal.timeout(100) });
+        expect(ids.length, f).toBeGreaterThan(0);
+        codes.set("generated", (codes.get("generated") ?? 0) + 1);
+      } catch (e) {
+        expect(e, `${f}: ${String(e)}`).toBeInstanceOf(T5WebError);
+        expect(e, `${f}: ${String(e)}`).not.toBeInstanceOf(EngineFailureError);
+        const code = (e as T5WebError).code;
+        // a bad option is named, in the engine's words (not a JS engine's internals)
+        const message = (e as Error).message;
+        if (code === "BadConfig") {
+          expect(/generation options? /.test(message) || Object.keys(options as object).some((k) => message.includes(k)), `${f}: ${message}`).toBe(true);
+          expect(message, f).not.toMatch(/TypeError|Reflect|undefined|Error: /);
+        }
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      }
+    }
+    expect(objects).toBeGreaterThan(100);
+    expect(codes.get("generated") ?? 0).toBeGreaterThan(0);
+    expect((await m.generate({ input_ids: [[37, 9, 5, 1]] }, { max_new_tokens: 3 })).length).toBe(1);
+    m.dispose();
+  }, 300_000);
+});

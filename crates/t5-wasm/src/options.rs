@@ -34,7 +34,8 @@ pub struct GenerateOptions {
     pub top_p: Option<f64>,
     pub repetition_penalty: Option<f64>,
     pub no_repeat_ngram_size: Option<f64>,
-    pub bad_words_ids: Option<Vec<Vec<f64>>>,
+    /// A list of lists of token ids; an id where a list belongs is a typed error that says so.
+    pub bad_words_ids: Option<IdLists>,
     pub forced_eos_token_id: Option<OneOrMany>,
     pub cache_implementation: Option<String>,
     pub seed: Option<f64>,
@@ -42,10 +43,19 @@ pub struct GenerateOptions {
 
 /// A token id or a list of them.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "must be a token id or a list of token ids")]
 pub enum OneOrMany {
     One(f64),
     Many(Vec<f64>),
+}
+
+/// `bad_words_ids`: a list whose rows are lists of token ids. Read as any value first (untagged), so a number or a
+/// string here is this type's error, not serde-wasm-bindgen's iteration of a value that is not a list (whose JS
+/// `TypeError` would be the message); a row that is one id is kept to be named in [`GenerateOptions::apply`].
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "must be a list of lists of token ids")]
+pub enum IdLists {
+    Rows(Vec<OneOrMany>),
 }
 
 /// `early_stopping`: `true`, `false` or `"never"`.
@@ -143,7 +153,9 @@ impl GenerateOptions {
         let d = serde_wasm_bindgen::Deserializer::from(v);
         serde_path_to_error::deserialize(d).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner();
+            // serde-wasm-bindgen's error is a JS Error, shown as `Error: <message>`
+            let inner = e.into_inner().to_string();
+            let inner = inner.strip_prefix("Error: ").unwrap_or(&inner);
             let msg = if path == "." || path.is_empty() { format!("generation options: {inner}") } else { format!("generation option {path}: {inner}") };
             js_err(bad(msg))
         })
@@ -202,8 +214,12 @@ impl GenerateOptions {
         if let Some(v) = self.no_repeat_ngram_size {
             gen.no_repeat_ngram_size = count("no_repeat_ngram_size", v)?;
         }
-        if let Some(rows) = &self.bad_words_ids {
-            gen.bad_words_ids = Some(rows.iter().map(|r| r.iter().map(|&x| token_id("bad_words_ids", x)).collect()).collect::<Result<_, _>>()?);
+        if let Some(IdLists::Rows(rows)) = &self.bad_words_ids {
+            let row = |(i, r): (usize, &OneOrMany)| match r {
+                OneOrMany::Many(xs) => xs.iter().map(|&x| token_id("bad_words_ids", x)).collect(),
+                OneOrMany::One(x) => Err(bad(format!("generation option bad_words_ids[{i}] must be a list of token ids (bad_words_ids is a list of lists, as in transformers), got {}", show(*x)))),
+            };
+            gen.bad_words_ids = Some(rows.iter().enumerate().map(row).collect::<Result<_, _>>()?);
         }
         if let Some(v) = &self.forced_eos_token_id {
             gen.forced_eos_token_id = Some(ids("forced_eos_token_id", v)?);
