@@ -1,8 +1,9 @@
 /**
- * The weight-file fuzz corpora through the public API in WebAssembly: every file of crates/t5-fuzz/corpus/<format>/
- * (libFuzzer's minimised inputs, edge cases and every crash found; the native fuzz targets replay them in
- * `cargo test -p t5-fuzz`) loads or is a typed error from `fromPretrained` here too, where `usize` is 32 bits and a
- * trap would be an `EngineFailureError`; and a good model loads afterwards.
+ * The fuzz corpora of the load and generate targets through the public API in WebAssembly: every file of
+ * crates/t5-fuzz/corpus/<target>/ (libFuzzer's minimised inputs, edge cases and every crash found; the native fuzz
+ * targets replay them in `cargo test -p t5-fuzz`) loads or is a typed error from `fromPretrained` here too, where
+ * `usize` is 32 bits and a trap would be an `EngineFailureError`, and a good model loads afterwards; every
+ * generate_options object gives ids or a typed error from `generate()`.
  */
 
 import { readdirSync, readFileSync } from "node:fs";
