@@ -34,6 +34,25 @@ function filesWith(file: string, bytes: Uint8Array): Record<string, Uint8Array> 
   return { "config.json": config, [file]: bytes };
 }
 
+/**
+ * Runs `call` for corpus file `what`, counting its outcome in `codes` (`ok`, or the error's code): an error must be
+ * typed and not a trap (`EngineFailureError`). Returns the error, if any.
+ */
+async function outcome(codes: Map<string, number>, what: string, ok: string, call: () => Promise<void>): Promise<T5WebError | undefined> {
+  let code = ok;
+  let err: T5WebError | undefined;
+  try {
+    await call();
+  } catch (e) {
+    expect(e, `${what}: ${String(e)}`).toBeInstanceOf(T5WebError);
+    expect(e, `${what}: ${String(e)}`).not.toBeInstanceOf(EngineFailureError);
+    err = e as T5WebError;
+    code = err.code;
+  }
+  codes.set(code, (codes.get(code) ?? 0) + 1);
+  return err;
+}
+
 describe.each(FORMATS)("the $target fuzz corpus as $file $options", ({ target, file, options }) => {
   it("every file loads or is a typed error, never a trap; a good model loads afterwards", async () => {
     const dir = join(CORPUS, target);
@@ -41,15 +60,7 @@ describe.each(FORMATS)("the $target fuzz corpus as $file $options", ({ target, f
     expect(names.filter((f) => f.startsWith("min-")).length).toBeGreaterThan(50);
     const codes = new Map<string, number>();
     for (const f of names) {
-      try {
-        (await T5ForConditionalGeneration.fromPretrained(filesWith(file, readFileSync(join(dir, f))), options)).dispose();
-        codes.set("loaded", (codes.get("loaded") ?? 0) + 1);
-      } catch (e) {
-        expect(e, `${target}/${f}: ${String(e)}`).toBeInstanceOf(T5WebError);
-        expect(e, `${target}/${f}: ${String(e)}`).not.toBeInstanceOf(EngineFailureError);
-        const code = (e as T5WebError).code;
-        codes.set(code, (codes.get(code) ?? 0) + 1);
-      }
+      await outcome(codes, `${target}/${f}`, "loaded", async () => (await T5ForConditionalGeneration.fromPretrained(filesWith(file, readFileSync(join(dir, f))), options)).dispose());
     }
     // most of a fuzz corpus is broken files: typed errors of the load's kinds
     expect([...codes.keys()].some((c) => ["BadWeights", "BadConfig", "BadJson", "MissingTensor"].includes(c))).toBe(true);
@@ -77,21 +88,15 @@ describe("the generate_options fuzz corpus as generate() options", () => {
       }
       if (options === null || typeof options !== "object" || Array.isArray(options)) continue;
       objects++;
-      try {
-        const ids = await m.generate({ input_ids: [[37, 9, 5, 1]] }, { ...(options as object), signal: AbortSignal.timeout(100) });
+      const given = options as object;
+      const err = await outcome(codes, f, "generated", async () => {
+        const ids = await m.generate({ input_ids: [[37, 9, 5, 1]] }, { ...given, signal: AbortSignal.timeout(100) });
         expect(ids.length, f).toBeGreaterThan(0);
-        codes.set("generated", (codes.get("generated") ?? 0) + 1);
-      } catch (e) {
-        expect(e, `${f}: ${String(e)}`).toBeInstanceOf(T5WebError);
-        expect(e, `${f}: ${String(e)}`).not.toBeInstanceOf(EngineFailureError);
-        const code = (e as T5WebError).code;
-        // a bad option is named, in the engine's words (not a JS engine's internals)
-        const message = (e as Error).message;
-        if (code === "BadConfig") {
-          expect(/generation options? /.test(message) || Object.keys(options as object).some((k) => message.includes(k)), `${f}: ${message}`).toBe(true);
-          expect(message, f).not.toMatch(/TypeError|Reflect|undefined|Error: /);
-        }
-        codes.set(code, (codes.get(code) ?? 0) + 1);
+      });
+      // a bad option is named, in the engine's words (not a JS engine's internals)
+      if (err?.code === "BadConfig") {
+        expect(/generation options? /.test(err.message) || Object.keys(given).some((k) => err.message.includes(k)), `${f}: ${err.message}`).toBe(true);
+        expect(err.message, f).not.toMatch(/TypeError|Reflect|undefined|Error: /);
       }
     }
     expect(objects).toBeGreaterThan(100);
